@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the real peers the tests talk to, only where they are missing:
+#   smtp-sink / smtp-source (Debian postfix, "No configuration"), spamassassin,
+#   chromium, and the Python DKIM verifier (dkimpy + PyNaCl for Ed25519).
+# Non-interactive, idempotent, and quick when everything is already present.
+set -euo pipefail
+
+need_apt=()
+command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || need_apt+=(postfix)
+command -v spamassassin >/dev/null 2>&1 || need_apt+=(spamassassin)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "install-test-peers: installing Debian packages: ${need_apt[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  # postfix asks how to configure itself: "No configuration" leaves it unconfigured and stopped.
+  echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+PY="${PYTHON:-python3}"
+if ! "$PY" -c 'import dkim, nacl' >/dev/null 2>&1; then
+  echo "install-test-peers: installing Python modules dkimpy, PyNaCl for $PY"
+  "$PY" -m pip install -q dkimpy pynacl
+fi
+
+# Say where each peer is, so a failing run shows what was found.
+for tool in smtp-sink smtp-source spamassassin chromium; do
+  path="$(command -v "$tool" 2>/dev/null || true)"
+  [ -z "$path" ] && [ -x "/usr/sbin/$tool" ] && path="/usr/sbin/$tool"
+  if [ -z "$path" ]; then
+    echo "install-test-peers: $tool is still missing" >&2
+    exit 1
+  fi
+  echo "install-test-peers: $tool -> $path"
+done
+"$PY" -c 'import dkim; print("install-test-peers: python dkim ->", dkim.__file__)'

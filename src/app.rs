@@ -1,0 +1,77 @@
+//! `serve`: builds everything from the configuration, binds the listeners, runs until
+//! SIGINT/SIGTERM, then stops in order: stop accepting, let in-flight requests finish,
+//! stop the workers, flush the store. Nothing depends on this module.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::services::Services;
+use crate::shutdown::{OsSignals, ShutdownTrigger};
+
+/// A running server, for tests and `serve`.
+pub struct Running {
+    /// The address the HTTP listener bound (the real port when 0 was asked).
+    pub http_addr: SocketAddr,
+    trigger: ShutdownTrigger,
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    services: Services,
+}
+
+impl Running {
+    /// Stops the server and waits until the store is flushed.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.trigger.trigger();
+        self.http.await.context("the HTTP task panicked")??;
+        self.services.store.flush().await?;
+        tracing::info!("stopped; store flushed");
+        Ok(())
+    }
+}
+
+/// Opens the store, binds every listener and starts every task.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let listen = config.server.listen;
+    let services = Services::open(config)?;
+    let trigger = ShutdownTrigger::new();
+
+    let socket = crate::control::serve_socket(services.clone(), trigger.subscribe())
+        .await
+        .with_context(|| {
+            format!(
+                "cannot create the control socket in {}",
+                services.store.path().display()
+            )
+        })?;
+    tracing::info!(socket = %socket.display(), "control socket ready");
+
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (server.listen)"))?;
+    let http_addr = listener.local_addr()?;
+    tracing::info!(addr = %http_addr, "http listening on http://{http_addr}");
+
+    let mut stop = trigger.subscribe();
+    let router = crate::web::router(services.clone());
+    let http = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.recv().await })
+            .await
+    });
+    Ok(Running {
+        http_addr,
+        trigger,
+        http,
+        services,
+    })
+}
+
+/// `mailgate serve`: start, wait for a signal, stop cleanly.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let mut signals = OsSignals::install().context("cannot install signal handlers")?;
+    let running = start(config).await?;
+    signals.recv().await;
+    running.stop().await
+}

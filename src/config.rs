@@ -1,0 +1,1122 @@
+//! Configuration: one TOML file, overridden by `MAILGATE__SECTION__KEY` environment
+//! variables, overridden in turn by `--set section.key=value` flags.
+//!
+//! Shaped like ripgrep's `LowArgs → HiArgs`: [`RawConfig`] is what serde reads (strings
+//! for durations and addresses, so a bad value is our error, not serde's), and
+//! [`Config`] is the validated result the rest of the program uses. Loading never stops
+//! at the first problem: unknown keys, type errors (one per section), bad durations,
+//! bad addresses and missing key files are all collected and reported together, each
+//! with its key path, because an operator fixing a config wants the whole list at once.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::domain::address::is_host_name;
+use crate::domain::duration::parse_duration;
+use crate::domain::{Address, Mailbox};
+
+/// Where the configuration file is looked for when neither `--config` nor
+/// `MAILGATE_CONFIG` names one.
+pub const DEFAULT_CONFIG_PATH: &str = "config/mailgate.toml";
+/// The prefix of environment overrides.
+pub const ENV_PREFIX: &str = "MAILGATE__";
+
+/// One configuration problem, with the key it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Dotted key path, e.g. `flows.link_lifetime` or `dkim[0].key_file`; empty for the
+    /// file as a whole.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+/// Every problem found while loading, and the file they were found in.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors {
+    pub source: Option<PathBuf>,
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Some(p) => writeln!(
+                f,
+                "{} problem(s) in the configuration {}:",
+                self.problems.len(),
+                p.display()
+            )?,
+            None => writeln!(
+                f,
+                "{} problem(s) in the configuration:",
+                self.problems.len()
+            )?,
+        }
+        for p in &self.problems {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+// ---------------------------------------------------------------------------------
+// Raw: what the file says.
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+struct RawServer {
+    listen: Option<String>,
+    public_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+struct RawStore {
+    path: Option<String>,
+    fsync: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+struct RawSender {
+    from: Option<String>,
+    bounce_domain: Option<String>,
+    hostname: Option<String>,
+    organization: Option<String>,
+    contact: Option<String>,
+    verp_secret_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+struct RawDkim {
+    domain: Option<String>,
+    selector: Option<String>,
+    algorithm: Option<String>,
+    key_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+struct RawDelivery {
+    mode: Option<String>,
+    outbox_dir: Option<String>,
+    relay: Option<String>,
+    relay_tls: Option<String>,
+    relay_user: Option<String>,
+    relay_password_file: Option<String>,
+    max_connections: Option<u32>,
+    max_connections_per_domain: Option<u32>,
+    messages_per_connection: Option<u32>,
+    retry_schedule: Option<Vec<String>>,
+    message_lifetime: Option<String>,
+    connect_timeout: Option<String>,
+    command_timeout: Option<String>,
+    require_tls: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+struct RawInbound {
+    listen: Option<String>,
+    max_message_size: Option<u64>,
+    max_connections: Option<u32>,
+    timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+struct RawFlows {
+    link_lifetime: Option<String>,
+    code_lifetime: Option<String>,
+    app_url: Option<String>,
+    timezone_ja: Option<String>,
+    timezone_en: Option<String>,
+    default_locale: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+struct RawLog {
+    format: Option<String>,
+    level: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+struct RawTemplates {
+    dir: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------
+// Validated.
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from, if any.
+    pub source: Option<PathBuf>,
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub sender: SenderConfig,
+    pub dkim: Vec<DkimKeyConfig>,
+    pub delivery: DeliveryConfig,
+    pub inbound: InboundConfig,
+    pub flows: FlowsConfig,
+    pub log: LogConfig,
+    pub templates: TemplatesConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Base of every link in mail: never taken from a Host header.
+    pub public_url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+    /// fdatasync the store's files after each flush, so acknowledged mail survives
+    /// power loss and not only a killed process (DESIGN.md, Reliability).
+    pub fsync: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct SenderConfig {
+    pub from: Mailbox,
+    pub bounce_domain: String,
+    pub hostname: String,
+    /// Who is writing, shown in mail and pages ("Example City Health Office").
+    pub organization: String,
+    /// Who to contact, shown in mail and pages.
+    pub contact: String,
+    /// A file holding the VERP MAC secret; when absent, one is generated in the store.
+    pub verp_secret_file: Option<PathBuf>,
+}
+
+/// Signing algorithms mailgate offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DkimAlgorithm {
+    Ed25519,
+    Rsa,
+}
+
+#[derive(Debug, Clone)]
+pub struct DkimKeyConfig {
+    pub domain: String,
+    pub selector: String,
+    pub algorithm: DkimAlgorithm,
+    pub key_file: PathBuf,
+}
+
+/// How messages leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryMode {
+    /// Signed `.eml` files written to a folder: works on any machine.
+    Outbox,
+    /// Every message to one smart host.
+    Relay,
+    /// Direct to each recipient domain's MX.
+    Mx,
+}
+
+/// TLS towards the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayTls {
+    None,
+    Starttls,
+    Implicit,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    pub mode: DeliveryMode,
+    pub outbox_dir: PathBuf,
+    pub relay: Option<String>,
+    pub relay_tls: RelayTls,
+    pub relay_user: Option<String>,
+    pub relay_password_file: Option<PathBuf>,
+    pub max_connections: usize,
+    pub max_connections_per_domain: usize,
+    pub messages_per_connection: usize,
+    pub retry_schedule: Vec<Duration>,
+    pub message_lifetime: Duration,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+    /// Refuse to send in clear text where STARTTLS is not offered.
+    pub require_tls: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct InboundConfig {
+    /// The bounce listener; `None` when the key is empty.
+    pub listen: Option<SocketAddr>,
+    pub max_message_size: u64,
+    pub max_connections: usize,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct FlowsConfig {
+    pub link_lifetime: Duration,
+    pub code_lifetime: Duration,
+    pub app_url: String,
+    pub timezone_ja: chrono_tz::Tz,
+    pub timezone_en: chrono_tz::Tz,
+    pub default_locale: String,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TemplatesConfig {
+    /// A folder whose files replace the built-in templates of the same name.
+    pub dir: Option<PathBuf>,
+}
+
+// ---------------------------------------------------------------------------------
+// Loading.
+
+/// Where a configuration comes from: the file, the environment, and `--set` flags.
+#[derive(Debug, Default, Clone)]
+pub struct ConfigSources {
+    /// `--config PATH`.
+    pub path: Option<PathBuf>,
+    /// Environment variables to consider (normally `std::env::vars()`).
+    pub env: Vec<(String, String)>,
+    /// `--set section.key=value` flags, in order.
+    pub overrides: Vec<String>,
+}
+
+impl ConfigSources {
+    /// The sources of a normal run: flags given, and this process's environment.
+    pub fn from_process(path: Option<PathBuf>, overrides: Vec<String>) -> ConfigSources {
+        ConfigSources {
+            path,
+            env: std::env::vars().collect(),
+            overrides,
+        }
+    }
+
+    /// The file to read: `--config`, else `MAILGATE_CONFIG`, else the default path.
+    pub fn resolve_path(&self) -> PathBuf {
+        if let Some(p) = &self.path {
+            return p.clone();
+        }
+        if let Some((_, v)) = self.env.iter().find(|(k, _)| k == "MAILGATE_CONFIG")
+            && !v.is_empty()
+        {
+            return PathBuf::from(v);
+        }
+        PathBuf::from(DEFAULT_CONFIG_PATH)
+    }
+}
+
+impl Config {
+    /// Reads, merges and validates the configuration, reporting every problem at once.
+    pub fn load(sources: &ConfigSources) -> Result<Config, ConfigErrors> {
+        let path = sources.resolve_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                return Err(ConfigErrors {
+                    source: Some(path.clone()),
+                    problems: vec![ConfigProblem {
+                        key: String::new(),
+                        message: format!("cannot read {}: {e}", path.display()),
+                    }],
+                });
+            }
+        };
+        Config::from_toml_str(&text, sources)
+            .map_err(|mut e| {
+                e.source = Some(path.clone());
+                e
+            })
+            .map(|mut c| {
+                c.source = Some(path);
+                c
+            })
+    }
+
+    /// Validates a configuration given as TOML text, with the environment and flag
+    /// overrides of `sources` applied on top (the file path in `sources` is ignored).
+    pub fn from_toml_str(text: &str, sources: &ConfigSources) -> Result<Config, ConfigErrors> {
+        let mut problems = Vec::new();
+        let mut table: toml::Table = match text.parse() {
+            Ok(t) => t,
+            Err(e) => {
+                return Err(ConfigErrors {
+                    source: None,
+                    problems: vec![ConfigProblem {
+                        key: String::new(),
+                        message: format!("not valid TOML: {e}"),
+                    }],
+                });
+            }
+        };
+        apply_env_overrides(&mut table, &sources.env, &mut problems);
+        for o in &sources.overrides {
+            match o.split_once('=') {
+                Some((key, value)) => {
+                    let path: Vec<String> = key.trim().split('.').map(str::to_string).collect();
+                    set_path(
+                        &mut table,
+                        &path,
+                        parse_override_value(value),
+                        &mut problems,
+                        key,
+                    );
+                }
+                None => problems.push(ConfigProblem {
+                    key: o.clone(),
+                    message: "a --set flag must look like section.key=value".into(),
+                }),
+            }
+        }
+        let config = validate(table, &mut problems);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors {
+                source: None,
+                problems,
+            })
+        }
+    }
+}
+
+/// A value given in the environment or a flag: TOML when it parses as TOML (numbers,
+/// booleans, arrays, quoted strings), else the text itself as a string.
+fn parse_override_value(v: &str) -> toml::Value {
+    match format!("v = {v}").parse::<toml::Table>() {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(v.to_string())),
+        Err(_) => toml::Value::String(v.to_string()),
+    }
+}
+
+fn apply_env_overrides(
+    table: &mut toml::Table,
+    env: &[(String, String)],
+    problems: &mut Vec<ConfigProblem>,
+) {
+    let mut vars: Vec<&(String, String)> = env
+        .iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .collect();
+    vars.sort();
+    for (name, value) in vars {
+        let path: Vec<String> = name[ENV_PREFIX.len()..]
+            .split("__")
+            .map(|s| s.to_ascii_lowercase())
+            .collect();
+        set_path(table, &path, parse_override_value(value), problems, name);
+    }
+}
+
+/// Sets `path` in the table. A numeric segment indexes an array of tables
+/// (`MAILGATE__DKIM__0__KEY_FILE`).
+fn set_path(
+    table: &mut toml::Table,
+    path: &[String],
+    value: toml::Value,
+    problems: &mut Vec<ConfigProblem>,
+    origin: &str,
+) {
+    if path.is_empty() || path.iter().any(|p| p.is_empty()) {
+        problems.push(ConfigProblem {
+            key: origin.to_string(),
+            message: "an override must name a section and a key".into(),
+        });
+        return;
+    }
+    let mut cur = table;
+    for (i, seg) in path[..path.len() - 1].iter().enumerate() {
+        let next_is_index = path[i + 1].parse::<usize>().is_ok();
+        let entry = cur.entry(seg.clone()).or_insert_with(|| {
+            if next_is_index {
+                toml::Value::Array(Vec::new())
+            } else {
+                toml::Value::Table(toml::Table::new())
+            }
+        });
+        match entry {
+            toml::Value::Table(t) => cur = t,
+            toml::Value::Array(arr) if next_is_index => {
+                let idx: usize = path[i + 1].parse().unwrap_or(0);
+                while arr.len() <= idx {
+                    arr.push(toml::Value::Table(toml::Table::new()));
+                }
+                let rest = &path[i + 2..];
+                if let toml::Value::Table(t) = &mut arr[idx] {
+                    if rest.is_empty() {
+                        problems.push(ConfigProblem {
+                            key: origin.to_string(),
+                            message: "an override must end in a key".into(),
+                        });
+                    } else {
+                        set_path(t, rest, value, problems, origin);
+                    }
+                }
+                return;
+            }
+            _ => {
+                problems.push(ConfigProblem {
+                    key: path[..=i].join("."),
+                    message: format!("{origin} treats it as a section, but it is a value"),
+                });
+                return;
+            }
+        }
+    }
+    cur.insert(path[path.len() - 1].clone(), value);
+}
+
+/// Deserializes one section, collecting unknown keys (every one) and a type error.
+fn section<T: DeserializeOwned + Default>(
+    value: Option<toml::Value>,
+    prefix: &str,
+    problems: &mut Vec<ConfigProblem>,
+) -> T {
+    let Some(value) = value else {
+        return T::default();
+    };
+    let mut unknown = Vec::new();
+    let result: Result<T, _> =
+        serde_ignored::deserialize(value, |path| unknown.push(path.to_string()));
+    for u in unknown {
+        problems.push(ConfigProblem {
+            key: format!("{prefix}.{u}"),
+            message: "unknown key".into(),
+        });
+    }
+    match result {
+        Ok(t) => t,
+        Err(e) => {
+            problems.push(ConfigProblem {
+                key: prefix.to_string(),
+                message: e.to_string(),
+            });
+            T::default()
+        }
+    }
+}
+
+/// Collects values and problems for one section's keys.
+struct Checker<'a> {
+    prefix: String,
+    problems: &'a mut Vec<ConfigProblem>,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, key: &str, message: impl Into<String>) {
+        self.problems.push(ConfigProblem {
+            key: format!("{}.{key}", self.prefix),
+            message: message.into(),
+        });
+    }
+
+    fn duration(&mut self, key: &str, v: Option<String>, default: &str) -> Duration {
+        let s = v.unwrap_or_else(|| default.to_string());
+        match parse_duration(&s) {
+            Ok(d) if d.is_zero() => {
+                self.problem(key, "must be longer than zero");
+                parse_duration(default).unwrap_or_default()
+            }
+            Ok(d) => d,
+            Err(e) => {
+                self.problem(key, e);
+                parse_duration(default).unwrap_or_default()
+            }
+        }
+    }
+
+    fn socket(&mut self, key: &str, v: &str) -> Option<SocketAddr> {
+        match v.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.problem(
+                    key,
+                    format!("{v:?} is not an address and port such as \"127.0.0.1:8080\""),
+                );
+                None
+            }
+        }
+    }
+
+    fn host(&mut self, key: &str, v: Option<String>, default: &str) -> String {
+        let s = v.unwrap_or_else(|| default.to_string());
+        if !is_host_name(&s) {
+            self.problem(key, format!("{s:?} is not a host name"));
+        }
+        s.to_ascii_lowercase()
+    }
+
+    fn url(&mut self, key: &str, v: Option<String>, default: &str) -> String {
+        let s = v.unwrap_or_else(|| default.to_string());
+        let ok = (s.starts_with("https://") || s.starts_with("http://"))
+            && s.split("://").nth(1).is_some_and(|rest| !rest.is_empty());
+        if !ok {
+            self.problem(key, format!("{s:?} is not an http:// or https:// URL"));
+        }
+        s.trim_end_matches('/').to_string()
+    }
+
+    fn count(&mut self, key: &str, v: Option<u32>, default: u32) -> usize {
+        match v.unwrap_or(default) {
+            0 => {
+                self.problem(key, "must be at least 1");
+                default as usize
+            }
+            n => n as usize,
+        }
+    }
+
+    fn timezone(&mut self, key: &str, v: Option<String>, default: &str) -> chrono_tz::Tz {
+        let s = v.unwrap_or_else(|| default.to_string());
+        match s.parse::<chrono_tz::Tz>() {
+            Ok(tz) => tz,
+            Err(_) => {
+                self.problem(
+                    key,
+                    format!("{s:?} is not a time zone name such as \"Asia/Tokyo\""),
+                );
+                chrono_tz::UTC
+            }
+        }
+    }
+}
+
+fn validate(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Config {
+    const SECTIONS: &[&str] = &[
+        "server",
+        "store",
+        "sender",
+        "dkim",
+        "delivery",
+        "inbound",
+        "flows",
+        "log",
+        "templates",
+    ];
+    let mut unknown: Vec<String> = table
+        .keys()
+        .filter(|k| !SECTIONS.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    unknown.sort();
+    for k in unknown {
+        problems.push(ConfigProblem {
+            key: k.clone(),
+            message: format!("unknown key (the sections are: {})", SECTIONS.join(", ")),
+        });
+    }
+
+    let raw_server: RawServer = section(table.remove("server"), "server", problems);
+    let raw_store: RawStore = section(table.remove("store"), "store", problems);
+    let raw_sender: RawSender = section(table.remove("sender"), "sender", problems);
+    let raw_delivery: RawDelivery = section(table.remove("delivery"), "delivery", problems);
+    let raw_inbound: RawInbound = section(table.remove("inbound"), "inbound", problems);
+    let raw_flows: RawFlows = section(table.remove("flows"), "flows", problems);
+    let raw_log: RawLog = section(table.remove("log"), "log", problems);
+    let raw_templates: RawTemplates = section(table.remove("templates"), "templates", problems);
+    let raw_dkim: Vec<RawDkim> = match table.remove("dkim") {
+        None => Vec::new(),
+        Some(toml::Value::Array(items)) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| section(Some(v), &format!("dkim[{i}]"), problems))
+            .collect(),
+        Some(_) => {
+            problems.push(ConfigProblem {
+                key: "dkim".into(),
+                message: "must be written as [[dkim]] tables, one per key".into(),
+            });
+            Vec::new()
+        }
+    };
+
+    let server = {
+        let mut c = Checker {
+            prefix: "server".into(),
+            problems,
+        };
+        let listen = raw_server.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+        ServerConfig {
+            listen: c
+                .socket("listen", &listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            public_url: c.url("public_url", raw_server.public_url, "http://localhost:8080"),
+        }
+    };
+
+    let store = StoreConfig {
+        path: PathBuf::from(raw_store.path.unwrap_or_else(|| "data/store".into())),
+        fsync: raw_store.fsync.unwrap_or(true),
+    };
+
+    let sender = {
+        let mut c = Checker {
+            prefix: "sender".into(),
+            problems,
+        };
+        let from_text = raw_sender
+            .from
+            .unwrap_or_else(|| "mailgate <no-reply@example.com>".into());
+        let from = match Mailbox::parse(&from_text) {
+            Ok(m) => {
+                if m.name.as_deref().is_some_and(|n| n.contains('@')) {
+                    c.problem(
+                        "from",
+                        "the display name looks like an address, which reads as phishing: use a name such as \"Example City Health Office\"",
+                    );
+                }
+                m
+            }
+            Err(e) => {
+                c.problem("from", e.to_string());
+                Mailbox {
+                    name: None,
+                    address: Address::parse("no-reply@example.com").expect("valid literal"),
+                }
+            }
+        };
+        let bounce_domain = c.host(
+            "bounce_domain",
+            raw_sender.bounce_domain,
+            "bounces.example.com",
+        );
+        let hostname = c.host("hostname", raw_sender.hostname, "mail.example.com");
+        let organization = raw_sender
+            .organization
+            .or_else(|| from.name.clone())
+            .unwrap_or_else(|| "mailgate".into());
+        SenderConfig {
+            from,
+            bounce_domain,
+            hostname,
+            organization,
+            contact: raw_sender.contact.unwrap_or_default(),
+            verp_secret_file: raw_sender.verp_secret_file.map(PathBuf::from),
+        }
+    };
+
+    let mut dkim = Vec::new();
+    for (i, d) in raw_dkim.into_iter().enumerate() {
+        let mut c = Checker {
+            prefix: format!("dkim[{i}]"),
+            problems,
+        };
+        let domain = match d.domain {
+            Some(s) => c.host("domain", Some(s), ""),
+            None => {
+                c.problem("domain", "missing: the d= domain of this key");
+                String::new()
+            }
+        };
+        let selector = d.selector.unwrap_or_default();
+        if selector.is_empty() || !is_host_name(&selector) {
+            c.problem(
+                "selector",
+                format!("{selector:?} is not a DNS label such as \"mg2026a\""),
+            );
+        }
+        let algorithm = match d.algorithm.as_deref().unwrap_or("ed25519") {
+            "ed25519" => DkimAlgorithm::Ed25519,
+            "rsa" | "rsa-sha256" => DkimAlgorithm::Rsa,
+            other => {
+                c.problem(
+                    "algorithm",
+                    format!("{other:?} is not one of \"ed25519\", \"rsa\""),
+                );
+                DkimAlgorithm::Ed25519
+            }
+        };
+        let key_file = match d.key_file {
+            Some(f) => {
+                let p = PathBuf::from(f);
+                check_readable_file(&mut c, "key_file", &p);
+                p
+            }
+            None => {
+                c.problem("key_file", "missing: the PEM file of the private key");
+                PathBuf::new()
+            }
+        };
+        dkim.push(DkimKeyConfig {
+            domain,
+            selector,
+            algorithm,
+            key_file,
+        });
+    }
+
+    let delivery = {
+        let mut c = Checker {
+            prefix: "delivery".into(),
+            problems,
+        };
+        let mode = match raw_delivery.mode.as_deref().unwrap_or("outbox") {
+            "outbox" => DeliveryMode::Outbox,
+            "relay" => DeliveryMode::Relay,
+            "mx" => DeliveryMode::Mx,
+            other => {
+                c.problem(
+                    "mode",
+                    format!("{other:?} is not one of \"outbox\", \"relay\", \"mx\""),
+                );
+                DeliveryMode::Outbox
+            }
+        };
+        let relay_tls = match raw_delivery.relay_tls.as_deref().unwrap_or("starttls") {
+            "none" => RelayTls::None,
+            "starttls" => RelayTls::Starttls,
+            "implicit" => RelayTls::Implicit,
+            other => {
+                c.problem(
+                    "relay_tls",
+                    format!("{other:?} is not one of \"none\", \"starttls\", \"implicit\""),
+                );
+                RelayTls::Starttls
+            }
+        };
+        if let Some(r) = &raw_delivery.relay {
+            if !r.contains(':') {
+                c.problem(
+                    "relay",
+                    format!("{r:?} needs a port, as in \"smtp.example.jp:587\""),
+                );
+            }
+        } else if mode == DeliveryMode::Relay {
+            c.problem(
+                "relay",
+                "missing: delivery.mode is \"relay\", so name the host:port",
+            );
+        }
+        let relay_password_file = raw_delivery.relay_password_file.map(PathBuf::from);
+        if let Some(p) = &relay_password_file {
+            check_readable_file(&mut c, "relay_password_file", p);
+        }
+        let schedule_text = raw_delivery.retry_schedule.unwrap_or_else(|| {
+            ["1m", "2m", "5m", "10m", "20m", "40m", "1h"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        });
+        let mut retry_schedule = Vec::new();
+        for (i, s) in schedule_text.into_iter().enumerate() {
+            match parse_duration(&s) {
+                Ok(d) => retry_schedule.push(d),
+                Err(e) => c.problem(&format!("retry_schedule[{i}]"), e),
+            }
+        }
+        if retry_schedule.is_empty() {
+            retry_schedule.push(Duration::from_secs(3600));
+        }
+        DeliveryConfig {
+            mode,
+            outbox_dir: PathBuf::from(
+                raw_delivery
+                    .outbox_dir
+                    .unwrap_or_else(|| "data/outbox".into()),
+            ),
+            relay: raw_delivery.relay,
+            relay_tls,
+            relay_user: raw_delivery.relay_user,
+            relay_password_file,
+            max_connections: c.count("max_connections", raw_delivery.max_connections, 32),
+            max_connections_per_domain: c.count(
+                "max_connections_per_domain",
+                raw_delivery.max_connections_per_domain,
+                4,
+            ),
+            messages_per_connection: c.count(
+                "messages_per_connection",
+                raw_delivery.messages_per_connection,
+                100,
+            ),
+            retry_schedule,
+            message_lifetime: c.duration("message_lifetime", raw_delivery.message_lifetime, "24h"),
+            connect_timeout: c.duration("connect_timeout", raw_delivery.connect_timeout, "30s"),
+            command_timeout: c.duration("command_timeout", raw_delivery.command_timeout, "5m"),
+            require_tls: raw_delivery.require_tls.unwrap_or(false),
+        }
+    };
+
+    let inbound = {
+        let mut c = Checker {
+            prefix: "inbound".into(),
+            problems,
+        };
+        let listen = match raw_inbound.listen.as_deref() {
+            None | Some("") => None,
+            Some(s) => c.socket("listen", s),
+        };
+        InboundConfig {
+            listen,
+            max_message_size: raw_inbound.max_message_size.unwrap_or(10 * 1024 * 1024),
+            max_connections: c.count("max_connections", raw_inbound.max_connections, 64),
+            timeout: c.duration("timeout", raw_inbound.timeout, "5m"),
+        }
+    };
+
+    let flows = {
+        let mut c = Checker {
+            prefix: "flows".into(),
+            problems,
+        };
+        let link_lifetime = c.duration("link_lifetime", raw_flows.link_lifetime, "24h");
+        if link_lifetime > Duration::from_secs(24 * 3600) {
+            c.problem(
+                "link_lifetime",
+                "at most 24h: a link that lives longer is a standing risk",
+            );
+        }
+        let default_locale = raw_flows.default_locale.unwrap_or_else(|| "ja".into());
+        if default_locale != "ja" && default_locale != "en" {
+            c.problem(
+                "default_locale",
+                format!("{default_locale:?} is not one of \"ja\", \"en\""),
+            );
+        }
+        FlowsConfig {
+            link_lifetime,
+            code_lifetime: c.duration("code_lifetime", raw_flows.code_lifetime, "10m"),
+            app_url: c.url("app_url", raw_flows.app_url, "http://localhost:8080"),
+            timezone_ja: c.timezone("timezone_ja", raw_flows.timezone_ja, "Asia/Tokyo"),
+            timezone_en: c.timezone("timezone_en", raw_flows.timezone_en, "UTC"),
+            default_locale,
+        }
+    };
+
+    let log = {
+        let mut c = Checker {
+            prefix: "log".into(),
+            problems,
+        };
+        let format = match raw_log.format.as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                c.problem(
+                    "format",
+                    format!("{other:?} is not one of \"text\", \"json\""),
+                );
+                LogFormat::Text
+            }
+        };
+        LogConfig {
+            format,
+            level: raw_log.level.unwrap_or_else(|| "info".into()),
+        }
+    };
+
+    let templates = {
+        let mut c = Checker {
+            prefix: "templates".into(),
+            problems,
+        };
+        let dir = raw_templates.dir.map(PathBuf::from);
+        if let Some(d) = &dir
+            && !d.is_dir()
+        {
+            c.problem("dir", format!("{} is not a folder", d.display()));
+        }
+        TemplatesConfig { dir }
+    };
+
+    Config {
+        source: None,
+        server,
+        store,
+        sender,
+        dkim,
+        delivery,
+        inbound,
+        flows,
+        log,
+        templates,
+    }
+}
+
+fn check_readable_file(c: &mut Checker<'_>, key: &str, p: &Path) {
+    match std::fs::File::open(p) {
+        Ok(_) if p.is_file() => {}
+        Ok(_) => c.problem(key, format!("{} is not a file", p.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            c.problem(key, format!("{} does not exist", p.display()))
+        }
+        Err(e) => c.problem(key, format!("cannot read {}: {e}", p.display())),
+    }
+}
+
+/// The effective configuration as key → value text, for `mailgate check --show`.
+pub fn describe(config: &Config) -> BTreeMap<&'static str, String> {
+    let mut m = BTreeMap::new();
+    m.insert("server.listen", config.server.listen.to_string());
+    m.insert("server.public_url", config.server.public_url.clone());
+    m.insert("store.path", config.store.path.display().to_string());
+    m.insert("sender.from", config.sender.from.to_string());
+    m.insert("sender.bounce_domain", config.sender.bounce_domain.clone());
+    m.insert("sender.hostname", config.sender.hostname.clone());
+    m.insert(
+        "delivery.mode",
+        format!("{:?}", config.delivery.mode).to_lowercase(),
+    );
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, env: &[(&str, &str)], flags: &[&str]) -> Result<Config, ConfigErrors> {
+        let sources = ConfigSources {
+            path: None,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            overrides: flags.iter().map(|s| s.to_string()).collect(),
+        };
+        Config::from_toml_str(text, &sources)
+    }
+
+    fn keys(e: &ConfigErrors) -> Vec<String> {
+        e.problems.iter().map(|p| p.key.clone()).collect()
+    }
+
+    #[test]
+    fn an_empty_file_gives_working_defaults() {
+        let c = load("", &[], &[]).unwrap();
+        assert_eq!(c.delivery.mode, DeliveryMode::Outbox);
+        assert_eq!(c.flows.link_lifetime, Duration::from_secs(86_400));
+        assert_eq!(c.flows.code_lifetime, Duration::from_secs(600));
+        assert_eq!(c.store.path, PathBuf::from("data/store"));
+    }
+
+    #[test]
+    fn overrides_apply_file_then_environment_then_flag() {
+        let file = "[server]\nlisten = \"127.0.0.1:1000\"\n[flows]\nlink_lifetime = \"12h\"\n";
+        let c = load(file, &[], &[]).unwrap();
+        assert_eq!(c.server.listen.port(), 1000);
+
+        let env = [("MAILGATE__SERVER__LISTEN", "127.0.0.1:2000")];
+        let c = load(file, &env, &[]).unwrap();
+        assert_eq!(c.server.listen.port(), 2000);
+        assert_eq!(c.flows.link_lifetime, Duration::from_secs(12 * 3600));
+
+        let c = load(file, &env, &["server.listen=127.0.0.1:3000"]).unwrap();
+        assert_eq!(c.server.listen.port(), 3000);
+    }
+
+    #[test]
+    fn environment_values_are_typed_when_they_parse_as_toml() {
+        let c = load(
+            "",
+            &[
+                ("MAILGATE__DELIVERY__MAX_CONNECTIONS", "7"),
+                ("MAILGATE__STORE__FSYNC", "false"),
+                ("MAILGATE__DELIVERY__RELAY", "127.0.0.1:2525"),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.delivery.max_connections, 7);
+        assert!(!c.store.fsync);
+        assert_eq!(c.delivery.relay.as_deref(), Some("127.0.0.1:2525"));
+    }
+
+    #[test]
+    fn an_unknown_key_is_named() {
+        let e = load(
+            "[server]\nlisten = \"127.0.0.1:0\"\nlisen = \"x\"\n",
+            &[],
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(keys(&e), vec!["server.lisen"]);
+        let e = load("[sever]\nlisten = 1\n", &[], &[]).unwrap_err();
+        assert_eq!(keys(&e), vec!["sever"]);
+    }
+
+    #[test]
+    fn a_bad_duration_is_named() {
+        let e = load("[flows]\nlink_lifetime = \"tomorrow\"\n", &[], &[]).unwrap_err();
+        assert_eq!(keys(&e), vec!["flows.link_lifetime"]);
+        assert!(e.problems[0].message.contains("tomorrow"));
+    }
+
+    #[test]
+    fn a_missing_key_file_is_named() {
+        let text = "[[dkim]]\ndomain = \"example.jp\"\nselector = \"s1\"\nalgorithm = \"ed25519\"\nkey_file = \"/nonexistent/s1.pem\"\n";
+        let e = load(text, &[], &[]).unwrap_err();
+        assert_eq!(keys(&e), vec!["dkim[0].key_file"]);
+        assert!(e.problems[0].message.contains("/nonexistent/s1.pem"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let text = "[server]\nlisten = \"nowhere\"\nextra = 1\n[flows]\ncode_lifetime = \"10\"\n[delivery]\nmode = \"pigeon\"\nretry_schedule = [\"1m\", \"later\"]\n";
+        let e = load(text, &[], &[]).unwrap_err();
+        let k = keys(&e);
+        for expected in [
+            "server.extra",
+            "server.listen",
+            "flows.code_lifetime",
+            "delivery.mode",
+            "delivery.retry_schedule[1]",
+        ] {
+            assert!(
+                k.contains(&expected.to_string()),
+                "{expected} missing from {k:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_environment_key_is_an_error_too() {
+        let e = load("", &[("MAILGATE__SERVER__LISTN", "x")], &[]).unwrap_err();
+        assert_eq!(keys(&e), vec!["server.listn"]);
+    }
+
+    #[test]
+    fn the_shipped_configuration_is_valid() {
+        let text = include_str!("../config/mailgate.toml");
+        let c = load(text, &[], &[]).unwrap();
+        assert_eq!(c.delivery.mode, DeliveryMode::Outbox);
+        assert!(c.store.path.starts_with("data"));
+    }
+}

@@ -1,0 +1,111 @@
+//! The control channel: how `mailgate queue list` and the other commands reach the store
+//! while `serve` holds it (sled lets one process open it), as `postqueue` talks to
+//! Postfix.
+//!
+//! A command is a [`Request`]. [`Backend::connect`] picks the way to run it: through the
+//! server's Unix socket (`control.sock` in the store's folder, mode 0600) when a server
+//! answers there, else by opening the store itself. Both ways end in the same
+//! [`execute`], so a command behaves the same with the server up or down. The wire
+//! format is one JSON request line and one JSON response line per connection.
+
+mod server;
+
+pub use server::serve_socket;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+use crate::config::Config;
+use crate::services::Services;
+use crate::store::Store;
+
+/// A command that needs the store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Who holds the store.
+    Status,
+}
+
+/// The answer on the wire.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Response {
+    Ok(Value),
+    Error(String),
+}
+
+/// Runs a request against open services. Errors are text meant for the operator.
+pub async fn execute(services: &Services, request: Request) -> Result<Value, String> {
+    match request {
+        Request::Status => Ok(serde_json::json!({
+            "store": services.store.path().display().to_string(),
+            "pid": std::process::id(),
+        })),
+    }
+}
+
+/// How a command reaches the store.
+pub enum Backend {
+    /// Through a running server's socket.
+    Remote(PathBuf),
+    /// The store opened by this process.
+    Local(Services),
+}
+
+impl Backend {
+    /// Connects to a running server if one answers on the socket; otherwise opens the
+    /// store directly (which fails, naming the path, if another process holds it).
+    pub async fn connect(config: Config) -> anyhow::Result<Backend> {
+        let socket = Store::socket_path(&config.store.path);
+        if socket.exists() && UnixStream::connect(&socket).await.is_ok() {
+            return Ok(Backend::Remote(socket));
+        }
+        Ok(Backend::Local(Services::open(config)?))
+    }
+
+    /// True when the request went through a running server.
+    pub fn is_remote(&self) -> bool {
+        matches!(self, Backend::Remote(_))
+    }
+
+    /// Runs one request.
+    pub async fn call(&self, request: Request) -> anyhow::Result<Value> {
+        match self {
+            Backend::Local(services) => {
+                let result = execute(services, request).await;
+                services.store.flush().await?;
+                result.map_err(anyhow::Error::msg)
+            }
+            Backend::Remote(socket) => call_socket(socket, &request).await,
+        }
+    }
+}
+
+async fn call_socket(socket: &Path, request: &Request) -> anyhow::Result<Value> {
+    let stream = UnixStream::connect(socket)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach the server at {}: {e}", socket.display()))?;
+    let (read, mut write) = stream.into_split();
+    let mut line = serde_json::to_vec(request)?;
+    line.push(b'\n');
+    write.write_all(&line).await?;
+    write.shutdown().await?;
+    let mut reader = BufReader::new(read);
+    let mut answer = String::new();
+    reader.read_line(&mut answer).await?;
+    if answer.is_empty() {
+        anyhow::bail!(
+            "the server at {} closed the connection without answering",
+            socket.display()
+        );
+    }
+    match serde_json::from_str::<Response>(&answer)? {
+        Response::Ok(v) => Ok(v),
+        Response::Error(e) => Err(anyhow::Error::msg(e)),
+    }
+}

@@ -1,0 +1,32 @@
+//! # mailgate
+//!
+//! A self-hosted mail gateway for the mail that must arrive: account setup and password
+//! reset. It queues mail durably, signs it with DKIM, delivers it over SMTP with retries,
+//! reads the bounces that come back, serves the pages behind the mailed link, and keeps a
+//! delivery timeline per message for the people who answer "the mail never came".
+//!
+//! ## Layout
+//!
+//! Dependencies point one way: `domain` depends on nothing; `store` (the only module that
+//! names sled) depends on `domain`; `control`, `web` and `cli` use the store through
+//! [`services::Services`]; `app` wires everything for `serve`, and nothing depends on it.
+//!
+//! - [`domain`]: addresses, ids, durations: plain values, no I/O.
+//! - [`config`]: TOML + environment + flags → a validated [`config::Config`].
+//! - [`store`]: sled trees, key encoding, group-committed flush.
+//! - [`control`]: how commands reach the store while `serve` holds it.
+//! - [`web`]: the HTTP router.
+//! - [`app`]: runs `serve`.
+//! - [`cli`]: the command line.
+
+pub mod app;
+pub mod checks;
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod domain;
+pub mod logging;
+pub mod services;
+pub mod shutdown;
+pub mod store;
+pub mod web;

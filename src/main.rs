@@ -1,0 +1,11 @@
+//! The `mailgate` binary: parse the command line and hand over to the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = mailgate::cli::Cli::parse();
+    mailgate::cli::run(cli).await
+}

@@ -1,0 +1,387 @@
+//! The store: the only module that names sled (0.34.7).
+//!
+//! One sled database holds one tree per kind of record (messages, queue, events, flows,
+//! …). Values are JSON, so a record can be read by eye while debugging; keys are
+//! big-endian byte strings built in [`keys`], so a range scan yields records in the
+//! order they are needed (due work first, a message's events in order).
+//!
+//! Durability: nothing may be acknowledged before [`Store::flush`] returns. sled's own
+//! `flush()` survives a killed process but uses `sync_file_range`, not fsync, so when
+//! `store.fsync` is on the database file is also `fdatasync`ed. Flushes are batched
+//! across concurrent callers (group commit): a caller whose writes were already covered
+//! by a flush that started after them returns without flushing again. The flush runs on
+//! a blocking thread because `flush_async` from many tasks deadlocked (sled #1308).
+
+pub mod keys;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Failures of the store, each naming the store's path.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the store at {path} is in use by another process (is `mailgate serve` running? \
+         other commands reach it through {path}/control.sock)"
+    )]
+    Locked { path: PathBuf },
+    #[error("cannot open the store at {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("cannot prepare the store folder {path}: {source}")]
+    Folder {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("store write failed at {path}: {source}; intake stops rather than lose mail")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("store flush failed at {path}: {source}; nothing is acknowledged until it works")]
+    Flush {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("a record in {tree} is damaged: {detail}")]
+    Corrupt { tree: &'static str, detail: String },
+}
+
+/// The kinds of record the store holds, one sled tree each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TreeName {
+    /// Message records by message id.
+    Messages,
+    /// The queue: `(due time, message id)` → nothing; scanned in due order.
+    Queue,
+    /// Timeline events: `(message id, sequence)` → event.
+    Events,
+    /// Index: `(address, time, message id)` → nothing; answers "mail for this address".
+    AddressIndex,
+    /// Flows by flow id.
+    Flows,
+    /// Link tokens and codes by their SHA-256.
+    Tokens,
+    /// Accounts (password hashes) by address.
+    Accounts,
+    /// Suppressed addresses.
+    Suppression,
+    /// Bounce records by time.
+    Bounces,
+    /// Operator accounts by name.
+    Operators,
+    /// API keys by the SHA-256 of the key.
+    ApiKeys,
+    /// Operator actions, by time.
+    Audit,
+    /// Settings the program keeps for itself (secrets, schema version).
+    Meta,
+}
+
+impl TreeName {
+    /// Every tree, opened at start so a damaged store fails early.
+    pub const ALL: [TreeName; 13] = [
+        TreeName::Messages,
+        TreeName::Queue,
+        TreeName::Events,
+        TreeName::AddressIndex,
+        TreeName::Flows,
+        TreeName::Tokens,
+        TreeName::Accounts,
+        TreeName::Suppression,
+        TreeName::Bounces,
+        TreeName::Operators,
+        TreeName::ApiKeys,
+        TreeName::Audit,
+        TreeName::Meta,
+    ];
+
+    /// The tree's name on disk.
+    pub fn name(self) -> &'static str {
+        match self {
+            TreeName::Messages => "messages",
+            TreeName::Queue => "queue",
+            TreeName::Events => "events",
+            TreeName::AddressIndex => "address_index",
+            TreeName::Flows => "flows",
+            TreeName::Tokens => "tokens",
+            TreeName::Accounts => "accounts",
+            TreeName::Suppression => "suppression",
+            TreeName::Bounces => "bounces",
+            TreeName::Operators => "operators",
+            TreeName::ApiKeys => "api_keys",
+            TreeName::Audit => "audit",
+            TreeName::Meta => "meta",
+        }
+    }
+}
+
+struct Inner {
+    db: sled::Db,
+    trees: Vec<sled::Tree>,
+    path: PathBuf,
+    fsync: bool,
+    /// The data file, kept open for fdatasync.
+    data_file: Option<File>,
+    /// Flush requests issued so far, and the highest request a finished flush covers.
+    requested: AtomicU64,
+    completed: AtomicU64,
+    flush_lock: tokio::sync::Mutex<()>,
+}
+
+/// A handle to the open store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path`. The folder is created owner-only, since it
+    /// holds hashes, secrets and the control socket.
+    pub fn open(path: &Path, fsync: bool) -> Result<Store, StoreError> {
+        create_private_dir(path)?;
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(256 * 1024 * 1024)
+            .open()
+            .map_err(|source| classify_open_error(path, source))?;
+        let mut trees = Vec::with_capacity(TreeName::ALL.len());
+        for t in TreeName::ALL {
+            trees.push(
+                db.open_tree(t.name())
+                    .map_err(|source| classify_open_error(path, source))?,
+            );
+        }
+        let data_file = if fsync {
+            File::open(path.join("db")).ok()
+        } else {
+            None
+        };
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                trees,
+                path: path.to_path_buf(),
+                fsync,
+                data_file,
+                requested: AtomicU64::new(0),
+                completed: AtomicU64::new(0),
+                flush_lock: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The folder the store lives in.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The path of the control socket inside the store's folder.
+    pub fn socket_path(store_path: &Path) -> PathBuf {
+        store_path.join("control.sock")
+    }
+
+    pub(crate) fn tree(&self, t: TreeName) -> &sled::Tree {
+        let idx = TreeName::ALL
+            .iter()
+            .position(|x| *x == t)
+            .expect("every tree is opened");
+        &self.inner.trees[idx]
+    }
+
+    /// Makes every write made before this call durable. Concurrent callers share
+    /// flushes (group commit).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let my_request = self.inner.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let _guard = self.inner.flush_lock.lock().await;
+        if self.inner.completed.load(Ordering::SeqCst) >= my_request {
+            return Ok(());
+        }
+        let covered = self.inner.requested.load(Ordering::SeqCst);
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.flush_now())
+            .await
+            .map_err(|e| StoreError::Flush {
+                path: self.inner.path.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })??;
+        self.inner.completed.fetch_max(covered, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Flushes on the calling thread; for code that is not async (tests, shutdown).
+    pub fn flush_now(&self) -> Result<(), StoreError> {
+        let io = |source: std::io::Error| StoreError::Flush {
+            path: self.inner.path.clone(),
+            source,
+        };
+        self.inner
+            .db
+            .flush()
+            .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        if self.inner.fsync
+            && let Some(f) = &self.inner.data_file
+        {
+            f.sync_data().map_err(io)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn write_error(&self, source: sled::Error) -> StoreError {
+        StoreError::Write {
+            path: self.inner.path.clone(),
+            source,
+        }
+    }
+
+    /// Reads a JSON record.
+    pub(crate) fn get_json<T: DeserializeOwned>(
+        &self,
+        t: TreeName,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        match self.tree(t).get(key).map_err(|e| self.write_error(e))? {
+            None => Ok(None),
+            Some(v) => decode(t, &v).map(Some),
+        }
+    }
+
+    /// Writes a JSON record (not yet durable: call [`Store::flush`]).
+    #[allow(dead_code)] // used by the queue, flows and bounces
+    pub(crate) fn put_json<T: Serialize>(
+        &self,
+        t: TreeName,
+        key: &[u8],
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Corrupt {
+            tree: t.name(),
+            detail: e.to_string(),
+        })?;
+        self.tree(t)
+            .insert(key, bytes)
+            .map_err(|e| self.write_error(e))?;
+        Ok(())
+    }
+
+    /// Counts the records of a tree (for metrics and tests).
+    pub fn count(&self, t: TreeName) -> usize {
+        self.tree(t).len()
+    }
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(t: TreeName, v: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(v).map_err(|e| StoreError::Corrupt {
+        tree: t.name(),
+        detail: e.to_string(),
+    })
+}
+
+fn create_private_dir(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::DirBuilderExt;
+    if path.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|source| StoreError::Folder {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+fn classify_open_error(path: &Path, source: sled::Error) -> StoreError {
+    let text = source.to_string();
+    let locked = match &source {
+        sled::Error::Io(e) => {
+            e.kind() == std::io::ErrorKind::WouldBlock || text.contains("could not acquire lock")
+        }
+        _ => false,
+    };
+    if locked {
+        StoreError::Locked {
+            path: path.to_path_buf(),
+        }
+    } else {
+        StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_second_open_of_the_same_store_is_refused_with_its_path() {
+        // sled's lock is per process (fcntl-style), so open it from a child process.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let store = Store::open(&path, false).unwrap();
+        store.put_json(TreeName::Meta, b"k", &1u32).unwrap();
+        store.flush().await.unwrap();
+        assert_eq!(
+            store.get_json::<u32>(TreeName::Meta, b"k").unwrap(),
+            Some(1)
+        );
+        let e = classify_open_error(
+            &path,
+            sled::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                "could not acquire lock",
+            )),
+        );
+        assert!(e.to_string().contains(&path.display().to_string()));
+        assert!(matches!(e, StoreError::Locked { .. }));
+    }
+
+    #[tokio::test]
+    async fn concurrent_flushes_all_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), true).unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..50u32 {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move {
+                s.put_json(TreeName::Meta, &i.to_be_bytes(), &i).unwrap();
+                s.flush().await.unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(store.count(TreeName::Meta), 50);
+    }
+
+    #[test]
+    fn an_unreadable_store_names_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-folder");
+        std::fs::write(&file, b"x").unwrap();
+        let e = Store::open(&file, false).unwrap_err();
+        assert!(e.to_string().contains(&file.display().to_string()), "{e}");
+    }
+}

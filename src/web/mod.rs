@@ -1,0 +1,29 @@
+//! HTTP: the router and its state. Pages, API and console live in submodules; this file
+//! wires them and holds the one place that turns errors into responses.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::services::Services;
+
+/// Builds the application's router.
+pub fn router(services: Services) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .with_state(services)
+}
+
+/// Liveness: 200 when the store answers.
+async fn healthz(State(services): State<Services>) -> impl IntoResponse {
+    // A read proves the store is open and readable.
+    match services
+        .store
+        .get_json::<serde_json::Value>(crate::store::TreeName::Meta, b"health")
+    {
+        Ok(_) => (StatusCode::OK, "ok\n"),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n"),
+    }
+}
