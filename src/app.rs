@@ -17,6 +17,7 @@ pub struct Running {
     pub http_addr: SocketAddr,
     trigger: ShutdownTrigger,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
+    worker: tokio::task::JoinHandle<anyhow::Result<()>>,
     services: Services,
 }
 
@@ -25,6 +26,9 @@ impl Running {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.trigger.trigger();
         self.http.await.context("the HTTP task panicked")??;
+        self.worker
+            .await
+            .context("the delivery worker panicked")??;
         self.services.store.flush().await?;
         tracing::info!("stopped; store flushed");
         Ok(())
@@ -53,6 +57,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let http_addr = listener.local_addr()?;
     tracing::info!(addr = %http_addr, "http listening on http://{http_addr}");
 
+    let worker = tokio::spawn(crate::queue::worker::run(
+        services.clone(),
+        trigger.subscribe(),
+    ));
+    tracing::info!(mode = ?services.config.delivery.mode, "delivery worker started");
+
     let mut stop = trigger.subscribe();
     let router = crate::web::router(services.clone());
     let http = tokio::spawn(async move {
@@ -64,6 +74,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         http_addr,
         trigger,
         http,
+        worker,
         services,
     })
 }

@@ -19,14 +19,21 @@
 //! - [`app`]: runs `serve`.
 //! - [`cli`]: the command line.
 
+pub mod apikey;
 pub mod app;
+pub mod bounce;
 pub mod checks;
 pub mod cli;
+pub mod compose;
 pub mod config;
 pub mod control;
+pub mod delivery;
 pub mod domain;
 pub mod logging;
+pub mod queue;
 pub mod services;
 pub mod shutdown;
 pub mod store;
+pub mod timeline;
+pub mod verp;
 pub mod web;

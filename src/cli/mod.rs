@@ -1,7 +1,9 @@
 //! The command line (clap). Each subcommand parses its flags here and calls into the
 //! library; output formatting for people (tables) and machines (`--json`) lives here too.
 
+mod bounce;
 mod check;
+mod store_commands;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,12 +36,147 @@ pub enum Command {
     Serve,
     /// Check the configuration, keys and templates; print every problem.
     Check,
+    /// Queue one message from a template (as the API's POST /api/v1/messages).
+    Send {
+        /// The recipient.
+        #[arg(long)]
+        to: String,
+        /// The template: notice, invite, reset, code, password_changed.
+        #[arg(long)]
+        template: String,
+        /// ja or en (default flows.default_locale).
+        #[arg(long)]
+        locale: Option<String>,
+        /// The recipient's name.
+        #[arg(long)]
+        name: Option<String>,
+        /// A template variable, as name=value (repeatable).
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+    },
+    /// The delivery timeline of an address or a message, newest message first.
+    Log {
+        /// An address, a message id, or a Message-ID header value.
+        query: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The outgoing queue.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+    /// API keys for the application.
+    #[command(subcommand)]
+    Apikey(ApikeyCommand),
+    /// Bounce reports.
+    #[command(subcommand)]
+    Bounce(BounceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// The open messages with their next try and last reply.
+    List,
+    /// Try a message now.
+    Retry { id: String },
+    /// Cancel a message.
+    Cancel { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApikeyCommand {
+    /// Create a key; it is printed once, and only its hash is stored.
+    Create { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BounceCommand {
+    /// Parse bounce messages and print what they say; needs no config or store.
+    Parse {
+        /// Message files.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+        /// One JSON object per file, one per line.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs the parsed command line and returns the process exit code.
 pub async fn run(cli: Cli) -> ExitCode {
+    use crate::control::Request;
     let result = match &cli.command {
         Command::Check => return check::run(&cli),
+        Command::Bounce(BounceCommand::Parse { files, json }) => {
+            return bounce::parse(files, *json);
+        }
+        Command::Send {
+            to,
+            template,
+            locale,
+            name,
+            vars,
+        } => {
+            let mut map = serde_json::Map::new();
+            for v in vars {
+                match v.split_once('=') {
+                    Some((k, val)) => {
+                        map.insert(k.to_string(), serde_json::Value::String(val.to_string()));
+                    }
+                    None => {
+                        eprintln!("mailgate: --var {v:?} must look like name=value");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            let request = Request::Send {
+                to: to.clone(),
+                name: name.clone(),
+                template: template.clone(),
+                locale: locale.clone().unwrap_or_else(|| "ja".into()),
+                vars: serde_json::Value::Object(map),
+            };
+            return store_commands::run(&cli, request, |v| {
+                println!("queued {}", v["message_id"].as_str().unwrap_or("?"));
+            })
+            .await;
+        }
+        Command::Log { query, json } => {
+            let json = *json;
+            return store_commands::run(
+                &cli,
+                Request::Log {
+                    query: query.clone(),
+                },
+                |v| store_commands::print_log(v, json),
+            )
+            .await;
+        }
+        Command::Queue(QueueCommand::List) => {
+            return store_commands::run(&cli, Request::QueueList, store_commands::print_queue)
+                .await;
+        }
+        Command::Queue(QueueCommand::Retry { id }) => {
+            return store_commands::run(&cli, Request::QueueRetry { id: id.clone() }, |v| {
+                println!("{}", v.as_str().unwrap_or(""))
+            })
+            .await;
+        }
+        Command::Queue(QueueCommand::Cancel { id }) => {
+            return store_commands::run(&cli, Request::QueueCancel { id: id.clone() }, |v| {
+                println!("{}", v.as_str().unwrap_or(""))
+            })
+            .await;
+        }
+        Command::Apikey(ApikeyCommand::Create { name }) => {
+            return store_commands::run(&cli, Request::ApiKeyCreate { name: name.clone() }, |v| {
+                println!("{}", v.as_str().unwrap_or(""));
+                eprintln!(
+                    "mailgate: this key is shown once; store it where the application reads it"
+                );
+            })
+            .await;
+        }
         Command::Serve => match load_config(&cli) {
             Ok(config) => crate::app::serve(config).await,
             Err(code) => return code,

@@ -29,6 +29,24 @@ use crate::store::Store;
 pub enum Request {
     /// Who holds the store.
     Status,
+    /// Enqueue one message from a template.
+    Send {
+        to: String,
+        name: Option<String>,
+        template: String,
+        locale: String,
+        vars: Value,
+    },
+    /// The open messages.
+    QueueList,
+    /// Try an open message now.
+    QueueRetry { id: String },
+    /// Cancel an open message.
+    QueueCancel { id: String },
+    /// The delivery timeline of an address or a message.
+    Log { query: String },
+    /// Create an API key; the answer holds the key.
+    ApiKeyCreate { name: String },
 }
 
 /// The answer on the wire.
@@ -46,7 +64,50 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
             "store": services.store.path().display().to_string(),
             "pid": std::process::id(),
         })),
+        Request::Send {
+            to,
+            name,
+            template,
+            locale,
+            vars,
+        } => {
+            let to = crate::domain::Address::parse(&to).map_err(|e| format!("--to: {e}"))?;
+            let out = crate::queue::Outgoing {
+                to,
+                to_name: name,
+                template,
+                locale,
+                vars,
+                lifetime: None,
+                flow_id: None,
+                not_before_ms: None,
+            };
+            let done = crate::queue::enqueue(services, out)
+                .await
+                .map_err(|e| e.to_string())?;
+            to_value(&done)
+        }
+        Request::QueueList => to_value(&crate::queue::control::list(services)?),
+        Request::QueueRetry { id } => {
+            crate::queue::control::retry(services, &id, "command line").map(Value::String)
+        }
+        Request::QueueCancel { id } => {
+            crate::queue::control::cancel(services, &id, "command line").map(Value::String)
+        }
+        Request::Log { query } => to_value(&crate::timeline::lookup(services, &query)?),
+        Request::ApiKeyCreate { name } => {
+            if name.trim().is_empty() {
+                return Err("an API key needs a name saying who uses it".into());
+            }
+            crate::apikey::create(&services.store, &name)
+                .map(Value::String)
+                .map_err(|e| e.to_string())
+        }
     }
+}
+
+fn to_value<T: Serialize>(v: &T) -> Result<Value, String> {
+    serde_json::to_value(v).map_err(|e| e.to_string())
 }
 
 /// How a command reaches the store.

@@ -4,6 +4,23 @@
 pub mod address;
 pub mod duration;
 pub mod ids;
+pub mod message;
 
 pub use address::{Address, AddressError, Mailbox};
 pub use ids::MessageId;
+pub use message::{Event, MessageRecord, MessageStatus, Step};
+
+/// Milliseconds since the Unix epoch, from the system clock.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A time as RFC 3339 UTC text, for events and messages.
+pub fn format_time_ms(ms: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms as i64)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| ms.to_string())
+}

@@ -13,6 +13,7 @@
 //! a blocking thread because `flush_async` from many tasks deadlocked (sled #1308).
 
 pub mod keys;
+pub mod messages;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -63,6 +64,8 @@ pub enum StoreError {
 pub enum TreeName {
     /// Message records by message id.
     Messages,
+    /// The signed bytes of each open message, by message id.
+    Bodies,
     /// The queue: `(due time, message id)` → nothing; scanned in due order.
     Queue,
     /// Timeline events: `(message id, sequence)` → event.
@@ -91,8 +94,9 @@ pub enum TreeName {
 
 impl TreeName {
     /// Every tree, opened at start so a damaged store fails early.
-    pub const ALL: [TreeName; 13] = [
+    pub const ALL: [TreeName; 14] = [
         TreeName::Messages,
+        TreeName::Bodies,
         TreeName::Queue,
         TreeName::Events,
         TreeName::AddressIndex,
@@ -111,6 +115,7 @@ impl TreeName {
     pub fn name(self) -> &'static str {
         match self {
             TreeName::Messages => "messages",
+            TreeName::Bodies => "bodies",
             TreeName::Queue => "queue",
             TreeName::Events => "events",
             TreeName::AddressIndex => "address_index",

@@ -5,7 +5,9 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
+
+pub mod api;
 
 use crate::services::Services;
 
@@ -13,6 +15,9 @@ use crate::services::Services;
 pub fn router(services: Services) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/api/v1/messages", post(api::post_message))
+        .route("/api/v1/messages/{id}", get(api::get_message))
+        .route("/api/v1/log", get(api::get_log))
         .with_state(services)
 }
 

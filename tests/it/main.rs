@@ -1,5 +1,7 @@
 //! One integration-test binary (as ripgrep does): every test here starts the real
 //! `mailgate` binary or talks to real peers, on free ports with temporary stores.
 
+mod bounce_corpus;
+mod bounce_golden;
 mod serve;
 mod support;

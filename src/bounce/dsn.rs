@@ -1,0 +1,219 @@
+//! RFC 3464 delivery status notifications.
+//!
+//! The `message/delivery-status` body (RFC 3464 §2.1) is a set of header-like field groups
+//! separated by blank lines: first the per-message fields (§2.2), then one group of
+//! per-recipient fields (§2.3) for each recipient. Some MTAs put the same fields in a plain
+//! text part, or forget a blank line; both are tolerated.
+
+use super::message::Mail;
+use super::{Action, Found, RecipientResult, text};
+
+type Group = Vec<(String, String)>;
+
+/// Recognise a DSN and extract its per-recipient fields.
+pub(crate) fn detect(mail: &Mail) -> Option<Found> {
+    let status_part = mail.parts.iter().find(|p| {
+        p.original.is_none()
+            && (p.ctype == "message/delivery-status" || p.ctype == "message/global-delivery-status")
+    });
+    let body = match status_part {
+        Some(p) => p.text.clone(),
+        None => embedded_fields(mail)?,
+    };
+    let groups = field_groups(&body);
+    let mut found = Found::default();
+    for g in &groups {
+        if let Some(v) = field(g, "original-envelope-id") {
+            found.envelope_id = Some(v.trim().to_string());
+        }
+    }
+    let hint = human_text(mail);
+    for g in groups.iter().filter(|g| is_recipient_group(g)) {
+        if let Some(mut r) = recipient(g) {
+            if r.diagnostic.is_none() {
+                diagnostic_from_text(&mut r, &hint);
+            }
+            found.recipients.push(r);
+            found.hints.push(hint.clone());
+        }
+    }
+    (!found.recipients.is_empty()).then_some(found)
+}
+
+/// DSN fields written into a text part instead of a `message/delivery-status` part.
+fn embedded_fields(mail: &Mail) -> Option<String> {
+    mail.parts
+        .iter()
+        .filter(|p| p.original.is_none())
+        .find_map(|p| {
+            let lower = p.text.to_ascii_lowercase();
+            let start = lower
+                .find("\nreporting-mta:")
+                .or_else(|| lower.find("\nfinal-recipient:"))?;
+            (lower.contains("\naction:") && lower.contains("\nstatus:"))
+                .then(|| p.text[start + 1..].to_string())
+        })
+}
+
+/// The human-readable first part of a `multipart/report` (RFC 6522 §3), used as a hint.
+fn human_text(mail: &Mail) -> String {
+    mail.parts
+        .iter()
+        .find(|p| p.original.is_none() && p.ctype.starts_with("text/"))
+        .map(|p| p.text.clone())
+        .unwrap_or_default()
+}
+
+/// Split into field groups; fold continuation lines (RFC 5322 §2.2.3). A second
+/// `Final-Recipient` without a blank line before it starts a new group.
+fn field_groups(body: &str) -> Vec<Group> {
+    let mut groups: Vec<Group> = Vec::new();
+    let mut cur: Group = Vec::new();
+    for line in body.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            if !cur.is_empty() {
+                groups.push(std::mem::take(&mut cur));
+            }
+            continue;
+        }
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = cur.last_mut() {
+                last.1.push(' ');
+                last.1.push_str(line.trim());
+            }
+            continue;
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim().to_ascii_lowercase();
+        if name.contains(' ') {
+            continue;
+        }
+        if name == "final-recipient" && cur.iter().any(|(n, _)| n == "final-recipient") {
+            groups.push(std::mem::take(&mut cur));
+        }
+        cur.push((name, value.trim().to_string()));
+    }
+    if !cur.is_empty() {
+        groups.push(cur);
+    }
+    groups
+}
+
+fn field<'a>(g: &'a Group, name: &str) -> Option<&'a str> {
+    g.iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.trim().is_empty())
+}
+
+fn is_recipient_group(g: &Group) -> bool {
+    g.iter()
+        .any(|(n, _)| n == "final-recipient" || n == "original-recipient")
+}
+
+/// `type; value` fields (RFC 3464 §2.3.2, §2.3.5, §2.3.6): the part after the type.
+fn typed_value(v: &str) -> &str {
+    match v.split_once(';') {
+        Some((_, rest)) => rest.trim(),
+        None => v.trim(),
+    }
+}
+
+fn recipient(g: &Group) -> Option<RecipientResult> {
+    let address = [
+        "final-recipient",
+        "original-recipient",
+        "x-actual-recipient",
+    ]
+    .iter()
+    .filter_map(|n| field(g, n))
+    .find_map(|v| text::first_address(typed_value(v)))?;
+    let mut r = RecipientResult::new(address);
+    r.action = field(g, "action").map_or(Action::Failed, parse_action);
+    r.status = field(g, "status").and_then(text::status_code);
+    r.remote_mta = field(g, "remote-mta")
+        .map(|v| typed_value(v).trim_matches(['[', ']']).to_string())
+        .filter(|v| !v.is_empty());
+    let diag = field(g, "diagnostic-code").map(|v| text::collapse(typed_value(v)));
+    if let Some(d) = diag.filter(|d| !d.is_empty()) {
+        r.reply_code = text::reply_code(&d);
+        let from_diag = text::status_code(&d);
+        r.status = better_status(r.status.take(), from_diag);
+        r.diagnostic = Some(d);
+    }
+    Some(r)
+}
+
+/// No Diagnostic-Code field: take the rest of the human-readable line naming the recipient
+/// (OpenSMTPD and others write the remote reply there).
+fn diagnostic_from_text(r: &mut RecipientResult, human: &str) {
+    let addr = r.address.to_ascii_lowercase();
+    let Some(line) = human
+        .lines()
+        .find(|l| l.to_ascii_lowercase().contains(&addr))
+    else {
+        return;
+    };
+    let lower = line.to_ascii_lowercase();
+    let rest = lower
+        .find(&addr)
+        .and_then(|p| line.get(p + addr.len()..))
+        .unwrap_or_default();
+    let d = text::collapse(rest.trim_start_matches(['>', ':', ' ']));
+    if text::reply_code(&d).is_none() && text::status_code(&d).is_none() {
+        return;
+    }
+    r.reply_code = text::reply_code(&d);
+    r.status = better_status(r.status.take(), text::status_code(&d));
+    r.diagnostic = Some(d);
+}
+
+/// Prefer the code in the remote server's reply when the Status field only gives the class
+/// (`x.0.0`): the reply is the more specific of the two.
+fn better_status(field: Option<String>, diag: Option<String>) -> Option<String> {
+    match (field, diag) {
+        (Some(f), Some(d)) if f.ends_with(".0.0") && !d.ends_with(".0.0") && f[..1] == d[..1] => {
+            Some(d)
+        }
+        (None, d) => d,
+        (f, _) => f,
+    }
+}
+
+/// RFC 3464 §2.3.3 action values; unknown spellings read as failed.
+fn parse_action(v: &str) -> Action {
+    let v = v.trim().to_ascii_lowercase();
+    if v.starts_with("delay") {
+        Action::Delayed
+    } else if v.starts_with("deliver") {
+        Action::Delivered
+    } else if v.starts_with("relay") {
+        Action::Relayed
+    } else if v.starts_with("expand") {
+        Action::Expanded
+    } else {
+        Action::Failed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_fold_and_split() {
+        let body = "Reporting-MTA: dns; mx\nOriginal-Envelope-Id: E1\n\nFinal-Recipient: rfc822; a@b.c\nAction: failed\nStatus: 5.0.0\nDiagnostic-Code: smtp; 550 5.1.1\n  user unknown\nFinal-Recipient: rfc822; d@e.f\nAction: delayed\nStatus: 4.4.7\n";
+        let g = field_groups(body);
+        assert_eq!(g.len(), 3);
+        let r = recipient(&g[1]).expect("recipient");
+        assert_eq!(r.address, "a@b.c");
+        assert_eq!(r.status.as_deref(), Some("5.1.1"));
+        assert_eq!(r.reply_code, Some(550));
+        assert_eq!(r.diagnostic.as_deref(), Some("550 5.1.1 user unknown"));
+        let r2 = recipient(&g[2]).expect("recipient");
+        assert_eq!(r2.action, Action::Delayed);
+    }
+}

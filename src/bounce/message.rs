@@ -1,0 +1,207 @@
+//! The decoded view of a bounce that every detector works on.
+//!
+//! All MIME work (RFC 2045 transfer encodings, RFC 2046 multiparts, RFC 2047 encoded words,
+//! charsets) is left to `mail-parser`; this module only flattens its result into top-level
+//! headers, leaf parts with their text, and the returned original message.
+
+use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+
+use super::text;
+
+/// One leaf MIME part.
+#[derive(Debug, Default)]
+pub(crate) struct Part {
+    /// Lower-case `type/subtype`, `text/plain` when the part declares none (RFC 2045 §5.2).
+    pub ctype: String,
+    /// Decoded text of the part (binary parts are read as lossy UTF-8).
+    pub text: String,
+    /// Headers of a returned message (`message/rfc822`, `text/rfc822-headers`).
+    pub original: Option<Vec<(String, String)>>,
+}
+
+/// A parsed message, reduced to what bounce detection needs.
+#[derive(Debug, Default)]
+pub(crate) struct Mail {
+    /// Top-level headers: lower-case name, unfolded raw value.
+    pub headers: Vec<(String, String)>,
+    /// Decoded Subject.
+    pub subject: String,
+    /// The `report-type` parameter of a `multipart/report` (RFC 6522 §3).
+    pub report_type: Option<String>,
+    pub parts: Vec<Part>,
+}
+
+impl Mail {
+    pub fn parse(raw: &[u8]) -> Mail {
+        match MessageParser::default().parse(raw) {
+            Some(msg) if !msg.parts.is_empty() => from_message(&msg),
+            _ => Mail {
+                parts: vec![Part {
+                    ctype: "text/plain".into(),
+                    text: String::from_utf8_lossy(raw).into_owned(),
+                    original: None,
+                }],
+                ..Default::default()
+            },
+        }
+    }
+
+    /// First value of a top-level header (name in lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// All values of a top-level header.
+    pub fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The address in the From header, lower case.
+    pub fn sender_address(&self) -> String {
+        self.header("from")
+            .and_then(|v| text::addresses(v).into_iter().next())
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+    }
+
+    /// Text of all readable parts, in order, excluding returned originals.
+    pub fn body_text(&self) -> String {
+        let mut out = String::new();
+        for p in self.parts.iter().filter(|p| p.original.is_none()) {
+            if p.ctype.starts_with("text/")
+                || p.ctype.is_empty()
+                || p.ctype == "message/delivery-status"
+            {
+                out.push_str(&p.text);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Headers of the returned original message, if one is attached as a MIME part.
+    pub fn original_headers(&self) -> Option<&[(String, String)]> {
+        self.parts.iter().find_map(|p| p.original.as_deref())
+    }
+
+    /// Message-ID of the returned original: from an attached message, else from a
+    /// `Message-ID:` line quoted in the body.
+    pub fn original_message_id(&self) -> Option<String> {
+        if let Some(h) = self.original_headers()
+            && let Some((_, v)) = h.iter().find(|(n, _)| n == "message-id")
+            && let Some(id) = text::message_id(v)
+        {
+            return Some(id);
+        }
+        text::quoted_message_id(&self.body_text())
+    }
+
+    /// Addresses the report itself was sent to (To, Delivered-To, X-Original-To).
+    pub fn envelope_to(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for name in ["to", "delivered-to", "x-original-to"] {
+            for v in self.header_all(name) {
+                for a in text::addresses(v) {
+                    if !out.iter().any(|o| o.eq_ignore_ascii_case(&a)) {
+                        out.push(a);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn headers_of(msg: &Message<'_>) -> Vec<(String, String)> {
+    msg.headers_raw()
+        .map(|(n, v)| (n.to_ascii_lowercase(), text::unfold(v)))
+        .collect()
+}
+
+fn ctype_of(part: &mail_parser::MessagePart<'_>) -> (String, Option<String>) {
+    match part.content_type() {
+        Some(ct) => {
+            let full = match ct.subtype() {
+                Some(st) => format!("{}/{}", ct.ctype(), st),
+                None => ct.ctype().to_string(),
+            };
+            let report = ct.attribute("report-type").map(|s| s.to_ascii_lowercase());
+            (full.to_ascii_lowercase(), report)
+        }
+        None => ("text/plain".into(), None),
+    }
+}
+
+fn from_message(msg: &Message<'_>) -> Mail {
+    let (_, report_type) = msg.parts.first().map(ctype_of).unwrap_or_default();
+    let mut parts = Vec::new();
+    for part in &msg.parts {
+        let (pt, _) = ctype_of(part);
+        let p = match &part.body {
+            PartType::Multipart(_) => continue,
+            PartType::Message(inner) => Part {
+                ctype: pt,
+                text: String::from_utf8_lossy(inner.raw_message()).into_owned(),
+                original: Some(headers_of(inner)),
+            },
+            PartType::Text(t) => text_part(pt, t),
+            PartType::Html(h) => Part {
+                ctype: pt,
+                text: mail_parser::decoders::html::html_to_text(h),
+                original: None,
+            },
+            PartType::Binary(b) | PartType::InlineBinary(b) => {
+                text_part(pt, &String::from_utf8_lossy(b))
+            }
+        };
+        parts.push(p);
+    }
+    Mail {
+        headers: headers_of(msg),
+        subject: msg.subject().unwrap_or_default().to_string(),
+        report_type,
+        parts,
+    }
+}
+
+/// A text part; `text/rfc822-headers` (RFC 6522 §4) is also read as the original's headers.
+fn text_part(ctype: String, t: &str) -> Part {
+    let original = if ctype.ends_with("rfc822-headers") || ctype == "message/rfc822" {
+        MessageParser::default()
+            .parse(t.as_bytes())
+            .map(|m| headers_of(&m))
+    } else {
+        None
+    };
+    Part {
+        ctype,
+        text: t.to_string(),
+        original,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flattens_report_and_finds_original_id() {
+        let raw = b"From: MAILER-DAEMON@example.org\r\nTo: bounce+1-ab@b.example\r\n\
+Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n\
+--B\r\nContent-Type: text/plain\r\n\r\nfailed\r\n\
+--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; x\r\n\r\nFinal-Recipient: rfc822; a@b.c\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n\
+--B\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <abc@def>\r\nSubject: x\r\n\r\n\
+--B--\r\n";
+        let m = Mail::parse(raw);
+        assert_eq!(m.report_type.as_deref(), Some("delivery-status"));
+        assert_eq!(m.original_message_id().as_deref(), Some("abc@def"));
+        assert_eq!(m.envelope_to(), vec!["bounce+1-ab@b.example".to_string()]);
+        assert!(m.parts.iter().any(|p| p.ctype == "message/delivery-status"));
+    }
+}

@@ -1,0 +1,243 @@
+//! Non-standard non-delivery reports: the free-text notices of qmail, Exim, Sendmail,
+//! Exchange, Gmail, Japanese carriers and the rest.
+//!
+//! There is no grammar to follow, so this is heuristics, with the marker phrases kept in
+//! `rules.toml` (`[ndr]`):
+//! 1. is it a failure notice at all (subject, sender, body markers);
+//! 2. the report text is the readable part up to where the returned message begins;
+//! 3. recipients are the addresses in that text, minus the sender's, the report's own and
+//!    the mailer's; failing that `X-Failed-Recipients`, then the original's To;
+//! 4. each recipient's diagnostic is the text after its address up to the next recipient.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::message::Mail;
+use super::rules::rules;
+use super::{Action, Found, RecipientResult, text};
+
+static REMOTE_HOST: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)(?:\bhost|\bserver|\bby|remote host|\bmx)\s+\[?([a-z0-9][a-z0-9.-]*\.[a-z0-9-]{2,})\]?\s*(?:\[|\(|said|:)",
+    )
+    .expect("constant regex")
+});
+
+/// Most diagnostic text kept for one recipient.
+const DIAG_MAX: usize = 600;
+
+/// `strong`: only accept notices with an unmistakable failure marker (this runs before the
+/// auto-reply check); otherwise accept any plausible notice.
+pub(crate) fn detect(mail: &Mail, strong: bool) -> Option<Found> {
+    let body = mail.body_text();
+    let report = report_text(&body);
+    if !is_notice(mail, report, strong) {
+        return None;
+    }
+    let addrs = recipients(mail, report);
+    if addrs.is_empty() {
+        return None;
+    }
+    let delayed = rules().ndr.delayed.is_match(report);
+    let mut found = Found::default();
+    let blocks = blocks(report, &addrs);
+    for (addr, block) in addrs.iter().zip(blocks) {
+        let mut r = RecipientResult::new(addr.clone());
+        if delayed {
+            r.action = Action::Delayed;
+        }
+        fill(&mut r, &block, report);
+        found.recipients.push(r);
+        found.hints.push(report.to_string());
+    }
+    Some(found)
+}
+
+fn is_notice(mail: &Mail, report: &str, strong: bool) -> bool {
+    let nd = &rules().ndr;
+    let subject = &mail.subject;
+    if nd.strong_subject.is_match(subject) || nd.strong_body.is_match(report) {
+        return true;
+    }
+    if strong {
+        return false;
+    }
+    let from = mail.sender_address();
+    nd.weak_from.is_match(&from)
+        || nd.weak_subject.is_match(subject)
+        || mail.header("x-failed-recipients").is_some()
+}
+
+/// The readable report: everything before the first line that starts the returned message.
+fn report_text(body: &str) -> &str {
+    let nd = &rules().ndr;
+    let mut end = body.len();
+    if let Some(m) = nd.original_marker.find(body) {
+        end = m.start();
+    }
+    // A bare header block (Received:/Return-Path: at line start) also starts the original.
+    if let Some(m) = nd.header_start.find(body)
+        && m.start() < end
+        && m.start() > 0
+    {
+        end = m.start();
+    }
+    &body[..end]
+}
+
+/// Candidate recipient addresses, in order of first appearance.
+fn recipients(mail: &Mail, report: &str) -> Vec<String> {
+    let exclude = excluded(mail);
+    let nd = &rules().ndr;
+    let mut out: Vec<String> = Vec::new();
+    for line in report.lines() {
+        if nd.sender_line.is_match(line) {
+            continue;
+        }
+        for a in text::addresses(line) {
+            let lower = a.to_ascii_lowercase();
+            if exclude.contains(&lower)
+                || nd.mailer_address.is_match(&lower)
+                || out.iter().any(|o| o.eq_ignore_ascii_case(&a))
+            {
+                continue;
+            }
+            out.push(a);
+        }
+    }
+    if out.is_empty() {
+        out = fallback_recipients(mail);
+    }
+    out
+}
+
+/// Addresses that are never the failed recipient: the report's own From/To/Reply-To and the
+/// original's From and Return-Path (that is us, the sender).
+fn excluded(mail: &Mail) -> Vec<String> {
+    let mut ex = Vec::new();
+    for name in ["from", "to", "reply-to", "return-path", "sender"] {
+        for v in mail.header_all(name) {
+            ex.extend(text::addresses(v));
+        }
+    }
+    if let Some(h) = mail.original_headers() {
+        for (n, v) in h {
+            if n == "from" || n == "return-path" || n == "sender" || n == "reply-to" {
+                ex.extend(text::addresses(v));
+            }
+        }
+    }
+    ex.iter().map(|a| a.to_ascii_lowercase()).collect()
+}
+
+fn fallback_recipients(mail: &Mail) -> Vec<String> {
+    if let Some(v) = mail.header("x-failed-recipients") {
+        let a = text::addresses(v);
+        if !a.is_empty() {
+            return a;
+        }
+    }
+    if let Some(h) = mail.original_headers()
+        && let Some((_, v)) = h.iter().find(|(n, _)| n == "to")
+    {
+        return text::addresses(v).into_iter().take(1).collect();
+    }
+    // The original quoted inline: its To line.
+    let body = mail.body_text();
+    body.lines()
+        .find(|l| l.len() > 3 && l[..3].eq_ignore_ascii_case("to:"))
+        .and_then(text::first_address)
+        .into_iter()
+        .collect()
+}
+
+/// The text block that belongs to each recipient: from just after its first mention to the
+/// line of the next recipient's first mention.
+fn blocks(report: &str, addrs: &[String]) -> Vec<String> {
+    let lower = report.to_ascii_lowercase();
+    let mut starts: Vec<(usize, usize)> = addrs
+        .iter()
+        .map(|a| {
+            let a = a.to_ascii_lowercase();
+            lower
+                .find(&a)
+                .map_or((report.len(), report.len()), |p| (p, p + a.len()))
+        })
+        .collect();
+    let order = starts.clone();
+    starts.sort_unstable();
+    order
+        .iter()
+        .map(|&(pos, after)| {
+            let next = starts
+                .iter()
+                .map(|&(p, _)| p)
+                .find(|&p| p > pos)
+                .unwrap_or(report.len());
+            // Back up to the start of the next recipient's line.
+            let end = report[..next]
+                .rfind('\n')
+                .filter(|&e| e > after)
+                .unwrap_or(next);
+            report.get(after..end).unwrap_or_default().to_string()
+        })
+        .collect()
+}
+
+/// Fill status, reply code, diagnostic and remote MTA from a recipient's block, falling back
+/// to the whole report when the block says nothing.
+fn fill(r: &mut RecipientResult, block: &str, report: &str) {
+    let block = block.trim_start_matches(['>', ':', ')', ' ', '\t', '.', ',']);
+    let mut diag = text::collapse(block);
+    if !has_substance(&diag) {
+        diag = text::collapse(report);
+    }
+    r.status = text::status_code(&diag).or_else(|| text::status_code(report));
+    r.reply_code = text::reply_code(&diag);
+    r.remote_mta = REMOTE_HOST
+        .captures(&diag)
+        .and_then(|c| c.get(1))
+        .map(|m| m.as_str().trim_end_matches('.').to_string());
+    if diag.len() > DIAG_MAX {
+        let mut cut = DIAG_MAX;
+        while !diag.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        diag.truncate(cut);
+    }
+    r.diagnostic = Some(diag).filter(|d| !d.is_empty());
+}
+
+/// A block says something when it has a code or a few words.
+fn has_substance(s: &str) -> bool {
+    text::reply_code(s).is_some()
+        || text::status_code(s).is_some()
+        || s.split_whitespace().filter(|w| w.len() > 2).count() >= 3
+}
+
+#[cfg(test)]
+mod tests {
+
+    #[test]
+    fn qmail_notice() {
+        let raw = b"From: MAILER-DAEMON@mx.example.jp\r\nTo: nekochan@example.jp\r\nSubject: failure notice\r\n\r\n\
+Hi. This is the qmail-send program at mx4.example.jp.\r\n\
+I'm afraid I wasn't able to deliver your message to the following addresses.\r\n\
+This is a permanent error; I've given up. Sorry it didn't work out.\r\n\r\n\
+<kijitora@example.ne.jp>:\r\n\
+192.0.2.32 does not like recipient.\r\nRemote host said: 550 5.1.1 Unknown user kijitora\r\n\r\n\
+--- Below this line is a copy of the message.\r\n\r\nMessage-ID: <orig@example.jp>\r\nFrom: nekochan@example.jp\r\n";
+        let r = crate::bounce::parse(raw);
+        assert!(r.bounce);
+        assert_eq!(r.kind, Some(crate::bounce::ReportKind::Ndr));
+        assert_eq!(r.recipients.len(), 1);
+        let rc = &r.recipients[0];
+        assert_eq!(rc.address, "kijitora@example.ne.jp");
+        assert_eq!(rc.status.as_deref(), Some("5.1.1"));
+        assert_eq!(rc.reply_code, Some(550));
+        assert!(rc.permanent);
+        assert_eq!(rc.reason.as_deref(), Some("userunknown"));
+        assert_eq!(r.original_message_id.as_deref(), Some("orig@example.jp"));
+    }
+}

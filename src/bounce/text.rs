@@ -1,0 +1,148 @@
+//! Small text helpers shared by the detectors: unfolding, addresses, codes.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// Compile a constant pattern. Every pattern is a literal in this file, exercised by the unit
+/// tests, so this cannot fail on input data.
+fn re(pattern: &str) -> Regex {
+    Regex::new(pattern).expect("constant regex")
+}
+
+static ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r#"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"#,
+    )
+});
+static STATUS: LazyLock<Regex> = LazyLock::new(|| re(r"[245]\.\d{1,3}\.\d{1,3}"));
+static REPLY: LazyLock<Regex> = LazyLock::new(|| re(r"(?:^|[^\w.#-])([245][0-5]\d)(?:[ \-]|$)"));
+static QUOTED_ID: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?mi)^\s*Message-I[Dd]\s*:\s*<?([^\s<>]+@[^\s<>]+?)>?\s*$"));
+
+/// RFC 5322 §2.2.3 unfolding: CRLF followed by white space becomes that white space.
+pub(crate) fn unfold(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for line in v.split('\n') {
+        let line = line.trim_end_matches('\r');
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(line.trim());
+    }
+    out.trim().to_string()
+}
+
+/// Collapse runs of white space into single spaces.
+pub(crate) fn collapse(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Every e-mail address in `s`, in order, trimmed of dots.
+pub(crate) fn addresses(s: &str) -> Vec<String> {
+    ADDRESS
+        .find_iter(s)
+        .map(|m| m.as_str().trim_matches('.').to_string())
+        .filter(|a| a.contains('@'))
+        .collect()
+}
+
+/// The first address in `s`.
+pub(crate) fn first_address(s: &str) -> Option<String> {
+    addresses(s).into_iter().next()
+}
+
+/// A Message-ID value without angle brackets (RFC 5322 §3.6.4).
+pub(crate) fn message_id(v: &str) -> Option<String> {
+    let v = v.trim();
+    let inner = match (v.find('<'), v.rfind('>')) {
+        (Some(a), Some(b)) if b > a => &v[a + 1..b],
+        _ => v,
+    };
+    let inner = inner.trim();
+    (!inner.is_empty() && !inner.contains(char::is_whitespace)).then(|| inner.to_string())
+}
+
+/// A `Message-ID:` line quoted in a body.
+pub(crate) fn quoted_message_id(body: &str) -> Option<String> {
+    QUOTED_ID.captures(body).map(|c| c[1].to_string())
+}
+
+/// The first enhanced status code (RFC 3463 §2) that is not part of a longer dotted number
+/// such as an IP address or a version.
+pub(crate) fn status_code(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    for m in STATUS.find_iter(s) {
+        let before = m.start().checked_sub(1).and_then(|i| bytes.get(i));
+        if matches!(before, Some(b) if b.is_ascii_alphanumeric() || *b == b'.' || *b == b'-') {
+            continue;
+        }
+        let after = bytes.get(m.end());
+        let after2 = bytes.get(m.end() + 1);
+        if matches!(after, Some(b) if b.is_ascii_alphanumeric() || *b == b'-')
+            || (after == Some(&b'.') && matches!(after2, Some(b) if b.is_ascii_digit()))
+        {
+            continue;
+        }
+        let code = m.as_str();
+        let mut it = code.split('.');
+        let (subject, detail) = (it.nth(1), it.next());
+        // Subjects go up to 7 (RFC 3463 §3.1); vendor details go beyond 9 (Microsoft 5.7.509).
+        if subject
+            .and_then(|x| x.parse::<u16>().ok())
+            .is_some_and(|x| x <= 9)
+            && detail.is_some()
+        {
+            return Some(code.to_string());
+        }
+    }
+    None
+}
+
+/// The first SMTP reply code (RFC 5321 §4.2) in `s`.
+pub(crate) fn reply_code(s: &str) -> Option<u16> {
+    REPLY
+        .captures(s)
+        .and_then(|c| c.get(1))
+        .and_then(|m| m.as_str().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_codes_skip_ip_addresses() {
+        assert_eq!(status_code("host 10.5.2.1 said"), None);
+        assert_eq!(status_code("550 5.1.1 <a@b.c>"), Some("5.1.1".into()));
+        assert_eq!(status_code("(#5.5.0)"), Some("5.5.0".into()));
+        assert_eq!(
+            status_code("550 5.7.509 Access denied"),
+            Some("5.7.509".into())
+        );
+        assert_eq!(status_code("version 2.4.5.1"), None);
+        assert_eq!(status_code("ends 4.4.7."), Some("4.4.7".into()));
+    }
+
+    #[test]
+    fn reply_codes() {
+        assert_eq!(reply_code("host x said: 550 Unknown user"), Some(550));
+        assert_eq!(reply_code("550-5.1.1 The email"), Some(550));
+        assert_eq!(reply_code("id 1550 x"), None);
+        assert_eq!(reply_code("no code"), None);
+    }
+
+    #[test]
+    fn addresses_and_ids() {
+        assert_eq!(
+            addresses("<kijitora@example.jp>: and x.y@z.example."),
+            vec!["kijitora@example.jp", "x.y@z.example"]
+        );
+        assert_eq!(message_id(" <a@b> ").as_deref(), Some("a@b"));
+        assert_eq!(
+            quoted_message_id("x\nMessage-Id: <q@r.s>\n").as_deref(),
+            Some("q@r.s")
+        );
+        assert_eq!(unfold("a\r\n b"), "a b");
+    }
+}

@@ -1,0 +1,116 @@
+//! Commands that need the store: they run through [`Backend`], so they work the same
+//! with `serve` running (over its socket) or not (opening the store).
+
+use std::process::ExitCode;
+
+use serde_json::Value;
+
+use crate::control::{Backend, Request};
+use crate::domain::format_time_ms;
+use crate::queue::control::QueueRow;
+use crate::timeline::LogView;
+
+use super::{Cli, load_config};
+
+/// Runs one request and prints its answer with `print`.
+pub async fn run(cli: &Cli, request: Request, print: impl FnOnce(Value)) -> ExitCode {
+    let config = match load_config(cli) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let backend = match Backend::connect(config).await {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("mailgate: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match backend.call(request).await {
+        Ok(v) => {
+            print(v);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mailgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints `mailgate queue list`.
+pub fn print_queue(v: Value) {
+    let rows: Vec<QueueRow> = serde_json::from_value(v).unwrap_or_default();
+    if rows.is_empty() {
+        println!("the queue is empty");
+        return;
+    }
+    println!(
+        "{:<32}  {:<9}  {:>3}  {:<20}  {:<30}  last reply",
+        "id", "status", "try", "next try (UTC)", "to"
+    );
+    for r in rows {
+        println!(
+            "{:<32}  {:<9}  {:>3}  {:<20}  {:<30}  {}",
+            r.id,
+            r.status,
+            r.attempts,
+            format_time_ms(r.next_try_ms),
+            r.to,
+            r.last_reply.unwrap_or_default()
+        );
+    }
+}
+
+/// Prints `mailgate log` as a readable timeline.
+pub fn print_log(v: Value, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return;
+    }
+    let Ok(view) = serde_json::from_value::<LogView>(v) else {
+        println!("(unreadable answer)");
+        return;
+    };
+    if view.messages.is_empty() {
+        println!("no mail was ever requested for {}", view.query);
+        return;
+    }
+    for m in view.messages {
+        println!(
+            "message {}  to {}  [{}]  {} ({}, {})",
+            m.message_id, m.to, m.status, m.subject, m.template, m.locale
+        );
+        println!(
+            "  Message-ID: <{}>  expires {}",
+            m.message_id_header,
+            format_time_ms(m.expires_ms)
+        );
+        for e in &m.events {
+            let mut line = format!(
+                "  {}  {:<15}",
+                format_time_ms(e.at_ms),
+                e.step.map(|s| s.as_str()).unwrap_or("?")
+            );
+            if let Some(a) = e.attempt {
+                line.push_str(&format!(" try {a}"));
+            }
+            if let Some(h) = &e.remote_host {
+                line.push_str(&format!(" {h}"));
+                if let Some(ip) = &e.remote_ip {
+                    line.push_str(&format!(" [{ip}]"));
+                }
+            }
+            if let Some(t) = &e.tls {
+                line.push_str(&format!(" {t}"));
+            }
+            if let Some(r) = &e.reply {
+                line.push_str(&format!(" \"{r}\""));
+            }
+            if let Some(d) = &e.detail {
+                line.push_str(&format!(" ({d})"));
+            }
+            println!("{line}");
+        }
+        println!();
+    }
+}

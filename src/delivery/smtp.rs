@@ -1,0 +1,471 @@
+//! One SMTP connection (RFC 5321) to a relay or an MX host, reused for several
+//! messages. Built on mail-send's `SmtpClient`, with two things it does not do itself:
+//! TCP_NODELAY right after connecting (without it each message waits ~44 ms on Nagle
+//! and delayed ACK), and keeping the final reply text of DATA, which often names the
+//! remote queue id that support will be asked about.
+//!
+//! DSN (RFC 3461): where the server offers it, MAIL FROM carries `RET=HDRS ENVID=<id>`
+//! and RCPT TO `NOTIFY=FAILURE,DELAY ORCPT=rfc822;<rcpt>`, so bounces come back short
+//! and carry our id.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mail_send::SmtpClient;
+use smtp_proto::{EXT_DSN, EXT_START_TLS, Response};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use super::classify::{Class, classify_error, classify_reply, enhanced_status};
+use super::{AttemptReport, Envelope, Outcome};
+
+/// How to treat TLS on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsPolicy {
+    /// Never start TLS.
+    Off,
+    /// STARTTLS when offered, clear text otherwise (RFC 3207; MX delivery).
+    Opportunistic,
+    /// STARTTLS, or do not send.
+    Required,
+    /// TLS from the first byte (port 465).
+    Implicit,
+}
+
+/// Settings shared by every connection of a route.
+#[derive(Clone)]
+pub struct SmtpSettings {
+    /// The name given in EHLO.
+    pub ehlo_name: String,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+    pub tls: TlsPolicy,
+    /// Check the server's certificate (relays); MX delivery accepts any, since
+    /// opportunistic TLS still beats clear text.
+    pub verify_certificates: bool,
+    pub credentials: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSettings")
+            .field("ehlo_name", &self.ehlo_name)
+            .field("tls", &self.tls)
+            .field("credentials", &self.credentials.as_ref().map(|(u, _)| u))
+            .finish()
+    }
+}
+
+enum Client {
+    Plain(SmtpClient<TcpStream>),
+    Tls(Box<SmtpClient<TlsStream<TcpStream>>>),
+}
+
+/// An open, greeted connection ready for MAIL FROM.
+pub struct Connection {
+    client: Client,
+    host: String,
+    ip: String,
+    tls: Option<String>,
+    dsn: bool,
+    /// Messages sent over this connection.
+    pub sent: usize,
+}
+
+impl Connection {
+    /// Connects to `host:port` (trying each of its addresses), reads the greeting, says
+    /// EHLO, starts TLS as the policy says and authenticates. On failure, the outcome
+    /// to record for the message that needed the connection.
+    pub async fn open(
+        host: &str,
+        port: u16,
+        settings: &SmtpSettings,
+    ) -> Result<Connection, Outcome> {
+        let started = Instant::now();
+        let mut report = AttemptReport {
+            remote_host: Some(host.to_string()),
+            ..AttemptReport::default()
+        };
+        let fail = |mut report: AttemptReport, class: Class, text: String| {
+            report.reply.get_or_insert(text);
+            report.duration_ms = started.elapsed().as_millis() as u64;
+            Outcome::from_class(class, report)
+        };
+        let addrs: Vec<SocketAddr> = match tokio::net::lookup_host((host, port)).await {
+            Ok(a) => a.collect(),
+            Err(e) => {
+                return Err(fail(
+                    report,
+                    Class::Temporary,
+                    format!("cannot resolve {host}: {e}"),
+                ));
+            }
+        };
+        let mut last_error = format!("{host} has no address");
+        let mut stream = None;
+        for addr in addrs {
+            match tokio::time::timeout(settings.connect_timeout, TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => {
+                    report.remote_ip = Some(addr.ip().to_string());
+                    stream = Some(s);
+                    break;
+                }
+                Ok(Err(e)) => last_error = format!("connect to {addr}: {e}"),
+                Err(_) => {
+                    last_error = format!(
+                        "connect to {addr}: timed out after {:?}",
+                        settings.connect_timeout
+                    )
+                }
+            }
+        }
+        let Some(stream) = stream else {
+            return Err(fail(report, Class::Temporary, last_error));
+        };
+        let _ = stream.set_nodelay(true);
+        let ip = report.remote_ip.clone().unwrap_or_default();
+        let plain = SmtpClient {
+            stream,
+            timeout: settings.command_timeout,
+        };
+
+        let tls_connector =
+            || mail_send::smtp::tls::build_tls_connector(!settings.verify_certificates);
+        let mut client = if settings.tls == TlsPolicy::Implicit {
+            let connector =
+                tls_connector().map_err(|e| fail(report.clone(), Class::Temporary, e))?;
+            match plain.into_tls(&connector, host).await {
+                Ok(c) => Client::Tls(Box::new(c)),
+                Err(e) => {
+                    return Err(fail(
+                        report,
+                        classify_error(&e),
+                        format!("TLS with {host}: {e}"),
+                    ));
+                }
+            }
+        } else {
+            Client::Plain(plain)
+        };
+
+        if let Err((class, r, text)) = greet(&mut client).await {
+            apply_reply(&mut report, r.as_ref());
+            return Err(fail(report, class, text));
+        }
+        let mut caps = match ehlo(&mut client, &settings.ehlo_name).await {
+            Ok(c) => c,
+            Err((class, r, text)) => {
+                apply_reply(&mut report, r.as_ref());
+                return Err(fail(report, class, text));
+            }
+        };
+        if let Client::Plain(_) = client {
+            let offered = caps & EXT_START_TLS != 0;
+            match (settings.tls, offered) {
+                (TlsPolicy::Opportunistic | TlsPolicy::Required, true) => {
+                    let connector =
+                        tls_connector().map_err(|e| fail(report.clone(), Class::Temporary, e))?;
+                    let Client::Plain(p) = client else {
+                        unreachable!("matched above")
+                    };
+                    client = match p.start_tls(&connector, host).await {
+                        Ok(c) => Client::Tls(Box::new(c)),
+                        Err(e) => {
+                            return Err(fail(
+                                report,
+                                classify_error(&e),
+                                format!("STARTTLS with {host}: {e}"),
+                            ));
+                        }
+                    };
+                    caps = match ehlo(&mut client, &settings.ehlo_name).await {
+                        Ok(c) => c,
+                        Err((class, r, text)) => {
+                            apply_reply(&mut report, r.as_ref());
+                            return Err(fail(report, class, text));
+                        }
+                    };
+                }
+                (TlsPolicy::Required, false) => {
+                    return Err(fail(
+                        report,
+                        Class::Temporary,
+                        format!("{host} does not offer STARTTLS and TLS is required"),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let tls = match &client {
+            Client::Tls(c) => c
+                .stream
+                .get_ref()
+                .1
+                .protocol_version()
+                .map(|v| format!("{v:?}")),
+            Client::Plain(_) => None,
+        };
+        if let Some((user, pass)) = &settings.credentials {
+            let creds = mail_send::Credentials::new(user.as_str(), pass.as_str());
+            let result = match &mut client {
+                Client::Plain(c) => c
+                    .authenticate(&creds, &ehlo_response(caps))
+                    .await
+                    .map(|_| ()),
+                Client::Tls(c) => c
+                    .authenticate(&creds, &ehlo_response(caps))
+                    .await
+                    .map(|_| ()),
+            };
+            if let Err(e) = result {
+                return Err(fail(
+                    report,
+                    classify_error(&e),
+                    format!("authentication at {host}: {e}"),
+                ));
+            }
+        }
+        Ok(Connection {
+            client,
+            host: host.to_string(),
+            ip,
+            tls,
+            dsn: caps & EXT_DSN != 0,
+            sent: 0,
+        })
+    }
+
+    /// Sends one message. Returns the outcome and whether the connection can be reused.
+    pub async fn send(&mut self, envelope: &Envelope, raw: &[u8]) -> (Outcome, bool) {
+        let started = Instant::now();
+        let mut report = AttemptReport {
+            remote_host: Some(self.host.clone()),
+            remote_ip: Some(self.ip.clone()),
+            tls: self.tls.clone(),
+            ..AttemptReport::default()
+        };
+        let result = match &mut self.client {
+            Client::Plain(c) => transact(c, envelope, raw, self.dsn).await,
+            Client::Tls(c) => transact(c.as_mut(), envelope, raw, self.dsn).await,
+        };
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok(reply) => {
+                self.sent += 1;
+                apply_reply(&mut report, Some(&reply));
+                (Outcome::Delivered(report), true)
+            }
+            Err(Refusal::Reply(reply)) => {
+                apply_reply(&mut report, Some(&reply));
+                // The server answered: the session is intact once reset (RFC 5321 §4.1.1.5),
+                // unless it said 421 (closing).
+                let alive = reply.code != 421 && self.rset().await;
+                (
+                    Outcome::from_class(classify_reply(reply.code), report),
+                    alive,
+                )
+            }
+            Err(Refusal::Error(e)) => {
+                report.reply = Some(e.to_string());
+                (Outcome::from_class(classify_error(&e), report), false)
+            }
+        }
+    }
+
+    async fn rset(&mut self) -> bool {
+        match &mut self.client {
+            Client::Plain(c) => c.rset().await.is_ok(),
+            Client::Tls(c) => c.rset().await.is_ok(),
+        }
+    }
+
+    /// Says QUIT and closes.
+    pub async fn close(self) {
+        let _ = match self.client {
+            Client::Plain(c) => c.quit().await,
+            Client::Tls(c) => c.quit().await,
+        };
+    }
+}
+
+type ConnFailure = (Class, Option<Response<String>>, String);
+
+async fn greet(client: &mut Client) -> Result<(), ConnFailure> {
+    let r = match client {
+        Client::Plain(c) => tokio::time::timeout(c.timeout, c.read()).await,
+        Client::Tls(c) => tokio::time::timeout(c.timeout, c.read()).await,
+    };
+    match r {
+        Err(_) => Err((Class::Temporary, None, "no greeting: timed out".into())),
+        Ok(Err(e)) => Err((classify_error(&e), None, format!("greeting: {e}"))),
+        Ok(Ok(resp)) if resp.code == 220 => Ok(()),
+        Ok(Ok(resp)) => Err((
+            classify_reply(resp.code),
+            Some(resp.clone()),
+            format!("greeting: {}", resp.message),
+        )),
+    }
+}
+
+async fn ehlo(client: &mut Client, name: &str) -> Result<u32, ConnFailure> {
+    let r = match client {
+        Client::Plain(c) => c.ehlo(name).await,
+        Client::Tls(c) => c.ehlo(name).await,
+    };
+    match r {
+        Ok(resp) => Ok(resp.capabilities),
+        Err(mail_send::Error::UnexpectedReply(resp)) => Err((
+            classify_reply(resp.code),
+            Some(resp.clone()),
+            format!("EHLO: {}", resp.message),
+        )),
+        Err(e) => Err((classify_error(&e), None, format!("EHLO: {e}"))),
+    }
+}
+
+fn ehlo_response(capabilities: u32) -> smtp_proto::EhloResponse<String> {
+    let mut r = smtp_proto::EhloResponse::new(String::new());
+    r.capabilities = capabilities;
+    r.auth_mechanisms = smtp_proto::AUTH_PLAIN | smtp_proto::AUTH_LOGIN;
+    r
+}
+
+enum Refusal {
+    Reply(Response<String>),
+    Error(mail_send::Error),
+}
+
+/// MAIL FROM, RCPT TO, DATA for one message; the final reply on success.
+async fn transact<T: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut SmtpClient<T>,
+    envelope: &Envelope,
+    raw: &[u8],
+    dsn: bool,
+) -> Result<Response<String>, Refusal> {
+    let mail = if dsn {
+        format!(
+            "MAIL FROM:<{}> RET=HDRS ENVID={}\r\n",
+            envelope.mail_from,
+            xtext(&envelope.envid)
+        )
+    } else {
+        format!("MAIL FROM:<{}>\r\n", envelope.mail_from)
+    };
+    expect(client, mail.as_bytes(), |c| (200..300).contains(&c)).await?;
+    let rcpt = if dsn {
+        format!(
+            "RCPT TO:<{rcpt}> NOTIFY=FAILURE,DELAY ORCPT=rfc822;{orcpt}\r\n",
+            rcpt = envelope.rcpt_to,
+            orcpt = xtext(&envelope.rcpt_to)
+        )
+    } else {
+        format!("RCPT TO:<{}>\r\n", envelope.rcpt_to)
+    };
+    expect(client, rcpt.as_bytes(), |c| (200..300).contains(&c)).await?;
+    expect(client, b"DATA\r\n", |c| c == 354).await?;
+    let stuffed = dot_stuff(raw);
+    let timeout = client.timeout;
+    let reply = tokio::time::timeout(timeout, async {
+        client.stream.write_all(&stuffed).await?;
+        client.stream.flush().await?;
+        client.read().await
+    })
+    .await
+    .map_err(|_| Refusal::Error(mail_send::Error::Timeout))?
+    .map_err(|e| match e {
+        mail_send::Error::Io(io) => Refusal::Error(mail_send::Error::Io(io)),
+        other => Refusal::Error(other),
+    })?;
+    if (200..300).contains(&reply.code) {
+        Ok(reply)
+    } else {
+        Err(Refusal::Reply(reply))
+    }
+}
+
+async fn expect<T: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut SmtpClient<T>,
+    cmd: &[u8],
+    ok: impl Fn(u16) -> bool,
+) -> Result<Response<String>, Refusal> {
+    let reply = client.cmd(cmd).await.map_err(Refusal::Error)?;
+    if ok(reply.code) {
+        Ok(reply)
+    } else {
+        Err(Refusal::Reply(reply))
+    }
+}
+
+fn apply_reply(report: &mut AttemptReport, reply: Option<&Response<String>>) {
+    if let Some(r) = reply {
+        report.smtp_code = Some(r.code);
+        report.enhanced_status = enhanced_status(r.esc);
+        let text = r.message.replace(['\r', '\n'], " ");
+        report.reply = Some(match &report.enhanced_status {
+            Some(esc) => format!("{} {esc} {text}", r.code),
+            None => format!("{} {text}", r.code),
+        });
+    }
+}
+
+/// The message as sent after DATA: lines that begin with "." get another (RFC 5321
+/// §4.5.2), then the final ".". Bare LF is sent as CRLF.
+pub fn dot_stuff(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 64 + 5);
+    let mut at_line_start = true;
+    let mut prev = 0u8;
+    for &b in raw {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        if at_line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        at_line_start = b == b'\n';
+        prev = b;
+    }
+    if !at_line_start {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+/// xtext (RFC 3461 §4): "+" followed by two hex digits for '+', '=' and anything
+/// outside '!'..'~'.
+pub fn xtext(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("+{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Builds a TLS connector (exposed for the inbound tests).
+pub fn tls_connector(verify: bool) -> Result<TlsConnector, String> {
+    mail_send::smtp::tls::build_tls_connector(!verify)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dots_at_line_start_are_doubled_and_the_end_is_marked() {
+        assert_eq!(dot_stuff(b"a\r\n.b\r\n"), b"a\r\n..b\r\n.\r\n");
+        assert_eq!(dot_stuff(b".x"), b"..x\r\n.\r\n");
+        assert_eq!(dot_stuff(b"a\nb"), b"a\r\nb\r\n.\r\n");
+    }
+
+    #[test]
+    fn xtext_encodes_plus_equals_and_spaces() {
+        assert_eq!(xtext("a+b=c d@example.jp"), "a+2Bb+3Dc+20d@example.jp");
+    }
+}

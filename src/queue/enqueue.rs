@@ -1,0 +1,110 @@
+//! Enqueue: the only way a message enters mailgate. The message's bytes are fixed here
+//! (composed, later signed), stored with its queue entry and first event, flushed, and
+//! only then acknowledged: a killed process loses nothing it acknowledged.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::compose::{ComposeError, Draft};
+use crate::domain::{Address, Event, MessageId, MessageRecord, MessageStatus, Step, now_ms};
+use crate::services::Services;
+use crate::store::StoreError;
+
+/// A message to send.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub to: Address,
+    pub to_name: Option<String>,
+    pub template: String,
+    pub locale: String,
+    pub vars: Value,
+    /// How long the message is worth trying; default `delivery.message_lifetime`.
+    pub lifetime: Option<Duration>,
+    pub flow_id: Option<String>,
+    /// Do not send before this time (ms since the epoch): scheduled sending.
+    pub not_before_ms: Option<u64>,
+}
+
+/// The acknowledgement.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Enqueued {
+    pub message_id: MessageId,
+    pub message_id_header: String,
+    pub expires_ms: u64,
+    pub status: MessageStatus,
+}
+
+/// Why a message was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError {
+    /// The request is wrong: a 4xx for the API, a usage error for the CLI.
+    #[error(transparent)]
+    Invalid(#[from] ComposeError),
+    #[error("locale {0:?} is not one of \"ja\", \"en\"")]
+    Locale(String),
+    /// The store failed: intake stops rather than lose mail (a 503).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Validates, composes, stores and flushes one message; returns once it is durable.
+pub async fn enqueue(services: &Services, out: Outgoing) -> Result<Enqueued, EnqueueError> {
+    if !crate::compose::templates::LOCALES.contains(&out.locale.as_str()) {
+        return Err(EnqueueError::Locale(out.locale));
+    }
+    let id = MessageId::random();
+    let now = now_ms();
+    let composed = services.composer.compose(
+        &id,
+        Draft {
+            to: &out.to,
+            to_name: out.to_name.as_deref(),
+            template: &out.template,
+            locale: &out.locale,
+            vars: out.vars,
+        },
+        (now / 1000) as i64,
+    )?;
+    let lifetime = out
+        .lifetime
+        .unwrap_or(services.config.delivery.message_lifetime);
+    let expires_ms = now + lifetime.as_millis() as u64;
+    let due = out.not_before_ms.unwrap_or(now).max(now);
+    let mut record = MessageRecord {
+        id,
+        to: out.to,
+        message_id_header: services.composer.message_id_header(&id),
+        template: out.template,
+        locale: out.locale,
+        subject: composed.subject,
+        created_ms: now,
+        expires_ms: expires_ms.max(due + 1),
+        status: MessageStatus::Queued,
+        attempts: 0,
+        due_ms: Some(due),
+        last_reply: None,
+        flow_id: out.flow_id,
+        events: 0,
+        size: composed.raw.len(),
+    };
+    let mut first = Event::new(Step::Queued, now);
+    if due > now {
+        first.detail = Some(format!(
+            "scheduled for {}",
+            crate::domain::format_time_ms(due)
+        ));
+    }
+    services
+        .store
+        .insert_message(&mut record, &composed.raw, &first)?;
+    services.store.flush().await?;
+    services.queue_bell.notify_one();
+    tracing::info!(msg_id = %id, template = %record.template, "queued");
+    Ok(Enqueued {
+        message_id: id,
+        message_id_header: record.message_id_header,
+        expires_ms: record.expires_ms,
+        status: record.status,
+    })
+}

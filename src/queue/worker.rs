@@ -1,0 +1,594 @@
+//! The delivery worker inside `serve`.
+//!
+//! A dispatcher claims due queue entries (the message becomes `sending` and its queue key
+//! moves an hour ahead, so it is not claimed twice) and hands each to its destination:
+//! the relay, the recipient's domain (MX), or the outbox. Each destination runs up to
+//! `max_connections_per_domain` connection tasks, all under `max_connections`; a task
+//! keeps its SMTP connection for up to `messages_per_connection` messages and lingers
+//! briefly for more before it says QUIT. On start, messages left `sending` by a killed
+//! process are made due again: delivery is at least once.
+//!
+//! [`try_execute_task`] runs one claimed message to its outcome without the dispatcher,
+//! so tests can drain the queue without sleeping (zero-to-production's habit).
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore};
+
+use crate::config::{DeliveryMode, RelayTls};
+use crate::delivery::mx::{self, Route as MxRoute};
+use crate::delivery::smtp::{Connection, SmtpSettings, TlsPolicy};
+use crate::delivery::{AttemptReport, Envelope, Outcome};
+use crate::domain::{Event, MessageId, MessageRecord, MessageStatus, Step, format_time_ms, now_ms};
+use crate::queue::retry::{RetryDecision, next_attempt};
+use crate::services::Services;
+use crate::shutdown::Shutdown;
+use crate::store::StoreError;
+
+/// How long a claimed message stays out of the due range.
+const LEASE_MS: u64 = 3_600_000;
+/// How long an idle connection waits for more work before QUIT.
+const LINGER: Duration = Duration::from_millis(300);
+
+/// Where messages go.
+#[derive(Clone)]
+enum Route {
+    Outbox(PathBuf),
+    Relay {
+        host: String,
+        port: u16,
+        settings: SmtpSettings,
+    },
+    Mx {
+        resolver: Arc<hickory_resolver::TokioResolver>,
+        settings: SmtpSettings,
+    },
+}
+
+impl Route {
+    fn from_services(services: &Services) -> anyhow::Result<Route> {
+        let config = &services.config;
+        let d = &config.delivery;
+        let base = |tls: TlsPolicy, verify: bool| SmtpSettings {
+            ehlo_name: config.sender.hostname.clone(),
+            connect_timeout: d.connect_timeout,
+            command_timeout: d.command_timeout,
+            tls,
+            verify_certificates: verify,
+            credentials: None,
+        };
+        Ok(match d.mode {
+            DeliveryMode::Outbox => Route::Outbox(d.outbox_dir.clone()),
+            DeliveryMode::Relay => {
+                let relay = d.relay.clone().unwrap_or_default();
+                let (host, port) = relay
+                    .rsplit_once(':')
+                    .and_then(|(h, p)| {
+                        Some((h.trim_matches(['[', ']']).to_string(), p.parse().ok()?))
+                    })
+                    .ok_or_else(|| anyhow::anyhow!("delivery.relay: {relay:?} is not host:port"))?;
+                let tls = match d.relay_tls {
+                    RelayTls::None => TlsPolicy::Off,
+                    RelayTls::Starttls => TlsPolicy::Required,
+                    RelayTls::Implicit => TlsPolicy::Implicit,
+                };
+                let mut settings = base(tls, true);
+                if let (Some(user), Some(file)) = (&d.relay_user, &d.relay_password_file) {
+                    let password = std::fs::read_to_string(file).map_err(|e| {
+                        anyhow::anyhow!(
+                            "delivery.relay_password_file: cannot read {}: {e}",
+                            file.display()
+                        )
+                    })?;
+                    settings.credentials = Some((user.clone(), password.trim_end().to_string()));
+                }
+                Route::Relay {
+                    host,
+                    port,
+                    settings,
+                }
+            }
+            DeliveryMode::Mx => {
+                let resolver = hickory_resolver::TokioResolver::builder_tokio()
+                    .map_err(|e| anyhow::anyhow!("cannot read the system DNS configuration: {e}"))?
+                    .build()
+                    .map_err(|e| anyhow::anyhow!("cannot start the DNS resolver: {e}"))?;
+                let tls = if d.require_tls {
+                    TlsPolicy::Required
+                } else {
+                    TlsPolicy::Opportunistic
+                };
+                Route::Mx {
+                    resolver: Arc::new(resolver),
+                    settings: base(tls, false),
+                }
+            }
+        })
+    }
+
+    /// The destination a message is grouped under.
+    fn destination(&self, record: &MessageRecord) -> String {
+        match self {
+            Route::Outbox(_) => "outbox".into(),
+            Route::Relay { host, port, .. } => format!("{host}:{port}"),
+            Route::Mx { .. } => record.to.domain().to_string(),
+        }
+    }
+}
+
+/// Messages waiting for one destination, and its connection tasks.
+struct Destination {
+    name: String,
+    pending: Mutex<VecDeque<MessageId>>,
+    active: AtomicUsize,
+    bell: Notify,
+}
+
+impl Destination {
+    fn pop(&self) -> Option<MessageId> {
+        self.pending.lock().expect("pending lock").pop_front()
+    }
+}
+
+struct Inner {
+    services: Services,
+    route: Route,
+    destinations: Mutex<HashMap<String, Arc<Destination>>>,
+    connections: Arc<Semaphore>,
+    in_flight: AtomicUsize,
+    max_in_flight: usize,
+    capacity_bell: Notify,
+}
+
+/// Runs the worker until shutdown. Returns once connection tasks have finished their
+/// current message (or after a grace period).
+pub async fn run(services: Services, mut shutdown: Shutdown) -> anyhow::Result<()> {
+    let route = Route::from_services(&services)?;
+    let recovered = recover(&services, now_ms())?;
+    if recovered > 0 {
+        tracing::info!(
+            recovered,
+            "messages left in flight by the last run are due again"
+        );
+        services.store.flush().await?;
+    }
+    let d = &services.config.delivery;
+    let inner = Arc::new(Inner {
+        connections: Arc::new(Semaphore::new(d.max_connections)),
+        max_in_flight: (d.max_connections * 64).max(256),
+        services: services.clone(),
+        route,
+        destinations: Mutex::new(HashMap::new()),
+        in_flight: AtomicUsize::new(0),
+        capacity_bell: Notify::new(),
+    });
+    loop {
+        let claimed = claim_batch(&inner, now_ms());
+        let wait = match &claimed {
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the queue; retrying in 5s");
+                Duration::from_secs(5)
+            }
+            Ok(n) if *n > 0 => Duration::ZERO,
+            Ok(_) => match services.store.next_due() {
+                Ok(Some(due)) => Duration::from_millis(due.saturating_sub(now_ms()).clamp(5, 1000)),
+                _ => Duration::from_secs(1),
+            },
+        };
+        if wait.is_zero() && inner.in_flight.load(Ordering::SeqCst) < inner.max_in_flight {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        tokio::select! {
+            _ = shutdown.recv() => break,
+            _ = services.queue_bell.notified() => {}
+            _ = inner.capacity_bell.notified() => {}
+            _ = tokio::time::sleep(wait.max(Duration::from_millis(5))) => {}
+        }
+    }
+    // Let connection tasks finish the message they hold.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while inner.in_flight.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+        for dest in inner.destinations.lock().expect("destinations").values() {
+            dest.pending.lock().expect("pending").clear();
+            dest.bell.notify_waiters();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// Makes every message left `sending` due now, with a `recovered` event.
+pub fn recover(services: &Services, now: u64) -> Result<usize, StoreError> {
+    let store = &services.store;
+    let mut n = 0;
+    for (_, id) in store.queue_entries()? {
+        let Some(mut record) = store.message(&id)? else {
+            continue;
+        };
+        if record.status != MessageStatus::Sending {
+            continue;
+        }
+        record.status = if record.attempts == 0 {
+            MessageStatus::Queued
+        } else {
+            MessageStatus::Deferred
+        };
+        store.reschedule(&mut record, Some(now))?;
+        store.append_event(
+            &mut record,
+            &Event::new(Step::Recovered, now)
+                .with_detail("in flight when the last run stopped; trying again"),
+        )?;
+        store.put_message(&record)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Claims due messages up to the in-flight cap and hands them to destinations.
+fn claim_batch(inner: &Arc<Inner>, now: u64) -> Result<usize, StoreError> {
+    let room = inner
+        .max_in_flight
+        .saturating_sub(inner.in_flight.load(Ordering::SeqCst));
+    if room == 0 {
+        return Ok(0);
+    }
+    let store = &inner.services.store;
+    let mut claimed = 0;
+    for (due, id) in store.due_messages(now, room.min(512))? {
+        match claim(&inner.services, due, &id, now)? {
+            Some(record) => {
+                inner.in_flight.fetch_add(1, Ordering::SeqCst);
+                dispatch(inner, inner.route.destination(&record), id);
+                claimed += 1;
+            }
+            None => continue,
+        }
+    }
+    Ok(claimed)
+}
+
+/// Claims one queue entry: the message becomes `sending`, or is finished off when it
+/// is no longer open or has expired. Returns the record when it should be tried.
+pub fn claim(
+    services: &Services,
+    due: u64,
+    id: &MessageId,
+    now: u64,
+) -> Result<Option<MessageRecord>, StoreError> {
+    let store = &services.store;
+    let Some(mut record) = store.message(id)? else {
+        store.remove_queue_key(due, id)?;
+        return Ok(None);
+    };
+    if !record.status.is_open() || record.due_ms != Some(due) {
+        store.remove_queue_key(due, id)?;
+        return Ok(None);
+    }
+    if record.expires_ms <= now {
+        finish(
+            services,
+            &mut record,
+            MessageStatus::Expired,
+            Event::new(Step::Expired, now)
+                .with_detail("its lifetime ended before any server accepted it"),
+        )?;
+        return Ok(None);
+    }
+    record.status = MessageStatus::Sending;
+    store.reschedule(&mut record, Some(now + LEASE_MS))?;
+    store.put_message(&record)?;
+    Ok(Some(record))
+}
+
+fn dispatch(inner: &Arc<Inner>, name: String, id: MessageId) {
+    let dest = {
+        let mut map = inner.destinations.lock().expect("destinations");
+        map.entry(name.clone())
+            .or_insert_with(|| {
+                Arc::new(Destination {
+                    name,
+                    pending: Mutex::new(VecDeque::new()),
+                    active: AtomicUsize::new(0),
+                    bell: Notify::new(),
+                })
+            })
+            .clone()
+    };
+    let queued = {
+        let mut p = dest.pending.lock().expect("pending");
+        p.push_back(id);
+        p.len()
+    };
+    dest.bell.notify_one();
+    let cap = inner.services.config.delivery.max_connections_per_domain;
+    let active = dest.active.load(Ordering::SeqCst);
+    // A new connection when none runs, or when work piles up behind the ones that do.
+    if active < cap && (active == 0 || queued > active) {
+        dest.active.fetch_add(1, Ordering::SeqCst);
+        let inner = inner.clone();
+        tokio::spawn(async move {
+            let permit = inner.connections.clone().acquire_owned().await;
+            connection_task(&inner, &dest).await;
+            drop(permit);
+            dest.active.fetch_sub(1, Ordering::SeqCst);
+            // Work may have arrived after this task decided to stop.
+            if dest.active.load(Ordering::SeqCst) == 0
+                && let Some(id) = dest.pop()
+            {
+                dispatch(&inner, dest.name.clone(), id);
+            }
+        });
+    }
+}
+
+async fn next_message(dest: &Destination) -> Option<MessageId> {
+    if let Some(id) = dest.pop() {
+        return Some(id);
+    }
+    let _ = tokio::time::timeout(LINGER, dest.bell.notified()).await;
+    dest.pop()
+}
+
+/// One connection's life: take messages for the destination until none is left.
+async fn connection_task(inner: &Arc<Inner>, dest: &Destination) {
+    let services = &inner.services;
+    let mut conn: Option<Connection> = None;
+    while let Some(id) = next_message(dest).await {
+        let (record, body) = match (services.store.message(&id), services.store.body(&id)) {
+            (Ok(Some(r)), Ok(Some(b))) if r.status == MessageStatus::Sending => (r, b),
+            _ => {
+                done(inner);
+                continue;
+            }
+        };
+        let envelope = envelope_for(services, &record);
+        let outcome = match &inner.route {
+            Route::Outbox(dir) => {
+                let dir = dir.clone();
+                let idtext = id.to_string();
+                let env = envelope.clone();
+                tokio::task::spawn_blocking(move || {
+                    crate::delivery::outbox::deliver(&dir, &idtext, &env, &body)
+                })
+                .await
+                .unwrap_or_else(|e| {
+                    Outcome::Deferred(AttemptReport {
+                        reply: Some(e.to_string()),
+                        ..Default::default()
+                    })
+                })
+            }
+            Route::Relay { .. } | Route::Mx { .. } => {
+                if conn.is_none() {
+                    match open_connection(&inner.route, &record).await {
+                        Ok(c) => conn = Some(c),
+                        Err(outcome) => {
+                            // The destination is unreachable: every message waiting for
+                            // it gets the same outcome now, each in its own timeline.
+                            settle(inner, &id, &outcome).await;
+                            while let Some(other) = dest.pop() {
+                                settle(inner, &other, &outcome).await;
+                            }
+                            break;
+                        }
+                    }
+                }
+                let c = conn.as_mut().expect("opened above");
+                let (outcome, alive) = c.send(&envelope, &body).await;
+                if (!alive || c.sent >= services.config.delivery.messages_per_connection)
+                    && let Some(c) = conn.take()
+                {
+                    c.close().await;
+                }
+                outcome
+            }
+        };
+        settle(inner, &id, &outcome).await;
+    }
+    if let Some(c) = conn {
+        c.close().await;
+    }
+}
+
+fn done(inner: &Inner) {
+    inner.in_flight.fetch_sub(1, Ordering::SeqCst);
+    inner.capacity_bell.notify_one();
+}
+
+async fn settle(inner: &Arc<Inner>, id: &MessageId, outcome: &Outcome) {
+    if let Err(e) = apply_outcome(&inner.services, id, outcome, now_ms()) {
+        tracing::error!(msg_id = %id, error = %e, "cannot record a delivery outcome; the message will be retried");
+    }
+    done(inner);
+}
+
+/// Opens a connection to the relay, or to the first MX host of the recipient's domain
+/// that answers.
+async fn open_connection(route: &Route, record: &MessageRecord) -> Result<Connection, Outcome> {
+    match route {
+        Route::Outbox(_) => unreachable!("the outbox has no connections"),
+        Route::Relay {
+            host,
+            port,
+            settings,
+        } => Connection::open(host, *port, settings).await,
+        Route::Mx { resolver, settings } => {
+            let domain = record.to.domain();
+            let hosts = match mx::route(resolver, domain).await {
+                Ok(MxRoute::Hosts(h)) => h,
+                Ok(MxRoute::NullMx) => {
+                    return Err(Outcome::Failed(AttemptReport {
+                        reply: Some(format!(
+                            "{domain} publishes a null MX: it accepts no mail (RFC 7505)"
+                        )),
+                        enhanced_status: Some("5.1.10".into()),
+                        ..AttemptReport::default()
+                    }));
+                }
+                Err(mx::RouteError::NoSuchDomain(d)) => {
+                    return Err(Outcome::Failed(AttemptReport {
+                        reply: Some(format!("the domain {d} does not exist")),
+                        enhanced_status: Some("5.1.2".into()),
+                        ..AttemptReport::default()
+                    }));
+                }
+                Err(e) => {
+                    return Err(Outcome::Deferred(AttemptReport {
+                        reply: Some(e.to_string()),
+                        ..AttemptReport::default()
+                    }));
+                }
+            };
+            let mut last = None;
+            for host in hosts {
+                match Connection::open(&host, 25, settings).await {
+                    Ok(c) => return Ok(c),
+                    Err(outcome) => last = Some(outcome),
+                }
+            }
+            Err(last.unwrap_or_else(|| Outcome::Deferred(AttemptReport::default())))
+        }
+    }
+}
+
+/// The SMTP envelope of a message: VERP return path, one recipient, DSN envelope id.
+pub fn envelope_for(services: &Services, record: &MessageRecord) -> Envelope {
+    Envelope {
+        mail_from: services
+            .verp
+            .address(&record.id, &services.config.sender.bounce_domain),
+        rcpt_to: record.to.to_string(),
+        envid: record.id.to_string(),
+    }
+}
+
+/// Records an attempt's outcome: the event, the new status, the next try.
+pub fn apply_outcome(
+    services: &Services,
+    id: &MessageId,
+    outcome: &Outcome,
+    now: u64,
+) -> Result<(), StoreError> {
+    let store = &services.store;
+    let Some(mut record) = store.message(id)? else {
+        return Ok(());
+    };
+    record.attempts += 1;
+    let report = outcome.report();
+    let mut event = Event {
+        at_ms: now,
+        step: None,
+        attempt: Some(record.attempts),
+        remote_host: report.remote_host.clone(),
+        remote_ip: report.remote_ip.clone(),
+        smtp_code: report.smtp_code,
+        enhanced_status: report.enhanced_status.clone(),
+        reply: report.reply.clone(),
+        tls: report.tls.clone(),
+        duration_ms: Some(report.duration_ms),
+        detail: report.detail.clone(),
+    };
+    record.last_reply = report.reply.clone().or_else(|| report.detail.clone());
+    let span = tracing::info_span!("outcome", msg_id = %id, attempt = record.attempts);
+    let _guard = span.enter();
+    match outcome {
+        Outcome::Delivered(_) => {
+            event.step = Some(Step::Delivered);
+            tracing::info!(
+                host = report.remote_host.as_deref().unwrap_or(""),
+                "delivered"
+            );
+            finish(services, &mut record, MessageStatus::Delivered, event)
+        }
+        Outcome::Failed(_) => {
+            event.step = Some(Step::Failed);
+            tracing::warn!(
+                reply = report.reply.as_deref().unwrap_or(""),
+                "failed permanently"
+            );
+            finish(services, &mut record, MessageStatus::Failed, event)
+        }
+        Outcome::Deferred(_) => {
+            let schedule = &services.config.delivery.retry_schedule;
+            match next_attempt(schedule, record.attempts, now, record.expires_ms) {
+                RetryDecision::RetryAt(at) => {
+                    event.step = Some(Step::Deferred);
+                    let why = event.detail.take();
+                    event.detail = Some(match why {
+                        Some(w) => format!("{w}; next try at {}", format_time_ms(at)),
+                        None => format!("next try at {}", format_time_ms(at)),
+                    });
+                    tracing::info!(reply = report.reply.as_deref().unwrap_or(""), next = %format_time_ms(at), "deferred");
+                    record.status = MessageStatus::Deferred;
+                    store.reschedule(&mut record, Some(at))?;
+                    store.append_event(&mut record, &event)?;
+                    store.put_message(&record)
+                }
+                RetryDecision::Expire => {
+                    event.step = Some(Step::Deferred);
+                    store.append_event(&mut record, &event)?;
+                    tracing::warn!("expired after its last try");
+                    finish(
+                        services,
+                        &mut record,
+                        MessageStatus::Expired,
+                        Event::new(Step::Expired, now)
+                            .with_detail("its lifetime ended before any server accepted it"),
+                    )
+                }
+            }
+        }
+    }
+}
+
+/// Puts a message in a final state: event, status, no queue entry, bytes dropped.
+pub fn finish(
+    services: &Services,
+    record: &mut MessageRecord,
+    status: MessageStatus,
+    event: Event,
+) -> Result<(), StoreError> {
+    let store = &services.store;
+    record.status = status;
+    store.reschedule(record, None)?;
+    store.append_event(record, &event)?;
+    store.put_message(record)?;
+    store.remove_body(&record.id)?;
+    Ok(())
+}
+
+/// Claims the next due message and runs it to its outcome, without the dispatcher:
+/// `Some(outcome)` when a message was tried, `None` when nothing was due.
+pub async fn try_execute_task(services: &Services, now: u64) -> anyhow::Result<Option<Outcome>> {
+    let route = Route::from_services(services)?;
+    for (due, id) in services.store.due_messages(now, 16)? {
+        let Some(record) = claim(services, due, &id, now)? else {
+            continue;
+        };
+        let body = services.store.body(&id)?.unwrap_or_default();
+        let envelope = envelope_for(services, &record);
+        let outcome = match &route {
+            Route::Outbox(dir) => {
+                crate::delivery::outbox::deliver(dir, &id.to_string(), &envelope, &body)
+            }
+            _ => match open_connection(&route, &record).await {
+                Ok(mut c) => {
+                    let (o, _) = c.send(&envelope, &body).await;
+                    c.close().await;
+                    o
+                }
+                Err(o) => o,
+            },
+        };
+        apply_outcome(services, &id, &outcome, now)?;
+        services.store.flush().await?;
+        return Ok(Some(outcome));
+    }
+    Ok(None)
+}

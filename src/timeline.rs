@@ -1,0 +1,110 @@
+//! The delivery log: for an address or a message, every message with its full timeline,
+//! newest first. One shape serves `mailgate log`, the API and the support console, so
+//! support, scripts and the application all read the same facts.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Address, Event, MessageId, MessageRecord};
+use crate::services::Services;
+use crate::store::StoreError;
+
+/// One message and its timeline.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageView {
+    pub message_id: String,
+    pub message_id_header: String,
+    pub to: String,
+    pub template: String,
+    pub locale: String,
+    pub subject: String,
+    pub status: String,
+    pub created_ms: u64,
+    pub expires_ms: u64,
+    pub attempts: u32,
+    pub next_try_ms: Option<u64>,
+    pub last_reply: Option<String>,
+    pub flow_id: Option<String>,
+    pub events: Vec<Event>,
+}
+
+impl MessageView {
+    pub fn new(record: MessageRecord, events: Vec<Event>) -> MessageView {
+        MessageView {
+            message_id: record.id.to_string(),
+            message_id_header: record.message_id_header,
+            to: record.to.to_string(),
+            template: record.template,
+            locale: record.locale,
+            subject: record.subject,
+            status: record.status.as_str().to_string(),
+            created_ms: record.created_ms,
+            expires_ms: record.expires_ms,
+            attempts: record.attempts,
+            next_try_ms: record.due_ms.filter(|_| record.status.is_open()),
+            last_reply: record.last_reply,
+            flow_id: record.flow_id,
+            events,
+        }
+    }
+}
+
+/// The answer to a log query.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogView {
+    /// What was asked for, normalised.
+    pub query: String,
+    pub messages: Vec<MessageView>,
+}
+
+/// Reads one message's view.
+pub fn message_view(
+    services: &Services,
+    id: &MessageId,
+) -> Result<Option<MessageView>, StoreError> {
+    let Some(record) = services.store.message(id)? else {
+        return Ok(None);
+    };
+    let events = services.store.events(id)?;
+    Ok(Some(MessageView::new(record, events)))
+}
+
+/// Looks up an address (every message to it, via the index) or a message id (the
+/// 32-hex id or the Message-ID header value).
+pub fn lookup(services: &Services, query: &str) -> Result<LogView, String> {
+    let q = query.trim();
+    if let Some(id) = MessageId::parse(q)
+        .filter(|_| !q.contains('@') || q.starts_with('<') || looks_like_header_id(q))
+    {
+        let messages = message_view(services, &id)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .collect();
+        return Ok(LogView {
+            query: id.to_string(),
+            messages,
+        });
+    }
+    let address = Address::parse(q)
+        .map_err(|e| format!("{q:?} is neither an address nor a message id: {e}"))?;
+    let ids = services
+        .store
+        .messages_for_address(&address.to_string())
+        .map_err(|e| e.to_string())?;
+    let mut messages = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(v) = message_view(services, &id).map_err(|e| e.to_string())? {
+            messages.push(v);
+        }
+    }
+    Ok(LogView {
+        query: address.to_string(),
+        messages,
+    })
+}
+
+/// `hex@host` where hex is 32 digits: a Message-ID header, not an address.
+fn looks_like_header_id(q: &str) -> bool {
+    q.split('@')
+        .next()
+        .is_some_and(|l| l.len() == 32 && l.bytes().all(|b| b.is_ascii_hexdigit()))
+}

@@ -1,0 +1,168 @@
+//! The application's JSON API under `/api/v1`, behind `Authorization: Bearer <key>`.
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::domain::{Address, MessageId};
+use crate::queue::{EnqueueError, Outgoing, enqueue};
+use crate::services::Services;
+
+/// The one mapping from API errors to responses: `{"error": "..."}` with a status.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+    pub fn internal(e: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %e, "request failed");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the store is not available: {e}"),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+impl From<EnqueueError> for ApiError {
+    fn from(e: EnqueueError) -> ApiError {
+        match e {
+            EnqueueError::Invalid(_) | EnqueueError::Locale(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+            }
+            EnqueueError::Store(s) => ApiError::internal(s),
+        }
+    }
+}
+
+/// An authenticated application: the name of its API key.
+pub struct ApiClient(pub String);
+
+impl FromRequestParts<Services> for ApiClient {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, services: &Services) -> Result<Self, ApiError> {
+        let unauthorized = || {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "send an API key as `Authorization: Bearer <key>` (create one with `mailgate apikey create NAME`)",
+            )
+        };
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(unauthorized)?;
+        let key = header
+            .strip_prefix("Bearer ")
+            .ok_or_else(unauthorized)?
+            .trim();
+        match crate::apikey::verify(&services.store, key).map_err(ApiError::internal)? {
+            Some(record) => Ok(ApiClient(record.name)),
+            None => Err(unauthorized()),
+        }
+    }
+}
+
+/// Body of `POST /api/v1/messages`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    pub to: String,
+    pub template: String,
+    #[serde(default)]
+    pub locale: Option<String>,
+    #[serde(default)]
+    pub vars: Value,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `POST /api/v1/messages` → 202 `{"message_id"}` once the message is on disk.
+pub async fn post_message(
+    State(services): State<Services>,
+    _client: ApiClient,
+    body: Result<Json<SendRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let to = Address::parse(&req.to)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("to: {e}")))?;
+    let locale = req
+        .locale
+        .unwrap_or_else(|| services.config.flows.default_locale.clone());
+    let done = enqueue(
+        &services,
+        Outgoing {
+            to,
+            to_name: req.name,
+            template: req.template,
+            locale,
+            vars: req.vars,
+            lifetime: None,
+            flow_id: None,
+            not_before_ms: None,
+        },
+    )
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "message_id": done.message_id.to_string(),
+            "message_id_header": done.message_id_header,
+            "status": done.status.as_str(),
+        })),
+    ))
+}
+
+/// `GET /api/v1/messages/{id}` → status and events.
+pub async fn get_message(
+    State(services): State<Services>,
+    _client: ApiClient,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let mid = MessageId::parse(&id)
+        .ok_or_else(|| ApiError::bad_request(format!("{id:?} is not a message id")))?;
+    match crate::timeline::message_view(&services, &mid).map_err(ApiError::internal)? {
+        Some(view) => Ok(Json(view)),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no message {id}"),
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LogQuery {
+    pub address: String,
+}
+
+/// `GET /api/v1/log?address=` → every message to the address with its timeline.
+pub async fn get_log(
+    State(services): State<Services>,
+    _client: ApiClient,
+    Query(q): Query<LogQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    crate::timeline::lookup(&services, &q.address)
+        .map(Json)
+        .map_err(ApiError::bad_request)
+}
