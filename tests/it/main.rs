@@ -3,5 +3,6 @@
 
 mod bounce_corpus;
 mod bounce_golden;
+mod delivery;
 mod serve;
 mod support;

@@ -149,3 +149,222 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// A free TCP port on 127.0.0.1 (bound and released; a peer binds it right after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind port 0")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Finds a peer program or fails the test naming the install step.
+pub fn peer(name: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"] {
+        let p = Path::new(dir).join(name);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!(
+        "the test peer `{name}` is missing: run scripts/install-test-peers.sh (it installs Debian's postfix, spamassassin, chromium and Python dkimpy)"
+    );
+}
+
+/// Postfix's `smtp-sink` on a free port, capturing every message to a folder.
+pub struct Sink {
+    pub child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl Sink {
+    /// Starts smtp-sink with extra fault switches (e.g. `["-f", "RCPT"]`).
+    pub fn start(extra: &[&str]) -> Sink {
+        Sink::start_on(free_port(), extra)
+    }
+
+    pub fn start_on(port: u16, extra: &[&str]) -> Sink {
+        let dir = tempfile::tempdir().expect("sink folder");
+        // smtp-sink drops root privileges to the -u user, who must write the dumps.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .unwrap();
+        let mut cmd = Command::new(peer("smtp-sink"));
+        if unsafe { libc::geteuid() } == 0 {
+            cmd.args(["-u", "nobody"]);
+        }
+        let template = format!("{}/%H%M%S.", dir.path().display());
+        cmd.args(["-d", &template])
+            .args(extra)
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("256")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd.spawn().expect("start smtp-sink");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "smtp-sink did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Sink { child, port, dir }
+    }
+
+    /// Every captured message file's bytes.
+    pub fn messages(&self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
+            for e in entries.flatten() {
+                if let Ok(b) = std::fs::read(e.path()) {
+                    out.push(b);
+                }
+            }
+        }
+        out
+    }
+
+    pub fn count(&self) -> usize {
+        std::fs::read_dir(self.dir.path())
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A capture file split into smtp-sink's envelope lines and the message as received.
+pub struct Captured {
+    pub mail_args: String,
+    pub rcpt_args: String,
+    pub message: Vec<u8>,
+}
+
+/// Splits a smtp-sink dump: `X-…` envelope lines, its own Received header, then the
+/// message itself.
+pub fn parse_capture(dump: &[u8]) -> Captured {
+    let text = String::from_utf8_lossy(dump);
+    let mut mail_args = String::new();
+    let mut rcpt_args = String::new();
+    let mut offset = 0;
+    let mut in_received = false;
+    for line in text.split_inclusive('\n') {
+        if let Some(v) = line.strip_prefix("X-Mail-Args: ") {
+            mail_args = v.trim().to_string();
+        } else if let Some(v) = line.strip_prefix("X-Rcpt-Args: ") {
+            rcpt_args = v.trim().to_string();
+        } else if line.starts_with("X-") {
+        } else if line.starts_with("Received:") {
+            in_received = true;
+        } else if in_received && (line.starts_with('\t') || line.starts_with(' ')) {
+        } else {
+            break;
+        }
+        offset += line.len();
+    }
+    Captured {
+        mail_args,
+        rcpt_args,
+        message: dump[offset..].to_vec(),
+    }
+}
+
+/// CRLF → LF, as smtp-sink writes its dumps.
+pub fn lf(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
+            i += 1;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Polls `cond` until it holds or `secs` pass; returns whether it held.
+pub fn wait_for(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cond()
+}
+
+/// A relay configuration pointing at `port`, with a fast retry schedule.
+pub fn relay_config(port: u16, retry: &str) -> String {
+    format!(
+        "[delivery]\nmode = \"relay\"\nrelay = \"127.0.0.1:{port}\"\nrelay_tls = \"none\"\nretry_schedule = [{retry}]\nconnect_timeout = \"2s\"\ncommand_timeout = \"10s\"\n[inbound]\nlisten = \"\"\n"
+    )
+}
+
+impl Instance {
+    /// `mailgate log QUERY --json`, parsed.
+    pub fn log_json(&self, query: &str) -> serde_json::Value {
+        let out = self.run(&["log", query, "--json"]);
+        assert!(
+            out.status.success(),
+            "mailgate log failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("log JSON")
+    }
+
+    /// Creates an API key (server up or down) and returns it.
+    pub fn api_key(&self) -> String {
+        let out = self.run(&["apikey", "create", "tests"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// `mailgate send` a notice; returns the message id.
+    pub fn send_notice(&self, to: &str) -> String {
+        let out = self.run(&[
+            "send",
+            "--to",
+            to,
+            "--template",
+            "notice",
+            "--locale",
+            "en",
+            "--var",
+            "subject=Clinic hours",
+            "--var",
+            "body=We open at nine.",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .trim_start_matches("queued ")
+            .to_string()
+    }
+}

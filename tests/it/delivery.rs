@@ -1,0 +1,317 @@
+//! Delivery to a real SMTP peer: Postfix's `smtp-sink`, with its fault switches.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+
+use crate::support::{Instance, Sink, lf, parse_capture, relay_config, wait_for};
+
+fn status_of(inst: &Instance, id: &str) -> String {
+    let v = inst.log_json(id);
+    v["messages"][0]["status"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+fn events(inst: &Instance, id: &str) -> Vec<Value> {
+    inst.log_json(id)["messages"][0]["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn stored_body(inst: &Instance, id: &str) -> Vec<u8> {
+    let config = mailgate::config::Config::load(&mailgate::config::ConfigSources {
+        path: Some(inst.config_path.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    let services = mailgate::services::Services::open(config).unwrap();
+    let mid = mailgate::domain::MessageId::parse(id).unwrap();
+    services
+        .store
+        .body(&mid)
+        .unwrap()
+        .expect("body of an open message")
+}
+
+#[test]
+fn every_message_arrives_byte_identical_with_verp_and_dsn_parameters() {
+    let sink = Sink::start(&[]);
+    let inst = Instance::new(&relay_config(sink.port, "\"1s\""));
+    let mut sent = Vec::new();
+    for i in 0..5 {
+        let id = inst.send_notice(&format!("user{i}@example.jp"));
+        sent.push((id.clone(), stored_body(&inst, &id)));
+    }
+    let _server = inst.serve();
+    assert!(
+        wait_for(30, || sink.count() >= 5),
+        "sink got {} of 5",
+        sink.count()
+    );
+    let captures: Vec<_> = sink.messages().iter().map(|m| parse_capture(m)).collect();
+    for (id, body) in &sent {
+        let c = captures
+            .iter()
+            .find(|c| c.mail_args.contains(id.as_str()))
+            .unwrap_or_else(|| panic!("no capture with MAIL FROM for {id}"));
+        assert!(
+            c.mail_args.starts_with(&format!("<bounce+{id}-")),
+            "{}",
+            c.mail_args
+        );
+        assert!(
+            c.mail_args.contains("@bounces.example.jp>"),
+            "{}",
+            c.mail_args
+        );
+        assert!(
+            c.mail_args.contains(&format!("RET=HDRS ENVID={id}")),
+            "{}",
+            c.mail_args
+        );
+        assert!(
+            c.rcpt_args.contains("NOTIFY=FAILURE,DELAY"),
+            "{}",
+            c.rcpt_args
+        );
+        assert!(c.rcpt_args.contains("ORCPT=rfc822;user"), "{}", c.rcpt_args);
+        // smtp-sink ends its dump with one newline of its own.
+        let got = String::from_utf8_lossy(&c.message)
+            .trim_end_matches('\n')
+            .to_string();
+        let want = String::from_utf8_lossy(&lf(body))
+            .trim_end_matches('\n')
+            .to_string();
+        assert!(
+            got == want,
+            "message {id} changed on the way:\n--- sent\n{want}\n--- captured\n{got}"
+        );
+        assert_eq!(status_of(&inst, id), "delivered");
+    }
+    // The sink's reply is kept: it names its queue id.
+    let ev = events(&inst, &sent[0].0);
+    let delivered = ev
+        .iter()
+        .find(|e| e["step"] == "delivered")
+        .expect("delivered event");
+    assert_eq!(delivered["smtp_code"], 250);
+    assert!(delivered["remote_ip"] == "127.0.0.1");
+    assert!(
+        delivered["reply"].as_str().unwrap().contains("250"),
+        "{delivered}"
+    );
+}
+
+#[test]
+fn a_hard_rejection_fails_the_message_without_retry() {
+    let sink = Sink::start(&[
+        "-f",
+        "RCPT",
+        "-B",
+        "550 5.1.1 <user0@example.jp>: Recipient address rejected: User unknown",
+    ]);
+    let inst = Instance::new(&relay_config(sink.port, "\"1s\""));
+    let _server = inst.serve();
+    let id = inst.send_notice("user0@example.jp");
+    assert!(
+        wait_for(30, || status_of(&inst, &id) == "failed"),
+        "status {}",
+        status_of(&inst, &id)
+    );
+    let ev = events(&inst, &id);
+    let failed = ev
+        .iter()
+        .find(|e| e["step"] == "failed")
+        .expect("failed event");
+    assert_eq!(failed["smtp_code"], 550);
+    assert_eq!(failed["enhanced_status"], "5.1.1");
+    // No retry: still one attempt after the schedule's interval has passed twice.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let ev = events(&inst, &id);
+    assert_eq!(
+        ev.iter().filter(|e| e["attempt"].is_number()).count(),
+        1,
+        "{ev:?}"
+    );
+    assert_eq!(sink.count(), 0);
+}
+
+#[test]
+fn a_soft_rejection_defers_and_the_message_goes_once_the_peer_accepts() {
+    let port = crate::support::free_port();
+    let refusing = Sink::start_on(port, &["-r", "RCPT", "-b", "451 4.3.0 Try again later"]);
+    let inst = Instance::new(&relay_config(port, "\"1s\""));
+    let _server = inst.serve();
+    let id = inst.send_notice("soft@example.jp");
+    assert!(wait_for(30, || events(&inst, &id)
+        .iter()
+        .any(|e| e["step"] == "deferred")));
+    let deferred = events(&inst, &id)
+        .into_iter()
+        .find(|e| e["step"] == "deferred")
+        .unwrap();
+    assert_eq!(deferred["smtp_code"], 451);
+    refusing.stop();
+    let accepting = Sink::start_on(port, &[]);
+    assert!(
+        wait_for(30, || status_of(&inst, &id) == "delivered"),
+        "status {}",
+        status_of(&inst, &id)
+    );
+    assert_eq!(accepting.count(), 1);
+}
+
+#[test]
+fn a_421_disconnect_defers() {
+    let sink = Sink::start(&["-Q", "MAIL"]);
+    let inst = Instance::new(&relay_config(sink.port, "\"1h\""));
+    let _server = inst.serve();
+    let id = inst.send_notice("q@example.jp");
+    assert!(
+        wait_for(30, || status_of(&inst, &id) == "deferred"),
+        "status {}",
+        status_of(&inst, &id)
+    );
+    let ev = events(&inst, &id);
+    let d = ev.iter().find(|e| e["step"] == "deferred").unwrap();
+    assert_eq!(d["smtp_code"], 421, "{d}");
+}
+
+#[test]
+fn nothing_listening_defers_with_the_connect_error() {
+    let port = crate::support::free_port();
+    let inst = Instance::new(&relay_config(port, "\"1h\""));
+    let _server = inst.serve();
+    let id = inst.send_notice("nobody@example.jp");
+    assert!(
+        wait_for(30, || status_of(&inst, &id) == "deferred"),
+        "status {}",
+        status_of(&inst, &id)
+    );
+    let ev = events(&inst, &id);
+    let d = ev.iter().find(|e| e["step"] == "deferred").unwrap();
+    let reply = d["reply"].as_str().unwrap_or("");
+    assert!(
+        reply.contains("connect to 127.0.0.1") && reply.contains("refused"),
+        "{reply}"
+    );
+    assert!(
+        d["detail"].as_str().unwrap_or("").contains("next try at"),
+        "{d}"
+    );
+}
+
+#[test]
+fn queue_commands_list_retry_and_cancel_and_name_unknown_ids() {
+    let port = crate::support::free_port();
+    let inst = Instance::new(&relay_config(port, "\"1h\""));
+    let id = inst.send_notice("list@example.jp");
+    let out = inst.run(&["queue", "list"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&id));
+    let out = inst.run(&["queue", "retry", "0123456789abcdef0123456789abcdef"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no message 0123456789abcdef0123456789abcdef")
+    );
+    let out = inst.run(&["queue", "cancel", &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(status_of(&inst, &id), "cancelled");
+    let out = inst.run(&["queue", "list"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("the queue is empty"));
+}
+
+#[test]
+fn a_killed_server_loses_no_acknowledged_message() {
+    const N: usize = 2000;
+    let sink = Sink::start(&[]);
+    // One connection at a time, so the kill lands while delivery is under way.
+    let config = relay_config(sink.port, "\"1s\"").replace(
+        "[inbound]",
+        "max_connections_per_domain = 1\nmessages_per_connection = 50\n[inbound]",
+    );
+    let inst = Instance::new(&config);
+    let key = inst.api_key();
+    let mut server = inst.serve();
+    let url = server.url("/api/v1/messages");
+    let acknowledged: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let (url, key) = (url.clone(), key.clone());
+                s.spawn(move || {
+                    let client = reqwest::blocking::Client::new();
+                    let mut ids = Vec::new();
+                    for i in (t..N).step_by(8) {
+                        let resp = client
+                            .post(&url)
+                            .bearer_auth(&key)
+                            .json(&serde_json::json!({"to": format!("k{i}@example.jp"), "template": "notice", "locale": "en",
+                                   "vars": {"subject": "Kill test", "body": format!("message {i}")}}))
+                            .send()
+                            .expect("POST");
+                        assert_eq!(resp.status(), 202);
+                        let v: Value = resp.json().unwrap();
+                        ids.push(v["message_id_header"].as_str().unwrap().to_string());
+                    }
+                    ids
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert_eq!(acknowledged.len(), N);
+    let before_kill = sink.count();
+    server.signal_and_wait(libc::SIGKILL);
+    assert!(
+        before_kill < N,
+        "delivery finished before the kill; the test proves nothing"
+    );
+    let _restarted = inst.serve();
+    let distinct = |sink: &Sink| -> HashSet<String> {
+        sink.messages()
+            .iter()
+            .filter_map(|m| {
+                let text = String::from_utf8_lossy(m);
+                text.lines()
+                    .find(|l| l.starts_with("Message-ID: <"))
+                    .map(|l| {
+                        l.trim_start_matches("Message-ID: <")
+                            .trim_end_matches('>')
+                            .to_string()
+                    })
+            })
+            .collect()
+    };
+    assert!(
+        wait_for(240, || distinct(&sink).len() >= N),
+        "only {} of {N} arrived",
+        distinct(&sink).len()
+    );
+    let got = distinct(&sink);
+    let missing: Vec<_> = acknowledged
+        .iter()
+        .filter(|id| !got.contains(*id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged messages never arrived",
+        missing.len()
+    );
+    let total = sink.count();
+    println!(
+        "kill test: {N} acknowledged, {} delivered before the kill, {} distinct at the sink, {} duplicates",
+        before_kill,
+        got.len(),
+        total - got.len()
+    );
+}
