@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-test-peers.sh
-cargo test --all-targets "$@"
+cargo test "$@"

@@ -213,20 +213,7 @@ pub struct SenderConfig {
     pub verp_secret_file: Option<PathBuf>,
 }
 
-/// Signing algorithms mailgate offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DkimAlgorithm {
-    Ed25519,
-    Rsa,
-}
-
-#[derive(Debug, Clone)]
-pub struct DkimKeyConfig {
-    pub domain: String,
-    pub selector: String,
-    pub algorithm: DkimAlgorithm,
-    pub key_file: PathBuf,
-}
+pub use crate::dkim::{Algorithm as DkimAlgorithm, DkimKeyConfig};
 
 /// How messages leave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -28,6 +28,8 @@ pub mod compose;
 pub mod config;
 pub mod control;
 pub mod delivery;
+pub mod dkim;
+pub mod dns;
 pub mod domain;
 pub mod logging;
 pub mod queue;

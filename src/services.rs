@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 
 use crate::compose::Composer;
 use crate::config::Config;
+use crate::dkim::{Algorithm, DkimKeyConfig, Signers};
 use crate::store::{Store, TreeName};
 use crate::verp::VerpKey;
 
@@ -21,6 +22,10 @@ pub struct Services {
     pub store: Store,
     pub composer: Arc<Composer>,
     pub verp: VerpKey,
+    /// Signs every message at enqueue, with every configured key.
+    pub signers: Arc<Signers>,
+    /// The keys in use: the configured ones, or the development key.
+    pub dkim_keys: Arc<Vec<DkimKeyConfig>>,
     /// Rung after enqueue so the worker looks at the queue at once.
     pub queue_bell: Arc<Notify>,
 }
@@ -41,11 +46,24 @@ impl Services {
             )
         })?;
         let verp = load_verp_key(&config, &store)?;
+        let dkim_keys = signing_keys(&config, true)?;
+        let signers = Signers::load(&dkim_keys).map_err(|errors| {
+            anyhow::anyhow!(
+                "DKIM: {}",
+                errors
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        })?;
         Ok(Services {
             config: Arc::new(config),
             store,
             composer: Arc::new(composer),
             verp,
+            signers: Arc::new(signers),
+            dkim_keys: Arc::new(dkim_keys),
             queue_bell: Arc::new(Notify::new()),
         })
     }
@@ -74,4 +92,45 @@ fn load_verp_key(config: &Config, store: &Store) -> anyhow::Result<VerpKey> {
     store.put_json(TreeName::Meta, b"verp_secret", &hex::encode(&secret))?;
     store.flush_now()?;
     Ok(VerpKey::new(secret))
+}
+
+/// Where the development key lives: beside the store, under the data folder.
+pub fn dev_key_path(config: &Config) -> std::path::PathBuf {
+    let data = config
+        .store
+        .path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    data.join("dkim-dev").join("mailgate-dev.pem")
+}
+
+/// The configured keys; with none, a development Ed25519 key for the From domain,
+/// generated on first use, so a fresh install signs its mail from the start.
+///
+/// With `generate` false, a missing development key gives an empty list.
+pub fn signing_keys(config: &Config, generate: bool) -> anyhow::Result<Vec<DkimKeyConfig>> {
+    if !config.dkim.is_empty() {
+        return Ok(config.dkim.clone());
+    }
+    let path = dev_key_path(config);
+    let dir = path.parent().expect("the key path has a folder");
+    if !path.exists() && !generate {
+        return Ok(Vec::new());
+    }
+    if !path.exists() {
+        let key = crate::dkim::generate(Algorithm::Ed25519, crate::dkim::RSA_DEFAULT_BITS)?;
+        crate::dkim::write_key_file(dir, "mailgate-dev", &key)?;
+        tracing::warn!(
+            key = %path.display(),
+            "no [[dkim]] key is configured: generated a development Ed25519 key; \
+             `mailgate dns` prints its record, and `mailgate dkim keygen` makes a real one"
+        );
+    }
+    Ok(vec![DkimKeyConfig {
+        domain: config.sender.from.address.domain().to_string(),
+        selector: "mailgate-dev".into(),
+        algorithm: Algorithm::Ed25519,
+        key_file: path,
+    }])
 }

@@ -1,10 +1,10 @@
-//! The rules engine: reason and permanence of one recipient, from `rules.toml`.
+//! Classification of one recipient: its reason (Sisimai's names) and permanence.
 //!
-//! Order of evidence: a status code listed as authoritative; the ordered diagnostic-text
-//! patterns on the recipient's own diagnostic; the status-code table (full code, then
-//! `class.subject.*`, RFC 3463 §3); the patterns on the surrounding report text; and last the
-//! action (`delayed` means the message expired in the queue).
+//! The reason is decided by [`reason::decide`] on the recipient's own diagnostic, the SMTP
+//! command it answered, its status and reply codes; when that finds nothing, the surrounding
+//! report text is matched; last the action (`delayed` means the message expired in the queue).
 
+use super::reason::{self, Evidence};
 use super::rules::{Rules, rules};
 use super::{Action, RecipientResult, ReportKind};
 
@@ -12,15 +12,7 @@ use super::{Action, RecipientResult, ReportKind};
 pub(crate) fn finish(r: &mut RecipientResult, kind: ReportKind, hint: &str) {
     let rules = rules();
     if r.reason.is_none() {
-        let mut name = reason(rules, r, hint);
-        let status_says_user = r
-            .status
-            .as_deref()
-            .is_some_and(|s| s.get(1..4) == Some(".1."));
-        if name == "userunknown" && !status_says_user && at_data(rules, r, hint) {
-            name = "filtered".into();
-        }
-        r.reason = Some(name);
+        r.reason = Some(reason_of(rules, r, hint));
     }
     r.permanent = match kind {
         ReportKind::Arf | ReportKind::Autoreply => false,
@@ -28,64 +20,35 @@ pub(crate) fn finish(r: &mut RecipientResult, kind: ReportKind, hint: &str) {
     };
 }
 
-fn reason(rules: &Rules, r: &RecipientResult, hint: &str) -> String {
+fn reason_of(rules: &Rules, r: &RecipientResult, hint: &str) -> String {
     if r.action == Action::Delivered || r.status.as_deref().is_some_and(|s| s.starts_with('2')) {
         return "delivered".into();
     }
-    let status = r.status.as_deref();
-    if let Some(s) = status
-        && rules.authoritative_status.iter().any(|a| a == s)
-        && let Some(name) = by_status(rules, s)
-    {
+    let diag = r.diagnostic.as_deref().unwrap_or_default();
+    let command = match reason::command(rules, diag) {
+        "" => reason::command(rules, hint),
+        c => c,
+    };
+    let ev = Evidence {
+        status: r.status.as_deref(),
+        reply_code: r.reply_code,
+        text: diag,
+        command,
+    };
+    if let Some(name) = reason::decide(rules, &ev) {
         return name;
     }
-    if let Some(name) = r.diagnostic.as_deref().and_then(|d| by_text(rules, d)) {
-        return name;
-    }
-    if let Some(name) = status.and_then(|s| by_status(rules, s)) {
-        return name;
-    }
-    if let Some(name) = by_text(rules, hint) {
+    if let Some(name) = reason::decide(rules, &Evidence { text: hint, ..ev }) {
         return name;
     }
     if r.action == Action::Delayed {
         return "expired".into();
     }
-    if status.is_some() || r.reply_code.is_some() {
+    if r.status.is_some() || r.reply_code.is_some() || !diag.is_empty() {
         "onhold".into()
     } else {
         "undefined".into()
     }
-}
-
-/// Was the recipient refused in reply to DATA rather than RCPT? Then the address exists and
-/// the "unknown user" is a filter's answer.
-fn at_data(rules: &Rules, r: &RecipientResult, hint: &str) -> bool {
-    let diag = r.diagnostic.as_deref().unwrap_or_default();
-    rules.data_command.is_match(diag) || rules.data_command.is_match(hint)
-}
-
-/// First reason whose pattern matches.
-pub(crate) fn by_text(rules: &Rules, text: &str) -> Option<String> {
-    if text.trim().is_empty() {
-        return None;
-    }
-    rules
-        .reasons
-        .iter()
-        .find(|rule| rule.pattern.is_match(text))
-        .map(|rule| rule.name.clone())
-}
-
-/// The status table: the full code, then `class.subject.*`.
-fn by_status(rules: &Rules, status: &str) -> Option<String> {
-    if let Some(n) = rules.status.get(status) {
-        return Some(n.clone());
-    }
-    let mut it = status.rsplitn(2, '.');
-    let _detail = it.next();
-    let prefix = it.next()?;
-    rules.status.get(&format!("{prefix}.*")).cloned()
 }
 
 /// RFC 3463 §3.1: class 5 is permanent, 4 transient; else the reply code's first digit
@@ -136,6 +99,22 @@ mod tests {
         let mut r = rcpt(Some("4.4.7"), None);
         finish(&mut r, ReportKind::Dsn, "");
         assert!(!r.permanent);
+    }
+
+    #[test]
+    fn unknown_user_needs_rcpt_else_filtered() {
+        let mut r = rcpt(
+            Some("5.0.0"),
+            Some("550 user unknown (in reply to RCPT TO command)"),
+        );
+        finish(&mut r, ReportKind::Dsn, "");
+        assert_eq!(r.reason.as_deref(), Some("userunknown"));
+        let mut r = rcpt(
+            Some("5.0.0"),
+            Some("550 user unknown (in reply to end of DATA command)"),
+        );
+        finish(&mut r, ReportKind::Dsn, "");
+        assert_eq!(r.reason.as_deref(), Some("filtered"));
     }
 
     #[test]

@@ -17,8 +17,9 @@
 //!
 //! Every detector only *extracts*: recipient, action, status, reply code, diagnostic text and
 //! remote MTA. Classification into Sisimai's reason names is done afterwards, in one place,
-//! by [`classify`], from rules kept as data in `rules.toml` (a status-code table and an ordered
-//! list of diagnostic-text patterns). `permanent` follows the status code's class digit
+//! by [`classify`] with [`reason`], from rules kept as data in `rules.toml` (a status-code table,
+//! per-reason text patterns and probe conditions, Sisimai's order of precedence, and the SMTP
+//! command a failure answered). `permanent` follows the status code's class digit
 //! (RFC 3463 §3.1), else the SMTP reply code's first digit (RFC 5321 §4.2.1).
 //!
 //! Feedback reports, auto-replies and delivery notices (`action: delivered`) are reported with
@@ -33,6 +34,7 @@ mod classify;
 mod dsn;
 mod message;
 mod ndr;
+mod reason;
 mod rules;
 mod ses;
 mod text;

@@ -18,6 +18,7 @@ struct RawRules {
     classify: RawClassify,
     status: HashMap<String, String>,
     reason: Vec<RawReason>,
+    command: Vec<RawCommand>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -37,14 +38,66 @@ struct RawNdr {
 struct RawClassify {
     permanent: String,
     temporary: String,
-    data_command: String,
-    authoritative_status: Vec<String>,
+    final_order: Vec<String>,
+    probe_order: Vec<String>,
+    fallback_order: Vec<String>,
+    unsettled: Vec<String>,
+    late_text: Vec<String>,
+    command_reason: HashMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawCommand {
+    name: String,
+    pattern: String,
+}
+
+/// How a reason's first-pass probe treats a status code that maps to it.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ByStatus {
+    /// The status alone selects the reason.
+    #[default]
+    Always,
+    /// The status selects it only when the text matches too.
+    WithText,
+    /// The status is not looked at in the first pass.
+    Never,
 }
 
 #[derive(Debug, Deserialize)]
 struct RawReason {
     name: String,
+    #[serde(default)]
+    phrases: Vec<String>,
+    #[serde(default)]
     patterns: Vec<String>,
+    #[serde(default)]
+    unless: Vec<String>,
+    #[serde(default)]
+    final_patterns: Vec<String>,
+    #[serde(default)]
+    probe: bool,
+    #[serde(default)]
+    by_status: ByStatus,
+    #[serde(default)]
+    status_veto: Vec<String>,
+    #[serde(default)]
+    not_statuses: Vec<String>,
+    #[serde(default)]
+    text_commands: Vec<String>,
+    #[serde(default)]
+    text_statuses: Vec<String>,
+    #[serde(default)]
+    skip_commands: Vec<String>,
+    #[serde(default)]
+    text_also: Vec<String>,
+    #[serde(default)]
+    reply_codes: Vec<u16>,
+    #[serde(default)]
+    needs_status: bool,
+    #[serde(default)]
+    yield_to: Vec<String>,
 }
 
 /// Marker phrases for free-text notices.
@@ -61,9 +114,40 @@ pub(crate) struct NdrRules {
     pub delayed: Regex,
 }
 
-/// One reason and the diagnostic patterns that select it.
+/// One reason: the diagnostic text that names it and the conditions of its first-pass probe
+/// (see `rules.toml` for the meaning of each field).
 #[derive(Debug)]
 pub(crate) struct ReasonRule {
+    pub name: String,
+    /// Any of the reason's phrases or patterns, case-insensitive.
+    pub pattern: Regex,
+    /// Text that vetoes `pattern`.
+    pub unless: Option<Regex>,
+    /// Text an MTA writes only for this reason: it decides before any probe.
+    pub final_pattern: Option<Regex>,
+    pub probe: bool,
+    pub by_status: ByStatus,
+    pub status_veto: Vec<String>,
+    pub not_statuses: Vec<String>,
+    pub text_commands: Vec<String>,
+    pub text_statuses: Vec<String>,
+    pub skip_commands: Vec<String>,
+    pub text_also: Vec<String>,
+    pub reply_codes: Vec<u16>,
+    pub needs_status: bool,
+    pub yield_to: Vec<String>,
+}
+
+impl ReasonRule {
+    /// Does the text name this reason (its own patterns, without `text_also`)?
+    pub fn matches(&self, text: &str) -> bool {
+        self.pattern.is_match(text) && !self.unless.as_ref().is_some_and(|u| u.is_match(text))
+    }
+}
+
+/// An SMTP command and the text that shows a failure was the reply to it.
+#[derive(Debug)]
+pub(crate) struct CommandRule {
     pub name: String,
     pub pattern: Regex,
 }
@@ -74,14 +158,31 @@ pub(crate) struct Rules {
     /// Text that says the failure is permanent / temporary, when there is no code.
     pub permanent: Regex,
     pub temporary: Regex,
-    /// A failure reported in reply to the DATA command (RFC 5321 §4.1.1.4).
-    pub data_command: Regex,
-    /// Status codes whose table reason wins over any text pattern.
-    pub authoritative_status: Vec<String>,
-    /// Enhanced status code (full, or `class.subject`) to reason.
+    /// Reasons whose `final_patterns` decide before anything else, in order.
+    pub final_order: Vec<String>,
+    /// Reasons probed first, in order, with status, command and text.
+    pub probe_order: Vec<String>,
+    /// Reasons matched on text alone when the status settles nothing, in order.
+    pub fallback_order: Vec<String>,
+    /// Reasons a status code names that do not settle the question.
+    pub unsettled: Vec<String>,
+    /// Reasons matched on text after every status fallback.
+    pub late_text: Vec<String>,
+    /// The reason of a failure answering a command, as the very last resort.
+    pub command_reason: HashMap<String, String>,
+    /// Enhanced status code (full, or `class.subject.*`) to reason.
     pub status: HashMap<String, String>,
-    /// Ordered: the first rule whose pattern matches the diagnostic wins.
+    /// One rule per reason name.
     pub reasons: Vec<ReasonRule>,
+    /// Which SMTP command a failure answered.
+    pub commands: Vec<CommandRule>,
+}
+
+impl Rules {
+    /// The rule of one reason.
+    pub fn reason(&self, name: &str) -> Option<&ReasonRule> {
+        self.reasons.iter().find(|r| r.name == name)
+    }
 }
 
 fn compile(p: &str) -> Result<Regex, String> {
@@ -102,22 +203,69 @@ fn load() -> Result<Rules, String> {
         mailer_address: compile(&n.mailer_address)?,
         delayed: compile(&n.delayed)?,
     };
-    let mut reasons = Vec::new();
-    for r in &raw.reason {
-        let joined = format!("(?i)(?:{})", r.patterns.join(")|(?:"));
-        reasons.push(ReasonRule {
-            name: r.name.clone(),
-            pattern: compile(&joined)?,
-        });
-    }
+    let reasons = raw
+        .reason
+        .into_iter()
+        .map(reason_rule)
+        .collect::<Result<Vec<_>, _>>()?;
+    let commands = raw
+        .command
+        .into_iter()
+        .map(|c| {
+            Ok(CommandRule {
+                name: c.name,
+                pattern: compile(&c.pattern)?,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let c = raw.classify;
     Ok(Rules {
         ndr,
-        permanent: compile(&raw.classify.permanent)?,
-        temporary: compile(&raw.classify.temporary)?,
-        data_command: compile(&raw.classify.data_command)?,
-        authoritative_status: raw.classify.authoritative_status,
+        permanent: compile(&c.permanent)?,
+        temporary: compile(&c.temporary)?,
+        final_order: c.final_order,
+        probe_order: c.probe_order,
+        fallback_order: c.fallback_order,
+        unsettled: c.unsettled,
+        late_text: c.late_text,
+        command_reason: c.command_reason,
         status: raw.status,
         reasons,
+        commands,
+    })
+}
+
+/// One case-insensitive alternation of literal phrases and regex patterns.
+fn alternation(phrases: &[String], patterns: &[String]) -> Result<Option<Regex>, String> {
+    let alts: Vec<String> = phrases
+        .iter()
+        .map(|p| regex::escape(p))
+        .chain(patterns.iter().cloned())
+        .collect();
+    if alts.is_empty() {
+        return Ok(None);
+    }
+    compile(&format!("(?i)(?:{})", alts.join(")|(?:"))).map(Some)
+}
+
+fn reason_rule(r: RawReason) -> Result<ReasonRule, String> {
+    let never = || Regex::new(r"[^\s\S]").expect("constant regex");
+    Ok(ReasonRule {
+        pattern: alternation(&r.phrases, &r.patterns)?.unwrap_or_else(never),
+        unless: alternation(&r.unless, &[])?,
+        final_pattern: alternation(&[], &r.final_patterns)?,
+        name: r.name,
+        probe: r.probe,
+        by_status: r.by_status,
+        status_veto: r.status_veto,
+        not_statuses: r.not_statuses,
+        text_commands: r.text_commands,
+        text_statuses: r.text_statuses,
+        skip_commands: r.skip_commands,
+        text_also: r.text_also,
+        reply_codes: r.reply_codes,
+        needs_status: r.needs_status,
+        yield_to: r.yield_to,
     })
 }
 
@@ -138,10 +286,15 @@ fn empty() -> Rules {
         },
         permanent: none(),
         temporary: none(),
-        data_command: none(),
-        authoritative_status: Vec::new(),
+        final_order: Vec::new(),
+        probe_order: Vec::new(),
+        fallback_order: Vec::new(),
+        unsettled: Vec::new(),
+        late_text: Vec::new(),
+        command_reason: HashMap::new(),
         status: HashMap::new(),
         reasons: Vec::new(),
+        commands: Vec::new(),
     }
 }
 
@@ -158,6 +311,14 @@ mod tests {
     fn rules_toml_loads() {
         let r = super::load().expect("rules.toml must load");
         assert!(r.reasons.len() > 20);
+        for name in r
+            .final_order
+            .iter()
+            .chain(&r.probe_order)
+            .chain(&r.fallback_order)
+        {
+            assert!(r.reason(name).is_some(), "no [[reason]] named {name}");
+        }
         assert_eq!(
             r.status.get("5.1.1").map(String::as_str),
             Some("userunknown")

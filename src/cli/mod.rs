@@ -3,6 +3,7 @@
 
 mod bounce;
 mod check;
+mod dkim;
 mod store_commands;
 
 use std::path::PathBuf;
@@ -71,6 +72,39 @@ pub enum Command {
     /// Bounce reports.
     #[command(subcommand)]
     Bounce(BounceCommand),
+    /// DKIM keys.
+    #[command(subcommand)]
+    Dkim(DkimCommand),
+    /// The DNS records to publish (DKIM, SPF, DMARC, MX, PTR).
+    Dns {
+        /// Resolve each record and say what is missing or differs.
+        #[arg(long)]
+        check: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DkimCommand {
+    /// Generate a private key (PEM, mode 0600) and print its DNS record.
+    Keygen {
+        #[arg(long)]
+        domain: String,
+        /// A dated selector, e.g. mg2026a, so keys can be rotated.
+        #[arg(long)]
+        selector: String,
+        /// ed25519 (RFC 8463) or rsa.
+        #[arg(long, default_value = "ed25519")]
+        algorithm: String,
+        /// RSA key size (2048, 3072 or 4096).
+        #[arg(long, default_value_t = 2048)]
+        bits: usize,
+        /// The folder to write `SELECTOR.pem` into.
+        #[arg(long, default_value = ".")]
+        out: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,6 +144,14 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Bounce(BounceCommand::Parse { files, json }) => {
             return bounce::parse(files, *json);
         }
+        Command::Dkim(DkimCommand::Keygen {
+            domain,
+            selector,
+            algorithm,
+            bits,
+            out,
+        }) => return dkim::keygen(domain, selector, algorithm, *bits, out),
+        Command::Dns { check, json } => return check::dns(&cli, *check, *json).await,
         Command::Send {
             to,
             template,

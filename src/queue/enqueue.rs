@@ -1,5 +1,5 @@
 //! Enqueue: the only way a message enters mailgate. The message's bytes are fixed here
-//! (composed, later signed), stored with its queue entry and first event, flushed, and
+//! (composed and DKIM-signed), stored with its queue entry and first event, flushed, and
 //! only then acknowledged: a killed process loses nothing it acknowledged.
 
 use std::time::Duration;
@@ -43,6 +43,9 @@ pub enum EnqueueError {
     Invalid(#[from] ComposeError),
     #[error("locale {0:?} is not one of \"ja\", \"en\"")]
     Locale(String),
+    /// Signing failed: a key problem the operator must fix (a 503).
+    #[error("DKIM signing failed: {0}")]
+    Sign(String),
     /// The store failed: intake stops rather than lose mail (a 503).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -66,6 +69,10 @@ pub async fn enqueue(services: &Services, out: Outgoing) -> Result<Enqueued, Enq
         },
         (now / 1000) as i64,
     )?;
+    let signed = services
+        .signers
+        .sign(&composed.raw, now / 1000)
+        .map_err(|e| EnqueueError::Sign(e.to_string()))?;
     let lifetime = out
         .lifetime
         .unwrap_or(services.config.delivery.message_lifetime);
@@ -86,7 +93,7 @@ pub async fn enqueue(services: &Services, out: Outgoing) -> Result<Enqueued, Enq
         last_reply: None,
         flow_id: out.flow_id,
         events: 0,
-        size: composed.raw.len(),
+        size: signed.len(),
     };
     let mut first = Event::new(Step::Queued, now);
     if due > now {
@@ -97,7 +104,7 @@ pub async fn enqueue(services: &Services, out: Outgoing) -> Result<Enqueued, Enq
     }
     services
         .store
-        .insert_message(&mut record, &composed.raw, &first)?;
+        .insert_message(&mut record, &signed, &first)?;
     services.store.flush().await?;
     services.queue_bell.notify_one();
     tracing::info!(msg_id = %id, template = %record.template, "queued");

@@ -51,6 +51,7 @@ impl From<EnqueueError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
             }
             EnqueueError::Store(s) => ApiError::internal(s),
+            EnqueueError::Sign(s) => ApiError::internal(s),
         }
     }
 }

@@ -4,5 +4,7 @@
 mod bounce_corpus;
 mod bounce_golden;
 mod delivery;
+mod dkim_verify;
 mod serve;
+mod signing;
 mod support;

@@ -1,0 +1,328 @@
+//! Delivery benchmark: mailgate (API enqueue → queue → SMTP) against Postfix's
+//! `smtp-source`, both sending the same count of messages of the same size to
+//! `smtp-sink` on loopback, in the same run. Prints both rates and their ratio, the
+//! enqueue latency p50/p99, and the server's peak RSS.
+//!
+//! Run: `bench/run.sh delivery [--messages N] [--size BYTES] [--signing none|ed25519|rsa|both]`
+//! (or `cargo bench --bench delivery -- ...`). Not part of the tests.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Args {
+    messages: usize,
+    size: usize,
+    clients: usize,
+    signing: String,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        messages: 20_000,
+        size: 4096,
+        clients: 64,
+        signing: "none".into(),
+    };
+    let argv: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i < argv.len() {
+        let next = argv.get(i + 1).cloned().unwrap_or_default();
+        match argv[i].as_str() {
+            "--messages" => a.messages = next.parse().expect("--messages N"),
+            "--size" => a.size = next.parse().expect("--size BYTES"),
+            "--clients" => a.clients = next.parse().expect("--clients N"),
+            "--signing" => a.signing = next,
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
+    a
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn tool(name: &str) -> PathBuf {
+    for d in ["/usr/sbin", "/usr/bin"] {
+        let p = Path::new(d).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{name} is missing: run scripts/install-test-peers.sh");
+}
+
+/// smtp-sink that exits after `count` messages; returns the child.
+fn sink(port: u16, count: usize) -> Child {
+    let mut cmd = Command::new(tool("smtp-sink"));
+    if unsafe { libc::geteuid() } == 0 {
+        cmd.args(["-u", "nobody"]);
+    }
+    let child = cmd
+        .args([
+            "-M",
+            &count.to_string(),
+            &format!("127.0.0.1:{port}"),
+            "1024",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("smtp-sink");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "smtp-sink did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return start.elapsed();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("the sink did not receive every message within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The reference: smtp-source with 20 parallel sessions, reusing connections (-d).
+fn reference(a: &Args) -> f64 {
+    let port = free_port();
+    let mut s = sink(port, a.messages);
+    let started = Instant::now();
+    let status = Command::new(tool("smtp-source"))
+        .args([
+            "-d",
+            "-s",
+            "20",
+            "-m",
+            &a.messages.to_string(),
+            "-l",
+            &a.size.to_string(),
+            "-f",
+            "bench@example.jp",
+            "-t",
+            "sink@example.jp",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .status()
+        .expect("smtp-source");
+    assert!(status.success());
+    wait_exit(&mut s, Duration::from_secs(600));
+    a.messages as f64 / started.elapsed().as_secs_f64()
+}
+
+fn write_config(dir: &Path, port: u16, signing: &str) -> PathBuf {
+    let mut text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"https://id.example.jp\"\n\
+         [store]\npath = \"{store}\"\nfsync = true\n\
+         [sender]\nfrom = \"Example Clinic <no-reply@example.jp>\"\nbounce_domain = \"bounces.example.jp\"\nhostname = \"mail.example.jp\"\n\
+         [delivery]\nmode = \"relay\"\nrelay = \"127.0.0.1:{port}\"\nrelay_tls = \"none\"\nmax_connections = 32\nmax_connections_per_domain = 20\nmessages_per_connection = 1000\n\
+         [inbound]\nlisten = \"\"\n[log]\nlevel = \"warn\"\n",
+        store = dir.join("store").display()
+    );
+    let bin = env!("CARGO_BIN_EXE_mailgate");
+    for (alg, sel) in [("ed25519", "bench-ed"), ("rsa", "bench-rsa")] {
+        if signing == alg || signing == "both" {
+            let out = Command::new(bin)
+                .args([
+                    "dkim",
+                    "keygen",
+                    "--domain",
+                    "example.jp",
+                    "--selector",
+                    sel,
+                    "--algorithm",
+                    alg,
+                    "--out",
+                ])
+                .arg(dir)
+                .output()
+                .expect("dkim keygen");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            text.push_str(&format!(
+                "[[dkim]]\ndomain = \"example.jp\"\nselector = \"{sel}\"\nalgorithm = \"{alg}\"\nkey_file = \"{}\"\n",
+                dir.join(format!("{sel}.pem")).display()
+            ));
+        }
+    }
+    let p = dir.join("mailgate.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+struct Measured {
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    rss_kib: u64,
+}
+
+fn mailgate(a: &Args) -> Measured {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port, &a.signing);
+    let bin = env!("CARGO_BIN_EXE_mailgate");
+    let key_out = Command::new(bin)
+        .arg("--config")
+        .arg(&config)
+        .args(["apikey", "create", "bench"])
+        .output()
+        .unwrap();
+    assert!(
+        key_out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&key_out.stderr)
+    );
+    let key = String::from_utf8(key_out.stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+
+    let mut s = sink(port, a.messages);
+    let mut server = Command::new(bin)
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = {
+        use std::io::BufRead;
+        let stderr = server.stderr.take().unwrap();
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let addr = loop {
+            let line = lines.next().expect("server log").unwrap();
+            if let Some(rest) = line.split("http listening on http://").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        addr
+    };
+    // A body that makes the whole message about `size` bytes.
+    let body: String =
+        "Your appointment is confirmed. ".repeat(a.size.saturating_sub(1500) / 31 + 1);
+    let url = format!("http://{addr}/api/v1/messages");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let latencies: Vec<f64> = rt.block_on(async {
+        let client = reqwest::Client::builder().pool_max_idle_per_host(a.clients).build().unwrap();
+        let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..a.clients {
+            let (client, url, key, body, next) = (client.clone(), url.clone(), key.clone(), body.clone(), next.clone());
+            let n = a.messages;
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if i >= n {
+                        break;
+                    }
+                    let t = Instant::now();
+                    let resp = client
+                        .post(&url)
+                        .bearer_auth(&key)
+                        .json(&serde_json::json!({"to": format!("user{i}@example.jp"), "template": "notice", "locale": "en",
+                               "vars": {"subject": "Appointment confirmed", "body": body}}))
+                        .send()
+                        .await
+                        .expect("POST");
+                    assert_eq!(resp.status(), 202, "enqueue failed");
+                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                lat
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all
+    });
+    let enqueued_in = started.elapsed();
+    wait_exit(&mut s, Duration::from_secs(900));
+    let elapsed = started.elapsed();
+    let rss = peak_rss_kib(server.id());
+    let _ = server.kill();
+    let _ = server.wait();
+    let mut l = latencies;
+    l.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let pct = |p: f64| l[((l.len() as f64 - 1.0) * p) as usize];
+    eprintln!(
+        "  (mailgate enqueued all in {:.2}s, delivered all in {:.2}s)",
+        enqueued_in.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+    Measured {
+        rate: a.messages as f64 / elapsed.as_secs_f64(),
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        rss_kib: rss,
+    }
+}
+
+fn main() {
+    // `cargo test` runs bench targets only when asked; refuse to run as a test.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("run with `bench/run.sh delivery` or `cargo bench --bench delivery`");
+        return;
+    }
+    let a = args();
+    println!(
+        "delivery benchmark: {} messages of ~{} bytes to smtp-sink on loopback, signing: {}",
+        a.messages, a.size, a.signing
+    );
+    let reference_rate = reference(&a);
+    println!("  smtp-source -d -s 20:     {reference_rate:>9.0} msg/s");
+    let m = mailgate(&a);
+    println!("  mailgate (API → SMTP):    {:>9.0} msg/s", m.rate);
+    println!(
+        "  ratio mailgate/reference: {:>9.2}",
+        m.rate / reference_rate
+    );
+    println!(
+        "  enqueue latency p50 {:.2} ms, p99 {:.2} ms ({} concurrent clients)",
+        m.p50_ms, m.p99_ms, a.clients
+    );
+    println!("  server peak RSS {} MiB", m.rss_kib / 1024);
+    let _ = std::io::stdout().flush();
+}
