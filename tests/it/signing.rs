@@ -122,11 +122,7 @@ fn mail_captured_at_the_sink_passes_both_signatures_and_fails_when_altered() {
             "{:?}",
             verdict.lines
         );
-        let altered = String::from_utf8_lossy(&message).replacen("
-
-", "
-
-X", 1);
+        let altered = String::from_utf8_lossy(&message).replacen("\n\n", "\n\nX", 1);
         let verdict = verify(scratch.path(), altered.as_bytes(), &records);
         assert!(
             !verdict.success,
