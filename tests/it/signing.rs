@@ -7,7 +7,7 @@ use std::path::Path;
 use mailgate::dkim::DnsRecord;
 
 use crate::dkim_verify::{require_verifier, verify};
-use crate::support::{Instance, Sink, parse_capture, relay_config, wait_for};
+use crate::support::{Instance, Sink, parse_capture, relay_config};
 
 fn keygen(dir: &Path, selector: &str, algorithm: &str) -> (std::process::Output, String) {
     let out = std::process::Command::new(crate::support::binary())
@@ -72,7 +72,7 @@ fn mail_captured_at_the_sink_passes_both_signatures_and_fails_when_altered() {
     let records = published(&inst);
     assert_eq!(records.len(), 2, "{records:?}");
     let _server = inst.serve();
-    inst.send_notice("hanako@example.jp");
+    let first = inst.send_notice("hanako@example.jp");
     let out = inst.run(&[
         "send",
         "--to",
@@ -87,7 +87,13 @@ fn mail_captured_at_the_sink_passes_both_signatures_and_fails_when_altered() {
         "body=12月から受付は9時からです。",
     ]);
     assert!(out.status.success());
-    assert!(wait_for(30, || sink.count() >= 2));
+    let second = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_start_matches("queued ")
+        .to_string();
+    inst.wait_delivered(&first);
+    inst.wait_delivered(&second);
+    assert_eq!(sink.count(), 2);
     let scratch = tempfile::tempdir().unwrap();
     for dump in sink.messages() {
         let message = parse_capture(&dump).message;
@@ -145,8 +151,8 @@ fn a_fresh_install_signs_with_a_development_key_that_dns_prints() {
         "{}",
         server.log_text()
     );
-    inst.send_notice("dev@example.jp");
-    assert!(wait_for(30, || sink.count() >= 1));
+    let id = inst.send_notice("dev@example.jp");
+    inst.wait_delivered(&id);
     let records = published(&inst);
     assert_eq!(records.len(), 1);
     let message = parse_capture(&sink.messages()[0]).message;

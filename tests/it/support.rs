@@ -330,6 +330,22 @@ impl Instance {
         serde_json::from_slice(&out.stdout).expect("log JSON")
     }
 
+    /// Waits (bounded) until message `id` is delivered; the sink has then closed its
+    /// capture file (smtp-sink writes captures while it receives them).
+    pub fn wait_delivered(&self, id: &str) {
+        let status = || {
+            self.log_json(id)["messages"][0]["status"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        };
+        assert!(
+            wait_for(60, || status() == "delivered"),
+            "message {id} is {}",
+            status()
+        );
+    }
+
     /// Creates an API key (server up or down) and returns it.
     pub fn api_key(&self) -> String {
         let out = self.run(&["apikey", "create", "tests"]);
