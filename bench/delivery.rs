@@ -10,6 +10,8 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 struct Args {
@@ -63,49 +65,73 @@ fn tool(name: &str) -> PathBuf {
     panic!("{name} is missing: run scripts/install-test-peers.sh");
 }
 
-/// smtp-sink that exits after `count` messages; returns the child.
-fn sink(port: u16, count: usize) -> Child {
+/// smtp-sink with running counters (-c); returns the child and the count of messages
+/// it has received, read from its counter output ("sess=1 quit=1 mesg=5\r").
+fn sink(port: u16) -> (Child, Arc<AtomicUsize>) {
     let mut cmd = Command::new(tool("smtp-sink"));
     if unsafe { libc::geteuid() } == 0 {
         cmd.args(["-u", "nobody"]);
     }
-    let child = cmd
-        .args([
-            "-M",
-            &count.to_string(),
-            &format!("127.0.0.1:{port}"),
-            "1024",
-        ])
-        .stdout(Stdio::null())
+    let mut child = cmd
+        .args(["-c", &format!("127.0.0.1:{port}"), "1024"])
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("smtp-sink");
+    let count = Arc::new(AtomicUsize::new(0));
+    let mut out = child.stdout.take().unwrap();
+    let c = count.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        let mut pending = Vec::new();
+        while let Ok(n) = std::io::Read::read(&mut out, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            pending.extend_from_slice(&buf[..n]);
+            while let Some(pos) = pending.iter().position(|b| *b == b'\r') {
+                let line: Vec<u8> = pending.drain(..=pos).collect();
+                let text = String::from_utf8_lossy(&line);
+                if let Some(m) = text
+                    .split("mesg=")
+                    .nth(1)
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                {
+                    c.store(m, Ordering::SeqCst);
+                }
+            }
+        }
+    });
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "smtp-sink did not start");
         std::thread::sleep(Duration::from_millis(10));
     }
-    child
+    (child, count)
 }
 
-fn wait_exit(child: &mut Child, limit: Duration) -> Duration {
+/// Waits until the sink has received `n` messages.
+fn wait_count(count: &AtomicUsize, n: usize, limit: Duration) {
     let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return start.elapsed();
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("the sink did not receive every message within {limit:?}");
-        }
+    while count.load(Ordering::SeqCst) < n {
+        assert!(
+            start.elapsed() < limit,
+            "the sink received {} of {n} messages within {limit:?}",
+            count.load(Ordering::SeqCst)
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+fn stop(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// The reference: smtp-source with 20 parallel sessions, reusing connections (-d).
 fn reference(a: &Args) -> f64 {
     let port = free_port();
-    let mut s = sink(port, a.messages);
+    let (s, count) = sink(port);
     let started = Instant::now();
     let status = Command::new(tool("smtp-source"))
         .args([
@@ -125,8 +151,10 @@ fn reference(a: &Args) -> f64 {
         .status()
         .expect("smtp-source");
     assert!(status.success());
-    wait_exit(&mut s, Duration::from_secs(600));
-    a.messages as f64 / started.elapsed().as_secs_f64()
+    wait_count(&count, a.messages, Duration::from_secs(600));
+    let rate = a.messages as f64 / started.elapsed().as_secs_f64();
+    stop(s);
+    rate
 }
 
 fn write_config(dir: &Path, port: u16, signing: &str) -> PathBuf {
@@ -211,7 +239,7 @@ fn mailgate(a: &Args) -> Measured {
         .trim()
         .to_string();
 
-    let mut s = sink(port, a.messages);
+    let (s, count) = sink(port);
     let mut server = Command::new(bin)
         .arg("--config")
         .arg(&config)
@@ -245,7 +273,7 @@ fn mailgate(a: &Args) -> Measured {
     let started = Instant::now();
     let latencies: Vec<f64> = rt.block_on(async {
         let client = reqwest::Client::builder().pool_max_idle_per_host(a.clients).build().unwrap();
-        let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let next = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for _ in 0..a.clients {
             let (client, url, key, body, next) = (client.clone(), url.clone(), key.clone(), body.clone(), next.clone());
@@ -253,7 +281,7 @@ fn mailgate(a: &Args) -> Measured {
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::new();
                 loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let i = next.fetch_add(1, Ordering::SeqCst);
                     if i >= n {
                         break;
                     }
@@ -279,8 +307,9 @@ fn mailgate(a: &Args) -> Measured {
         all
     });
     let enqueued_in = started.elapsed();
-    wait_exit(&mut s, Duration::from_secs(900));
+    wait_count(&count, a.messages, Duration::from_secs(900));
     let elapsed = started.elapsed();
+    stop(s);
     let rss = peak_rss_kib(server.id());
     let _ = server.kill();
     let _ = server.wait();

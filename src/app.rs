@@ -57,6 +57,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let http_addr = listener.local_addr()?;
     tracing::info!(addr = %http_addr, "http listening on http://{http_addr}");
 
+    if let Some(addr) = services.config.inbound.listen {
+        let inbound = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (inbound.listen)"))?;
+        let bound = inbound.local_addr()?;
+        tracing::info!(addr = %bound, "bounce listener on smtp://{bound}");
+        tokio::spawn(crate::inbound::run(
+            inbound,
+            services.clone(),
+            trigger.subscribe(),
+        ));
+    }
     let worker = tokio::spawn(crate::queue::worker::run(
         services.clone(),
         trigger.subscribe(),

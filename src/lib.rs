@@ -21,6 +21,7 @@
 
 pub mod apikey;
 pub mod app;
+pub mod audit;
 pub mod bounce;
 pub mod checks;
 pub mod cli;
@@ -31,6 +32,9 @@ pub mod delivery;
 pub mod dkim;
 pub mod dns;
 pub mod domain;
+pub mod flow_hooks;
+pub mod inbound;
+pub mod intake;
 pub mod logging;
 pub mod queue;
 pub mod services;

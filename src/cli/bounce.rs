@@ -54,3 +54,79 @@ pub fn parse(files: &[PathBuf], json: bool) -> ExitCode {
         ExitCode::SUCCESS
     }
 }
+
+/// Who runs a command, for the audit log.
+pub fn operator_name() -> String {
+    format!(
+        "command line ({})",
+        std::env::var("USER").unwrap_or_else(|_| "unknown user".into())
+    )
+}
+
+/// `mailgate bounce ingest FILE...|-`: each file is taken in on its own; a bad one is
+/// reported and the rest proceed.
+pub async fn ingest(cli: &super::Cli, files: &[PathBuf]) -> ExitCode {
+    use base64::Engine;
+    use std::io::Read;
+    let config = match super::load_config(cli) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let backend = match crate::control::Backend::connect(config).await {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("mailgate: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut failed = 0;
+    for f in files {
+        let name = f.display().to_string();
+        let raw = if name == "-" {
+            let mut v = Vec::new();
+            std::io::stdin().read_to_end(&mut v).map(|_| v)
+        } else {
+            std::fs::read(f)
+        };
+        let raw = match raw {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("mailgate: {name}: cannot read: {e}");
+                failed += 1;
+                continue;
+            }
+        };
+        let request = crate::control::Request::BounceIngest {
+            name: name.clone(),
+            raw_base64: base64::engine::general_purpose::STANDARD.encode(&raw),
+        };
+        match backend.call(request).await {
+            Ok(v) => {
+                let effects: Vec<String> =
+                    serde_json::from_value(v["effects"].clone()).unwrap_or_default();
+                println!(
+                    "{name}: {} {}; {}",
+                    if v["bounce"].as_bool() == Some(true) {
+                        "bounce"
+                    } else {
+                        "not a bounce"
+                    },
+                    v["message_id"]
+                        .as_str()
+                        .map(|m| format!("for message {m}"))
+                        .unwrap_or_else(|| "tied to no message".into()),
+                    effects.join("; ")
+                );
+            }
+            Err(e) => {
+                eprintln!("mailgate: {name}: {e:#}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -4,6 +4,7 @@
 mod bounce;
 mod check;
 mod dkim;
+mod report;
 mod store_commands;
 
 use std::path::PathBuf;
@@ -75,6 +76,18 @@ pub enum Command {
     /// DKIM keys.
     #[command(subcommand)]
     Dkim(DkimCommand),
+    /// The bounce report: which addresses bounced, and why.
+    Bounces {
+        /// How far back, e.g. 7d or 24h.
+        #[arg(long, default_value = "7d")]
+        since: String,
+        /// table, csv or json.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+    /// Addresses mail is no longer sent to.
+    #[command(subcommand)]
+    Suppression(SuppressionCommand),
     /// The DNS records to publish (DKIM, SPF, DMARC, MX, PTR).
     Dns {
         /// Resolve each record and say what is missing or differs.
@@ -134,6 +147,26 @@ pub enum BounceCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Parse and record bounce messages (files, or - for standard input).
+    Ingest {
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SuppressionCommand {
+    /// Every suppressed address with its reason and evidence.
+    List,
+    /// Stop sending to an address.
+    Add {
+        address: String,
+        /// Why (kept as evidence).
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Send to an address again.
+    Remove { address: String },
 }
 
 /// Runs the parsed command line and returns the process exit code.
@@ -152,6 +185,35 @@ pub async fn run(cli: Cli) -> ExitCode {
             out,
         }) => return dkim::keygen(domain, selector, algorithm, *bits, out),
         Command::Dns { check, json } => return check::dns(&cli, *check, *json).await,
+        Command::Bounce(BounceCommand::Ingest { files }) => {
+            return bounce::ingest(&cli, files).await;
+        }
+        Command::Bounces { since, format } => return report::bounces(&cli, since, format).await,
+        Command::Suppression(SuppressionCommand::List) => {
+            return store_commands::run(&cli, Request::SuppressionList, report::print_suppressions)
+                .await;
+        }
+        Command::Suppression(SuppressionCommand::Add { address, note }) => {
+            let request = Request::SuppressionAdd {
+                address: address.clone(),
+                note: note.clone(),
+                who: bounce::operator_name(),
+            };
+            return store_commands::run(&cli, request, |v| {
+                println!("{}", v.as_str().unwrap_or(""))
+            })
+            .await;
+        }
+        Command::Suppression(SuppressionCommand::Remove { address }) => {
+            let request = Request::SuppressionRemove {
+                address: address.clone(),
+                who: bounce::operator_name(),
+            };
+            return store_commands::run(&cli, request, |v| {
+                println!("{}", v.as_str().unwrap_or(""))
+            })
+            .await;
+        }
         Command::Send {
             to,
             template,

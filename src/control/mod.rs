@@ -47,6 +47,20 @@ pub enum Request {
     Log { query: String },
     /// Create an API key; the answer holds the key.
     ApiKeyCreate { name: String },
+    /// Take in one bounce message (base64, so any bytes survive JSON).
+    BounceIngest { name: String, raw_base64: String },
+    /// Bounces recorded since a time (ms since the epoch).
+    Bounces { since_ms: u64 },
+    /// The suppression list.
+    SuppressionList,
+    /// Suppress an address by hand.
+    SuppressionAdd {
+        address: String,
+        note: String,
+        who: String,
+    },
+    /// Take an address off the list.
+    SuppressionRemove { address: String, who: String },
 }
 
 /// The answer on the wire.
@@ -103,7 +117,75 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
                 .map(Value::String)
                 .map_err(|e| e.to_string())
         }
+        Request::BounceIngest { name, raw_base64 } => {
+            let raw = ingest(services, &raw_base64)?;
+            let result = crate::intake::take(
+                services,
+                &raw,
+                crate::domain::bounce::BounceSource::Ingest,
+                &[],
+            )
+            .await
+            .map_err(|e| format!("{name}: {e}"))?;
+            to_value(&result)
+        }
+        Request::Bounces { since_ms } => to_value(
+            &services
+                .store
+                .bounces_since(since_ms)
+                .map_err(|e| e.to_string())?,
+        ),
+        Request::SuppressionList => {
+            to_value(&services.store.suppressions().map_err(|e| e.to_string())?)
+        }
+        Request::SuppressionAdd { address, note, who } => {
+            let a = crate::domain::Address::parse(&address).map_err(|e| e.to_string())?;
+            let entry = crate::domain::bounce::Suppression {
+                address: a.to_string(),
+                since_ms: crate::domain::now_ms(),
+                reason: format!("added by {who}"),
+                evidence: note,
+                message_id: None,
+            };
+            services.store.suppress(&entry).map_err(|e| e.to_string())?;
+            crate::audit::record(&services.store, &who, "suppression add", &a.to_string())
+                .map_err(|e| e.to_string())?;
+            Ok(Value::String(format!(
+                "{a} is suppressed: mail to it now fails at once"
+            )))
+        }
+        Request::SuppressionRemove { address, who } => {
+            let a = crate::domain::Address::parse(&address).map_err(|e| e.to_string())?;
+            match services
+                .store
+                .unsuppress(&a.to_string())
+                .map_err(|e| e.to_string())?
+            {
+                Some(old) => {
+                    crate::audit::record(
+                        &services.store,
+                        &who,
+                        "suppression remove",
+                        &format!("{a} (was: {})", old.reason),
+                    )
+                    .map_err(|e| e.to_string())?;
+                    Ok(Value::String(format!(
+                        "{a} removed from the suppression list (it was there for: {})",
+                        old.reason
+                    )))
+                }
+                None => Err(format!("{a} is not on the suppression list")),
+            }
+        }
     }
+}
+
+fn ingest(services: &Services, raw_base64: &str) -> Result<Vec<u8>, String> {
+    let _ = services;
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(raw_base64)
+        .map_err(|e| format!("the message did not arrive intact: {e}"))
 }
 
 fn to_value<T: Serialize>(v: &T) -> Result<Value, String> {

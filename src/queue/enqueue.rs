@@ -102,12 +102,34 @@ pub async fn enqueue(services: &Services, out: Outgoing) -> Result<Enqueued, Enq
             crate::domain::format_time_ms(due)
         ));
     }
-    services
-        .store
-        .insert_message(&mut record, &signed, &first)?;
+    if let Some(entry) = services.store.suppression(&record.to.to_string())? {
+        // Sending to an address known to be dead hurts the sender's reputation: the
+        // message fails at once, and its timeline says why.
+        record.due_ms = None;
+        services
+            .store
+            .insert_message(&mut record, &signed, &first)?;
+        let detail = format!(
+            "not sent: {} is on the suppression list since {} ({}: {})",
+            record.to,
+            crate::domain::format_time_ms(entry.since_ms),
+            entry.reason,
+            entry.evidence
+        );
+        crate::queue::worker::finish(
+            services,
+            &mut record,
+            MessageStatus::Suppressed,
+            Event::new(Step::Suppressed, now).with_detail(detail),
+        )?;
+    } else {
+        services
+            .store
+            .insert_message(&mut record, &signed, &first)?;
+    }
     services.store.flush().await?;
     services.queue_bell.notify_one();
-    tracing::info!(msg_id = %id, template = %record.template, "queued");
+    tracing::info!(msg_id = %id, template = %record.template, status = record.status.as_str(), "queued");
     Ok(Enqueued {
         message_id: id,
         message_id_header: record.message_id_header,

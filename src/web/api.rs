@@ -167,3 +167,48 @@ pub async fn get_log(
         .map(Json)
         .map_err(ApiError::bad_request)
 }
+
+/// `POST /api/v1/bounces`: a raw bounce message as the body.
+pub async fn post_bounce(
+    State(services): State<Services>,
+    _client: ApiClient,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "send the raw bounce message as the request body",
+        ));
+    }
+    let result = crate::intake::take(
+        &services,
+        &body,
+        crate::domain::bounce::BounceSource::Api,
+        &[],
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    Ok((StatusCode::ACCEPTED, Json(result)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BouncesQuery {
+    #[serde(default)]
+    pub since: Option<String>,
+}
+
+/// `GET /api/v1/bounces?since=7d`.
+pub async fn get_bounces(
+    State(services): State<Services>,
+    _client: ApiClient,
+    Query(q): Query<BouncesQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let since = q.since.unwrap_or_else(|| "7d".into());
+    let d = crate::domain::duration::parse_duration(&since)
+        .map_err(|e| ApiError::bad_request(format!("since: {e}")))?;
+    let since_ms = crate::domain::now_ms().saturating_sub(d.as_millis() as u64);
+    let list = services
+        .store
+        .bounces_since(since_ms)
+        .map_err(ApiError::internal)?;
+    Ok(Json(list))
+}

@@ -3,6 +3,7 @@
 
 mod bounce_corpus;
 mod bounce_golden;
+mod bounces;
 mod delivery;
 mod dkim_verify;
 mod serve;

@@ -384,3 +384,132 @@ impl Instance {
             .to_string()
     }
 }
+
+/// A relay configuration plus the bounce listener on `inbound_port`.
+pub fn relay_with_inbound(port: u16, inbound_port: u16) -> String {
+    relay_config(port, "\"1s\"").replace(
+        "[inbound]\nlisten = \"\"\n",
+        &format!("[inbound]\nlisten = \"127.0.0.1:{inbound_port}\"\n"),
+    )
+}
+
+/// A plain SMTP client for the bounce listener: returns each reply line group.
+pub fn smtp_send(port: u16, mail_from: &str, rcpts: &[&str], data: &str) -> Vec<String> {
+    use std::io::{BufRead, Write};
+    let stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the bounce listener");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut w = stream;
+    let mut replies = Vec::new();
+    let read_reply = |reader: &mut BufReader<std::net::TcpStream>| {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            all.push_str(&line);
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                break;
+            }
+        }
+        all.trim_end().to_string()
+    };
+    replies.push(read_reply(&mut reader));
+    let cmd =
+        |w: &mut std::net::TcpStream, reader: &mut BufReader<std::net::TcpStream>, c: &str| {
+            w.write_all(format!("{c}\r\n").as_bytes()).unwrap();
+            read_reply(reader)
+        };
+    replies.push(cmd(&mut w, &mut reader, "EHLO mx.example.net"));
+    replies.push(cmd(
+        &mut w,
+        &mut reader,
+        &format!("MAIL FROM:<{mail_from}>"),
+    ));
+    let mut accepted = 0;
+    for r in rcpts {
+        let reply = cmd(&mut w, &mut reader, &format!("RCPT TO:<{r}>"));
+        if reply.starts_with('2') {
+            accepted += 1;
+        }
+        replies.push(reply);
+    }
+    if accepted > 0 {
+        replies.push(cmd(&mut w, &mut reader, "DATA"));
+        let mut body = String::new();
+        for line in data.replace("\r\n", "\n").split('\n') {
+            if line.starts_with('.') {
+                body.push('.');
+            }
+            body.push_str(line);
+            body.push_str("\r\n");
+        }
+        body.push_str(".\r\n");
+        w.write_all(body.as_bytes()).unwrap();
+        replies.push(read_reply(&mut reader));
+    }
+    replies.push(cmd(&mut w, &mut reader, "QUIT"));
+    replies
+}
+
+/// A delivery status notification (RFC 3464) for one recipient.
+pub fn dsn(
+    to: &str,
+    rcpt: &str,
+    message_id_header: &str,
+    action: &str,
+    status: &str,
+    diagnostic: &str,
+) -> String {
+    format!(
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n\
+To: {to}\r\n\
+Subject: Undelivered Mail Returned to Sender\r\n\
+Date: Tue, 24 Nov 2026 12:00:00 +0900\r\n\
+Message-ID: <dsn.{n}@mx.example.net>\r\n\
+Auto-Submitted: auto-replied\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/report; report-type=delivery-status; boundary=\"BOUNDARY\"\r\n\
+\r\n\
+--BOUNDARY\r\n\
+Content-Type: text/plain; charset=us-ascii\r\n\
+\r\n\
+This is the mail system at host mx.example.net.\r\n\
+I'm sorry to have to inform you that your message could not be delivered.\r\n\
+\r\n\
+--BOUNDARY\r\n\
+Content-Type: message/delivery-status\r\n\
+\r\n\
+Reporting-MTA: dns; mx.example.net\r\n\
+Arrival-Date: Tue, 24 Nov 2026 12:00:00 +0900\r\n\
+\r\n\
+Final-Recipient: rfc822; {rcpt}\r\n\
+Original-Recipient: rfc822;{rcpt}\r\n\
+Action: {action}\r\n\
+Status: {status}\r\n\
+Remote-MTA: dns; mx.example.net\r\n\
+Diagnostic-Code: smtp; {diagnostic}\r\n\
+\r\n\
+--BOUNDARY\r\n\
+Content-Type: text/rfc822-headers\r\n\
+\r\n\
+From: Example Clinic <no-reply@example.jp>\r\n\
+To: <{rcpt}>\r\n\
+Subject: Clinic hours\r\n\
+Message-ID: <{message_id_header}>\r\n\
+\r\n\
+--BOUNDARY--\r\n",
+        n = rand_suffix()
+    )
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}

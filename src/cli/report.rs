@@ -1,0 +1,133 @@
+//! `mailgate bounces` and `mailgate suppression`: the admin's answers on the terminal.
+
+use std::process::ExitCode;
+
+use serde_json::Value;
+
+use crate::control::Request;
+use crate::domain::bounce::{BounceRecord, Suppression};
+use crate::domain::{format_time_ms, now_ms};
+
+use super::Cli;
+
+/// Parses `--since` (`7d`, `24h`) into a start time.
+pub fn since_ms(since: &str) -> Result<u64, String> {
+    let d = crate::domain::duration::parse_duration(since).map_err(|e| format!("--since: {e}"))?;
+    Ok(now_ms().saturating_sub(d.as_millis() as u64))
+}
+
+/// One CSV field, quoted when needed (RFC 4180).
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// The columns of the bounce list, shared by the CSV and the table.
+pub const BOUNCE_COLUMNS: [&str; 10] = [
+    "time",
+    "address",
+    "domain",
+    "reason",
+    "status",
+    "permanent",
+    "sender_problem",
+    "message_id",
+    "remote_mta",
+    "diagnostic",
+];
+
+/// A bounce as a row of [`BOUNCE_COLUMNS`].
+pub fn bounce_row(b: &BounceRecord) -> [String; 10] {
+    [
+        format_time_ms(b.at_ms),
+        b.address.clone().unwrap_or_default(),
+        b.recipient_domain.clone().unwrap_or_default(),
+        b.reason.clone().unwrap_or_default(),
+        b.status.clone().unwrap_or_default(),
+        b.permanent.to_string(),
+        b.sender_problem.to_string(),
+        b.message_id.clone().unwrap_or_default(),
+        b.remote_mta.clone().unwrap_or_default(),
+        b.diagnostic
+            .clone()
+            .unwrap_or_default()
+            .replace(['\r', '\n'], " "),
+    ]
+}
+
+/// The bounces as CSV text.
+pub fn bounces_csv(list: &[BounceRecord]) -> String {
+    let mut out = BOUNCE_COLUMNS.join(",") + "\n";
+    for b in list {
+        let row: Vec<String> = bounce_row(b).iter().map(|f| csv_field(f)).collect();
+        out.push_str(&row.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+pub async fn bounces(cli: &Cli, since: &str, format: &str) -> ExitCode {
+    let since_ms = match since_ms(since) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("mailgate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if !["table", "csv", "json"].contains(&format) {
+        eprintln!("mailgate: --format must be table, csv or json");
+        return ExitCode::from(2);
+    }
+    let format = format.to_string();
+    super::store_commands::run(cli, Request::Bounces { since_ms }, move |v: Value| {
+        let list: Vec<BounceRecord> = serde_json::from_value(v).unwrap_or_default();
+        match format.as_str() {
+            "json" => println!(
+                "{}",
+                serde_json::to_string_pretty(&list).unwrap_or_default()
+            ),
+            "csv" => print!("{}", bounces_csv(&list)),
+            _ => {
+                if list.is_empty() {
+                    println!("no bounces since {}", format_time_ms(since_ms));
+                }
+                for b in &list {
+                    let r = bounce_row(b);
+                    println!(
+                        "{}  {:<32} {:<14} {:<6} {}{}",
+                        r[0],
+                        r[1],
+                        r[3],
+                        r[4],
+                        if b.sender_problem {
+                            "[sender problem] "
+                        } else {
+                            ""
+                        },
+                        r[9]
+                    );
+                }
+            }
+        }
+    })
+    .await
+}
+
+pub fn print_suppressions(v: Value) {
+    let list: Vec<Suppression> = serde_json::from_value(v).unwrap_or_default();
+    if list.is_empty() {
+        println!("the suppression list is empty");
+    }
+    for s in list {
+        println!(
+            "{:<40} since {}  {}  {}",
+            s.address,
+            format_time_ms(s.since_ms),
+            s.reason,
+            s.evidence
+        );
+    }
+}

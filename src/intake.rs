@@ -1,0 +1,229 @@
+//! Bounce intake: what happens when a report comes back, whichever door it came through
+//! (the SMTP listener, `mailgate bounce ingest`, `POST /api/v1/bounces`).
+//!
+//! 1. Parse ([`crate::bounce::parse`]).
+//! 2. Tie it to a message: by a VERP return path whose MAC checks (authenticated), else
+//!    by the returned Message-ID or DSN envelope id, when it names a message of ours to
+//!    the same recipient.
+//! 3. Apply effects for a permanent failure: the message becomes `bounced`, its flow
+//!    `undeliverable`; address reasons (`userunknown`, `hostunknown`, `hasmoved`)
+//!    suppress the address; policy and reputation reasons are flagged as the sender's
+//!    problem and do not blame the address. Delay notices and temporary failures only
+//!    add to the timeline.
+//! 4. Record every recipient's result in the bounce log, tied or not, and flush before
+//!    the caller acknowledges. A report tied to nothing changes nothing else.
+
+use crate::bounce::{Action, BounceReport, RecipientResult};
+use crate::domain::bounce::{
+    ADDRESS_REASONS, BounceRecord, BounceSource, SENDER_REASONS, Suppression,
+};
+use crate::domain::{Event, MessageId, MessageRecord, MessageStatus, Step, now_ms};
+use crate::services::Services;
+use crate::store::StoreError;
+
+/// What intake did with one report.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct IntakeResult {
+    pub bounce: bool,
+    pub kind: Option<String>,
+    pub message_id: Option<String>,
+    pub authenticated: bool,
+    pub recipients: usize,
+    pub effects: Vec<String>,
+}
+
+/// Finds the message a report is about. `verified` are ids whose VERP MAC the caller
+/// already checked (the listener's RCPT TO).
+fn correlate(
+    services: &Services,
+    report: &BounceReport,
+    verified: &[MessageId],
+) -> Result<(Option<MessageRecord>, bool), StoreError> {
+    let store = &services.store;
+    let domain = &services.config.sender.bounce_domain;
+    let authenticated = verified
+        .iter()
+        .copied()
+        .chain(
+            report
+                .envelope_to
+                .iter()
+                .filter_map(|a| services.verp.verify(a, domain)),
+        )
+        .next();
+    if let Some(id) = authenticated {
+        return Ok((store.message(&id)?, true));
+    }
+    // Unauthenticated: the returned Message-ID under our host name, or our ENVID.
+    let host = &services.config.sender.hostname;
+    let by_header = report.original_message_id.as_deref().and_then(|m| {
+        let m = m.trim_matches(['<', '>']);
+        let (_, h) = m.rsplit_once('@')?;
+        h.eq_ignore_ascii_case(host)
+            .then(|| MessageId::parse(m))
+            .flatten()
+    });
+    let by_envid = report
+        .original_envelope_id
+        .as_deref()
+        .and_then(MessageId::parse);
+    for id in by_header.into_iter().chain(by_envid) {
+        if let Some(record) = store.message(&id)? {
+            return Ok((Some(record), false));
+        }
+    }
+    Ok((None, false))
+}
+
+/// Takes one raw report through parsing, correlation, effects and recording.
+pub async fn take(
+    services: &Services,
+    raw: &[u8],
+    source: BounceSource,
+    verified: &[MessageId],
+) -> Result<IntakeResult, StoreError> {
+    let report = crate::bounce::parse(raw);
+    let now = now_ms();
+    let (mut message, authenticated) = correlate(services, &report, verified)?;
+    let kind = report.kind.map(|k| format!("{k:?}").to_lowercase());
+    let mut all_effects = Vec::new();
+    let recipients: Vec<Option<&RecipientResult>> = if report.recipients.is_empty() {
+        vec![None]
+    } else {
+        report.recipients.iter().map(Some).collect()
+    };
+    for r in &recipients {
+        let mut record = BounceRecord {
+            at_ms: now,
+            source,
+            kind: kind.clone(),
+            authenticated,
+            message_id: message.as_ref().map(|m| m.id.to_string()),
+            flow_id: message.as_ref().and_then(|m| m.flow_id.clone()),
+            address: r.map(|r| r.address.clone()).filter(|a| !a.is_empty()),
+            recipient_domain: r.and_then(|r| {
+                r.address
+                    .rsplit_once('@')
+                    .map(|(_, d)| d.to_ascii_lowercase())
+            }),
+            action: r.map(|r| format!("{:?}", r.action).to_lowercase()),
+            status: r.and_then(|r| r.status.clone()),
+            permanent: r.is_some_and(|r| r.permanent),
+            reason: r.and_then(|r| r.reason.clone()),
+            diagnostic: r.and_then(|r| r.diagnostic.clone()),
+            remote_mta: r.and_then(|r| r.remote_mta.clone()),
+            sender_problem: r
+                .and_then(|r| r.reason.as_deref())
+                .is_some_and(|reason| SENDER_REASONS.contains(&reason) && report.bounce),
+            effects: Vec::new(),
+        };
+        match (&mut message, r) {
+            (Some(m), Some(r)) if report.bounce && same_recipient(m, r, report.recipients.len()) => {
+                record.effects = apply(services, m, r, &record, now)?;
+                if record.address.is_none() {
+                    record.address = Some(m.to.to_string());
+                }
+            }
+            (Some(_), _) if !report.bounce => record.effects.push("not a bounce (a complaint or an automatic reply): recorded only".into()),
+            (Some(_), _) => record.effects.push("names another recipient than the message's: recorded only".into()),
+            (None, _) => record
+                .effects
+                .push("could not be tied to a message of ours (no valid VERP MAC, unknown Message-ID): recorded only".into()),
+        }
+        all_effects.extend(record.effects.iter().cloned());
+        services.store.insert_bounce(&record)?;
+    }
+    services.store.flush().await?;
+    tracing::info!(
+        kind = kind.as_deref().unwrap_or("none"),
+        authenticated,
+        msg_id = message
+            .as_ref()
+            .map(|m| m.id.to_string())
+            .unwrap_or_default(),
+        "bounce taken in"
+    );
+    Ok(IntakeResult {
+        bounce: report.bounce,
+        kind,
+        message_id: message.map(|m| m.id.to_string()),
+        authenticated,
+        recipients: report.recipients.len(),
+        effects: all_effects,
+    })
+}
+
+/// The report's recipient is the message's (or the report names only one recipient,
+/// which some MTAs rewrite).
+fn same_recipient(m: &MessageRecord, r: &RecipientResult, count: usize) -> bool {
+    r.address.is_empty() || r.address.eq_ignore_ascii_case(&m.to.to_string()) || count == 1
+}
+
+/// The effects of one recipient's result on its message.
+fn apply(
+    services: &Services,
+    m: &mut MessageRecord,
+    r: &RecipientResult,
+    record: &BounceRecord,
+    now: u64,
+) -> Result<Vec<String>, StoreError> {
+    let store = &services.store;
+    let mut effects = Vec::new();
+    let mut event = Event::new(Step::Bounced, now);
+    event.enhanced_status = r.status.clone();
+    event.smtp_code = r.reply_code;
+    event.reply = r.diagnostic.clone();
+    event.remote_host = r.remote_mta.clone();
+    let reason = r.reason.clone().unwrap_or_else(|| "undefined".into());
+    let auth = if record.authenticated {
+        "VERP-authenticated"
+    } else {
+        "tied by Message-ID"
+    };
+    if r.action == Action::Delayed || (r.action == Action::Failed && !r.permanent) {
+        event.step = Some(Step::DelayReported);
+        event.detail = Some(format!(
+            "{} reported a delay ({reason}); mail may still arrive",
+            r.remote_mta.as_deref().unwrap_or("a remote server")
+        ));
+        store.append_event(m, &event)?;
+        store.put_message(m)?;
+        effects.push("delay noted in the timeline".into());
+        return Ok(effects);
+    }
+    if r.action != Action::Failed {
+        return Ok(vec![
+            format!("a {:?} notice: nothing to change", r.action).to_lowercase(),
+        ]);
+    }
+    event.detail = Some(format!("bounced permanently: {reason} ({auth})"));
+    m.status = MessageStatus::Bounced;
+    if m.due_ms.is_some() {
+        store.reschedule(m, None)?;
+        store.remove_body(&m.id)?;
+    }
+    store.append_event(m, &event)?;
+    store.put_message(m)?;
+    effects.push(format!("message {} marked bounced", m.id));
+    if let Some(flow_id) = &m.flow_id {
+        effects.push(crate::flow_hooks::undeliverable(
+            services, flow_id, &reason, now,
+        )?);
+    }
+    if ADDRESS_REASONS.contains(&reason.as_str()) {
+        store.suppress(&Suppression {
+            address: m.to.to_string(),
+            since_ms: now,
+            reason: reason.clone(),
+            evidence: r
+                .diagnostic
+                .clone()
+                .unwrap_or_else(|| r.status.clone().unwrap_or_default()),
+            message_id: Some(m.id.to_string()),
+        })?;
+        effects.push(format!("{} suppressed ({reason})", m.to));
+    } else if record.sender_problem {
+        effects.push(format!("the receiver refused the sender ({reason}): flagged for the admin; the address is not suppressed"));
+    }
+    Ok(effects)
+}

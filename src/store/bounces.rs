@@ -1,0 +1,64 @@
+//! Bounce records (time-ordered) and the suppression list (by address).
+
+use rand::RngCore;
+
+use crate::domain::bounce::{BounceRecord, Suppression};
+
+use super::{Store, StoreError, TreeName, decode, keys};
+
+impl Store {
+    /// Appends a bounce record.
+    pub fn insert_bounce(&self, record: &BounceRecord) -> Result<(), StoreError> {
+        let mut suffix = [0u8; 8];
+        rand::rngs::OsRng.fill_bytes(&mut suffix);
+        self.put_json(
+            TreeName::Bounces,
+            &keys::time_ordered(record.at_ms, &suffix),
+            record,
+        )
+    }
+
+    /// Bounces recorded at or after `since_ms`, oldest first.
+    pub fn bounces_since(&self, since_ms: u64) -> Result<Vec<BounceRecord>, StoreError> {
+        self.tree(TreeName::Bounces)
+            .range(keys::time_ordered(since_ms, &[])..)
+            .map(|item| {
+                let (_, v) = item.map_err(|e| self.write_error(e))?;
+                decode(TreeName::Bounces, &v)
+            })
+            .collect()
+    }
+
+    /// The suppression entry of an address, if any.
+    pub fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
+        self.get_json(TreeName::Suppression, address.as_bytes())
+    }
+
+    /// Adds or replaces a suppression entry.
+    pub fn suppress(&self, entry: &Suppression) -> Result<(), StoreError> {
+        self.put_json(TreeName::Suppression, entry.address.as_bytes(), entry)
+    }
+
+    /// Removes an address from the list; returns the entry that was there.
+    pub fn unsuppress(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
+        match self
+            .tree(TreeName::Suppression)
+            .remove(address.as_bytes())
+            .map_err(|e| self.write_error(e))?
+        {
+            Some(v) => decode(TreeName::Suppression, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The whole suppression list, by address.
+    pub fn suppressions(&self) -> Result<Vec<Suppression>, StoreError> {
+        self.tree(TreeName::Suppression)
+            .iter()
+            .map(|item| {
+                let (_, v) = item.map_err(|e| self.write_error(e))?;
+                decode(TreeName::Suppression, &v)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,276 @@
+//! Bounces end to end: a message delivered to smtp-sink, a DSN for it sent to the
+//! bounce listener over SMTP (or ingested), and what that changes.
+
+use serde_json::Value;
+
+use crate::support::{
+    Instance, Sink, dsn, free_port, parse_capture, relay_with_inbound, smtp_send, wait_for,
+};
+
+/// Starts a server delivering to a sink, sends one notice, and returns its id, its
+/// Message-ID header and its VERP return path as captured.
+fn delivered(inst: &Instance, sink: &Sink, to: &str) -> (String, String, String) {
+    let id = inst.send_notice(to);
+    inst.wait_delivered(&id);
+    let capture = sink
+        .messages()
+        .into_iter()
+        .map(|m| parse_capture(&m))
+        .find(|c| c.mail_args.contains(&id))
+        .expect("captured");
+    let verp = capture
+        .mail_args
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_matches(['<', '>'])
+        .to_string();
+    let header = inst.log_json(&id)["messages"][0]["message_id_header"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (id, header, verp)
+}
+
+fn message(inst: &Instance, id: &str) -> Value {
+    inst.log_json(id)["messages"][0].clone()
+}
+
+#[test]
+fn a_dsn_to_the_verp_address_bounces_the_message_and_suppresses_the_address() {
+    let sink = Sink::start(&[]);
+    let inbound = free_port();
+    let inst = Instance::new(&relay_with_inbound(sink.port, inbound));
+    let _server = inst.serve();
+    let (id, header, verp) = delivered(&inst, &sink, "gone@example.jp");
+    let report = dsn(
+        &verp,
+        "gone@example.jp",
+        &header,
+        "failed",
+        "5.1.1",
+        "550 5.1.1 <gone@example.jp>: Recipient address rejected: User unknown in virtual mailbox table",
+    );
+    let replies = smtp_send(inbound, "", &[&verp], &report);
+    assert!(
+        replies.iter().any(|r| r.starts_with("250 2.0.0")),
+        "{replies:?}"
+    );
+    assert!(
+        wait_for(1, || message(&inst, &id)["status"] == "bounced"),
+        "{}",
+        message(&inst, &id)
+    );
+    let events = message(&inst, &id)["events"].as_array().unwrap().clone();
+    let bounced = events
+        .iter()
+        .find(|e| e["step"] == "bounced")
+        .expect("bounce event");
+    assert_eq!(bounced["enhanced_status"], "5.1.1");
+    assert!(
+        bounced["detail"].as_str().unwrap().contains("userunknown"),
+        "{bounced}"
+    );
+    let list = inst.run(&["suppression", "list"]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        text.contains("gone@example.jp") && text.contains("userunknown"),
+        "{text}"
+    );
+    // The text log shows it too.
+    let log = String::from_utf8_lossy(&inst.run(&["log", "gone@example.jp"]).stdout).to_string();
+    assert!(log.contains("bounced"), "{log}");
+    // Later mail to the address fails at once, saying why.
+    let later = inst.send_notice("gone@example.jp");
+    let m = message(&inst, &later);
+    assert_eq!(m["status"], "suppressed", "{m}");
+    assert!(m["events"].as_array().unwrap().iter().any(|e| {
+        e["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("suppression list")
+    }));
+}
+
+#[test]
+fn the_listener_refuses_forged_random_and_foreign_addresses() {
+    let sink = Sink::start(&[]);
+    let inbound = free_port();
+    let inst = Instance::new(&relay_with_inbound(sink.port, inbound));
+    let _server = inst.serve();
+    let (id, header, verp) = delivered(&inst, &sink, "taro@example.jp");
+    let forged = format!("bounce+{id}-00000000000000000000@bounces.example.jp");
+    let report = dsn(
+        &forged,
+        "taro@example.jp",
+        &header,
+        "failed",
+        "5.1.1",
+        "550 5.1.1 User unknown",
+    );
+    for rcpt in [
+        forged.as_str(),
+        "random@bounces.example.jp",
+        "someone@elsewhere.example",
+    ] {
+        let replies = smtp_send(inbound, "", &[rcpt], &report);
+        assert!(
+            replies.iter().any(|r| r.starts_with("550")),
+            "{rcpt}: {replies:?}"
+        );
+        assert!(
+            !replies.iter().any(|r| r.starts_with("354")),
+            "{rcpt}: {replies:?}"
+        );
+    }
+    assert_eq!(message(&inst, &id)["status"], "delivered");
+    // The genuine address is accepted.
+    let replies = smtp_send(
+        inbound,
+        "",
+        &[&verp],
+        &dsn(
+            &verp,
+            "taro@example.jp",
+            &header,
+            "delayed",
+            "4.4.1",
+            "connect timed out",
+        ),
+    );
+    assert!(
+        replies.iter().any(|r| r.starts_with("250 2.0.0")),
+        "{replies:?}"
+    );
+    // A delay changes nothing but the timeline.
+    let m = message(&inst, &id);
+    assert_eq!(m["status"], "delivered");
+    assert!(
+        m["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["step"] == "delay_reported"),
+        "{m}"
+    );
+}
+
+#[test]
+fn a_bounce_with_a_wrong_mac_and_an_unknown_message_id_changes_nothing() {
+    let sink = Sink::start(&[]);
+    let inst = Instance::new(&relay_with_inbound(sink.port, free_port()));
+    let server = inst.serve();
+    let (id, _header, _verp) = delivered(&inst, &sink, "hanako@example.jp");
+    drop(server);
+    let forged = format!("bounce+{id}-00000000000000000000@bounces.example.jp");
+    let report = dsn(
+        &forged,
+        "hanako@example.jp",
+        "0123456789abcdef0123456789abcdef@mail.example.jp",
+        "failed",
+        "5.1.1",
+        "550 5.1.1 User unknown",
+    );
+    let file = inst.path().join("forged.eml");
+    std::fs::write(&file, report).unwrap();
+    let out = inst.run(&["bounce", "ingest", file.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("tied to no message"), "{text}");
+    assert_eq!(message(&inst, &id)["status"], "delivered");
+    let list = String::from_utf8_lossy(&inst.run(&["suppression", "list"]).stdout).to_string();
+    assert!(list.contains("empty"), "{list}");
+    // Recorded all the same.
+    let json: Value =
+        serde_json::from_slice(&inst.run(&["bounces", "--format", "json"]).stdout).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 1);
+    assert_eq!(json[0]["authenticated"], false);
+}
+
+#[test]
+fn a_policy_rejection_is_the_senders_problem_and_does_not_suppress() {
+    let sink = Sink::start(&[]);
+    let inst = Instance::new(&relay_with_inbound(sink.port, free_port()));
+    let server = inst.serve();
+    let (id, header, verp) = delivered(&inst, &sink, "ken@example.jp");
+    drop(server);
+    let report = dsn(
+        &verp,
+        "ken@example.jp",
+        &header,
+        "failed",
+        "5.7.1",
+        "550 5.7.1 Service unavailable; client host [192.0.2.1] blocked using zen.spamhaus.org",
+    );
+    let file = inst.path().join("policy.eml");
+    std::fs::write(&file, report).unwrap();
+    let out = inst.run(&["bounce", "ingest", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(message(&inst, &id)["status"], "bounced");
+    let json: Value =
+        serde_json::from_slice(&inst.run(&["bounces", "--format", "json"]).stdout).unwrap();
+    assert_eq!(json[0]["sender_problem"], true, "{json}");
+    assert_eq!(json[0]["authenticated"], true, "{json}");
+    let list = String::from_utf8_lossy(&inst.run(&["suppression", "list"]).stdout).to_string();
+    assert!(list.contains("empty"), "{list}");
+}
+
+#[test]
+fn ingest_reports_a_bad_file_and_takes_the_rest() {
+    let inst = Instance::new("");
+    let good = inst.path().join("good.eml");
+    std::fs::write(
+        &good,
+        dsn(
+            "x@example.net",
+            "a@example.jp",
+            "unknown@mail.example.jp",
+            "failed",
+            "5.1.1",
+            "550 5.1.1 unknown",
+        ),
+    )
+    .unwrap();
+    let out = inst.run(&[
+        "bounce",
+        "ingest",
+        "/nonexistent/bounce.eml",
+        good.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/bounce.eml"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("good.eml: bounce"));
+}
+
+#[test]
+fn suppression_can_be_added_and_removed_by_hand() {
+    let inst = Instance::new("");
+    let out = inst.run(&[
+        "suppression",
+        "add",
+        "x@example.jp",
+        "--note",
+        "asked us to stop",
+    ]);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&inst.run(&["suppression", "list"]).stdout)
+            .contains("asked us to stop")
+    );
+    assert!(
+        inst.run(&["suppression", "remove", "x@example.jp"])
+            .status
+            .success()
+    );
+    let again = inst.run(&["suppression", "remove", "x@example.jp"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not on the suppression list"));
+}
