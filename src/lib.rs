@@ -15,6 +15,7 @@
 //! - [`config`]: TOML + environment + flags → a validated [`config::Config`].
 //! - [`store`]: sled trees, key encoding, group-committed flush.
 //! - [`control`]: how commands reach the store while `serve` holds it.
+//! - [`flow`]: setup and reset flows: link, button, code, password.
 //! - [`web`]: the HTTP router.
 //! - [`app`]: runs `serve`.
 //! - [`cli`]: the command line.
@@ -29,6 +30,7 @@ pub mod config;
 pub mod control;
 pub mod delivery;
 pub mod domain;
+pub mod flow;
 pub mod logging;
 pub mod queue;
 pub mod services;

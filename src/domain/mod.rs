@@ -3,10 +3,12 @@
 
 pub mod address;
 pub mod duration;
+pub mod flow;
 pub mod ids;
 pub mod message;
 
 pub use address::{Address, AddressError, Mailbox};
+pub use flow::{AccountRecord, CodeRecord, FlowKind, FlowNote, FlowRecord, FlowState};
 pub use ids::MessageId;
 pub use message::{Event, MessageRecord, MessageStatus, Step};
 

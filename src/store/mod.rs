@@ -12,6 +12,7 @@
 //! by a flush that started after them returns without flushing again. The flush runs on
 //! a blocking thread because `flush_async` from many tasks deadlocked (sled #1308).
 
+pub mod flows;
 pub mod keys;
 pub mod messages;
 
