@@ -8,6 +8,9 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 
 pub mod api;
+pub mod flow_api;
+pub mod pages;
+pub mod ratelimit;
 
 use crate::services::Services;
 
@@ -18,7 +21,12 @@ pub fn router(services: Services) -> Router {
         .route("/api/v1/messages", post(api::post_message))
         .route("/api/v1/messages/{id}", get(api::get_message))
         .route("/api/v1/log", get(api::get_log))
-        .with_state(services)
+        .with_state(services.clone())
+        .merge(
+            pages::router()
+                .merge(flow_api::router())
+                .with_state(pages::FlowWeb::new(services)),
+        )
 }
 
 /// Liveness: 200 when the store answers.
