@@ -3,5 +3,7 @@
 
 mod bounce_corpus;
 mod bounce_golden;
+mod flow;
+mod journey;
 mod serve;
 mod support;
