@@ -3,6 +3,7 @@
 
 mod bounce_corpus;
 mod bounce_golden;
+mod browser;
 mod flow;
 mod journey;
 mod serve;
