@@ -90,10 +90,16 @@ pub async fn start(services: &Services, req: StartFlow, now: u64) -> Result<Star
     let store = &services.store;
     let address_text = req.address.to_string();
     let account = store.account(&address_text)?;
+    let previous = match store.current_flow_id(&address_text)? {
+        Some(id) => store.flow(&id)?,
+        None => None,
+    };
+    // Language and name: as asked, else as the account or the last flow had them.
     let locale = req
         .locale
         .clone()
         .or_else(|| account.as_ref().map(|a| a.locale.clone()))
+        .or_else(|| previous.as_ref().map(|f| f.locale.clone()))
         .unwrap_or_else(|| services.config.flows.default_locale.clone());
     if !crate::compose::templates::LOCALES.contains(&locale.as_str()) {
         return Err(FlowError::Locale(locale));
@@ -104,13 +110,15 @@ pub async fn start(services: &Services, req: StartFlow, now: u64) -> Result<Star
                 reason: "already has an account".into(),
             });
         }
-        if let Some(id) = store.current_flow_id(&address_text)?
-            && let Some(current) = store.flow(&id)?
-        {
-            let state = machine::effective_state(&current, now);
+        if let Some(current) = &previous {
+            let state = machine::effective_state(current, now);
             if state.is_open() || state == FlowState::Completed {
                 return Ok(Started::Skipped {
-                    reason: format!("already invited (flow {id} is {})", state.as_str()),
+                    reason: format!(
+                        "already invited (flow {} is {})",
+                        current.id,
+                        state.as_str()
+                    ),
                 });
             }
         }
@@ -129,7 +137,8 @@ pub async fn start(services: &Services, req: StartFlow, now: u64) -> Result<Star
             .name
             .clone()
             .filter(|n| !n.trim().is_empty())
-            .or_else(|| account.as_ref().and_then(|a| a.name.clone())),
+            .or_else(|| account.as_ref().and_then(|a| a.name.clone()))
+            .or_else(|| previous.as_ref().and_then(|f| f.name.clone())),
         locale,
         state: FlowState::Issued,
         created_ms: now,
@@ -468,16 +477,12 @@ pub async fn request_link(
     } else {
         return Ok(None);
     };
-    let name = match services.store.current_flow_id(&text)? {
-        Some(id) => services.store.flow(&id)?.and_then(|f| f.name),
-        None => None,
-    };
     start(
         services,
         StartFlow {
             kind,
             address,
-            name,
+            name: None,
             locale: None,
             not_before_ms: None,
             only_if_new: false,

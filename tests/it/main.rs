@@ -5,6 +5,7 @@ mod bounce_corpus;
 mod bounce_golden;
 mod browser;
 mod flow;
+mod invite_csv;
 mod journey;
 mod serve;
 mod support;
