@@ -169,6 +169,7 @@ impl Store {
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(256 * 1024 * 1024)
+            .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(|source| classify_open_error(path, source))?;
         let mut trees = Vec::with_capacity(TreeName::ALL.len());
