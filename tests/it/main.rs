@@ -6,6 +6,7 @@ mod bounce_golden;
 mod bounces;
 mod delivery;
 mod dkim_verify;
+mod lint;
 mod serve;
 mod signing;
 mod support;
