@@ -9,4 +9,5 @@ mod dkim_verify;
 mod lint;
 mod serve;
 mod signing;
+mod spam;
 mod support;
