@@ -163,7 +163,7 @@ fn write_config(dir: &Path, port: u16, signing: &str) -> PathBuf {
          [store]\npath = \"{store}\"\nfsync = true\n\
          [sender]\nfrom = \"Example Clinic <no-reply@example.jp>\"\nbounce_domain = \"bounces.example.jp\"\nhostname = \"mail.example.jp\"\n\
          [delivery]\nmode = \"relay\"\nrelay = \"127.0.0.1:{port}\"\nrelay_tls = \"none\"\nmax_connections = 32\nmax_connections_per_domain = 20\nmessages_per_connection = 1000\n\
-         [inbound]\nlisten = \"\"\n[log]\nlevel = \"warn\"\n",
+         [inbound]\nlisten = \"\"\n[log]\nlevel = \"warn,mailgate::app=info\"\n",
         store = dir.join("store").display()
     );
     let bin = env!("CARGO_BIN_EXE_mailgate");

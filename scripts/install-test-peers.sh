@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real peers the tests talk to, only where they are missing:
 #   smtp-sink / smtp-source (Debian postfix, "No configuration"), spamassassin,
-#   chromium, and the Python DKIM verifier (dkimpy + PyNaCl for Ed25519).
+#   chromium (with a Japanese font), and the Python DKIM verifier (dkimpy + PyNaCl for Ed25519).
 # Non-interactive, idempotent, and quick when everything is already present.
 set -euo pipefail
 
@@ -9,6 +9,8 @@ need_apt=()
 command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || need_apt+=(postfix)
 command -v spamassassin >/dev/null 2>&1 || need_apt+=(spamassassin)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# Japanese glyphs, so the browser test's screenshots of the ja pages are readable.
+fc-list :lang=ja 2>/dev/null | grep -q . || need_apt+=(fonts-ipafont-gothic)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-test-peers: installing Debian packages: ${need_apt[*]}"

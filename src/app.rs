@@ -78,9 +78,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let mut stop = trigger.subscribe();
     let router = crate::web::router(services.clone());
     let http = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move { stop.recv().await })
-            .await
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.recv().await })
+        .await
     });
     Ok(Running {
         http_addr,

@@ -151,6 +151,7 @@ struct RawFlows {
     timezone_ja: Option<String>,
     timezone_en: Option<String>,
     default_locale: Option<String>,
+    code_resend_interval: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -270,6 +271,8 @@ pub struct FlowsConfig {
     pub timezone_ja: chrono_tz::Tz,
     pub timezone_en: chrono_tz::Tz,
     pub default_locale: String,
+    /// The shortest wait between two codes for one flow (default 1m; "0s" for tests).
+    pub code_resend_interval: Duration,
 }
 
 /// Log output format.
@@ -905,6 +908,11 @@ fn validate(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Config
             timezone_ja: c.timezone("timezone_ja", raw_flows.timezone_ja, "Asia/Tokyo"),
             timezone_en: c.timezone("timezone_en", raw_flows.timezone_en, "UTC"),
             default_locale,
+            code_resend_interval: match raw_flows.code_resend_interval.as_deref() {
+                None => Duration::from_secs(60),
+                Some("0s") => Duration::ZERO,
+                Some(v) => c.duration("code_resend_interval", Some(v.to_string()), "1m"),
+            },
         }
     };
 

@@ -119,7 +119,7 @@ pub async fn take(
         };
         match (&mut message, r) {
             (Some(m), Some(r)) if report.bounce && same_recipient(m, r, report.recipients.len()) => {
-                record.effects = apply(services, m, r, &record, now)?;
+                record.effects = apply(services, m, r, &record, now).await?;
                 if record.address.is_none() {
                     record.address = Some(m.to.to_string());
                 }
@@ -160,7 +160,7 @@ fn same_recipient(m: &MessageRecord, r: &RecipientResult, count: usize) -> bool 
 }
 
 /// The effects of one recipient's result on its message.
-fn apply(
+async fn apply(
     services: &Services,
     m: &mut MessageRecord,
     r: &RecipientResult,
@@ -206,9 +206,11 @@ fn apply(
     store.put_message(m)?;
     effects.push(format!("message {} marked bounced", m.id));
     if let Some(flow_id) = &m.flow_id {
-        effects.push(crate::flow_hooks::undeliverable(
-            services, flow_id, &reason, now,
-        )?);
+        match crate::flow::mark_undeliverable(services, flow_id, &reason, now).await {
+            Ok(true) => effects.push(format!("flow {flow_id} marked undeliverable")),
+            Ok(false) => effects.push(format!("flow {flow_id} was already closed: unchanged")),
+            Err(e) => effects.push(format!("flow {flow_id}: {e}")),
+        }
     }
     if ADDRESS_REASONS.contains(&reason.as_str()) {
         store.suppress(&Suppression {

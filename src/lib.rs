@@ -15,6 +15,7 @@
 //! - [`config`]: TOML + environment + flags → a validated [`config::Config`].
 //! - [`store`]: sled trees, key encoding, group-committed flush.
 //! - [`control`]: how commands reach the store while `serve` holds it.
+//! - [`flow`]: setup and reset flows: link, button, code, password.
 //! - [`web`]: the HTTP router.
 //! - [`app`]: runs `serve`.
 //! - [`cli`]: the command line.
@@ -32,7 +33,7 @@ pub mod delivery;
 pub mod dkim;
 pub mod dns;
 pub mod domain;
-pub mod flow_hooks;
+pub mod flow;
 pub mod inbound;
 pub mod intake;
 pub mod logging;

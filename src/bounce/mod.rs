@@ -135,7 +135,18 @@ impl BounceReport {
 /// Parse a raw message (RFC 5322 bytes). Never panics; a message that is not a report gives
 /// `bounce: false`, `kind: None` and no recipients.
 pub fn parse(raw: &[u8]) -> BounceReport {
-    std::panic::catch_unwind(|| parse_inner(raw)).unwrap_or_default()
+    try_parse(raw).unwrap_or_default()
+}
+
+/// Like [`parse`], but says when the last-resort guard caught a panic, so tests and the
+/// fuzz target can count them without a process-wide panic hook.
+pub fn try_parse(raw: &[u8]) -> Result<BounceReport, String> {
+    std::panic::catch_unwind(|| parse_inner(raw)).map_err(|p| {
+        p.downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into())
+    })
 }
 
 fn parse_inner(raw: &[u8]) -> BounceReport {

@@ -4,6 +4,7 @@
 mod bounce;
 mod check;
 mod dkim;
+mod invite;
 mod report;
 mod store_commands;
 
@@ -63,6 +64,35 @@ pub enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Invite a person (a setup flow), or everyone in a CSV file.
+    Invite {
+        /// The address to invite (or use --csv).
+        #[arg(required_unless_present = "csv", conflicts_with = "csv")]
+        address: Option<String>,
+        /// The person's name, used in the mail.
+        #[arg(long)]
+        name: Option<String>,
+        /// ja or en (default flows.default_locale).
+        #[arg(long)]
+        locale: Option<String>,
+        /// A CSV file with a header row: address,name,locale.
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+        /// Send at this time: "2026-05-01 09:00" (flows.default_locale's zone) or RFC 3339.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// Check the rows and report; mail nobody.
+        #[arg(long)]
+        dry_run: bool,
+        /// With --csv: send a new link even to addresses already invited.
+        #[arg(long)]
+        resend: bool,
+    },
+    /// Mail a password-reset link to an address.
+    Reset {
+        /// The address.
+        address: String,
     },
     /// The outgoing queue.
     #[command(subcommand)]
@@ -256,6 +286,30 @@ pub async fn run(cli: Cli) -> ExitCode {
             )
             .await;
         }
+        Command::Invite {
+            address,
+            name,
+            locale,
+            csv,
+            at,
+            dry_run,
+            resend,
+        } => {
+            return invite::run(
+                &cli,
+                invite::InviteArgs {
+                    address: address.as_deref(),
+                    name: name.as_deref(),
+                    locale: locale.as_deref(),
+                    csv: csv.as_deref(),
+                    at: at.as_deref(),
+                    dry_run: *dry_run,
+                    resend: *resend,
+                },
+            )
+            .await;
+        }
+        Command::Reset { address } => return invite::reset(&cli, address).await,
         Command::Queue(QueueCommand::List) => {
             return store_commands::run(&cli, Request::QueueList, store_commands::print_queue)
                 .await;

@@ -36,7 +36,8 @@ macro_rules! shipped {
 }
 
 /// (name, locale, [subject, text, html]) of every template compiled in.
-pub const SHIPPED: &[(&str, &str, [&str; 3])] = shipped!["notice"];
+pub const SHIPPED: &[(&str, &str, [&str; 3])] =
+    shipped!["notice", "invite", "reset", "code", "password_changed"];
 
 /// Errors from loading or rendering templates.
 #[derive(Debug, thiserror::Error)]

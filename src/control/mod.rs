@@ -61,6 +61,18 @@ pub enum Request {
     },
     /// Take an address off the list.
     SuppressionRemove { address: String, who: String },
+    /// Start a setup flow (an invitation); the answer is a `flow::Started`.
+    Invite {
+        address: String,
+        name: Option<String>,
+        locale: Option<String>,
+        not_before_ms: Option<u64>,
+        /// Skip addresses already invited or with an account (CSV runs).
+        only_if_new: bool,
+        dry_run: bool,
+    },
+    /// Start a reset flow; the answer is a `flow::Started`.
+    Reset { address: String },
 }
 
 /// The answer on the wire.
@@ -177,6 +189,39 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
                 None => Err(format!("{a} is not on the suppression list")),
             }
         }
+        Request::Invite {
+            address,
+            name,
+            locale,
+            not_before_ms,
+            only_if_new,
+            dry_run,
+        } => {
+            start_flow(
+                services,
+                crate::domain::FlowKind::Setup,
+                &address,
+                name,
+                locale,
+                not_before_ms,
+                only_if_new,
+                dry_run,
+            )
+            .await
+        }
+        Request::Reset { address } => {
+            start_flow(
+                services,
+                crate::domain::FlowKind::Reset,
+                &address,
+                None,
+                None,
+                None,
+                false,
+                false,
+            )
+            .await
+        }
     }
 }
 
@@ -186,6 +231,36 @@ fn ingest(services: &Services, raw_base64: &str) -> Result<Vec<u8>, String> {
     base64::engine::general_purpose::STANDARD
         .decode(raw_base64)
         .map_err(|e| format!("the message did not arrive intact: {e}"))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn start_flow(
+    services: &Services,
+    kind: crate::domain::FlowKind,
+    address: &str,
+    name: Option<String>,
+    locale: Option<String>,
+    not_before_ms: Option<u64>,
+    only_if_new: bool,
+    dry_run: bool,
+) -> Result<Value, String> {
+    let address = crate::domain::Address::parse(address).map_err(|e| e.to_string())?;
+    let started = crate::flow::start(
+        services,
+        crate::flow::StartFlow {
+            kind,
+            address,
+            name,
+            locale,
+            not_before_ms,
+            only_if_new,
+            dry_run,
+        },
+        crate::domain::now_ms(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    to_value(&started)
 }
 
 fn to_value<T: Serialize>(v: &T) -> Result<Value, String> {

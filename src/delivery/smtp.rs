@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mail_send::SmtpClient;
-use smtp_proto::{EXT_DSN, EXT_START_TLS, Response};
+use smtp_proto::{EXT_DSN, EXT_PIPELINING, EXT_START_TLS, Response};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -69,7 +69,8 @@ pub struct Connection {
     host: String,
     ip: String,
     tls: Option<String>,
-    dsn: bool,
+    /// EHLO capabilities (smtp-proto's EXT_* bits).
+    caps: u32,
     /// Messages sent over this connection.
     pub sent: usize,
 }
@@ -232,7 +233,7 @@ impl Connection {
             host: host.to_string(),
             ip,
             tls,
-            dsn: caps & EXT_DSN != 0,
+            caps,
             sent: 0,
         })
     }
@@ -247,8 +248,8 @@ impl Connection {
             ..AttemptReport::default()
         };
         let result = match &mut self.client {
-            Client::Plain(c) => transact(c, envelope, raw, self.dsn).await,
-            Client::Tls(c) => transact(c.as_mut(), envelope, raw, self.dsn).await,
+            Client::Plain(c) => transact(c, envelope, raw, self.caps).await,
+            Client::Tls(c) => transact(c.as_mut(), envelope, raw, self.caps).await,
         };
         report.duration_ms = started.elapsed().as_millis() as u64;
         match result {
@@ -342,8 +343,9 @@ async fn transact<T: AsyncRead + AsyncWrite + Unpin>(
     client: &mut SmtpClient<T>,
     envelope: &Envelope,
     raw: &[u8],
-    dsn: bool,
+    caps: u32,
 ) -> Result<Response<String>, Refusal> {
+    let dsn = caps & EXT_DSN != 0;
     let mail = if dsn {
         format!(
             "MAIL FROM:<{}> RET=HDRS ENVID={}\r\n",
@@ -353,7 +355,6 @@ async fn transact<T: AsyncRead + AsyncWrite + Unpin>(
     } else {
         format!("MAIL FROM:<{}>\r\n", envelope.mail_from)
     };
-    expect(client, mail.as_bytes(), |c| (200..300).contains(&c)).await?;
     let rcpt = if dsn {
         format!(
             "RCPT TO:<{rcpt}> NOTIFY=FAILURE,DELAY ORCPT=rfc822;{orcpt}\r\n",
@@ -363,8 +364,43 @@ async fn transact<T: AsyncRead + AsyncWrite + Unpin>(
     } else {
         format!("RCPT TO:<{}>\r\n", envelope.rcpt_to)
     };
-    expect(client, rcpt.as_bytes(), |c| (200..300).contains(&c)).await?;
-    expect(client, b"DATA\r\n", |c| c == 354).await?;
+    if caps & EXT_PIPELINING != 0 {
+        // RFC 2920: MAIL, RCPT and DATA in one write, their replies read in order.
+        let batch = [mail.as_bytes(), rcpt.as_bytes(), b"DATA\r\n"].concat();
+        let timeout = client.timeout;
+        let replies = tokio::time::timeout(timeout, async {
+            client.stream.write_all(&batch).await?;
+            client.stream.flush().await?;
+            read_replies(&mut client.stream, 3).await
+        })
+        .await
+        .map_err(|_| Refusal::Error(mail_send::Error::Timeout))?
+        .map_err(Refusal::Error)?;
+        let refused = replies
+            .iter()
+            .take(2)
+            .find(|r| !(200..300).contains(&r.code))
+            .cloned();
+        let data_code = replies.get(2).map(|r| r.code).unwrap_or(0);
+        match (refused, data_code) {
+            (None, 354) => {}
+            (Some(r), 354) => {
+                // A server that says 354 after refusing the recipient gets an empty
+                // message it will refuse too; the first refusal is the answer.
+                let _ = client.cmd(b".\r\n").await;
+                return Err(Refusal::Reply(r));
+            }
+            (Some(r), _) => return Err(Refusal::Reply(r)),
+            (None, _) => match replies.get(2) {
+                Some(r) => return Err(Refusal::Reply(r.clone())),
+                None => return Err(Refusal::Error(mail_send::Error::UnparseableReply)),
+            },
+        }
+    } else {
+        expect(client, mail.as_bytes(), |c| (200..300).contains(&c)).await?;
+        expect(client, rcpt.as_bytes(), |c| (200..300).contains(&c)).await?;
+        expect(client, b"DATA\r\n", |c| c == 354).await?;
+    }
     let stuffed = dot_stuff(raw);
     let timeout = client.timeout;
     let reply = tokio::time::timeout(timeout, async {
@@ -383,6 +419,43 @@ async fn transact<T: AsyncRead + AsyncWrite + Unpin>(
     } else {
         Err(Refusal::Reply(reply))
     }
+}
+
+/// Reads up to `n` pipelined replies (several may arrive in one segment). Stops early
+/// when the server closes the connection after a reply (a 421 does that).
+async fn read_replies<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    n: usize,
+) -> Result<Vec<Response<String>>, mail_send::Error> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 4096];
+    let mut out = Vec::with_capacity(n);
+    let mut parser = smtp_proto::response::parser::ResponseReceiver::default();
+    while out.len() < n {
+        let read = stream.read(&mut buf).await?;
+        if read == 0 {
+            return if out.is_empty() {
+                Err(mail_send::Error::UnparseableReply)
+            } else {
+                Ok(out)
+            };
+        }
+        let mut iter = buf[..read].iter();
+        loop {
+            match parser.parse(&mut iter) {
+                Ok(reply) => {
+                    out.push(reply);
+                    parser.reset();
+                    if out.len() == n {
+                        break;
+                    }
+                }
+                Err(smtp_proto::Error::NeedsMoreData { .. }) => break,
+                Err(_) => return Err(mail_send::Error::UnparseableReply),
+            }
+        }
+    }
+    Ok(out)
 }
 
 async fn expect<T: AsyncRead + AsyncWrite + Unpin>(

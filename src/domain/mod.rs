@@ -4,10 +4,12 @@
 pub mod address;
 pub mod bounce;
 pub mod duration;
+pub mod flow;
 pub mod ids;
 pub mod message;
 
 pub use address::{Address, AddressError, Mailbox};
+pub use flow::{AccountRecord, CodeRecord, FlowKind, FlowNote, FlowRecord, FlowState};
 pub use ids::MessageId;
 pub use message::{Event, MessageRecord, MessageStatus, Step};
 

@@ -556,6 +556,7 @@ pub fn finish(
 ) -> Result<(), StoreError> {
     let store = &services.store;
     record.status = status;
+    crate::flow::message_finished(services, record, status, event.at_ms);
     store.reschedule(record, None)?;
     store.append_event(record, &event)?;
     store.put_message(record)?;

@@ -13,6 +13,7 @@
 //! a blocking thread because `flush_async` from many tasks deadlocked (sled #1308).
 
 pub mod bounces;
+pub mod flows;
 pub mod keys;
 pub mod messages;
 

@@ -8,6 +8,9 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 
 pub mod api;
+pub mod flow_api;
+pub mod pages;
+pub mod ratelimit;
 
 use crate::services::Services;
 
@@ -23,7 +26,12 @@ pub fn router(services: Services) -> Router {
             post(api::post_bounce).get(api::get_bounces),
         )
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
-        .with_state(services)
+        .with_state(services.clone())
+        .merge(
+            pages::router()
+                .merge(flow_api::router())
+                .with_state(pages::FlowWeb::new(services)),
+        )
 }
 
 /// Liveness: 200 when the store answers.

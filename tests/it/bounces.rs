@@ -274,3 +274,75 @@ fn suppression_can_be_added_and_removed_by_hand() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("not on the suppression list"));
 }
+
+#[test]
+fn a_bounced_invitation_makes_its_flow_undeliverable_within_a_second() {
+    let sink = Sink::start(&[]);
+    let inbound = free_port();
+    let inst = Instance::new(&relay_with_inbound(sink.port, inbound));
+    let key = inst.api_key();
+    let server = inst.serve();
+    let client = reqwest::blocking::Client::new();
+    let started: Value = client
+        .post(server.url("/api/v1/flows"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"kind": "setup", "address": "nobody-here@example.jp", "name": "Taro", "locale": "ja"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let flow_id = started["flow_id"].as_str().expect("flow id").to_string();
+    let id = started["message_id"].as_str().unwrap().to_string();
+    inst.wait_delivered(&id);
+    let capture = sink
+        .messages()
+        .into_iter()
+        .map(|m| parse_capture(&m))
+        .find(|c| c.mail_args.contains(&id))
+        .unwrap();
+    let verp = capture
+        .mail_args
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_matches(['<', '>'])
+        .to_string();
+    let header = message(&inst, &id)["message_id_header"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let report = dsn(
+        &verp,
+        "nobody-here@example.jp",
+        &header,
+        "failed",
+        "5.1.1",
+        "550 5.1.1 <nobody-here@example.jp>: User unknown",
+    );
+    assert!(
+        smtp_send(inbound, "", &[&verp], &report)
+            .iter()
+            .any(|r| r.starts_with("250 2.0.0"))
+    );
+    let flow = || -> Value {
+        client
+            .get(server.url(&format!("/api/v1/flows/{flow_id}")))
+            .bearer_auth(&key)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    assert!(
+        wait_for(1, || flow()["state"] == "undeliverable"),
+        "{}",
+        flow()
+    );
+    assert!(
+        String::from_utf8_lossy(&inst.run(&["suppression", "list"]).stdout)
+            .contains("nobody-here@example.jp")
+    );
+    let log =
+        String::from_utf8_lossy(&inst.run(&["log", "nobody-here@example.jp"]).stdout).to_string();
+    assert!(log.contains("bounced"), "{log}");
+}

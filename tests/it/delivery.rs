@@ -320,3 +320,16 @@ fn a_killed_server_loses_no_acknowledged_message() {
         total - got.len()
     );
 }
+
+#[test]
+fn a_421_in_the_middle_of_a_pipelined_transaction_defers_with_its_reply() {
+    // Without -f/-r, smtp-sink offers PIPELINING, so MAIL, RCPT and DATA go together.
+    let sink = Sink::start(&["-Q", "RCPT"]);
+    let inst = Instance::new(&relay_config(sink.port, "\"1h\""));
+    let _server = inst.serve();
+    let id = inst.send_notice("pipelined@example.jp");
+    assert!(wait_for(30, || status_of(&inst, &id) == "deferred"), "status {}", status_of(&inst, &id));
+    let ev = events(&inst, &id);
+    let d = ev.iter().find(|e| e["step"] == "deferred").unwrap();
+    assert_eq!(d["smtp_code"], 421, "{d}");
+}

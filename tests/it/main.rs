@@ -4,8 +4,12 @@
 mod bounce_corpus;
 mod bounce_golden;
 mod bounces;
+mod browser;
 mod delivery;
 mod dkim_verify;
+mod flow;
+mod invite_csv;
+mod journey;
 mod lint;
 mod serve;
 mod signing;

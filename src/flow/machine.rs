@@ -1,0 +1,404 @@
+//! The state machine of a flow, as pure functions of a record and `now`: no I/O, no
+//! clock, so every rule (lifetimes, tries, the daily cap, who may go on) is tested with
+//! values alone. The store applies them atomically (`Store::update_flow`).
+
+use crate::domain::{CodeRecord, FlowNote, FlowRecord, FlowState};
+
+use super::secret;
+
+/// Tries per code; the next try is refused even when right.
+pub const CODE_TRIES: u32 = 5;
+/// Wrong or refused tries within a day after which the flow locks.
+pub const DAILY_FAILURE_CAP: usize = 20;
+const DAY_MS: u64 = 86_400_000;
+/// At most this many notes of one kind (a scanner may fetch a link many times).
+const MAX_NOTES_OF_A_KIND: usize = 20;
+
+/// The state as of `now`: an open flow whose link has run out is expired.
+pub fn effective_state(flow: &FlowRecord, now: u64) -> FlowState {
+    if flow.state.is_open() && now >= flow.expires_ms {
+        FlowState::Expired
+    } else {
+        flow.state
+    }
+}
+
+/// Appends a timeline note (bounded per kind).
+pub fn note(flow: &mut FlowRecord, now: u64, what: &str, detail: Option<String>) {
+    if flow.notes.iter().filter(|n| n.what == what).count() >= MAX_NOTES_OF_A_KIND {
+        return;
+    }
+    flow.notes.push(FlowNote {
+        at_ms: now,
+        what: what.to_string(),
+        detail,
+    });
+}
+
+/// Why the button did not mail a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ButtonRefusal {
+    /// The flow cannot go on (expired, used, superseded, …).
+    Closed(FlowState),
+    /// A code was mailed less than the resend interval ago.
+    TooSoon { wait_s: u64 },
+}
+
+/// What a new code needs: its digest, the asking browser's binding digest and timings.
+#[derive(Debug, Clone)]
+pub struct NewCode {
+    pub hash: String,
+    pub binding_hash: String,
+    pub lifetime_ms: u64,
+    pub resend_interval_ms: u64,
+}
+
+/// The button: replaces any earlier code with a new one bound to the asking browser.
+pub fn press_button(flow: &mut FlowRecord, now: u64, new: NewCode) -> Result<(), ButtonRefusal> {
+    let state = effective_state(flow, now);
+    if !state.is_open() {
+        return Err(ButtonRefusal::Closed(state));
+    }
+    if let Some(c) = &flow.code {
+        let next = c.issued_ms + new.resend_interval_ms;
+        if now < next {
+            return Err(ButtonRefusal::TooSoon {
+                wait_s: (next - now).div_ceil(1000),
+            });
+        }
+    }
+    flow.code = Some(CodeRecord {
+        hash: new.hash,
+        binding_hash: new.binding_hash,
+        issued_ms: now,
+        expires_ms: now + new.lifetime_ms,
+        tries: 0,
+        used: false,
+    });
+    flow.state = FlowState::Opened;
+    note(flow, now, "code_requested", None);
+    Ok(())
+}
+
+/// The answer to a code try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeOutcome {
+    /// Right: the password form may follow, in this browser.
+    Verified,
+    /// Wrong; this many tries are left on the code.
+    Wrong { tries_left: u32 },
+    /// The code's tries are used up: a new code is needed (even a right answer fails).
+    TriesUsedUp,
+    /// The code's lifetime ended.
+    CodeExpired,
+    /// The code was already accepted once.
+    CodeUsed,
+    /// No code was asked for yet.
+    NoCode,
+    /// This browser did not ask for the code.
+    WrongBrowser,
+    /// Too many failures today: the flow is locked.
+    Locked,
+    /// The flow cannot go on.
+    Closed(FlowState),
+}
+
+/// Counts one try of a code and decides it. `typed_hash` is the stored form of what was
+/// typed; `binding_hash` that of the browser's binding cookie, if it sent one.
+pub fn submit_code(
+    flow: &mut FlowRecord,
+    now: u64,
+    typed_hash: &str,
+    binding_hash: Option<&str>,
+) -> CodeOutcome {
+    let state = effective_state(flow, now);
+    if state == FlowState::Locked {
+        return CodeOutcome::Locked;
+    }
+    if !state.is_open() {
+        return CodeOutcome::Closed(state);
+    }
+    let Some(code) = flow.code.as_mut() else {
+        return CodeOutcome::NoCode;
+    };
+    if !binding_hash.is_some_and(|b| secret::same(b, &code.binding_hash)) {
+        return CodeOutcome::WrongBrowser;
+    }
+    if code.used {
+        return CodeOutcome::CodeUsed;
+    }
+    if now >= code.expires_ms {
+        return CodeOutcome::CodeExpired;
+    }
+    let outcome = if code.tries >= CODE_TRIES {
+        CodeOutcome::TriesUsedUp
+    } else {
+        code.tries += 1;
+        if secret::same(typed_hash, &code.hash) {
+            code.used = true;
+            flow.state = FlowState::CodeVerified;
+            note(flow, now, "code_verified", None);
+            return CodeOutcome::Verified;
+        }
+        CodeOutcome::Wrong {
+            tries_left: CODE_TRIES - code.tries,
+        }
+    };
+    flow.failures_ms.retain(|t| now.saturating_sub(*t) < DAY_MS);
+    flow.failures_ms.push(now);
+    note(flow, now, "code_wrong", None);
+    if flow.failures_ms.len() >= DAILY_FAILURE_CAP {
+        flow.state = FlowState::Locked;
+        note(
+            flow,
+            now,
+            "locked",
+            Some(format!("{DAILY_FAILURE_CAP} wrong codes within a day")),
+        );
+        return CodeOutcome::Locked;
+    }
+    outcome
+}
+
+/// True when this browser may see the password form: the code was verified in it.
+pub fn may_set_password(flow: &FlowRecord, now: u64, binding_hash: Option<&str>) -> bool {
+    effective_state(flow, now) == FlowState::CodeVerified
+        && flow.code.as_ref().is_some_and(|c| {
+            c.used && binding_hash.is_some_and(|b| secret::same(b, &c.binding_hash))
+        })
+}
+
+/// Sets the flow completed (the link is used up). False, changing nothing, when this
+/// browser may not set the password (any more).
+pub fn complete(flow: &mut FlowRecord, now: u64, binding_hash: Option<&str>) -> bool {
+    if !may_set_password(flow, now, binding_hash) {
+        return false;
+    }
+    flow.state = FlowState::Completed;
+    flow.completed_ms = Some(now);
+    flow.code = None;
+    note(flow, now, "completed", None);
+    true
+}
+
+/// Marks an open flow superseded by `by`. False when it was already final.
+pub fn supersede(flow: &mut FlowRecord, now: u64, by: &str) -> bool {
+    if !flow.state.is_open() {
+        return false;
+    }
+    flow.state = FlowState::Superseded;
+    flow.superseded_by = Some(by.to_string());
+    note(flow, now, "superseded", None);
+    true
+}
+
+/// Marks an open flow undeliverable. False when it was already final.
+pub fn mark_undeliverable(flow: &mut FlowRecord, now: u64, reason: &str) -> bool {
+    if !flow.state.is_open() {
+        return false;
+    }
+    flow.state = FlowState::Undeliverable;
+    flow.undeliverable_reason = Some(reason.to_string());
+    note(flow, now, "undeliverable", Some(reason.to_string()));
+    true
+}
+
+/// A server accepted one of the flow's messages: the link mail moves the flow to
+/// `mailed`, a code mail to `code_sent`.
+pub fn message_delivered(flow: &mut FlowRecord, now: u64, template: &str) {
+    match (template, flow.state) {
+        ("invite" | "reset", FlowState::Issued) => {
+            flow.state = FlowState::Mailed;
+            note(flow, now, "mailed", None);
+        }
+        ("code", FlowState::Opened) => {
+            flow.state = FlowState::CodeSent;
+            note(flow, now, "code_sent", None);
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Address, FlowKind};
+
+    const MIN: u64 = 60_000;
+
+    fn flow() -> FlowRecord {
+        FlowRecord {
+            id: "f".into(),
+            kind: FlowKind::Setup,
+            address: Address::parse("a@example.jp").unwrap(),
+            name: None,
+            locale: "ja".into(),
+            state: FlowState::Issued,
+            created_ms: 0,
+            expires_ms: 24 * 60 * MIN,
+            link_hash: String::new(),
+            message_ids: vec![],
+            code: None,
+            failures_ms: vec![],
+            undeliverable_reason: None,
+            superseded_by: None,
+            completed_ms: None,
+            notes: vec![],
+        }
+    }
+
+    fn code(c: &str) -> NewCode {
+        NewCode {
+            hash: secret::code_digest_hex("f", c),
+            binding_hash: "b".repeat(64),
+            lifetime_ms: 10 * MIN,
+            resend_interval_ms: MIN,
+        }
+    }
+
+    fn try_code(f: &mut FlowRecord, now: u64, c: &str) -> CodeOutcome {
+        submit_code(
+            f,
+            now,
+            &secret::code_digest_hex("f", c),
+            Some(&"b".repeat(64)),
+        )
+    }
+
+    #[test]
+    fn the_happy_path_reaches_completed() {
+        let mut f = flow();
+        message_delivered(&mut f, 1, "invite");
+        assert_eq!(f.state, FlowState::Mailed);
+        press_button(&mut f, MIN, code("123456")).unwrap();
+        message_delivered(&mut f, MIN + 1, "code");
+        assert_eq!(f.state, FlowState::CodeSent);
+        assert_eq!(try_code(&mut f, MIN + 2, "123456"), CodeOutcome::Verified);
+        assert!(may_set_password(&f, MIN + 3, Some(&"b".repeat(64))));
+        assert!(!may_set_password(&f, MIN + 3, Some(&"c".repeat(64))));
+        assert!(complete(&mut f, MIN + 4, Some(&"b".repeat(64))));
+        assert_eq!(f.state, FlowState::Completed);
+        assert!(!complete(&mut f, MIN + 5, Some(&"b".repeat(64))));
+    }
+
+    #[test]
+    fn a_code_is_accepted_once_and_only_in_the_browser_that_asked() {
+        let mut f = flow();
+        press_button(&mut f, 0, code("123456")).unwrap();
+        assert_eq!(
+            submit_code(
+                &mut f,
+                1,
+                &secret::code_digest_hex("f", "123456"),
+                Some(&"c".repeat(64))
+            ),
+            CodeOutcome::WrongBrowser
+        );
+        assert_eq!(
+            submit_code(&mut f, 1, &secret::code_digest_hex("f", "123456"), None),
+            CodeOutcome::WrongBrowser
+        );
+        assert_eq!(try_code(&mut f, 2, "123456"), CodeOutcome::Verified);
+        assert_eq!(try_code(&mut f, 3, "123456"), CodeOutcome::CodeUsed);
+    }
+
+    #[test]
+    fn the_sixth_try_is_refused_even_when_right() {
+        let mut f = flow();
+        press_button(&mut f, 0, code("123456")).unwrap();
+        for left in (0..5).rev() {
+            assert_eq!(
+                try_code(&mut f, 1, "000000"),
+                CodeOutcome::Wrong { tries_left: left }
+            );
+        }
+        assert_eq!(try_code(&mut f, 2, "123456"), CodeOutcome::TriesUsedUp);
+    }
+
+    #[test]
+    fn codes_expire_and_are_not_reissued_within_a_minute() {
+        let mut f = flow();
+        press_button(&mut f, 0, code("123456")).unwrap();
+        assert_eq!(
+            press_button(&mut f, 30_000, code("654321")),
+            Err(ButtonRefusal::TooSoon { wait_s: 30 })
+        );
+        assert_eq!(
+            try_code(&mut f, 10 * MIN, "123456"),
+            CodeOutcome::CodeExpired
+        );
+        press_button(&mut f, 10 * MIN, code("654321")).unwrap();
+        assert_eq!(
+            try_code(&mut f, 10 * MIN + 1, "654321"),
+            CodeOutcome::Verified
+        );
+    }
+
+    #[test]
+    fn twenty_failures_in_a_day_lock_the_flow_but_old_ones_are_forgotten() {
+        let mut f = flow();
+        let mut now = 0;
+        // 19 failures spread over more than a day: never locked.
+        for i in 0..19 {
+            if i % 5 == 0 {
+                now += 2 * MIN;
+                press_button(&mut f, now, code("123456")).unwrap();
+            }
+            assert!(matches!(
+                try_code(&mut f, now, "000000"),
+                CodeOutcome::Wrong { .. }
+            ));
+        }
+        f.expires_ms = u64::MAX;
+        now += DAY_MS;
+        press_button(&mut f, now, code("123456")).unwrap();
+        assert!(matches!(
+            try_code(&mut f, now, "000000"),
+            CodeOutcome::Wrong { .. }
+        ));
+        assert_eq!(f.failures_ms.len(), 1);
+        // Then 19 more within the day: the 20th locks.
+        let mut last = CodeOutcome::NoCode;
+        for i in 0..19 {
+            if i % 5 == 4 {
+                now += MIN;
+                press_button(&mut f, now, code("123456")).unwrap();
+            }
+            last = try_code(&mut f, now, "000000");
+        }
+        assert_eq!(last, CodeOutcome::Locked);
+        assert_eq!(f.state, FlowState::Locked);
+        assert_eq!(try_code(&mut f, now, "123456"), CodeOutcome::Locked);
+        assert_eq!(
+            press_button(&mut f, now + 2 * MIN, code("1")),
+            Err(ButtonRefusal::Closed(FlowState::Locked))
+        );
+    }
+
+    #[test]
+    fn an_expired_or_superseded_flow_refuses_everything() {
+        let mut f = flow();
+        let late = f.expires_ms;
+        assert_eq!(effective_state(&f, late), FlowState::Expired);
+        assert_eq!(
+            press_button(&mut f, late, code("1")),
+            Err(ButtonRefusal::Closed(FlowState::Expired))
+        );
+        let mut g = flow();
+        assert!(supersede(&mut g, 1, "new"));
+        assert!(!mark_undeliverable(&mut g, 2, "5.1.1"));
+        assert_eq!(
+            try_code(&mut g, 3, "123456"),
+            CodeOutcome::Closed(FlowState::Superseded)
+        );
+    }
+
+    #[test]
+    fn visits_are_noted_but_bounded() {
+        let mut f = flow();
+        for i in 0..100 {
+            note(&mut f, i, "link_visited", None);
+        }
+        assert_eq!(f.notes.len(), MAX_NOTES_OF_A_KIND);
+    }
+}

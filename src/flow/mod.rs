@@ -1,0 +1,545 @@
+//! Setup and reset flows: what happens between "here is your link" and "your password is
+//! set".
+//!
+//! `issued → mailed → opened → code_sent → code_verified → completed`, or `expired`,
+//! `undeliverable`, `locked`, `superseded`. The rules live in [`machine`] as pure
+//! functions of a record and `now`; this module runs them against the store (atomically,
+//! through `Store::update_flow`) and sends the mail each step needs through the queue
+//! (`enqueue`, with the flow's id, and a lifetime equal to what the mail carries: a link
+//! mail lives as long as its link, a code mail as long as its code).
+//!
+//! Secrets ([`secret`]) are never stored, logged, or put in an event: only digests.
+//! Passwords ([`password`]) are checked and hashed off the async threads.
+
+pub mod machine;
+pub mod mail;
+pub mod password;
+pub mod secret;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{
+    AccountRecord, Address, FlowKind, FlowNote, FlowRecord, FlowState, MessageRecord,
+    MessageStatus, format_time_ms,
+};
+use crate::queue::{EnqueueError, Outgoing, enqueue};
+use crate::services::Services;
+use crate::store::StoreError;
+
+pub use machine::{ButtonRefusal, CodeOutcome};
+pub use password::{HashError, Hasher, Problem};
+
+/// Why a flow operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error("locale {0:?} is not one of \"ja\", \"en\"")]
+    Locale(String),
+    #[error("there is no flow {0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Enqueue(#[from] EnqueueError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Hash(#[from] HashError),
+}
+
+/// A request to start a flow.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StartFlow {
+    pub kind: FlowKind,
+    pub address: Address,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `ja` or `en`; else the account's, else `flows.default_locale`.
+    #[serde(default)]
+    pub locale: Option<String>,
+    /// Send the link mail no earlier than this (ms since the epoch).
+    #[serde(default)]
+    pub not_before_ms: Option<u64>,
+    /// Skip an address that already has an open or completed flow, or an account
+    /// (a CSV run again mails nobody twice).
+    #[serde(default)]
+    pub only_if_new: bool,
+    /// Decide, but start nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// What [`start`] did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Started {
+    /// A flow was started and its link mail queued.
+    Started {
+        flow_id: String,
+        message_id: String,
+        expires_ms: u64,
+    },
+    /// Nothing was done: the address already has a flow or an account.
+    Skipped { reason: String },
+    /// A dry run that would have started a flow.
+    WouldStart,
+}
+
+/// Starts a flow: a new link, its mail queued, and any open flow of the address
+/// superseded. Returns once the flow and its mail are on disk.
+pub async fn start(services: &Services, req: StartFlow, now: u64) -> Result<Started, FlowError> {
+    let store = &services.store;
+    let address_text = req.address.to_string();
+    let account = store.account(&address_text)?;
+    let previous = match store.current_flow_id(&address_text)? {
+        Some(id) => store.flow(&id)?,
+        None => None,
+    };
+    // Language and name: as asked, else as the account or the last flow had them.
+    let locale = req
+        .locale
+        .clone()
+        .or_else(|| account.as_ref().map(|a| a.locale.clone()))
+        .or_else(|| previous.as_ref().map(|f| f.locale.clone()))
+        .unwrap_or_else(|| services.config.flows.default_locale.clone());
+    if !crate::compose::templates::LOCALES.contains(&locale.as_str()) {
+        return Err(FlowError::Locale(locale));
+    }
+    if req.only_if_new {
+        if account.is_some() {
+            return Ok(Started::Skipped {
+                reason: "already has an account".into(),
+            });
+        }
+        if let Some(current) = &previous {
+            let state = machine::effective_state(current, now);
+            if state.is_open() || state == FlowState::Completed {
+                return Ok(Started::Skipped {
+                    reason: format!(
+                        "already invited (flow {} is {})",
+                        current.id,
+                        state.as_str()
+                    ),
+                });
+            }
+        }
+    }
+    if req.dry_run {
+        return Ok(Started::WouldStart);
+    }
+    let send_at = req.not_before_ms.unwrap_or(now).max(now);
+    let token = secret::new_token();
+    let link_hash = secret::digest(&token);
+    let mut flow = FlowRecord {
+        id: secret::new_flow_id(),
+        kind: req.kind,
+        address: req.address.clone(),
+        name: req
+            .name
+            .clone()
+            .filter(|n| !n.trim().is_empty())
+            .or_else(|| account.as_ref().and_then(|a| a.name.clone()))
+            .or_else(|| previous.as_ref().and_then(|f| f.name.clone())),
+        locale,
+        state: FlowState::Issued,
+        created_ms: now,
+        expires_ms: send_at + services.config.flows.link_lifetime.as_millis() as u64,
+        link_hash: hex::encode(link_hash),
+        message_ids: vec![],
+        code: None,
+        failures_ms: vec![],
+        undeliverable_reason: None,
+        superseded_by: None,
+        completed_ms: None,
+        notes: vec![],
+    };
+    let detail = (send_at > now).then(|| format!("mail scheduled for {}", format_time_ms(send_at)));
+    machine::note(&mut flow, now, "issued", detail);
+    store.insert_flow(&flow, &link_hash)?;
+    let done = enqueue(
+        services,
+        Outgoing {
+            to: flow.address.clone(),
+            to_name: flow.name.clone(),
+            template: flow.kind.link_template().into(),
+            locale: flow.locale.clone(),
+            vars: mail::link_vars(&services.config, &flow, &token),
+            lifetime: Some(Duration::from_millis(flow.expires_ms - now)),
+            flow_id: Some(flow.id.clone()),
+            not_before_ms: (send_at > now).then_some(send_at),
+        },
+    )
+    .await?;
+    let message_id = done.message_id.to_string();
+    store.update_flow(&flow.id, |f| f.message_ids.push(message_id.clone()))?;
+    if let Some(old) = store.swap_current_flow(&address_text, &flow.id)?
+        && old != flow.id
+    {
+        store.update_flow(&old, |f| machine::supersede(f, now, &flow.id))?;
+    }
+    store.flush().await?;
+    tracing::info!(flow_id = %flow.id, kind = flow.kind.as_str(), msg_id = %message_id, "flow started");
+    Ok(Started::Started {
+        flow_id: flow.id,
+        message_id,
+        expires_ms: flow.expires_ms,
+    })
+}
+
+/// Marks a flow undeliverable (for bounces: the lead's bounce intake calls this when a
+/// flow's mail bounced permanently). `reason` is shown to the person and to support, so
+/// it must hold no secret. Returns false when the flow was already final.
+pub async fn mark_undeliverable(
+    services: &Services,
+    flow_id: &str,
+    reason: &str,
+    now: u64,
+) -> Result<bool, FlowError> {
+    let changed = services
+        .store
+        .update_flow(flow_id, |f| machine::mark_undeliverable(f, now, reason))?
+        .ok_or_else(|| FlowError::NotFound(flow_id.to_string()))?
+        .1;
+    services.store.flush().await?;
+    if changed {
+        tracing::warn!(flow_id, reason, "flow undeliverable");
+    }
+    Ok(changed)
+}
+
+/// Called by the queue when one of a flow's messages reaches a final state: a delivered
+/// link or code mail moves the flow on; a failed or expired one makes it undeliverable.
+/// Not durable until the caller flushes; errors are logged, not returned, since the
+/// message's own record must be written regardless.
+pub fn message_finished(
+    services: &Services,
+    record: &MessageRecord,
+    status: MessageStatus,
+    now: u64,
+) {
+    let Some(flow_id) = &record.flow_id else {
+        return;
+    };
+    if !matches!(record.template.as_str(), "invite" | "reset" | "code") {
+        return;
+    }
+    let reason = match status {
+        MessageStatus::Delivered => None,
+        MessageStatus::Failed | MessageStatus::Bounced => Some(format!(
+            "the receiving server refused the mail: {}",
+            record.last_reply.as_deref().unwrap_or("no reason given")
+        )),
+        MessageStatus::Expired => {
+            Some("no receiving server accepted the mail before it expired".to_string())
+        }
+        _ => return,
+    };
+    let result = services.store.update_flow(flow_id, |f| match &reason {
+        None => machine::message_delivered(f, now, &record.template),
+        Some(r) => {
+            machine::mark_undeliverable(f, now, r);
+        }
+    });
+    if let Err(e) = result {
+        tracing::error!(flow_id = %flow_id, error = %e, "cannot record a flow's mail outcome");
+    }
+}
+
+/// The flow a link token belongs to; `None` for anything that is not a live token.
+pub fn find(services: &Services, token: &str) -> Result<Option<FlowRecord>, FlowError> {
+    if !secret::looks_like_token(token) {
+        return Ok(None);
+    }
+    let digest = secret::digest(token);
+    let flow = services.store.flow_by_link_hash(&digest)?;
+    Ok(flow.filter(|f| secret::same(&f.link_hash, &hex::encode(digest))))
+}
+
+/// Records that the link was fetched (a person or a mail scanner). Changes nothing else.
+pub fn note_visit(
+    services: &Services,
+    flow_id: &str,
+    method: &str,
+    now: u64,
+) -> Result<(), FlowError> {
+    services.store.update_flow(flow_id, |f| {
+        machine::note(f, now, "link_visited", Some(method.to_string()))
+    })?;
+    Ok(())
+}
+
+/// What the button did.
+#[derive(Debug)]
+pub enum Button {
+    /// A code is on its way; keep this binding value in the browser's cookie.
+    Mailed {
+        binding: String,
+    },
+    Refused(ButtonRefusal),
+}
+
+/// The button: mails a new code bound to the asking browser.
+pub async fn press_button(
+    services: &Services,
+    flow_id: &str,
+    now: u64,
+) -> Result<Button, FlowError> {
+    let code = secret::new_code();
+    let binding = secret::new_binding();
+    let cfg = &services.config.flows;
+    let new = machine::NewCode {
+        hash: secret::code_digest_hex(flow_id, &code),
+        binding_hash: secret::digest_hex(&binding),
+        lifetime_ms: cfg.code_lifetime.as_millis() as u64,
+        resend_interval_ms: cfg.code_resend_interval.as_millis() as u64,
+    };
+    let (flow, result) = services
+        .store
+        .update_flow(flow_id, |f| machine::press_button(f, now, new.clone()))?
+        .ok_or_else(|| FlowError::NotFound(flow_id.to_string()))?;
+    if let Err(refusal) = result {
+        return Ok(Button::Refused(refusal));
+    }
+    let expires_ms = flow.code.as_ref().map(|c| c.expires_ms).unwrap_or(now);
+    let done = enqueue(
+        services,
+        Outgoing {
+            to: flow.address.clone(),
+            to_name: flow.name.clone(),
+            template: "code".into(),
+            locale: flow.locale.clone(),
+            vars: mail::code_vars(&services.config, &flow, &code, expires_ms),
+            lifetime: Some(cfg.code_lifetime),
+            flow_id: Some(flow.id.clone()),
+            not_before_ms: None,
+        },
+    )
+    .await?;
+    services
+        .store
+        .update_flow(flow_id, |f| f.message_ids.push(done.message_id.to_string()))?;
+    services.store.flush().await?;
+    Ok(Button::Mailed { binding })
+}
+
+/// Counts and decides one code try; durable before it returns.
+pub async fn submit_code(
+    services: &Services,
+    flow_id: &str,
+    typed: &str,
+    binding: Option<&str>,
+    now: u64,
+) -> Result<CodeOutcome, FlowError> {
+    let typed_hash = secret::code_digest_hex(flow_id, &secret::normalise_code(typed));
+    let binding_hash = binding.map(secret::digest_hex);
+    let (_, outcome) = services
+        .store
+        .update_flow(flow_id, |f| {
+            machine::submit_code(f, now, &typed_hash, binding_hash.as_deref())
+        })?
+        .ok_or_else(|| FlowError::NotFound(flow_id.to_string()))?;
+    services.store.flush().await?;
+    Ok(outcome)
+}
+
+/// True when this browser asked for the flow's current code (holds its binding).
+pub fn holds_code(flow: &FlowRecord, binding: Option<&str>) -> bool {
+    flow.code.as_ref().is_some_and(|c| {
+        binding.is_some_and(|b| secret::same(&secret::digest_hex(b), &c.binding_hash))
+    })
+}
+
+/// True when this browser may see the password form of the flow.
+pub fn may_set_password(flow: &FlowRecord, binding: Option<&str>, now: u64) -> bool {
+    let bh = binding.map(secret::digest_hex);
+    machine::may_set_password(flow, now, bh.as_deref())
+}
+
+/// What setting the password did.
+#[derive(Debug)]
+pub enum SetPassword {
+    Done,
+    /// The rules it breaks; nothing was changed.
+    Refused(Vec<Problem>),
+    /// This browser may not (or no longer) set the password.
+    NotAllowed,
+}
+
+/// Checks, hashes and stores the new password, completes the flow (using the link up)
+/// and mails a "your password was changed" notice.
+pub async fn set_password(
+    services: &Services,
+    hasher: &Hasher,
+    flow_id: &str,
+    password: String,
+    again: String,
+    binding: Option<&str>,
+    now: u64,
+) -> Result<SetPassword, FlowError> {
+    let store = &services.store;
+    let flow = store
+        .flow(flow_id)?
+        .ok_or_else(|| FlowError::NotFound(flow_id.to_string()))?;
+    if !may_set_password(&flow, binding, now) {
+        return Ok(SetPassword::NotAllowed);
+    }
+    let address = flow.address.clone();
+    let (password, problems) = tokio::task::spawn_blocking(move || {
+        let problems = password::check(&password, &again, &address);
+        (password, problems)
+    })
+    .await
+    .map_err(|e| HashError::Internal(e.to_string()))?;
+    if !problems.is_empty() {
+        return Ok(SetPassword::Refused(problems));
+    }
+    let phc = hasher.hash(password).await?;
+    let bh = binding.map(secret::digest_hex);
+    let (flow, completed) = store
+        .update_flow(flow_id, |f| machine::complete(f, now, bh.as_deref()))?
+        .ok_or_else(|| FlowError::NotFound(flow_id.to_string()))?;
+    if !completed {
+        return Ok(SetPassword::NotAllowed);
+    }
+    store.put_account(&AccountRecord {
+        address: flow.address.clone(),
+        password_hash: phc,
+        name: flow.name.clone(),
+        locale: flow.locale.clone(),
+        updated_ms: now,
+    })?;
+    store.flush().await?;
+    tracing::info!(flow_id, "flow completed; password set");
+    let notice = enqueue(
+        services,
+        Outgoing {
+            to: flow.address.clone(),
+            to_name: flow.name.clone(),
+            template: "password_changed".into(),
+            locale: flow.locale.clone(),
+            vars: mail::changed_vars(&services.config, &flow, now),
+            lifetime: None,
+            flow_id: Some(flow.id.clone()),
+            not_before_ms: None,
+        },
+    )
+    .await;
+    match notice {
+        Ok(done) => {
+            store.update_flow(flow_id, |f| f.message_ids.push(done.message_id.to_string()))?;
+            store.flush().await?;
+        }
+        // The password is set; a notice that cannot be queued must not undo that.
+        Err(e) => tracing::error!(flow_id, error = %e, "cannot queue the password-changed notice"),
+    }
+    Ok(SetPassword::Done)
+}
+
+/// A new link for the address of a flow whose link no longer works (expired, used,
+/// superseded): a reset when the address has an account, else the same kind again.
+pub async fn renew(services: &Services, flow: &FlowRecord, now: u64) -> Result<Started, FlowError> {
+    let has_account = services.store.account(&flow.address.to_string())?.is_some();
+    let kind = if has_account {
+        FlowKind::Reset
+    } else {
+        flow.kind
+    };
+    start(
+        services,
+        StartFlow {
+            kind,
+            address: flow.address.clone(),
+            name: flow.name.clone(),
+            locale: Some(flow.locale.clone()),
+            not_before_ms: None,
+            only_if_new: false,
+            dry_run: false,
+        },
+        now,
+    )
+    .await
+}
+
+/// The public "send me a new link" request: a reset link when the address has an
+/// account, a new invitation when it was invited but never finished, nothing otherwise.
+/// The caller answers the same whatever this finds.
+pub async fn request_link(
+    services: &Services,
+    address: Address,
+    now: u64,
+) -> Result<Option<Started>, FlowError> {
+    let text = address.to_string();
+    let kind = if services.store.account(&text)?.is_some() {
+        FlowKind::Reset
+    } else if let Some(id) = services.store.current_flow_id(&text)?
+        && let Some(f) = services.store.flow(&id)?
+    {
+        f.kind
+    } else {
+        return Ok(None);
+    };
+    start(
+        services,
+        StartFlow {
+            kind,
+            address,
+            name: None,
+            locale: None,
+            not_before_ms: None,
+            only_if_new: false,
+            dry_run: false,
+        },
+        now,
+    )
+    .await
+    .map(Some)
+}
+
+/// Checks an address's password (for the application). Unknown addresses take the same
+/// work as known ones.
+pub async fn verify_credentials(
+    services: &Services,
+    hasher: &Hasher,
+    address: &Address,
+    password: String,
+) -> Result<bool, FlowError> {
+    let stored = services
+        .store
+        .account(&address.to_string())?
+        .map(|a| a.password_hash);
+    Ok(hasher.verify(password, stored).await?)
+}
+
+/// A flow as the application and support see it: state, times, messages, timeline;
+/// never a digest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FlowView {
+    pub flow_id: String,
+    pub kind: FlowKind,
+    pub address: String,
+    pub state: FlowState,
+    pub created_at: String,
+    pub expires_at: String,
+    pub completed_at: Option<String>,
+    pub undeliverable_reason: Option<String>,
+    pub superseded_by: Option<String>,
+    pub message_ids: Vec<String>,
+    pub timeline: Vec<FlowNote>,
+}
+
+impl FlowView {
+    pub fn new(flow: &FlowRecord, now: u64) -> FlowView {
+        FlowView {
+            flow_id: flow.id.clone(),
+            kind: flow.kind,
+            address: flow.address.to_string(),
+            state: machine::effective_state(flow, now),
+            created_at: format_time_ms(flow.created_ms),
+            expires_at: format_time_ms(flow.expires_ms),
+            completed_at: flow.completed_ms.map(format_time_ms),
+            undeliverable_reason: flow.undeliverable_reason.clone(),
+            superseded_by: flow.superseded_by.clone(),
+            message_ids: flow.message_ids.clone(),
+            timeline: flow.notes.clone(),
+        }
+    }
+}

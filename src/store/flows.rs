@@ -1,0 +1,176 @@
+//! Flows, their link-token index, the current flow per address, and accounts.
+//!
+//! Layout: in the `flows` tree, `f` + flow id → [`FlowRecord`] and `a` + address + 0 →
+//! the id of the address's newest flow; in `tokens`, SHA-256(link token) → flow id; in
+//! `accounts`, the address → [`AccountRecord`].
+//!
+//! Every change to a flow goes through [`Store::update_flow`], a compare-and-swap loop:
+//! the closure sees the record as stored and its result is written only if nobody wrote
+//! in between, else it runs again on the newer record. That is what makes "count a try"
+//! and "use the code up" atomic: of fifty racing right answers exactly one sees the code
+//! unused.
+
+use crate::domain::{AccountRecord, FlowRecord};
+
+use super::{Store, StoreError, TreeName, decode};
+
+fn flow_key(id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + id.len());
+    k.push(b'f');
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn address_key(address: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + address.len());
+    k.push(b'a');
+    k.extend_from_slice(address.as_bytes());
+    k.push(0);
+    k
+}
+
+impl Store {
+    /// Stores a new flow and indexes its link token. Not durable until a flush.
+    pub fn insert_flow(&self, flow: &FlowRecord, link_hash: &[u8; 32]) -> Result<(), StoreError> {
+        self.put_json(TreeName::Flows, &flow_key(&flow.id), flow)?;
+        self.tree(TreeName::Tokens)
+            .insert(link_hash, flow.id.as_bytes())
+            .map_err(|e| self.write_error(e))?;
+        Ok(())
+    }
+
+    /// Reads a flow by id.
+    pub fn flow(&self, id: &str) -> Result<Option<FlowRecord>, StoreError> {
+        self.get_json(TreeName::Flows, &flow_key(id))
+    }
+
+    /// The flow a link token (given as its SHA-256) belongs to.
+    pub fn flow_by_link_hash(&self, hash: &[u8; 32]) -> Result<Option<FlowRecord>, StoreError> {
+        let id = self
+            .tree(TreeName::Tokens)
+            .get(hash)
+            .map_err(|e| self.write_error(e))?;
+        match id {
+            Some(id) => self.flow(&String::from_utf8_lossy(&id)),
+            None => Ok(None),
+        }
+    }
+
+    /// Applies `change` to the stored flow atomically (compare-and-swap, retried on a
+    /// race). Returns the record as written and the closure's result, or `None` when
+    /// there is no such flow. The closure may run more than once.
+    pub fn update_flow<T>(
+        &self,
+        id: &str,
+        mut change: impl FnMut(&mut FlowRecord) -> T,
+    ) -> Result<Option<(FlowRecord, T)>, StoreError> {
+        let tree = self.tree(TreeName::Flows);
+        let key = flow_key(id);
+        loop {
+            let Some(old) = tree.get(&key).map_err(|e| self.write_error(e))? else {
+                return Ok(None);
+            };
+            let mut record: FlowRecord = decode(TreeName::Flows, &old)?;
+            let out = change(&mut record);
+            let new = serde_json::to_vec(&record).map_err(|e| StoreError::Corrupt {
+                tree: TreeName::Flows.name(),
+                detail: e.to_string(),
+            })?;
+            if new.as_slice() == old.as_ref() {
+                return Ok(Some((record, out)));
+            }
+            match tree
+                .compare_and_swap(&key, Some(old), Some(new))
+                .map_err(|e| self.write_error(e))?
+            {
+                Ok(()) => return Ok(Some((record, out))),
+                Err(_) => continue,
+            }
+        }
+    }
+
+    /// Makes `id` the current flow of `address`; returns the flow it replaces.
+    pub fn swap_current_flow(&self, address: &str, id: &str) -> Result<Option<String>, StoreError> {
+        let old = self
+            .tree(TreeName::Flows)
+            .insert(address_key(address), id.as_bytes())
+            .map_err(|e| self.write_error(e))?;
+        Ok(old.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// The id of the newest flow for `address`.
+    pub fn current_flow_id(&self, address: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .tree(TreeName::Flows)
+            .get(address_key(address))
+            .map_err(|e| self.write_error(e))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// The account of `address`.
+    pub fn account(&self, address: &str) -> Result<Option<AccountRecord>, StoreError> {
+        self.get_json(TreeName::Accounts, address.as_bytes())
+    }
+
+    /// Writes an account.
+    pub fn put_account(&self, account: &AccountRecord) -> Result<(), StoreError> {
+        self.put_json(
+            TreeName::Accounts,
+            account.address.to_string().as_bytes(),
+            account,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Address, FlowKind, FlowState};
+
+    fn flow(id: &str) -> FlowRecord {
+        FlowRecord {
+            id: id.into(),
+            kind: FlowKind::Setup,
+            address: Address::parse("a@example.jp").unwrap(),
+            name: None,
+            locale: "ja".into(),
+            state: FlowState::Issued,
+            created_ms: 1,
+            expires_ms: 2,
+            link_hash: String::new(),
+            message_ids: vec![],
+            code: None,
+            failures_ms: vec![],
+            undeliverable_reason: None,
+            superseded_by: None,
+            completed_ms: None,
+            notes: vec![],
+        }
+    }
+
+    #[test]
+    fn concurrent_updates_are_never_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), false).unwrap();
+        store.insert_flow(&flow("x"), &[7; 32]).unwrap();
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..25 {
+                        store
+                            .update_flow("x", |f| f.failures_ms.push(1))
+                            .unwrap()
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(store.flow("x").unwrap().unwrap().failures_ms.len(), 200);
+        assert_eq!(store.flow_by_link_hash(&[7; 32]).unwrap().unwrap().id, "x");
+        assert_eq!(store.swap_current_flow("a@example.jp", "x").unwrap(), None);
+        assert_eq!(
+            store.swap_current_flow("a@example.jp", "y").unwrap(),
+            Some("x".into())
+        );
+    }
+}

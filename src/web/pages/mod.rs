@@ -1,0 +1,768 @@
+//! The pages a person reaches from a mailed link, and the public "send me a new link"
+//! page.
+//!
+//! `GET /v/{token}` (landing) → `POST /v/{token}` (the button: a code is mailed and bound
+//! to this browser) → `/v/{token}/code` → `/v/{token}/password` → `/v/{token}/done`;
+//! `POST /v/{token}/renew` mails a new link when this one no longer works;
+//! `GET|POST /reset` asks for one by address.
+//!
+//! A GET changes nothing but a "link visited" note (mail scanners fetch every link).
+//! Every POST carries a CSRF token. Every page sends the security headers of
+//! [`render`]. Redirects go to fixed paths on this server; links in mail come from
+//! `server.public_url`. Nothing here logs a token, a code or a password.
+
+// Helpers return the page to show instead as their `Err`; it is sent at once, so its
+// size does not matter.
+#![allow(clippy::result_large_err)]
+
+mod cookies;
+mod render;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::domain::{Address, FlowKind, FlowRecord, FlowState, now_ms};
+use crate::flow::{self, Button, CodeOutcome, FlowError, HashError, Hasher, SetPassword, machine};
+use crate::services::Services;
+use crate::web::ratelimit::RateLimit;
+
+pub use render::{CSP, STYLESHEET};
+use render::{Html, PageName, Pages, SeeOther, title};
+
+const HOUR_MS: u64 = 3_600_000;
+
+/// The state of the flow pages and the flow API: services, the password hasher (one
+/// per process: its semaphore bounds argon2's memory), the pages, and the rate limits.
+#[derive(Clone)]
+pub struct FlowWeb {
+    pub services: Services,
+    pub hasher: Hasher,
+    pages: Arc<Pages>,
+    limits: Arc<Limits>,
+}
+
+struct Limits {
+    /// "Send me a link" requests per address (whether or not it is known).
+    by_address: RateLimit,
+    /// "Send me a link" requests per client IP.
+    by_client: RateLimit,
+}
+
+impl FlowWeb {
+    pub fn new(services: Services) -> FlowWeb {
+        let pages = Pages::new(
+            &services.config.sender.organization,
+            &services.config.sender.contact,
+        );
+        FlowWeb {
+            services,
+            hasher: Hasher::for_this_machine(),
+            pages: Arc::new(pages),
+            limits: Arc::new(Limits {
+                by_address: RateLimit::new(3, HOUR_MS),
+                by_client: RateLimit::new(30, HOUR_MS),
+            }),
+        }
+    }
+
+    fn secure(&self) -> bool {
+        self.services
+            .config
+            .server
+            .public_url
+            .starts_with("https://")
+    }
+}
+
+/// The page routes.
+pub fn router() -> Router<FlowWeb> {
+    Router::new()
+        .route("/static/mailgate.css", get(stylesheet))
+        .route("/v/{token}", get(landing).post(button))
+        .route("/v/{token}/code", get(code_form).post(code_submit))
+        .route(
+            "/v/{token}/password",
+            get(password_form).post(password_submit),
+        )
+        .route("/v/{token}/done", get(done))
+        .route("/v/{token}/renew", post(renew))
+        .route("/reset", get(reset_form).post(reset_submit))
+}
+
+/// The client's IP address, when the server was started with connect info.
+pub struct ClientIp(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string())
+                .unwrap_or_else(|| "unknown".into()),
+        ))
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct LangQuery {
+    lang: Option<String>,
+}
+
+/// What every page of one request shares: language, CSRF value, cookies to set.
+struct Ctx {
+    lang: String,
+    csrf: String,
+    cookies: Vec<String>,
+}
+
+impl FlowWeb {
+    fn ctx(&self, headers: &HeaderMap, q: &LangQuery, fallback: &str) -> Ctx {
+        let secure = self.secure();
+        let mut set = Vec::new();
+        let chosen = q.lang.as_deref().filter(|l| matches!(*l, "ja" | "en"));
+        let lang = match chosen {
+            Some(l) => {
+                set.push(cookies::set(cookies::LANG, l, secure, 365 * 86_400));
+                l.to_string()
+            }
+            None => cookies::get(headers, cookies::LANG)
+                .filter(|l| matches!(l.as_str(), "ja" | "en"))
+                .unwrap_or_else(|| fallback.to_string()),
+        };
+        let (csrf, csrf_cookie) = cookies::csrf_for_page(headers, secure);
+        set.extend(csrf_cookie);
+        Ctx {
+            lang,
+            csrf,
+            cookies: set,
+        }
+    }
+
+    fn page(
+        &self,
+        ctx: &Ctx,
+        status: StatusCode,
+        page: PageName,
+        key: &str,
+        mut vars: Value,
+    ) -> Html {
+        if let Value::Object(m) = &mut vars {
+            m.insert("csrf".into(), Value::String(ctx.csrf.clone()));
+            m.insert(
+                "from".into(),
+                Value::String(self.services.config.sender.from.address.to_string()),
+            );
+        }
+        let body = self
+            .pages
+            .render(&ctx.lang, page, title(&ctx.lang, key), vars);
+        Html::new(status, body).with_cookies(ctx.cookies.clone())
+    }
+
+    fn message(&self, ctx: &Ctx, status: StatusCode, key: &str) -> Html {
+        let mut vars = serde_json::Map::new();
+        vars.insert(key.into(), Value::Bool(true));
+        self.page(ctx, status, PageName::Message, key, Value::Object(vars))
+    }
+
+    fn internal(&self, ctx: &Ctx, e: &FlowError) -> Response {
+        if let FlowError::Hash(HashError::Busy) = e {
+            let mut html = self.message(ctx, StatusCode::SERVICE_UNAVAILABLE, "busy");
+            html.retry_after = Some(30);
+            return html.into_response();
+        }
+        tracing::error!(error = %e, "flow page failed");
+        self.message(ctx, StatusCode::SERVICE_UNAVAILABLE, "internal")
+            .into_response()
+    }
+
+    fn local(&self, flow: &FlowRecord, ms: u64) -> String {
+        flow::mail::local_time(&self.services.config, &flow.locale, ms)
+    }
+
+    /// The page of a link that cannot be used (or does not exist).
+    fn problem(&self, ctx: &Ctx, token: &str, flow: Option<&FlowRecord>, state: FlowState) -> Html {
+        let Some(flow) = flow else {
+            return self.page(
+                ctx,
+                StatusCode::NOT_FOUND,
+                PageName::Problem,
+                "unknown",
+                json!({"unknown": true}),
+            );
+        };
+        let key = match state {
+            FlowState::Expired => "expired",
+            FlowState::Completed => "used",
+            FlowState::Superseded => "superseded",
+            FlowState::Locked => "locked",
+            FlowState::Undeliverable => "undeliverable",
+            _ => "unknown",
+        };
+        let mut vars = json!({
+            "token": token,
+            "can_renew": true,
+            "expires_local": self.local(flow, flow.expires_ms),
+            "reason": flow.undeliverable_reason.clone().unwrap_or_default(),
+        });
+        vars[key] = Value::Bool(true);
+        self.page(ctx, StatusCode::GONE, PageName::Problem, key, vars)
+    }
+
+    fn landing_page(
+        &self,
+        ctx: &Ctx,
+        token: &str,
+        flow: &FlowRecord,
+        extra: Value,
+        status: StatusCode,
+    ) -> Html {
+        let mut vars = json!({
+            "token": token,
+            "setup": flow.kind == FlowKind::Setup,
+            "address": flow.address.to_string(),
+            "expires_local": self.local(flow, flow.expires_ms),
+            "has_code": flow.code.as_ref().is_some_and(|c| !c.used),
+        });
+        merge(&mut vars, extra);
+        let key = if flow.kind == FlowKind::Setup {
+            "setup"
+        } else {
+            "reset"
+        };
+        self.page(ctx, status, PageName::Landing, key, vars)
+    }
+
+    fn code_page(
+        &self,
+        ctx: &Ctx,
+        token: &str,
+        flow: &FlowRecord,
+        extra: Value,
+        status: StatusCode,
+    ) -> Html {
+        let mut vars = json!({
+            "token": token,
+            "address": flow.address.to_string(),
+            "code_expires_local": flow.code.as_ref().map(|c| self.local(flow, c.expires_ms)).unwrap_or_default(),
+        });
+        merge(&mut vars, extra);
+        self.page(ctx, status, PageName::Code, "code", vars)
+    }
+
+    fn password_page(
+        &self,
+        ctx: &Ctx,
+        token: &str,
+        flow: &FlowRecord,
+        problems: &[flow::Problem],
+    ) -> Html {
+        let mut vars = json!({
+            "token": token,
+            "address": flow.address.to_string(),
+            "min": flow::password::MIN_CHARS,
+            "max": flow::password::MAX_CHARS,
+            "any_problem": !problems.is_empty(),
+        });
+        for p in problems {
+            vars[p.as_str()] = Value::Bool(true);
+        }
+        let status = if problems.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        self.page(ctx, status, PageName::Password, "password", vars)
+    }
+}
+
+fn merge(into: &mut Value, extra: Value) {
+    if let (Value::Object(a), Value::Object(b)) = (into, extra) {
+        a.extend(b);
+    }
+}
+
+fn see_other(path: String, cookies: Vec<String>) -> Response {
+    SeeOther { path, cookies }.into_response()
+}
+
+/// Looks a token up; `Err` is the page to show instead.
+fn lookup(web: &FlowWeb, ctx: &Ctx, token: &str) -> Result<FlowRecord, Response> {
+    match flow::find(&web.services, token) {
+        Ok(Some(f)) => Ok(f),
+        Ok(None) => Err(web
+            .problem(ctx, token, None, FlowState::Expired)
+            .into_response()),
+        Err(e) => Err(web.internal(ctx, &e)),
+    }
+}
+
+/// Looks a token up and requires the flow to be open; `Err` is the page to show.
+fn lookup_open(web: &FlowWeb, ctx: &Ctx, token: &str, now: u64) -> Result<FlowRecord, Response> {
+    let f = lookup(web, ctx, token)?;
+    let state = machine::effective_state(&f, now);
+    if state.is_open() {
+        Ok(f)
+    } else {
+        Err(web.problem(ctx, token, Some(&f), state).into_response())
+    }
+}
+
+fn fallback_lang(web: &FlowWeb, token: &str) -> String {
+    flow::find(&web.services, token)
+        .ok()
+        .flatten()
+        .map(|f| f.locale)
+        .unwrap_or_else(|| web.services.config.flows.default_locale.clone())
+}
+
+async fn stylesheet() -> Response {
+    let mut resp = STYLESHEET.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    resp
+}
+
+/// `GET /v/{token}` (and HEAD): the landing page. Changes nothing but a visit note.
+async fn landing(
+    State(web): State<FlowWeb>,
+    method: Method,
+    Path(token): Path<String>,
+    Query(q): Query<LangQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let now = now_ms();
+    let ctx = web.ctx(&headers, &q, &fallback_lang(&web, &token));
+    let flow = match lookup(&web, &ctx, &token) {
+        Ok(f) => f,
+        Err(page) => return page,
+    };
+    if let Err(e) = flow::note_visit(&web.services, &flow.id, method.as_str(), now) {
+        tracing::warn!(flow_id = %flow.id, error = %e, "cannot note a link visit");
+    }
+    let state = machine::effective_state(&flow, now);
+    if !state.is_open() {
+        return web
+            .problem(&ctx, &token, Some(&flow), state)
+            .into_response();
+    }
+    web.landing_page(&ctx, &token, &flow, json!({}), StatusCode::OK)
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct CodeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct PasswordForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    password2: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ResetForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    address: String,
+}
+
+/// Reads a form and checks its CSRF field; `Err` is the page to show instead.
+fn form<T>(
+    web: &FlowWeb,
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    form: Result<Form<T>, FormRejection>,
+    csrf: impl Fn(&T) -> &str,
+) -> Result<T, Response> {
+    let Ok(Form(f)) = form else {
+        return Err(web
+            .message(ctx, StatusCode::BAD_REQUEST, "bad_request")
+            .into_response());
+    };
+    if !cookies::csrf_ok(headers, csrf(&f)) {
+        return Err(web
+            .message(ctx, StatusCode::FORBIDDEN, "csrf_failed")
+            .into_response());
+    }
+    Ok(f)
+}
+
+/// `POST /v/{token}`: the button. Mails a code bound to this browser; 303 to the form.
+async fn button(
+    State(web): State<FlowWeb>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Result<Form<CsrfForm>, FormRejection>,
+) -> Response {
+    let now = now_ms();
+    let ctx = web.ctx(
+        &headers,
+        &LangQuery::default(),
+        &fallback_lang(&web, &token),
+    );
+    if let Err(page) = form(&web, &ctx, &headers, body, |f| &f.csrf) {
+        return page;
+    }
+    let flow = match lookup_open(&web, &ctx, &token, now) {
+        Ok(f) => f,
+        Err(page) => return page,
+    };
+    match flow::press_button(&web.services, &flow.id, now).await {
+        Ok(Button::Mailed { binding }) => {
+            let max_age = web.services.config.flows.link_lifetime.as_secs();
+            let mut set = ctx.cookies.clone();
+            set.push(cookies::set(cookies::BIND, &binding, web.secure(), max_age));
+            see_other(format!("/v/{token}/code"), set)
+        }
+        Ok(Button::Refused(flow::ButtonRefusal::TooSoon { wait_s })) => web
+            .landing_page(
+                &ctx,
+                &token,
+                &flow,
+                json!({"too_soon": true, "wait_s": wait_s}),
+                StatusCode::TOO_MANY_REQUESTS,
+            )
+            .into_response(),
+        Ok(Button::Refused(flow::ButtonRefusal::Closed(state))) => web
+            .problem(&ctx, &token, Some(&flow), state)
+            .into_response(),
+        Err(e) => web.internal(&ctx, &e),
+    }
+}
+
+/// `GET /v/{token}/code`: the code form, in the browser that asked for the code.
+async fn code_form(
+    State(web): State<FlowWeb>,
+    Path(token): Path<String>,
+    Query(q): Query<LangQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let now = now_ms();
+    let ctx = web.ctx(&headers, &q, &fallback_lang(&web, &token));
+    let flow = match lookup_open(&web, &ctx, &token, now) {
+        Ok(f) => f,
+        Err(page) => return page,
+    };
+    let binding = cookies::get(&headers, cookies::BIND);
+    if flow::may_set_password(&flow, binding.as_deref(), now) {
+        return see_other(format!("/v/{token}/password"), ctx.cookies);
+    }
+    if !flow::holds_code(&flow, binding.as_deref()) {
+        let wrong_browser = flow.code.is_some();
+        return web
+            .landing_page(
+                &ctx,
+                &token,
+                &flow,
+                json!({"wrong_browser": wrong_browser}),
+                StatusCode::OK,
+            )
+            .into_response();
+    }
+    web.code_page(&ctx, &token, &flow, json!({}), StatusCode::OK)
+        .into_response()
+}
+
+/// `POST /v/{token}/code`: one try of the code.
+async fn code_submit(
+    State(web): State<FlowWeb>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Result<Form<CodeForm>, FormRejection>,
+) -> Response {
+    let now = now_ms();
+    let ctx = web.ctx(
+        &headers,
+        &LangQuery::default(),
+        &fallback_lang(&web, &token),
+    );
+    let f = match form(&web, &ctx, &headers, body, |f| &f.csrf) {
+        Ok(f) => f,
+        Err(page) => return page,
+    };
+    let flow = match lookup(&web, &ctx, &token) {
+        Ok(f) => f,
+        Err(page) => return page,
+    };
+    let binding = cookies::get(&headers, cookies::BIND);
+    let outcome =
+        match flow::submit_code(&web.services, &flow.id, &f.code, binding.as_deref(), now).await {
+            Ok(o) => o,
+            Err(e) => return web.internal(&ctx, &e),
+        };
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+    match outcome {
+        CodeOutcome::Verified => see_other(format!("/v/{token}/password"), ctx.cookies),
+        CodeOutcome::Wrong { tries_left } => web
+            .code_page(
+                &ctx,
+                &token,
+                &flow,
+                json!({"wrong": true, "tries_left": tries_left}),
+                unprocessable,
+            )
+            .into_response(),
+        CodeOutcome::TriesUsedUp => web
+            .code_page(&ctx, &token, &flow, json!({"used_up": true}), unprocessable)
+            .into_response(),
+        CodeOutcome::CodeExpired => web
+            .code_page(&ctx, &token, &flow, json!({"expired": true}), unprocessable)
+            .into_response(),
+        CodeOutcome::CodeUsed => web
+            .code_page(
+                &ctx,
+                &token,
+                &flow,
+                json!({"already_used": true}),
+                StatusCode::CONFLICT,
+            )
+            .into_response(),
+        CodeOutcome::NoCode | CodeOutcome::WrongBrowser => web
+            .landing_page(
+                &ctx,
+                &token,
+                &flow,
+                json!({"wrong_browser": true}),
+                StatusCode::FORBIDDEN,
+            )
+            .into_response(),
+        CodeOutcome::Locked => web
+            .problem(&ctx, &token, Some(&flow), FlowState::Locked)
+            .into_response(),
+        CodeOutcome::Closed(state) => web
+            .problem(&ctx, &token, Some(&flow), state)
+            .into_response(),
+    }
+}
+
+/// `GET /v/{token}/password`: the password form with its rules.
+async fn password_form(
+    State(web): State<FlowWeb>,
+    Path(token): Path<String>,
+    Query(q): Query<LangQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let now = now_ms();
+    let ctx = web.ctx(&headers, &q, &fallback_lang(&web, &token));
+    let flow = match lookup_open(&web, &ctx, &token, now) {
+        Ok(f) => f,
+        Err(page) => return page,
+    };
+    let binding = cookies::get(&headers, cookies::BIND);
+    if !flow::may_set_password(&flow, binding.as_deref(), now) {
+        return see_other(format!("/v/{token}"), ctx.cookies);
+    }
+    web.password_page(&ctx, &token, &flow, &[]).into_response()
+}
+
+/// `POST /v/{token}/password`: checks, hashes and stores the password.
+async fn password_submit(
+    State(web): State<FlowWeb>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Result<Form<PasswordForm>, FormRejection>,
+) -> Response {
+    let now = now_ms();
+    let ctx = web.ctx(
+        &headers,
+        &LangQuery::default(),
+        &fallback_lang(&web, &token),
+    );
+    let f = match form(&web, &ctx, &headers, body, |f| &f.csrf) {
+        Ok(f) => f,
+        Err(page) => return page,
+    };
+    let flow = match lookup_open(&web, &ctx, &token, now) {
+        Ok(f) => f,
+        Err(page) => return page,
+    };
+    let binding = cookies::get(&headers, cookies::BIND);
+    let result = flow::set_password(
+        &web.services,
+        &web.hasher,
+        &flow.id,
+        f.password,
+        f.password2,
+        binding.as_deref(),
+        now,
+    )
+    .await;
+    match result {
+        Ok(SetPassword::Done) => see_other(format!("/v/{token}/done"), ctx.cookies),
+        Ok(SetPassword::Refused(problems)) => web
+            .password_page(&ctx, &token, &flow, &problems)
+            .into_response(),
+        Ok(SetPassword::NotAllowed) => see_other(format!("/v/{token}"), ctx.cookies),
+        Err(e) => web.internal(&ctx, &e),
+    }
+}
+
+/// `GET /v/{token}/done`: the done page, linking to the application.
+async fn done(
+    State(web): State<FlowWeb>,
+    Path(token): Path<String>,
+    Query(q): Query<LangQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let ctx = web.ctx(&headers, &q, &fallback_lang(&web, &token));
+    let flow = match lookup(&web, &ctx, &token) {
+        Ok(f) => f,
+        Err(page) => return page,
+    };
+    if flow.state != FlowState::Completed {
+        return see_other(format!("/v/{token}"), ctx.cookies);
+    }
+    let vars = json!({
+        "app_url": web.services.config.flows.app_url,
+        "setup": flow.kind == FlowKind::Setup,
+    });
+    web.page(&ctx, StatusCode::OK, PageName::Done, "done", vars)
+        .into_response()
+}
+
+/// `POST /v/{token}/renew`: a new link by mail, for a link that no longer works.
+async fn renew(
+    State(web): State<FlowWeb>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Result<Form<CsrfForm>, FormRejection>,
+) -> Response {
+    let now = now_ms();
+    let ctx = web.ctx(
+        &headers,
+        &LangQuery::default(),
+        &fallback_lang(&web, &token),
+    );
+    if let Err(page) = form(&web, &ctx, &headers, body, |f| &f.csrf) {
+        return page;
+    }
+    let flow = match lookup(&web, &ctx, &token) {
+        Ok(f) => f,
+        Err(page) => return page,
+    };
+    if machine::effective_state(&flow, now).is_open() {
+        return see_other(format!("/v/{token}"), ctx.cookies);
+    }
+    if !web.limits.by_address.allow(&flow.address.to_string(), now) {
+        return web
+            .message(&ctx, StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+            .into_response();
+    }
+    match flow::renew(&web.services, &flow, now).await {
+        Ok(_) => {
+            let vars = json!({
+                "renewed": true,
+                "address": flow.address.to_string(),
+                "lifetime": flow::mail::span(&ctx.lang, web.services.config.flows.link_lifetime),
+            });
+            web.page(&ctx, StatusCode::OK, PageName::Sent, "sent", vars)
+                .into_response()
+        }
+        Err(e) => web.internal(&ctx, &e),
+    }
+}
+
+/// `GET /reset`: the form asking for an address.
+async fn reset_form(
+    State(web): State<FlowWeb>,
+    Query(q): Query<LangQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let ctx = web.ctx(
+        &headers,
+        &q,
+        &web.services.config.flows.default_locale.clone(),
+    );
+    web.page(&ctx, StatusCode::OK, PageName::Reset, "request", json!({}))
+        .into_response()
+}
+
+/// `POST /reset`: answers the same, at once, whether or not the address is known; the
+/// lookup and any mail happen after the answer, so its timing tells nothing either.
+async fn reset_submit(
+    State(web): State<FlowWeb>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Result<Form<ResetForm>, FormRejection>,
+) -> Response {
+    let now = now_ms();
+    let ctx = web.ctx(
+        &headers,
+        &LangQuery::default(),
+        &web.services.config.flows.default_locale.clone(),
+    );
+    let f = match form(&web, &ctx, &headers, body, |f| &f.csrf) {
+        Ok(f) => f,
+        Err(page) => return page,
+    };
+    let Ok(address) = Address::parse(&f.address) else {
+        return web
+            .page(
+                &ctx,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                PageName::Reset,
+                "request",
+                json!({"bad_address": true}),
+            )
+            .into_response();
+    };
+    let key = address.to_string().to_lowercase();
+    if !web.limits.by_client.allow(&ip, now) || !web.limits.by_address.allow(&key, now) {
+        return web
+            .message(&ctx, StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+            .into_response();
+    }
+    let services = web.services.clone();
+    tokio::spawn(async move {
+        if let Err(e) = flow::request_link(&services, address, now).await {
+            tracing::error!(error = %e, "cannot start a requested flow");
+        }
+    });
+    let vars = json!({
+        "reset": true,
+        "lifetime": flow::mail::span(&ctx.lang, web.services.config.flows.link_lifetime),
+    });
+    web.page(&ctx, StatusCode::OK, PageName::Sent, "sent", vars)
+        .into_response()
+}
