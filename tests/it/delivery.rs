@@ -328,7 +328,11 @@ fn a_421_in_the_middle_of_a_pipelined_transaction_defers_with_its_reply() {
     let inst = Instance::new(&relay_config(sink.port, "\"1h\""));
     let _server = inst.serve();
     let id = inst.send_notice("pipelined@example.jp");
-    assert!(wait_for(30, || status_of(&inst, &id) == "deferred"), "status {}", status_of(&inst, &id));
+    assert!(
+        wait_for(30, || status_of(&inst, &id) == "deferred"),
+        "status {}",
+        status_of(&inst, &id)
+    );
     let ev = events(&inst, &id);
     let d = ev.iter().find(|e| e["step"] == "deferred").unwrap();
     assert_eq!(d["smtp_code"], 421, "{d}");
