@@ -1,9 +1,12 @@
 //! Checks beyond what loading the configuration proves: that the DKIM keys load and
-//! align, and that every template renders. `mailgate check` prints them; `serve` refuses
-//! to start on the same problems (it loads the same keys and templates).
+//! align, and that every template renders into a message that passes the lint
+//! (`compose::lint`). `mailgate check` prints them; `serve` refuses to start on key and
+//! template-loading problems (it loads the same keys and templates), while lint findings
+//! are for `check` alone: a template that looks like spam still sends.
 
 use serde_json::json;
 
+use crate::compose::lint::lint_message;
 use crate::compose::{Composer, templates::LOCALES};
 use crate::config::Config;
 use crate::dkim::Signers;
@@ -64,9 +67,14 @@ pub fn run(config: &Config) -> Findings {
                         locale,
                         vars: sample_vars(),
                     };
-                    if let Err(e) = composer.compose(&crate::domain::MessageId::random(), draft, 0)
-                    {
-                        f.problems.push(e.to_string());
+                    let now = chrono::Utc::now().timestamp();
+                    match composer.compose(&crate::domain::MessageId::random(), draft, now) {
+                        Err(e) => f.problems.push(e.to_string()),
+                        Ok(m) => f.problems.extend(
+                            lint_message(name, locale, &m.raw)
+                                .iter()
+                                .map(ToString::to_string),
+                        ),
                     }
                 }
             }

@@ -2,6 +2,7 @@
 //! says happens here, once, at enqueue; the queue then stores and sends those exact
 //! bytes, so a retry sends the same signed message.
 
+pub mod lint;
 pub mod templates;
 
 use mail_builder::MessageBuilder;

@@ -10,6 +10,8 @@ mod dkim_verify;
 mod flow;
 mod invite_csv;
 mod journey;
+mod lint;
 mod serve;
 mod signing;
+mod spam;
 mod support;
