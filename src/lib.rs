@@ -15,7 +15,9 @@
 //! - [`config`]: TOML + environment + flags → a validated [`config::Config`].
 //! - [`store`]: sled trees, key encoding, group-committed flush.
 //! - [`control`]: how commands reach the store while `serve` holds it.
-//! - [`web`]: the HTTP router.
+//! - [`web`]: the HTTP router; [`web::console`] is the operators' console.
+//! - [`operators`]: console accounts, sessions and login throttling.
+//! - [`metrics`]: `GET /metrics`.
 //! - [`app`]: runs `serve`.
 //! - [`cli`]: the command line.
 
@@ -36,6 +38,8 @@ pub mod flow_hooks;
 pub mod inbound;
 pub mod intake;
 pub mod logging;
+pub mod metrics;
+pub mod operators;
 pub mod queue;
 pub mod services;
 pub mod shutdown;

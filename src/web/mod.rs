@@ -8,6 +8,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 
 pub mod api;
+pub mod console;
 
 use crate::services::Services;
 
@@ -22,7 +23,10 @@ pub fn router(services: Services) -> Router {
             "/api/v1/bounces",
             post(api::post_bounce).get(api::get_bounces),
         )
+        .route("/metrics", get(crate::metrics::handler))
+        .merge(console::routes())
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
+        .layer(axum::middleware::from_fn(crate::metrics::track))
         .with_state(services)
 }
 
