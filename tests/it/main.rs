@@ -4,6 +4,8 @@
 mod bounce_corpus;
 mod bounce_golden;
 mod bounces;
+mod browser;
+mod console;
 mod delivery;
 mod dkim_verify;
 mod serve;
