@@ -17,6 +17,9 @@
 //! - [`control`]: how commands reach the store while `serve` holds it.
 //! - [`flow`]: setup and reset flows: link, button, code, password.
 //! - [`web`]: the HTTP router.
+//! - [`web`]: the HTTP router; [`web::console`] is the operators' console.
+//! - [`operators`]: console accounts, sessions and login throttling.
+//! - [`metrics`]: `GET /metrics`.
 //! - [`app`]: runs `serve`.
 //! - [`cli`]: the command line.
 
@@ -37,6 +40,8 @@ pub mod flow;
 pub mod inbound;
 pub mod intake;
 pub mod logging;
+pub mod metrics;
+pub mod operators;
 pub mod queue;
 pub mod services;
 pub mod shutdown;

@@ -5,7 +5,8 @@ mod bounce;
 mod check;
 mod dkim;
 mod invite;
-mod report;
+mod operator;
+pub mod report;
 mod store_commands;
 
 use std::path::PathBuf;
@@ -118,6 +119,9 @@ pub enum Command {
     /// Addresses mail is no longer sent to.
     #[command(subcommand)]
     Suppression(SuppressionCommand),
+    /// Operators of the console.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
     /// The DNS records to publish (DKIM, SPF, DMARC, MX, PTR).
     Dns {
         /// Resolve each record and say what is missing or differs.
@@ -185,6 +189,18 @@ pub enum BounceCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Create an operator (or set a new role and password); the password is read from
+    /// the terminal, or as one line from standard input.
+    Add {
+        name: String,
+        /// admin (everything) or support (the delivery log).
+        #[arg(long)]
+        role: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum SuppressionCommand {
     /// Every suppressed address with its reason and evidence.
     List,
@@ -219,6 +235,9 @@ pub async fn run(cli: Cli) -> ExitCode {
             return bounce::ingest(&cli, files).await;
         }
         Command::Bounces { since, format } => return report::bounces(&cli, since, format).await,
+        Command::Operator(OperatorCommand::Add { name, role }) => {
+            return operator::add(&cli, name, role).await;
+        }
         Command::Suppression(SuppressionCommand::List) => {
             return store_commands::run(&cli, Request::SuppressionList, report::print_suppressions)
                 .await;

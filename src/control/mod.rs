@@ -73,6 +73,14 @@ pub enum Request {
     },
     /// Start a reset flow; the answer is a `flow::Started`.
     Reset { address: String },
+    /// Create an operator or replace its role and password; the password arrives
+    /// already hashed (argon2id), so it never crosses the socket.
+    OperatorAdd {
+        name: String,
+        role: String,
+        password_hash: String,
+        who: String,
+    },
 }
 
 /// The answer on the wire.
@@ -222,7 +230,53 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
             )
             .await
         }
+        Request::OperatorAdd {
+            name,
+            role,
+            password_hash,
+            who,
+        } => operator_add(services, &name, &role, &password_hash, &who),
     }
+}
+
+fn operator_add(
+    services: &Services,
+    name: &str,
+    role: &str,
+    password_hash: &str,
+    who: &str,
+) -> Result<Value, String> {
+    let role: crate::operators::Role = role
+        .parse()
+        .map_err(|e: crate::operators::OperatorError| e.to_string())?;
+    let existed = crate::operators::add(
+        &services.store,
+        name,
+        role,
+        password_hash,
+        crate::domain::now_ms(),
+    )
+    .map_err(|e| e.to_string())?;
+    let action = if existed {
+        "operator update"
+    } else {
+        "operator add"
+    };
+    crate::audit::record(
+        &services.store,
+        who,
+        action,
+        &format!("{name} ({})", role.as_str()),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(Value::String(if existed {
+        format!(
+            "operator {name} updated: role {}, new password",
+            role.as_str()
+        )
+    } else {
+        format!("operator {name} added with role {}", role.as_str())
+    }))
 }
 
 fn ingest(services: &Services, raw_base64: &str) -> Result<Vec<u8>, String> {

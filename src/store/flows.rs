@@ -40,6 +40,20 @@ impl Store {
     }
 
     /// Reads a flow by id.
+    /// How many flows are in `state` (for metrics; a scan, fine at tens of
+    /// thousands of flows).
+    pub fn count_flows_in_state(&self, state: crate::domain::FlowState) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for item in self.tree(TreeName::Flows).scan_prefix(b"f") {
+            let (_, v) = item.map_err(|e| self.write_error(e))?;
+            let record: FlowRecord = decode(TreeName::Flows, &v)?;
+            if record.state == state {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     pub fn flow(&self, id: &str) -> Result<Option<FlowRecord>, StoreError> {
         self.get_json(TreeName::Flows, &flow_key(id))
     }

@@ -16,6 +16,8 @@ pub mod bounces;
 pub mod flows;
 pub mod keys;
 pub mod messages;
+pub mod operators;
+pub mod stats;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

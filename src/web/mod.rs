@@ -8,6 +8,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 
 pub mod api;
+pub mod console;
 pub mod flow_api;
 pub mod pages;
 pub mod ratelimit;
@@ -25,6 +26,8 @@ pub fn router(services: Services) -> Router {
             "/api/v1/bounces",
             post(api::post_bounce).get(api::get_bounces),
         )
+        .route("/metrics", get(crate::metrics::handler))
+        .merge(console::routes())
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
         .with_state(services.clone())
         .merge(
@@ -32,6 +35,7 @@ pub fn router(services: Services) -> Router {
                 .merge(flow_api::router())
                 .with_state(pages::FlowWeb::new(services)),
         )
+        .layer(axum::middleware::from_fn(crate::metrics::track))
 }
 
 /// Liveness: 200 when the store answers.

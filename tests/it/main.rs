@@ -5,6 +5,8 @@ mod bounce_corpus;
 mod bounce_golden;
 mod bounces;
 mod browser;
+mod cdp;
+mod console;
 mod delivery;
 mod dkim_verify;
 mod flow;

@@ -1,0 +1,95 @@
+//! Operator accounts, console sessions, login-failure counters and rate-limit marks,
+//! all in the `operators` tree under a kind prefix, plus reading the audit log.
+//!
+//! Sessions are keyed by the SHA-256 of their token (never the token itself), so a copy
+//! of the store does not let anyone in.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::audit::AuditEntry;
+
+use super::{Store, StoreError, TreeName, decode};
+
+/// The kinds of record kept in the operators tree.
+#[derive(Debug, Clone, Copy)]
+pub enum OperatorKey {
+    /// An operator account, by name.
+    Account,
+    /// A session, by the hex SHA-256 of its token.
+    Session,
+    /// Failed logins, by operator name (known or not).
+    Failures,
+    /// The last time something was done for a subject, for rate limits.
+    RateMark,
+}
+
+impl OperatorKey {
+    fn key(self, id: &str) -> Vec<u8> {
+        let prefix: &[u8] = match self {
+            OperatorKey::Account => b"account\0",
+            OperatorKey::Session => b"session\0",
+            OperatorKey::Failures => b"failures\0",
+            OperatorKey::RateMark => b"rate\0",
+        };
+        let mut k = prefix.to_vec();
+        k.extend_from_slice(id.as_bytes());
+        k
+    }
+}
+
+impl Store {
+    /// Reads one record of the operators tree.
+    pub fn operator_get<T: DeserializeOwned>(
+        &self,
+        kind: OperatorKey,
+        id: &str,
+    ) -> Result<Option<T>, StoreError> {
+        self.get_json(TreeName::Operators, &kind.key(id))
+    }
+
+    /// Writes one record of the operators tree (not durable until flushed).
+    pub fn operator_put<T: Serialize>(
+        &self,
+        kind: OperatorKey,
+        id: &str,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        self.put_json(TreeName::Operators, &kind.key(id), value)
+    }
+
+    /// Removes one record of the operators tree.
+    pub fn operator_remove(&self, kind: OperatorKey, id: &str) -> Result<(), StoreError> {
+        self.tree(TreeName::Operators)
+            .remove(kind.key(id))
+            .map_err(|e| self.write_error(e))?;
+        Ok(())
+    }
+
+    /// Every record of one kind, in key order.
+    pub fn operator_all<T: DeserializeOwned>(
+        &self,
+        kind: OperatorKey,
+    ) -> Result<Vec<T>, StoreError> {
+        self.tree(TreeName::Operators)
+            .scan_prefix(kind.key(""))
+            .map(|item| {
+                let (_, v) = item.map_err(|e| self.write_error(e))?;
+                decode(TreeName::Operators, &v)
+            })
+            .collect()
+    }
+
+    /// The newest `limit` audit entries, newest first.
+    pub fn audit_recent(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        self.tree(TreeName::Audit)
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|item| {
+                let (_, v) = item.map_err(|e| self.write_error(e))?;
+                decode(TreeName::Audit, &v)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,170 @@
+//! `GET|POST /login` and `POST /logout`.
+//!
+//! The login form is protected by a double-submit token (a cookie and a hidden field
+//! that must match), since there is no session yet. A failed login waits
+//! [`FAILURE_DELAY_MS`] before answering; repeated failures lock the name (see
+//! [`crate::operators`]). The answer is the same for an unknown name and a wrong
+//! password.
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::ConsoleError;
+use super::pages;
+use super::session::{ConsoleUser, Cookies, LOGIN_COOKIE, SESSION_COOKIE, same, set_cookie};
+use crate::domain::now_ms;
+use crate::operators::{FAILURE_DELAY_MS, LoginOutcome, Role, SESSION_LIFETIME_MS};
+use crate::services::Services;
+
+/// Where an operator lands after logging in.
+fn home(role: Role) -> &'static str {
+    match role {
+        Role::Admin => "/admin",
+        Role::Support => "/support",
+    }
+}
+
+fn login_page(services: &Services, token: &str, name: &str, error: Option<&str>) -> Response {
+    let html = pages::render(
+        "login",
+        &pages::bare(
+            "Log in",
+            json!({ "login_csrf": token, "name": name, "error": error }),
+        ),
+    );
+    let mut response = pages::respond(html);
+    if let Ok(v) = set_cookie(services, LOGIN_COOKIE, token, 3600).parse() {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
+}
+
+/// `GET /login`: the form (or the operator's home when already logged in).
+pub async fn form(
+    State(services): State<Services>,
+    user: Result<ConsoleUser, ConsoleError>,
+) -> Response {
+    if let Ok(user) = user {
+        return Redirect::to(home(user.operator.role)).into_response();
+    }
+    login_page(&services, &crate::operators::random_token(), "", None)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// `POST /login`.
+pub async fn submit(
+    State(services): State<Services>,
+    cookies: Cookies,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, ConsoleError> {
+    let expected = cookies.get(LOGIN_COOKIE).unwrap_or_default();
+    if !same(&form.csrf, &expected) {
+        return Err(ConsoleError::Csrf);
+    }
+    let name = form.name.trim().to_string();
+    let now = now_ms();
+    let outcome = crate::operators::login(&services.store, &name, &form.password, now)
+        .await
+        .map_err(|e| match e {
+            crate::operators::OperatorError::Store(s) => ConsoleError::Store(s),
+            other => ConsoleError::BadRequest(other.to_string()),
+        })?;
+    let failed = |services: &Services, text: &str| {
+        let target: String = name.chars().take(64).collect();
+        crate::audit::record(&services.store, "login form", text, &target)
+    };
+    match outcome {
+        LoginOutcome::Success(op) => {
+            let (token, _) = crate::operators::start_session(&services.store, &op.name, now)?;
+            crate::audit::record(
+                &services.store,
+                &format!("operator {}", op.name),
+                "login",
+                "",
+            )?;
+            services.store.flush().await?;
+            let mut response = Redirect::to(home(op.role)).into_response();
+            let headers = response.headers_mut();
+            for v in [
+                set_cookie(
+                    &services,
+                    SESSION_COOKIE,
+                    &token,
+                    SESSION_LIFETIME_MS / 1000,
+                ),
+                set_cookie(&services, LOGIN_COOKIE, "", 0),
+            ] {
+                if let Ok(v) = v.parse() {
+                    headers.append(header::SET_COOKIE, v);
+                }
+            }
+            Ok(response)
+        }
+        LoginOutcome::Refused => {
+            failed(&services, "login failed")?;
+            services.store.flush().await?;
+            tokio::time::sleep(std::time::Duration::from_millis(FAILURE_DELAY_MS)).await;
+            Ok(login_page(
+                &services,
+                &expected,
+                &name,
+                Some("The name or the password is wrong."),
+            ))
+        }
+        LoginOutcome::Locked { until_ms } => {
+            failed(&services, "login refused: locked")?;
+            services.store.flush().await?;
+            tokio::time::sleep(std::time::Duration::from_millis(FAILURE_DELAY_MS)).await;
+            let until = super::sentence::clock(
+                until_ms,
+                services.config.flows.timezone_en,
+                super::sentence::Lang::En,
+                now,
+            );
+            Ok(login_page(
+                &services,
+                &expected,
+                &name,
+                Some(&format!(
+                    "Too many failed logins for this name. Try again after {until}, or ask an admin to set a new password."
+                )),
+            ))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /logout`.
+pub async fn logout(
+    State(services): State<Services>,
+    user: ConsoleUser,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, ConsoleError> {
+    user.check_csrf(&form.csrf)?;
+    crate::operators::end_session(&services.store, &user.token)?;
+    crate::audit::record(&services.store, &user.who(), "logout", "")?;
+    services.store.flush().await?;
+    let mut response = Redirect::to("/login").into_response();
+    if let Ok(v) = set_cookie(&services, SESSION_COOKIE, "", 0).parse() {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}

@@ -1,0 +1,147 @@
+//! The operators' console: `/login`, `/support` (the delivery log, for support staff)
+//! and `/admin` (bounce report, queue, suppression list). Plain server-rendered HTML
+//! from handlebars templates compiled into the binary, escaped everywhere because bounce
+//! texts and addresses come from strangers; no JavaScript, and a CSP that forbids it.
+//!
+//! Every page goes through [`ConsoleUser`] (a session cookie, else a redirect to the
+//! login page) and checks the role it needs ([`ConsoleUser::require`], 403 otherwise).
+//! Every form carries the session's CSRF token ([`ConsoleUser::check_csrf`]). Every
+//! operator action is written to the audit log.
+
+mod admin;
+mod login;
+mod pages;
+pub mod sentence;
+mod session;
+mod support;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+pub use session::ConsoleUser;
+
+use crate::services::Services;
+use crate::store::StoreError;
+
+/// The console's routes, merged into the main router.
+pub fn routes() -> Router<Services> {
+    Router::new()
+        .route("/login", get(login::form).post(login::submit))
+        .route("/logout", post(login::logout))
+        .route("/support", get(support::search))
+        .route("/support/resend", post(support::resend))
+        .route("/admin", get(admin::report))
+        .route("/admin/bounces.csv", get(admin::csv))
+        .route("/admin/queue", get(admin::queue))
+        .route("/admin/queue/retry", post(admin::queue_retry))
+        .route("/admin/queue/cancel", post(admin::queue_cancel))
+        .route("/admin/suppression", get(admin::suppression))
+        .route("/admin/suppression/remove", post(admin::suppression_remove))
+}
+
+/// Why sending a new link did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ResendError {
+    #[error("a new link was sent to this address less than {minutes} minutes ago")]
+    TooSoon { minutes: u64 },
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Starts a new flow for `address` on behalf of `operator`: the support console's
+/// "send a new link". An address with an account gets a reset link, any other an
+/// invitation; either supersedes the address's open flow. The caller has already
+/// checked the rate limit and written the audit entry.
+pub async fn resend_link(
+    services: &Services,
+    address: &crate::domain::Address,
+    operator: &str,
+) -> Result<String, ResendError> {
+    let kind = if services.store.account(&address.to_string())?.is_some() {
+        crate::domain::FlowKind::Reset
+    } else {
+        crate::domain::FlowKind::Setup
+    };
+    let started = crate::flow::start(
+        services,
+        crate::flow::StartFlow {
+            kind,
+            address: address.clone(),
+            name: None,
+            locale: None,
+            not_before_ms: None,
+            only_if_new: false,
+            dry_run: false,
+        },
+        crate::domain::now_ms(),
+    )
+    .await
+    .map_err(|e| ResendError::Invalid(e.to_string()))?;
+    match started {
+        crate::flow::Started::Started { flow_id, .. } => {
+            tracing::info!(flow_id = %flow_id, operator, "support sent a new link");
+            Ok(format!(
+                "A new link was mailed to {address} (flow {flow_id})."
+            ))
+        }
+        other => Err(ResendError::Invalid(format!("nothing was sent: {other:?}"))),
+    }
+}
+
+/// What a console request can end in; one mapping to responses.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    /// No valid session: go to the login page.
+    #[error("not logged in")]
+    LoggedOut,
+    /// Logged in, but the role does not allow the page.
+    #[error("this page is for {needed} operators; you are logged in as {name} ({role})")]
+    Forbidden {
+        needed: &'static str,
+        name: String,
+        role: &'static str,
+    },
+    /// The form's CSRF token is missing or wrong.
+    #[error(
+        "the form was not sent from this console session (its security token does not match); reload the page and try again"
+    )]
+    Csrf,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the store is not available: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl IntoResponse for ConsoleError {
+    fn into_response(self) -> Response {
+        let (status, heading) = match &self {
+            ConsoleError::LoggedOut => {
+                return axum::response::Redirect::to("/login").into_response();
+            }
+            ConsoleError::Forbidden { .. } => (StatusCode::FORBIDDEN, "Not allowed"),
+            ConsoleError::Csrf => (StatusCode::FORBIDDEN, "Form refused"),
+            ConsoleError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Cannot do that"),
+            ConsoleError::Store(e) => {
+                tracing::error!(error = %e, "console request failed");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The store is not available",
+                )
+            }
+        };
+        let body = pages::render(
+            "error",
+            &pages::bare(
+                heading,
+                serde_json::json!({ "heading": heading, "text": self.to_string(), "back": "/support" }),
+            ),
+        );
+        let mut response = pages::respond(body);
+        *response.status_mut() = status;
+        response
+    }
+}

@@ -1,0 +1,120 @@
+//! Who is asking: the session cookie, the role check and the CSRF check.
+//!
+//! Cookies: `mailgate_session` (the session token) and, before login,
+//! `mailgate_login` (a double-submit token for the login form). Both are HttpOnly,
+//! SameSite=Strict, Path=/, and Secure when `server.public_url` is https.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use subtle::ConstantTimeEq;
+
+use super::ConsoleError;
+use crate::domain::now_ms;
+use crate::operators::{OperatorRecord, Role, Session};
+use crate::services::Services;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "mailgate_session";
+/// The login form's double-submit cookie.
+pub const LOGIN_COOKIE: &str = "mailgate_login";
+
+/// A logged-in operator.
+#[derive(Debug, Clone)]
+pub struct ConsoleUser {
+    pub operator: OperatorRecord,
+    pub session: Session,
+    /// The raw session token (to end the session on logout).
+    pub token: String,
+}
+
+impl ConsoleUser {
+    /// Refuses with 403 unless the operator's role allows pages for `needed`.
+    pub fn require(&self, needed: Role) -> Result<(), ConsoleError> {
+        if self.operator.role.allows(needed) {
+            Ok(())
+        } else {
+            Err(ConsoleError::Forbidden {
+                needed: needed.as_str(),
+                name: self.operator.name.clone(),
+                role: self.operator.role.as_str(),
+            })
+        }
+    }
+
+    /// Refuses with 403 unless `sent` is this session's CSRF token.
+    pub fn check_csrf(&self, sent: &str) -> Result<(), ConsoleError> {
+        if same(sent, &self.session.csrf) {
+            Ok(())
+        } else {
+            Err(ConsoleError::Csrf)
+        }
+    }
+
+    /// The name written to the audit log.
+    pub fn who(&self) -> String {
+        format!("operator {}", self.operator.name)
+    }
+}
+
+/// Compares two secrets in constant time.
+pub fn same(a: &str, b: &str) -> bool {
+    !a.is_empty() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// The value of cookie `name` in the request.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// A `Set-Cookie` value; an empty value with `max_age` 0 deletes the cookie.
+pub fn set_cookie(services: &Services, name: &str, value: &str, max_age_s: u64) -> String {
+    let secure = if services.config.server.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}{secure}")
+}
+
+impl FromRequestParts<Services> for ConsoleUser {
+    type Rejection = ConsoleError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        services: &Services,
+    ) -> Result<Self, ConsoleError> {
+        let token = cookie(&parts.headers, SESSION_COOKIE).ok_or(ConsoleError::LoggedOut)?;
+        let (session, operator) = crate::operators::session(&services.store, &token, now_ms())?
+            .ok_or(ConsoleError::LoggedOut)?;
+        Ok(ConsoleUser {
+            operator,
+            session,
+            token,
+        })
+    }
+}
+
+/// A request's cookie jar, for handlers that need a cookie without a session.
+pub struct Cookies(pub HeaderMap);
+
+impl<S: Send + Sync> FromRequestParts<S> for Cookies {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Cookies(parts.headers.clone()))
+    }
+}
+
+impl Cookies {
+    pub fn get(&self, name: &str) -> Option<String> {
+        cookie(&self.0, name)
+    }
+}

@@ -1,0 +1,213 @@
+//! `/support`: the delivery log for an address (exact; the domain part
+//! case-insensitive) or a message id, led by one plain sentence, then every message with
+//! its full timeline; and "send a new link". Searches and resends are audited. The page
+//! shows no token, code or password: the timeline holds none, and message bodies are
+//! never read here.
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::sentence::{self, Lang};
+use super::session::ConsoleUser;
+use super::{ConsoleError, ResendError, pages};
+use crate::domain::{Address, now_ms};
+use crate::operators::Role;
+use crate::services::Services;
+use crate::store::operators::OperatorKey;
+
+/// One new link per address per this many minutes.
+pub const RESEND_INTERVAL_MIN: u64 = 5;
+
+#[derive(Debug, Deserialize)]
+pub struct SearchQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+fn lang_of(services: &Services, asked: Option<&str>) -> Lang {
+    Lang::parse(asked.unwrap_or(&services.config.flows.default_locale))
+}
+
+fn tz_of(services: &Services, lang: Lang) -> chrono_tz::Tz {
+    match lang {
+        Lang::Ja => services.config.flows.timezone_ja,
+        Lang::En => services.config.flows.timezone_en,
+    }
+}
+
+/// `GET /support?q=…&lang=ja|en`.
+pub async fn search(
+    State(services): State<Services>,
+    user: ConsoleUser,
+    Query(q): Query<SearchQuery>,
+) -> Result<Response, ConsoleError> {
+    user.require(Role::Support)?;
+    let lang = lang_of(&services, q.lang.as_deref());
+    let query = q.q.trim().to_string();
+    if !query.is_empty() {
+        crate::audit::record(&services.store, &user.who(), "search", &query)?;
+        services.store.flush().await?;
+    }
+    page(&services, &user, &query, lang, None)
+}
+
+/// Draws the page for `query` (empty: the search form alone).
+fn page(
+    services: &Services,
+    user: &ConsoleUser,
+    query: &str,
+    lang: Lang,
+    flash: Option<String>,
+) -> Result<Response, ConsoleError> {
+    let tz = tz_of(services, lang);
+    let now = now_ms();
+    let mut data = json!({
+        "query": query, "searched": false, "flash": flash, "error": null,
+        "lead": null, "lead_status": null, "suppressed": null, "address": null,
+        "messages": [],
+    });
+    if !query.is_empty() {
+        match crate::timeline::lookup(services, query) {
+            Err(e) => data["error"] = Value::String(e),
+            Ok(view) => {
+                let address = Address::parse(&view.query).ok();
+                let suppression = match &address {
+                    Some(a) => services.store.suppression(&a.to_string())?,
+                    None => None,
+                };
+                let lead =
+                    sentence::lead(view.messages.first(), suppression.as_ref(), lang, tz, now);
+                let lead_status = view
+                    .messages
+                    .first()
+                    .map(|m| m.status.clone())
+                    .unwrap_or_else(|| "none".into());
+                let suppressed = suppression.map(|s| {
+                    format!(
+                        "On the suppression list since {} ({}: {}).",
+                        sentence::stamp(s.since_ms, tz),
+                        s.reason,
+                        s.evidence
+                    )
+                });
+                // The resend button needs an address: the searched one, or the
+                // recipient of the message searched for.
+                let resend_to = address
+                    .map(|a| a.to_string())
+                    .or_else(|| view.messages.first().map(|m| m.to.clone()));
+                let messages: Vec<Value> = view
+                    .messages
+                    .iter()
+                    .map(|m| {
+                        json!({
+                            "status": m.status, "subject": m.subject, "template": m.template,
+                            "locale": m.locale, "to": m.to,
+                            "sentence": sentence::for_message(m, lang, tz, now),
+                            "created": sentence::stamp(m.created_ms, tz),
+                            "expires": sentence::stamp(m.expires_ms, tz),
+                            "next_try": m.next_try_ms.map(|t| sentence::stamp(t, tz)),
+                            "message_id": m.message_id,
+                            "message_id_header": m.message_id_header,
+                            "events": m.events.iter().map(|e| json!({
+                                "at": sentence::stamp(e.at_ms, tz),
+                                "step": e.step.map(|s| s.as_str()).unwrap_or("?"),
+                                "attempt": e.attempt,
+                                "server": match (&e.remote_host, &e.remote_ip) {
+                                    (Some(h), Some(ip)) => format!("{h} [{ip}]"),
+                                    (Some(h), None) => h.clone(),
+                                    (None, Some(ip)) => format!("[{ip}]"),
+                                    (None, None) => String::new(),
+                                },
+                                "reply": reply_cell(e),
+                                "tls": e.tls,
+                                "detail": e.detail,
+                            })).collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect();
+                data["searched"] = json!(true);
+                data["query"] = json!(view.query);
+                data["lead"] = json!(lead);
+                data["lead_status"] = json!(lead_status);
+                data["suppressed"] = json!(suppressed);
+                data["address"] = json!(resend_to);
+                data["messages"] = json!(messages);
+            }
+        }
+    }
+    let mut all = pages::for_user(user, "Delivery log", data);
+    all["lang"] = json!(lang.as_str());
+    Ok(pages::respond(pages::render("support", &all)))
+}
+
+/// The reply column: code, enhanced status and text, without repeating the code.
+fn reply_cell(e: &crate::domain::Event) -> String {
+    let reply = e.reply.clone().unwrap_or_default();
+    match e.smtp_code {
+        Some(c) if !reply.starts_with(&c.to_string()) => format!("{c} {reply}").trim().to_string(),
+        _ => reply,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ResendForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    address: String,
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+/// `POST /support/resend`: a new link for the address, at most once per
+/// [`RESEND_INTERVAL_MIN`] minutes per address; audited whatever the outcome.
+pub async fn resend(
+    State(services): State<Services>,
+    user: ConsoleUser,
+    Form(form): Form<ResendForm>,
+) -> Result<Response, ConsoleError> {
+    user.require(Role::Support)?;
+    user.check_csrf(&form.csrf)?;
+    let lang = lang_of(&services, form.lang.as_deref());
+    let address =
+        Address::parse(&form.address).map_err(|e| ConsoleError::BadRequest(e.to_string()))?;
+    let key = address.to_string();
+    let now = now_ms();
+    let last: Option<u64> = services
+        .store
+        .operator_get(OperatorKey::RateMark, &format!("resend:{key}"))?;
+    let result = match last {
+        Some(t) if now.saturating_sub(t) < RESEND_INTERVAL_MIN * 60_000 => {
+            Err(ResendError::TooSoon {
+                minutes: RESEND_INTERVAL_MIN,
+            })
+        }
+        _ => super::resend_link(&services, &address, &user.operator.name).await,
+    };
+    let flash = match &result {
+        Ok(text) => {
+            services
+                .store
+                .operator_put(OperatorKey::RateMark, &format!("resend:{key}"), &now)?;
+            format!("New link sent: {text}")
+        }
+        Err(e) => format!("No new link was sent: {e}."),
+    };
+    let outcome = match &result {
+        Ok(_) => "sent".to_string(),
+        Err(e) => format!("not sent: {e}"),
+    };
+    crate::audit::record(
+        &services.store,
+        &user.who(),
+        "resend",
+        &format!("{key} ({outcome})"),
+    )?;
+    services.store.flush().await?;
+    page(&services, &user, &key, lang, Some(flash))
+}

@@ -1,0 +1,699 @@
+//! The operators' console over HTTP: accounts from the command line, login, roles,
+//! CSRF, escaping of strangers' text, the report against `mailgate bounces`, metrics;
+//! and the whole thing in headless Chromium.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use reqwest::blocking::Client;
+use serde_json::Value;
+
+use crate::cdp::{Browser, output_dir};
+use crate::support::{
+    Instance, Server, Sink, binary, dsn, free_port, parse_capture, relay_config, smtp_send,
+    wait_for,
+};
+
+const SUPPORT_PASSWORD: &str = "support staff password 1";
+const ADMIN_PASSWORD: &str = "admin staff password 22";
+
+/// `mailgate operator add NAME --role ROLE` with the password on standard input.
+fn add_operator(inst: &Instance, name: &str, role: &str, password: &str) -> std::process::Output {
+    let mut child = Command::new(binary())
+        .arg("--config")
+        .arg(&inst.config_path)
+        .args(["operator", "add", name, "--role", role])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run mailgate operator add");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "operator add failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A page as the server answered it.
+struct Page {
+    status: u16,
+    location: String,
+    body: String,
+}
+
+/// A cookie-keeping HTTP client that does not follow redirects.
+struct Agent {
+    base: String,
+    client: Client,
+    cookies: HashMap<String, String>,
+}
+
+impl Agent {
+    fn new(server: &Server) -> Agent {
+        Agent {
+            base: server.url(""),
+            client: Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: HashMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn take(&mut self, r: reqwest::blocking::Response) -> Page {
+        for c in r.headers().get_all("set-cookie") {
+            let c = c.to_str().unwrap();
+            let pair = c.split(';').next().unwrap();
+            let (k, v) = pair.split_once('=').unwrap();
+            if v.is_empty() {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_string(), v.to_string());
+            }
+        }
+        Page {
+            status: r.status().as_u16(),
+            location: r
+                .headers()
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default(),
+            body: r.text().unwrap(),
+        }
+    }
+
+    fn get(&mut self, path: &str) -> Page {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .unwrap();
+        self.take(r)
+    }
+
+    fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .form(form)
+            .send()
+            .unwrap();
+        self.take(r)
+    }
+
+    /// Logs in through the form; panics unless it lands on `home`.
+    fn login(server: &Server, name: &str, password: &str, home: &str) -> Agent {
+        let mut a = Agent::new(server);
+        let form = a.get("/login");
+        assert_eq!(form.status, 200);
+        let token = csrf(&form.body);
+        let done = a.post(
+            "/login",
+            &[("csrf", &token), ("name", name), ("password", password)],
+        );
+        assert_eq!(done.status, 303, "{}", done.body);
+        assert_eq!(done.location, home);
+        a
+    }
+}
+
+/// The CSRF token in a page's first form.
+fn csrf(body: &str) -> String {
+    let at = body
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token");
+    let rest = &body[at + "name=\"csrf\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+/// A console with one support and one admin operator, added with the server down.
+fn console(extra: &str) -> (Instance, Server) {
+    let inst = Instance::new(extra);
+    add_operator(&inst, "aiko", "support", SUPPORT_PASSWORD);
+    add_operator(&inst, "ben", "admin", ADMIN_PASSWORD);
+    let server = inst.serve();
+    (inst, server)
+}
+
+/// The address of the three-message history, and how it is searched for (the domain
+/// part in another case).
+const TARO: &str = "taro@example.jp";
+const TARO_SEARCH: &str = "taro@EXAMPLE.JP";
+
+/// A running console whose store holds, for [`TARO`], a delivered, a bounced
+/// (userunknown) and a deferred message, newest last. Returns the sink so it lives on.
+fn three_messages() -> (Instance, Server, Sink) {
+    let port = free_port();
+    let sink = Sink::start_on(port, &[]);
+    let inbound = free_port();
+    let config = relay_config(port, "\"10m\"").replace(
+        "[inbound]\nlisten = \"\"\n",
+        &format!("[inbound]\nlisten = \"127.0.0.1:{inbound}\"\n"),
+    );
+    let (inst, server) = console(&config);
+    let first = inst.send_notice(TARO);
+    inst.wait_delivered(&first);
+    let second = inst.send_notice(TARO);
+    inst.wait_delivered(&second);
+    let capture = sink
+        .messages()
+        .into_iter()
+        .map(|m| parse_capture(&m))
+        .find(|c| c.mail_args.contains(&second))
+        .expect("the second message was captured");
+    let verp = capture
+        .mail_args
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_matches(['<', '>'])
+        .to_string();
+    let header = inst.log_json(&second)["messages"][0]["message_id_header"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sink.stop();
+    let refusing = Sink::start_on(port, &["-r", "RCPT", "-b", "451 4.3.0 Try again later"]);
+    let third = inst.send_notice(TARO);
+    let status = |id: &str| {
+        inst.log_json(id)["messages"][0]["status"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(
+        wait_for(60, || status(&third) == "deferred"),
+        "{}",
+        status(&third)
+    );
+    let report = dsn(
+        &verp,
+        TARO,
+        &header,
+        "failed",
+        "5.1.1",
+        "550 5.1.1 <taro@example.jp>: Recipient address rejected: User unknown in virtual mailbox table",
+    );
+    let replies = smtp_send(inbound, "", &[&verp], &report);
+    assert!(
+        replies.iter().any(|r| r.starts_with("250 2.0.0")),
+        "{replies:?}"
+    );
+    assert!(wait_for(10, || status(&second) == "bounced"));
+    (inst, server, refusing)
+}
+
+const DELIVERED: &str = "Accepted by ";
+const BOUNCED: &str =
+    "Bounced: the receiving server says this mailbox does not exist. Check the address.";
+const DEFERRED: &str = "Delayed: at ";
+
+#[test]
+fn a_support_operator_gets_403_on_admin_pages_and_logged_out_requests_go_to_login() {
+    let (_inst, server) = console("");
+    let mut nobody = Agent::new(&server);
+    for path in [
+        "/support",
+        "/admin",
+        "/admin/queue",
+        "/admin/suppression",
+        "/admin/bounces.csv",
+    ] {
+        let p = nobody.get(path);
+        assert_eq!((p.status, p.location.as_str()), (303, "/login"), "{path}");
+    }
+    let mut support = Agent::login(&server, "aiko", SUPPORT_PASSWORD, "/support");
+    assert_eq!(support.get("/support").status, 200);
+    for path in [
+        "/admin",
+        "/admin/queue",
+        "/admin/suppression",
+        "/admin/bounces.csv",
+    ] {
+        let p = support.get(path);
+        assert_eq!(p.status, 403, "{path}");
+        assert!(p.body.contains("for admin operators"), "{}", p.body);
+    }
+    let mut admin = Agent::login(&server, "ben", ADMIN_PASSWORD, "/admin");
+    for path in ["/support", "/admin", "/admin/queue", "/admin/suppression"] {
+        assert_eq!(admin.get(path).status, 200, "{path}");
+    }
+    // Logging out ends the session on the server, not only in the browser.
+    let stolen = admin.cookies.clone();
+    let page = admin.get("/admin");
+    let out = admin.post("/logout", &[("csrf", &csrf(&page.body))]);
+    assert_eq!((out.status, out.location.as_str()), (303, "/login"));
+    let mut replay = Agent::new(&server);
+    replay.cookies = stolen;
+    assert_eq!(replay.get("/admin").status, 303);
+}
+
+#[test]
+fn a_forged_csrf_token_is_refused() {
+    let (inst, server) = console("");
+    assert!(
+        inst.run(&["suppression", "add", "x@example.jp"])
+            .status
+            .success()
+    );
+    // The login form's token must match its cookie.
+    let mut a = Agent::new(&server);
+    a.get("/login");
+    let p = a.post(
+        "/login",
+        &[
+            ("csrf", "forged"),
+            ("name", "ben"),
+            ("password", ADMIN_PASSWORD),
+        ],
+    );
+    assert_eq!(p.status, 403);
+    assert!(!a.cookies.contains_key("mailgate_session"));
+    // A logged-in form with another token changes nothing.
+    let mut admin = Agent::login(&server, "ben", ADMIN_PASSWORD, "/admin");
+    let forged = "0".repeat(64);
+    for (path, form) in [
+        (
+            "/admin/suppression/remove",
+            vec![
+                ("csrf", forged.as_str()),
+                ("address", "x@example.jp"),
+                ("reason", "r"),
+            ],
+        ),
+        (
+            "/admin/suppression/remove",
+            vec![("address", "x@example.jp"), ("reason", "r")],
+        ),
+        (
+            "/support/resend",
+            vec![("csrf", forged.as_str()), ("address", "x@example.jp")],
+        ),
+        ("/logout", vec![("csrf", forged.as_str())]),
+    ] {
+        let p = admin.post(path, &form);
+        assert_eq!(p.status, 403, "{path}: {}", p.body);
+    }
+    let list = admin.get("/admin/suppression");
+    assert!(list.body.contains("x@example.jp"));
+    // The real token works, and the removal is audited with its reason.
+    let token = csrf(&list.body);
+    let done = admin.post(
+        "/admin/suppression/remove",
+        &[
+            ("csrf", &token),
+            ("address", "x@example.jp"),
+            ("reason", "fixed mailbox"),
+        ],
+    );
+    assert_eq!(done.status, 200);
+    assert!(done.body.contains("removed from the suppression list"));
+    let report = admin.get("/admin");
+    assert!(
+        report.body.contains("suppression remove"),
+        "{}",
+        report.body
+    );
+    assert!(report.body.contains("fixed mailbox"));
+}
+
+#[test]
+fn bounce_texts_with_script_and_addresses_with_quotes_render_as_text() {
+    let (inst, server) = console("");
+    let odd = "o'brien\"x@example.jp";
+    let id = inst.send_notice(odd);
+    let header = inst.log_json(&id)["messages"][0]["message_id_header"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let file = inst.path().join("script.eml");
+    std::fs::write(
+        &file,
+        dsn(
+            "x@example.net",
+            odd,
+            &header,
+            "failed",
+            "5.1.1",
+            "550 5.1.1 <script>alert(1)</script> no such user",
+        ),
+    )
+    .unwrap();
+    let out = inst.run(&["bounce", "ingest", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    assert!(inst.run(&["suppression", "add", odd]).status.success());
+
+    let mut admin = Agent::login(&server, "ben", ADMIN_PASSWORD, "/admin");
+    let support_page = format!("/support?q={}&lang=en", url_encode(odd));
+    for path in ["/admin", support_page.as_str(), "/admin/suppression"] {
+        let p = admin.get(path);
+        assert_eq!(p.status, 200, "{path}");
+        assert!(!p.body.contains("<script"), "{path}: {}", p.body);
+        assert!(!p.body.contains(odd), "{path}");
+        if path != "/admin/suppression" {
+            assert!(
+                p.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+                "{path}: {}",
+                p.body
+            );
+        }
+        if path != "/admin" {
+            // The bounce parser reads only part of a quoted local part, so the
+            // report's address column is not checked for it.
+            assert!(p.body.contains("o&#x27;brien&quot;x@example.jp"), "{path}");
+        }
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The cells of the page's bounce list.
+fn page_rows(body: &str) -> Vec<Vec<String>> {
+    body.split("<tr class=\"bounce\">")
+        .skip(1)
+        .map(|row| {
+            let row = &row[..row.find("</tr>").unwrap()];
+            row.split("<td class=\"text\">")
+                .skip(1)
+                .map(|c| unescape(&c[..c.find("</td>").unwrap()]))
+                .collect()
+        })
+        .collect()
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#x3D;", "=")
+        .replace("&#x60;", "`")
+        .replace("&amp;", "&")
+}
+
+#[test]
+fn the_page_csv_and_json_of_mailgate_bounces_hold_the_same_rows() {
+    let (inst, server, _sink) = three_messages();
+    // One more, unauthenticated, from elsewhere, with a comma and quotes in its text.
+    let file = inst.path().join("other.eml");
+    std::fs::write(
+        &file,
+        dsn(
+            "x@example.net",
+            "hana@Example.ORG",
+            "unknown@mail.example.jp",
+            "failed",
+            "5.7.1",
+            "550 5.7.1 \"Message rejected\", see https://example.org/policy",
+        ),
+    )
+    .unwrap();
+    assert!(
+        inst.run(&["bounce", "ingest", file.to_str().unwrap()])
+            .status
+            .success()
+    );
+
+    let mut admin = Agent::login(&server, "ben", ADMIN_PASSWORD, "/admin");
+    let page = admin.get("/admin?since=7d");
+    let rows = page_rows(&page.body);
+    let csv_page = admin.get("/admin/bounces.csv?since=7d");
+    assert_eq!(csv_page.status, 200);
+    let cli_csv = inst.run(&["bounces", "--since", "7d", "--format", "csv"]);
+    assert!(cli_csv.status.success());
+    assert_eq!(csv_page.body, String::from_utf8(cli_csv.stdout).unwrap());
+    let json: Value = serde_json::from_slice(
+        &inst
+            .run(&["bounces", "--since", "7d", "--format", "json"])
+            .stdout,
+    )
+    .unwrap();
+    let json = json.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{}", page.body);
+    assert_eq!(json.len(), rows.len());
+    assert_eq!(csv_page.body.lines().count(), rows.len() + 1);
+    for (row, record) in rows.iter().zip(json) {
+        assert_eq!(row[1], record["address"].as_str().unwrap_or(""));
+        assert_eq!(row[3], record["reason"].as_str().unwrap_or(""));
+        assert_eq!(row[9], record["diagnostic"].as_str().unwrap_or(""));
+    }
+    // The report counts, and the sender alert quotes the policy rejection.
+    assert!(page.body.contains("userunknown"));
+    assert!(page.body.contains("id=\"sender-alert\""), "{}", page.body);
+    assert!(page.body.contains("&quot;Message rejected&quot;, see"));
+}
+
+#[test]
+fn support_searches_and_resends_are_audited_and_a_resend_starts_a_new_flow() {
+    let (_inst, server, _sink) = three_messages();
+    let mut support = Agent::login(&server, "aiko", SUPPORT_PASSWORD, "/support");
+    let page = support.get(&format!("/support?q={}&lang=en", url_encode(TARO_SEARCH)));
+    assert_eq!(page.status, 200);
+    let lead = &page.body[page.body.find("id=\"answer\"").unwrap()..];
+    assert!(
+        lead[..lead.find("</p>").unwrap()].contains("Delayed: at "),
+        "{lead}"
+    );
+    for s in [DELIVERED, BOUNCED, DEFERRED] {
+        assert!(page.body.contains(s), "{s}");
+    }
+    assert_eq!(page.body.matches("<table class=\"timeline\">").count(), 3);
+    let ja = support.get(&format!("/support?q={}&lang=ja", url_encode(TARO)));
+    assert!(ja.body.contains("遅延中"), "{}", ja.body);
+    assert!(ja.body.contains("メールボックスは存在しない"));
+    let resent = support.post(
+        "/support/resend",
+        &[
+            ("csrf", &csrf(&page.body)),
+            ("address", TARO),
+            ("lang", "en"),
+        ],
+    );
+    assert_eq!(resent.status, 200);
+    assert!(
+        resent.body.contains("A new link was mailed to"),
+        "{}",
+        resent.body
+    );
+    // The new flow's invitation is in the delivery log now.
+    let after = support.get(&format!("/support?q={}&lang=en", url_encode(TARO)));
+    assert!(after.body.contains("invite"), "{}", after.body);
+    // Nothing secret reaches the page: message bodies are never read here.
+    assert!(!page.body.contains("We open at nine"));
+    let mut admin = Agent::login(&server, "ben", ADMIN_PASSWORD, "/admin");
+    let report = admin.get("/admin");
+    let audit = &report.body[report.body.find("id=\"audit\"").unwrap()..];
+    assert!(
+        audit.contains("operator aiko</td><td>search</td><td class=\"text\">taro@EXAMPLE.JP"),
+        "{audit}"
+    );
+    assert!(audit.contains("<td>resend</td>"), "{audit}");
+}
+
+#[test]
+fn operator_add_works_with_the_server_up_and_repeated_failures_lock_the_name() {
+    let (inst, server) = console("");
+    // With the server running, the command goes through its socket.
+    let out = add_operator(&inst, "chie", "support", "a third operator password");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("operator chie added"));
+    Agent::login(&server, "chie", "a third operator password", "/support");
+    // The password is never an argument.
+    let refused = inst.run(&[
+        "operator",
+        "add",
+        "dan",
+        "--role",
+        "admin",
+        "--password",
+        "x",
+    ]);
+    assert!(!refused.status.success());
+    let short = Command::new(binary())
+        .arg("--config")
+        .arg(&inst.config_path)
+        .args(["operator", "add", "dan", "--role", "admin"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!short.status.success());
+
+    let mut a = Agent::new(&server);
+    let token = csrf(&a.get("/login").body);
+    let started = std::time::Instant::now();
+    for _ in 0..5 {
+        let p = a.post(
+            "/login",
+            &[
+                ("csrf", &token),
+                ("name", "chie"),
+                ("password", "wrong password here"),
+            ],
+        );
+        assert_eq!(p.status, 200);
+    }
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(5),
+        "each failure waits"
+    );
+    let p = a.post(
+        "/login",
+        &[
+            ("csrf", &token),
+            ("name", "chie"),
+            ("password", "a third operator password"),
+        ],
+    );
+    assert_eq!(p.status, 200, "locked: the right password is refused too");
+    assert!(p.body.contains("Too many failed logins"), "{}", p.body);
+    // A new password from the command line lifts the lock.
+    add_operator(&inst, "chie", "support", "a fourth operator password");
+    Agent::login(&server, "chie", "a fourth operator password", "/support");
+}
+
+#[test]
+fn session_cookies_are_httponly_strict_and_secure_behind_https() {
+    let (_inst, server) = console("");
+    let a = Agent::new(&server);
+    let form = a.client.get(server.url("/login")).send().unwrap();
+    let set = form.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    assert!(!set.contains("Secure"), "{set}");
+    assert_eq!(form.headers()["cache-control"], "no-store");
+    let https = Instance::new("");
+    std::fs::write(
+        &https.config_path,
+        std::fs::read_to_string(&https.config_path)
+            .unwrap()
+            .replace("http://localhost:9", "https://mail.example.jp"),
+    )
+    .unwrap();
+    let s2 = https.serve();
+    let r = Agent::new(&s2).client.get(s2.url("/login")).send().unwrap();
+    assert!(
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("; Secure")
+    );
+    drop(a);
+}
+
+#[test]
+fn metrics_report_queue_depth_deliveries_bounces_and_latency() {
+    let (_inst, server, _sink) = three_messages();
+    let text = reqwest::blocking::get(server.url("/metrics"))
+        .unwrap()
+        .text()
+        .unwrap();
+    for line in [
+        "mailgate_queue_depth{state=\"deferred\"} 1",
+        "mailgate_deliveries_total{outcome=\"delivered\"} 1",
+        "mailgate_deliveries_total{outcome=\"bounced\"} 1",
+        "mailgate_bounces_total{reason=\"userunknown\"} 1",
+        "# TYPE mailgate_http_request_duration_seconds histogram",
+        "mailgate_http_request_duration_seconds_bucket{area=\"ops\",le=\"+Inf\"}",
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn support_and_admin_work_in_a_real_browser() {
+    let (inst, server, _sink) = three_messages();
+    let mut b = Browser::start();
+    // Logged out: the console sends the browser to the login page.
+    b.goto(&server.url("/support"));
+    assert_eq!(b.path(), "/login");
+    b.fill("name", "aiko");
+    b.fill("password", SUPPORT_PASSWORD);
+    b.navigate_by("document.getElementById('login').submit()");
+    assert_eq!(b.path(), "/support");
+    b.fill("q", TARO_SEARCH);
+    b.eval("document.querySelector('input[name=lang]').value = 'en'; true");
+    b.navigate_by("document.getElementById('search').submit()");
+    let text = b.text();
+    let lead = b.eval("document.getElementById('answer').innerText");
+    assert!(lead.as_str().unwrap().starts_with(DEFERRED), "{lead}");
+    for s in [DELIVERED, BOUNCED, DEFERRED] {
+        assert!(text.contains(s), "{s} not in:\n{text}");
+    }
+    assert_eq!(
+        b.eval("document.querySelectorAll('table.timeline').length"),
+        3
+    );
+    assert!(text.contains("451 4.3.0 Try again later"), "{text}");
+    assert!(
+        text.contains("User unknown in virtual mailbox table"),
+        "{text}"
+    );
+    b.screenshot("support-search.png");
+    b.navigate_by("document.getElementById('resend-button').click()");
+    assert!(
+        b.text().contains("A new link was mailed to"),
+        "{}",
+        b.text()
+    );
+    b.screenshot("support-resend.png");
+    b.navigate_by("document.querySelector('form[action=\"/logout\"] button').click()");
+    assert_eq!(b.path(), "/login");
+
+    b.fill("name", "ben");
+    b.fill("password", ADMIN_PASSWORD);
+    b.navigate_by("document.getElementById('login').submit()");
+    assert_eq!(b.path(), "/admin");
+    let report = b.text();
+    assert!(report.contains("userunknown"), "{report}");
+    assert!(report.contains("example.jp"), "{report}");
+    assert_eq!(b.eval("document.getElementById('total').innerText"), "1");
+    b.screenshot("admin-report.png");
+    let downloads = tempfile::tempdir().unwrap();
+    b.download_to(downloads.path());
+    b.eval("document.getElementById('csv').click(); true");
+    let file = downloads.path().join("mailgate-bounces-7d.csv");
+    assert!(wait_for(20, || file.exists()), "the CSV was not downloaded");
+    let cli = inst.run(&["bounces", "--since", "7d", "--format", "csv"]);
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        String::from_utf8(cli.stdout).unwrap()
+    );
+    std::fs::copy(&file, output_dir().join("mailgate-bounces-7d.csv")).unwrap();
+    b.goto(&server.url("/admin/queue"));
+    assert!(b.text().contains("Try again later"));
+    b.screenshot("admin-queue.png");
+}
