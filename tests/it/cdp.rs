@@ -2,7 +2,7 @@
 //! `--remote-debugging-pipe` (JSON messages ended by a NUL byte on file descriptors 3
 //! and 4), so no websocket client and no network are needed. Just enough of the
 //! protocol to open pages, fill and submit forms, read text, take screenshots and
-//! download a file.
+//! download a file. Used by the journey test and the console test alike.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
@@ -221,8 +221,21 @@ impl Browser {
         assert_eq!(self.eval(&js), json!(true), "no field #{id}");
     }
 
-    /// Saves a PNG of the whole page.
+    /// Makes the page phone-sized (390×844, touch), as most people open mailed links.
+    pub fn phone(&mut self) {
+        self.page(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true}),
+        );
+    }
+
+    /// Saves a PNG of the whole page into the console tests' output folder.
     pub fn screenshot(&mut self, name: &str) -> PathBuf {
+        self.screenshot_to(&output_dir().join(name))
+    }
+
+    /// Saves a PNG of the whole page at `path`.
+    pub fn screenshot_to(&mut self, path: &Path) -> PathBuf {
         let shot = self.page(
             "Page.captureScreenshot",
             json!({"format": "png", "captureBeyondViewport": true}),
@@ -231,9 +244,8 @@ impl Browser {
         let png = base64::engine::general_purpose::STANDARD
             .decode(shot["data"].as_str().expect("screenshot data"))
             .expect("screenshot base64");
-        let path = output_dir().join(name);
-        std::fs::write(&path, png).expect("write screenshot");
-        path
+        std::fs::write(path, png).expect("write screenshot");
+        path.to_path_buf()
     }
 
     /// Lets downloads land in `dir`.
