@@ -174,7 +174,16 @@ pub async fn start(services: &Services, req: StartFlow, now: u64) -> Result<Star
     if let Some(old) = store.swap_current_flow(&address_text, &flow.id)?
         && old != flow.id
     {
-        store.update_flow(&old, |f| machine::supersede(f, now, &flow.id))?;
+        if let Some((old_flow, true)) =
+            store.update_flow(&old, |f| machine::supersede(f, now, &flow.id))?
+        {
+            // Its link no longer works: a link mail still waiting to go would only
+            // confuse the person, so it is cancelled (already sent mail stays sent).
+            for id in &old_flow.message_ids {
+                let why = format!("superseded by a newer link (flow {})", flow.id);
+                let _ = crate::queue::control::cancel_because(services, id, &why);
+            }
+        }
     }
     store.flush().await?;
     tracing::info!(flow_id = %flow.id, kind = flow.kind.as_str(), msg_id = %message_id, "flow started");

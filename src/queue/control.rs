@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::domain::{Event, MessageId, MessageStatus, Step, now_ms};
+use crate::domain::{Event, MessageId, MessageRecord, MessageStatus, Step, now_ms};
 use crate::services::Services;
 
 /// One row of `mailgate queue list`.
@@ -44,11 +44,11 @@ fn parse_id(id: &str) -> Result<MessageId, String> {
     })
 }
 
-/// Makes an open message due now.
-pub fn retry(services: &Services, id: &str, who: &str) -> Result<String, String> {
+/// The record of an open message, or an error naming why it is not one.
+fn open_message(services: &Services, id: &str) -> Result<MessageRecord, String> {
     let mid = parse_id(id)?;
-    let store = &services.store;
-    let mut r = store
+    let r = services
+        .store
         .message(&mid)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no message {id} in the queue"))?;
@@ -58,10 +58,17 @@ pub fn retry(services: &Services, id: &str, who: &str) -> Result<String, String>
             r.status.as_str()
         ));
     }
-    let now = now_ms();
+    Ok(r)
+}
+
+/// Makes an open message due now.
+pub fn retry(services: &Services, id: &str, who: &str) -> Result<String, String> {
+    let mut r = open_message(services, id)?;
     if r.status == MessageStatus::Sending {
         return Err(format!("message {id} is being sent right now"));
     }
+    let store = &services.store;
+    let now = now_ms();
     store
         .reschedule(&mut r, Some(now))
         .map_err(|e| e.to_string())?;
@@ -76,25 +83,19 @@ pub fn retry(services: &Services, id: &str, who: &str) -> Result<String, String>
     Ok(format!("message {id} will be tried now"))
 }
 
-/// Cancels an open message.
+/// Cancels an open message on an operator's request.
 pub fn cancel(services: &Services, id: &str, who: &str) -> Result<String, String> {
-    let mid = parse_id(id)?;
-    let store = &services.store;
-    let mut r = store
-        .message(&mid)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no message {id} in the queue"))?;
-    if !r.status.is_open() {
-        return Err(format!(
-            "message {id} is {} and no longer in the queue",
-            r.status.as_str()
-        ));
-    }
+    cancel_because(services, id, &format!("by {who}"))
+}
+
+/// Cancels an open message; `why` goes into its timeline.
+pub fn cancel_because(services: &Services, id: &str, why: &str) -> Result<String, String> {
+    let mut r = open_message(services, id)?;
     crate::queue::worker::finish(
         services,
         &mut r,
         MessageStatus::Cancelled,
-        Event::new(Step::Cancelled, now_ms()).with_detail(format!("by {who}")),
+        Event::new(Step::Cancelled, now_ms()).with_detail(why),
     )
     .map_err(|e| e.to_string())?;
     Ok(format!("message {id} cancelled"))

@@ -450,3 +450,25 @@ fn a_refused_code_mail_makes_the_flow_undeliverable_and_the_page_says_what_to_do
         page.body
     );
 }
+
+#[test]
+fn a_newer_link_cancels_the_older_links_mail_still_in_the_queue() {
+    // No server runs, so the first invitation is still queued when the reset comes.
+    let inst = crate::support::Instance::new("");
+    assert!(inst.run(&["invite", "mika@example.jp"]).status.success());
+    assert!(inst.run(&["reset", "mika@example.jp"]).status.success());
+    let log = inst.log_json("mika@example.jp");
+    let messages = log["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2, "{log}");
+    // Newest first: the reset mail waits; the invitation is cancelled, saying why.
+    assert_eq!(messages[0]["status"], "queued", "{log}");
+    assert_eq!(messages[1]["status"], "cancelled", "{log}");
+    let events = messages[1]["events"].as_array().unwrap();
+    assert!(
+        events.iter().any(|e| e["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("superseded by a newer link")),
+        "{log}"
+    );
+}
