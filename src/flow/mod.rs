@@ -173,16 +173,14 @@ pub async fn start(services: &Services, req: StartFlow, now: u64) -> Result<Star
     store.update_flow(&flow.id, |f| f.message_ids.push(message_id.clone()))?;
     if let Some(old) = store.swap_current_flow(&address_text, &flow.id)?
         && old != flow.id
-    {
-        if let Some((old_flow, true)) =
+        && let Some((old_flow, true)) =
             store.update_flow(&old, |f| machine::supersede(f, now, &flow.id))?
-        {
-            // Its link no longer works: a link mail still waiting to go would only
-            // confuse the person, so it is cancelled (already sent mail stays sent).
-            for id in &old_flow.message_ids {
-                let why = format!("superseded by a newer link (flow {})", flow.id);
-                let _ = crate::queue::control::cancel_because(services, id, &why);
-            }
+    {
+        // Its link no longer works: a link mail still waiting to go would only
+        // confuse the person, so it is cancelled (already sent mail stays sent).
+        for id in &old_flow.message_ids {
+            let why = format!("superseded by a newer link (flow {})", flow.id);
+            let _ = crate::queue::control::cancel_because(services, id, &why);
         }
     }
     store.flush().await?;
