@@ -140,3 +140,51 @@ fn json_line_shape() {
     assert_eq!(v["kind"], "ndr");
     assert_eq!(r["action"], "failed");
 }
+
+#[test]
+fn japanese_carrier_kddi_mailbox_full() {
+    // au/KDDI writes a free-text notice with no status code at all.
+    let r = load("bsd/lhost-kddi-01.eml");
+    assert!(r.bounce);
+    assert_eq!(r.kind, Some(ReportKind::Ndr));
+    let [rc] = r.recipients.as_slice() else {
+        panic!("one recipient: {r:?}")
+    };
+    assert_eq!(rc.address, "kijitora@x0000000000000.dion.ne.jp");
+    assert_eq!(rc.action, Action::Failed);
+    assert_eq!(rc.reason.as_deref(), Some("mailboxfull"));
+}
+
+#[test]
+fn japanese_carrier_ezweb_user_unknown() {
+    let r = load("bsd/lhost-ezweb-02.eml");
+    assert!(r.bounce);
+    let [rc] = r.recipients.as_slice() else {
+        panic!("one recipient: {r:?}")
+    };
+    assert_eq!(
+        rc.address,
+        "this-local-part-does-not-exist-on-the-server@ezweb.ne.jp"
+    );
+    assert_eq!(rc.reply_code, Some(550));
+    assert!(rc.permanent);
+}
+
+#[test]
+fn a_report_with_three_recipients_keeps_each_its_own_reason() {
+    let r = load("bsd/lhost-x2-02.eml");
+    assert!(r.bounce);
+    let got: Vec<(&str, Option<&str>)> = r
+        .recipients
+        .iter()
+        .map(|rc| (rc.address.as_str(), rc.reason.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("kijitora@example.com", Some("filtered")),
+            ("mikeneko@example.com", Some("suspend")),
+            ("sabineko@example.com", Some("filtered")),
+        ]
+    );
+}
