@@ -3,32 +3,14 @@
 
 use serde_json::Value;
 
-use crate::support::{
-    Instance, Sink, dsn, free_port, parse_capture, relay_with_inbound, smtp_send, wait_for,
-};
+use crate::support::{Instance, Sink, dsn, free_port, relay_with_inbound, smtp_send, wait_for};
 
 /// Starts a server delivering to a sink, sends one notice, and returns its id, its
 /// Message-ID header and its VERP return path as captured.
 fn delivered(inst: &Instance, sink: &Sink, to: &str) -> (String, String, String) {
     let id = inst.send_notice(to);
     inst.wait_delivered(&id);
-    let capture = sink
-        .messages()
-        .into_iter()
-        .map(|m| parse_capture(&m))
-        .find(|c| c.mail_args.contains(&id))
-        .expect("captured");
-    let verp = capture
-        .mail_args
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .trim_matches(['<', '>'])
-        .to_string();
-    let header = inst.log_json(&id)["messages"][0]["message_id_header"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (verp, header) = inst.return_path_of(sink, &id);
     (id, header, verp)
 }
 
@@ -294,23 +276,7 @@ fn a_bounced_invitation_makes_its_flow_undeliverable_within_a_second() {
     let flow_id = started["flow_id"].as_str().expect("flow id").to_string();
     let id = started["message_id"].as_str().unwrap().to_string();
     inst.wait_delivered(&id);
-    let capture = sink
-        .messages()
-        .into_iter()
-        .map(|m| parse_capture(&m))
-        .find(|c| c.mail_args.contains(&id))
-        .unwrap();
-    let verp = capture
-        .mail_args
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .trim_matches(['<', '>'])
-        .to_string();
-    let header = message(&inst, &id)["message_id_header"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (verp, header) = inst.return_path_of(&sink, &id);
     let report = dsn(
         &verp,
         "nobody-here@example.jp",

@@ -11,8 +11,7 @@ use serde_json::Value;
 
 use crate::cdp::{Browser, output_dir};
 use crate::support::{
-    Instance, Server, Sink, binary, dsn, free_port, parse_capture, relay_config, smtp_send,
-    wait_for,
+    Instance, Server, Sink, binary, dsn, free_port, relay_config, smtp_send, wait_for,
 };
 
 const SUPPORT_PASSWORD: &str = "support staff password 1";
@@ -176,23 +175,7 @@ fn three_messages() -> (Instance, Server, Sink) {
     inst.wait_delivered(&first);
     let second = inst.send_notice(TARO);
     inst.wait_delivered(&second);
-    let capture = sink
-        .messages()
-        .into_iter()
-        .map(|m| parse_capture(&m))
-        .find(|c| c.mail_args.contains(&second))
-        .expect("the second message was captured");
-    let verp = capture
-        .mail_args
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .trim_matches(['<', '>'])
-        .to_string();
-    let header = inst.log_json(&second)["messages"][0]["message_id_header"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (verp, header) = inst.return_path_of(&sink, &second);
     sink.stop();
     let refusing = Sink::start_on(port, &["-r", "RCPT", "-b", "451 4.3.0 Try again later"]);
     let third = inst.send_notice(TARO);

@@ -346,6 +346,29 @@ impl Instance {
         );
     }
 
+    /// The VERP return path and the Message-ID header of delivered message `id`, as
+    /// the sink captured them: what a real bounce would be addressed to and quote.
+    pub fn return_path_of(&self, sink: &Sink, id: &str) -> (String, String) {
+        let capture = sink
+            .messages()
+            .into_iter()
+            .map(|m| parse_capture(&m))
+            .find(|c| c.mail_args.contains(id))
+            .unwrap_or_else(|| panic!("message {id} was not captured"));
+        let verp = capture
+            .mail_args
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .trim_matches(['<', '>'])
+            .to_string();
+        let header = self.log_json(id)["messages"][0]["message_id_header"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        (verp, header)
+    }
+
     /// Creates an API key (server up or down) and returns it.
     pub fn api_key(&self) -> String {
         let out = self.run(&["apikey", "create", "tests"]);
