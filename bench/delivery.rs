@@ -3,7 +3,7 @@
 //! `smtp-sink` on loopback, in the same run. Prints both rates and their ratio, the
 //! enqueue latency p50/p99, and the server's peak RSS.
 //!
-//! Run: `bench/run.sh delivery [--messages N] [--size BYTES] [--signing none|ed25519|rsa|both]`
+//! Run: `bench/run.sh delivery [--messages N] [--size BYTES] [--signing ed25519|rsa|both] [--no-fsync]`
 //! (or `cargo bench --bench delivery -- ...`). Not part of the tests.
 
 use std::io::Write;
@@ -19,6 +19,8 @@ struct Args {
     size: usize,
     clients: usize,
     signing: String,
+    /// `--no-fsync`: store.fsync off, to see what durability on power loss costs.
+    fsync: bool,
 }
 
 fn args() -> Args {
@@ -26,7 +28,8 @@ fn args() -> Args {
         messages: 20_000,
         size: 4096,
         clients: 64,
-        signing: "none".into(),
+        signing: "ed25519".into(),
+        fsync: true,
     };
     let argv: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -37,6 +40,11 @@ fn args() -> Args {
             "--size" => a.size = next.parse().expect("--size BYTES"),
             "--clients" => a.clients = next.parse().expect("--clients N"),
             "--signing" => a.signing = next,
+            "--no-fsync" => {
+                a.fsync = false;
+                i += 1;
+                continue;
+            }
             _ => {
                 i += 1;
                 continue;
@@ -157,10 +165,10 @@ fn reference(a: &Args) -> f64 {
     rate
 }
 
-fn write_config(dir: &Path, port: u16, signing: &str) -> PathBuf {
+fn write_config(dir: &Path, port: u16, signing: &str, fsync: bool) -> PathBuf {
     let mut text = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"https://id.example.jp\"\n\
-         [store]\npath = \"{store}\"\nfsync = true\n\
+         [store]\npath = \"{store}\"\nfsync = {fsync}\n\
          [sender]\nfrom = \"Example Clinic <no-reply@example.jp>\"\nbounce_domain = \"bounces.example.jp\"\nhostname = \"mail.example.jp\"\n\
          [delivery]\nmode = \"relay\"\nrelay = \"127.0.0.1:{port}\"\nrelay_tls = \"none\"\nmax_connections = 32\nmax_connections_per_domain = 20\nmessages_per_connection = 1000\n\
          [inbound]\nlisten = \"\"\n[log]\nlevel = \"warn,mailgate::app=info\"\n",
@@ -211,7 +219,22 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system) a process has used so far, from /proc/PID/stat.
+fn cpu_seconds(pid: u32) -> f64 {
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name, which is in parentheses.
+            let rest = s.rsplit_once(')')?.1.to_string();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / ticks)
+        })
+        .unwrap_or(0.0)
+}
+
 struct Measured {
+    cpu_s: f64,
     rate: f64,
     p50_ms: f64,
     p99_ms: f64,
@@ -221,7 +244,7 @@ struct Measured {
 fn mailgate(a: &Args) -> Measured {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let config = write_config(dir.path(), port, &a.signing);
+    let config = write_config(dir.path(), port, &a.signing, a.fsync);
     let bin = env!("CARGO_BIN_EXE_mailgate");
     let key_out = Command::new(bin)
         .arg("--config")
@@ -311,6 +334,7 @@ fn mailgate(a: &Args) -> Measured {
     let elapsed = started.elapsed();
     stop(s);
     let rss = peak_rss_kib(server.id());
+    let cpu_s = cpu_seconds(server.id());
     let _ = server.kill();
     let _ = server.wait();
     let mut l = latencies;
@@ -326,6 +350,7 @@ fn mailgate(a: &Args) -> Measured {
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
         rss_kib: rss,
+        cpu_s,
     }
 }
 
@@ -337,8 +362,8 @@ fn main() {
     }
     let a = args();
     println!(
-        "delivery benchmark: {} messages of ~{} bytes to smtp-sink on loopback, signing: {}",
-        a.messages, a.size, a.signing
+        "delivery benchmark: {} messages of ~{} bytes to smtp-sink on loopback, signing: {}, fsync: {}",
+        a.messages, a.size, a.signing, a.fsync
     );
     let reference_rate = reference(&a);
     println!("  smtp-source -d -s 20:     {reference_rate:>9.0} msg/s");
@@ -353,5 +378,10 @@ fn main() {
         m.p50_ms, m.p99_ms, a.clients
     );
     println!("  server peak RSS {} MiB", m.rss_kib / 1024);
+    println!(
+        "  server CPU {:.2} s in all, {:.0} µs per message",
+        m.cpu_s,
+        m.cpu_s * 1e6 / a.messages as f64
+    );
     let _ = std::io::stdout().flush();
 }
