@@ -288,6 +288,7 @@ fn mailgate(a: &Args) -> Measured {
     let body: String =
         "Your appointment is confirmed. ".repeat(a.size.saturating_sub(1500) / 31 + 1);
     let url = format!("http://{addr}/api/v1/messages");
+    let client_cpu_before = cpu_seconds(std::process::id());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -330,6 +331,7 @@ fn mailgate(a: &Args) -> Measured {
         all
     });
     let enqueued_in = started.elapsed();
+    let client_cpu = cpu_seconds(std::process::id()) - client_cpu_before;
     wait_count(&count, a.messages, Duration::from_secs(900));
     let elapsed = started.elapsed();
     stop(s);
@@ -341,7 +343,7 @@ fn mailgate(a: &Args) -> Measured {
     l.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let pct = |p: f64| l[((l.len() as f64 - 1.0) * p) as usize];
     eprintln!(
-        "  (mailgate enqueued all in {:.2}s, delivered all in {:.2}s)",
+        "  (mailgate enqueued all in {:.2}s, delivered all in {:.2}s; the load generator used {client_cpu:.2} CPU s)",
         enqueued_in.as_secs_f64(),
         elapsed.as_secs_f64()
     );
