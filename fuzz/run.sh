@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # Fuzzes the bounce parser for a given time: fuzz/run.sh SECONDS [TARGET]
 #
-# cargo-fuzz drives libFuzzer (coverage-guided, in process) on fuzz_targets/bounce_parse.rs,
+# cargo-fuzz drives libFuzzer (coverage-guided) on fuzz_targets/bounce_parse.rs,
 # which feeds any bytes to mailgate::bounce::try_parse and treats a caught panic as a crash.
 # The corpus starts from the Sisimai mail in tests/corpus/sisimai/maildir (copied into
 # fuzz/corpus/TARGET, which grows as libFuzzer finds new paths and is kept between runs;
 # crashes land in fuzz/artifacts/TARGET).
 #
-# Why RUSTC_BOOTSTRAP=1: cargo-fuzz passes unstable compiler flags (-Zsanitizer=address,
-# and -Cllvm-args for SanitizerCoverage that it pairs with -Z options), which only a
-# nightly rustc accepts. This machine has one stable toolchain (1.95) and no other can be
-# fetched. RUSTC_BOOTSTRAP=1 tells stable rustc to accept -Z flags, as the compiler's own
-# bootstrap does; the sanitizer runtimes (librustc-stable_rt.asan.a) ship with stable's
-# rust-std. It is set for this script's cargo only, never for the project's build.
+# Why RUSTC_BOOTSTRAP=1: cargo-fuzz (0.13) builds the target with AddressSanitizer through
+# `-Zsanitizer=address`, an unstable flag that stable rustc refuses ("the option `Z` is only
+# accepted on the nightly compiler"); its SanitizerCoverage flags are stable -C options.
+# The project's toolchain is stable 1.95 and no other can be fetched on a new machine.
+# RUSTC_BOOTSTRAP=1 makes stable rustc accept -Z flags, as the compiler's own bootstrap
+# does; the ASan runtime (librustc-stable_rt.asan.a) ships with stable's rust-std. It is
+# set for this script's cargo only, never for the project's own build or tests.
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:?usage: fuzz/run.sh SECONDS [TARGET]}"
