@@ -175,7 +175,11 @@ fn diagnostic_from_text(r: &mut RecipientResult, human: &str) {
 /// (`x.0.0`): the reply is the more specific of the two.
 fn better_status(field: Option<String>, diag: Option<String>) -> Option<String> {
     match (field, diag) {
-        (Some(f), Some(d)) if f.ends_with(".0.0") && !d.ends_with(".0.0") && f[..1] == d[..1] => {
+        (Some(f), Some(d))
+            if f.ends_with(".0.0")
+                && !d.ends_with(".0.0")
+                && f.as_bytes().first() == d.as_bytes().first() =>
+        {
             Some(d)
         }
         (None, d) => d,

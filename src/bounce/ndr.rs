@@ -146,7 +146,7 @@ fn fallback_recipients(mail: &Mail) -> Vec<String> {
     // The original quoted inline: its To line.
     let body = mail.body_text();
     body.lines()
-        .find(|l| l.len() > 3 && l[..3].eq_ignore_ascii_case("to:"))
+        .find(|l| l.len() > 3 && l.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("to:")))
         .and_then(text::first_address)
         .into_iter()
         .collect()

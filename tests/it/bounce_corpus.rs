@@ -218,3 +218,20 @@ fn no_panic_on_truncated_corpus() {
     }
     assert!(panics.is_empty(), "parse panicked internally: {panics:?}");
 }
+
+/// Inputs the fuzzer once crashed the parser with (`fuzz/regressions/`): each must now
+/// parse without a panic.
+#[test]
+fn fuzz_regressions_parse_without_panic() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/bounce_parse");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("fuzz/regressions/bounce_parse") {
+        let path = entry.unwrap().path();
+        let raw = std::fs::read(&path).unwrap();
+        if let Err(e) = mailgate::bounce::try_parse(&raw) {
+            panic!("{} still panics: {e}", path.display());
+        }
+        seen += 1;
+    }
+    assert!(seen > 0, "no regression inputs in {}", dir.display());
+}
