@@ -25,7 +25,7 @@ pub fn effective_state(flow: &FlowRecord, now: u64) -> FlowState {
 
 /// Appends a timeline note (bounded per kind).
 pub fn note(flow: &mut FlowRecord, now: u64, what: &str, detail: Option<String>) {
-    if flow.notes.iter().filter(|n| n.what == what).count() >= MAX_NOTES_OF_A_KIND {
+    if notes_full(flow, what) {
         return;
     }
     flow.notes.push(FlowNote {
@@ -33,6 +33,11 @@ pub fn note(flow: &mut FlowRecord, now: u64, what: &str, detail: Option<String>)
         what: what.to_string(),
         detail,
     });
+}
+
+/// True when the flow already keeps as many notes of this kind as it ever will.
+pub fn notes_full(flow: &FlowRecord, what: &str) -> bool {
+    flow.notes.iter().filter(|n| n.what == what).count() >= MAX_NOTES_OF_A_KIND
 }
 
 /// Why the button did not mail a code.

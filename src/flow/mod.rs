@@ -262,13 +262,18 @@ pub fn find(services: &Services, token: &str) -> Result<Option<FlowRecord>, Flow
 }
 
 /// Records that the link was fetched (a person or a mail scanner). Changes nothing else.
+/// Once the flow holds as many visit notes as it keeps, nothing is written at all, so a
+/// link fetched over and over costs a read, not a store write.
 pub fn note_visit(
     services: &Services,
-    flow_id: &str,
+    flow: &FlowRecord,
     method: &str,
     now: u64,
 ) -> Result<(), FlowError> {
-    services.store.update_flow(flow_id, |f| {
+    if machine::notes_full(flow, "link_visited") {
+        return Ok(());
+    }
+    services.store.update_flow(&flow.id, |f| {
         machine::note(f, now, "link_visited", Some(method.to_string()))
     })?;
     Ok(())

@@ -301,8 +301,11 @@ fn see_other(path: String, cookies: Vec<String>) -> Response {
 }
 
 /// Looks a token up; `Err` is the page to show instead.
-fn lookup(web: &FlowWeb, ctx: &Ctx, token: &str) -> Result<FlowRecord, Response> {
-    match flow::find(&web.services, token) {
+/// A token's flow, looked up once per request (the flow record is the costly read).
+type Found = Result<Option<FlowRecord>, flow::FlowError>;
+
+fn lookup(web: &FlowWeb, ctx: &Ctx, token: &str, found: Found) -> Result<FlowRecord, Response> {
+    match found {
         Ok(Some(f)) => Ok(f),
         Ok(None) => Err(web
             .problem(ctx, token, None, FlowState::Expired)
@@ -312,8 +315,14 @@ fn lookup(web: &FlowWeb, ctx: &Ctx, token: &str) -> Result<FlowRecord, Response>
 }
 
 /// Looks a token up and requires the flow to be open; `Err` is the page to show.
-fn lookup_open(web: &FlowWeb, ctx: &Ctx, token: &str, now: u64) -> Result<FlowRecord, Response> {
-    let f = lookup(web, ctx, token)?;
+fn lookup_open(
+    web: &FlowWeb,
+    ctx: &Ctx,
+    token: &str,
+    found: Found,
+    now: u64,
+) -> Result<FlowRecord, Response> {
+    let f = lookup(web, ctx, token, found)?;
     let state = machine::effective_state(&f, now);
     if state.is_open() {
         Ok(f)
@@ -322,12 +331,11 @@ fn lookup_open(web: &FlowWeb, ctx: &Ctx, token: &str, now: u64) -> Result<FlowRe
     }
 }
 
-fn fallback_lang(web: &FlowWeb, token: &str) -> String {
-    flow::find(&web.services, token)
-        .ok()
-        .flatten()
-        .map(|f| f.locale)
-        .unwrap_or_else(|| web.services.config.flows.default_locale.clone())
+fn fallback_lang(web: &FlowWeb, found: &Found) -> String {
+    match found {
+        Ok(Some(f)) => f.locale.clone(),
+        _ => web.services.config.flows.default_locale.clone(),
+    }
 }
 
 async fn stylesheet() -> Response {
@@ -357,12 +365,13 @@ async fn landing(
     headers: HeaderMap,
 ) -> Response {
     let now = now_ms();
-    let ctx = web.ctx(&headers, &q, &fallback_lang(&web, &token));
-    let flow = match lookup(&web, &ctx, &token) {
+    let found = flow::find(&web.services, &token);
+    let ctx = web.ctx(&headers, &q, &fallback_lang(&web, &found));
+    let flow = match lookup(&web, &ctx, &token, found) {
         Ok(f) => f,
         Err(page) => return page,
     };
-    if let Err(e) = flow::note_visit(&web.services, &flow.id, method.as_str(), now) {
+    if let Err(e) = flow::note_visit(&web.services, &flow, method.as_str(), now) {
         tracing::warn!(flow_id = %flow.id, error = %e, "cannot note a link visit");
     }
     let state = machine::effective_state(&flow, now);
@@ -436,15 +445,16 @@ async fn button(
     body: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
     let now = now_ms();
+    let found = flow::find(&web.services, &token);
     let ctx = web.ctx(
         &headers,
         &LangQuery::default(),
-        &fallback_lang(&web, &token),
+        &fallback_lang(&web, &found),
     );
     if let Err(page) = form(&web, &ctx, &headers, body, |f| &f.csrf) {
         return page;
     }
-    let flow = match lookup_open(&web, &ctx, &token, now) {
+    let flow = match lookup_open(&web, &ctx, &token, found, now) {
         Ok(f) => f,
         Err(page) => return page,
     };
@@ -479,8 +489,9 @@ async fn code_form(
     headers: HeaderMap,
 ) -> Response {
     let now = now_ms();
-    let ctx = web.ctx(&headers, &q, &fallback_lang(&web, &token));
-    let flow = match lookup_open(&web, &ctx, &token, now) {
+    let found = flow::find(&web.services, &token);
+    let ctx = web.ctx(&headers, &q, &fallback_lang(&web, &found));
+    let flow = match lookup_open(&web, &ctx, &token, found, now) {
         Ok(f) => f,
         Err(page) => return page,
     };
@@ -512,16 +523,17 @@ async fn code_submit(
     body: Result<Form<CodeForm>, FormRejection>,
 ) -> Response {
     let now = now_ms();
+    let found = flow::find(&web.services, &token);
     let ctx = web.ctx(
         &headers,
         &LangQuery::default(),
-        &fallback_lang(&web, &token),
+        &fallback_lang(&web, &found),
     );
     let f = match form(&web, &ctx, &headers, body, |f| &f.csrf) {
         Ok(f) => f,
         Err(page) => return page,
     };
-    let flow = match lookup(&web, &ctx, &token) {
+    let flow = match lookup(&web, &ctx, &token, found) {
         Ok(f) => f,
         Err(page) => return page,
     };
@@ -584,8 +596,9 @@ async fn password_form(
     headers: HeaderMap,
 ) -> Response {
     let now = now_ms();
-    let ctx = web.ctx(&headers, &q, &fallback_lang(&web, &token));
-    let flow = match lookup_open(&web, &ctx, &token, now) {
+    let found = flow::find(&web.services, &token);
+    let ctx = web.ctx(&headers, &q, &fallback_lang(&web, &found));
+    let flow = match lookup_open(&web, &ctx, &token, found, now) {
         Ok(f) => f,
         Err(page) => return page,
     };
@@ -604,16 +617,17 @@ async fn password_submit(
     body: Result<Form<PasswordForm>, FormRejection>,
 ) -> Response {
     let now = now_ms();
+    let found = flow::find(&web.services, &token);
     let ctx = web.ctx(
         &headers,
         &LangQuery::default(),
-        &fallback_lang(&web, &token),
+        &fallback_lang(&web, &found),
     );
     let f = match form(&web, &ctx, &headers, body, |f| &f.csrf) {
         Ok(f) => f,
         Err(page) => return page,
     };
-    let flow = match lookup_open(&web, &ctx, &token, now) {
+    let flow = match lookup_open(&web, &ctx, &token, found, now) {
         Ok(f) => f,
         Err(page) => return page,
     };
@@ -645,8 +659,9 @@ async fn done(
     Query(q): Query<LangQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let ctx = web.ctx(&headers, &q, &fallback_lang(&web, &token));
-    let flow = match lookup(&web, &ctx, &token) {
+    let found = flow::find(&web.services, &token);
+    let ctx = web.ctx(&headers, &q, &fallback_lang(&web, &found));
+    let flow = match lookup(&web, &ctx, &token, found) {
         Ok(f) => f,
         Err(page) => return page,
     };
@@ -669,15 +684,16 @@ async fn renew(
     body: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
     let now = now_ms();
+    let found = flow::find(&web.services, &token);
     let ctx = web.ctx(
         &headers,
         &LangQuery::default(),
-        &fallback_lang(&web, &token),
+        &fallback_lang(&web, &found),
     );
     if let Err(page) = form(&web, &ctx, &headers, body, |f| &f.csrf) {
         return page;
     }
-    let flow = match lookup(&web, &ctx, &token) {
+    let flow = match lookup(&web, &ctx, &token, found) {
         Ok(f) => f,
         Err(page) => return page,
     };
