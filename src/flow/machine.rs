@@ -13,6 +13,9 @@ pub const DAILY_FAILURE_CAP: usize = 20;
 const DAY_MS: u64 = 86_400_000;
 /// At most this many notes of one kind (a scanner may fetch a link many times).
 const MAX_NOTES_OF_A_KIND: usize = 20;
+/// Link visits kept: the first few show a scanner's fetch and the person's; more only
+/// make every page read of the flow slower.
+const MAX_VISIT_NOTES: usize = 5;
 
 /// The state as of `now`: an open flow whose link has run out is expired.
 pub fn effective_state(flow: &FlowRecord, now: u64) -> FlowState {
@@ -37,7 +40,12 @@ pub fn note(flow: &mut FlowRecord, now: u64, what: &str, detail: Option<String>)
 
 /// True when the flow already keeps as many notes of this kind as it ever will.
 pub fn notes_full(flow: &FlowRecord, what: &str) -> bool {
-    flow.notes.iter().filter(|n| n.what == what).count() >= MAX_NOTES_OF_A_KIND
+    let cap = if what == "link_visited" {
+        MAX_VISIT_NOTES
+    } else {
+        MAX_NOTES_OF_A_KIND
+    };
+    flow.notes.iter().filter(|n| n.what == what).count() >= cap
 }
 
 /// Why the button did not mail a code.
@@ -403,7 +411,11 @@ mod tests {
         let mut f = flow();
         for i in 0..100 {
             note(&mut f, i, "link_visited", None);
+            note(&mut f, i, "code_wrong", None);
         }
-        assert_eq!(f.notes.len(), MAX_NOTES_OF_A_KIND);
+        let count = |what: &str| f.notes.iter().filter(|n| n.what == what).count();
+        assert_eq!(count("link_visited"), MAX_VISIT_NOTES);
+        assert_eq!(count("code_wrong"), MAX_NOTES_OF_A_KIND);
+        assert!(notes_full(&f, "link_visited"));
     }
 }
