@@ -35,28 +35,10 @@ impl Services {
     /// only on configuration and store.
     pub fn open(config: Config) -> anyhow::Result<Services> {
         let store = Store::open(&config.store.path, config.store.fsync)?;
-        let composer = Composer::new(&config).map_err(|errors| {
-            anyhow::anyhow!(
-                "templates: {}",
-                errors
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )
-        })?;
+        let composer = Composer::new(&config).map_err(|e| all_of("templates", &e))?;
         let verp = load_verp_key(&config, &store)?;
         let dkim_keys = signing_keys(&config, true)?;
-        let signers = Signers::load(&dkim_keys).map_err(|errors| {
-            anyhow::anyhow!(
-                "DKIM: {}",
-                errors
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )
-        })?;
+        let signers = Signers::load(&dkim_keys).map_err(|e| all_of("DKIM", &e))?;
         Ok(Services {
             config: Arc::new(config),
             store,
@@ -67,6 +49,12 @@ impl Services {
             queue_bell: Arc::new(Notify::new()),
         })
     }
+}
+
+/// One error holding every problem of a list, so the operator sees them all at once.
+fn all_of<E: std::fmt::Display>(what: &str, errors: &[E]) -> anyhow::Error {
+    let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    anyhow::anyhow!("{what}: {}", text.join("; "))
 }
 
 /// The VERP secret: from `sender.verp_secret_file` when set, else generated once and

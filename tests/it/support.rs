@@ -172,6 +172,18 @@ pub fn peer(name: &str) -> PathBuf {
     );
 }
 
+/// Waits (bounded) until something listens on `port` of 127.0.0.1.
+pub fn wait_listening(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Postfix's `smtp-sink` on a free port, capturing every message to a folder.
 pub struct Sink {
     pub child: Child,
@@ -205,14 +217,7 @@ impl Sink {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let child = cmd.spawn().expect("start smtp-sink");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "smtp-sink did not start on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_listening(port, "smtp-sink");
         Sink { child, port, dir }
     }
 
