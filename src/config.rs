@@ -8,7 +8,6 @@
 //! bad addresses and missing key files are all collected and reported together, each
 //! with its key path, because an operator fixing a config wants the whole list at once.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -975,22 +974,6 @@ fn check_readable_file(c: &mut Checker<'_>, key: &str, p: &Path) {
         }
         Err(e) => c.problem(key, format!("cannot read {}: {e}", p.display())),
     }
-}
-
-/// The effective configuration as key → value text, for `mailgate check --show`.
-pub fn describe(config: &Config) -> BTreeMap<&'static str, String> {
-    let mut m = BTreeMap::new();
-    m.insert("server.listen", config.server.listen.to_string());
-    m.insert("server.public_url", config.server.public_url.clone());
-    m.insert("store.path", config.store.path.display().to_string());
-    m.insert("sender.from", config.sender.from.to_string());
-    m.insert("sender.bounce_domain", config.sender.bounce_domain.clone());
-    m.insert("sender.hostname", config.sender.hostname.clone());
-    m.insert(
-        "delivery.mode",
-        format!("{:?}", config.delivery.mode).to_lowercase(),
-    );
-    m
 }
 
 #[cfg(test)]

@@ -11,17 +11,22 @@
 //! names sled) depends on `domain`; `control`, `web` and `cli` use the store through
 //! [`services::Services`]; `app` wires everything for `serve`, and nothing depends on it.
 //!
-//! - [`domain`]: addresses, ids, durations: plain values, no I/O.
+//! - [`domain`]: addresses, ids, durations, message/flow/bounce records: plain values.
 //! - [`config`]: TOML + environment + flags → a validated [`config::Config`].
 //! - [`store`]: sled trees, key encoding, group-committed flush.
+//! - [`services`]: the shared handles every entry point runs against.
 //! - [`control`]: how commands reach the store while `serve` holds it.
+//! - [`compose`]: templates and MIME; [`dkim`]: signing, keys, records; [`verp`]: return paths.
+//! - [`queue`]: enqueue, retry policy, the delivery worker; [`delivery`]: outbox, SMTP, MX.
+//! - [`timeline`]: the delivery log of an address or a message.
+//! - [`bounce`]: parsing reports (pure); [`inbound`]: the SMTP bounce listener;
+//!   [`intake`]: tying a report to its message and applying what it means.
 //! - [`flow`]: setup and reset flows: link, button, code, password.
-//! - [`web`]: the HTTP router.
-//! - [`web`]: the HTTP router; [`web::console`] is the operators' console.
-//! - [`operators`]: console accounts, sessions and login throttling.
-//! - [`metrics`]: `GET /metrics`.
-//! - [`app`]: runs `serve`.
-//! - [`cli`]: the command line.
+//! - [`web`]: the HTTP router, pages and API; [`web::console`] is the operators' console.
+//! - [`operators`]: console accounts, sessions and login throttling; [`audit`]: who did what.
+//! - [`apikey`]: the application's keys; [`metrics`]: `GET /metrics`.
+//! - [`checks`]: what `mailgate check` verifies; [`dns`]: the records to publish.
+//! - [`app`]: runs `serve`; [`cli`]: the command line.
 
 pub mod apikey;
 pub mod app;

@@ -50,11 +50,6 @@ impl Shutdown {
         let _ = self.rx.recv().await;
         self.stopped = true;
     }
-
-    /// True once [`Shutdown::recv`] has returned.
-    pub fn is_stopped(&self) -> bool {
-        self.stopped
-    }
 }
 
 /// SIGINT and SIGTERM handlers. Install them before announcing readiness: a signal that

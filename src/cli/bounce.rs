@@ -55,14 +55,6 @@ pub fn parse(files: &[PathBuf], json: bool) -> ExitCode {
     }
 }
 
-/// Who runs a command, for the audit log.
-pub fn operator_name() -> String {
-    format!(
-        "command line ({})",
-        std::env::var("USER").unwrap_or_else(|_| "unknown user".into())
-    )
-}
-
 /// `mailgate bounce ingest FILE...|-`: each file is taken in on its own; a bad one is
 /// reported and the rest proceed.
 pub async fn ingest(cli: &super::Cli, files: &[PathBuf]) -> ExitCode {

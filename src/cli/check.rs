@@ -1,22 +1,13 @@
-//! `mailgate check` (configuration, keys, templates) and `mailgate dns`.
+//! `mailgate check`: configuration, keys and templates, every problem printed.
 
 use std::process::ExitCode;
 
-use crate::config::{Config, ConfigSources};
-use crate::dkim::Signers;
+use crate::config::Config;
 
 use super::Cli;
 
-fn sources(cli: &Cli) -> ConfigSources {
-    let mut overrides = cli.overrides.clone();
-    if cli.log_json {
-        overrides.push("log.format=\"json\"".into());
-    }
-    ConfigSources::from_process(cli.config.clone(), overrides)
-}
-
 pub fn run(cli: &Cli) -> ExitCode {
-    let sources = sources(cli);
+    let sources = super::config_sources(cli);
     let path = sources.resolve_path();
     match Config::load(&sources) {
         Ok(config) => {
@@ -47,76 +38,4 @@ pub fn run(cli: &Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// `mailgate dns [--check] [--json]`.
-pub async fn dns(cli: &Cli, check: bool, json: bool) -> ExitCode {
-    let config = match super::load_config(cli) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let keys = match crate::services::signing_keys(&config, false) {
-        Ok(k) => k,
-        Err(e) => {
-            eprintln!("mailgate: {e:#}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if keys.is_empty() {
-        eprintln!(
-            "mailgate: no DKIM key yet: configure [[dkim]] (see `mailgate dkim keygen`) or start `serve` once to make a development key"
-        );
-    }
-    let signers = match Signers::load(&keys) {
-        Ok(s) => s,
-        Err(errors) => {
-            for e in errors {
-                eprintln!("mailgate: {e}");
-            }
-            return ExitCode::FAILURE;
-        }
-    };
-    let records = crate::dns::records(&config, &signers);
-    if check {
-        let results = match crate::dns::check(&records).await {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("mailgate: {e:#}");
-                return ExitCode::FAILURE;
-            }
-        };
-        if json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&results).unwrap_or_default()
-            );
-        } else {
-            for r in &results {
-                println!("{:<4} {:<45} {}", r.kind, r.name, r.message);
-                for f in &r.found {
-                    println!("       found: {f}");
-                }
-            }
-        }
-        return if results.iter().all(|r| r.ok) {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        };
-    }
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&records).unwrap_or_default()
-        );
-    } else {
-        for w in crate::dns::alignment_warnings(&config, &keys) {
-            println!("; warning: {w}");
-        }
-        for r in &records {
-            println!("; {}", r.purpose);
-            println!("{}\n", r.zone_line());
-        }
-    }
-    ExitCode::SUCCESS
 }

@@ -4,6 +4,7 @@
 mod bounce;
 mod check;
 mod dkim;
+mod dns;
 mod invite;
 mod operator;
 pub mod report;
@@ -230,7 +231,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             bits,
             out,
         }) => return dkim::keygen(domain, selector, algorithm, *bits, out),
-        Command::Dns { check, json } => return check::dns(&cli, *check, *json).await,
+        Command::Dns { check, json } => return dns::dns(&cli, *check, *json).await,
         Command::Bounce(BounceCommand::Ingest { files }) => {
             return bounce::ingest(&cli, files).await;
         }
@@ -246,7 +247,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             let request = Request::SuppressionAdd {
                 address: address.clone(),
                 note: note.clone(),
-                who: bounce::operator_name(),
+                who: operator_name(),
             };
             return store_commands::run(&cli, request, |v| {
                 println!("{}", v.as_str().unwrap_or(""))
@@ -256,7 +257,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Suppression(SuppressionCommand::Remove { address }) => {
             let request = Request::SuppressionRemove {
                 address: address.clone(),
-                who: bounce::operator_name(),
+                who: operator_name(),
             };
             return store_commands::run(&cli, request, |v| {
                 println!("{}", v.as_str().unwrap_or(""))
@@ -368,13 +369,27 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// Loads the configuration and starts logging; on failure prints every problem.
-pub fn load_config(cli: &Cli) -> Result<Config, ExitCode> {
+/// Where this command line takes its configuration from: `--config`, the environment,
+/// `--set` flags, and `--log-json` as `log.format = "json"`.
+pub fn config_sources(cli: &Cli) -> ConfigSources {
     let mut overrides = cli.overrides.clone();
     if cli.log_json {
         overrides.push("log.format=\"json\"".into());
     }
-    match Config::load(&ConfigSources::from_process(cli.config.clone(), overrides)) {
+    ConfigSources::from_process(cli.config.clone(), overrides)
+}
+
+/// Who runs a command, for the audit log.
+pub fn operator_name() -> String {
+    format!(
+        "command line ({})",
+        std::env::var("USER").unwrap_or_else(|_| "unknown user".into())
+    )
+}
+
+/// Loads the configuration and starts logging; on failure prints every problem.
+pub fn load_config(cli: &Cli) -> Result<Config, ExitCode> {
+    match Config::load(&config_sources(cli)) {
         Ok(config) => {
             crate::logging::init(config.log.format, &config.log.level);
             Ok(config)

@@ -42,7 +42,7 @@ pub async fn add(cli: &Cli, name: &str, role: &str) -> ExitCode {
         name: name.to_string(),
         role: role.to_string(),
         password_hash: hash,
-        who: super::bounce::operator_name(),
+        who: super::operator_name(),
     };
     super::store_commands::run(cli, request, |v| {
         println!("{}", v.as_str().unwrap_or(""));

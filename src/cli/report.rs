@@ -12,8 +12,7 @@ use super::Cli;
 
 /// Parses `--since` (`7d`, `24h`) into a start time.
 pub fn since_ms(since: &str) -> Result<u64, String> {
-    let d = crate::domain::duration::parse_duration(since).map_err(|e| format!("--since: {e}"))?;
-    Ok(now_ms().saturating_sub(d.as_millis() as u64))
+    crate::domain::duration::period_start(since, now_ms()).map_err(|e| format!("--since: {e}"))
 }
 
 /// One CSV field, quoted when needed (RFC 4180).

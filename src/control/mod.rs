@@ -138,7 +138,7 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
                 .map_err(|e| e.to_string())
         }
         Request::BounceIngest { name, raw_base64 } => {
-            let raw = ingest(services, &raw_base64)?;
+            let raw = decode_base64(&raw_base64)?;
             let result = crate::intake::take(
                 services,
                 &raw,
@@ -159,7 +159,7 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
             to_value(&services.store.suppressions().map_err(|e| e.to_string())?)
         }
         Request::SuppressionAdd { address, note, who } => {
-            let a = crate::domain::Address::parse(&address).map_err(|e| e.to_string())?;
+            let a = parse_address(&address)?;
             let entry = crate::domain::bounce::Suppression {
                 address: a.to_string(),
                 since_ms: crate::domain::now_ms(),
@@ -175,7 +175,7 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
             )))
         }
         Request::SuppressionRemove { address, who } => {
-            let a = crate::domain::Address::parse(&address).map_err(|e| e.to_string())?;
+            let a = parse_address(&address)?;
             match services
                 .store
                 .unsuppress(&a.to_string())
@@ -205,30 +205,28 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
             only_if_new,
             dry_run,
         } => {
-            start_flow(
-                services,
-                crate::domain::FlowKind::Setup,
-                &address,
+            let request = crate::flow::StartFlow {
+                kind: crate::domain::FlowKind::Setup,
+                address: parse_address(&address)?,
                 name,
                 locale,
                 not_before_ms,
                 only_if_new,
                 dry_run,
-            )
-            .await
+            };
+            start_flow(services, request).await
         }
         Request::Reset { address } => {
-            start_flow(
-                services,
-                crate::domain::FlowKind::Reset,
-                &address,
-                None,
-                None,
-                None,
-                false,
-                false,
-            )
-            .await
+            let request = crate::flow::StartFlow {
+                kind: crate::domain::FlowKind::Reset,
+                address: parse_address(&address)?,
+                name: None,
+                locale: None,
+                not_before_ms: None,
+                only_if_new: false,
+                dry_run: false,
+            };
+            start_flow(services, request).await
         }
         Request::OperatorAdd {
             name,
@@ -279,41 +277,22 @@ fn operator_add(
     }))
 }
 
-fn ingest(services: &Services, raw_base64: &str) -> Result<Vec<u8>, String> {
-    let _ = services;
+/// The raw bytes of a message sent over the socket as base64.
+fn decode_base64(raw_base64: &str) -> Result<Vec<u8>, String> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD
         .decode(raw_base64)
         .map_err(|e| format!("the message did not arrive intact: {e}"))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn start_flow(
-    services: &Services,
-    kind: crate::domain::FlowKind,
-    address: &str,
-    name: Option<String>,
-    locale: Option<String>,
-    not_before_ms: Option<u64>,
-    only_if_new: bool,
-    dry_run: bool,
-) -> Result<Value, String> {
-    let address = crate::domain::Address::parse(address).map_err(|e| e.to_string())?;
-    let started = crate::flow::start(
-        services,
-        crate::flow::StartFlow {
-            kind,
-            address,
-            name,
-            locale,
-            not_before_ms,
-            only_if_new,
-            dry_run,
-        },
-        crate::domain::now_ms(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+fn parse_address(address: &str) -> Result<crate::domain::Address, String> {
+    crate::domain::Address::parse(address).map_err(|e| e.to_string())
+}
+
+async fn start_flow(services: &Services, request: crate::flow::StartFlow) -> Result<Value, String> {
+    let started = crate::flow::start(services, request, crate::domain::now_ms())
+        .await
+        .map_err(|e| e.to_string())?;
     to_value(&started)
 }
 
@@ -338,11 +317,6 @@ impl Backend {
             return Ok(Backend::Remote(socket));
         }
         Ok(Backend::Local(Services::open(config)?))
-    }
-
-    /// True when the request went through a running server.
-    pub fn is_remote(&self) -> bool {
-        matches!(self, Backend::Remote(_))
     }
 
     /// Runs one request.

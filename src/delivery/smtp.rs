@@ -132,8 +132,7 @@ impl Connection {
             timeout: settings.command_timeout,
         };
 
-        let tls_connector =
-            || mail_send::smtp::tls::build_tls_connector(!settings.verify_certificates);
+        let tls_connector = || tls_connector(settings.verify_certificates);
         let mut client = if settings.tls == TlsPolicy::Implicit {
             let connector =
                 tls_connector().map_err(|e| fail(report.clone(), Class::Temporary, e))?;
@@ -521,8 +520,8 @@ pub fn xtext(s: &str) -> String {
     out
 }
 
-/// Builds a TLS connector (exposed for the inbound tests).
-pub fn tls_connector(verify: bool) -> Result<TlsConnector, String> {
+/// A TLS connector that checks the server's certificate when `verify` is set.
+fn tls_connector(verify: bool) -> Result<TlsConnector, String> {
     mail_send::smtp::tls::build_tls_connector(!verify)
 }
 

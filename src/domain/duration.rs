@@ -21,6 +21,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     })
 }
 
+/// The start (ms since the epoch) of a period written like `"7d"` that ends at `now_ms`:
+/// the bounce report's `--since`, `?since=` and period menu all mean this.
+pub fn period_start(since: &str, now_ms: u64) -> Result<u64, String> {
+    let d = parse_duration(since)?;
+    Ok(now_ms.saturating_sub(d.as_millis() as u64))
+}
+
 /// Formats a duration the way it would be written in the configuration.
 pub fn format_duration(d: Duration) -> String {
     humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()

@@ -149,6 +149,38 @@ pub struct FlowRecord {
     pub notes: Vec<FlowNote>,
 }
 
+impl FlowRecord {
+    /// A new flow in state `issued` for `address`: no name, link, code, message or note
+    /// yet (the caller fills in what it has).
+    pub fn issued(
+        id: String,
+        kind: FlowKind,
+        address: Address,
+        locale: String,
+        created_ms: u64,
+        expires_ms: u64,
+    ) -> FlowRecord {
+        FlowRecord {
+            id,
+            kind,
+            address,
+            name: None,
+            locale,
+            state: FlowState::Issued,
+            created_ms,
+            expires_ms,
+            link_hash: String::new(),
+            message_ids: Vec::new(),
+            code: None,
+            failures_ms: Vec::new(),
+            undeliverable_reason: None,
+            superseded_by: None,
+            completed_ms: None,
+            notes: Vec::new(),
+        }
+    }
+}
+
 /// A person's account as far as mailgate knows it: the argon2id hash of the password
 /// set through a flow (a PHC string, which carries its own salt and parameters).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

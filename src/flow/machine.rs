@@ -240,24 +240,14 @@ mod tests {
     const MIN: u64 = 60_000;
 
     fn flow() -> FlowRecord {
-        FlowRecord {
-            id: "f".into(),
-            kind: FlowKind::Setup,
-            address: Address::parse("a@example.jp").unwrap(),
-            name: None,
-            locale: "ja".into(),
-            state: FlowState::Issued,
-            created_ms: 0,
-            expires_ms: 24 * 60 * MIN,
-            link_hash: String::new(),
-            message_ids: vec![],
-            code: None,
-            failures_ms: vec![],
-            undeliverable_reason: None,
-            superseded_by: None,
-            completed_ms: None,
-            notes: vec![],
-        }
+        FlowRecord::issued(
+            "f".into(),
+            FlowKind::Setup,
+            Address::parse("a@example.jp").unwrap(),
+            "ja".into(),
+            0,
+            24 * 60 * MIN,
+        )
     }
 
     fn code(c: &str) -> NewCode {

@@ -130,27 +130,21 @@ pub async fn start(services: &Services, req: StartFlow, now: u64) -> Result<Star
     let token = secret::new_token();
     let link_hash = secret::digest(&token);
     let mut flow = FlowRecord {
-        id: secret::new_flow_id(),
-        kind: req.kind,
-        address: req.address.clone(),
         name: req
             .name
             .clone()
             .filter(|n| !n.trim().is_empty())
             .or_else(|| account.as_ref().and_then(|a| a.name.clone()))
             .or_else(|| previous.as_ref().and_then(|f| f.name.clone())),
-        locale,
-        state: FlowState::Issued,
-        created_ms: now,
-        expires_ms: send_at + services.config.flows.link_lifetime.as_millis() as u64,
         link_hash: hex::encode(link_hash),
-        message_ids: vec![],
-        code: None,
-        failures_ms: vec![],
-        undeliverable_reason: None,
-        superseded_by: None,
-        completed_ms: None,
-        notes: vec![],
+        ..FlowRecord::issued(
+            secret::new_flow_id(),
+            req.kind,
+            req.address.clone(),
+            locale,
+            now,
+            send_at + services.config.flows.link_lifetime.as_millis() as u64,
+        )
     };
     let detail = (send_at > now).then(|| format!("mail scheduled for {}", format_time_ms(send_at)));
     machine::note(&mut flow, now, "issued", detail);

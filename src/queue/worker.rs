@@ -7,9 +7,6 @@
 //! keeps its SMTP connection for up to `messages_per_connection` messages and lingers
 //! briefly for more before it says QUIT. On start, messages left `sending` by a killed
 //! process are made due again: delivery is at least once.
-//!
-//! [`try_execute_task`] runs one claimed message to its outcome without the dispatcher,
-//! so tests can drain the queue without sleeping (zero-to-production's habit).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -371,9 +368,12 @@ async fn connection_task(inner: &Arc<Inner>, dest: &Destination) {
                         Err(outcome) => {
                             // The destination is unreachable: every message waiting for
                             // it gets the same outcome now, each in its own timeline.
-                            settle(inner, &id, &outcome).await;
+                            settle(inner, record, &outcome).await;
                             while let Some(other) = dest.pop() {
-                                settle(inner, &other, &outcome).await;
+                                match services.store.message(&other) {
+                                    Ok(Some(r)) => settle(inner, r, &outcome).await,
+                                    _ => done(inner),
+                                }
                             }
                             break;
                         }
@@ -389,7 +389,7 @@ async fn connection_task(inner: &Arc<Inner>, dest: &Destination) {
                 outcome
             }
         };
-        settle(inner, &id, &outcome).await;
+        settle(inner, record, &outcome).await;
     }
     if let Some(c) = conn {
         c.close().await;
@@ -401,8 +401,11 @@ fn done(inner: &Inner) {
     inner.capacity_bell.notify_one();
 }
 
-async fn settle(inner: &Arc<Inner>, id: &MessageId, outcome: &Outcome) {
-    if let Err(e) = apply_outcome(&inner.services, id, outcome, now_ms()) {
+/// Records an outcome for a message the worker holds (its record as read before the
+/// attempt, so the hot path reads each record once) and frees its in-flight slot.
+async fn settle(inner: &Arc<Inner>, record: MessageRecord, outcome: &Outcome) {
+    let id = record.id;
+    if let Err(e) = apply_outcome(&inner.services, record, outcome, now_ms()) {
         tracing::error!(msg_id = %id, error = %e, "cannot record a delivery outcome; the message will be retried");
     }
     done(inner);
@@ -471,14 +474,12 @@ pub fn envelope_for(services: &Services, record: &MessageRecord) -> Envelope {
 /// Records an attempt's outcome: the event, the new status, the next try.
 pub fn apply_outcome(
     services: &Services,
-    id: &MessageId,
+    mut record: MessageRecord,
     outcome: &Outcome,
     now: u64,
 ) -> Result<(), StoreError> {
     let store = &services.store;
-    let Some(mut record) = store.message(id)? else {
-        return Ok(());
-    };
+    let id = record.id;
     record.attempts += 1;
     let report = outcome.report();
     let mut event = Event {
@@ -562,34 +563,4 @@ pub fn finish(
     store.put_message(record)?;
     store.remove_body(&record.id)?;
     Ok(())
-}
-
-/// Claims the next due message and runs it to its outcome, without the dispatcher:
-/// `Some(outcome)` when a message was tried, `None` when nothing was due.
-pub async fn try_execute_task(services: &Services, now: u64) -> anyhow::Result<Option<Outcome>> {
-    let route = Route::from_services(services)?;
-    for (due, id) in services.store.due_messages(now, 16)? {
-        let Some(record) = claim(services, due, &id, now)? else {
-            continue;
-        };
-        let body = services.store.body(&id)?.unwrap_or_default();
-        let envelope = envelope_for(services, &record);
-        let outcome = match &route {
-            Route::Outbox(dir) => {
-                crate::delivery::outbox::deliver(dir, &id.to_string(), &envelope, &body)
-            }
-            _ => match open_connection(&route, &record).await {
-                Ok(mut c) => {
-                    let (o, _) = c.send(&envelope, &body).await;
-                    c.close().await;
-                    o
-                }
-                Err(o) => o,
-            },
-        };
-        apply_outcome(services, &id, &outcome, now)?;
-        services.store.flush().await?;
-        return Ok(Some(outcome));
-    }
-    Ok(None)
 }

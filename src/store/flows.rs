@@ -139,27 +139,17 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Address, FlowKind, FlowState};
+    use crate::domain::{Address, FlowKind};
 
     fn flow(id: &str) -> FlowRecord {
-        FlowRecord {
-            id: id.into(),
-            kind: FlowKind::Setup,
-            address: Address::parse("a@example.jp").unwrap(),
-            name: None,
-            locale: "ja".into(),
-            state: FlowState::Issued,
-            created_ms: 1,
-            expires_ms: 2,
-            link_hash: String::new(),
-            message_ids: vec![],
-            code: None,
-            failures_ms: vec![],
-            undeliverable_reason: None,
-            superseded_by: None,
-            completed_ms: None,
-            notes: vec![],
-        }
+        FlowRecord::issued(
+            id.into(),
+            FlowKind::Setup,
+            Address::parse("a@example.jp").unwrap(),
+            "ja".into(),
+            1,
+            2,
+        )
     }
 
     #[test]

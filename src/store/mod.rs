@@ -211,11 +211,9 @@ impl Store {
     }
 
     pub(crate) fn tree(&self, t: TreeName) -> &sled::Tree {
-        let idx = TreeName::ALL
-            .iter()
-            .position(|x| *x == t)
-            .expect("every tree is opened");
-        &self.inner.trees[idx]
+        // `ALL` lists the trees in declaration order, so the discriminant is the index
+        // (checked by `tree_names_index_the_opened_trees`).
+        &self.inner.trees[t as usize]
     }
 
     /// Makes every write made before this call durable. Concurrent callers share
@@ -366,6 +364,18 @@ mod tests {
         );
         assert!(e.to_string().contains(&path.display().to_string()));
         assert!(matches!(e, StoreError::Locked { .. }));
+    }
+
+    #[test]
+    fn tree_names_index_the_opened_trees() {
+        for (i, t) in TreeName::ALL.iter().enumerate() {
+            assert_eq!(
+                *t as usize,
+                i,
+                "{} is out of order in TreeName::ALL",
+                t.name()
+            );
+        }
     }
 
     #[tokio::test]

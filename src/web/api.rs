@@ -33,7 +33,7 @@ impl ApiError {
         tracing::error!(error = %e, "request failed");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("the store is not available: {e}"),
+            format!("the server cannot take this request now: {e}"),
         )
     }
 }
@@ -203,9 +203,8 @@ pub async fn get_bounces(
     Query(q): Query<BouncesQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let since = q.since.unwrap_or_else(|| "7d".into());
-    let d = crate::domain::duration::parse_duration(&since)
+    let since_ms = crate::domain::duration::period_start(&since, crate::domain::now_ms())
         .map_err(|e| ApiError::bad_request(format!("since: {e}")))?;
-    let since_ms = crate::domain::now_ms().saturating_sub(d.as_millis() as u64);
     let list = services
         .store
         .bounces_since(since_ms)

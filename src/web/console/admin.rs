@@ -50,9 +50,8 @@ fn period(
     q: &PeriodQuery,
 ) -> Result<(String, u64, Vec<BounceRecord>), ConsoleError> {
     let since = q.since.clone().unwrap_or_else(|| "7d".into());
-    let d = crate::domain::duration::parse_duration(&since)
+    let since_ms = crate::domain::duration::period_start(&since, now_ms())
         .map_err(|e| ConsoleError::BadRequest(format!("since: {e}")))?;
-    let since_ms = now_ms().saturating_sub(d.as_millis() as u64);
     let list = services.store.bounces_since(since_ms)?;
     Ok((since, since_ms, list))
 }

@@ -130,6 +130,17 @@ struct Ctx {
 }
 
 impl FlowWeb {
+    /// Looks the token's flow up once, and builds the page context with the flow's
+    /// language as the fallback.
+    fn token_ctx(&self, headers: &HeaderMap, q: &LangQuery, token: &str) -> (Ctx, Found) {
+        let found = flow::find(&self.services, token);
+        let fallback = match &found {
+            Ok(Some(f)) => f.locale.clone(),
+            _ => self.services.config.flows.default_locale.clone(),
+        };
+        (self.ctx(headers, q, &fallback), found)
+    }
+
     fn ctx(&self, headers: &HeaderMap, q: &LangQuery, fallback: &str) -> Ctx {
         let secure = self.secure();
         let mut set = Vec::new();
@@ -331,13 +342,6 @@ fn lookup_open(
     }
 }
 
-fn fallback_lang(web: &FlowWeb, found: &Found) -> String {
-    match found {
-        Ok(Some(f)) => f.locale.clone(),
-        _ => web.services.config.flows.default_locale.clone(),
-    }
-}
-
 async fn stylesheet() -> Response {
     let mut resp = STYLESHEET.into_response();
     let h = resp.headers_mut();
@@ -365,8 +369,7 @@ async fn landing(
     headers: HeaderMap,
 ) -> Response {
     let now = now_ms();
-    let found = flow::find(&web.services, &token);
-    let ctx = web.ctx(&headers, &q, &fallback_lang(&web, &found));
+    let (ctx, found) = web.token_ctx(&headers, &q, &token);
     let flow = match lookup(&web, &ctx, &token, found) {
         Ok(f) => f,
         Err(page) => return page,
@@ -445,12 +448,7 @@ async fn button(
     body: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
     let now = now_ms();
-    let found = flow::find(&web.services, &token);
-    let ctx = web.ctx(
-        &headers,
-        &LangQuery::default(),
-        &fallback_lang(&web, &found),
-    );
+    let (ctx, found) = web.token_ctx(&headers, &LangQuery::default(), &token);
     if let Err(page) = form(&web, &ctx, &headers, body, |f| &f.csrf) {
         return page;
     }
@@ -489,8 +487,7 @@ async fn code_form(
     headers: HeaderMap,
 ) -> Response {
     let now = now_ms();
-    let found = flow::find(&web.services, &token);
-    let ctx = web.ctx(&headers, &q, &fallback_lang(&web, &found));
+    let (ctx, found) = web.token_ctx(&headers, &q, &token);
     let flow = match lookup_open(&web, &ctx, &token, found, now) {
         Ok(f) => f,
         Err(page) => return page,
@@ -523,12 +520,7 @@ async fn code_submit(
     body: Result<Form<CodeForm>, FormRejection>,
 ) -> Response {
     let now = now_ms();
-    let found = flow::find(&web.services, &token);
-    let ctx = web.ctx(
-        &headers,
-        &LangQuery::default(),
-        &fallback_lang(&web, &found),
-    );
+    let (ctx, found) = web.token_ctx(&headers, &LangQuery::default(), &token);
     let f = match form(&web, &ctx, &headers, body, |f| &f.csrf) {
         Ok(f) => f,
         Err(page) => return page,
@@ -596,8 +588,7 @@ async fn password_form(
     headers: HeaderMap,
 ) -> Response {
     let now = now_ms();
-    let found = flow::find(&web.services, &token);
-    let ctx = web.ctx(&headers, &q, &fallback_lang(&web, &found));
+    let (ctx, found) = web.token_ctx(&headers, &q, &token);
     let flow = match lookup_open(&web, &ctx, &token, found, now) {
         Ok(f) => f,
         Err(page) => return page,
@@ -617,12 +608,7 @@ async fn password_submit(
     body: Result<Form<PasswordForm>, FormRejection>,
 ) -> Response {
     let now = now_ms();
-    let found = flow::find(&web.services, &token);
-    let ctx = web.ctx(
-        &headers,
-        &LangQuery::default(),
-        &fallback_lang(&web, &found),
-    );
+    let (ctx, found) = web.token_ctx(&headers, &LangQuery::default(), &token);
     let f = match form(&web, &ctx, &headers, body, |f| &f.csrf) {
         Ok(f) => f,
         Err(page) => return page,
@@ -659,8 +645,7 @@ async fn done(
     Query(q): Query<LangQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let found = flow::find(&web.services, &token);
-    let ctx = web.ctx(&headers, &q, &fallback_lang(&web, &found));
+    let (ctx, found) = web.token_ctx(&headers, &q, &token);
     let flow = match lookup(&web, &ctx, &token, found) {
         Ok(f) => f,
         Err(page) => return page,
@@ -684,12 +669,7 @@ async fn renew(
     body: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
     let now = now_ms();
-    let found = flow::find(&web.services, &token);
-    let ctx = web.ctx(
-        &headers,
-        &LangQuery::default(),
-        &fallback_lang(&web, &found),
-    );
+    let (ctx, found) = web.token_ctx(&headers, &LangQuery::default(), &token);
     if let Err(page) = form(&web, &ctx, &headers, body, |f| &f.csrf) {
         return page;
     }
