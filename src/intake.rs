@@ -200,7 +200,6 @@ async fn apply(
     m.status = MessageStatus::Bounced;
     if m.due_ms.is_some() {
         store.reschedule(m, None)?;
-        store.remove_body(&m.id)?;
     }
     store.append_event(m, &event)?;
     store.put_message(m)?;

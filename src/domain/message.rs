@@ -59,6 +59,15 @@ impl MessageStatus {
     }
 }
 
+/// Where a message's signed bytes are in the store's spool: segment file, offset of the
+/// record, length of the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BodyLocation {
+    pub segment: u32,
+    pub offset: u64,
+    pub len: u32,
+}
+
 /// The stored record of one message (its bytes are kept apart, see the store).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageRecord {
@@ -84,6 +93,9 @@ pub struct MessageRecord {
     /// How many events the timeline has (the next event's sequence number).
     pub events: u32,
     pub size: usize,
+    /// Where the bytes are while the message is open; `None` once it is final.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<BodyLocation>,
 }
 
 /// What happened in one step of a message's life.

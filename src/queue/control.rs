@@ -78,7 +78,7 @@ pub fn retry(services: &Services, id: &str, who: &str) -> Result<String, String>
             &Event::new(Step::RetryRequested, now).with_detail(format!("by {who}")),
         )
         .map_err(|e| e.to_string())?;
-    store.put_message(&r).map_err(|e| e.to_string())?;
+    store.put_message(&mut r).map_err(|e| e.to_string())?;
     services.queue_bell.notify_one();
     Ok(format!("message {id} will be tried now"))
 }

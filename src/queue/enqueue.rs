@@ -94,6 +94,7 @@ pub async fn enqueue(services: &Services, out: Outgoing) -> Result<Enqueued, Enq
         flow_id: out.flow_id,
         events: 0,
         size: signed.len(),
+        body: None,
     };
     let mut first = Event::new(Step::Queued, now);
     if due > now {

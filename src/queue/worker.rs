@@ -25,11 +25,14 @@ use crate::queue::retry::{RetryDecision, next_attempt};
 use crate::services::Services;
 use crate::shutdown::Shutdown;
 use crate::store::StoreError;
+use crate::store::spool::SpoolError;
 
 /// How long a claimed message stays out of the due range.
 const LEASE_MS: u64 = 3_600_000;
 /// How long an idle connection waits for more work before QUIT.
 const LINGER: Duration = Duration::from_millis(300);
+/// How often the spool is checked for mostly dead segments to compact.
+const COMPACT_EVERY: Duration = Duration::from_secs(60);
 
 /// Where messages go.
 #[derive(Clone)]
@@ -163,7 +166,12 @@ pub async fn run(services: Services, mut shutdown: Shutdown) -> anyhow::Result<(
         in_flight: AtomicUsize::new(0),
         capacity_bell: Notify::new(),
     });
+    let mut next_compaction = tokio::time::Instant::now() + COMPACT_EVERY;
     loop {
+        if tokio::time::Instant::now() >= next_compaction {
+            next_compaction += COMPACT_EVERY;
+            compact_spool(&services).await;
+        }
         let claimed = claim_batch(&inner, now_ms());
         let wait = match &claimed {
             Err(e) => {
@@ -199,6 +207,25 @@ pub async fn run(services: Services, mut shutdown: Shutdown) -> anyhow::Result<(
     Ok(())
 }
 
+/// Gives back the disk space of final messages in mostly dead spool segments (on a
+/// blocking thread: it calls into the file system).
+async fn compact_spool(services: &Services) {
+    let store = services.store.clone();
+    match tokio::task::spawn_blocking(move || store.reclaim_spool()).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(bytes)) => {
+            tracing::info!(
+                bytes,
+                "spool: space of final messages given back in mostly empty segments"
+            )
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "spool compaction failed; the spool keeps its files")
+        }
+        Err(e) => tracing::warn!(error = %e, "spool compaction stopped"),
+    }
+}
+
 /// Makes every message left `sending` due now, with a `recovered` event.
 pub fn recover(services: &Services, now: u64) -> Result<usize, StoreError> {
     let store = &services.store;
@@ -221,7 +248,7 @@ pub fn recover(services: &Services, now: u64) -> Result<usize, StoreError> {
             &Event::new(Step::Recovered, now)
                 .with_detail("in flight when the last run stopped; trying again"),
         )?;
-        store.put_message(&record)?;
+        store.put_message(&mut record)?;
         n += 1;
     }
     Ok(n)
@@ -279,7 +306,7 @@ pub fn claim(
     }
     record.status = MessageStatus::Sending;
     store.reschedule(&mut record, Some(now + LEASE_MS))?;
-    store.put_message(&record)?;
+    store.put_message(&mut record)?;
     Ok(Some(record))
 }
 
@@ -337,10 +364,31 @@ async fn connection_task(inner: &Arc<Inner>, dest: &Destination) {
     let services = &inner.services;
     let mut conn: Option<Connection> = None;
     while let Some(id) = next_message(dest).await {
-        let (record, body) = match (services.store.message(&id), services.store.body(&id)) {
-            (Ok(Some(r)), Ok(Some(b))) if r.status == MessageStatus::Sending => (r, b),
+        let record = match services.store.message(&id) {
+            Ok(Some(r)) if r.status == MessageStatus::Sending => r,
             _ => {
                 done(inner);
+                continue;
+            }
+        };
+        let body = match services.store.body(&record) {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                done(inner);
+                continue;
+            }
+            Err(e) => {
+                let report = AttemptReport {
+                    detail: Some(format!("cannot read the message's bytes: {e}")),
+                    ..AttemptReport::default()
+                };
+                // Damaged bytes (a power loss before they were acknowledged, or a bad
+                // disk) will not heal: the message fails, saying why. A read error may.
+                let outcome = match e {
+                    StoreError::Spool(SpoolError::Damaged { .. }) => Outcome::Failed(report),
+                    _ => Outcome::Deferred(report),
+                };
+                settle(inner, record, &outcome).await;
                 continue;
             }
         };
@@ -529,7 +577,7 @@ pub fn apply_outcome(
                     record.status = MessageStatus::Deferred;
                     store.reschedule(&mut record, Some(at))?;
                     store.append_event(&mut record, &event)?;
-                    store.put_message(&record)
+                    store.put_message(&mut record)
                 }
                 RetryDecision::Expire => {
                     event.step = Some(Step::Deferred);
@@ -560,7 +608,5 @@ pub fn finish(
     crate::flow::message_finished(services, record, status, event.at_ms);
     store.reschedule(record, None)?;
     store.append_event(record, &event)?;
-    store.put_message(record)?;
-    store.remove_body(&record.id)?;
-    Ok(())
+    store.put_message(record)
 }

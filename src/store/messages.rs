@@ -1,5 +1,8 @@
 //! Messages, their bodies, their timelines, the queue and the address index.
 //!
+//! A body's bytes go to the spool and its location rides in the record; writing a final
+//! record releases them.
+//!
 //! Writes for a new message go body → event → index → record → queue key, queue key
 //! last: a worker scans only the queue, so it never sees a half-written message. The
 //! caller flushes before acknowledging.
@@ -18,9 +21,7 @@ impl Store {
         first: &Event,
     ) -> Result<(), StoreError> {
         let id = record.id;
-        self.tree(TreeName::Bodies)
-            .insert(id.as_bytes(), raw)
-            .map_err(|e| self.write_error(e))?;
+        record.body = Some(self.inner.spool.write(&id, raw)?);
         self.put_json(TreeName::Events, &keys::event(&id, 0), first)?;
         record.events = 1;
         self.tree(TreeName::AddressIndex)
@@ -29,7 +30,10 @@ impl Store {
                 &[],
             )
             .map_err(|e| self.write_error(e))?;
-        self.put_json(TreeName::Messages, id.as_bytes(), record)?;
+        if let Err(e) = self.put_json(TreeName::Messages, id.as_bytes(), record) {
+            self.release_body(record);
+            return Err(e);
+        }
         if let Some(due) = record.due_ms {
             self.tree(TreeName::Queue)
                 .insert(keys::queue(due, &id), &[])
@@ -43,27 +47,39 @@ impl Store {
         self.get_json(TreeName::Messages, id.as_bytes())
     }
 
-    /// Rewrites a message record.
-    pub fn put_message(&self, record: &MessageRecord) -> Result<(), StoreError> {
-        self.put_json(TreeName::Messages, record.id.as_bytes(), record)
+    /// Rewrites a message record. A final record (delivered, failed, …) drops its body:
+    /// the bytes may hold a link or a code, and nobody needs them any more.
+    pub fn put_message(&self, record: &mut MessageRecord) -> Result<(), StoreError> {
+        if record.status.is_open() || record.body.is_none() {
+            return self.put_json(TreeName::Messages, record.id.as_bytes(), record);
+        }
+        let location = record.body.take();
+        self.put_json(TreeName::Messages, record.id.as_bytes(), record)?;
+        // After the record write: a crash before it keeps the bytes the record names.
+        self.inner.spool.release_opt(location);
+        Ok(())
+    }
+
+    fn release_body(&self, record: &mut MessageRecord) {
+        self.inner.spool.release_opt(record.body.take());
     }
 
     /// The signed bytes of an open message.
-    pub fn body(&self, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .tree(TreeName::Bodies)
-            .get(id.as_bytes())
-            .map_err(|e| self.write_error(e))?
-            .map(|v| v.to_vec()))
+    pub fn body(&self, record: &MessageRecord) -> Result<Option<Vec<u8>>, StoreError> {
+        match record.body {
+            Some(location) => Ok(Some(self.inner.spool.read(&record.id, location)?)),
+            None => Ok(None),
+        }
     }
 
-    /// Drops the bytes of a message that will not be sent again: they may hold a link or
-    /// a code, and nobody needs them once the message is final.
-    pub fn remove_body(&self, id: &MessageId) -> Result<(), StoreError> {
-        self.tree(TreeName::Bodies)
-            .remove(id.as_bytes())
-            .map_err(|e| self.write_error(e))?;
-        Ok(())
+    /// Punches the dead records out of mostly dead spool segments (see the spool).
+    pub fn reclaim_spool(&self) -> Result<u64, StoreError> {
+        Ok(self.inner.spool.reclaim()?)
+    }
+
+    /// The spool's segment files (for tests).
+    pub fn spool_files(&self) -> Vec<std::path::PathBuf> {
+        self.inner.spool.segment_files()
     }
 
     /// Appends an event to a message's timeline and counts it in the record (the caller
@@ -205,6 +221,7 @@ mod tests {
             flow_id: None,
             events: 0,
             size: 1,
+            body: None,
         }
     }
 
@@ -236,8 +253,53 @@ mod tests {
         store
             .append_event(&mut early, &Event::new(Step::Delivered, 120))
             .unwrap();
-        store.put_message(&early).unwrap();
+        store.put_message(&mut early).unwrap();
         assert_eq!(store.events(&early.id).unwrap().len(), 2);
         assert_eq!(store.due_messages(150, 10).unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn bodies_survive_a_reopen_and_a_final_record_gives_its_bytes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let body = |i: usize| format!("{i:06} ").repeat(150_000).into_bytes(); // ~1 MiB
+        let mut kept = Vec::new();
+        {
+            let store = Store::open(&path, true).unwrap();
+            let mut records = Vec::new();
+            for i in 0..20 {
+                let mut r = record("a@example.jp", 100 + i as u64);
+                store
+                    .insert_message(&mut r, &body(i), &Event::new(Step::Queued, 100))
+                    .unwrap();
+                records.push(r);
+            }
+            store.flush().await.unwrap();
+            assert_eq!(store.spool_files().len(), 2, "20 MiB fill two segments");
+            // All but two of the first segment's messages are final.
+            for (i, r) in records.iter_mut().enumerate() {
+                if (2..15).contains(&i) {
+                    r.status = MessageStatus::Delivered;
+                    store.reschedule(r, None).unwrap();
+                    store.put_message(r).unwrap();
+                    assert_eq!(r.body, None);
+                    assert_eq!(store.message(&r.id).unwrap().unwrap().body, None);
+                } else {
+                    kept.push((i, r.id));
+                }
+            }
+            store.flush().await.unwrap();
+            assert!(store.reclaim_spool().unwrap() > 10_000_000);
+        }
+        let store = Store::open(&path, true).unwrap();
+        for (i, id) in &kept {
+            let record = store.message(id).unwrap().unwrap();
+            assert_eq!(store.body(&record).unwrap().unwrap(), body(*i), "body {i}");
+        }
+        assert_eq!(
+            store.spool_files().len(),
+            3,
+            "both old segments live, and a new one"
+        );
     }
 }

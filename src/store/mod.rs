@@ -5,11 +5,16 @@
 //! big-endian byte strings built in [`keys`], so a range scan yields records in the
 //! order they are needed (due work first, a message's events in order).
 //!
+//! Message bodies are the exception: they live in append-only segment files
+//! ([`spool`]) and sled keeps where each one is.
+//!
 //! Durability: nothing may be acknowledged before [`Store::flush`] returns. sled's own
 //! `flush()` survives a killed process but uses `sync_file_range`, not fsync, so when
 //! `store.fsync` is on the database file is also `fdatasync`ed. Flushes are batched
 //! across concurrent callers (group commit): a caller whose writes were already covered
-//! by a flush that started after them returns without flushing again. The flush runs on
+//! by a flush that started after them returns without flushing again. A flush syncs the
+//! spool's segments before sled, so a durable index entry never points at bytes that
+//! are not. The flush runs on
 //! a blocking thread because `flush_async` from many tasks deadlocked (sled #1308).
 
 pub mod bounces;
@@ -17,6 +22,7 @@ pub mod flows;
 pub mod keys;
 pub mod messages;
 pub mod operators;
+pub mod spool;
 pub mod stats;
 
 use std::fs::File;
@@ -59,6 +65,8 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("message spool: {0}; intake stops rather than lose mail")]
+    Spool(#[from] spool::SpoolError),
     #[error("a record in {tree} is damaged: {detail}")]
     Corrupt { tree: &'static str, detail: String },
 }
@@ -68,8 +76,6 @@ pub enum StoreError {
 pub enum TreeName {
     /// Message records by message id.
     Messages,
-    /// The signed bytes of each open message, by message id.
-    Bodies,
     /// The queue: `(due time, message id)` → nothing; scanned in due order.
     Queue,
     /// Timeline events: `(message id, sequence)` → event.
@@ -98,9 +104,8 @@ pub enum TreeName {
 
 impl TreeName {
     /// Every tree, opened at start so a damaged store fails early.
-    pub const ALL: [TreeName; 14] = [
+    pub const ALL: [TreeName; 13] = [
         TreeName::Messages,
-        TreeName::Bodies,
         TreeName::Queue,
         TreeName::Events,
         TreeName::AddressIndex,
@@ -119,7 +124,6 @@ impl TreeName {
     pub fn name(self) -> &'static str {
         match self {
             TreeName::Messages => "messages",
-            TreeName::Bodies => "bodies",
             TreeName::Queue => "queue",
             TreeName::Events => "events",
             TreeName::AddressIndex => "address_index",
@@ -139,6 +143,7 @@ impl TreeName {
 struct Inner {
     db: sled::Db,
     trees: Vec<sled::Tree>,
+    spool: spool::Spool,
     path: PathBuf,
     fsync: bool,
     /// The data file, kept open for fdatasync.
@@ -181,6 +186,11 @@ impl Store {
                     .map_err(|source| classify_open_error(path, source))?,
             );
         }
+        let spool = spool::Spool::open(
+            &path.join("spool"),
+            fsync,
+            open_bodies(path, &trees)?.into_iter(),
+        )?;
         let data_file = if fsync {
             File::open(path.join("db")).ok()
         } else {
@@ -190,6 +200,7 @@ impl Store {
             inner: Arc::new(Inner {
                 db,
                 trees,
+                spool,
                 path: path.to_path_buf(),
                 fsync,
                 data_file,
@@ -242,16 +253,22 @@ impl Store {
             path: self.inner.path.clone(),
             source,
         };
-        self.inner
+        let ticket = self.inner.spool.sync()?;
+        let flushed = self
+            .inner
             .db
             .flush()
-            .map_err(|e| io(std::io::Error::other(e.to_string())))?;
-        if self.inner.fsync
-            && let Some(f) = &self.inner.data_file
-        {
-            f.sync_data().map_err(io)?;
+            .map_err(|e| io(std::io::Error::other(e.to_string())))
+            .and_then(|_| match (&self.inner.data_file, self.inner.fsync) {
+                (Some(f), true) => f.sync_data().map_err(io),
+                _ => Ok(()),
+            });
+        match flushed {
+            // Only now are the record writes durable that released spool bodies.
+            Ok(()) => self.inner.spool.flushed(ticket),
+            Err(_) => self.inner.spool.flush_failed(ticket),
         }
-        Ok(())
+        flushed
     }
 
     pub(crate) fn write_error(&self, source: sled::Error) -> StoreError {
@@ -302,6 +319,32 @@ pub(crate) fn decode<T: DeserializeOwned>(t: TreeName, v: &[u8]) -> Result<T, St
         tree: t.name(),
         detail: e.to_string(),
     })
+}
+
+/// The spool locations of the open messages (those in the queue), read at open.
+fn open_bodies(
+    path: &Path,
+    trees: &[sled::Tree],
+) -> Result<Vec<crate::domain::BodyLocation>, StoreError> {
+    let read = |source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut out = Vec::new();
+    for item in trees[TreeName::Queue as usize].iter().keys() {
+        let Some((_, id)) = keys::parse_queue(&item.map_err(read)?) else {
+            continue;
+        };
+        let Some(v) = trees[TreeName::Messages as usize]
+            .get(id.as_bytes())
+            .map_err(read)?
+        else {
+            continue;
+        };
+        let record: crate::domain::MessageRecord = decode(TreeName::Messages, &v)?;
+        out.extend(record.body);
+    }
+    Ok(out)
 }
 
 fn create_private_dir(path: &Path) -> Result<(), StoreError> {

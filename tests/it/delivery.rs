@@ -29,9 +29,10 @@ fn stored_body(inst: &Instance, id: &str) -> Vec<u8> {
     .unwrap();
     let services = mailgate::services::Services::open(config).unwrap();
     let mid = mailgate::domain::MessageId::parse(id).unwrap();
+    let record = services.store.message(&mid).unwrap().expect("the record");
     services
         .store
-        .body(&mid)
+        .body(&record)
         .unwrap()
         .expect("body of an open message")
 }
