@@ -281,7 +281,14 @@ fn mailgate(a: &Args) -> Measured {
                 break rest.split_whitespace().next().unwrap().to_string();
             }
         };
-        std::thread::spawn(move || for _ in lines {});
+        // The server's log goes to a file, for when a run looks wrong.
+        let log_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-delivery-server.log");
+        let mut log = std::fs::File::create(&log_path).unwrap();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let _ = writeln!(log, "{line}");
+            }
+        });
         addr
     };
     // A body that makes the whole message about `size` bytes.

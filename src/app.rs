@@ -69,10 +69,19 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             trigger.subscribe(),
         ));
     }
-    let worker = tokio::spawn(crate::queue::worker::run(
-        services.clone(),
-        trigger.subscribe(),
-    ));
+    let worker = {
+        let (services, stop, trigger) = (services.clone(), trigger.subscribe(), trigger.clone());
+        tokio::spawn(async move {
+            let result = crate::queue::worker::run(services, stop).await;
+            if let Err(e) = &result {
+                // A gateway that takes mail it cannot send is worse than one that is
+                // down: say why, and stop.
+                tracing::error!(error = %format!("{e:#}"), "the delivery worker stopped; serve stops too");
+                trigger.trigger();
+            }
+            result
+        })
+    };
     tracing::info!(mode = ?services.config.delivery.mode, "delivery worker started");
 
     let mut stop = trigger.subscribe();

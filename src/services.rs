@@ -28,6 +28,8 @@ pub struct Services {
     pub dkim_keys: Arc<Vec<DkimKeyConfig>>,
     /// Rung after enqueue so the worker looks at the queue at once.
     pub queue_bell: Arc<Notify>,
+    /// Enqueue's short way to a running delivery worker.
+    pub handoff: Arc<crate::queue::handoff::Handoff>,
 }
 
 impl Services {
@@ -47,6 +49,7 @@ impl Services {
             signers: Arc::new(signers),
             dkim_keys: Arc::new(dkim_keys),
             queue_bell: Arc::new(Notify::new()),
+            handoff: Arc::default(),
         })
     }
 }

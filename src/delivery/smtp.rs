@@ -486,21 +486,27 @@ fn apply_reply(report: &mut AttemptReport, reply: Option<&Response<String>>) {
 /// §4.5.2), then the final ".". Bare LF is sent as CRLF.
 pub fn dot_stuff(raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len() + raw.len() / 64 + 5);
-    let mut at_line_start = true;
-    let mut prev = 0u8;
-    for &b in raw {
-        if b == b'\n' && prev != b'\r' {
-            out.push(b'\r');
-        }
-        if at_line_start && b == b'.' {
+    let mut rest = raw;
+    while !rest.is_empty() {
+        if rest[0] == b'.' {
             out.push(b'.');
         }
-        out.push(b);
-        at_line_start = b == b'\n';
-        prev = b;
-    }
-    if !at_line_start {
-        out.extend_from_slice(b"\r\n");
+        match memchr::memchr(b'\n', rest) {
+            Some(i) => {
+                let line = &rest[..i];
+                out.extend_from_slice(line);
+                if line.last() != Some(&b'\r') {
+                    out.push(b'\r');
+                }
+                out.push(b'\n');
+                rest = &rest[i + 1..];
+            }
+            None => {
+                out.extend_from_slice(rest);
+                out.extend_from_slice(b"\r\n");
+                rest = &[];
+            }
+        }
     }
     out.extend_from_slice(b".\r\n");
     out
@@ -534,6 +540,11 @@ mod tests {
         assert_eq!(dot_stuff(b"a\r\n.b\r\n"), b"a\r\n..b\r\n.\r\n");
         assert_eq!(dot_stuff(b".x"), b"..x\r\n.\r\n");
         assert_eq!(dot_stuff(b"a\nb"), b"a\r\nb\r\n.\r\n");
+        assert_eq!(dot_stuff(b""), b".\r\n");
+        assert_eq!(
+            dot_stuff(b"a\r\n\r\n.\n..\r\n"),
+            b"a\r\n\r\n..\r\n...\r\n.\r\n"
+        );
     }
 
     #[test]

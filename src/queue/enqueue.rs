@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::compose::{ComposeError, Draft};
 use crate::domain::{Address, Event, MessageId, MessageRecord, MessageStatus, Step, now_ms};
+use crate::queue::handoff::Job;
 use crate::services::Services;
 use crate::store::StoreError;
 
@@ -103,7 +104,17 @@ pub async fn enqueue(services: &Services, out: Outgoing) -> Result<Enqueued, Enq
             crate::domain::format_time_ms(due)
         ));
     }
-    if let Some(entry) = services.store.suppression(&record.to.to_string())? {
+    let suppressed = services.store.suppression(&record.to.to_string())?;
+    // Due now and the worker has room: written already claimed, handed over once durable.
+    let handed = match (&suppressed, due > now) {
+        (None, false) => services.handoff.try_reserve(),
+        _ => None,
+    };
+    if handed.is_some() {
+        record.status = MessageStatus::Sending;
+        record.due_ms = Some(now + crate::queue::worker::LEASE_MS);
+    }
+    if let Some(entry) = suppressed {
         // Sending to an address known to be dead hurts the sender's reputation: the
         // message fails at once, and its timeline says why.
         record.due_ms = None;
@@ -129,12 +140,22 @@ pub async fn enqueue(services: &Services, out: Outgoing) -> Result<Enqueued, Enq
             .insert_message(&mut record, &signed, &first)?;
     }
     services.store.flush().await?;
-    services.queue_bell.notify_one();
     tracing::info!(msg_id = %id, template = %record.template, status = record.status.as_str(), "queued");
-    Ok(Enqueued {
+    let ack = Enqueued {
         message_id: id,
-        message_id_header: record.message_id_header,
+        message_id_header: record.message_id_header.clone(),
         expires_ms: record.expires_ms,
         status: record.status,
-    })
+    };
+    match handed {
+        Some(reservation) => services.handoff.send(
+            reservation,
+            Job {
+                record,
+                body: Some(signed),
+            },
+        ),
+        None => services.queue_bell.notify_one(),
+    }
+    Ok(ack)
 }

@@ -3,6 +3,7 @@
 
 pub mod control;
 pub mod enqueue;
+pub mod handoff;
 pub mod retry;
 pub mod worker;
 

@@ -15,12 +15,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore};
+use tokio::time::Instant;
 
 use crate::config::{DeliveryMode, RelayTls};
 use crate::delivery::mx::{self, Route as MxRoute};
 use crate::delivery::smtp::{Connection, SmtpSettings, TlsPolicy};
 use crate::delivery::{AttemptReport, Envelope, Outcome};
 use crate::domain::{Event, MessageId, MessageRecord, MessageStatus, Step, format_time_ms, now_ms};
+use crate::queue::handoff::Job;
 use crate::queue::retry::{RetryDecision, next_attempt};
 use crate::services::Services;
 use crate::shutdown::Shutdown;
@@ -28,11 +30,11 @@ use crate::store::StoreError;
 use crate::store::spool::SpoolError;
 
 /// How long a claimed message stays out of the due range.
-const LEASE_MS: u64 = 3_600_000;
+pub(crate) const LEASE_MS: u64 = 3_600_000;
 /// How long an idle connection waits for more work before QUIT.
 const LINGER: Duration = Duration::from_millis(300);
-/// How often the spool is checked for mostly dead segments to compact.
-const COMPACT_EVERY: Duration = Duration::from_secs(60);
+/// How often the spool's mostly dead segments give their space back.
+const RECLAIM_EVERY: Duration = Duration::from_secs(60);
 
 /// Where messages go.
 #[derive(Clone)]
@@ -123,13 +125,13 @@ impl Route {
 /// Messages waiting for one destination, and its connection tasks.
 struct Destination {
     name: String,
-    pending: Mutex<VecDeque<MessageId>>,
+    pending: Mutex<VecDeque<Job>>,
     active: AtomicUsize,
     bell: Notify,
 }
 
 impl Destination {
-    fn pop(&self) -> Option<MessageId> {
+    fn pop(&self) -> Option<Job> {
         self.pending.lock().expect("pending lock").pop_front()
     }
 }
@@ -139,9 +141,6 @@ struct Inner {
     route: Route,
     destinations: Mutex<HashMap<String, Arc<Destination>>>,
     connections: Arc<Semaphore>,
-    in_flight: AtomicUsize,
-    max_in_flight: usize,
-    capacity_bell: Notify,
 }
 
 /// Runs the worker until shutdown. Returns once connection tasks have finished their
@@ -157,49 +156,78 @@ pub async fn run(services: Services, mut shutdown: Shutdown) -> anyhow::Result<(
         services.store.flush().await?;
     }
     let d = &services.config.delivery;
+    let handoff = &services.handoff;
     let inner = Arc::new(Inner {
         connections: Arc::new(Semaphore::new(d.max_connections)),
-        max_in_flight: (d.max_connections * 64).max(256),
         services: services.clone(),
         route,
         destinations: Mutex::new(HashMap::new()),
-        in_flight: AtomicUsize::new(0),
-        capacity_bell: Notify::new(),
     });
-    let mut next_compaction = tokio::time::Instant::now() + COMPACT_EVERY;
+    let mut jobs = handoff.attach((d.max_connections * 64).max(256));
+    let mut next_reclaim = Instant::now() + RECLAIM_EVERY;
+    // When to look at the queue next, and whether the last look stopped for want of
+    // room (then a freed slot is worth another look).
+    let mut look_at = Instant::now();
+    let mut starved = false;
     loop {
-        if tokio::time::Instant::now() >= next_compaction {
-            next_compaction += COMPACT_EVERY;
-            compact_spool(&services).await;
+        if Instant::now() >= next_reclaim {
+            next_reclaim += RECLAIM_EVERY;
+            reclaim_spool(&services).await;
         }
-        let claimed = claim_batch(&inner, now_ms());
-        let wait = match &claimed {
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the queue; retrying in 5s");
-                Duration::from_secs(5)
+        if Instant::now() >= look_at {
+            match claim_batch(&inner, now_ms()) {
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the queue; retrying in 5s");
+                    starved = false;
+                    look_at = Instant::now() + Duration::from_secs(5);
+                }
+                Ok(claimed) => {
+                    starved = handoff.room() == 0;
+                    look_at = Instant::now()
+                        + if starved {
+                            Duration::from_secs(1)
+                        } else if claimed > 0 {
+                            Duration::ZERO
+                        } else {
+                            match services.store.next_due() {
+                                Ok(Some(due)) => Duration::from_millis(
+                                    due.saturating_sub(now_ms()).clamp(5, 1000),
+                                ),
+                                _ => Duration::from_secs(1),
+                            }
+                        };
+                    if !starved && claimed > 0 {
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
+                }
             }
-            Ok(n) if *n > 0 => Duration::ZERO,
-            Ok(_) => match services.store.next_due() {
-                Ok(Some(due)) => Duration::from_millis(due.saturating_sub(now_ms()).clamp(5, 1000)),
-                _ => Duration::from_secs(1),
-            },
-        };
-        if wait.is_zero() && inner.in_flight.load(Ordering::SeqCst) < inner.max_in_flight {
-            tokio::task::yield_now().await;
-            continue;
         }
         tokio::select! {
             _ = shutdown.recv() => break,
-            _ = services.queue_bell.notified() => {}
-            _ = inner.capacity_bell.notified() => {}
-            _ = tokio::time::sleep(wait.max(Duration::from_millis(5))) => {}
+            Some(job) = jobs.recv() => {
+                let name = inner.route.destination(&job.record);
+                dispatch(&inner, name, job);
+            }
+            _ = services.queue_bell.notified() => look_at = Instant::now(),
+            _ = handoff.capacity_bell.notified(), if starved => look_at = Instant::now(),
+            _ = tokio::time::sleep_until(look_at) => {}
         }
     }
+    // New messages stay in the queue; what the worker was given and has not started is
+    // claimed in the store, and the next start makes it due again.
+    handoff.detach();
+    while let Ok(_job) = jobs.try_recv() {
+        handoff.done();
+    }
     // Let connection tasks finish the message they hold.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while inner.in_flight.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while handoff.in_flight() > 0 && Instant::now() < deadline {
         for dest in inner.destinations.lock().expect("destinations").values() {
-            dest.pending.lock().expect("pending").clear();
+            let dropped = std::mem::take(&mut *dest.pending.lock().expect("pending"));
+            for _ in dropped {
+                handoff.done();
+            }
             dest.bell.notify_waiters();
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -209,7 +237,7 @@ pub async fn run(services: Services, mut shutdown: Shutdown) -> anyhow::Result<(
 
 /// Gives back the disk space of final messages in mostly dead spool segments (on a
 /// blocking thread: it calls into the file system).
-async fn compact_spool(services: &Services) {
+async fn reclaim_spool(services: &Services) {
     let store = services.store.clone();
     match tokio::task::spawn_blocking(move || store.reclaim_spool()).await {
         Ok(Ok(0)) => {}
@@ -256,22 +284,28 @@ pub fn recover(services: &Services, now: u64) -> Result<usize, StoreError> {
 
 /// Claims due messages up to the in-flight cap and hands them to destinations.
 fn claim_batch(inner: &Arc<Inner>, now: u64) -> Result<usize, StoreError> {
-    let room = inner
-        .max_in_flight
-        .saturating_sub(inner.in_flight.load(Ordering::SeqCst));
+    let handoff = &inner.services.handoff;
+    let room = handoff.room();
     if room == 0 {
         return Ok(0);
     }
     let store = &inner.services.store;
     let mut claimed = 0;
     for (due, id) in store.due_messages(now, room.min(512))? {
-        match claim(&inner.services, due, &id, now)? {
-            Some(record) => {
-                inner.in_flight.fetch_add(1, Ordering::SeqCst);
-                dispatch(inner, inner.route.destination(&record), id);
+        if !handoff.take_slot() {
+            break;
+        }
+        match claim(&inner.services, due, &id, now) {
+            Ok(Some(record)) => {
+                let name = inner.route.destination(&record);
+                dispatch(inner, name, Job { record, body: None });
                 claimed += 1;
             }
-            None => continue,
+            Ok(None) => handoff.done(),
+            Err(e) => {
+                handoff.done();
+                return Err(e);
+            }
         }
     }
     Ok(claimed)
@@ -310,7 +344,7 @@ pub fn claim(
     Ok(Some(record))
 }
 
-fn dispatch(inner: &Arc<Inner>, name: String, id: MessageId) {
+fn dispatch(inner: &Arc<Inner>, name: String, job: Job) {
     let dest = {
         let mut map = inner.destinations.lock().expect("destinations");
         map.entry(name.clone())
@@ -326,7 +360,7 @@ fn dispatch(inner: &Arc<Inner>, name: String, id: MessageId) {
     };
     let queued = {
         let mut p = dest.pending.lock().expect("pending");
-        p.push_back(id);
+        p.push_back(job);
         p.len()
     };
     dest.bell.notify_one();
@@ -343,17 +377,17 @@ fn dispatch(inner: &Arc<Inner>, name: String, id: MessageId) {
             dest.active.fetch_sub(1, Ordering::SeqCst);
             // Work may have arrived after this task decided to stop.
             if dest.active.load(Ordering::SeqCst) == 0
-                && let Some(id) = dest.pop()
+                && let Some(job) = dest.pop()
             {
-                dispatch(&inner, dest.name.clone(), id);
+                dispatch(&inner, dest.name.clone(), job);
             }
         });
     }
 }
 
-async fn next_message(dest: &Destination) -> Option<MessageId> {
-    if let Some(id) = dest.pop() {
-        return Some(id);
+async fn next_message(dest: &Destination) -> Option<Job> {
+    if let Some(job) = dest.pop() {
+        return Some(job);
     }
     let _ = tokio::time::timeout(LINGER, dest.bell.notified()).await;
     dest.pop()
@@ -363,7 +397,9 @@ async fn next_message(dest: &Destination) -> Option<MessageId> {
 async fn connection_task(inner: &Arc<Inner>, dest: &Destination) {
     let services = &inner.services;
     let mut conn: Option<Connection> = None;
-    while let Some(id) = next_message(dest).await {
+    while let Some(job) = next_message(dest).await {
+        let id = job.record.id;
+        // Read again: the message may have been cancelled while it waited here.
         let record = match services.store.message(&id) {
             Ok(Some(r)) if r.status == MessageStatus::Sending => r,
             _ => {
@@ -371,7 +407,11 @@ async fn connection_task(inner: &Arc<Inner>, dest: &Destination) {
                 continue;
             }
         };
-        let body = match services.store.body(&record) {
+        let body = match job.body {
+            Some(b) => Ok(Some(b)),
+            None => services.store.body(&record),
+        };
+        let body = match body {
             Ok(Some(b)) => b,
             Ok(None) => {
                 done(inner);
@@ -418,7 +458,7 @@ async fn connection_task(inner: &Arc<Inner>, dest: &Destination) {
                             // it gets the same outcome now, each in its own timeline.
                             settle(inner, record, &outcome).await;
                             while let Some(other) = dest.pop() {
-                                match services.store.message(&other) {
+                                match services.store.message(&other.record.id) {
                                     Ok(Some(r)) => settle(inner, r, &outcome).await,
                                     _ => done(inner),
                                 }
@@ -445,8 +485,7 @@ async fn connection_task(inner: &Arc<Inner>, dest: &Destination) {
 }
 
 fn done(inner: &Inner) {
-    inner.in_flight.fetch_sub(1, Ordering::SeqCst);
-    inner.capacity_bell.notify_one();
+    inner.services.handoff.done();
 }
 
 /// Records an outcome for a message the worker holds (its record as read before the

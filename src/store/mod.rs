@@ -6,16 +6,17 @@
 //! order they are needed (due work first, a message's events in order).
 //!
 //! Message bodies are the exception: they live in append-only segment files
-//! ([`spool`]) and sled keeps where each one is.
+//! ([`spool`]); the message record says where.
 //!
 //! Durability: nothing may be acknowledged before [`Store::flush`] returns. sled's own
 //! `flush()` survives a killed process but uses `sync_file_range`, not fsync, so when
-//! `store.fsync` is on the database file is also `fdatasync`ed. Flushes are batched
-//! across concurrent callers (group commit): a caller whose writes were already covered
-//! by a flush that started after them returns without flushing again. A flush syncs the
-//! spool's segments before sled, so a durable index entry never points at bytes that
-//! are not. The flush runs on
-//! a blocking thread because `flush_async` from many tasks deadlocked (sled #1308).
+//! `store.fsync` is on the database file is also `fdatasync`ed. A flush syncs the
+//! spool's segments before sled, so a durable record never points at bytes that are
+//! not. Flushes are shared by concurrent callers (group commit): one caller flushes for
+//! every request made before it began, the others wait for it and are all woken at once
+//! (a lock handed from waiter to waiter made each wait for every earlier one). The flush
+//! runs on a blocking thread because `flush_async` from many tasks deadlocked (sled
+//! #1308).
 
 pub mod bounces;
 pub mod flows;
@@ -28,7 +29,7 @@ pub mod stats;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -151,7 +152,9 @@ struct Inner {
     /// Flush requests issued so far, and the highest request a finished flush covers.
     requested: AtomicU64,
     completed: AtomicU64,
-    flush_lock: tokio::sync::Mutex<()>,
+    /// A caller is flushing for everyone; the others wait for `flushed`.
+    flushing: AtomicBool,
+    flushed: tokio::sync::Notify,
 }
 
 /// A handle to the open store; cheap to clone.
@@ -206,7 +209,8 @@ impl Store {
                 data_file,
                 requested: AtomicU64::new(0),
                 completed: AtomicU64::new(0),
-                flush_lock: tokio::sync::Mutex::new(()),
+                flushing: AtomicBool::new(false),
+                flushed: tokio::sync::Notify::new(),
             }),
         })
     }
@@ -230,21 +234,48 @@ impl Store {
     /// Makes every write made before this call durable. Concurrent callers share
     /// flushes (group commit).
     pub async fn flush(&self) -> Result<(), StoreError> {
-        let my_request = self.inner.requested.fetch_add(1, Ordering::SeqCst) + 1;
-        let _guard = self.inner.flush_lock.lock().await;
-        if self.inner.completed.load(Ordering::SeqCst) >= my_request {
-            return Ok(());
-        }
-        let covered = self.inner.requested.load(Ordering::SeqCst);
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || this.flush_now())
+        let inner = &self.inner;
+        let my_request = inner.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        loop {
+            // Listen before looking, so a flush that ends in between still wakes us.
+            let flushed = inner.flushed.notified();
+            tokio::pin!(flushed);
+            flushed.as_mut().enable();
+            if inner.completed.load(Ordering::SeqCst) >= my_request {
+                return Ok(());
+            }
+            if inner
+                .flushing
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+            {
+                // Someone flushes; theirs may not cover us, so look again when it ends.
+                flushed.await;
+                continue;
+            }
+            // This caller flushes for every request made so far. The blocking task
+            // finishes the flush and wakes the waiters even if this caller goes away. A
+            // failure reaches the waiters as their own attempt: each tries once more and
+            // reports its own error.
+            let covered = inner.requested.load(Ordering::SeqCst);
+            let this = self.clone();
+            return tokio::task::spawn_blocking(move || {
+                let result = this.flush_now();
+                if result.is_ok() {
+                    this.inner.completed.fetch_max(covered, Ordering::SeqCst);
+                }
+                this.inner.flushing.store(false, Ordering::SeqCst);
+                this.inner.flushed.notify_waiters();
+                result
+            })
             .await
-            .map_err(|e| StoreError::Flush {
-                path: self.inner.path.clone(),
-                source: std::io::Error::other(e.to_string()),
-            })??;
-        self.inner.completed.fetch_max(covered, Ordering::SeqCst);
-        Ok(())
+            .unwrap_or_else(|e| {
+                Err(StoreError::Flush {
+                    path: inner.path.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                })
+            });
+        }
     }
 
     /// Flushes on the calling thread; for code that is not async (tests, shutdown).
@@ -437,6 +468,26 @@ mod tests {
             t.await.unwrap();
         }
         assert_eq!(store.count(TreeName::Meta), 50);
+    }
+
+    #[tokio::test]
+    async fn a_flush_abandoned_by_its_caller_does_not_stop_later_flushes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), true).unwrap();
+        for i in 0..40u32 {
+            let s = store.clone();
+            let task = tokio::spawn(async move {
+                s.put_json(TreeName::Meta, &i.to_be_bytes(), &i).unwrap();
+                s.flush().await
+            });
+            if i % 2 == 0 {
+                task.abort();
+            }
+        }
+        tokio::time::timeout(std::time::Duration::from_secs(10), store.flush())
+            .await
+            .expect("a later flush must not wait forever")
+            .unwrap();
     }
 
     #[test]
