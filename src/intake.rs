@@ -186,7 +186,7 @@ async fn apply(
             "{} reported a delay ({reason}); mail may still arrive",
             r.remote_mta.as_deref().unwrap_or("a remote server")
         ));
-        store.append_event(m, &event)?;
+        m.push_event(event.clone());
         store.put_message(m)?;
         effects.push("delay noted in the timeline".into());
         return Ok(effects);
@@ -201,7 +201,7 @@ async fn apply(
     if m.due_ms.is_some() {
         store.reschedule(m, None)?;
     }
-    store.append_event(m, &event)?;
+    m.push_event(event.clone());
     store.put_message(m)?;
     effects.push(format!("message {} marked bounced", m.id));
     if let Some(flow_id) = &m.flow_id {

@@ -28,7 +28,7 @@ pub struct MessageView {
 }
 
 impl MessageView {
-    pub fn new(record: MessageRecord, events: Vec<Event>) -> MessageView {
+    pub fn new(record: MessageRecord) -> MessageView {
         MessageView {
             message_id: record.id.to_string(),
             message_id_header: record.message_id_header,
@@ -43,7 +43,7 @@ impl MessageView {
             next_try_ms: record.due_ms.filter(|_| record.status.is_open()),
             last_reply: record.last_reply,
             flow_id: record.flow_id,
-            events,
+            events: record.timeline,
         }
     }
 }
@@ -64,8 +64,7 @@ pub fn message_view(
     let Some(record) = services.store.message(id)? else {
         return Ok(None);
     };
-    let events = services.store.events(id)?;
-    Ok(Some(MessageView::new(record, events)))
+    Ok(Some(MessageView::new(record)))
 }
 
 /// Looks up an address (every message to it, via the index) or a message id (the

@@ -72,12 +72,7 @@ pub fn retry(services: &Services, id: &str, who: &str) -> Result<String, String>
     store
         .reschedule(&mut r, Some(now))
         .map_err(|e| e.to_string())?;
-    store
-        .append_event(
-            &mut r,
-            &Event::new(Step::RetryRequested, now).with_detail(format!("by {who}")),
-        )
-        .map_err(|e| e.to_string())?;
+    r.push_event(Event::new(Step::RetryRequested, now).with_detail(format!("by {who}")));
     store.put_message(&mut r).map_err(|e| e.to_string())?;
     services.queue_bell.notify_one();
     Ok(format!("message {id} will be tried now"))

@@ -93,7 +93,7 @@ pub async fn enqueue(services: &Services, out: Outgoing) -> Result<Enqueued, Enq
         due_ms: Some(due),
         last_reply: None,
         flow_id: out.flow_id,
-        events: 0,
+        timeline: Vec::new(),
         size: signed.len(),
         body: None,
     };

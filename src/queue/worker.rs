@@ -271,11 +271,10 @@ pub fn recover(services: &Services, now: u64) -> Result<usize, StoreError> {
             MessageStatus::Deferred
         };
         store.reschedule(&mut record, Some(now))?;
-        store.append_event(
-            &mut record,
-            &Event::new(Step::Recovered, now)
+        record.push_event(
+            Event::new(Step::Recovered, now)
                 .with_detail("in flight when the last run stopped; trying again"),
-        )?;
+        );
         store.put_message(&mut record)?;
         n += 1;
     }
@@ -615,12 +614,12 @@ pub fn apply_outcome(
                     tracing::info!(reply = report.reply.as_deref().unwrap_or(""), next = %format_time_ms(at), "deferred");
                     record.status = MessageStatus::Deferred;
                     store.reschedule(&mut record, Some(at))?;
-                    store.append_event(&mut record, &event)?;
+                    record.push_event(event);
                     store.put_message(&mut record)
                 }
                 RetryDecision::Expire => {
                     event.step = Some(Step::Deferred);
-                    store.append_event(&mut record, &event)?;
+                    record.push_event(event);
                     tracing::warn!("expired after its last try");
                     finish(
                         services,
@@ -646,6 +645,6 @@ pub fn finish(
     record.status = status;
     crate::flow::message_finished(services, record, status, event.at_ms);
     store.reschedule(record, None)?;
-    store.append_event(record, &event)?;
+    record.push_event(event);
     store.put_message(record)
 }

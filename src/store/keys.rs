@@ -23,15 +23,6 @@ pub fn parse_queue(k: &[u8]) -> Option<(u64, MessageId)> {
     Some((due, MessageId::from_bytes(id)))
 }
 
-/// Event key: message id, then a sequence number, so one prefix scan reads a timeline
-/// in order.
-pub fn event(id: &MessageId, seq: u32) -> Vec<u8> {
-    let mut k = Vec::with_capacity(20);
-    k.extend_from_slice(id.as_bytes());
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
-
 /// Address index key: the address (domain lower-cased by `Address`), a 0 byte, the
 /// creation time and the message id.
 pub fn address_index(address: &str, created_ms: u64, id: &[u8]) -> Vec<u8> {

@@ -1,15 +1,15 @@
-//! Messages, their bodies, their timelines, the queue and the address index.
+//! Messages, their bodies, the queue and the address index.
 //!
-//! A body's bytes go to the spool and its location rides in the record; writing a final
-//! record releases them.
+//! A record carries its timeline, and a body's bytes go to the spool with their location
+//! in the record; writing a final record releases them.
 //!
-//! Writes for a new message go body → event → index → record → queue key, queue key
-//! last: a worker scans only the queue, so it never sees a half-written message. The
-//! caller flushes before acknowledging.
+//! Writes for a new message go body → index → record → queue key, queue key last: a
+//! worker scans only the queue, so it never sees a half-written message. The caller
+//! flushes before acknowledging.
 
 use crate::domain::{Event, MessageId, MessageRecord};
 
-use super::{Store, StoreError, TreeName, decode, keys};
+use super::{Store, StoreError, TreeName, keys};
 
 impl Store {
     /// Stores a new message, its bytes and its first event, and queues it at `due_ms`.
@@ -22,8 +22,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let id = record.id;
         record.body = Some(self.inner.spool.write(&id, raw)?);
-        self.put_json(TreeName::Events, &keys::event(&id, 0), first)?;
-        record.events = 1;
+        record.timeline = vec![first.clone()];
         self.tree(TreeName::AddressIndex)
             .insert(
                 keys::address_index(&record.to.to_string(), record.created_ms, id.as_bytes()),
@@ -80,33 +79,6 @@ impl Store {
     /// The spool's segment files (for tests).
     pub fn spool_files(&self) -> Vec<std::path::PathBuf> {
         self.inner.spool.segment_files()
-    }
-
-    /// Appends an event to a message's timeline and counts it in the record (the caller
-    /// writes the record).
-    pub fn append_event(
-        &self,
-        record: &mut MessageRecord,
-        event: &Event,
-    ) -> Result<(), StoreError> {
-        self.put_json(
-            TreeName::Events,
-            &keys::event(&record.id, record.events),
-            event,
-        )?;
-        record.events += 1;
-        Ok(())
-    }
-
-    /// A message's timeline, oldest first.
-    pub fn events(&self, id: &MessageId) -> Result<Vec<Event>, StoreError> {
-        self.tree(TreeName::Events)
-            .scan_prefix(id.as_bytes())
-            .map(|item| {
-                let (_, v) = item.map_err(|e| self.write_error(e))?;
-                decode(TreeName::Events, &v)
-            })
-            .collect()
     }
 
     /// Moves a message's queue entry to `new_due` (or removes it with `None`) and
@@ -219,7 +191,7 @@ mod tests {
             due_ms: Some(created),
             last_reply: None,
             flow_id: None,
-            events: 0,
+            timeline: Vec::new(),
             size: 1,
             body: None,
         }
@@ -250,11 +222,9 @@ mod tests {
         );
 
         store.reschedule(&mut early, None).unwrap();
-        store
-            .append_event(&mut early, &Event::new(Step::Delivered, 120))
-            .unwrap();
+        early.push_event(Event::new(Step::Delivered, 120));
         store.put_message(&mut early).unwrap();
-        assert_eq!(store.events(&early.id).unwrap().len(), 2);
+        assert_eq!(store.message(&early.id).unwrap().unwrap().timeline.len(), 2);
         assert_eq!(store.due_messages(150, 10).unwrap().len(), 1);
     }
 

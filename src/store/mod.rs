@@ -79,8 +79,6 @@ pub enum TreeName {
     Messages,
     /// The queue: `(due time, message id)` → nothing; scanned in due order.
     Queue,
-    /// Timeline events: `(message id, sequence)` → event.
-    Events,
     /// Index: `(address, time, message id)` → nothing; answers "mail for this address".
     AddressIndex,
     /// Flows by flow id.
@@ -105,10 +103,9 @@ pub enum TreeName {
 
 impl TreeName {
     /// Every tree, opened at start so a damaged store fails early.
-    pub const ALL: [TreeName; 13] = [
+    pub const ALL: [TreeName; 12] = [
         TreeName::Messages,
         TreeName::Queue,
-        TreeName::Events,
         TreeName::AddressIndex,
         TreeName::Flows,
         TreeName::Tokens,
@@ -126,7 +123,6 @@ impl TreeName {
         match self {
             TreeName::Messages => "messages",
             TreeName::Queue => "queue",
-            TreeName::Events => "events",
             TreeName::AddressIndex => "address_index",
             TreeName::Flows => "flows",
             TreeName::Tokens => "tokens",
