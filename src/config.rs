@@ -1,7 +1,7 @@
 //! Configuration: one TOML file, overridden by `MAILGATE__SECTION__KEY` environment
 //! variables, overridden in turn by `--set section.key=value` flags.
 //!
-//! Shaped like ripgrep's `LowArgs → HiArgs`: [`RawConfig`] is what serde reads (strings
+//! Shaped like ripgrep's `LowArgs → HiArgs`: `RawConfig` is what serde reads (strings
 //! for durations and addresses, so a bad value is our error, not serde's), and
 //! [`Config`] is the validated result the rest of the program uses. Loading never stops
 //! at the first problem: unknown keys, type errors (one per section), bad durations,

@@ -13,11 +13,12 @@
 //!
 //! - [`domain`]: addresses, ids, durations, message/flow/bounce records: plain values.
 //! - [`config`]: TOML + environment + flags → a validated [`config::Config`].
-//! - [`store`]: sled trees, key encoding, group-committed flush.
+//! - [`store`]: sled trees, the spool of message bytes, key encoding, group-committed flush.
 //! - [`services`]: the shared handles every entry point runs against.
 //! - [`control`]: how commands reach the store while `serve` holds it.
 //! - [`compose`]: templates and MIME; [`dkim`]: signing, keys, records; [`verp`]: return paths.
-//! - [`queue`]: enqueue, retry policy, the delivery worker; [`delivery`]: outbox, SMTP, MX.
+//! - [`queue`]: enqueue, the handoff to the delivery worker, retry policy, the worker;
+//!   [`delivery`]: outbox, SMTP, MX.
 //! - [`timeline`]: the delivery log of an address or a message.
 //! - [`bounce`]: parsing reports (pure); [`inbound`]: the SMTP bounce listener;
 //!   [`intake`]: tying a report to its message and applying what it means.

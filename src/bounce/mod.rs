@@ -2,22 +2,22 @@
 //!
 //! # Design
 //!
-//! A bounce is decoded once with `mail-parser` into a [`message::Mail`]: the top-level headers,
+//! A bounce is decoded once with `mail-parser` into a `message::Mail`: the top-level headers,
 //! every leaf MIME part with its text (transfer encodings and charsets undone), and the returned
 //! original message when one is attached. Detectors then run in a fixed order, the first that
 //! recognises the message wins:
 //!
-//! 1. [`dsn`]: RFC 3464 `multipart/report; report-type=delivery-status` (machine-readable).
-//! 2. [`arf`]: RFC 5965 `multipart/report; report-type=feedback-report` (abuse complaints).
-//! 3. [`ndr`] with a *strong* marker of a known MTA's failure notice (qmail, Exim, Sendmail,
+//! 1. `dsn`: RFC 3464 `multipart/report; report-type=delivery-status` (machine-readable).
+//! 2. `arf`: RFC 5965 `multipart/report; report-type=feedback-report` (abuse complaints).
+//! 3. `ndr` with a *strong* marker of a known MTA's failure notice (qmail, Exim, Sendmail,
 //!    Exchange, Gmail, ...). Bounces of those MTAs often carry `Auto-Submitted: auto-replied`,
 //!    so they have to be recognised before step 4.
-//! 4. [`autoreply`]: RFC 3834 auto-replies (vacation, out-of-office).
-//! 5. [`ndr`] heuristics for free-text notices without a strong marker.
+//! 4. `autoreply`: RFC 3834 auto-replies (vacation, out-of-office).
+//! 5. `ndr` heuristics for free-text notices without a strong marker.
 //!
 //! Every detector only *extracts*: recipient, action, status, reply code, diagnostic text and
 //! remote MTA. Classification into Sisimai's reason names is done afterwards, in one place,
-//! by [`classify`] with [`reason`], from rules kept as data in `rules.toml` (a status-code table,
+//! by `classify` with `reason`, from rules kept as data in `rules.toml` (a status-code table,
 //! per-reason text patterns and probe conditions, Sisimai's order of precedence, and the SMTP
 //! command a failure answered). `permanent` follows the status code's class digit
 //! (RFC 3463 §3.1), else the SMTP reply code's first digit (RFC 5321 §4.2.1).

@@ -8,7 +8,7 @@
 //!
 //! A GET changes nothing but a "link visited" note (mail scanners fetch every link).
 //! Every POST carries a CSRF token. Every page sends the security headers of
-//! [`render`]. Redirects go to fixed paths on this server; links in mail come from
+//! `render`. Redirects go to fixed paths on this server; links in mail come from
 //! `server.public_url`. Nothing here logs a token, a code or a password.
 
 // Helpers return the page to show instead as their `Err`; it is sent at once, so its
