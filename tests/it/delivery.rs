@@ -331,3 +331,38 @@ fn a_421_in_the_middle_of_a_pipelined_transaction_defers_with_its_reply() {
     // Without -f/-r, smtp-sink offers PIPELINING, so MAIL, RCPT and DATA go together.
     deferred_with_421(&["-Q", "RCPT"], "pipelined@example.jp");
 }
+
+#[test]
+fn damaged_bytes_in_the_spool_fail_the_message_and_nothing_is_sent() {
+    let sink = Sink::start(&[]);
+    let inst = Instance::new(&relay_config(sink.port, "\"1s\""));
+    let id = inst.send_notice("user0@example.jp"); // no server: it waits in the queue
+    // Flip one byte of the stored message, as a bad disk would.
+    let spool = inst.dir.path().join("store/spool");
+    let segment = std::fs::read_dir(&spool)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| std::fs::metadata(p).unwrap().len() > 0)
+        .expect("a spool segment holding the message");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[200] ^= 0x20;
+    std::fs::write(&segment, &bytes).unwrap();
+
+    let _server = inst.serve();
+    assert!(
+        wait_for(30, || status_of(&inst, &id) == "failed"),
+        "status {}",
+        status_of(&inst, &id)
+    );
+    let ev = events(&inst, &id);
+    let failed = ev
+        .iter()
+        .find(|e| e["step"] == "failed")
+        .expect("failed event");
+    let detail = failed["detail"].as_str().unwrap_or("");
+    assert!(
+        detail.contains("checksum mismatch") && detail.contains(".seg"),
+        "{ev:?}"
+    );
+    assert_eq!(sink.count(), 0, "garbage must not be sent");
+}
