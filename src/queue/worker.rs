@@ -413,7 +413,12 @@ async fn connection_task(inner: &Arc<Inner>, dest: &Destination) {
         let body = match body {
             Ok(Some(b)) => b,
             Ok(None) => {
-                done(inner);
+                // An open record without bytes: nothing can ever be sent for it.
+                let report = AttemptReport {
+                    detail: Some("the message's bytes are not in the store".into()),
+                    ..AttemptReport::default()
+                };
+                settle(inner, record, &Outcome::Failed(report)).await;
                 continue;
             }
             Err(e) => {
