@@ -10,14 +10,17 @@
 //! itself) nothing is reserved and messages wait in the queue as before.
 //!
 //! The count of messages the worker holds lives here, shared by both ways in, so the
-//! worker's cap on messages in flight covers both.
+//! worker's cap on messages in flight covers both; so do their ids, so that a message
+//! still waiting in the worker when its lease ends is not claimed a second time (its
+//! lease is renewed instead: see `worker::claim`).
 
+use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::{Notify, mpsc};
 
-use crate::domain::MessageRecord;
+use crate::domain::{MessageId, MessageRecord};
 
 /// A message the worker holds: its record as claimed, and its bytes when at hand.
 #[derive(Debug)]
@@ -33,6 +36,8 @@ pub struct Handoff {
     /// 0 while no worker runs.
     max_in_flight: AtomicUsize,
     sender: Mutex<Option<mpsc::UnboundedSender<Job>>>,
+    /// The messages the worker holds.
+    held: Mutex<HashSet<MessageId>>,
     /// Rung when a slot frees.
     pub capacity_bell: Notify,
 }
@@ -116,14 +121,36 @@ impl Handoff {
     /// the message stays claimed in the store and the next start makes it due.
     pub fn send(&self, mut reservation: Reservation<'_>, job: Job) {
         let sender = self.sender.lock().expect("handoff lock").clone();
-        if let Some(tx) = sender
-            && tx.send(job).is_ok()
-        {
+        let Some(tx) = sender else {
+            return;
+        };
+        let id = job.record.id;
+        self.hold(id);
+        if tx.send(job).is_ok() {
             reservation.used = true;
+        } else {
+            self.held.lock().expect("held lock").remove(&id);
         }
     }
 
-    /// One message the worker held is settled.
+    /// The worker holds this message from now on (the claim's way in).
+    pub fn hold(&self, id: MessageId) {
+        self.held.lock().expect("held lock").insert(id);
+    }
+
+    /// Whether the worker holds this message.
+    pub fn is_held(&self, id: &MessageId) -> bool {
+        self.held.lock().expect("held lock").contains(id)
+    }
+
+    /// The worker is done with a message it held: its slot frees.
+    pub fn finished(&self, id: &MessageId) {
+        self.held.lock().expect("held lock").remove(id);
+        self.done();
+    }
+
+    /// A slot frees (one taken for a claim that found nothing to send, or a message
+    /// the worker held: see [`Handoff::finished`]).
     pub fn done(&self) {
         // Never below zero: a wrapped count would read as full and stop delivery.
         if self
@@ -180,8 +207,11 @@ mod tests {
             },
         );
         assert_eq!(h.in_flight(), 1);
-        assert_eq!(rx.try_recv().unwrap().body.as_deref(), Some(&b"bytes"[..]));
-        h.done();
+        let job = rx.try_recv().unwrap();
+        assert_eq!(job.body.as_deref(), Some(&b"bytes"[..]));
+        assert!(h.is_held(&job.record.id), "held from the handoff on");
+        h.finished(&job.record.id);
+        assert!(!h.is_held(&job.record.id));
         assert_eq!(h.in_flight(), 0);
     }
 }

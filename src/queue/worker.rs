@@ -217,16 +217,16 @@ pub async fn run(services: Services, mut shutdown: Shutdown) -> anyhow::Result<(
     // New messages stay in the queue; what the worker was given and has not started is
     // claimed in the store, and the next start makes it due again.
     handoff.detach();
-    while let Ok(_job) = jobs.try_recv() {
-        handoff.done();
+    while let Ok(job) = jobs.try_recv() {
+        handoff.finished(&job.record.id);
     }
     // Let connection tasks finish the message they hold.
     let deadline = Instant::now() + Duration::from_secs(10);
     while handoff.in_flight() > 0 && Instant::now() < deadline {
         for dest in inner.destinations.lock().expect("destinations").values() {
             let dropped = std::mem::take(&mut *dest.pending.lock().expect("pending"));
-            for _ in dropped {
-                handoff.done();
+            for job in dropped {
+                handoff.finished(&job.record.id);
             }
             dest.bell.notify_waiters();
         }
@@ -258,12 +258,17 @@ async fn reclaim_spool(services: &Services) {
 pub fn recover(services: &Services, now: u64) -> Result<usize, StoreError> {
     let store = &services.store;
     let mut n = 0;
-    for (_, id) in store.queue_entries()? {
+    for (due, id) in store.queue_entries()? {
         let Some(mut record) = store.message(&id)? else {
             continue;
         };
         if record.status != MessageStatus::Sending {
             continue;
+        }
+        if record.due_ms != Some(due) {
+            // A lease renewed while the worker held the message: the record still
+            // names the first lease's key.
+            store.remove_queue_key(due, &id)?;
         }
         record.status = if record.attempts == 0 {
             MessageStatus::Queued
@@ -296,6 +301,7 @@ fn claim_batch(inner: &Arc<Inner>, now: u64) -> Result<usize, StoreError> {
         }
         match claim(&inner.services, due, &id, now) {
             Ok(Some(record)) => {
+                handoff.hold(record.id);
                 let name = inner.route.destination(&record);
                 dispatch(inner, name, Job { record, body: None });
                 claimed += 1;
@@ -312,6 +318,12 @@ fn claim_batch(inner: &Arc<Inner>, now: u64) -> Result<usize, StoreError> {
 
 /// Claims one queue entry: the message becomes `sending`, or is finished off when it
 /// is no longer open or has expired. Returns the record when it should be tried.
+///
+/// A message the worker still holds (its lease ended while it waited behind a slow
+/// destination) is not claimed again: its queue key moves a lease ahead. The record is
+/// not rewritten, since the connection task holding it may be writing its outcome; the
+/// record's own `due_ms` then names the old key, and the moved key is removed as stale
+/// once the message moves on.
 pub fn claim(
     services: &Services,
     due: u64,
@@ -319,6 +331,10 @@ pub fn claim(
     now: u64,
 ) -> Result<Option<MessageRecord>, StoreError> {
     let store = &services.store;
+    if services.handoff.is_held(id) {
+        store.move_queue_key(id, due, now + LEASE_MS)?;
+        return Ok(None);
+    }
     let Some(mut record) = store.message(id)? else {
         store.remove_queue_key(due, id)?;
         return Ok(None);
@@ -402,7 +418,7 @@ async fn connection_task(inner: &Arc<Inner>, dest: &Destination) {
         let record = match services.store.message(&id) {
             Ok(Some(r)) if r.status == MessageStatus::Sending => r,
             _ => {
-                done(inner);
+                done(inner, &id);
                 continue;
             }
         };
@@ -464,7 +480,7 @@ async fn connection_task(inner: &Arc<Inner>, dest: &Destination) {
                             while let Some(other) = dest.pop() {
                                 match services.store.message(&other.record.id) {
                                     Ok(Some(r)) => settle(inner, r, &outcome).await,
-                                    _ => done(inner),
+                                    _ => done(inner, &other.record.id),
                                 }
                             }
                             break;
@@ -488,8 +504,9 @@ async fn connection_task(inner: &Arc<Inner>, dest: &Destination) {
     }
 }
 
-fn done(inner: &Inner) {
-    inner.services.handoff.done();
+/// The worker is done with a message it held.
+fn done(inner: &Inner, id: &MessageId) {
+    inner.services.handoff.finished(id);
 }
 
 /// Records an outcome for a message the worker holds (its record as read before the
@@ -499,7 +516,7 @@ async fn settle(inner: &Arc<Inner>, record: MessageRecord, outcome: &Outcome) {
     if let Err(e) = apply_outcome(&inner.services, record, outcome, now_ms()) {
         tracing::error!(msg_id = %id, error = %e, "cannot record a delivery outcome; the message will be retried");
     }
-    done(inner);
+    done(inner, &id);
 }
 
 /// Opens a connection to the relay, or to the first MX host of the recipient's domain

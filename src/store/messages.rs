@@ -103,6 +103,18 @@ impl Store {
         Ok(())
     }
 
+    /// Moves a bare queue key (a lease renewed without rewriting the record).
+    pub fn move_queue_key(&self, id: &MessageId, from: u64, to: u64) -> Result<(), StoreError> {
+        let queue = self.tree(TreeName::Queue);
+        queue
+            .insert(keys::queue(to, id), &[])
+            .map_err(|e| self.write_error(e))?;
+        queue
+            .remove(keys::queue(from, id))
+            .map_err(|e| self.write_error(e))?;
+        Ok(())
+    }
+
     /// Removes one queue key (a stale entry whose message moved on).
     pub fn remove_queue_key(&self, due: u64, id: &MessageId) -> Result<(), StoreError> {
         self.tree(TreeName::Queue)
