@@ -26,15 +26,14 @@ const PRESS: &str = "document.querySelector('main form button[type=submit]').cli
 
 #[test]
 fn the_journey_in_headless_chromium_with_a_screenshot_of_each_page() {
-    let sink_dir = tempfile::tempdir().unwrap();
-    let sink = SmtpSink::start(sink_dir.path(), &[]);
+    let sink = Sink::start(&[]);
     let s = Setup::start(&format!(
         "{}[flows]\napp_url = \"https://app.example.jp/login\"\n",
-        sink.delivery_config()
+        relay_config(sink.port, "\"1s\"")
     ));
     let to = "sakura@example.jp";
     s.invite(&[to, "--name", "佐藤 さくら", "--locale", "ja"]);
-    let token = token_in(&wait_for_mail(&sink.dir, to, "アカウント設定", 1));
+    let token = token_in(&wait_for_mail(sink.dir.path(), to, "アカウント設定", 1));
     let out = output_dir();
     let mut chrome = Browser::start();
     chrome.phone();
@@ -51,7 +50,7 @@ fn the_journey_in_headless_chromium_with_a_screenshot_of_each_page() {
     assert_eq!(chrome.path(), format!("/v/{token}/code"));
     chrome.screenshot_to(&out.join("2-code.png"));
 
-    let code = code_in(&wait_for_code(&sink.dir, to, 1));
+    let code = code_in(&wait_for_code(sink.dir.path(), to, 1));
     chrome.navigate_by(&format!("{} {PRESS}", set_field("code", &code)));
     assert_eq!(chrome.path(), format!("/v/{token}/password"));
     assert!(chrome.text().contains("12文字以上"));

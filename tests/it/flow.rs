@@ -27,17 +27,16 @@ fn csrf_field(body: &str) -> String {
 
 #[test]
 fn the_whole_journey_over_smtp_ends_with_a_password_the_application_accepts() {
-    let sink_dir = tempfile::tempdir().unwrap();
-    let sink = SmtpSink::start(sink_dir.path(), &[]);
+    let sink = Sink::start(&[]);
     let s = Setup::start(&format!(
         "{}[flows]\napp_url = \"https://app.example.jp/login\"\n",
-        sink.delivery_config()
+        relay_config(sink.port, "\"1s\"")
     ));
     let to = "hanako@example.jp";
     let flow_id = s.invite(&[to, "--name", "山田 花子", "--locale", "ja"]);
 
     // The invitation: honest Japanese mail, the link from public_url, the expiry in JST.
-    let invite = wait_for_mail(&sink.dir, to, "アカウント設定のご案内", 1);
+    let invite = wait_for_mail(sink.dir.path(), to, "アカウント設定のご案内", 1);
     let token = token_in(&invite);
     assert!(invite.text.contains("山田 花子 様"), "{}", invite.text);
     assert!(invite.text.contains("日本時間"), "{}", invite.text);
@@ -68,7 +67,7 @@ fn the_whole_journey_over_smtp_ends_with_a_password_the_application_accepts() {
     let form = b.get(&format!("/v/{token}/code"));
     assert_eq!(form.status, 200);
     assert!(form.body.contains("name=\"code\""));
-    let code_mail = wait_for_code(&sink.dir, to, 1);
+    let code_mail = wait_for_code(sink.dir.path(), to, 1);
     let code = code_in(&code_mail);
 
     // Another browser cannot use this code.
@@ -99,7 +98,7 @@ fn the_whole_journey_over_smtp_ends_with_a_password_the_application_accepts() {
     assert!(done.body.contains("https://app.example.jp/login"));
 
     // The notice, the flow's state, and the application's check.
-    wait_for_mail(&sink.dir, to, "パスワードを設定しました", 1);
+    wait_for_mail(sink.dir.path(), to, "パスワードを設定しました", 1);
     assert_eq!(s.flow(&flow_id)["state"], "completed");
     assert!(s.credentials_valid(to, PASSWORD));
     assert!(!s.credentials_valid(to, "plum kettle orbit seven lantern"));
@@ -416,12 +415,11 @@ fn the_api_starts_a_flow_and_reports_it() {
 
 #[test]
 fn a_refused_code_mail_makes_the_flow_undeliverable_and_the_page_says_what_to_do() {
-    let sink_dir = tempfile::tempdir().unwrap();
-    let sink = SmtpSink::start(sink_dir.path(), &[]);
-    let s = Setup::start(&sink.delivery_config());
+    let sink = Sink::start(&[]);
+    let s = Setup::start(&relay_config(sink.port, "\"1s\""));
     let to = "gone@example.jp";
     let flow_id = s.invite(&[to, "--locale", "en"]);
-    let token = token_in(&wait_for_mail(&sink.dir, to, "set up", 1));
+    let token = token_in(&wait_for_mail(sink.dir.path(), to, "set up", 1));
     // The receiving server now refuses every recipient with a 5xx.
     let _sink = sink.restart_with(&["-f", "RCPT"]);
     let b = Browser::new(&s.server);

@@ -1,95 +1,17 @@
-//! Helpers for the flow tests: a real Postfix `smtp-sink` as the receiving MTA, a reader
-//! for captured mail (sink dumps or the outbox), and a small cookie-keeping HTTP
-//! "browser" that does not follow redirects, so each 303 can be checked.
+//! Helpers for the flow tests: a reader for captured mail (`support::Sink` dumps or the
+//! outbox), and a small cookie-keeping HTTP "browser" that does not follow redirects, so
+//! each 303 can be checked.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::support::{Instance, Server};
+pub use crate::support::{Sink, relay_config};
 
 /// The `public_url` of test instances (see `support::Instance`).
 pub const PUBLIC_URL: &str = "http://localhost:9";
-
-/// A free TCP port on 127.0.0.1 (bound and released).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// Postfix's `smtp-sink`, dumping every message it accepts into a folder.
-pub struct SmtpSink {
-    child: Child,
-    pub port: u16,
-    pub dir: PathBuf,
-}
-
-impl SmtpSink {
-    /// Starts the sink on a free port; `extra` are fault switches such as `-f RCPT`.
-    pub fn start(dir: &Path, extra: &[&str]) -> SmtpSink {
-        SmtpSink::start_on(dir, free_port(), extra)
-    }
-
-    /// Stops this sink and starts another on the same port with other switches.
-    pub fn restart_with(mut self, extra: &[&str]) -> SmtpSink {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-            assert!(Instant::now() < deadline, "the old sink still listens");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        SmtpSink::start_on(&self.dir, self.port, extra)
-    }
-
-    fn start_on(dir: &Path, port: u16, extra: &[&str]) -> SmtpSink {
-        let bin = ["/usr/sbin/smtp-sink", "/usr/bin/smtp-sink"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or_else(|| {
-                panic!("smtp-sink is missing: run scripts/install-test-peers.sh (Debian postfix)")
-            });
-        std::fs::create_dir_all(dir).expect("sink folder");
-        let mut cmd = Command::new(bin);
-        if unsafe { libc::getuid() } == 0 {
-            cmd.args(["-u", "root"]);
-        }
-        cmd.args(extra)
-            .arg("-d")
-            .arg(format!("{}/%Y%m%d%H/%M.", dir.display()))
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("100")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let child = cmd.spawn().expect("start smtp-sink");
-        crate::support::wait_listening(port, "smtp-sink");
-        SmtpSink {
-            child,
-            port,
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    /// The `[delivery]` section that relays to this sink.
-    pub fn delivery_config(&self) -> String {
-        format!(
-            "[delivery]\nmode = \"relay\"\nrelay = \"127.0.0.1:{}\"\nrelay_tls = \"none\"\nretry_schedule = [\"1s\"]\n",
-            self.port
-        )
-    }
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// One captured message, decoded.
 #[derive(Debug, Clone)]

@@ -205,11 +205,16 @@ impl Sink {
             std::os::unix::fs::PermissionsExt::from_mode(0o777),
         )
         .unwrap();
+        let child = Sink::spawn(dir.path(), port, extra);
+        Sink { child, port, dir }
+    }
+
+    fn spawn(dir: &Path, port: u16, extra: &[&str]) -> Child {
         let mut cmd = Command::new(peer("smtp-sink"));
         if unsafe { libc::geteuid() } == 0 {
             cmd.args(["-u", "nobody"]);
         }
-        let template = format!("{}/%H%M%S.", dir.path().display());
+        let template = format!("{}/%H%M%S.", dir.display());
         cmd.args(["-d", &template])
             .args(extra)
             .arg(format!("127.0.0.1:{port}"))
@@ -218,7 +223,24 @@ impl Sink {
             .stderr(Stdio::null());
         let child = cmd.spawn().expect("start smtp-sink");
         wait_listening(port, "smtp-sink");
-        Sink { child, port, dir }
+        child
+    }
+
+    /// Stops this sink and starts another on the same port and folder with other
+    /// switches (the receiving server changes its mind).
+    pub fn restart_with(mut self, extra: &[&str]) -> Sink {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the old sink still listens"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        self.child = Sink::spawn(self.dir.path(), self.port, extra);
+        self
     }
 
     /// Every captured message file's bytes.
