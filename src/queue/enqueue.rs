@@ -139,23 +139,36 @@ pub async fn enqueue(services: &Services, out: Outgoing) -> Result<Enqueued, Enq
             .store
             .insert_message(&mut record, &signed, &first)?;
     }
-    services.store.flush().await?;
-    tracing::info!(msg_id = %id, template = %record.template, status = record.status.as_str(), "queued");
     let ack = Enqueued {
         message_id: id,
         message_id_header: record.message_id_header.clone(),
         expires_ms: record.expires_ms,
         status: record.status,
     };
-    match handed {
-        Some(reservation) => services.handoff.send(
-            reservation,
-            Job {
-                record,
-                body: Some(signed),
-            },
-        ),
-        None => services.queue_bell.notify_one(),
-    }
+    // Flush and hand over in a task of its own: a caller that goes away (a client that
+    // hung up) must not leave a message written as claimed that nobody holds.
+    let after = services.clone();
+    tokio::spawn(async move {
+        after.store.flush().await?;
+        tracing::info!(msg_id = %record.id, template = %record.template, status = record.status.as_str(), "queued");
+        match handed {
+            Some(reservation) => after.handoff.send(
+                reservation,
+                Job {
+                    record,
+                    body: Some(signed),
+                },
+            ),
+            None => after.queue_bell.notify_one(),
+        }
+        Ok::<(), StoreError>(())
+    })
+    .await
+    .map_err(|e| {
+        StoreError::Flush {
+            path: services.store.path().to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        }
+    })??;
     Ok(ack)
 }

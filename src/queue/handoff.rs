@@ -15,8 +15,8 @@
 //! lease is renewed instead: see `worker::claim`).
 
 use std::collections::HashSet;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, mpsc};
 
@@ -44,12 +44,12 @@ pub struct Handoff {
 
 /// A place in the worker reserved by enqueue; given back unless [`Handoff::send`] uses it.
 #[must_use]
-pub struct Reservation<'a> {
-    handoff: &'a Handoff,
+pub struct Reservation {
+    handoff: Arc<Handoff>,
     used: bool,
 }
 
-impl Drop for Reservation<'_> {
+impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.used {
             self.handoff.done();
@@ -82,12 +82,12 @@ impl Handoff {
     }
 
     /// Takes one slot if the worker runs and has room.
-    pub fn try_reserve(&self) -> Option<Reservation<'_>> {
+    pub fn try_reserve(self: &Arc<Self>) -> Option<Reservation> {
         // Not `then_some`: it would build (and drop, giving back a slot) a reservation
         // even when none was taken.
         if self.take_slot() {
             Some(Reservation {
-                handoff: self,
+                handoff: self.clone(),
                 used: false,
             })
         } else {
@@ -119,7 +119,7 @@ impl Handoff {
 
     /// Gives a durable, claimed message to the worker. If the worker stopped meanwhile,
     /// the message stays claimed in the store and the next start makes it due.
-    pub fn send(&self, mut reservation: Reservation<'_>, job: Job) {
+    pub fn send(&self, mut reservation: Reservation, job: Job) {
         let sender = self.sender.lock().expect("handoff lock").clone();
         let Some(tx) = sender else {
             return;
@@ -170,7 +170,7 @@ mod tests {
 
     #[test]
     fn no_slot_without_a_worker_and_never_more_than_the_cap() {
-        let h = Handoff::default();
+        let h = Arc::new(Handoff::default());
         assert!(h.try_reserve().is_none(), "no worker attached");
         let _rx = h.attach(2);
         let a = h.try_reserve().unwrap();
@@ -188,7 +188,7 @@ mod tests {
 
     #[test]
     fn a_sent_job_keeps_its_slot_until_done() {
-        let h = Handoff::default();
+        let h = Arc::new(Handoff::default());
         let mut rx = h.attach(4);
         let r = h.try_reserve().unwrap();
         let record: MessageRecord = serde_json::from_value(serde_json::json!({
