@@ -238,6 +238,12 @@ pub async fn run(services: Services, mut shutdown: Shutdown) -> anyhow::Result<(
 /// Gives back the disk space of final messages in mostly dead spool segments (on a
 /// blocking thread: it calls into the file system).
 async fn reclaim_spool(services: &Services) {
+    // Outcomes are not flushed one by one: a flush here makes the releases of the last
+    // minute durable, so emptied segments go now even when no mail comes in.
+    if let Err(e) = services.store.flush().await {
+        tracing::warn!(error = %e, "cannot flush the store before reclaiming spool space");
+        return;
+    }
     let store = services.store.clone();
     match tokio::task::spawn_blocking(move || store.reclaim_spool()).await {
         Ok(Ok(0)) => {}
@@ -248,9 +254,9 @@ async fn reclaim_spool(services: &Services) {
             )
         }
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, "spool compaction failed; the spool keeps its files")
+            tracing::warn!(error = %e, "spool space reclaim failed; the spool keeps its files")
         }
-        Err(e) => tracing::warn!(error = %e, "spool compaction stopped"),
+        Err(e) => tracing::warn!(error = %e, "spool space reclaim stopped"),
     }
 }
 
