@@ -21,6 +21,19 @@ fn events(inst: &Instance, id: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// Waits (bounded) until message `id` has failed; returns its `failed` event.
+fn wait_failed(inst: &Instance, id: &str) -> Value {
+    assert!(
+        wait_for(30, || status_of(inst, id) == "failed"),
+        "status {}",
+        status_of(inst, id)
+    );
+    events(inst, id)
+        .into_iter()
+        .find(|e| e["step"] == "failed")
+        .expect("failed event")
+}
+
 fn stored_body(inst: &Instance, id: &str) -> Vec<u8> {
     let config = mailgate::config::Config::load(&mailgate::config::ConfigSources {
         path: Some(inst.config_path.clone()),
@@ -115,16 +128,7 @@ fn a_hard_rejection_fails_the_message_without_retry() {
     let inst = Instance::new(&relay_config(sink.port, "\"1s\""));
     let _server = inst.serve();
     let id = inst.send_notice("user0@example.jp");
-    assert!(
-        wait_for(30, || status_of(&inst, &id) == "failed"),
-        "status {}",
-        status_of(&inst, &id)
-    );
-    let ev = events(&inst, &id);
-    let failed = ev
-        .iter()
-        .find(|e| e["step"] == "failed")
-        .expect("failed event");
+    let failed = wait_failed(&inst, &id);
     assert_eq!(failed["smtp_code"], 550);
     assert_eq!(failed["enhanced_status"], "5.1.1");
     // No retry: still one attempt after the schedule's interval has passed twice.
@@ -349,20 +353,11 @@ fn damaged_bytes_in_the_spool_fail_the_message_and_nothing_is_sent() {
     std::fs::write(&segment, &bytes).unwrap();
 
     let _server = inst.serve();
-    assert!(
-        wait_for(30, || status_of(&inst, &id) == "failed"),
-        "status {}",
-        status_of(&inst, &id)
-    );
-    let ev = events(&inst, &id);
-    let failed = ev
-        .iter()
-        .find(|e| e["step"] == "failed")
-        .expect("failed event");
+    let failed = wait_failed(&inst, &id);
     let detail = failed["detail"].as_str().unwrap_or("");
     assert!(
         detail.contains("checksum mismatch") && detail.contains(".seg"),
-        "{ev:?}"
+        "{failed:?}"
     );
     assert_eq!(sink.count(), 0, "garbage must not be sent");
 }
