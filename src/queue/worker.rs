@@ -429,34 +429,14 @@ async fn connection_task(inner: &Arc<Inner>, dest: &Destination) {
             }
         };
         let body = match job.body {
-            Some(b) => Ok(Some(b)),
-            None => services.store.body(&record),
-        };
-        let body = match body {
-            Ok(Some(b)) => b,
-            Ok(None) => {
-                // An open record without bytes: nothing can ever be sent for it.
-                let report = AttemptReport {
-                    detail: Some("the message's bytes are not in the store".into()),
-                    ..AttemptReport::default()
-                };
-                settle(inner, record, &Outcome::Failed(report)).await;
-                continue;
-            }
-            Err(e) => {
-                let report = AttemptReport {
-                    detail: Some(format!("cannot read the message's bytes: {e}")),
-                    ..AttemptReport::default()
-                };
-                // Damaged bytes (a power loss before they were acknowledged, or a bad
-                // disk) will not heal: the message fails, saying why. A read error may.
-                let outcome = match e {
-                    StoreError::Spool(SpoolError::Damaged { .. }) => Outcome::Failed(report),
-                    _ => Outcome::Deferred(report),
-                };
-                settle(inner, record, &outcome).await;
-                continue;
-            }
+            Some(b) => b,
+            None => match bytes_of(services, &record) {
+                Ok(b) => b,
+                Err(outcome) => {
+                    settle(inner, record, &outcome).await;
+                    continue;
+                }
+            },
         };
         let envelope = envelope_for(services, &record);
         let outcome = match &inner.route {
@@ -508,6 +488,26 @@ async fn connection_task(inner: &Arc<Inner>, dest: &Destination) {
     if let Some(c) = conn {
         c.close().await;
     }
+}
+
+/// A held message's bytes from the spool, or the outcome when they cannot be had.
+fn bytes_of(services: &Services, record: &MessageRecord) -> Result<Vec<u8>, Box<Outcome>> {
+    let report = |detail: String| AttemptReport {
+        detail: Some(detail),
+        ..AttemptReport::default()
+    };
+    let outcome = match services.store.body(record) {
+        Ok(Some(b)) => return Ok(b),
+        // An open record without bytes: nothing can ever be sent for it.
+        Ok(None) => Outcome::Failed(report("the message's bytes are not in the store".into())),
+        // Damaged bytes (a power loss before they were acknowledged, or a bad disk)
+        // will not heal: the message fails, saying why. A read error may.
+        Err(e @ StoreError::Spool(SpoolError::Damaged { .. })) => {
+            Outcome::Failed(report(format!("cannot read the message's bytes: {e}")))
+        }
+        Err(e) => Outcome::Deferred(report(format!("cannot read the message's bytes: {e}"))),
+    };
+    Err(Box::new(outcome))
 }
 
 /// The worker is done with a message it held.

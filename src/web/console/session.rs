@@ -5,8 +5,10 @@
 //! SameSite=Strict, Path=/, and Secure when `server.public_url` is https.
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
+
+use crate::web::cookie_value;
 use subtle::ConstantTimeEq;
 
 use super::ConsoleError;
@@ -62,18 +64,6 @@ pub fn same(a: &str, b: &str) -> bool {
     !a.is_empty() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
-/// The value of cookie `name` in the request.
-pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
-}
-
 /// A `Set-Cookie` value; an empty value with `max_age` 0 deletes the cookie.
 pub fn set_cookie(services: &Services, name: &str, value: &str, max_age_s: u64) -> String {
     let secure = if services.config.server.public_url.starts_with("https://") {
@@ -91,7 +81,7 @@ impl FromRequestParts<Services> for ConsoleUser {
         parts: &mut Parts,
         services: &Services,
     ) -> Result<Self, ConsoleError> {
-        let token = cookie(&parts.headers, SESSION_COOKIE).ok_or(ConsoleError::LoggedOut)?;
+        let token = cookie_value(&parts.headers, SESSION_COOKIE).ok_or(ConsoleError::LoggedOut)?;
         let (session, operator) = crate::operators::session(&services.store, &token, now_ms())?
             .ok_or(ConsoleError::LoggedOut)?;
         Ok(ConsoleUser {
@@ -115,6 +105,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Cookies {
 
 impl Cookies {
     pub fn get(&self, name: &str) -> Option<String> {
-        cookie(&self.0, name)
+        cookie_value(&self.0, name)
     }
 }

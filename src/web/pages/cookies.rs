@@ -10,7 +10,6 @@
 //! All are `HttpOnly`, and `Secure` when `server.public_url` is https.
 
 use axum::http::HeaderMap;
-use axum::http::header::COOKIE;
 
 use crate::flow::secret;
 
@@ -20,15 +19,7 @@ pub const LANG: &str = "mg_lang";
 
 /// A cookie's value from the request, if sent.
 pub fn get(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
+    crate::web::cookie_value(headers, name).filter(|v| !v.is_empty() && v.len() <= 128)
 }
 
 /// A `Set-Cookie` value. `SameSite=Strict` for secrets; `Lax` for the language.
@@ -63,6 +54,7 @@ pub fn csrf_ok(headers: &HeaderMap, field: &str) -> bool {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+    use axum::http::header::COOKIE;
 
     #[test]
     fn cookies_are_read_by_name_and_csrf_must_match() {
