@@ -3,7 +3,7 @@
 //! `smtp-sink` on loopback, in the same run. Prints both rates and their ratio, the
 //! enqueue latency p50/p99, and the server's peak RSS.
 //!
-//! Run: `bench/run.sh delivery [--messages N] [--size BYTES] [--signing ed25519|rsa|both] [--no-fsync]`
+//! Run: `bench/run.sh delivery [--messages N] [--size BYTES] [--signing ed25519|rsa|both] [--no-fsync] [--progress]`
 //! (or `cargo bench --bench delivery -- ...`). Not part of the tests.
 
 use std::io::Write;
@@ -21,6 +21,9 @@ struct Args {
     signing: String,
     /// `--no-fsync`: store.fsync off, to see what durability on power loss costs.
     fsync: bool,
+    /// `--progress`: after the run, print enqueued and delivered counts and the server's
+    /// CPU every 100 ms, to see where the run spent its time.
+    progress: bool,
 }
 
 fn args() -> Args {
@@ -30,6 +33,7 @@ fn args() -> Args {
         clients: 64,
         signing: "ed25519".into(),
         fsync: true,
+        progress: false,
     };
     let argv: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -42,6 +46,11 @@ fn args() -> Args {
             "--signing" => a.signing = next,
             "--no-fsync" => {
                 a.fsync = false;
+                i += 1;
+                continue;
+            }
+            "--progress" => {
+                a.progress = true;
                 i += 1;
                 continue;
             }
@@ -302,12 +311,30 @@ fn mailgate(a: &Args) -> Measured {
         .build()
         .unwrap();
     let started = Instant::now();
+    let enqueued = Arc::new(AtomicUsize::new(0));
+    let sampler = a.progress.then(|| {
+        let (enqueued, count, pid, n) = (enqueued.clone(), count.clone(), server.id(), a.messages);
+        std::thread::spawn(move || {
+            let mut rows = Vec::new();
+            while count.load(Ordering::SeqCst) < n && started.elapsed() < Duration::from_secs(600) {
+                std::thread::sleep(Duration::from_millis(100));
+                rows.push((
+                    started.elapsed().as_secs_f64(),
+                    enqueued.load(Ordering::SeqCst),
+                    count.load(Ordering::SeqCst),
+                    cpu_seconds(pid),
+                ));
+            }
+            rows
+        })
+    });
     let latencies: Vec<f64> = rt.block_on(async {
         let client = reqwest::Client::builder().pool_max_idle_per_host(a.clients).build().unwrap();
         let next = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for _ in 0..a.clients {
             let (client, url, key, body, next) = (client.clone(), url.clone(), key.clone(), body.clone(), next.clone());
+            let enqueued = enqueued.clone();
             let n = a.messages;
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::new();
@@ -326,6 +353,7 @@ fn mailgate(a: &Args) -> Measured {
                         .await
                         .expect("POST");
                     assert_eq!(resp.status(), 202, "enqueue failed");
+                    enqueued.fetch_add(1, Ordering::SeqCst);
                     lat.push(t.elapsed().as_secs_f64() * 1000.0);
                 }
                 lat
@@ -342,6 +370,12 @@ fn mailgate(a: &Args) -> Measured {
     wait_count(&count, a.messages, Duration::from_secs(900));
     let elapsed = started.elapsed();
     stop(s);
+    if let Some(rows) = sampler.and_then(|t| t.join().ok()) {
+        eprintln!("  time s   enqueued  delivered  server CPU s");
+        for (t, e, d, c) in rows {
+            eprintln!("  {t:6.2} {e:10} {d:10} {c:13.2}");
+        }
+    }
     let rss = peak_rss_kib(server.id());
     let cpu_s = cpu_seconds(server.id());
     let _ = server.kill();

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs one benchmark in release mode:
-#   bench/run.sh delivery [--messages N] [--signing ed25519|rsa|both|none]
+#   bench/run.sh delivery [--messages N] [--signing ed25519|rsa|both|none] [--no-fsync] [--progress]
 #   bench/run.sh pages [--seconds S] [--connections N]
 #   bench/run.sh bounces [--rounds N]
 # Each benchmark runs mailgate beside a reference in the same run and prints the ratio.

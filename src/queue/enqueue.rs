@@ -57,6 +57,8 @@ pub async fn enqueue(services: &Services, out: Outgoing) -> Result<Enqueued, Enq
     if !crate::compose::templates::LOCALES.contains(&out.locale.as_str()) {
         return Err(EnqueueError::Locale(out.locale));
     }
+    // A flush that starts while this message is composed and signed waits for it.
+    let intent = services.store.announce_write();
     let id = MessageId::random();
     let now = now_ms();
     let composed = services.composer.compose(
@@ -149,7 +151,7 @@ pub async fn enqueue(services: &Services, out: Outgoing) -> Result<Enqueued, Enq
     // hung up) must not leave a message written as claimed that nobody holds.
     let after = services.clone();
     tokio::spawn(async move {
-        after.store.flush().await?;
+        after.store.flush_announced(intent).await?;
         tracing::info!(msg_id = %record.id, template = %record.template, status = record.status.as_str(), "queued");
         match handed {
             Some(reservation) => after.handoff.send(

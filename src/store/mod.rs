@@ -12,13 +12,16 @@
 //! `flush()` survives a killed process but uses `sync_file_range`, not fsync, so when
 //! `store.fsync` is on the database file is also `fdatasync`ed. A flush syncs the
 //! spool's segments before sled, so a durable record never points at bytes that are
-//! not. Flushes are shared by concurrent callers (group commit): one caller flushes for
-//! every request made before it began, the others wait for it and are all woken at once
-//! (a lock handed from waiter to waiter made each wait for every earlier one). The flush
+//! not. Flushes are shared by concurrent callers (group commit, [`commit`]): one caller
+//! flushes for every request made before it began, the others wait for it and are all
+//! woken at once (a lock handed from waiter to waiter made each wait for every earlier
+//! one); the flushing caller first waits up to a millisecond for writers that announced
+//! themselves, so that under load one flush covers more of them. The flush
 //! runs on a blocking thread because `flush_async` from many tasks deadlocked (sled
 //! #1308).
 
 pub mod bounces;
+pub mod commit;
 pub mod flows;
 pub mod keys;
 pub mod messages;
@@ -29,7 +32,7 @@ pub mod stats;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -145,12 +148,8 @@ struct Inner {
     fsync: bool,
     /// The data file, kept open for fdatasync.
     data_file: Option<File>,
-    /// Flush requests issued so far, and the highest request a finished flush covers.
-    requested: AtomicU64,
-    completed: AtomicU64,
-    /// A caller is flushing for everyone; the others wait for `flushed`.
-    flushing: AtomicBool,
-    flushed: tokio::sync::Notify,
+    /// Shared flushes (group commit).
+    commit: Arc<commit::GroupCommit>,
 }
 
 /// A handle to the open store; cheap to clone.
@@ -203,10 +202,7 @@ impl Store {
                 path: path.to_path_buf(),
                 fsync,
                 data_file,
-                requested: AtomicU64::new(0),
-                completed: AtomicU64::new(0),
-                flushing: AtomicBool::new(false),
-                flushed: tokio::sync::Notify::new(),
+                commit: Arc::default(),
             }),
         })
     }
@@ -227,20 +223,38 @@ impl Store {
         &self.inner.trees[t as usize]
     }
 
+    /// Announces a write that will ask for a flush soon: a flush starting meanwhile
+    /// waits a little for it (see [`commit`]). Hand it to [`Store::flush_announced`].
+    pub fn announce_write(&self) -> commit::WriteIntent {
+        self.inner.commit.announce()
+    }
+
+    /// [`Store::flush`] for a write announced with [`Store::announce_write`].
+    pub async fn flush_announced(&self, intent: commit::WriteIntent) -> Result<(), StoreError> {
+        self.flush_inner(Some(intent)).await
+    }
+
     /// Makes every write made before this call durable. Concurrent callers share
     /// flushes (group commit).
     pub async fn flush(&self) -> Result<(), StoreError> {
+        self.flush_inner(None).await
+    }
+
+    async fn flush_inner(&self, intent: Option<commit::WriteIntent>) -> Result<(), StoreError> {
         let inner = &self.inner;
-        let my_request = inner.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let commit = &inner.commit;
+        let my_request = commit.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        // Counted as a request now, so the announcement is over.
+        drop(intent);
         loop {
             // Listen before looking, so a flush that ends in between still wakes us.
-            let flushed = inner.flushed.notified();
+            let flushed = commit.flushed.notified();
             tokio::pin!(flushed);
             flushed.as_mut().enable();
-            if inner.completed.load(Ordering::SeqCst) >= my_request {
+            if commit.completed.load(Ordering::SeqCst) >= my_request {
                 return Ok(());
             }
-            if inner
+            if commit
                 .flushing
                 .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
                 .is_err()
@@ -249,19 +263,21 @@ impl Store {
                 flushed.await;
                 continue;
             }
-            // This caller flushes for every request made so far. The blocking task
-            // finishes the flush and wakes the waiters even if this caller goes away. A
-            // failure reaches the waiters as their own attempt: each tries once more and
-            // reports its own error.
-            let covered = inner.requested.load(Ordering::SeqCst);
+            // This caller flushes for every request made before the flush begins, after
+            // a short wait for announced writers. The blocking task finishes the flush
+            // and wakes the waiters even if this caller goes away. A failure reaches the
+            // waiters as their own attempt: each tries once more and reports its own
+            // error.
             let this = self.clone();
             return tokio::task::spawn_blocking(move || {
+                let commit = &this.inner.commit;
+                let covered = commit.gather(commit::COMMIT_WAIT);
                 let result = this.flush_now();
                 if result.is_ok() {
-                    this.inner.completed.fetch_max(covered, Ordering::SeqCst);
+                    commit.completed.fetch_max(covered, Ordering::SeqCst);
                 }
-                this.inner.flushing.store(false, Ordering::SeqCst);
-                this.inner.flushed.notify_waiters();
+                commit.flushing.store(false, Ordering::SeqCst);
+                commit.flushed.notify_waiters();
                 result
             })
             .await
