@@ -203,6 +203,7 @@ async fn apply(
     }
     m.push_event(event.clone());
     store.put_message(m)?;
+    services.handoff.withdraw(&m.id);
     effects.push(format!("message {} marked bounced", m.id));
     if let Some(flow_id) = &m.flow_id {
         match crate::flow::mark_undeliverable(services, flow_id, &reason, now).await {

@@ -93,5 +93,6 @@ pub fn cancel_because(services: &Services, id: &str, why: &str) -> Result<String
         Event::new(Step::Cancelled, now_ms()).with_detail(why),
     )
     .map_err(|e| e.to_string())?;
+    services.handoff.withdraw(&r.id);
     Ok(format!("message {id} cancelled"))
 }

@@ -12,9 +12,11 @@
 //! The count of messages the worker holds lives here, shared by both ways in, so the
 //! worker's cap on messages in flight covers both; so do their ids, so that a message
 //! still waiting in the worker when its lease ends is not claimed a second time (its
-//! lease is renewed instead: see `worker::claim`).
+//! lease is renewed instead: see `worker::claim`). A held message that is cancelled or
+//! bounces meanwhile is marked withdrawn here, so the worker drops it without reading
+//! its record back from the store before each send.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -36,8 +38,8 @@ pub struct Handoff {
     /// 0 while no worker runs.
     max_in_flight: AtomicUsize,
     sender: Mutex<Option<mpsc::UnboundedSender<Job>>>,
-    /// The messages the worker holds.
-    held: Mutex<HashSet<MessageId>>,
+    /// The messages the worker holds, each with whether it was withdrawn meanwhile.
+    held: Mutex<HashMap<MessageId, bool>>,
     /// Rung when a slot frees.
     pub capacity_bell: Notify,
 }
@@ -135,12 +137,30 @@ impl Handoff {
 
     /// The worker holds this message from now on (the claim's way in).
     pub fn hold(&self, id: MessageId) {
-        self.held.lock().expect("held lock").insert(id);
+        self.held.lock().expect("held lock").insert(id, false);
     }
 
     /// Whether the worker holds this message.
     pub fn is_held(&self, id: &MessageId) -> bool {
-        self.held.lock().expect("held lock").contains(id)
+        self.held.lock().expect("held lock").contains_key(id)
+    }
+
+    /// A message became final while the worker may hold it (cancelled, bounced): the
+    /// worker must not send it, nor write an outcome over its record.
+    pub fn withdraw(&self, id: &MessageId) {
+        if let Some(withdrawn) = self.held.lock().expect("held lock").get_mut(id) {
+            *withdrawn = true;
+        }
+    }
+
+    /// Whether a held message was withdrawn.
+    pub fn is_withdrawn(&self, id: &MessageId) -> bool {
+        self.held
+            .lock()
+            .expect("held lock")
+            .get(id)
+            .copied()
+            .unwrap_or(false)
     }
 
     /// The worker is done with a message it held: its slot frees.
@@ -210,8 +230,16 @@ mod tests {
         let job = rx.try_recv().unwrap();
         assert_eq!(job.body.as_deref(), Some(&b"bytes"[..]));
         assert!(h.is_held(&job.record.id), "held from the handoff on");
+        assert!(!h.is_withdrawn(&job.record.id));
+        h.withdraw(&job.record.id);
+        assert!(h.is_withdrawn(&job.record.id), "cancelled while held");
         h.finished(&job.record.id);
         assert!(!h.is_held(&job.record.id));
+        h.withdraw(&job.record.id);
+        assert!(
+            !h.is_withdrawn(&job.record.id),
+            "only a held message is marked"
+        );
         assert_eq!(h.in_flight(), 0);
     }
 }

@@ -420,14 +420,12 @@ async fn connection_task(inner: &Arc<Inner>, dest: &Destination) {
     let mut conn: Option<Connection> = None;
     while let Some(job) = next_message(dest).await {
         let id = job.record.id;
-        // Read again: the message may have been cancelled while it waited here.
-        let record = match services.store.message(&id) {
-            Ok(Some(r)) if r.status == MessageStatus::Sending => r,
-            _ => {
-                done(inner, &id);
-                continue;
-            }
-        };
+        // Cancelled or bounced while it waited here: its record is final already.
+        if services.handoff.is_withdrawn(&id) {
+            done(inner, &id);
+            continue;
+        }
+        let record = job.record;
         let body = match job.body {
             Some(b) => b,
             None => match bytes_of(services, &record) {
@@ -464,9 +462,10 @@ async fn connection_task(inner: &Arc<Inner>, dest: &Destination) {
                             // it gets the same outcome now, each in its own timeline.
                             settle(inner, record, &outcome).await;
                             while let Some(other) = dest.pop() {
-                                match services.store.message(&other.record.id) {
-                                    Ok(Some(r)) => settle(inner, r, &outcome).await,
-                                    _ => done(inner, &other.record.id),
+                                if services.handoff.is_withdrawn(&other.record.id) {
+                                    done(inner, &other.record.id);
+                                } else {
+                                    settle(inner, other.record, &outcome).await;
                                 }
                             }
                             break;
@@ -519,7 +518,20 @@ fn done(inner: &Inner, id: &MessageId) {
 /// attempt, so the hot path reads each record once) and frees its in-flight slot.
 async fn settle(inner: &Arc<Inner>, record: MessageRecord, outcome: &Outcome) {
     let id = record.id;
-    if let Err(e) = apply_outcome(&inner.services, record, outcome, now_ms()) {
+    let services = &inner.services;
+    // Withdrawn during the attempt (cancelled, bounced): the stored record is final.
+    // Only a delivery is added to it, since the mail went out after all.
+    let record = if services.handoff.is_withdrawn(&id) {
+        match (outcome, services.store.message(&id)) {
+            (Outcome::Delivered(_), Ok(Some(stored))) => Some(stored),
+            _ => None,
+        }
+    } else {
+        Some(record)
+    };
+    if let Some(record) = record
+        && let Err(e) = apply_outcome(services, record, outcome, now_ms())
+    {
         tracing::error!(msg_id = %id, error = %e, "cannot record a delivery outcome; the message will be retried");
     }
     done(inner, &id);

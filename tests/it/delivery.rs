@@ -238,6 +238,48 @@ fn queue_commands_list_retry_and_cancel_and_name_unknown_ids() {
 }
 
 #[test]
+fn a_message_cancelled_while_the_worker_holds_it_is_not_sent() {
+    // One connection, held 3 s at DATA: the second message waits in the worker.
+    let sink = Sink::start(&["-w", "3"]);
+    let config = relay_config(sink.port, "\"1s\"")
+        .replace("[inbound]", "max_connections_per_domain = 1\n[inbound]");
+    let inst = Instance::new(&config);
+    let first = inst.send_notice("first@example.jp");
+    let second = inst.send_notice("second@example.jp");
+    let _server = inst.serve();
+    assert!(
+        wait_for(20, || status_of(&inst, &second) == "sending"),
+        "the worker did not take the second message: {}",
+        status_of(&inst, &second)
+    );
+    let out = inst.run(&["queue", "cancel", &second]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    inst.wait_delivered(&first);
+    // The connection is free now: give the worker time to reach the second message.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(status_of(&inst, &second), "cancelled");
+    let steps: Vec<String> = events(&inst, &second)
+        .iter()
+        .map(|e| e["step"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        !steps.iter().any(|s| s == "delivered" || s == "deferred"),
+        "{steps:?}"
+    );
+    let arrived: Vec<_> = sink.messages().iter().map(|m| parse_capture(m)).collect();
+    assert_eq!(arrived.len(), 1, "only the first message is sent");
+    assert!(
+        arrived[0].mail_args.contains(&first),
+        "{}",
+        arrived[0].mail_args
+    );
+}
+
+#[test]
 fn a_killed_server_loses_no_acknowledged_message() {
     const N: usize = 2000;
     let sink = Sink::start(&[]);
