@@ -154,13 +154,10 @@ pub async fn enqueue(services: &Services, out: Outgoing) -> Result<Enqueued, Enq
         after.store.flush_announced(intent).await?;
         tracing::info!(msg_id = %record.id, template = %record.template, status = record.status.as_str(), "queued");
         match handed {
-            Some(reservation) => after.handoff.send(
-                reservation,
-                Job {
-                    record,
-                    body: Some(signed),
-                },
-            ),
+            Some(reservation) => {
+                let body = reservation.carries_bytes().then_some(signed);
+                after.handoff.send(reservation, Job { record, body })
+            }
             None => after.queue_bell.notify_one(),
         }
         Ok::<(), StoreError>(())

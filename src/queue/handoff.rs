@@ -9,6 +9,13 @@
 //! message due again. Without a running worker (a command that opened the store
 //! itself) nothing is reserved and messages wait in the queue as before.
 //!
+//! The worker holds many more records than bytes: a message handed over while few are
+//! in flight carries its bytes; past that (the worker is behind) it carries only its
+//! record, and the worker reads the bytes back from the spool when their turn comes.
+//! Either way the message skips the queue: when delivery fell behind enqueue, messages
+//! beyond a small cap went through the queue, and its scan, claim rewrite and reads
+//! cost more CPU than the rest of their delivery (issue 4).
+//!
 //! The count of messages the worker holds lives here, shared by both ways in, so the
 //! worker's cap on messages in flight covers both; so do their ids, so that a message
 //! still waiting in the worker when its lease ends is not claimed a second time (its
@@ -37,6 +44,9 @@ pub struct Handoff {
     in_flight: AtomicUsize,
     /// 0 while no worker runs.
     max_in_flight: AtomicUsize,
+    /// A message handed over while no more than this many are in flight carries its
+    /// bytes.
+    max_with_bytes: AtomicUsize,
     sender: Mutex<Option<mpsc::UnboundedSender<Job>>>,
     /// The messages the worker holds, each with whether it was withdrawn meanwhile.
     held: Mutex<HashMap<MessageId, bool>>,
@@ -49,6 +59,14 @@ pub struct Handoff {
 pub struct Reservation {
     handoff: Arc<Handoff>,
     used: bool,
+    carries_bytes: bool,
+}
+
+impl Reservation {
+    /// Whether the job should carry its bytes (few in flight) or only its record.
+    pub fn carries_bytes(&self) -> bool {
+        self.carries_bytes
+    }
 }
 
 impl Drop for Reservation {
@@ -69,10 +87,16 @@ impl std::fmt::Debug for Handoff {
 }
 
 impl Handoff {
-    /// The worker starts taking jobs; returns the receiving end.
-    pub fn attach(&self, max_in_flight: usize) -> mpsc::UnboundedReceiver<Job> {
+    /// The worker starts taking jobs, up to `max_in_flight` messages, the first
+    /// `max_with_bytes` of them with their bytes; returns the receiving end.
+    pub fn attach(
+        &self,
+        max_in_flight: usize,
+        max_with_bytes: usize,
+    ) -> mpsc::UnboundedReceiver<Job> {
         let (tx, rx) = mpsc::unbounded_channel();
         *self.sender.lock().expect("handoff lock") = Some(tx);
+        self.max_with_bytes.store(max_with_bytes, Ordering::SeqCst);
         self.max_in_flight.store(max_in_flight, Ordering::SeqCst);
         rx
     }
@@ -91,6 +115,8 @@ impl Handoff {
             Some(Reservation {
                 handoff: self.clone(),
                 used: false,
+                carries_bytes: self.in_flight.load(Ordering::SeqCst)
+                    <= self.max_with_bytes.load(Ordering::SeqCst),
             })
         } else {
             None
@@ -192,8 +218,9 @@ mod tests {
     fn no_slot_without_a_worker_and_never_more_than_the_cap() {
         let h = Arc::new(Handoff::default());
         assert!(h.try_reserve().is_none(), "no worker attached");
-        let _rx = h.attach(2);
+        let _rx = h.attach(2, 1);
         let a = h.try_reserve().unwrap();
+        assert!(a.carries_bytes(), "the first carries its bytes");
         assert!(h.take_slot());
         for _ in 0..3 {
             assert!(h.try_reserve().is_none(), "full");
@@ -201,7 +228,9 @@ mod tests {
         assert_eq!(h.in_flight(), 2, "a refused reservation gives nothing back");
         drop(a); // unused: given back
         assert_eq!(h.in_flight(), 1);
-        assert!(h.try_reserve().is_some());
+        let b = h.try_reserve().unwrap();
+        assert!(!b.carries_bytes(), "past the bytes cap: the record only");
+        drop(b);
         h.detach();
         assert!(h.try_reserve().is_none(), "detached");
     }
@@ -209,7 +238,7 @@ mod tests {
     #[test]
     fn a_sent_job_keeps_its_slot_until_done() {
         let h = Arc::new(Handoff::default());
-        let mut rx = h.attach(4);
+        let mut rx = h.attach(4, 4);
         let r = h.try_reserve().unwrap();
         let record: MessageRecord = serde_json::from_value(serde_json::json!({
             "id": "00000000000000000000000000000001", "to": "a@example.jp",

@@ -163,7 +163,10 @@ pub async fn run(services: Services, mut shutdown: Shutdown) -> anyhow::Result<(
         route,
         destinations: Mutex::new(HashMap::new()),
     });
-    let mut jobs = handoff.attach((d.max_connections * 64).max(256));
+    let mut jobs = handoff.attach(
+        (d.max_connections * 512).max(4096),
+        (d.max_connections * 64).max(256),
+    );
     let mut next_reclaim = Instant::now() + RECLAIM_EVERY;
     // When to look at the queue next, and whether the last look stopped for want of
     // room (then a freed slot is worth another look).
