@@ -82,6 +82,20 @@ impl std::fmt::Debug for Templates {
     }
 }
 
+/// handlebars' own HTML escaping, with a fast way out for the common text that needs
+/// none (its escaper builds the output a character at a time: 1.4% of the CPU per
+/// message in the delivery benchmark).
+fn escape_html(data: &str) -> String {
+    if data
+        .bytes()
+        .any(|b| matches!(b, b'<' | b'>' | b'"' | b'&' | b'\'' | b'`' | b'='))
+    {
+        handlebars::html_escape(data)
+    } else {
+        data.to_owned()
+    }
+}
+
 fn key(name: &str, locale: &str, part: &str) -> String {
     format!("{name}/{locale}.{part}")
 }
@@ -95,6 +109,7 @@ impl Templates {
         plain.register_escape_fn(handlebars::no_escape);
         let mut html = Handlebars::new();
         html.set_strict_mode(true);
+        html.register_escape_fn(escape_html);
         let mut errors = Vec::new();
         let mut names = Vec::new();
         for (name, locale, sources) in SHIPPED {
@@ -203,6 +218,18 @@ mod tests {
             assert!(
                 r.html.contains("Clinic hours &lt;changed&gt;") || !r.html.contains("<changed>")
             );
+        }
+    }
+
+    #[test]
+    fn the_html_escaper_agrees_with_handlebars_own() {
+        for text in [
+            "plain text, 日本語も",
+            "<b>\"quoted\" & 'single'</b> `tick` a=b",
+            "",
+            "=",
+        ] {
+            assert_eq!(escape_html(text), handlebars::html_escape(text), "{text}");
         }
     }
 

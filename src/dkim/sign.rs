@@ -240,7 +240,7 @@ fn relaxed_body(body: &[u8], out: &mut Vec<u8>) {
     let mut empty_lines = 0usize;
     let mut rest = body;
     while !rest.is_empty() {
-        let (line, next) = match rest.iter().position(|&c| c == b'\n') {
+        let (line, next) = match memchr::memchr(b'\n', rest) {
             Some(i) => {
                 let line = &rest[..i];
                 (line.strip_suffix(b"\r").unwrap_or(line), &rest[i + 1..])
@@ -256,6 +256,15 @@ fn relaxed_body(body: &[u8], out: &mut Vec<u8>) {
             out.extend_from_slice(b"\r\n");
         }
         empty_lines = 0;
+        // Most lines have nothing to fold: no tab, no run of spaces, no space at the end.
+        if !line.ends_with(b" ")
+            && memchr::memchr(b'\t', line).is_none()
+            && memchr::memmem::find(line, b"  ").is_none()
+        {
+            out.extend_from_slice(line);
+            out.extend_from_slice(b"\r\n");
+            continue;
+        }
         let mut part = line;
         let mut space = false;
         loop {
