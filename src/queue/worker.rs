@@ -465,11 +465,7 @@ async fn connection_task(inner: &Arc<Inner>, dest: &Destination) {
                             // it gets the same outcome now, each in its own timeline.
                             settle(inner, record, &outcome).await;
                             while let Some(other) = dest.pop() {
-                                if services.handoff.is_withdrawn(&other.record.id) {
-                                    done(inner, &other.record.id);
-                                } else {
-                                    settle(inner, other.record, &outcome).await;
-                                }
+                                settle(inner, other.record, &outcome).await;
                             }
                             break;
                         }
@@ -517,8 +513,9 @@ fn done(inner: &Inner, id: &MessageId) {
     inner.services.handoff.finished(id);
 }
 
-/// Records an outcome for a message the worker holds (its record as read before the
-/// attempt, so the hot path reads each record once) and frees its in-flight slot.
+/// Records an outcome for a message the worker holds (its record as claimed or handed
+/// over, so the hot path reads no record; a withdrawn message's stored record is final)
+/// and frees its in-flight slot.
 async fn settle(inner: &Arc<Inner>, record: MessageRecord, outcome: &Outcome) {
     let id = record.id;
     let services = &inner.services;

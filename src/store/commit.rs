@@ -66,16 +66,16 @@ impl GroupCommit {
                 if now >= deadline {
                     break;
                 }
-                let slice = (deadline - now).min(QUIET);
-                let announced = self.announced.load(Ordering::SeqCst) > 0;
-                // Woken early when the last announced writer arrives.
+                // Woken early when the last announced writer arrives; it counted its
+                // request before ending its announcement, so the loop goes round once
+                // more for a quiet slice.
                 guard = self
                     .gathered
-                    .wait_timeout(guard, slice)
+                    .wait_timeout(guard, (deadline - now).min(QUIET))
                     .unwrap_or_else(|e| e.into_inner())
                     .0;
                 let now_seen = self.requested.load(Ordering::SeqCst);
-                if !announced && now_seen == seen && self.announced.load(Ordering::SeqCst) == 0 {
+                if now_seen == seen && self.announced.load(Ordering::SeqCst) == 0 {
                     break;
                 }
                 seen = now_seen;
