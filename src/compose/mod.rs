@@ -4,9 +4,12 @@
 
 pub mod lint;
 pub mod templates;
+mod transfer;
 
 use mail_builder::MessageBuilder;
+use mail_builder::headers::content_type::ContentType;
 use mail_builder::headers::raw::Raw;
+use mail_builder::mime::{BodyPart, MimePart};
 use serde_json::{Map, Value};
 
 use crate::config::Config;
@@ -141,8 +144,13 @@ impl Composer {
             .message_id(self.message_id_header(id))
             .header("Auto-Submitted", Raw::new("auto-generated"))
             .header("Content-Language", Raw::new(locale.to_string()))
-            .text_body(rendered.text)
-            .html_body(rendered.html)
+            .body(MimePart::new(
+                "multipart/alternative",
+                vec![
+                    text_part("text/plain", &rendered.text),
+                    text_part("text/html", &rendered.html),
+                ],
+            ))
             .write_to_vec()
             .map_err(|e| ComposeError::Build(e.to_string()))?;
         Ok(Composed {
@@ -150,6 +158,16 @@ impl Composer {
             raw,
         })
     }
+}
+
+/// A UTF-8 text part, its body already transfer-encoded (see `transfer`).
+fn text_part(content_type: &'static str, text: &str) -> MimePart<'static> {
+    let encoded = transfer::encode_text(text);
+    MimePart::new(
+        ContentType::new(content_type).attribute("charset", "utf-8"),
+        BodyPart::Text(encoded.body.into()),
+    )
+    .transfer_encoding(encoded.encoding)
 }
 
 fn reject_line_breaks(field: &str, value: &str) -> Result<(), ComposeError> {
