@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 pub use classify::{Class, classify_error, classify_reply};
 
 /// The SMTP envelope of one message: one recipient per message.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
     /// The VERP return path `bounce+ID-MAC@bounce_domain`.
     pub mail_from: String,

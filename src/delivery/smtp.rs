@@ -4,6 +4,13 @@
 //! and delayed ACK), and keeping the final reply text of DATA, which often names the
 //! remote queue id that support will be asked about.
 //!
+//! PIPELINING (RFC 2920): MAIL, RCPT and DATA go in one write, and when the caller
+//! names the message that follows, its MAIL, RCPT and DATA go in the same write as this
+//! message's content (RFC 2920 §3.1 lets message content start a group). A message then
+//! costs one round trip, not two. The replies to the commands sent ahead are kept with
+//! the connection until that message is sent; a message announced so is always sent
+//! next, since a server that said 354 takes whatever follows as its content.
+//!
 //! DSN (RFC 3461): where the server offers it, MAIL FROM carries `RET=HDRS ENVID=<id>`
 //! and RCPT TO `NOTIFY=FAILURE,DELAY ORCPT=rfc822;<rcpt>`, so bounces come back short
 //! and carry our id.
@@ -73,6 +80,9 @@ pub struct Connection {
     caps: u32,
     /// Messages sent over this connection.
     pub sent: usize,
+    /// The message announced with the last one's content, and the replies to its MAIL,
+    /// RCPT and DATA.
+    announced: Option<(Envelope, Vec<Response<String>>)>,
 }
 
 impl Connection {
@@ -234,11 +244,26 @@ impl Connection {
             tls,
             caps,
             sent: 0,
+            announced: None,
         })
     }
 
-    /// Sends one message. Returns the outcome and whether the connection can be reused.
-    pub async fn send(&mut self, envelope: &Envelope, raw: &[u8]) -> (Outcome, bool) {
+    /// Whether the server takes pipelined commands, so that `send` can announce the
+    /// message that follows.
+    pub fn pipelines(&self) -> bool {
+        self.caps & EXT_PIPELINING != 0
+    }
+
+    /// Sends one message; with `next`, announces that message along with this one's
+    /// content (only where the server pipelines). `envelope` must be the message
+    /// announced last, if one was. Returns the outcome and whether the connection can be
+    /// reused; when it can, `next` (if given) must be the next message sent on it.
+    pub async fn send(
+        &mut self,
+        envelope: &Envelope,
+        raw: &[u8],
+        next: Option<&Envelope>,
+    ) -> (Outcome, bool) {
         let started = Instant::now();
         let mut report = AttemptReport {
             remote_host: Some(self.host.clone()),
@@ -246,22 +271,44 @@ impl Connection {
             tls: self.tls.clone(),
             ..AttemptReport::default()
         };
-        let result = match &mut self.client {
-            Client::Plain(c) => transact(c, envelope, raw, self.caps).await,
-            Client::Tls(c) => transact(c.as_mut(), envelope, raw, self.caps).await,
+        let opening = match self.announced.take() {
+            None => None,
+            Some((announced, replies)) if announced == *envelope => Some(replies),
+            Some((announced, _)) => {
+                report.reply = Some(format!(
+                    "mailgate announced the message {} on this connection, then sent another",
+                    announced.envid
+                ));
+                return (Outcome::Deferred(report), false);
+            }
+        };
+        let next = next.filter(|_| self.pipelines());
+        let exchange = match &mut self.client {
+            Client::Plain(c) => transact(c, envelope, raw, self.caps, opening, next).await,
+            Client::Tls(c) => transact(c.as_mut(), envelope, raw, self.caps, opening, next).await,
         };
         report.duration_ms = started.elapsed().as_millis() as u64;
-        match result {
+        let next_intact = match (next, exchange.next_opening) {
+            (Some(n), NextOpening::Read(replies)) => {
+                self.announced = Some((n.clone(), replies));
+                true
+            }
+            (_, NextOpening::NotSent) => true,
+            (_, NextOpening::Lost) | (None, NextOpening::Read(_)) => false,
+        };
+        match exchange.result {
             Ok(reply) => {
                 self.sent += 1;
                 apply_reply(&mut report, Some(&reply));
-                (Outcome::Delivered(report), true)
+                (Outcome::Delivered(report), next_intact)
             }
             Err(Refusal::Reply(reply)) => {
                 apply_reply(&mut report, Some(&reply));
-                // The server answered: the session is intact once reset (RFC 5321 §4.1.1.5),
-                // unless it said 421 (closing).
-                let alive = reply.code != 421 && self.rset().await;
+                // The server answered: the session is intact (RFC 5321 §4.1.1.5) unless
+                // it said 421 (closing). Refused before the content, it is reset first.
+                let alive = reply.code != 421
+                    && next_intact
+                    && (!exchange.before_content || self.rset().await);
                 (
                     Outcome::from_class(classify_reply(reply.code), report),
                     alive,
@@ -337,86 +384,164 @@ enum Refusal {
     Error(mail_send::Error),
 }
 
-/// MAIL FROM, RCPT TO, DATA for one message; the final reply on success.
+/// What came of one message's exchange.
+struct Exchange {
+    /// The final reply, or why the message was not taken.
+    result: Result<Response<String>, Refusal>,
+    /// Whether it ended before the content was sent (a session refused so is reset).
+    before_content: bool,
+    /// What became of the commands of the message announced with this one.
+    next_opening: NextOpening,
+}
+
+enum NextOpening {
+    /// None were sent: no message was named, or this one never reached its content.
+    NotSent,
+    /// Sent with the content: the replies to MAIL, RCPT and DATA.
+    Read(Vec<Response<String>>),
+    /// Sent, but the session ended before all three replies came.
+    Lost,
+}
+
+/// MAIL FROM, RCPT TO and DATA for `envelope`, as one write, with DSN parameters where
+/// the server offers DSN.
+fn opening_commands(envelope: &Envelope, caps: u32) -> Vec<u8> {
+    let (mail, rcpt) = envelope_commands(envelope, caps);
+    [mail.as_bytes(), rcpt.as_bytes(), b"DATA\r\n"].concat()
+}
+
+fn envelope_commands(envelope: &Envelope, caps: u32) -> (String, String) {
+    if caps & EXT_DSN != 0 {
+        (
+            format!(
+                "MAIL FROM:<{}> RET=HDRS ENVID={}\r\n",
+                envelope.mail_from,
+                xtext(&envelope.envid)
+            ),
+            format!(
+                "RCPT TO:<{rcpt}> NOTIFY=FAILURE,DELAY ORCPT=rfc822;{orcpt}\r\n",
+                rcpt = envelope.rcpt_to,
+                orcpt = xtext(&envelope.rcpt_to)
+            ),
+        )
+    } else {
+        (
+            format!("MAIL FROM:<{}>\r\n", envelope.mail_from),
+            format!("RCPT TO:<{}>\r\n", envelope.rcpt_to),
+        )
+    }
+}
+
+/// MAIL FROM, RCPT TO, DATA and the content of one message; the final reply on
+/// success. `opening` holds the replies to MAIL, RCPT and DATA when they were sent
+/// ahead with the last message; `next` is sent ahead with this one's content.
 async fn transact<T: AsyncRead + AsyncWrite + Unpin>(
     client: &mut SmtpClient<T>,
     envelope: &Envelope,
     raw: &[u8],
     caps: u32,
-) -> Result<Response<String>, Refusal> {
-    let dsn = caps & EXT_DSN != 0;
-    let mail = if dsn {
-        format!(
-            "MAIL FROM:<{}> RET=HDRS ENVID={}\r\n",
-            envelope.mail_from,
-            xtext(&envelope.envid)
-        )
-    } else {
-        format!("MAIL FROM:<{}>\r\n", envelope.mail_from)
+    opening: Option<Vec<Response<String>>>,
+    next: Option<&Envelope>,
+) -> Exchange {
+    let refused = |refusal| Exchange {
+        result: Err(refusal),
+        before_content: true,
+        next_opening: NextOpening::NotSent,
     };
-    let rcpt = if dsn {
-        format!(
-            "RCPT TO:<{rcpt}> NOTIFY=FAILURE,DELAY ORCPT=rfc822;{orcpt}\r\n",
-            rcpt = envelope.rcpt_to,
-            orcpt = xtext(&envelope.rcpt_to)
-        )
-    } else {
-        format!("RCPT TO:<{}>\r\n", envelope.rcpt_to)
-    };
+    let timeout = client.timeout;
     if caps & EXT_PIPELINING != 0 {
         // RFC 2920: MAIL, RCPT and DATA in one write, their replies read in order.
-        let batch = [mail.as_bytes(), rcpt.as_bytes(), b"DATA\r\n"].concat();
-        let timeout = client.timeout;
-        let replies = tokio::time::timeout(timeout, async {
-            client.stream.write_all(&batch).await?;
-            client.stream.flush().await?;
-            read_replies(&mut client.stream, 3).await
-        })
-        .await
-        .map_err(|_| Refusal::Error(mail_send::Error::Timeout))?
-        .map_err(Refusal::Error)?;
-        let refused = replies
+        let replies = match opening {
+            Some(replies) => replies,
+            None => {
+                let batch = opening_commands(envelope, caps);
+                let read = tokio::time::timeout(timeout, async {
+                    client.stream.write_all(&batch).await?;
+                    client.stream.flush().await?;
+                    read_replies(&mut client.stream, 3).await
+                })
+                .await;
+                match read {
+                    Err(_) => return refused(Refusal::Error(mail_send::Error::Timeout)),
+                    Ok(Err(e)) => return refused(Refusal::Error(e)),
+                    Ok(Ok(replies)) => replies,
+                }
+            }
+        };
+        let refusal = replies
             .iter()
             .take(2)
             .find(|r| !(200..300).contains(&r.code))
             .cloned();
         let data_code = replies.get(2).map(|r| r.code).unwrap_or(0);
-        match (refused, data_code) {
+        match (refusal, data_code) {
             (None, 354) => {}
             (Some(r), 354) => {
                 // A server that says 354 after refusing the recipient gets an empty
                 // message it will refuse too; the first refusal is the answer.
                 let _ = client.cmd(b".\r\n").await;
-                return Err(Refusal::Reply(r));
+                return refused(Refusal::Reply(r));
             }
-            (Some(r), _) => return Err(Refusal::Reply(r)),
-            (None, _) => match replies.get(2) {
-                Some(r) => return Err(Refusal::Reply(r.clone())),
-                None => return Err(Refusal::Error(mail_send::Error::UnparseableReply)),
-            },
+            (Some(r), _) => return refused(Refusal::Reply(r)),
+            (None, _) => {
+                return refused(match replies.get(2) {
+                    Some(r) => Refusal::Reply(r.clone()),
+                    None => Refusal::Error(mail_send::Error::UnparseableReply),
+                });
+            }
         }
     } else {
-        expect(client, mail.as_bytes(), |c| (200..300).contains(&c)).await?;
-        expect(client, rcpt.as_bytes(), |c| (200..300).contains(&c)).await?;
-        expect(client, b"DATA\r\n", |c| c == 354).await?;
+        let (mail, rcpt) = envelope_commands(envelope, caps);
+        for (command, ok) in [
+            (mail.as_bytes(), 200..300),
+            (rcpt.as_bytes(), 200..300),
+            (b"DATA\r\n".as_slice(), 354..355),
+        ] {
+            if let Err(refusal) = expect(client, command, |c| ok.contains(&c)).await {
+                return refused(refusal);
+            }
+        }
     }
-    let stuffed = dot_stuff(raw);
-    let timeout = client.timeout;
-    let reply = tokio::time::timeout(timeout, async {
-        client.stream.write_all(&stuffed).await?;
+    let mut wire = dot_stuff(raw);
+    if let Some(next) = next {
+        wire.extend_from_slice(&opening_commands(next, caps));
+    }
+    let wanted = if next.is_some() { 4 } else { 1 };
+    let read = tokio::time::timeout(timeout, async {
+        client.stream.write_all(&wire).await?;
         client.stream.flush().await?;
-        client.read().await
+        read_replies(&mut client.stream, wanted).await
     })
-    .await
-    .map_err(|_| Refusal::Error(mail_send::Error::Timeout))?
-    .map_err(|e| match e {
-        mail_send::Error::Io(io) => Refusal::Error(mail_send::Error::Io(io)),
-        other => Refusal::Error(other),
-    })?;
-    if (200..300).contains(&reply.code) {
-        Ok(reply)
-    } else {
-        Err(Refusal::Reply(reply))
+    .await;
+    let sent_ahead = |complete| match (next, complete) {
+        (None, _) => NextOpening::NotSent,
+        (Some(_), Some(replies)) => NextOpening::Read(replies),
+        (Some(_), None) => NextOpening::Lost,
+    };
+    match read {
+        Err(_) => Exchange {
+            result: Err(Refusal::Error(mail_send::Error::Timeout)),
+            before_content: false,
+            next_opening: sent_ahead(None),
+        },
+        Ok(Err(e)) => Exchange {
+            result: Err(Refusal::Error(e)),
+            before_content: false,
+            next_opening: sent_ahead(None),
+        },
+        Ok(Ok(mut replies)) => {
+            let ahead = (replies.len() == 4).then(|| replies.split_off(1));
+            let result = match replies.into_iter().next() {
+                Some(reply) if (200..300).contains(&reply.code) => Ok(reply),
+                Some(reply) => Err(Refusal::Reply(reply)),
+                None => Err(Refusal::Error(mail_send::Error::UnparseableReply)),
+            };
+            Exchange {
+                result,
+                before_content: false,
+                next_opening: sent_ahead(ahead),
+            }
+        }
     }
 }
 
@@ -434,7 +559,10 @@ async fn read_replies<S: AsyncRead + Unpin>(
         let read = stream.read(&mut buf).await?;
         if read == 0 {
             return if out.is_empty() {
-                Err(mail_send::Error::UnparseableReply)
+                Err(mail_send::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the server closed the connection without replying",
+                )))
             } else {
                 Ok(out)
             };

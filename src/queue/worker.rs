@@ -417,36 +417,96 @@ async fn next_message(dest: &Destination) -> Option<Job> {
     dest.pop()
 }
 
-/// One connection's life: take messages for the destination until none is left.
+/// A message taken for sending: its record, bytes and envelope.
+struct Ready {
+    record: MessageRecord,
+    body: Vec<u8>,
+    envelope: Envelope,
+}
+
+/// Makes a job ready to send, or finishes with it when it cannot be sent: withdrawn
+/// while it waited here (its record is final already), or its bytes unreadable.
+async fn ready(inner: &Arc<Inner>, job: Job) -> Option<Ready> {
+    let services = &inner.services;
+    if services.handoff.is_withdrawn(&job.record.id) {
+        done(inner, &job.record.id);
+        return None;
+    }
+    let body = match job.body {
+        Some(b) => b,
+        None => match bytes_of(services, &job.record) {
+            Ok(b) => b,
+            Err(outcome) => {
+                settle(inner, job.record, &outcome).await;
+                return None;
+            }
+        },
+    };
+    let envelope = envelope_for(services, &job.record);
+    Some(Ready {
+        record: job.record,
+        body,
+        envelope,
+    })
+}
+
+/// The destination's next message ready to send, waiting a little for one to come.
+async fn next_ready(inner: &Arc<Inner>, dest: &Destination) -> Option<Ready> {
+    while let Some(job) = next_message(dest).await {
+        if let Some(message) = ready(inner, job).await {
+            return Some(message);
+        }
+    }
+    None
+}
+
+/// The destination's next message if one is ready now, to announce along with the one
+/// being sent.
+async fn ready_now(inner: &Arc<Inner>, dest: &Destination) -> Option<Ready> {
+    while let Some(job) = dest.pop() {
+        if let Some(message) = ready(inner, job).await {
+            return Some(message);
+        }
+    }
+    None
+}
+
+/// One connection's life: take messages for the destination until none is left. Where
+/// the server pipelines, each message goes out with the next one's MAIL, RCPT and DATA
+/// when another is waiting (see `delivery::smtp`).
 async fn connection_task(inner: &Arc<Inner>, dest: &Destination) {
     let services = &inner.services;
+    let per_connection = services.config.delivery.messages_per_connection;
     let mut conn: Option<Connection> = None;
-    while let Some(job) = next_message(dest).await {
-        let id = job.record.id;
-        // Cancelled or bounced while it waited here: its record is final already.
-        if services.handoff.is_withdrawn(&id) {
-            done(inner, &id);
-            continue;
-        }
-        let record = job.record;
-        let body = match job.body {
-            Some(b) => b,
-            None => match bytes_of(services, &record) {
-                Ok(b) => b,
-                Err(outcome) => {
-                    settle(inner, record, &outcome).await;
-                    continue;
-                }
+    // The message announced on `conn` with the last one's content: it goes next.
+    let mut announced: Option<Ready> = None;
+    loop {
+        let message = match announced.take() {
+            Some(m) if services.handoff.is_withdrawn(&m.record.id) => {
+                // Cancelled after it was announced: the server waits for its content.
+                // Dropping the connection mid-transaction makes the server discard it.
+                tracing::info!(msg_id = %m.record.id, "withdrawn after it was announced to the server; closing the connection so that it is not sent");
+                conn = None;
+                done(inner, &m.record.id);
+                continue;
+            }
+            Some(m) => m,
+            None => match next_ready(inner, dest).await {
+                Some(m) => m,
+                None => break,
             },
         };
-        let envelope = envelope_for(services, &record);
+        let Ready {
+            record,
+            body,
+            envelope,
+        } = message;
         let outcome = match &inner.route {
             Route::Outbox(dir) => {
                 let dir = dir.clone();
-                let idtext = id.to_string();
-                let env = envelope.clone();
+                let idtext = record.id.to_string();
                 tokio::task::spawn_blocking(move || {
-                    crate::delivery::outbox::deliver(&dir, &idtext, &env, &body)
+                    crate::delivery::outbox::deliver(&dir, &idtext, &envelope, &body)
                 })
                 .await
                 .unwrap_or_else(|e| {
@@ -472,8 +532,13 @@ async fn connection_task(inner: &Arc<Inner>, dest: &Destination) {
                     }
                 }
                 let c = conn.as_mut().expect("opened above");
-                let (outcome, alive) = c.send(&envelope, &body).await;
-                if (!alive || c.sent >= services.config.delivery.messages_per_connection)
+                // Announced only when this connection will carry it.
+                if c.pipelines() && c.sent + 1 < per_connection {
+                    announced = ready_now(inner, dest).await;
+                }
+                let next = announced.as_ref().map(|m| &m.envelope);
+                let (outcome, alive) = c.send(&envelope, &body, next).await;
+                if (!alive || c.sent >= per_connection)
                     && let Some(c) = conn.take()
                 {
                     c.close().await;

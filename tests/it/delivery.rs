@@ -53,7 +53,11 @@ fn stored_body(inst: &Instance, id: &str) -> Vec<u8> {
 #[test]
 fn every_message_arrives_byte_identical_with_verp_and_dsn_parameters() {
     let sink = Sink::start(&[]);
-    let inst = Instance::new(&relay_config(sink.port, "\"1s\""));
+    // One connection, so that messages 2 to 5 are each announced (MAIL, RCPT, DATA)
+    // along with the content of the one before.
+    let config = relay_config(sink.port, "\"1s\"")
+        .replace("[inbound]", "max_connections_per_domain = 1\n[inbound]");
+    let inst = Instance::new(&config);
     let mut sent = Vec::new();
     for i in 0..5 {
         let id = inst.send_notice(&format!("user{i}@example.jp"));
@@ -376,6 +380,68 @@ fn a_killed_server_loses_no_acknowledged_message() {
 fn a_421_in_the_middle_of_a_pipelined_transaction_defers_with_its_reply() {
     // Without -f/-r, smtp-sink offers PIPELINING, so MAIL, RCPT and DATA go together.
     deferred_with_421(&["-Q", "RCPT"], "pipelined@example.jp");
+}
+
+#[test]
+fn a_421_after_the_content_defers_each_message_once_including_the_one_announced_with_it() {
+    // One connection at a time; each message's content goes with the next one's MAIL,
+    // RCPT and DATA, and the sink answers the content with 421 and hangs up. The message
+    // announced is then sent again on a new connection, and meets the same 421.
+    let sink = Sink::start(&["-Q", "."]);
+    let config = relay_config(sink.port, "\"1h\"")
+        .replace("[inbound]", "max_connections_per_domain = 1\n[inbound]");
+    let inst = Instance::new(&config);
+    let ids: Vec<String> = (0..3)
+        .map(|i| inst.send_notice(&format!("announced{i}@example.jp")))
+        .collect();
+    let _server = inst.serve();
+    for id in &ids {
+        assert!(
+            wait_for(30, || status_of(&inst, id) == "deferred"),
+            "status {}",
+            status_of(&inst, id)
+        );
+        let ev = events(&inst, id);
+        let attempts: Vec<&Value> = ev.iter().filter(|e| e["attempt"].is_number()).collect();
+        assert_eq!(attempts.len(), 1, "one attempt each: {ev:?}");
+        assert_eq!(attempts[0]["smtp_code"], 421, "{ev:?}");
+    }
+}
+
+#[test]
+fn a_message_announced_on_a_connection_that_ends_is_tried_again_on_a_new_one() {
+    // The sink exits after one message: the second message's MAIL, RCPT and DATA went
+    // with the first one's content, and their replies never come.
+    let sink = Sink::start(&["-M", "1"]);
+    let config = relay_config(sink.port, "\"1h\"")
+        .replace("[inbound]", "max_connections_per_domain = 1\n[inbound]");
+    let inst = Instance::new(&config);
+    let first = inst.send_notice("first@example.jp");
+    let second = inst.send_notice("second@example.jp");
+    let _server = inst.serve();
+    let reply_of = |id: &str| {
+        assert!(
+            wait_for(30, || status_of(&inst, id) == "deferred"),
+            "status {}",
+            status_of(&inst, id)
+        );
+        let ev = events(&inst, id);
+        let attempts: Vec<&Value> = ev.iter().filter(|e| e["attempt"].is_number()).collect();
+        assert_eq!(attempts.len(), 1, "one attempt: {ev:?}");
+        attempts[0]["reply"].as_str().unwrap_or("").to_string()
+    };
+    let reply = reply_of(&first);
+    assert!(
+        reply.contains("closed the connection without replying"),
+        "{reply}"
+    );
+    // Not tried on the dead connection (an I/O error there), but on a new one, which
+    // finds the sink gone.
+    let reply = reply_of(&second);
+    assert!(
+        reply.starts_with("greeting:") || reply.starts_with("connect to"),
+        "{reply}"
+    );
 }
 
 #[test]
