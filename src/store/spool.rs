@@ -17,8 +17,15 @@
 //!
 //! Space: a segment is closed at [`SEGMENT_BYTES`]. The spool knows the live bodies of
 //! each segment (rebuilt at open from the open messages). A closed segment with none is
-//! deleted after the next flush, so the record writes that released them are durable
-//! first. A few messages deferred for days must not keep whole segments on disk, so
+//! let go after the next flush, so the record writes that released them are durable
+//! first. Up to [`SPARES`] such segments are kept as spare files and renamed into place
+//! as the next new segments, as PostgreSQL recycles WAL files: writing over a file's
+//! cached, allocated pages costs the kernel far less than growing a new file and later
+//! evicting a deleted one (together ~6% of the server's CPU per message in the delivery
+//! benchmark). Stale bytes in a recycled segment are never read: records are found only
+//! through the locations in message records, and each carries its message id and CRC.
+//! A flush after a segment was created or renamed also syncs the folder, so the name a
+//! durable record points at is durable too. A few messages deferred for days must not keep whole segments on disk, so
 //! records start on 4 KiB boundaries and [`Spool::reclaim`] punches holes
 //! (`FALLOC_FL_PUNCH_HOLE`) over the dead records of mostly dead segments, again only
 //! over records released before a finished flush.
@@ -35,6 +42,8 @@ use crate::domain::{BodyLocation, MessageId};
 
 /// A segment is closed once this many bytes are written to it.
 pub const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
+/// Emptied segments kept as spare files for reuse.
+const SPARES: usize = 4;
 /// Records start on this boundary, so a dead record's blocks can be punched out whole.
 const ALIGN: u64 = 4096;
 /// Record header: magic, body length, message id, CRC-32 of the body.
@@ -70,6 +79,12 @@ pub enum SpoolError {
     },
 }
 
+/// An emptied segment file waiting to be reused.
+struct Spare {
+    file: File,
+    path: PathBuf,
+}
+
 struct Segment {
     number: u32,
     file: File,
@@ -100,8 +115,12 @@ struct State {
     /// Released records whose release may not be durable yet, with the flush count
     /// at the time: their bytes must stay until a later flush has finished.
     unflushed: Vec<(u64, BodyLocation)>,
-    /// Closed segments with no live body, deleted after the next flush.
+    /// Closed segments with no live body, let go after the next flush.
     doomed: Vec<u32>,
+    /// Emptied segment files renamed `spare-N`, to become the next new segments.
+    spares: Vec<Spare>,
+    /// A segment was created or renamed since the last flush began.
+    folder_changed: bool,
     /// The file system refused to punch holes once; not tried again.
     no_punching: bool,
 }
@@ -148,16 +167,24 @@ impl Spool {
         }
         let mut segments = HashMap::new();
         let mut sizes = HashMap::new();
+        let mut spares = Vec::new();
         let mut highest = 0u32;
+        let mut spare_files = Vec::new();
+        let mut dead = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
             let entry = entry.map_err(|e| io(dir, e))?;
-            let Some(number) = segment_number(&entry.file_name().to_string_lossy()) else {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(slot) = spare_slot(&name) {
+                spare_files.push((slot, entry.path()));
+                continue;
+            }
+            let Some(number) = segment_number(&name) else {
                 continue;
             };
             highest = highest.max(number);
             let path = entry.path();
             if !by_segment.contains_key(&number) {
-                std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
+                dead.push(path);
                 continue;
             }
             let file = File::open(&path).map_err(|e| io(&path, e))?;
@@ -177,7 +204,34 @@ impl Spool {
                 }),
             );
         }
-        let active = create_segment(dir, highest + 1)?;
+        // Segments nothing points at become spares in the free slots, or go.
+        let mut taken: Vec<usize> = Vec::new();
+        for (slot, path) in spare_files {
+            if slot < SPARES {
+                taken.push(slot);
+            } else {
+                dead.push(path);
+            }
+        }
+        for path in dead {
+            match (0..SPARES).find(|n| !taken.contains(n)) {
+                Some(slot) => {
+                    std::fs::rename(&path, dir.join(spare_name(slot))).map_err(|e| io(&path, e))?;
+                    taken.push(slot);
+                }
+                None => std::fs::remove_file(&path).map_err(|e| io(&path, e))?,
+            }
+        }
+        for slot in taken {
+            let path = dir.join(spare_name(slot));
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(|e| io(&path, e))?;
+            spares.push(Spare { file, path });
+        }
+        let active = new_segment(dir, highest + 1, spares.pop())?;
         segments.insert(active.number, active.clone());
         Ok(Spool {
             dir: dir.to_path_buf(),
@@ -191,6 +245,8 @@ impl Spool {
                 flushes_begun: 0,
                 unflushed: Vec::new(),
                 doomed: Vec::new(),
+                spares,
+                folder_changed: true,
                 no_punching: false,
             }),
         })
@@ -229,7 +285,9 @@ impl Spool {
     fn reserve(&self, n: u64) -> Result<(Arc<Segment>, u64), SpoolError> {
         let mut st = self.state.lock().expect("spool lock");
         if st.end > 0 && st.end + n > SEGMENT_BYTES {
-            let next = create_segment(&self.dir, st.active.number + 1)?;
+            let spare = st.spares.pop();
+            let next = new_segment(&self.dir, st.active.number + 1, spare)?;
+            st.folder_changed = true;
             let closed = std::mem::replace(&mut st.active, next.clone());
             let closed_size = st.end;
             st.sizes.insert(closed.number, closed_size);
@@ -325,9 +383,10 @@ impl Spool {
         }
     }
 
-    /// Step one of a flush: `fdatasync` every segment written since the last flush.
+    /// Step one of a flush: `fdatasync` every segment written since the last flush, and
+    /// the folder when a segment was created or renamed since.
     pub fn sync(&self) -> Result<FlushTicket, SpoolError> {
-        let (segments, ticket) = {
+        let (segments, ticket, folder_changed) = {
             let mut st = self.state.lock().expect("spool lock");
             st.flushes_begun += 1;
             let segments: Vec<Arc<Segment>> = st.segments.values().cloned().collect();
@@ -335,7 +394,14 @@ impl Spool {
                 flush: st.flushes_begun,
                 doomed: std::mem::take(&mut st.doomed),
             };
-            (segments, ticket)
+            (segments, ticket, std::mem::take(&mut st.folder_changed))
+        };
+        let failed = |ticket: FlushTicket, path: &Path, source| {
+            self.flush_failed(ticket);
+            Err(SpoolError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
         };
         for s in segments {
             if s.dirty.swap(false, Ordering::SeqCst)
@@ -343,12 +409,16 @@ impl Spool {
                 && let Err(source) = s.file.sync_data()
             {
                 s.dirty.store(true, Ordering::SeqCst);
-                self.flush_failed(ticket);
-                return Err(SpoolError::Io {
-                    path: s.path.clone(),
-                    source,
-                });
+                self.state.lock().expect("spool lock").folder_changed |= folder_changed;
+                return failed(ticket, &s.path, source);
             }
+        }
+        if folder_changed
+            && self.fsync
+            && let Err(source) = File::open(&self.dir).and_then(|d| d.sync_all())
+        {
+            self.state.lock().expect("spool lock").folder_changed = true;
+            return failed(ticket, &self.dir, source);
         }
         Ok(ticket)
     }
@@ -376,11 +446,43 @@ impl Spool {
                 st.sizes.remove(&number);
                 st.segments.remove(&number)
             };
-            if let Some(s) = segment
-                && let Err(e) = std::fs::remove_file(&s.path)
-            {
-                tracing::warn!(path = %s.path.display(), error = %e, "cannot delete an empty spool segment");
+            if let Some(s) = segment {
+                self.let_go(s);
             }
+        }
+    }
+
+    /// Keeps an emptied segment as a spare while there are fewer than [`SPARES`] (and
+    /// nobody else holds it), else deletes it.
+    fn let_go(&self, segment: Arc<Segment>) {
+        let slot = {
+            let st = self.state.lock().expect("spool lock");
+            (0..SPARES).find(|n| {
+                !st.spares
+                    .iter()
+                    .any(|s| s.path == self.dir.join(spare_name(*n)))
+            })
+        };
+        let path = segment.path.clone();
+        if let (Some(slot), Ok(segment)) = (slot, Arc::try_unwrap(segment)) {
+            let spare_path = self.dir.join(spare_name(slot));
+            match std::fs::rename(&path, &spare_path) {
+                Ok(()) => {
+                    let mut st = self.state.lock().expect("spool lock");
+                    st.spares.push(Spare {
+                        file: segment.file,
+                        path: spare_path,
+                    });
+                    st.folder_changed = true;
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot keep an empty spool segment as a spare; deleting it");
+                }
+            }
+        }
+        if let Err(e) = std::fs::remove_file(&path) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot delete an empty spool segment");
         }
     }
 
@@ -507,8 +609,36 @@ fn segment_number(name: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
-fn create_segment(dir: &Path, number: u32) -> Result<Arc<Segment>, SpoolError> {
+fn spare_name(slot: usize) -> String {
+    format!("spare-{slot}")
+}
+
+fn spare_slot(name: &str) -> Option<usize> {
+    let digits = name.strip_prefix("spare-")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Segment `number`: a spare renamed into place, or a new file.
+fn new_segment(dir: &Path, number: u32, spare: Option<Spare>) -> Result<Arc<Segment>, SpoolError> {
     let path = dir.join(segment_name(number));
+    if let Some(spare) = spare {
+        match std::fs::rename(&spare.path, &path) {
+            Ok(()) => {
+                return Ok(Arc::new(Segment {
+                    number,
+                    file: spare.file,
+                    path,
+                    dirty: AtomicBool::new(false),
+                }));
+            }
+            Err(e) => {
+                tracing::warn!(path = %spare.path.display(), error = %e, "cannot reuse a spare spool segment; starting a new file");
+            }
+        }
+    }
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -572,7 +702,7 @@ mod tests {
     }
 
     #[test]
-    fn a_closed_segment_is_deleted_only_after_the_flush_that_follows_its_last_release() {
+    fn a_closed_segment_is_let_go_only_after_the_flush_that_follows_its_last_release() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path(), false, std::iter::empty()).unwrap();
         let big = vec![b'x'; (SEGMENT_BYTES / 2) as usize];
@@ -589,11 +719,79 @@ mod tests {
         let files = spool.segment_files();
         assert_eq!(files.len(), 1);
         assert!(files[0].ends_with(segment_name(b.segment)));
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, [segment_name(b.segment), spare_name(0)]);
     }
 
     #[test]
-    fn open_deletes_segments_nothing_points_at_and_starts_a_new_one() {
+    fn an_emptied_segment_file_becomes_the_next_new_segment() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), true, std::iter::empty()).unwrap();
+        let big = vec![b'x'; (SEGMENT_BYTES / 2) as usize];
+        let a = spool.write(&id(1), &big).unwrap();
+        let inode = std::fs::metadata(&spool.segment_files()[0]).unwrap().ino();
+        let b = spool.write(&id(2), &big).unwrap(); // closes segment 1
+        spool.release(a);
+        spool.flushed(spool.sync().unwrap());
+        assert_eq!(
+            std::fs::metadata(dir.path().join(spare_name(0)))
+                .unwrap()
+                .ino(),
+            inode
+        );
+        let c = spool.write(&id(3), &big).unwrap(); // closes segment 2
+        assert_eq!(c.segment, b.segment + 1);
+        let path = dir.path().join(segment_name(c.segment));
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().ino(),
+            inode,
+            "the spare, renamed"
+        );
+        assert!(!dir.path().join(spare_name(0)).exists());
+        assert_eq!(spool.read(&id(3), c).unwrap(), big);
+        let e = spool.read(
+            &id(1),
+            BodyLocation {
+                segment: c.segment,
+                ..a
+            },
+        );
+        assert!(
+            e.is_err(),
+            "the old record in the reused file is not id 3's"
+        );
+    }
+
+    #[test]
+    fn open_keeps_a_few_unused_segments_as_spares_and_deletes_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = vec![b'x'; SEGMENT_BYTES as usize];
+        let kept = {
+            let spool = Spool::open(dir.path(), false, std::iter::empty()).unwrap();
+            for n in 0..SPARES + 2 {
+                spool.write(&id(n as u8), &big).unwrap();
+            }
+            spool.write(&id(99), b"kept").unwrap()
+        };
+        let spool = Spool::open(dir.path(), false, [kept].into_iter()).unwrap();
+        assert_eq!(spool.read(&id(99), kept).unwrap(), b"kept");
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        let spares = names.iter().filter(|n| spare_slot(n).is_some()).count();
+        // One spare became the new active segment.
+        assert_eq!(spares, SPARES - 1, "{names:?}");
+        assert_eq!(names.len(), SPARES + 1, "{names:?}");
+    }
+
+    #[test]
+    fn open_lets_go_of_segments_nothing_points_at_and_starts_a_new_one() {
         let dir = tempfile::tempdir().unwrap();
         let (keep, drop_me) = {
             let spool = Spool::open(dir.path(), true, std::iter::empty()).unwrap();
