@@ -34,6 +34,28 @@ fn wait_failed(inst: &Instance, id: &str) -> Value {
         .expect("failed event")
 }
 
+/// An instance relaying to `port` over one connection at a time, so that each message
+/// after the first is announced along with the content of the one before.
+fn one_connection(port: u16, retry: &str) -> Instance {
+    Instance::new(
+        &relay_config(port, retry)
+            .replace("[inbound]", "max_connections_per_domain = 1\n[inbound]"),
+    )
+}
+
+/// Waits (bounded) until message `id` is deferred; returns its only attempt's event.
+fn the_deferred_attempt(inst: &Instance, id: &str) -> Value {
+    assert!(
+        wait_for(30, || status_of(inst, id) == "deferred"),
+        "status {}",
+        status_of(inst, id)
+    );
+    let ev = events(inst, id);
+    let attempts: Vec<&Value> = ev.iter().filter(|e| e["attempt"].is_number()).collect();
+    assert_eq!(attempts.len(), 1, "one attempt: {ev:?}");
+    attempts[0].clone()
+}
+
 fn stored_body(inst: &Instance, id: &str) -> Vec<u8> {
     let config = mailgate::config::Config::load(&mailgate::config::ConfigSources {
         path: Some(inst.config_path.clone()),
@@ -53,11 +75,8 @@ fn stored_body(inst: &Instance, id: &str) -> Vec<u8> {
 #[test]
 fn every_message_arrives_byte_identical_with_verp_and_dsn_parameters() {
     let sink = Sink::start(&[]);
-    // One connection, so that messages 2 to 5 are each announced (MAIL, RCPT, DATA)
-    // along with the content of the one before.
-    let config = relay_config(sink.port, "\"1s\"")
-        .replace("[inbound]", "max_connections_per_domain = 1\n[inbound]");
-    let inst = Instance::new(&config);
+    // Messages 2 to 5 are each announced (MAIL, RCPT, DATA) with the one before.
+    let inst = one_connection(sink.port, "\"1s\"");
     let mut sent = Vec::new();
     for i in 0..5 {
         let id = inst.send_notice(&format!("user{i}@example.jp"));
@@ -245,9 +264,7 @@ fn queue_commands_list_retry_and_cancel_and_name_unknown_ids() {
 fn a_message_cancelled_while_the_worker_holds_it_is_not_sent() {
     // One connection, held 3 s at DATA: the second message waits in the worker.
     let sink = Sink::start(&["-w", "3"]);
-    let config = relay_config(sink.port, "\"1s\"")
-        .replace("[inbound]", "max_connections_per_domain = 1\n[inbound]");
-    let inst = Instance::new(&config);
+    let inst = one_connection(sink.port, "\"1s\"");
     let first = inst.send_notice("first@example.jp");
     let second = inst.send_notice("second@example.jp");
     let _server = inst.serve();
@@ -388,23 +405,14 @@ fn a_421_after_the_content_defers_each_message_once_including_the_one_announced_
     // RCPT and DATA, and the sink answers the content with 421 and hangs up. The message
     // announced is then sent again on a new connection, and meets the same 421.
     let sink = Sink::start(&["-Q", "."]);
-    let config = relay_config(sink.port, "\"1h\"")
-        .replace("[inbound]", "max_connections_per_domain = 1\n[inbound]");
-    let inst = Instance::new(&config);
+    let inst = one_connection(sink.port, "\"1h\"");
     let ids: Vec<String> = (0..3)
         .map(|i| inst.send_notice(&format!("announced{i}@example.jp")))
         .collect();
     let _server = inst.serve();
     for id in &ids {
-        assert!(
-            wait_for(30, || status_of(&inst, id) == "deferred"),
-            "status {}",
-            status_of(&inst, id)
-        );
-        let ev = events(&inst, id);
-        let attempts: Vec<&Value> = ev.iter().filter(|e| e["attempt"].is_number()).collect();
-        assert_eq!(attempts.len(), 1, "one attempt each: {ev:?}");
-        assert_eq!(attempts[0]["smtp_code"], 421, "{ev:?}");
+        let attempt = the_deferred_attempt(&inst, id);
+        assert_eq!(attempt["smtp_code"], 421, "{attempt}");
     }
 }
 
@@ -413,22 +421,15 @@ fn a_message_announced_on_a_connection_that_ends_is_tried_again_on_a_new_one() {
     // The sink exits after one message: the second message's MAIL, RCPT and DATA went
     // with the first one's content, and their replies never come.
     let sink = Sink::start(&["-M", "1"]);
-    let config = relay_config(sink.port, "\"1h\"")
-        .replace("[inbound]", "max_connections_per_domain = 1\n[inbound]");
-    let inst = Instance::new(&config);
+    let inst = one_connection(sink.port, "\"1h\"");
     let first = inst.send_notice("first@example.jp");
     let second = inst.send_notice("second@example.jp");
     let _server = inst.serve();
     let reply_of = |id: &str| {
-        assert!(
-            wait_for(30, || status_of(&inst, id) == "deferred"),
-            "status {}",
-            status_of(&inst, id)
-        );
-        let ev = events(&inst, id);
-        let attempts: Vec<&Value> = ev.iter().filter(|e| e["attempt"].is_number()).collect();
-        assert_eq!(attempts.len(), 1, "one attempt: {ev:?}");
-        attempts[0]["reply"].as_str().unwrap_or("").to_string()
+        the_deferred_attempt(&inst, id)["reply"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     };
     let reply = reply_of(&first);
     assert!(
