@@ -513,22 +513,9 @@ async fn transact<T: AsyncRead + AsyncWrite + Unpin>(
         read_replies(&mut client.stream, wanted).await
     })
     .await;
-    let sent_ahead = |complete| match (next, complete) {
-        (None, _) => NextOpening::NotSent,
-        (Some(_), Some(replies)) => NextOpening::Read(replies),
-        (Some(_), None) => NextOpening::Lost,
-    };
-    match read {
-        Err(_) => Exchange {
-            result: Err(Refusal::Error(mail_send::Error::Timeout)),
-            before_content: false,
-            next_opening: sent_ahead(None),
-        },
-        Ok(Err(e)) => Exchange {
-            result: Err(Refusal::Error(e)),
-            before_content: false,
-            next_opening: sent_ahead(None),
-        },
+    let (result, ahead) = match read {
+        Err(_) => (Err(Refusal::Error(mail_send::Error::Timeout)), None),
+        Ok(Err(e)) => (Err(Refusal::Error(e)), None),
         Ok(Ok(mut replies)) => {
             let ahead = (replies.len() == 4).then(|| replies.split_off(1));
             let result = match replies.into_iter().next() {
@@ -536,12 +523,17 @@ async fn transact<T: AsyncRead + AsyncWrite + Unpin>(
                 Some(reply) => Err(Refusal::Reply(reply)),
                 None => Err(Refusal::Error(mail_send::Error::UnparseableReply)),
             };
-            Exchange {
-                result,
-                before_content: false,
-                next_opening: sent_ahead(ahead),
-            }
+            (result, ahead)
         }
+    };
+    Exchange {
+        result,
+        before_content: false,
+        next_opening: match (next, ahead) {
+            (None, _) => NextOpening::NotSent,
+            (Some(_), Some(replies)) => NextOpening::Read(replies),
+            (Some(_), None) => NextOpening::Lost,
+        },
     }
 }
 

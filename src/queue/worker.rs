@@ -450,25 +450,19 @@ async fn ready(inner: &Arc<Inner>, job: Job) -> Option<Ready> {
     })
 }
 
-/// The destination's next message ready to send, waiting a little for one to come.
-async fn next_ready(inner: &Arc<Inner>, dest: &Destination) -> Option<Ready> {
-    while let Some(job) = next_message(dest).await {
+/// The destination's next message ready to send. With `wait`, waits a little for one
+/// to come; without, takes only one waiting now (to announce with the one being sent).
+async fn next_ready(inner: &Arc<Inner>, dest: &Destination, wait: bool) -> Option<Ready> {
+    loop {
+        let job = if wait {
+            next_message(dest).await
+        } else {
+            dest.pop()
+        }?;
         if let Some(message) = ready(inner, job).await {
             return Some(message);
         }
     }
-    None
-}
-
-/// The destination's next message if one is ready now, to announce along with the one
-/// being sent.
-async fn ready_now(inner: &Arc<Inner>, dest: &Destination) -> Option<Ready> {
-    while let Some(job) = dest.pop() {
-        if let Some(message) = ready(inner, job).await {
-            return Some(message);
-        }
-    }
-    None
 }
 
 /// One connection's life: take messages for the destination until none is left. Where
@@ -491,7 +485,7 @@ async fn connection_task(inner: &Arc<Inner>, dest: &Destination) {
                 continue;
             }
             Some(m) => m,
-            None => match next_ready(inner, dest).await {
+            None => match next_ready(inner, dest, true).await {
                 Some(m) => m,
                 None => break,
             },
@@ -534,7 +528,7 @@ async fn connection_task(inner: &Arc<Inner>, dest: &Destination) {
                 let c = conn.as_mut().expect("opened above");
                 // Announced only when this connection will carry it.
                 if c.pipelines() && c.sent + 1 < per_connection {
-                    announced = ready_now(inner, dest).await;
+                    announced = next_ready(inner, dest, false).await;
                 }
                 let next = announced.as_ref().map(|m| &m.envelope);
                 let (outcome, alive) = c.send(&envelope, &body, next).await;

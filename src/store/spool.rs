@@ -81,6 +81,8 @@ pub enum SpoolError {
 
 /// An emptied segment file waiting to be reused.
 struct Spare {
+    /// N of its name `spare-N`.
+    slot: usize,
     file: File,
     path: PathBuf,
 }
@@ -214,7 +216,7 @@ impl Spool {
             }
         }
         for path in dead {
-            match (0..SPARES).find(|n| !taken.contains(n)) {
+            match free_slot(&taken) {
                 Some(slot) => {
                     std::fs::rename(&path, dir.join(spare_name(slot))).map_err(|e| io(&path, e))?;
                     taken.push(slot);
@@ -229,7 +231,7 @@ impl Spool {
                 .write(true)
                 .open(&path)
                 .map_err(|e| io(&path, e))?;
-            spares.push(Spare { file, path });
+            spares.push(Spare { slot, file, path });
         }
         let active = new_segment(dir, highest + 1, spares.pop())?;
         segments.insert(active.number, active.clone());
@@ -457,11 +459,7 @@ impl Spool {
     fn let_go(&self, segment: Arc<Segment>) {
         let slot = {
             let st = self.state.lock().expect("spool lock");
-            (0..SPARES).find(|n| {
-                !st.spares
-                    .iter()
-                    .any(|s| s.path == self.dir.join(spare_name(*n)))
-            })
+            free_slot(&st.spares.iter().map(|s| s.slot).collect::<Vec<_>>())
         };
         let path = segment.path.clone();
         if let (Some(slot), Ok(segment)) = (slot, Arc::try_unwrap(segment)) {
@@ -470,6 +468,7 @@ impl Spool {
                 Ok(()) => {
                     let mut st = self.state.lock().expect("spool lock");
                     st.spares.push(Spare {
+                        slot,
                         file: segment.file,
                         path: spare_path,
                     });
@@ -611,6 +610,11 @@ fn segment_number(name: &str) -> Option<u32> {
 
 fn spare_name(slot: usize) -> String {
     format!("spare-{slot}")
+}
+
+/// The lowest spare slot not in `taken`, if any is left.
+fn free_slot(taken: &[usize]) -> Option<usize> {
+    (0..SPARES).find(|n| !taken.contains(n))
 }
 
 fn spare_slot(name: &str) -> Option<usize> {
