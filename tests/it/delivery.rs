@@ -303,8 +303,10 @@ fn a_message_cancelled_while_the_worker_holds_it_is_not_sent() {
 #[test]
 fn a_killed_server_loses_no_acknowledged_message() {
     const N: usize = 2000;
-    let sink = Sink::start(&[]);
-    // One connection at a time, so the kill lands while delivery is under way.
+    // A sink that waits a second before each DATA reply, on one connection at a
+    // time: delivery is under way at the kill however fast the rest of the run
+    // is, and cannot have finished. After the kill a prompt sink takes its place.
+    let sink = Sink::start(&["-w", "1"]);
     let config = relay_config(sink.port, "\"1s\"").replace(
         "[inbound]",
         "max_connections_per_domain = 1\nmessages_per_connection = 50\n[inbound]",
@@ -342,12 +344,17 @@ fn a_killed_server_loses_no_acknowledged_message() {
             .collect()
     });
     assert_eq!(acknowledged.len(), N);
+    assert!(
+        wait_for(30, || sink.count() >= 1),
+        "nothing was delivered before the kill; the test proves nothing"
+    );
     let before_kill = sink.count();
     server.signal_and_wait(libc::SIGKILL);
     assert!(
         before_kill < N,
         "delivery finished before the kill; the test proves nothing"
     );
+    let sink = sink.restart_with(&[]);
     let _restarted = inst.serve();
     let distinct = |sink: &Sink| -> HashSet<String> {
         sink.messages()
