@@ -37,6 +37,9 @@ pub(super) struct GroupCommit {
     announced: AtomicUsize,
     /// Requests the last flush covered: more than one means writers are about.
     last_batch: AtomicU64,
+    /// A leader waits on `gathered`: only then does a writer ending its announcement
+    /// take the lock and signal (a signal is a system call even with nobody waiting).
+    leader_waiting: AtomicBool,
     gather_lock: Mutex<()>,
     gathered: Condvar,
 }
@@ -61,6 +64,7 @@ impl GroupCommit {
         if self.others_about() {
             let deadline = Instant::now() + limit;
             let mut guard = self.gather_lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.leader_waiting.store(true, Ordering::SeqCst);
             loop {
                 let now = Instant::now();
                 if now >= deadline {
@@ -80,6 +84,7 @@ impl GroupCommit {
                 }
                 seen = now_seen;
             }
+            self.leader_waiting.store(false, Ordering::SeqCst);
         }
         let covered = self.requested.load(Ordering::SeqCst);
         self.last_batch.store(
@@ -112,8 +117,12 @@ pub struct WriteIntent {
 
 impl Drop for WriteIntent {
     fn drop(&mut self) {
-        if self.commit.announced.fetch_sub(1, Ordering::SeqCst) == 1 {
+        if self.commit.announced.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.commit.leader_waiting.load(Ordering::SeqCst)
+        {
             // Take the lock so a leader between its check and its wait still hears this.
+            // A leader that sets `leader_waiting` after the load above misses nothing
+            // either: it looks at `announced` after each slice of at most QUIET.
             let _guard = self
                 .commit
                 .gather_lock
