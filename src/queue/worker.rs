@@ -410,11 +410,21 @@ fn dispatch(inner: &Arc<Inner>, name: String, job: Job) {
 }
 
 async fn next_message(dest: &Destination) -> Option<Job> {
-    if let Some(job) = dest.pop() {
-        return Some(job);
+    // The bell keeps a ring nobody heard, and another connection may have taken the job
+    // it rang for: a ring with nothing to take waits on for the rest of the linger, or
+    // the connection would close under load and a new one be opened for the next job.
+    let deadline = tokio::time::Instant::now() + LINGER;
+    loop {
+        if let Some(job) = dest.pop() {
+            return Some(job);
+        }
+        if tokio::time::timeout_at(deadline, dest.bell.notified())
+            .await
+            .is_err()
+        {
+            return dest.pop();
+        }
     }
-    let _ = tokio::time::timeout(LINGER, dest.bell.notified()).await;
-    dest.pop()
 }
 
 /// A message taken for sending: its record, bytes and envelope.
@@ -746,4 +756,54 @@ pub fn finish(
     store.reschedule(record, None)?;
     record.push_event(event);
     store.put_message(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Address, MessageId};
+
+    fn job() -> Job {
+        let record = MessageRecord {
+            id: MessageId::random(),
+            to: Address::parse("a@example.jp").unwrap(),
+            message_id_header: "x@mail.example.jp".into(),
+            template: "notice".into(),
+            locale: "en".into(),
+            subject: "s".into(),
+            created_ms: 1,
+            expires_ms: 2,
+            status: MessageStatus::Sending,
+            attempts: 0,
+            due_ms: Some(1),
+            last_reply: None,
+            flow_id: None,
+            timeline: Vec::new(),
+            size: 1,
+            body: None,
+        };
+        Job { record, body: None }
+    }
+
+    #[tokio::test]
+    async fn a_ring_for_a_job_another_connection_took_does_not_end_the_linger() {
+        let dest = Arc::new(Destination {
+            name: "example.jp".into(),
+            pending: Mutex::new(VecDeque::new()),
+            active: AtomicUsize::new(0),
+            bell: Notify::new(),
+        });
+        // Rung while every connection was busy; the job went to the first one free.
+        dest.bell.notify_one();
+        let later = dest.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(LINGER / 4).await;
+            later.pending.lock().unwrap().push_back(job());
+            later.bell.notify_one();
+        });
+        assert!(
+            next_message(&dest).await.is_some(),
+            "the connection gave up on the stale ring instead of lingering"
+        );
+    }
 }
