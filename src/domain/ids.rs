@@ -13,10 +13,11 @@ use serde::{Deserialize, Serialize};
 pub struct MessageId([u8; 16]);
 
 impl MessageId {
-    /// A fresh id from the OS random number generator.
+    /// A fresh id from the thread's CSPRNG (ChaCha, seeded and reseeded from the OS):
+    /// one is made per message, and asking the OS each time cost a system call.
     pub fn random() -> MessageId {
         let mut b = [0u8; 16];
-        rand::rngs::OsRng.fill_bytes(&mut b);
+        rand::thread_rng().fill_bytes(&mut b);
         MessageId(b)
     }
 
