@@ -117,7 +117,7 @@ impl Composer {
             vars,
         } = draft;
         let vars = self.with_globals(vars)?;
-        let rendered = self.templates.render(template, locale, &vars)?;
+        let rendered = self.templates.render(template, locale, vars)?;
         reject_line_breaks("the rendered subject", &rendered.subject)?;
         if let Some(n) = to_name {
             reject_line_breaks("the recipient name", n)?;

@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use handlebars::Handlebars;
+use handlebars::{Context, Handlebars};
 use serde_json::Value;
 
 /// The locales every shipped template exists in.
@@ -168,12 +168,7 @@ impl Templates {
     }
 
     /// Renders the three parts.
-    pub fn render(
-        &self,
-        name: &str,
-        locale: &str,
-        vars: &Value,
-    ) -> Result<Rendered, TemplateError> {
+    pub fn render(&self, name: &str, locale: &str, vars: Value) -> Result<Rendered, TemplateError> {
         if !self.has(name, locale) {
             return Err(TemplateError::Unknown {
                 name: name.to_string(),
@@ -181,9 +176,11 @@ impl Templates {
                 known: self.names.join(", "),
             });
         }
+        // One context for the three parts: `render` would copy the variables for each.
+        let context = Context::from(vars);
         let part = |registry: &Handlebars<'static>, part: &'static str| {
             registry
-                .render(&key(name, locale, part), vars)
+                .render_with_context(&key(name, locale, part), &context)
                 .map_err(|e| TemplateError::Render {
                     name: name.to_string(),
                     locale: locale.to_string(),
@@ -213,7 +210,7 @@ mod tests {
     fn notice_renders_in_both_locales_and_escapes_only_html() {
         let t = Templates::load(None).unwrap();
         for locale in LOCALES {
-            let r = t.render("notice", locale, &vars()).unwrap();
+            let r = t.render("notice", locale, vars()).unwrap();
             assert_eq!(r.subject, "Clinic hours <changed>");
             assert!(r.text.contains("Line two."));
             assert!(
@@ -237,14 +234,14 @@ mod tests {
     #[test]
     fn a_missing_variable_is_an_error_naming_the_template() {
         let t = Templates::load(None).unwrap();
-        let e = t.render("notice", "en", &json!({"name": ""})).unwrap_err();
+        let e = t.render("notice", "en", json!({"name": ""})).unwrap_err();
         assert!(e.to_string().contains("notice.en"), "{e}");
     }
 
     #[test]
     fn an_unknown_template_lists_the_known_ones() {
         let t = Templates::load(None).unwrap();
-        let e = t.render("nope", "en", &vars()).unwrap_err();
+        let e = t.render("nope", "en", vars()).unwrap_err();
         assert!(e.to_string().contains("notice"), "{e}");
     }
 
@@ -256,7 +253,7 @@ mod tests {
         std::fs::write(p.join("en.subject.hbs"), "Override: {{subject}}").unwrap();
         let t = Templates::load(Some(dir.path())).unwrap();
         assert_eq!(
-            t.render("notice", "en", &vars()).unwrap().subject,
+            t.render("notice", "en", vars()).unwrap().subject,
             "Override: Clinic hours <changed>"
         );
     }
