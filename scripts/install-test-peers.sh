@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real peers the tests talk to, only where they are missing:
 #   smtp-sink / smtp-source (Debian postfix, "No configuration"), spamassassin,
-#   chromium (with a Japanese font), and the Python DKIM verifier (dkimpy + PyNaCl for Ed25519).
+#   chromium (with a Japanese font), the Python DKIM verifier (dkimpy + PyNaCl for Ed25519),
+#   and an SMTP server that offers STARTTLS (aiosmtpd, with trustme for its certificate).
 # Non-interactive, idempotent, and quick when everything is already present.
 set -euo pipefail
 
@@ -24,9 +25,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 PY="${PYTHON:-python3}"
-if ! "$PY" -c 'import dkim, nacl' >/dev/null 2>&1; then
-  echo "install-test-peers: installing Python modules dkimpy, PyNaCl for $PY"
-  "$PY" -m pip install -q dkimpy pynacl
+if ! "$PY" -c 'import dkim, nacl, aiosmtpd, trustme' >/dev/null 2>&1; then
+  echo "install-test-peers: installing Python modules dkimpy, PyNaCl, aiosmtpd, trustme for $PY"
+  "$PY" -m pip install -q dkimpy pynacl aiosmtpd trustme
 fi
 
 # Say where each peer is, so a failing run shows what was found.
@@ -39,4 +40,4 @@ for tool in smtp-sink smtp-source spamassassin chromium; do
   fi
   echo "install-test-peers: $tool -> $path"
 done
-"$PY" -c 'import dkim; print("install-test-peers: python dkim ->", dkim.__file__)'
+"$PY" -c 'import dkim, aiosmtpd; print("install-test-peers: python dkim ->", dkim.__file__, "aiosmtpd ->", aiosmtpd.__file__)'

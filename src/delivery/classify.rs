@@ -25,7 +25,11 @@ pub fn classify_reply(code: u16) -> Class {
 pub fn classify_error(e: &mail_send::Error) -> Class {
     use mail_send::Error as E;
     match e {
-        E::UnexpectedReply(r) | E::AuthenticationFailed(r) => classify_reply(r.code),
+        E::UnexpectedReply(r) => classify_reply(r.code),
+        // A relay refusing our login (535) says nothing about the message: the
+        // credentials are the operator's to fix, and the mail waits for them, as with
+        // Postfix's smtp_sasl_auth_soft_bounce (on by default).
+        E::AuthenticationFailed(_) => Class::Temporary,
         E::Io(_) | E::Timeout | E::Tls(_) | E::UnparseableReply | E::MissingStartTls => {
             Class::Temporary
         }

@@ -1,10 +1,11 @@
-//! Delivery to a real SMTP peer: Postfix's `smtp-sink`, with its fault switches.
+//! Delivery to real SMTP peers: Postfix's `smtp-sink`, with its fault switches, and
+//! aiosmtpd where a peer must offer STARTTLS.
 
 use std::collections::HashSet;
 
 use serde_json::Value;
 
-use crate::support::{Instance, Sink, lf, parse_capture, relay_config, wait_for};
+use crate::support::{Instance, Server, Sink, TlsSink, lf, parse_capture, relay_config, wait_for};
 
 fn status_of(inst: &Instance, id: &str) -> String {
     let v = inst.log_json(id);
@@ -520,4 +521,180 @@ fn a_message_the_worker_still_holds_when_its_lease_ends_is_not_claimed_twice() {
         (r.status, r.due_ms),
         (MessageStatus::Queued, Some(lease + 2))
     );
+}
+
+/// A relay over STARTTLS (`relay_tls = "starttls"`: TLS required, certificate checked).
+fn starttls_relay(port: u16) -> Instance {
+    Instance::new(
+        &relay_config(port, "\"1h\"").replace("relay_tls = \"none\"", "relay_tls = \"starttls\""),
+    )
+}
+
+#[test]
+fn starttls_to_a_relay_whose_certificate_is_trusted_sends_encrypted_and_records_the_tls_version() {
+    let sink = TlsSink::start();
+    // One message per connection: the second connection's TLS is set up again.
+    let inst = Instance::new(
+        &relay_config(sink.port, "\"1h\"")
+            .replace("relay_tls = \"none\"", "relay_tls = \"starttls\"")
+            .replace("[inbound]", "messages_per_connection = 1\n[inbound]"),
+    );
+    // The system's trust, as an operator would add their own CA to it: rustls reads
+    // SSL_CERT_FILE.
+    let ca = sink.ca_file();
+    let _server = Server::start(
+        &inst.config_path,
+        &[("SSL_CERT_FILE", ca.to_str().unwrap())],
+    );
+    let ids = [
+        inst.send_notice("tls@example.jp"),
+        inst.send_notice("tls2@example.jp"),
+    ];
+    let mut headers = Vec::new();
+    for id in &ids {
+        inst.wait_delivered(id);
+        let ev = events(&inst, id);
+        let delivered = ev.iter().find(|e| e["step"] == "delivered").unwrap();
+        assert_eq!(delivered["tls"], "TLSv1.3", "{delivered}");
+        assert_eq!(delivered["smtp_code"], 250, "{delivered}");
+        headers.push(
+            inst.log_json(id)["messages"][0]["message_id_header"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let arrived = sink.messages();
+    assert_eq!(arrived.len(), 2, "{arrived:?}");
+    for header in headers {
+        let capture = arrived
+            .iter()
+            .find(|m| m.contains(&format!("Message-ID: <{header}>")))
+            .unwrap_or_else(|| panic!("{header} did not arrive: {arrived:?}"));
+        assert!(
+            capture.starts_with("X-TLS: TLSv1.3\r\n"),
+            "the peer saw another session: {capture}"
+        );
+    }
+}
+
+#[test]
+fn implicit_tls_to_a_relay_sends_encrypted_from_the_first_byte() {
+    let sink = TlsSink::start_with(&["implicit"]);
+    let inst = Instance::new(
+        &relay_config(sink.port, "\"1h\"")
+            .replace("relay_tls = \"none\"", "relay_tls = \"implicit\""),
+    );
+    let ca = sink.ca_file();
+    let _server = Server::start(
+        &inst.config_path,
+        &[("SSL_CERT_FILE", ca.to_str().unwrap())],
+    );
+    let id = inst.send_notice("implicit@example.jp");
+    inst.wait_delivered(&id);
+    let ev = events(&inst, &id);
+    let delivered = ev.iter().find(|e| e["step"] == "delivered").unwrap();
+    assert_eq!(delivered["tls"], "TLSv1.3", "{delivered}");
+    let arrived = sink.messages();
+    assert_eq!(arrived.len(), 1, "{arrived:?}");
+    assert!(
+        arrived[0].starts_with("X-TLS: TLSv1.3\r\n"),
+        "{}",
+        arrived[0]
+    );
+}
+
+#[test]
+fn starttls_to_a_relay_with_an_untrusted_certificate_defers_and_sends_nothing() {
+    let sink = TlsSink::start();
+    let inst = starttls_relay(sink.port);
+    let _server = inst.serve();
+    let id = inst.send_notice("untrusted@example.jp");
+    let attempt = the_deferred_attempt(&inst, &id);
+    let reply = attempt["reply"].as_str().unwrap_or_default();
+    assert!(
+        reply.starts_with("STARTTLS with 127.0.0.1") && reply.contains("certificate"),
+        "{attempt}"
+    );
+    assert!(sink.messages().is_empty(), "{:?}", sink.messages());
+}
+
+#[test]
+fn a_relay_that_does_not_offer_starttls_gets_nothing_in_clear_text() {
+    let sink = Sink::start(&[]);
+    let inst = starttls_relay(sink.port);
+    let _server = inst.serve();
+    let id = inst.send_notice("clear@example.jp");
+    let attempt = the_deferred_attempt(&inst, &id);
+    assert!(
+        attempt["reply"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("does not offer STARTTLS and TLS is required"),
+        "{attempt}"
+    );
+    assert_eq!(sink.count(), 0);
+}
+
+/// A STARTTLS relay that wants the login `mailgate` / `right-password`, and an instance
+/// that logs in to it with `password` (read from a file, as configured). The instance
+/// trusts the relay's CA.
+fn relay_with_login(password: &str) -> (TlsSink, Instance, Server, tempfile::TempDir) {
+    let sink = TlsSink::start_with(&["auth=mailgate:right-password"]);
+    let secrets = tempfile::tempdir().unwrap();
+    let password_file = secrets.path().join("relay-password");
+    std::fs::write(&password_file, format!("{password}\n")).unwrap();
+    let inst = Instance::new(
+        &relay_config(sink.port, "\"1h\"")
+            .replace("relay_tls = \"none\"", "relay_tls = \"starttls\"")
+            .replace(
+                "[inbound]",
+                &format!(
+                    "relay_user = \"mailgate\"\nrelay_password_file = \"{}\"\n[inbound]",
+                    password_file.display()
+                ),
+            ),
+    );
+    let ca = sink.ca_file();
+    let server = Server::start(
+        &inst.config_path,
+        &[("SSL_CERT_FILE", ca.to_str().unwrap())],
+    );
+    (sink, inst, server, secrets)
+}
+
+#[test]
+fn a_relay_login_over_starttls_sends_as_that_user() {
+    let (sink, inst, _server, _secrets) = relay_with_login("right-password");
+    let id = inst.send_notice("login@example.jp");
+    inst.wait_delivered(&id);
+    let arrived = sink.messages();
+    assert_eq!(arrived.len(), 1, "{arrived:?}");
+    assert!(
+        arrived[0].starts_with("X-TLS: TLSv1.3\r\nX-Auth: mailgate\r\n"),
+        "{}",
+        arrived[0]
+    );
+}
+
+#[test]
+fn a_refused_relay_login_defers_the_message_for_the_operator_to_fix_and_logs_no_password() {
+    let (sink, inst, server, _secrets) = relay_with_login("wrong-password");
+    let id = inst.send_notice("refused@example.jp");
+    // Postfix's smtp_sasl_auth_soft_bounce: the credentials are the operator's to fix,
+    // and the mail waits for them rather than failing.
+    let attempt = the_deferred_attempt(&inst, &id);
+    let reply = attempt["reply"].as_str().unwrap_or_default();
+    assert!(
+        reply.contains("authentication at 127.0.0.1") && reply.contains("535"),
+        "{attempt}"
+    );
+    assert!(sink.messages().is_empty(), "{:?}", sink.messages());
+    let log = server.log_text();
+    assert!(
+        !log.contains("wrong-password"),
+        "the password is in the log:\n{log}"
+    );
+    let timeline = inst.log_json(&id).to_string();
+    assert!(!timeline.contains("wrong-password"), "{timeline}");
 }

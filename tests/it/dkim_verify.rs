@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support::{python, require_python_modules};
 use mailgate::dkim::{
     Algorithm, DkimKeyConfig, DnsRecord, RSA_DEFAULT_BITS, Signers, generate,
     public_key_from_private, write_key_file,
@@ -51,29 +52,12 @@ const MESSAGE: &str = concat!(
     "--=_mailgate_b1--\r\n",
 );
 
-fn python() -> String {
-    std::env::var("MAILGATE_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
 /// Fails (never skips) when the verifier cannot run.
 pub(crate) fn require_verifier() {
-    let python = python();
-    let output = Command::new(&python)
-        .args(["-c", "import dkim, nacl"])
-        .output();
-    let problem = match output {
-        Ok(o) if o.status.success() => return,
-        Ok(o) => String::from_utf8_lossy(&o.stderr)
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .to_string(),
-        Err(e) => format!("cannot run {python}: {e}"),
-    };
-    panic!(
-        "the independent DKIM verifier is missing ({problem}).\n\
-         Install the test peers with scripts/install-test-peers.sh \
-         (it runs: {python} -m pip install dkimpy pynacl), then run the tests again."
+    require_python_modules(
+        "dkim, nacl",
+        "dkimpy pynacl",
+        "the independent DKIM verifier",
     );
 }
 

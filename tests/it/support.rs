@@ -172,6 +172,34 @@ pub fn peer(name: &str) -> PathBuf {
     );
 }
 
+/// The Python that runs the Python test peers: `MAILGATE_TEST_PYTHON`, or `python3`.
+pub fn python() -> String {
+    std::env::var("MAILGATE_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Fails (never skips) when `modules` (as `import` names them) cannot be imported,
+/// naming the pip packages that hold them and the install step.
+pub fn require_python_modules(modules: &str, packages: &str, what: &str) {
+    let python = python();
+    let output = Command::new(&python)
+        .args(["-c", &format!("import {modules}")])
+        .output();
+    let problem = match output {
+        Ok(o) if o.status.success() => return,
+        Ok(o) => String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_string(),
+        Err(e) => format!("cannot run {python}: {e}"),
+    };
+    panic!(
+        "{what} is missing ({problem}).\n\
+         Install the test peers with scripts/install-test-peers.sh \
+         (it runs: {python} -m pip install {packages}), then run the tests again."
+    );
+}
+
 /// Waits (bounded) until something listens on `port` of 127.0.0.1.
 pub fn wait_listening(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -269,6 +297,67 @@ impl Sink {
 }
 
 impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An SMTP server offering STARTTLS (aiosmtpd, `tests/support/tls_sink.py`) on a free
+/// port, with a certificate for 127.0.0.1 from a throwaway CA; captures every message.
+pub struct TlsSink {
+    child: Child,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl TlsSink {
+    pub fn start() -> TlsSink {
+        TlsSink::start_with(&[])
+    }
+
+    /// With `["implicit"]`, TLS from the first byte (port 465 style) instead of STARTTLS.
+    pub fn start_with(extra: &[&str]) -> TlsSink {
+        require_python_modules(
+            "aiosmtpd, trustme",
+            "aiosmtpd trustme",
+            "the STARTTLS test peer",
+        );
+        let dir = tempfile::tempdir().expect("TLS sink folder");
+        let port = free_port();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/tls_sink.py");
+        let child = Command::new(python())
+            .arg(&script)
+            .arg(port.to_string())
+            .arg(dir.path())
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tls_sink.py");
+        wait_listening(port, "the STARTTLS peer (tests/support/tls_sink.py)");
+        TlsSink { child, port, dir }
+    }
+
+    /// The certificate of the CA that issued the server's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// Every captured message: `X-TLS`, `X-Mail-From` and `X-Rcpt-To` lines, then the
+    /// message as received.
+    pub fn messages(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
+            if e.path().extension().is_some_and(|x| x == "eml") {
+                out.push(String::from_utf8_lossy(&std::fs::read(e.path()).unwrap()).into_owned());
+            }
+        }
+        out
+    }
+}
+
+impl Drop for TlsSink {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
