@@ -248,6 +248,21 @@ impl Connection {
         })
     }
 
+    /// Whether the server has hung up, or said something unasked (a 421 before it
+    /// closes, a TLS close), since the last exchange. Such a connection must not carry
+    /// another message: its commands would meet a closed socket, and the message would
+    /// be deferred although the server would take it on a new connection. A read that
+    /// finds nothing waiting says the connection is fine; whatever it finds, the
+    /// connection is dropped anyway, so consuming it does no harm.
+    pub fn closed_by_peer(&self) -> bool {
+        let tcp = match &self.client {
+            Client::Plain(c) => &c.stream,
+            Client::Tls(c) => c.stream.get_ref().0,
+        };
+        let mut byte = [0u8; 1];
+        !matches!(tcp.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
     /// Whether the server takes pipelined commands, so that `send` can announce the
     /// message that follows.
     pub fn pipelines(&self) -> bool {

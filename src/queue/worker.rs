@@ -496,7 +496,15 @@ async fn connection_task(inner: &Arc<Inner>, dest: &Destination) {
             }
             Some(m) => m,
             None => match next_ready(inner, dest, true).await {
-                Some(m) => m,
+                Some(m) => {
+                    // It may have waited: a server that hung up meanwhile gets a new
+                    // connection rather than this message on the dead one.
+                    if conn.as_ref().is_some_and(Connection::closed_by_peer) {
+                        tracing::debug!(destination = %dest.name, "the server closed the idle connection; opening a new one");
+                        conn = None;
+                    }
+                    m
+                }
                 None => break,
             },
         };

@@ -698,3 +698,27 @@ fn a_refused_relay_login_defers_the_message_for_the_operator_to_fix_and_logs_no_
     let timeline = inst.log_json(&id).to_string();
     assert!(!timeline.contains("wrong-password"), "{timeline}");
 }
+
+#[test]
+fn a_connection_the_server_closed_while_it_waited_for_work_is_not_used_again() {
+    let sink = Sink::start(&[]);
+    let inst = Instance::new(&relay_config(sink.port, "\"1h\""));
+    let _server = inst.serve();
+    let first = inst.send_notice("first@example.jp");
+    inst.wait_delivered(&first);
+    // The server restarts while mailgate keeps the connection for more work.
+    let sink = sink.restart_with(&[]);
+    let second = inst.send_notice("second@example.jp");
+    inst.wait_delivered(&second);
+    let steps: Vec<Value> = events(&inst, &second)
+        .iter()
+        .map(|e| e["step"].clone())
+        .collect();
+    assert_eq!(
+        steps,
+        ["queued", "delivered"],
+        "{:?}",
+        events(&inst, &second)
+    );
+    assert_eq!(sink.count(), 2);
+}
