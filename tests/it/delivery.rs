@@ -530,6 +530,23 @@ fn starttls_relay(port: u16) -> Instance {
     )
 }
 
+/// Starts the server trusting `sink`'s CA, as an operator adds their own CA to the
+/// system's trust: rustls reads SSL_CERT_FILE.
+fn serve_trusting(inst: &Instance, sink: &TlsSink) -> Server {
+    let ca = sink.ca_file();
+    Server::start(
+        &inst.config_path,
+        &[("SSL_CERT_FILE", ca.to_str().unwrap())],
+    )
+}
+
+/// The one message `sink` captured.
+fn the_only_capture(sink: &TlsSink) -> String {
+    let mut arrived = sink.messages();
+    assert_eq!(arrived.len(), 1, "{arrived:?}");
+    arrived.remove(0)
+}
+
 #[test]
 fn starttls_to_a_relay_whose_certificate_is_trusted_sends_encrypted_and_records_the_tls_version() {
     let sink = TlsSink::start();
@@ -539,13 +556,7 @@ fn starttls_to_a_relay_whose_certificate_is_trusted_sends_encrypted_and_records_
             .replace("relay_tls = \"none\"", "relay_tls = \"starttls\"")
             .replace("[inbound]", "messages_per_connection = 1\n[inbound]"),
     );
-    // The system's trust, as an operator would add their own CA to it: rustls reads
-    // SSL_CERT_FILE.
-    let ca = sink.ca_file();
-    let _server = Server::start(
-        &inst.config_path,
-        &[("SSL_CERT_FILE", ca.to_str().unwrap())],
-    );
+    let _server = serve_trusting(&inst, &sink);
     let ids = [
         inst.send_notice("tls@example.jp"),
         inst.send_notice("tls2@example.jp"),
@@ -585,23 +596,14 @@ fn implicit_tls_to_a_relay_sends_encrypted_from_the_first_byte() {
         &relay_config(sink.port, "\"1h\"")
             .replace("relay_tls = \"none\"", "relay_tls = \"implicit\""),
     );
-    let ca = sink.ca_file();
-    let _server = Server::start(
-        &inst.config_path,
-        &[("SSL_CERT_FILE", ca.to_str().unwrap())],
-    );
+    let _server = serve_trusting(&inst, &sink);
     let id = inst.send_notice("implicit@example.jp");
     inst.wait_delivered(&id);
     let ev = events(&inst, &id);
     let delivered = ev.iter().find(|e| e["step"] == "delivered").unwrap();
     assert_eq!(delivered["tls"], "TLSv1.3", "{delivered}");
-    let arrived = sink.messages();
-    assert_eq!(arrived.len(), 1, "{arrived:?}");
-    assert!(
-        arrived[0].starts_with("X-TLS: TLSv1.3\r\n"),
-        "{}",
-        arrived[0]
-    );
+    let capture = the_only_capture(&sink);
+    assert!(capture.starts_with("X-TLS: TLSv1.3\r\n"), "{capture}");
 }
 
 #[test]
@@ -655,11 +657,7 @@ fn relay_with_login(password: &str) -> (TlsSink, Instance, Server, tempfile::Tem
                 ),
             ),
     );
-    let ca = sink.ca_file();
-    let server = Server::start(
-        &inst.config_path,
-        &[("SSL_CERT_FILE", ca.to_str().unwrap())],
-    );
+    let server = serve_trusting(&inst, &sink);
     (sink, inst, server, secrets)
 }
 
@@ -668,12 +666,10 @@ fn a_relay_login_over_starttls_sends_as_that_user() {
     let (sink, inst, _server, _secrets) = relay_with_login("right-password");
     let id = inst.send_notice("login@example.jp");
     inst.wait_delivered(&id);
-    let arrived = sink.messages();
-    assert_eq!(arrived.len(), 1, "{arrived:?}");
+    let capture = the_only_capture(&sink);
     assert!(
-        arrived[0].starts_with("X-TLS: TLSv1.3\r\nX-Auth: mailgate\r\n"),
-        "{}",
-        arrived[0]
+        capture.starts_with("X-TLS: TLSv1.3\r\nX-Auth: mailgate\r\n"),
+        "{capture}"
     );
 }
 
