@@ -661,7 +661,6 @@ pub fn xtext(s: &str) -> String {
     out
 }
 
-/// A TLS connector that checks the server's certificate when `verify` is set.
 /// A TLS version as mail logs write it ("TLSv1.3", as Postfix and OpenSSL do; rustls
 /// names it `TLSv1_3`).
 fn tls_version_name(version: tokio_rustls::rustls::ProtocolVersion) -> String {

@@ -161,7 +161,7 @@ pub(crate) fn load_key(algorithm: Algorithm, pem: &[u8]) -> Result<LoadedKey, Ke
             // ring checks the document (and a v2 file's public key against the
             // private one); the signing key is then made from the seed.
             Ed25519Key::from_pkcs8_maybe_unchecked_der(&der).map_err(|e| rejected("Ed25519", e))?;
-            let key = ed25519_seed(&der)?;
+            let key = ed25519_signing_key(&der)?;
             Ok(LoadedKey {
                 public_key_b64: BASE64.encode(key.verifying_key().as_bytes()),
                 key: SigningKey::Ed25519(key),
@@ -172,7 +172,7 @@ pub(crate) fn load_key(algorithm: Algorithm, pem: &[u8]) -> Result<LoadedKey, Ke
 
 /// The Ed25519 private key in a PKCS#8 DER: a `CurvePrivateKey`, an OCTET STRING of
 /// the 32-byte seed, inside the PKCS#8 private-key octets (RFC 8410 §7).
-fn ed25519_seed(der: &[u8]) -> Result<ed25519_dalek::SigningKey, KeyProblem> {
+fn ed25519_signing_key(der: &[u8]) -> Result<ed25519_dalek::SigningKey, KeyProblem> {
     let info = pkcs8::PrivateKeyInfo::try_from(der)
         .map_err(|e| KeyProblem::Unparsable(format!("bad PKCS#8 structure: {e}")))?;
     match info.private_key {
