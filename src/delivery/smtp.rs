@@ -343,8 +343,13 @@ impl Connection {
         }
     }
 
-    /// Says QUIT and closes.
+    /// Says QUIT and closes. A connection with a message announced is only dropped: its
+    /// server waits for content and would take a QUIT as part of it; a dropped
+    /// connection makes it discard the open transaction.
     pub async fn close(self) {
+        if self.announced.is_some() {
+            return;
+        }
         let _ = match self.client {
             Client::Plain(c) => c.quit().await,
             Client::Tls(c) => c.quit().await,
