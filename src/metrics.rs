@@ -177,9 +177,20 @@ fn label_value(s: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// `GET /metrics`.
+/// `GET /metrics`. The counts read every message, flow and bounce record, so they are
+/// made on a blocking thread: the other requests go on meanwhile.
 pub async fn handler(State(services): State<Services>) -> Response {
-    match render(&services) {
+    let rendered = match tokio::task::spawn_blocking(move || render(&services)).await {
+        Ok(rendered) => rendered,
+        Err(e) => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("metrics: the counting task failed: {e}\n"),
+            )
+                .into_response();
+        }
+    };
+    match rendered {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,
