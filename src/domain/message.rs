@@ -106,6 +106,29 @@ impl MessageRecord {
     pub fn push_event(&mut self, event: Event) {
         self.timeline.push(event);
     }
+
+    /// A queued `notice` to `to`, created and due at `created_ms`, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn example(to: &str, created_ms: u64) -> MessageRecord {
+        MessageRecord {
+            id: MessageId::random(),
+            to: Address::parse(to).unwrap(),
+            message_id_header: "x@mail.example.jp".into(),
+            template: "notice".into(),
+            locale: "en".into(),
+            subject: "s".into(),
+            created_ms,
+            expires_ms: created_ms + 1000,
+            status: MessageStatus::Queued,
+            attempts: 0,
+            due_ms: Some(created_ms),
+            last_reply: None,
+            flow_id: None,
+            timeline: Vec::new(),
+            size: 1,
+            body: None,
+        }
+    }
 }
 
 /// What happened in one step of a message's life.

@@ -240,14 +240,7 @@ mod tests {
         let h = Arc::new(Handoff::default());
         let mut rx = h.attach(4, 4);
         let r = h.try_reserve().unwrap();
-        let record: MessageRecord = serde_json::from_value(serde_json::json!({
-            "id": "00000000000000000000000000000001", "to": "a@example.jp",
-            "message_id_header": "x@y", "template": "notice", "locale": "en",
-            "subject": "s", "created_ms": 1, "expires_ms": 2, "status": "sending",
-            "attempts": 0, "due_ms": 3, "last_reply": null, "flow_id": null,
-            "events": 1, "size": 1
-        }))
-        .unwrap();
+        let record = MessageRecord::example("a@example.jp", 1);
         h.send(
             r,
             Job {

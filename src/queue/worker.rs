@@ -413,7 +413,7 @@ async fn next_message(dest: &Destination) -> Option<Job> {
     // The bell keeps a ring nobody heard, and another connection may have taken the job
     // it rang for: a ring with nothing to take waits on for the rest of the linger, or
     // the connection would close under load and a new one be opened for the next job.
-    let deadline = tokio::time::Instant::now() + LINGER;
+    let deadline = Instant::now() + LINGER;
     loop {
         if let Some(job) = dest.pop() {
             return Some(job);
@@ -769,28 +769,12 @@ pub fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Address, MessageId};
 
     fn job() -> Job {
-        let record = MessageRecord {
-            id: MessageId::random(),
-            to: Address::parse("a@example.jp").unwrap(),
-            message_id_header: "x@mail.example.jp".into(),
-            template: "notice".into(),
-            locale: "en".into(),
-            subject: "s".into(),
-            created_ms: 1,
-            expires_ms: 2,
-            status: MessageStatus::Sending,
-            attempts: 0,
-            due_ms: Some(1),
-            last_reply: None,
-            flow_id: None,
-            timeline: Vec::new(),
-            size: 1,
+        Job {
+            record: MessageRecord::example("a@example.jp", 1),
             body: None,
-        };
-        Job { record, body: None }
+        }
     }
 
     #[tokio::test]

@@ -186,27 +186,10 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Address, MessageStatus, Step};
+    use crate::domain::{MessageStatus, Step};
 
     fn record(to: &str, created: u64) -> MessageRecord {
-        MessageRecord {
-            id: MessageId::random(),
-            to: Address::parse(to).unwrap(),
-            message_id_header: "x@y".into(),
-            template: "notice".into(),
-            locale: "en".into(),
-            subject: "s".into(),
-            created_ms: created,
-            expires_ms: created + 1000,
-            status: MessageStatus::Queued,
-            attempts: 0,
-            due_ms: Some(created),
-            last_reply: None,
-            flow_id: None,
-            timeline: Vec::new(),
-            size: 1,
-            body: None,
-        }
+        MessageRecord::example(to, created)
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! The store: the only module that names sled (0.34.7).
 //!
-//! One sled database holds one tree per kind of record (messages, queue, events, flows,
-//! …). Values are JSON, so a record can be read by eye while debugging; keys are
+//! One sled database holds one tree per kind of record (messages, queue, address index,
+//! flows, …). Values are JSON, so a record can be read by eye while debugging; keys are
 //! big-endian byte strings built in [`keys`], so a range scan yields records in the
-//! order they are needed (due work first, a message's events in order).
+//! order they are needed (due work first, an address's messages by time).
 //!
 //! Message bodies are the exception: they live in append-only segment files
 //! ([`spool`]); the message record says where.

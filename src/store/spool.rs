@@ -25,10 +25,10 @@
 //! benchmark). Stale bytes in a recycled segment are never read: records are found only
 //! through the locations in message records, and each carries its message id and CRC.
 //! A flush after a segment was created or renamed also syncs the folder, so the name a
-//! durable record points at is durable too. A few messages deferred for days must not keep whole segments on disk, so
-//! records start on 4 KiB boundaries and [`Spool::reclaim`] punches holes
-//! (`FALLOC_FL_PUNCH_HOLE`) over the dead records of mostly dead segments, again only
-//! over records released before a finished flush.
+//! durable record points at is durable too. A few messages deferred for days must not
+//! keep whole segments on disk, so records start on 4 KiB boundaries and
+//! [`Spool::reclaim`] punches holes (`FALLOC_FL_PUNCH_HOLE`) over the dead records of
+//! mostly dead segments, again only over records released before a finished flush.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -601,11 +601,9 @@ fn segment_name(number: u32) -> String {
 }
 
 fn segment_number(name: &str) -> Option<u32> {
-    let digits = name.strip_suffix(".seg")?;
-    if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
+    name.strip_suffix(".seg")
+        .filter(|digits| digits.len() == 10)
+        .and_then(number)
 }
 
 fn spare_name(slot: usize) -> String {
@@ -618,7 +616,11 @@ fn free_slot(taken: &[usize]) -> Option<usize> {
 }
 
 fn spare_slot(name: &str) -> Option<usize> {
-    let digits = name.strip_prefix("spare-")?;
+    name.strip_prefix("spare-").and_then(number)
+}
+
+/// A name part that is all ASCII digits (no sign, no blank), as a number.
+fn number<T: std::str::FromStr>(digits: &str) -> Option<T> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -667,6 +669,16 @@ mod tests {
 
     fn id(n: u8) -> MessageId {
         MessageId::from_bytes([n; 16])
+    }
+
+    /// The names in `dir`, sorted.
+    fn file_names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
     }
 
     /// Disk blocks a file really uses, in bytes.
@@ -723,12 +735,10 @@ mod tests {
         let files = spool.segment_files();
         assert_eq!(files.len(), 1);
         assert!(files[0].ends_with(segment_name(b.segment)));
-        let mut names: Vec<String> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        assert_eq!(names, [segment_name(b.segment), spare_name(0)]);
+        assert_eq!(
+            file_names(dir.path()),
+            [segment_name(b.segment), spare_name(0)]
+        );
     }
 
     #[test]
@@ -784,10 +794,7 @@ mod tests {
         };
         let spool = Spool::open(dir.path(), false, [kept].into_iter()).unwrap();
         assert_eq!(spool.read(&id(99), kept).unwrap(), b"kept");
-        let names: Vec<String> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
+        let names = file_names(dir.path());
         let spares = names.iter().filter(|n| spare_slot(n).is_some()).count();
         // One spare became the new active segment.
         assert_eq!(spares, SPARES - 1, "{names:?}");
