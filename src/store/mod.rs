@@ -24,6 +24,7 @@ pub mod bounces;
 pub mod commit;
 pub mod flows;
 pub mod keys;
+pub mod limits;
 pub mod messages;
 pub mod operators;
 pub mod spool;
@@ -102,11 +103,13 @@ pub enum TreeName {
     Audit,
     /// Settings the program keeps for itself (secrets, schema version).
     Meta,
+    /// Rate-limit windows by scope and subject ([`limits`]).
+    Limits,
 }
 
 impl TreeName {
     /// Every tree, opened at start so a damaged store fails early.
-    pub const ALL: [TreeName; 12] = [
+    pub const ALL: [TreeName; 13] = [
         TreeName::Messages,
         TreeName::Queue,
         TreeName::AddressIndex,
@@ -119,6 +122,7 @@ impl TreeName {
         TreeName::ApiKeys,
         TreeName::Audit,
         TreeName::Meta,
+        TreeName::Limits,
     ];
 
     /// The tree's name on disk.
@@ -136,6 +140,7 @@ impl TreeName {
             TreeName::ApiKeys => "api_keys",
             TreeName::Audit => "audit",
             TreeName::Meta => "meta",
+            TreeName::Limits => "limits",
         }
     }
 }

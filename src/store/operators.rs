@@ -1,4 +1,4 @@
-//! Operator accounts, console sessions, login-failure counters and rate-limit marks,
+//! Operator accounts, console sessions and rate-limit marks,
 //! all in the `operators` tree under a kind prefix, plus reading the audit log.
 //!
 //! Sessions are keyed by the SHA-256 of their token (never the token itself), so a copy
@@ -18,8 +18,6 @@ pub enum OperatorKey {
     Account,
     /// A session, by the hex SHA-256 of its token.
     Session,
-    /// Failed logins, by operator name (known or not).
-    Failures,
     /// The last time something was done for a subject, for rate limits.
     RateMark,
 }
@@ -29,7 +27,6 @@ impl OperatorKey {
         let prefix: &[u8] = match self {
             OperatorKey::Account => b"account\0",
             OperatorKey::Session => b"session\0",
-            OperatorKey::Failures => b"failures\0",
             OperatorKey::RateMark => b"rate\0",
         };
         let mut k = prefix.to_vec();

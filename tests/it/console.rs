@@ -60,10 +60,16 @@ struct Agent {
 
 impl Agent {
     fn new(server: &Server) -> Agent {
+        Agent::from_address(server, "127.0.0.1")
+    }
+
+    /// An agent whose connections come from `source` (any loopback address works).
+    fn from_address(server: &Server, source: &str) -> Agent {
         Agent {
             base: server.url(""),
             client: Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .local_address(source.parse::<std::net::IpAddr>().unwrap())
                 .build()
                 .unwrap(),
             cookies: HashMap::new(),
@@ -564,6 +570,86 @@ fn operator_add_works_with_the_server_up_and_repeated_failures_lock_the_name() {
     // A new password from the command line lifts the lock.
     add_operator(&inst, "chie", "support", "a fourth operator password");
     Agent::login(&server, "chie", "a fourth operator password", "/support");
+}
+
+/// What a burst of logins answered: successes, "wrong" (a password was checked and
+/// refused) and "locked" (refused before any check).
+#[derive(Debug, Default)]
+struct Burst {
+    success: usize,
+    wrong: usize,
+    locked: usize,
+}
+
+/// Sends every password of `passwords` for `name` at once from `source`.
+fn login_burst(server: &Server, source: &str, name: &str, passwords: &[String]) -> Burst {
+    let mut a = Agent::from_address(server, source);
+    let token = csrf(&a.get("/login").body);
+    let a = &a;
+    let pages: Vec<Page> = std::thread::scope(|s| {
+        let handles: Vec<_> = passwords
+            .iter()
+            .map(|p| {
+                let token = &token;
+                s.spawn(move || {
+                    let r = a
+                        .client
+                        .post(format!("{}/login", a.base))
+                        .header("cookie", a.cookie_header())
+                        .form(&[("csrf", token.as_str()), ("name", name), ("password", p)])
+                        .send()
+                        .unwrap();
+                    Page {
+                        status: r.status().as_u16(),
+                        location: String::new(),
+                        body: r.text().unwrap(),
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut burst = Burst::default();
+    for p in pages {
+        if p.status == 303 {
+            burst.success += 1;
+        } else if p.body.contains("Too many failed logins") {
+            burst.locked += 1;
+        } else if p.body.contains("The name or the password is wrong.") {
+            burst.wrong += 1;
+        } else {
+            panic!("unexpected answer {}: {}", p.status, p.body);
+        }
+    }
+    burst
+}
+
+#[test]
+fn parallel_login_guesses_check_at_most_five_passwords_and_lock_only_the_guessing_address() {
+    let (_inst, server) = console("");
+    let guesses: Vec<String> = (0..60).map(|i| format!("wrong guess number {i}")).collect();
+    let burst = login_burst(&server, "127.0.0.2", "ben", &guesses);
+    println!("60 parallel wrong passwords from 127.0.0.2: {burst:?}");
+    assert_eq!(burst.success, 0);
+    assert!(
+        burst.wrong <= 5,
+        "{} passwords were checked: {burst:?}",
+        burst.wrong
+    );
+    assert_eq!(burst.wrong + burst.locked, 60);
+    // The guessing address is locked out, even with the right password …
+    let right = login_burst(&server, "127.0.0.2", "ben", &[ADMIN_PASSWORD.to_string()]);
+    assert_eq!(right.locked, 1, "{right:?}");
+    // … while the admin's own address is not.
+    Agent::login(&server, "ben", ADMIN_PASSWORD, "/admin");
+    // The right password hidden among 40 wrong ones from a fresh address: still at most
+    // five wrong passwords checked, however the requests interleave.
+    let mut mixed: Vec<String> = (0..40).map(|i| format!("another guess {i}")).collect();
+    mixed.insert(20, ADMIN_PASSWORD.to_string());
+    let burst = login_burst(&server, "127.0.0.3", "ben", &mixed);
+    println!("40 wrong and the right password from 127.0.0.3: {burst:?}");
+    assert!(burst.wrong <= 5 && burst.success <= 1, "{burst:?}");
+    assert_eq!(burst.wrong + burst.success + burst.locked, 41);
 }
 
 #[test]

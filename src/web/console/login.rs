@@ -19,6 +19,7 @@ use super::session::{ConsoleUser, Cookies, LOGIN_COOKIE, SESSION_COOKIE, same, s
 use crate::domain::now_ms;
 use crate::operators::{FAILURE_DELAY_MS, LoginOutcome, Role, SESSION_LIFETIME_MS};
 use crate::services::Services;
+use crate::web::pages::ClientIp;
 
 /// Where an operator lands after logging in.
 fn home(role: Role) -> &'static str {
@@ -67,6 +68,7 @@ pub struct LoginForm {
 /// `POST /login`.
 pub async fn submit(
     State(services): State<Services>,
+    ClientIp(client): ClientIp,
     cookies: Cookies,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, ConsoleError> {
@@ -76,7 +78,7 @@ pub async fn submit(
     }
     let name = form.name.trim().to_string();
     let now = now_ms();
-    let outcome = crate::operators::login(&services.store, &name, &form.password, now)
+    let outcome = crate::operators::login(&services.store, &name, &client, &form.password, now)
         .await
         .map_err(|e| match e {
             crate::operators::OperatorError::Store(s) => ConsoleError::Store(s),
@@ -139,7 +141,7 @@ pub async fn submit(
                 &expected,
                 &name,
                 Some(&format!(
-                    "Too many failed logins for this name. Try again after {until}, or ask an admin to set a new password."
+                    "Too many failed logins for this name from this address. Try again after {until}, or ask an admin to set a new password."
                 )),
             ))
         }
