@@ -25,7 +25,8 @@
 //! - [`flow`]: setup and reset flows: link, button, code, password.
 //! - [`web`]: the HTTP router, pages and API; [`web::console`] is the operators' console.
 //! - [`operators`]: console accounts, sessions and login throttling; [`audit`]: who did what.
-//! - [`apikey`]: the application's keys; [`metrics`]: `GET /metrics`.
+//! - [`apikey`]: the application's keys; [`metrics`]: `GET /metrics`; [`report`]: the
+//!   bounce report's rows and CSV, for the console and the command line.
 //! - [`checks`]: what `mailgate check` verifies; [`dns`]: the records to publish.
 //! - [`app`]: runs `serve`; [`cli`]: the command line.
 
@@ -49,6 +50,7 @@ pub mod logging;
 pub mod metrics;
 pub mod operators;
 pub mod queue;
+pub mod report;
 pub mod services;
 pub mod shutdown;
 pub mod store;

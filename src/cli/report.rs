@@ -7,65 +7,13 @@ use serde_json::Value;
 use crate::control::Request;
 use crate::domain::bounce::{BounceRecord, Suppression};
 use crate::domain::{format_time_ms, now_ms};
+use crate::report::{bounce_row, bounces_csv};
 
 use super::Cli;
 
 /// Parses `--since` (`7d`, `24h`) into a start time.
 pub fn since_ms(since: &str) -> Result<u64, String> {
     crate::domain::duration::period_start(since, now_ms()).map_err(|e| format!("--since: {e}"))
-}
-
-/// One CSV field, quoted when needed (RFC 4180).
-pub fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-/// The columns of the bounce list, shared by the CSV and the table.
-pub const BOUNCE_COLUMNS: [&str; 10] = [
-    "time",
-    "address",
-    "domain",
-    "reason",
-    "status",
-    "permanent",
-    "sender_problem",
-    "message_id",
-    "remote_mta",
-    "diagnostic",
-];
-
-/// A bounce as a row of [`BOUNCE_COLUMNS`].
-pub fn bounce_row(b: &BounceRecord) -> [String; 10] {
-    [
-        format_time_ms(b.at_ms),
-        b.address.clone().unwrap_or_default(),
-        b.recipient_domain.clone().unwrap_or_default(),
-        b.reason.clone().unwrap_or_default(),
-        b.status.clone().unwrap_or_default(),
-        b.permanent.to_string(),
-        b.sender_problem.to_string(),
-        b.message_id.clone().unwrap_or_default(),
-        b.remote_mta.clone().unwrap_or_default(),
-        b.diagnostic
-            .clone()
-            .unwrap_or_default()
-            .replace(['\r', '\n'], " "),
-    ]
-}
-
-/// The bounces as CSV text.
-pub fn bounces_csv(list: &[BounceRecord]) -> String {
-    let mut out = BOUNCE_COLUMNS.join(",") + "\n";
-    for b in list {
-        let row: Vec<String> = bounce_row(b).iter().map(|f| csv_field(f)).collect();
-        out.push_str(&row.join(","));
-        out.push('\n');
-    }
-    out
 }
 
 pub async fn bounces(cli: &Cli, since: &str, format: &str) -> ExitCode {

@@ -16,10 +16,10 @@ use serde_json::{Value, json};
 use super::sentence::{Lang, stamp};
 use super::session::ConsoleUser;
 use super::{ConsoleError, pages};
-use crate::cli::report::{BOUNCE_COLUMNS, bounce_row, bounces_csv};
 use crate::domain::bounce::BounceRecord;
 use crate::domain::now_ms;
 use crate::operators::Role;
+use crate::report::{BOUNCE_COLUMNS, bounce_row, bounces_csv};
 use crate::services::Services;
 
 /// The periods offered in the report's menu.
