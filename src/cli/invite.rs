@@ -66,47 +66,36 @@ pub enum CsvError {
     NoAddressColumn { path: String, found: String },
 }
 
-/// Splits CSV text (RFC 4180: quoted fields, doubled quotes, CRLF or LF) into records,
-/// each with the line number it starts on.
+/// Splits CSV text (RFC 4180: quoted fields, doubled quotes, CRLF or LF; the `csv`
+/// crate's reader) into records, each with the line number it starts on. Blank lines
+/// are skipped; a byte-order mark is ignored.
 pub fn records(text: &str) -> Vec<(usize, Vec<String>)> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
     let mut out = Vec::new();
-    let mut field = String::new();
-    let mut record = Vec::new();
-    let mut line = 1;
-    let mut start_line = 1;
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
-            }
-            (true, '"') => quoted = false,
-            (true, c) => {
-                if c == '\n' {
-                    line += 1;
-                }
-                field.push(c);
-            }
-            (false, '"') if field.is_empty() => quoted = true,
-            (false, ',') => record.push(std::mem::take(&mut field)),
-            (false, '\r') => {}
-            (false, '\n') => {
-                record.push(std::mem::take(&mut field));
-                out.push((start_line, std::mem::take(&mut record)));
-                line += 1;
-                start_line = line;
-            }
-            (false, c) => field.push(c),
+    let mut record = csv::StringRecord::new();
+    // Lines are counted from each record's byte offset: the reader's own line count
+    // lags behind on CRLF text.
+    let (mut line, mut counted_to) = (1, 0);
+    // The text is UTF-8 and the reader flexible, so reading cannot fail; a record it
+    // could not read would end the list rather than be invented.
+    while let Ok(true) = reader.read_record(&mut record) {
+        let bytes = text.as_bytes();
+        let mut start = record.position().map_or(counted_to, |p| p.byte() as usize);
+        // On CRLF text a record's offset can be that of the line feed before it.
+        while bytes.get(start).is_some_and(|b| matches!(b, b'\r' | b'\n')) {
+            start += 1;
+        }
+        line += memchr::memchr_iter(b'\n', &bytes[counted_to..start]).count();
+        counted_to = start;
+        let fields: Vec<String> = record.iter().map(str::to_string).collect();
+        if !(fields.len() == 1 && fields[0].trim().is_empty()) {
+            out.push((line, fields));
         }
     }
-    if !field.is_empty() || !record.is_empty() {
-        record.push(field);
-        out.push((start_line, record));
-    }
-    out.retain(|(_, r)| !(r.len() == 1 && r[0].trim().is_empty()));
     out
 }
 

@@ -3,7 +3,7 @@
 //! line from it; never from an argument, where `ps` and shell history would keep it.
 //! It is hashed here, so only the argon2id hash reaches the store or the server.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use crate::control::Request;
@@ -73,27 +73,7 @@ fn read_password(name: &str) -> Result<String, String> {
     Ok(first)
 }
 
-/// Asks on standard error and reads a line with echo turned off.
+/// Asks on the terminal and reads a line with echo turned off (`rpassword`).
 fn prompt(text: &str) -> Result<String, String> {
-    let mut err = std::io::stderr();
-    let _ = err.write_all(text.as_bytes());
-    let _ = err.flush();
-    let fd = 0;
-    // SAFETY: termios is a plain C struct; tcgetattr fills it, and we restore the saved
-    // settings before returning.
-    let mut saved: libc::termios = unsafe { std::mem::zeroed() };
-    let have_tty = unsafe { libc::tcgetattr(fd, &mut saved) } == 0;
-    if have_tty {
-        let mut quiet = saved;
-        quiet.c_lflag &= !libc::ECHO;
-        quiet.c_lflag |= libc::ECHONL;
-        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
-    }
-    let mut line = String::new();
-    let read = std::io::stdin().lock().read_line(&mut line);
-    if have_tty {
-        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
-    }
-    read.map_err(|e| format!("cannot read the password: {e}"))?;
-    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    rpassword::prompt_password(text).map_err(|e| format!("cannot read the password: {e}"))
 }
