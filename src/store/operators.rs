@@ -1,5 +1,5 @@
-//! Operator accounts, console sessions and rate-limit marks,
-//! all in the `operators` tree under a kind prefix, plus reading the audit log.
+//! Operator accounts, console sessions and rate-limit marks (the `operators` tree,
+//! under a kind prefix), and the audit log (its own tree, in time order).
 //!
 //! Sessions are keyed by the SHA-256 of their token (never the token itself), so a copy
 //! of the store does not let anyone in.
@@ -7,9 +7,11 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::audit::AuditEntry;
+use rand::RngCore;
 
-use super::{Store, StoreError, TreeName, decode};
+use crate::domain::audit::AuditEntry;
+
+use super::{Store, StoreError, TreeName, decode, keys};
 
 /// The kinds of record kept in the operators tree.
 #[derive(Debug, Clone, Copy)]
@@ -75,6 +77,18 @@ impl Store {
                 decode(TreeName::Operators, &v)
             })
             .collect()
+    }
+
+    /// Appends an audit entry, keyed by its time (a random suffix keeps entries of the
+    /// same millisecond apart).
+    pub fn audit_append(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let mut suffix = [0u8; 8];
+        rand::rngs::OsRng.fill_bytes(&mut suffix);
+        self.put_json(
+            TreeName::Audit,
+            &keys::time_ordered(entry.at_ms, &suffix),
+            entry,
+        )
     }
 
     /// The newest `limit` audit entries, newest first.
