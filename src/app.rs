@@ -39,6 +39,11 @@ impl Running {
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let listen = config.server.listen;
     let services = Services::open(config)?;
+    // Flows follow their mail: the queue tells them when a message is finished.
+    services
+        .queue
+        .lifecycle
+        .subscribe(crate::flow::follow_messages(services.store.clone()));
     let trigger = ShutdownTrigger::new();
 
     let socket = crate::control::serve_socket(services.clone(), trigger.subscribe())
@@ -81,7 +86,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 .thread_name("delivery")
                 .build()
                 .context("cannot start the delivery worker's runtime")?;
-            let result = runtime.block_on(crate::queue::worker::run(services, stop));
+            let result = runtime.block_on(crate::queue::worker::run(services.queue, stop));
             if let Err(e) = &result {
                 // A gateway that takes mail it cannot send is worse than one that is
                 // down: say why, and stop.

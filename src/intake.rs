@@ -17,7 +17,7 @@ use crate::bounce::{Action, BounceReport, RecipientResult};
 use crate::domain::bounce::{
     ADDRESS_REASONS, BounceRecord, BounceSource, SENDER_REASONS, Suppression,
 };
-use crate::domain::{Event, MessageId, MessageRecord, MessageStatus, Step, now_ms};
+use crate::domain::{Event, MessageId, MessageRecord, Step, now_ms};
 use crate::services::Services;
 use crate::store::StoreError;
 
@@ -119,7 +119,7 @@ pub async fn take(
         };
         match (&mut message, r) {
             (Some(m), Some(r)) if report.bounce && same_recipient(m, r, report.recipients.len()) => {
-                record.effects = apply(services, m, r, &record, now).await?;
+                record.effects = apply(services, m, r, &record, now)?;
                 if record.address.is_none() {
                     record.address = Some(m.to.to_string());
                 }
@@ -160,7 +160,7 @@ fn same_recipient(m: &MessageRecord, r: &RecipientResult, count: usize) -> bool 
 }
 
 /// The effects of one recipient's result on its message.
-async fn apply(
+fn apply(
     services: &Services,
     m: &mut MessageRecord,
     r: &RecipientResult,
@@ -186,8 +186,7 @@ async fn apply(
             "{} reported a delay ({reason}); mail may still arrive",
             r.remote_mta.as_deref().unwrap_or("a remote server")
         ));
-        m.push_event(event.clone());
-        store.put_message(m)?;
+        services.queue.lifecycle.note_delay(m, event)?;
         effects.push("delay noted in the timeline".into());
         return Ok(effects);
     }
@@ -197,21 +196,10 @@ async fn apply(
         ]);
     }
     event.detail = Some(format!("bounced permanently: {reason} ({auth})"));
-    m.status = MessageStatus::Bounced;
-    if m.due_ms.is_some() {
-        store.reschedule(m, None)?;
-    }
-    m.push_event(event.clone());
-    store.put_message(m)?;
-    services.handoff.withdraw(&m.id);
+    let reply = r.diagnostic.clone().or_else(|| Some(reason.clone()));
+    let changed = services.queue.lifecycle.bounce(m, reply, event)?;
     effects.push(format!("message {} marked bounced", m.id));
-    if let Some(flow_id) = &m.flow_id {
-        match crate::flow::mark_undeliverable(services, flow_id, &reason, now).await {
-            Ok(true) => effects.push(format!("flow {flow_id} marked undeliverable")),
-            Ok(false) => effects.push(format!("flow {flow_id} was already closed: unchanged")),
-            Err(e) => effects.push(format!("flow {flow_id}: {e}")),
-        }
-    }
+    effects.extend(changed);
     if ADDRESS_REASONS.contains(&reason.as_str()) {
         store.suppress(&Suppression {
             address: m.to.to_string(),

@@ -51,6 +51,7 @@ pub mod metrics;
 pub mod operators;
 pub mod queue;
 pub mod report;
+pub mod secrets;
 pub mod services;
 pub mod shutdown;
 pub mod store;

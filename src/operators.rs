@@ -22,7 +22,6 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::store::limits::{LimitKey, Rule, Take};
 use crate::store::operators::OperatorKey;
@@ -298,15 +297,10 @@ pub async fn login(
     }
 }
 
-/// A random 256-bit value as hex.
-pub fn random_token() -> String {
-    let mut b = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    hex::encode(b)
-}
+pub use crate::secrets::random_token;
 
 fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    crate::secrets::digest_hex(token)
 }
 
 /// Starts a session for `operator`; returns the token for the cookie.

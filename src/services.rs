@@ -1,5 +1,5 @@
 //! The handles every entry point shares: configuration, store, composer, VERP key and
-//! the queue's wake-up bell. Built once by `app` (for `serve`) or by the command line
+//! the queue. Built once by `app` (for `serve`) or by the command line
 //! (when no server runs), so the HTTP API, the control socket and a direct CLI call all
 //! run the same code against the same state.
 
@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use rand::RngCore;
-use tokio::sync::Notify;
 
 use crate::compose::Composer;
 use crate::config::Config;
 use crate::dkim::{Algorithm, DkimKeyConfig, Signers};
-use crate::store::{Store, TreeName};
+use crate::queue::Queue;
+use crate::store::Store;
 use crate::verp::VerpKey;
 
 /// Shared state; cheap to clone.
@@ -26,10 +26,8 @@ pub struct Services {
     pub signers: Arc<Signers>,
     /// The keys in use: the configured ones, or the development key.
     pub dkim_keys: Arc<Vec<DkimKeyConfig>>,
-    /// Rung after enqueue so the worker looks at the queue at once.
-    pub queue_bell: Arc<Notify>,
-    /// Enqueue's short way to a running delivery worker.
-    pub handoff: Arc<crate::queue::handoff::Handoff>,
+    /// The outgoing queue: enqueue, the controls, and the owner of message status.
+    pub queue: Queue,
 }
 
 impl Services {
@@ -40,16 +38,24 @@ impl Services {
         let composer = Composer::new(&config).map_err(|e| all_of("templates", &e))?;
         let verp = load_verp_key(&config, &store)?;
         let dkim_keys = signing_keys(&config, true)?;
-        let signers = Signers::load(&dkim_keys).map_err(|e| all_of("DKIM", &e))?;
+        let signers = Arc::new(Signers::load(&dkim_keys).map_err(|e| all_of("DKIM", &e))?);
+        let config = Arc::new(config);
+        let composer = Arc::new(composer);
+        let queue = Queue::new(
+            config.clone(),
+            store.clone(),
+            composer.clone(),
+            signers.clone(),
+            verp.clone(),
+        );
         Ok(Services {
-            config: Arc::new(config),
+            config,
             store,
-            composer: Arc::new(composer),
+            composer,
             verp,
-            signers: Arc::new(signers),
+            signers,
             dkim_keys: Arc::new(dkim_keys),
-            queue_bell: Arc::new(Notify::new()),
-            handoff: Arc::default(),
+            queue,
         })
     }
 }
@@ -73,14 +79,14 @@ fn load_verp_key(config: &Config, store: &Store) -> anyhow::Result<VerpKey> {
         );
         return Ok(VerpKey::new(secret));
     }
-    if let Some(hex_secret) = store.get_json::<String>(TreeName::Meta, b"verp_secret")?
+    if let Some(hex_secret) = store.setting::<String>("verp_secret")?
         && let Ok(secret) = hex::decode(hex_secret)
     {
         return Ok(VerpKey::new(secret));
     }
     let mut secret = vec![0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut secret);
-    store.put_json(TreeName::Meta, b"verp_secret", &hex::encode(&secret))?;
+    store.set_setting("verp_secret", &hex::encode(&secret))?;
     store.flush_now()?;
     Ok(VerpKey::new(secret))
 }

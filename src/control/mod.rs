@@ -116,17 +116,23 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
                 flow_id: None,
                 not_before_ms: None,
             };
-            let done = crate::queue::enqueue(services, out)
+            let done = crate::queue::enqueue(&services.queue, out)
                 .await
                 .map_err(|e| e.to_string())?;
             to_value(&done)
         }
-        Request::QueueList => to_value(&crate::queue::control::list(services)?),
+        Request::QueueList => {
+            to_value(&crate::queue::control::list(&services.queue).map_err(|e| e.to_string())?)
+        }
         Request::QueueRetry { id } => {
-            crate::queue::control::retry(services, &id, "command line").map(Value::String)
+            crate::queue::control::retry(&services.queue, &id, "command line")
+                .map(Value::String)
+                .map_err(|e| e.to_string())
         }
         Request::QueueCancel { id } => {
-            crate::queue::control::cancel(services, &id, "command line").map(Value::String)
+            crate::queue::control::cancel(&services.queue, &id, "command line")
+                .map(Value::String)
+                .map_err(|e| e.to_string())
         }
         Request::Log { query } => to_value(&crate::timeline::lookup(services, &query)?),
         Request::ApiKeyCreate { name } => {
@@ -316,7 +322,13 @@ impl Backend {
         if socket.exists() && UnixStream::connect(&socket).await.is_ok() {
             return Ok(Backend::Remote(socket));
         }
-        Ok(Backend::Local(Services::open(config)?))
+        let services = Services::open(config)?;
+        // As in `serve`: flows follow their mail.
+        services
+            .queue
+            .lifecycle
+            .subscribe(crate::flow::follow_messages(services.store.clone()));
+        Ok(Backend::Local(services))
     }
 
     /// Runs one request.

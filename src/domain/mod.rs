@@ -2,6 +2,7 @@
 //! Nothing here does I/O, so everything here can be tested with values alone.
 
 pub mod address;
+pub mod apikey;
 pub mod audit;
 pub mod bounce;
 pub mod duration;

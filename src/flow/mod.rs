@@ -14,19 +14,20 @@
 pub mod machine;
 pub mod mail;
 pub mod password;
-pub mod secret;
+pub use crate::secrets as secret;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    AccountRecord, Address, FlowKind, FlowNote, FlowRecord, FlowState, MessageRecord,
-    MessageStatus, format_time_ms,
+    AccountRecord, Address, FlowKind, FlowNote, FlowRecord, FlowState, MessageStatus,
+    format_time_ms,
 };
-use crate::queue::{EnqueueError, Outgoing, enqueue};
+use crate::queue::{EnqueueError, FinishedListener, MessageFinished, Outgoing, enqueue};
 use crate::services::Services;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 
 pub use machine::{ButtonRefusal, CodeOutcome};
 pub use password::{HashError, Hasher, Problem};
@@ -150,7 +151,7 @@ pub async fn start(services: &Services, req: StartFlow, now: u64) -> Result<Star
     machine::note(&mut flow, now, "issued", detail);
     store.insert_flow(&flow, &link_hash)?;
     let done = enqueue(
-        services,
+        &services.queue,
         Outgoing {
             to: flow.address.clone(),
             to_name: flow.name.clone(),
@@ -174,7 +175,7 @@ pub async fn start(services: &Services, req: StartFlow, now: u64) -> Result<Star
         // confuse the person, so it is cancelled (already sent mail stays sent).
         for id in &old_flow.message_ids {
             let why = format!("superseded by a newer link (flow {})", flow.id);
-            let _ = crate::queue::control::cancel_because(services, id, &why);
+            let _ = crate::queue::control::cancel_because(&services.queue, id, &why);
         }
     }
     store.flush().await?;
@@ -186,63 +187,45 @@ pub async fn start(services: &Services, req: StartFlow, now: u64) -> Result<Star
     })
 }
 
-/// Marks a flow undeliverable (for bounces: the lead's bounce intake calls this when a
-/// flow's mail bounced permanently). `reason` is shown to the person and to support, so
-/// it must hold no secret. Returns false when the flow was already final.
-pub async fn mark_undeliverable(
-    services: &Services,
-    flow_id: &str,
-    reason: &str,
-    now: u64,
-) -> Result<bool, FlowError> {
-    let changed = services
-        .store
-        .update_flow(flow_id, |f| machine::mark_undeliverable(f, now, reason))?
-        .ok_or_else(|| FlowError::NotFound(flow_id.to_string()))?
-        .1;
-    services.store.flush().await?;
-    if changed {
-        tracing::warn!(flow_id, reason, "flow undeliverable");
-    }
-    Ok(changed)
-}
-
-/// Called by the queue when one of a flow's messages reaches a final state: a delivered
-/// link or code mail moves the flow on; a failed or expired one makes it undeliverable.
-/// Not durable until the caller flushes; errors are logged, not returned, since the
-/// message's own record must be written regardless.
-pub fn message_finished(
-    services: &Services,
-    record: &MessageRecord,
-    status: MessageStatus,
-    now: u64,
-) {
-    let Some(flow_id) = &record.flow_id else {
-        return;
-    };
-    if !matches!(record.template.as_str(), "invite" | "reset" | "code") {
-        return;
-    }
-    let reason = match status {
-        MessageStatus::Delivered => None,
-        MessageStatus::Failed | MessageStatus::Bounced => Some(format!(
-            "the receiving server refused the mail: {}",
-            record.last_reply.as_deref().unwrap_or("no reason given")
-        )),
-        MessageStatus::Expired => {
-            Some("no receiving server accepted the mail before it expired".to_string())
+/// The listener that makes flows follow their mail (registered with the queue's
+/// [`Lifecycle`](crate::queue::Lifecycle) where the program is wired): a delivered link
+/// or code mail moves its flow on; one that will not arrive (failed, bounced, expired,
+/// suppressed) makes the flow undeliverable, with the queue's words for why. Writes are
+/// durable with the finishing caller's flush; errors are logged, not returned, since the
+/// message's own record is written regardless.
+pub fn follow_messages(store: Store) -> FinishedListener {
+    Arc::new(move |finished: &MessageFinished<'_>| {
+        let record = finished.record;
+        let flow_id = record.flow_id.as_deref()?;
+        if !matches!(record.template.as_str(), "invite" | "reset" | "code") {
+            return None;
         }
-        _ => return,
-    };
-    let result = services.store.update_flow(flow_id, |f| match &reason {
-        None => machine::message_delivered(f, now, &record.template),
-        Some(r) => {
-            machine::mark_undeliverable(f, now, r);
-        }
-    });
-    if let Err(e) = result {
-        tracing::error!(flow_id = %flow_id, error = %e, "cannot record a flow's mail outcome");
-    }
+        let now = finished.at_ms;
+        let result = match (&finished.failure, record.status) {
+            (None, MessageStatus::Delivered) => store
+                .update_flow(flow_id, |f| {
+                    machine::message_delivered(f, now, &record.template)
+                })
+                .map(|_| None),
+            (Some(reason), _) => store
+                .update_flow(flow_id, |f| machine::mark_undeliverable(f, now, reason))
+                .map(|changed| match changed {
+                    Some((_, true)) => {
+                        tracing::warn!(flow_id, reason = %reason, "flow undeliverable");
+                        Some(format!("flow {flow_id} marked undeliverable"))
+                    }
+                    Some((_, false)) => {
+                        Some(format!("flow {flow_id} was already closed: unchanged"))
+                    }
+                    None => None,
+                }),
+            _ => Ok(None),
+        };
+        result.unwrap_or_else(|e| {
+            tracing::error!(flow_id, error = %e, "cannot record a flow's mail outcome");
+            None
+        })
+    })
 }
 
 /// The flow a link token belongs to; `None` for anything that is not a live token.
@@ -307,7 +290,7 @@ pub async fn press_button(
     }
     let expires_ms = flow.code.as_ref().map(|c| c.expires_ms).unwrap_or(now);
     let done = enqueue(
-        services,
+        &services.queue,
         Outgoing {
             to: flow.address.clone(),
             to_name: flow.name.clone(),
@@ -416,7 +399,7 @@ pub async fn set_password(
     store.flush().await?;
     tracing::info!(flow_id, "flow completed; password set");
     let notice = enqueue(
-        services,
+        &services.queue,
         Outgoing {
             to: flow.address.clone(),
             to_name: flow.name.clone(),

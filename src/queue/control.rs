@@ -1,10 +1,13 @@
 //! What operators do to the queue: list it, retry a message now, cancel one. Each
-//! names an unknown id clearly and leaves an event in the message's timeline.
+//! names an unknown id clearly and leaves an event in the message's timeline (the
+//! status change itself is [`super::lifecycle`]'s).
 
 use serde::Serialize;
 
-use crate::domain::{Event, MessageId, MessageRecord, MessageStatus, Step, now_ms};
-use crate::services::Services;
+use super::Queue;
+use super::lifecycle::LifecycleError;
+use crate::domain::{MessageId, now_ms};
+use crate::store::StoreError;
 
 /// One row of `mailgate queue list`.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -18,12 +21,33 @@ pub struct QueueRow {
     pub last_reply: Option<String>,
 }
 
+/// Why an operator's queue action was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("{0:?} is not a message id (32 hex digits, as `mailgate queue list` shows)")]
+    NotAnId(String),
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ControlError {
+    /// True when the store failed (not the operator's request).
+    pub fn is_store(&self) -> bool {
+        matches!(
+            self,
+            ControlError::Store(_) | ControlError::Lifecycle(LifecycleError::Store(_))
+        )
+    }
+}
+
 /// The open messages, earliest due first.
-pub fn list(services: &Services) -> Result<Vec<QueueRow>, String> {
-    let store = &services.store;
+pub fn list(queue: &Queue) -> Result<Vec<QueueRow>, StoreError> {
+    let store = &queue.store;
     let mut rows = Vec::new();
-    for (due, id) in store.queue_entries().map_err(|e| e.to_string())? {
-        if let Some(r) = store.message(&id).map_err(|e| e.to_string())? {
+    for (due, id) in store.queue_entries()? {
+        if let Some(r) = store.message(&id)? {
             rows.push(QueueRow {
                 id: id.to_string(),
                 to: r.to.to_string(),
@@ -38,61 +62,24 @@ pub fn list(services: &Services) -> Result<Vec<QueueRow>, String> {
     Ok(rows)
 }
 
-fn parse_id(id: &str) -> Result<MessageId, String> {
-    MessageId::parse(id).ok_or_else(|| {
-        format!("{id:?} is not a message id (32 hex digits, as `mailgate queue list` shows)")
-    })
-}
-
-/// The record of an open message, or an error naming why it is not one.
-fn open_message(services: &Services, id: &str) -> Result<MessageRecord, String> {
-    let mid = parse_id(id)?;
-    let r = services
-        .store
-        .message(&mid)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no message {id} in the queue"))?;
-    if !r.status.is_open() {
-        return Err(format!(
-            "message {id} is {} and no longer in the queue",
-            r.status.as_str()
-        ));
-    }
-    Ok(r)
+fn parse_id(id: &str) -> Result<MessageId, ControlError> {
+    MessageId::parse(id).ok_or_else(|| ControlError::NotAnId(id.to_string()))
 }
 
 /// Makes an open message due now.
-pub fn retry(services: &Services, id: &str, who: &str) -> Result<String, String> {
-    let mut r = open_message(services, id)?;
-    if r.status == MessageStatus::Sending {
-        return Err(format!("message {id} is being sent right now"));
-    }
-    let store = &services.store;
-    let now = now_ms();
-    store
-        .reschedule(&mut r, Some(now))
-        .map_err(|e| e.to_string())?;
-    r.push_event(Event::new(Step::RetryRequested, now).with_detail(format!("by {who}")));
-    store.put_message(&mut r).map_err(|e| e.to_string())?;
-    services.queue_bell.notify_one();
+pub fn retry(queue: &Queue, id: &str, who: &str) -> Result<String, ControlError> {
+    queue.lifecycle.retry_now(&parse_id(id)?, who, now_ms())?;
+    queue.ring();
     Ok(format!("message {id} will be tried now"))
 }
 
 /// Cancels an open message on an operator's request.
-pub fn cancel(services: &Services, id: &str, who: &str) -> Result<String, String> {
-    cancel_because(services, id, &format!("by {who}"))
+pub fn cancel(queue: &Queue, id: &str, who: &str) -> Result<String, ControlError> {
+    cancel_because(queue, id, &format!("by {who}"))
 }
 
 /// Cancels an open message; `why` goes into its timeline.
-pub fn cancel_because(services: &Services, id: &str, why: &str) -> Result<String, String> {
-    let mut r = open_message(services, id)?;
-    crate::queue::worker::finish(
-        services,
-        &mut r,
-        MessageStatus::Cancelled,
-        Event::new(Step::Cancelled, now_ms()).with_detail(why),
-    )
-    .map_err(|e| e.to_string())?;
-    services.handoff.withdraw(&r.id);
+pub fn cancel_because(queue: &Queue, id: &str, why: &str) -> Result<String, ControlError> {
+    queue.lifecycle.cancel(&parse_id(id)?, why, now_ms())?;
     Ok(format!("message {id} cancelled"))
 }

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::Queue;
 use crate::compose::{ComposeError, Draft};
 use crate::domain::{Address, Event, MessageId, MessageRecord, MessageStatus, Step, now_ms};
 use crate::queue::handoff::Job;
-use crate::services::Services;
 use crate::store::StoreError;
 
 /// A message to send.
@@ -53,15 +53,15 @@ pub enum EnqueueError {
 }
 
 /// Validates, composes, stores and flushes one message; returns once it is durable.
-pub async fn enqueue(services: &Services, out: Outgoing) -> Result<Enqueued, EnqueueError> {
+pub async fn enqueue(queue: &Queue, out: Outgoing) -> Result<Enqueued, EnqueueError> {
     if !crate::compose::templates::LOCALES.contains(&out.locale.as_str()) {
         return Err(EnqueueError::Locale(out.locale));
     }
     // A flush that starts while this message is composed and signed waits for it.
-    let intent = services.store.announce_write();
+    let intent = queue.store.announce_write();
     let id = MessageId::random();
     let now = now_ms();
-    let composed = services.composer.compose(
+    let composed = queue.composer.compose(
         &id,
         Draft {
             to: &out.to,
@@ -72,19 +72,19 @@ pub async fn enqueue(services: &Services, out: Outgoing) -> Result<Enqueued, Enq
         },
         (now / 1000) as i64,
     )?;
-    let signed = services
+    let signed = queue
         .signers
         .sign(&composed.raw, now / 1000)
         .map_err(|e| EnqueueError::Sign(e.to_string()))?;
     let lifetime = out
         .lifetime
-        .unwrap_or(services.config.delivery.message_lifetime);
+        .unwrap_or(queue.config.delivery.message_lifetime);
     let expires_ms = now + lifetime.as_millis() as u64;
     let due = out.not_before_ms.unwrap_or(now).max(now);
     let mut record = MessageRecord {
         id,
         to: out.to,
-        message_id_header: services.composer.message_id_header(&id),
+        message_id_header: queue.composer.message_id_header(&id),
         template: out.template,
         locale: out.locale,
         subject: composed.subject,
@@ -106,40 +106,22 @@ pub async fn enqueue(services: &Services, out: Outgoing) -> Result<Enqueued, Enq
             crate::domain::format_time_ms(due)
         ));
     }
-    let suppressed = services.store.suppression(&record.to.to_string())?;
+    let suppressed = queue.store.suppression(&record.to.to_string())?;
     // Due now and the worker has room: written already claimed, handed over once durable.
     let handed = match (&suppressed, due > now) {
-        (None, false) => services.handoff.try_reserve(),
+        (None, false) => queue.handoff.try_reserve(),
         _ => None,
     };
-    if handed.is_some() {
-        record.status = MessageStatus::Sending;
-        record.due_ms = Some(now + crate::queue::worker::LEASE_MS);
-    }
-    if let Some(entry) = suppressed {
-        // Sending to an address known to be dead hurts the sender's reputation: the
-        // message fails at once, and its timeline says why.
-        record.due_ms = None;
-        services
-            .store
-            .insert_message(&mut record, &signed, &first)?;
-        let detail = format!(
-            "not sent: {} is on the suppression list since {} ({}: {})",
-            record.to,
-            crate::domain::format_time_ms(entry.since_ms),
-            entry.reason,
-            entry.evidence
-        );
-        crate::queue::worker::finish(
-            services,
-            &mut record,
-            MessageStatus::Suppressed,
-            Event::new(Step::Suppressed, now).with_detail(detail),
-        )?;
-    } else {
-        services
-            .store
-            .insert_message(&mut record, &signed, &first)?;
+    match suppressed {
+        // Sending to an address known to be dead hurts the sender's reputation.
+        Some(entry) => {
+            queue
+                .lifecycle
+                .refuse_suppressed(&mut record, &signed, &first, &entry, now)?
+        }
+        None => queue
+            .lifecycle
+            .enqueue(&mut record, &signed, &first, handed.is_some())?,
     }
     let ack = Enqueued {
         message_id: id,
@@ -149,7 +131,7 @@ pub async fn enqueue(services: &Services, out: Outgoing) -> Result<Enqueued, Enq
     };
     // Flush and hand over in a task of its own: a caller that goes away (a client that
     // hung up) must not leave a message written as claimed that nobody holds.
-    let after = services.clone();
+    let after = queue.clone();
     tokio::spawn(async move {
         after.store.flush_announced(intent).await?;
         tracing::info!(msg_id = %record.id, template = %record.template, status = record.status.as_str(), "queued");
@@ -158,14 +140,14 @@ pub async fn enqueue(services: &Services, out: Outgoing) -> Result<Enqueued, Enq
                 let body = reservation.carries_bytes().then_some(signed);
                 after.handoff.send(reservation, Job { record, body })
             }
-            None => after.queue_bell.notify_one(),
+            None => after.ring(),
         }
         Ok::<(), StoreError>(())
     })
     .await
     .map_err(|e| {
         StoreError::Flush {
-            path: services.store.path().to_path_buf(),
+            path: queue.store.path().to_path_buf(),
             source: std::io::Error::other(e.to_string()),
         }
     })??;

@@ -1,10 +1,79 @@
 //! The outgoing queue: enqueue (validate, compose, store, flush, then acknowledge), the
-//! worker that delivers due messages, the retry policy, and the operator's controls.
+//! worker that delivers due messages, the retry policy, the operator's controls, and
+//! [`lifecycle`], the one owner of a message's status.
+//!
+//! [`Queue`] is the handle the rest of the program holds: what enqueue, the worker and
+//! the controls need, and nothing above them, so the queue depends on no module that
+//! uses it.
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::compose::Composer;
+use crate::config::Config;
+use crate::dkim::Signers;
+use crate::store::Store;
+use crate::verp::VerpKey;
 
 pub mod control;
 pub mod enqueue;
 pub mod handoff;
+pub mod lifecycle;
 pub mod retry;
 pub mod worker;
 
 pub use enqueue::{EnqueueError, Enqueued, Outgoing, enqueue};
+pub use lifecycle::{FinishedListener, Lifecycle, MessageFinished};
+
+/// The queue's handle; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Queue {
+    pub(crate) config: Arc<Config>,
+    pub(crate) store: Store,
+    pub(crate) composer: Arc<Composer>,
+    pub(crate) signers: Arc<Signers>,
+    pub(crate) verp: VerpKey,
+    /// Enqueue's short way to a running delivery worker.
+    pub(crate) handoff: Arc<handoff::Handoff>,
+    /// Rung after enqueue so the worker looks at the queue at once.
+    pub(crate) bell: Arc<Notify>,
+    pub lifecycle: Lifecycle,
+}
+
+impl Queue {
+    pub fn new(
+        config: Arc<Config>,
+        store: Store,
+        composer: Arc<Composer>,
+        signers: Arc<Signers>,
+        verp: VerpKey,
+    ) -> Queue {
+        let handoff: Arc<handoff::Handoff> = Arc::default();
+        let lifecycle = Lifecycle::new(
+            store.clone(),
+            handoff.clone(),
+            config.delivery.retry_schedule.clone(),
+        );
+        Queue {
+            config,
+            store,
+            composer,
+            signers,
+            verp,
+            handoff,
+            bell: Arc::new(Notify::new()),
+            lifecycle,
+        }
+    }
+
+    /// The way from enqueue to the worker (for tests that play the worker's part).
+    pub fn handoff(&self) -> &handoff::Handoff {
+        &self.handoff
+    }
+
+    /// Wakes the worker to look at the queue now.
+    pub fn ring(&self) {
+        self.bell.notify_one();
+    }
+}

@@ -17,20 +17,17 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
+use super::Queue;
 use crate::config::{DeliveryMode, RelayTls};
 use crate::delivery::mx::{self, Route as MxRoute};
 use crate::delivery::smtp::{Connection, SmtpSettings, TlsPolicy};
 use crate::delivery::{AttemptReport, Envelope, Outcome};
-use crate::domain::{Event, MessageId, MessageRecord, MessageStatus, Step, format_time_ms, now_ms};
+use crate::domain::{MessageId, MessageRecord, now_ms};
 use crate::queue::handoff::Job;
-use crate::queue::retry::{RetryDecision, next_attempt};
-use crate::services::Services;
 use crate::shutdown::Shutdown;
 use crate::store::StoreError;
 use crate::store::spool::SpoolError;
 
-/// How long a claimed message stays out of the due range.
-pub(crate) const LEASE_MS: u64 = 3_600_000;
 /// How long an idle connection waits for more work before QUIT.
 const LINGER: Duration = Duration::from_millis(300);
 /// How often the spool's mostly dead segments give their space back.
@@ -52,8 +49,7 @@ enum Route {
 }
 
 impl Route {
-    fn from_services(services: &Services) -> anyhow::Result<Route> {
-        let config = &services.config;
+    fn from_config(config: &crate::config::Config) -> anyhow::Result<Route> {
         let d = &config.delivery;
         let base = |tls: TlsPolicy, verify: bool| SmtpSettings {
             ehlo_name: config.sender.hostname.clone(),
@@ -137,7 +133,7 @@ impl Destination {
 }
 
 struct Inner {
-    services: Services,
+    queue: Queue,
     route: Route,
     destinations: Mutex<HashMap<String, Arc<Destination>>>,
     connections: Arc<Semaphore>,
@@ -145,21 +141,21 @@ struct Inner {
 
 /// Runs the worker until shutdown. Returns once connection tasks have finished their
 /// current message (or after a grace period).
-pub async fn run(services: Services, mut shutdown: Shutdown) -> anyhow::Result<()> {
-    let route = Route::from_services(&services)?;
-    let recovered = recover(&services, now_ms())?;
+pub async fn run(queue: Queue, mut shutdown: Shutdown) -> anyhow::Result<()> {
+    let route = Route::from_config(&queue.config)?;
+    let recovered = queue.lifecycle.recover(now_ms())?;
     if recovered > 0 {
         tracing::info!(
             recovered,
             "messages left in flight by the last run are due again"
         );
-        services.store.flush().await?;
+        queue.store.flush().await?;
     }
-    let d = &services.config.delivery;
-    let handoff = &services.handoff;
+    let d = &queue.config.delivery;
+    let handoff = &queue.handoff;
     let inner = Arc::new(Inner {
         connections: Arc::new(Semaphore::new(d.max_connections)),
-        services: services.clone(),
+        queue: queue.clone(),
         route,
         destinations: Mutex::new(HashMap::new()),
     });
@@ -175,7 +171,7 @@ pub async fn run(services: Services, mut shutdown: Shutdown) -> anyhow::Result<(
     loop {
         if Instant::now() >= next_reclaim {
             next_reclaim += RECLAIM_EVERY;
-            reclaim_spool(&services).await;
+            reclaim_spool(&queue).await;
         }
         if Instant::now() >= look_at {
             match claim_batch(&inner, now_ms()) {
@@ -192,7 +188,7 @@ pub async fn run(services: Services, mut shutdown: Shutdown) -> anyhow::Result<(
                         } else if claimed > 0 {
                             Duration::ZERO
                         } else {
-                            match services.store.next_due() {
+                            match queue.store.next_due() {
                                 Ok(Some(due)) => Duration::from_millis(
                                     due.saturating_sub(now_ms()).clamp(5, 1000),
                                 ),
@@ -212,7 +208,7 @@ pub async fn run(services: Services, mut shutdown: Shutdown) -> anyhow::Result<(
                 let name = inner.route.destination(&job.record);
                 dispatch(&inner, name, job);
             }
-            _ = services.queue_bell.notified() => look_at = Instant::now(),
+            _ = queue.bell.notified() => look_at = Instant::now(),
             _ = handoff.capacity_bell.notified(), if starved => look_at = Instant::now(),
             _ = tokio::time::sleep_until(look_at) => {}
         }
@@ -240,14 +236,14 @@ pub async fn run(services: Services, mut shutdown: Shutdown) -> anyhow::Result<(
 
 /// Gives back the disk space of final messages in mostly dead spool segments (on a
 /// blocking thread: it calls into the file system).
-async fn reclaim_spool(services: &Services) {
+async fn reclaim_spool(queue: &Queue) {
     // Outcomes are not flushed one by one: a flush here makes the releases of the last
     // minute durable, so emptied segments go now even when no mail comes in.
-    if let Err(e) = services.store.flush().await {
+    if let Err(e) = queue.store.flush().await {
         tracing::warn!(error = %e, "cannot flush the store before reclaiming spool space");
         return;
     }
-    let store = services.store.clone();
+    let store = queue.store.clone();
     match tokio::task::spawn_blocking(move || store.reclaim_spool()).await {
         Ok(Ok(0)) => {}
         Ok(Ok(bytes)) => {
@@ -263,52 +259,20 @@ async fn reclaim_spool(services: &Services) {
     }
 }
 
-/// Makes every message left `sending` due now, with a `recovered` event.
-pub fn recover(services: &Services, now: u64) -> Result<usize, StoreError> {
-    let store = &services.store;
-    let mut n = 0;
-    for (due, id) in store.queue_entries()? {
-        let Some(mut record) = store.message(&id)? else {
-            continue;
-        };
-        if record.status != MessageStatus::Sending {
-            continue;
-        }
-        if record.due_ms != Some(due) {
-            // A lease renewed while the worker held the message: the record still
-            // names the first lease's key.
-            store.remove_queue_key(due, &id)?;
-        }
-        record.status = if record.attempts == 0 {
-            MessageStatus::Queued
-        } else {
-            MessageStatus::Deferred
-        };
-        store.reschedule(&mut record, Some(now))?;
-        record.push_event(
-            Event::new(Step::Recovered, now)
-                .with_detail("in flight when the last run stopped; trying again"),
-        );
-        store.put_message(&mut record)?;
-        n += 1;
-    }
-    Ok(n)
-}
-
 /// Claims due messages up to the in-flight cap and hands them to destinations.
 fn claim_batch(inner: &Arc<Inner>, now: u64) -> Result<usize, StoreError> {
-    let handoff = &inner.services.handoff;
+    let handoff = &inner.queue.handoff;
     let room = handoff.room();
     if room == 0 {
         return Ok(0);
     }
-    let store = &inner.services.store;
+    let store = &inner.queue.store;
     let mut claimed = 0;
     for (due, id) in store.due_messages(now, room.min(512))? {
         if !handoff.take_slot() {
             break;
         }
-        match claim(&inner.services, due, &id, now) {
+        match inner.queue.lifecycle.claim(due, &id, now) {
             Ok(Some(record)) => {
                 handoff.hold(record.id);
                 let name = inner.route.destination(&record);
@@ -323,49 +287,6 @@ fn claim_batch(inner: &Arc<Inner>, now: u64) -> Result<usize, StoreError> {
         }
     }
     Ok(claimed)
-}
-
-/// Claims one queue entry: the message becomes `sending`, or is finished off when it
-/// is no longer open or has expired. Returns the record when it should be tried.
-///
-/// A message the worker still holds (its lease ended while it waited behind a slow
-/// destination) is not claimed again: its queue key moves a lease ahead. The record is
-/// not rewritten, since the connection task holding it may be writing its outcome; the
-/// record's own `due_ms` then names the old key, and the moved key is removed as stale
-/// once the message moves on.
-pub fn claim(
-    services: &Services,
-    due: u64,
-    id: &MessageId,
-    now: u64,
-) -> Result<Option<MessageRecord>, StoreError> {
-    let store = &services.store;
-    if services.handoff.is_held(id) {
-        store.move_queue_key(id, due, now + LEASE_MS)?;
-        return Ok(None);
-    }
-    let Some(mut record) = store.message(id)? else {
-        store.remove_queue_key(due, id)?;
-        return Ok(None);
-    };
-    if !record.status.is_open() || record.due_ms != Some(due) {
-        store.remove_queue_key(due, id)?;
-        return Ok(None);
-    }
-    if record.expires_ms <= now {
-        finish(
-            services,
-            &mut record,
-            MessageStatus::Expired,
-            Event::new(Step::Expired, now)
-                .with_detail("its lifetime ended before any server accepted it"),
-        )?;
-        return Ok(None);
-    }
-    record.status = MessageStatus::Sending;
-    store.reschedule(&mut record, Some(now + LEASE_MS))?;
-    store.put_message(&mut record)?;
-    Ok(Some(record))
 }
 
 fn dispatch(inner: &Arc<Inner>, name: String, job: Job) {
@@ -388,7 +309,7 @@ fn dispatch(inner: &Arc<Inner>, name: String, job: Job) {
         p.len()
     };
     dest.bell.notify_one();
-    let cap = inner.services.config.delivery.max_connections_per_domain;
+    let cap = inner.queue.config.delivery.max_connections_per_domain;
     let active = dest.active.load(Ordering::SeqCst);
     // A new connection when none runs, or when work piles up behind the ones that do.
     if active < cap && (active == 0 || queued > active) {
@@ -437,14 +358,14 @@ struct Ready {
 /// Makes a job ready to send, or finishes with it when it cannot be sent: withdrawn
 /// while it waited here (its record is final already), or its bytes unreadable.
 async fn ready(inner: &Arc<Inner>, job: Job) -> Option<Ready> {
-    let services = &inner.services;
-    if services.handoff.is_withdrawn(&job.record.id) {
+    let queue = &inner.queue;
+    if queue.handoff.is_withdrawn(&job.record.id) {
         done(inner, &job.record.id);
         return None;
     }
     let body = match job.body {
         Some(b) => b,
-        None => match bytes_of(services, &job.record) {
+        None => match bytes_of(queue, &job.record) {
             Ok(b) => b,
             Err(outcome) => {
                 settle(inner, job.record, &outcome).await;
@@ -452,7 +373,7 @@ async fn ready(inner: &Arc<Inner>, job: Job) -> Option<Ready> {
             }
         },
     };
-    let envelope = envelope_for(services, &job.record);
+    let envelope = envelope_for(queue, &job.record);
     Some(Ready {
         record: job.record,
         body,
@@ -479,14 +400,14 @@ async fn next_ready(inner: &Arc<Inner>, dest: &Destination, wait: bool) -> Optio
 /// the server pipelines, each message goes out with the next one's MAIL, RCPT and DATA
 /// when another is waiting (see `delivery::smtp`).
 async fn connection_task(inner: &Arc<Inner>, dest: &Destination) {
-    let services = &inner.services;
-    let per_connection = services.config.delivery.messages_per_connection;
+    let queue = &inner.queue;
+    let per_connection = queue.config.delivery.messages_per_connection;
     let mut conn: Option<Connection> = None;
     // The message announced on `conn` with the last one's content: it goes next.
     let mut announced: Option<Ready> = None;
     loop {
         let message = match announced.take() {
-            Some(m) if services.handoff.is_withdrawn(&m.record.id) => {
+            Some(m) if queue.handoff.is_withdrawn(&m.record.id) => {
                 // Cancelled after it was announced: the server waits for its content.
                 // Dropping the connection mid-transaction makes the server discard it.
                 tracing::info!(msg_id = %m.record.id, "withdrawn after it was announced to the server; closing the connection so that it is not sent");
@@ -566,12 +487,12 @@ async fn connection_task(inner: &Arc<Inner>, dest: &Destination) {
 }
 
 /// A held message's bytes from the spool, or the outcome when they cannot be had.
-fn bytes_of(services: &Services, record: &MessageRecord) -> Result<Vec<u8>, Box<Outcome>> {
+fn bytes_of(queue: &Queue, record: &MessageRecord) -> Result<Vec<u8>, Box<Outcome>> {
     let report = |detail: String| AttemptReport {
         detail: Some(detail),
         ..AttemptReport::default()
     };
-    let outcome = match services.store.body(record) {
+    let outcome = match queue.store.body(record) {
         Ok(Some(b)) => return Ok(b),
         // An open record without bytes: nothing can ever be sent for it.
         Ok(None) => Outcome::Failed(report("the message's bytes are not in the store".into())),
@@ -587,7 +508,7 @@ fn bytes_of(services: &Services, record: &MessageRecord) -> Result<Vec<u8>, Box<
 
 /// The worker is done with a message it held.
 fn done(inner: &Inner, id: &MessageId) {
-    inner.services.handoff.finished(id);
+    inner.queue.handoff.finished(id);
 }
 
 /// Records an outcome for a message the worker holds (its record as claimed or handed
@@ -595,11 +516,11 @@ fn done(inner: &Inner, id: &MessageId) {
 /// and frees its in-flight slot.
 async fn settle(inner: &Arc<Inner>, record: MessageRecord, outcome: &Outcome) {
     let id = record.id;
-    let services = &inner.services;
+    let queue = &inner.queue;
     // Withdrawn during the attempt (cancelled, bounced): the stored record is final.
     // Only a delivery is added to it, since the mail went out after all.
-    let record = if services.handoff.is_withdrawn(&id) {
-        match (outcome, services.store.message(&id)) {
+    let record = if queue.handoff.is_withdrawn(&id) {
+        match (outcome, queue.store.message(&id)) {
             (Outcome::Delivered(_), Ok(Some(stored))) => Some(stored),
             _ => None,
         }
@@ -607,7 +528,7 @@ async fn settle(inner: &Arc<Inner>, record: MessageRecord, outcome: &Outcome) {
         Some(record)
     };
     if let Some(record) = record
-        && let Err(e) = apply_outcome(services, record, outcome, now_ms())
+        && let Err(e) = queue.lifecycle.record_outcome(record, outcome, now_ms())
     {
         tracing::error!(msg_id = %id, error = %e, "cannot record a delivery outcome; the message will be retried");
     }
@@ -664,106 +585,14 @@ async fn open_connection(route: &Route, record: &MessageRecord) -> Result<Connec
 }
 
 /// The SMTP envelope of a message: VERP return path, one recipient, DSN envelope id.
-pub fn envelope_for(services: &Services, record: &MessageRecord) -> Envelope {
+pub fn envelope_for(queue: &Queue, record: &MessageRecord) -> Envelope {
     Envelope {
-        mail_from: services
+        mail_from: queue
             .verp
-            .address(&record.id, &services.config.sender.bounce_domain),
+            .address(&record.id, &queue.config.sender.bounce_domain),
         rcpt_to: record.to.to_string(),
         envid: record.id.to_string(),
     }
-}
-
-/// Records an attempt's outcome: the event, the new status, the next try.
-pub fn apply_outcome(
-    services: &Services,
-    mut record: MessageRecord,
-    outcome: &Outcome,
-    now: u64,
-) -> Result<(), StoreError> {
-    let store = &services.store;
-    let id = record.id;
-    record.attempts += 1;
-    let report = outcome.report();
-    let mut event = Event {
-        at_ms: now,
-        step: None,
-        attempt: Some(record.attempts),
-        remote_host: report.remote_host.clone(),
-        remote_ip: report.remote_ip.clone(),
-        smtp_code: report.smtp_code,
-        enhanced_status: report.enhanced_status.clone(),
-        reply: report.reply.clone(),
-        tls: report.tls.clone(),
-        duration_ms: Some(report.duration_ms),
-        detail: report.detail.clone(),
-    };
-    record.last_reply = report.reply.clone().or_else(|| report.detail.clone());
-    let span = tracing::info_span!("outcome", msg_id = %id, attempt = record.attempts);
-    let _guard = span.enter();
-    match outcome {
-        Outcome::Delivered(_) => {
-            event.step = Some(Step::Delivered);
-            tracing::info!(
-                host = report.remote_host.as_deref().unwrap_or(""),
-                "delivered"
-            );
-            finish(services, &mut record, MessageStatus::Delivered, event)
-        }
-        Outcome::Failed(_) => {
-            event.step = Some(Step::Failed);
-            tracing::warn!(
-                reply = report.reply.as_deref().unwrap_or(""),
-                "failed permanently"
-            );
-            finish(services, &mut record, MessageStatus::Failed, event)
-        }
-        Outcome::Deferred(_) => {
-            let schedule = &services.config.delivery.retry_schedule;
-            match next_attempt(schedule, record.attempts, now, record.expires_ms) {
-                RetryDecision::RetryAt(at) => {
-                    event.step = Some(Step::Deferred);
-                    let why = event.detail.take();
-                    event.detail = Some(match why {
-                        Some(w) => format!("{w}; next try at {}", format_time_ms(at)),
-                        None => format!("next try at {}", format_time_ms(at)),
-                    });
-                    tracing::info!(reply = report.reply.as_deref().unwrap_or(""), next = %format_time_ms(at), "deferred");
-                    record.status = MessageStatus::Deferred;
-                    store.reschedule(&mut record, Some(at))?;
-                    record.push_event(event);
-                    store.put_message(&mut record)
-                }
-                RetryDecision::Expire => {
-                    event.step = Some(Step::Deferred);
-                    record.push_event(event);
-                    tracing::warn!("expired after its last try");
-                    finish(
-                        services,
-                        &mut record,
-                        MessageStatus::Expired,
-                        Event::new(Step::Expired, now)
-                            .with_detail("its lifetime ended before any server accepted it"),
-                    )
-                }
-            }
-        }
-    }
-}
-
-/// Puts a message in a final state: event, status, no queue entry, bytes dropped.
-pub fn finish(
-    services: &Services,
-    record: &mut MessageRecord,
-    status: MessageStatus,
-    event: Event,
-) -> Result<(), StoreError> {
-    let store = &services.store;
-    record.status = status;
-    crate::flow::message_finished(services, record, status, event.at_ms);
-    store.reschedule(record, None)?;
-    record.push_event(event);
-    store.put_message(record)
 }
 
 #[cfg(test)]

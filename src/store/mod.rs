@@ -26,6 +26,7 @@ pub mod flows;
 pub mod keys;
 pub mod limits;
 pub mod messages;
+pub mod meta;
 pub mod operators;
 pub mod spool;
 pub mod stats;

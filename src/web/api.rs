@@ -112,7 +112,7 @@ pub async fn post_message(
         .locale
         .unwrap_or_else(|| services.config.flows.default_locale.clone());
     let done = enqueue(
-        &services,
+        &services.queue,
         Outgoing {
             to,
             to_name: req.name,

@@ -54,10 +54,7 @@ pub fn router(services: Services) -> Router {
 /// Liveness: 200 when the store answers.
 async fn healthz(State(services): State<Services>) -> impl IntoResponse {
     // A read proves the store is open and readable.
-    match services
-        .store
-        .get_json::<serde_json::Value>(crate::store::TreeName::Meta, b"health")
-    {
+    match services.store.check_health() {
         Ok(_) => (StatusCode::OK, "ok\n"),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n"),
     }

@@ -482,7 +482,6 @@ fn damaged_bytes_in_the_spool_fail_the_message_and_nothing_is_sent() {
 #[test]
 fn a_message_the_worker_still_holds_when_its_lease_ends_is_not_claimed_twice() {
     use mailgate::domain::{MessageId, MessageStatus};
-    use mailgate::queue::worker::{claim, recover};
     let inst = Instance::new(&relay_config(crate::support::free_port(), "\"1s\""));
     let id = inst.send_notice("user0@example.jp"); // no server: it waits in the queue
     let config = mailgate::config::Config::load(&mailgate::config::ConfigSources {
@@ -494,15 +493,16 @@ fn a_message_the_worker_still_holds_when_its_lease_ends_is_not_claimed_twice() {
     let store = &services.store;
     let mid = MessageId::parse(&id).unwrap();
     let (due, _) = store.queue_entries().unwrap()[0];
-    let record = claim(&services, due, &mid, due).unwrap().expect("claimed");
+    let life = &services.queue.lifecycle;
+    let record = life.claim(due, &mid, due).unwrap().expect("claimed");
     assert_eq!(record.status, MessageStatus::Sending);
-    services.handoff.hold(mid);
+    services.queue.handoff().hold(mid);
 
     // The lease ends while the message still waits in the worker (a slow destination).
     let lease = record.due_ms.expect("a lease");
     assert_eq!(store.queue_entries().unwrap(), vec![(lease, mid)]);
     assert!(
-        claim(&services, lease, &mid, lease + 1).unwrap().is_none(),
+        life.claim(lease, &mid, lease + 1).unwrap().is_none(),
         "claimed a second time"
     );
     let renewed = store.queue_entries().unwrap();
@@ -514,7 +514,7 @@ fn a_message_the_worker_still_holds_when_its_lease_ends_is_not_claimed_twice() {
     assert_eq!(store.message(&mid).unwrap().unwrap().due_ms, Some(lease));
 
     // A restart finds it through the renewed key and makes it due, with one key left.
-    assert_eq!(recover(&services, lease + 2).unwrap(), 1);
+    assert_eq!(life.recover(lease + 2).unwrap(), 1);
     assert_eq!(store.queue_entries().unwrap(), vec![(lease + 2, mid)]);
     let r = store.message(&mid).unwrap().unwrap();
     assert_eq!(

@@ -12,6 +12,7 @@ mod dkim_verify;
 mod flow;
 mod invite_csv;
 mod journey;
+mod layers;
 mod lint;
 mod serve;
 mod signing;

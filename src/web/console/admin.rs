@@ -175,8 +175,7 @@ fn queue_page(
     flash: Option<String>,
 ) -> Result<Response, ConsoleError> {
     let tz = admin_tz(services);
-    let rows: Vec<Value> = crate::queue::control::list(services)
-        .map_err(ConsoleError::BadRequest)?
+    let rows: Vec<Value> = crate::queue::control::list(&services.queue)?
         .into_iter()
         .map(|r| {
             json!({
@@ -219,12 +218,15 @@ async fn queue_action(
     user.check_csrf(&form.csrf)?;
     let who = user.who();
     let result = match action {
-        "retry" => crate::queue::control::retry(&services, &form.id, &who),
-        _ => crate::queue::control::cancel(&services, &form.id, &who),
+        "retry" => crate::queue::control::retry(&services.queue, &form.id, &who),
+        _ => crate::queue::control::cancel(&services.queue, &form.id, &who),
     };
-    let flash = match &result {
-        Ok(text) => text.clone(),
-        Err(e) => format!("Nothing done: {e}"),
+    let flash = match result {
+        Ok(ref text) => text.clone(),
+        Err(e) if e.is_store() => {
+            return Err(ConsoleError::Unavailable(Box::new(e)));
+        }
+        Err(ref e) => format!("Nothing done: {e}"),
     };
     if result.is_ok() {
         crate::audit::record(&services.store, &who, &format!("queue {action}"), &form.id)?;

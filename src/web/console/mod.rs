@@ -114,22 +114,38 @@ pub enum ConsoleError {
     BadRequest(String),
     #[error("the store is not available: {0}")]
     Store(#[from] StoreError),
+    /// Something under the console failed (the store, most often); the details go to
+    /// the log, never to the page.
+    #[error("{0}")]
+    Unavailable(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl IntoResponse for ConsoleError {
     fn into_response(self) -> Response {
-        let (status, heading) = match &self {
+        let (status, heading, text) = match &self {
             ConsoleError::LoggedOut => {
                 return axum::response::Redirect::to("/login").into_response();
             }
-            ConsoleError::Forbidden { .. } => (StatusCode::FORBIDDEN, "Not allowed"),
-            ConsoleError::Csrf => (StatusCode::FORBIDDEN, "Form refused"),
-            ConsoleError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Cannot do that"),
-            ConsoleError::Store(e) => {
-                tracing::error!(error = %e, "console request failed");
+            ConsoleError::Forbidden { .. } => {
+                (StatusCode::FORBIDDEN, "Not allowed", self.to_string())
+            }
+            ConsoleError::Csrf => (StatusCode::FORBIDDEN, "Form refused", self.to_string()),
+            ConsoleError::BadRequest(_) => {
+                (StatusCode::BAD_REQUEST, "Cannot do that", self.to_string())
+            }
+            ConsoleError::Store(_) | ConsoleError::Unavailable(_) => {
+                // The page says what happened and how to refer to it; the details (a
+                // path, an OS error) go to the log under the same request id.
+                let request_id = crate::secrets::request_id();
+                tracing::error!(request_id = %request_id, error = %self, "console request failed");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "The store is not available",
+                    format!(
+                        "mailgate cannot reach its store right now, so nothing was changed. \
+                         Try again in a minute; if it goes on, tell the administrator \
+                         (request {request_id})."
+                    ),
                 )
             }
         };
@@ -137,7 +153,7 @@ impl IntoResponse for ConsoleError {
             "error",
             &pages::bare(
                 heading,
-                serde_json::json!({ "heading": heading, "text": self.to_string(), "back": "/support" }),
+                serde_json::json!({ "heading": heading, "text": text, "back": "/support" }),
             ),
         );
         let mut response = pages::respond(body);

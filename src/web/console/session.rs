@@ -9,7 +9,6 @@ use axum::http::HeaderMap;
 use axum::http::request::Parts;
 
 use crate::web::cookie_value;
-use subtle::ConstantTimeEq;
 
 use super::ConsoleError;
 use crate::domain::now_ms;
@@ -59,10 +58,7 @@ impl ConsoleUser {
     }
 }
 
-/// Compares two secrets in constant time.
-pub fn same(a: &str, b: &str) -> bool {
-    !a.is_empty() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
+pub use crate::secrets::same;
 
 /// A `Set-Cookie` value; an empty value with `max_age` 0 deletes the cookie.
 pub fn set_cookie(services: &Services, name: &str, value: &str, max_age_s: u64) -> String {

@@ -1,7 +1,7 @@
-//! The secrets of a flow: link tokens, codes and browser-binding values. Each comes from
-//! the OS RNG; only its SHA-256 is stored, and stored digests are compared with a
-//! presented one in constant time (`subtle`), so neither a copy of the store nor the
-//! timing of an answer gives a secret away.
+//! Secrets, in one place: link tokens, codes, browser bindings, session and API tokens,
+//! request ids. Each comes from the OS RNG; only its SHA-256 is stored, and a stored
+//! digest is compared with a presented one in constant time (`subtle`), so neither a
+//! copy of the store nor the timing of an answer gives a secret away.
 
 use base64::Engine;
 use rand::{Rng, RngCore};
@@ -25,11 +25,27 @@ pub fn looks_like_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// A fresh flow id: 128 random bits as 32 hex digits.
-pub fn new_flow_id() -> String {
-    let mut b = [0u8; 16];
+/// `N` random bytes from the OS RNG, as hex.
+pub fn random_hex<const N: usize>() -> String {
+    let mut b = [0u8; N];
     rand::rngs::OsRng.fill_bytes(&mut b);
     hex::encode(b)
+}
+
+/// A fresh 256-bit token (sessions, CSRF values, API keys), as hex.
+pub fn random_token() -> String {
+    random_hex::<32>()
+}
+
+/// A fresh request id (64 bits, hex): shown with an error and logged with its details,
+/// so the two can be matched without the details reaching the answer.
+pub fn request_id() -> String {
+    random_hex::<8>()
+}
+
+/// A fresh flow id: 128 random bits as 32 hex digits.
+pub fn new_flow_id() -> String {
+    random_hex::<16>()
 }
 
 /// A fresh browser-binding value (128 bits, hex), kept in the browser's cookie.
@@ -58,9 +74,11 @@ pub fn code_digest_hex(flow_id: &str, code: &str) -> String {
     digest_hex(&format!("{flow_id}:{code}"))
 }
 
-/// Constant-time equality of two stored-form digests.
+/// Constant-time equality of two secrets or digests (the length is not secret). An
+/// empty value matches nothing, not even another empty one: a missing cookie and a
+/// missing form field must not pass a check together.
 pub fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+    !a.is_empty() && a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 /// Keeps only the digits of what a person typed as a code ("123 456" → "123456").
@@ -97,5 +115,6 @@ mod tests {
         assert!(!same(&x, &code_digest_hex("f2", "123456")));
         assert!(!same(&x, &code_digest_hex("f1", "123457")));
         assert_eq!(normalise_code(" 12 34５６ "), "123456");
+        assert!(!same("", ""), "an empty value matches nothing");
     }
 }

@@ -1,0 +1,462 @@
+//! A message's life: the only code that changes a message's status.
+//!
+//! Every way a message moves (enqueued, claimed by the worker, an attempt's outcome,
+//! recovered after a crash, retried or cancelled by an operator, bounced, suppressed,
+//! expired) is a named operation here, which writes the status, the queue entry, the
+//! timeline event and the record together, and withdraws the message from the worker
+//! when it no longer may be sent. Callers flush (the store's unit of durability) before
+//! they acknowledge.
+//!
+//! When a message reaches a final state, [`MessageFinished`] goes to the listeners
+//! registered with [`Lifecycle::subscribe`] (flows follow their mail this way, wired in
+//! `app` and `control`), so the queue does not call up into the modules that use it. The
+//! words for why a message failed are made here once, whichever path (the worker's reply
+//! or a bounce that came back) failed it.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::delivery::Outcome;
+use crate::domain::bounce::Suppression;
+use crate::domain::{Event, MessageId, MessageRecord, MessageStatus, Step, format_time_ms};
+use crate::queue::handoff::Handoff;
+use crate::queue::retry::{RetryDecision, next_attempt};
+use crate::store::{Store, StoreError};
+
+/// How long a claimed message stays out of the due range.
+pub(crate) const LEASE_MS: u64 = 3_600_000;
+
+/// A message reached a final state (delivered, failed, expired, bounced, cancelled,
+/// suppressed). Its record is written (not yet flushed) with the status and the event.
+#[derive(Debug)]
+pub struct MessageFinished<'a> {
+    pub record: &'a MessageRecord,
+    pub at_ms: u64,
+    /// Why it will not arrive, in words for people; `None` when it was delivered or
+    /// cancelled.
+    pub failure: Option<String>,
+}
+
+/// Follows finished messages; returns what it changed, in words, if anything.
+pub type FinishedListener = Arc<dyn Fn(&MessageFinished<'_>) -> Option<String> + Send + Sync>;
+
+/// Why a message will not arrive, the same words for every path that fails it.
+fn failure_text(record: &MessageRecord) -> Option<String> {
+    let reply = || record.last_reply.as_deref().unwrap_or("no reason given");
+    match record.status {
+        MessageStatus::Failed | MessageStatus::Bounced => Some(format!(
+            "the receiving server refused the mail: {}",
+            reply()
+        )),
+        MessageStatus::Expired => {
+            Some("no receiving server accepted the mail before it expired".to_string())
+        }
+        MessageStatus::Suppressed => {
+            Some("not sent: the address is on the suppression list".to_string())
+        }
+        _ => None,
+    }
+}
+
+/// Why an operation on an open message was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum NotOpen {
+    #[error("no message {0} in the queue")]
+    Unknown(MessageId),
+    #[error("message {id} is {status} and no longer in the queue")]
+    Final { id: MessageId, status: &'static str },
+    #[error("message {0} is being sent right now")]
+    Sending(MessageId),
+}
+
+/// Errors of an operation on one message.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error(transparent)]
+    NotOpen(#[from] NotOpen),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The owner of message status; cheap to clone.
+#[derive(Clone)]
+pub struct Lifecycle {
+    store: Store,
+    handoff: Arc<Handoff>,
+    retry_schedule: Arc<Vec<Duration>>,
+    listeners: Arc<RwLock<Vec<FinishedListener>>>,
+}
+
+impl std::fmt::Debug for Lifecycle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lifecycle").finish_non_exhaustive()
+    }
+}
+
+impl Lifecycle {
+    pub fn new(store: Store, handoff: Arc<Handoff>, retry_schedule: Vec<Duration>) -> Lifecycle {
+        Lifecycle {
+            store,
+            handoff,
+            retry_schedule: Arc::new(retry_schedule),
+            listeners: Arc::default(),
+        }
+    }
+
+    /// Adds a listener for finished messages.
+    pub fn subscribe(&self, listener: FinishedListener) {
+        self.listeners
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(listener);
+    }
+
+    /// Stores a new message with its bytes and first event: queued at its due time, or
+    /// written already claimed (`sending`, a lease ahead) when it is handed straight to
+    /// the worker.
+    pub fn enqueue(
+        &self,
+        record: &mut MessageRecord,
+        raw: &[u8],
+        first: &Event,
+        handed_to_worker: bool,
+    ) -> Result<(), StoreError> {
+        if handed_to_worker {
+            record.status = MessageStatus::Sending;
+            record.due_ms = Some(record.created_ms + LEASE_MS);
+        } else {
+            record.status = MessageStatus::Queued;
+        }
+        self.store.insert_message(record, raw, first)
+    }
+
+    /// Stores a new message that is not sent, since its address is suppressed: it fails
+    /// at once, and its timeline says why.
+    pub fn refuse_suppressed(
+        &self,
+        record: &mut MessageRecord,
+        raw: &[u8],
+        first: &Event,
+        entry: &Suppression,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        record.due_ms = None;
+        self.store.insert_message(record, raw, first)?;
+        let detail = format!(
+            "not sent: {} is on the suppression list since {} ({}: {})",
+            record.to,
+            format_time_ms(entry.since_ms),
+            entry.reason,
+            entry.evidence
+        );
+        self.finish(
+            record,
+            MessageStatus::Suppressed,
+            Event::new(Step::Suppressed, now).with_detail(detail),
+        )
+        .map(drop)
+    }
+
+    /// Makes every message left `sending` by a stopped process due now, with a
+    /// `recovered` event.
+    pub fn recover(&self, now: u64) -> Result<usize, StoreError> {
+        let store = &self.store;
+        let mut n = 0;
+        for (due, id) in store.queue_entries()? {
+            let Some(mut record) = store.message(&id)? else {
+                continue;
+            };
+            if record.status != MessageStatus::Sending {
+                continue;
+            }
+            if record.due_ms != Some(due) {
+                // A lease renewed while the worker held the message: the record still
+                // names the first lease's key.
+                store.remove_queue_key(due, &id)?;
+            }
+            record.status = if record.attempts == 0 {
+                MessageStatus::Queued
+            } else {
+                MessageStatus::Deferred
+            };
+            store.reschedule(&mut record, Some(now))?;
+            record.push_event(
+                Event::new(Step::Recovered, now)
+                    .with_detail("in flight when the last run stopped; trying again"),
+            );
+            store.put_message(&mut record)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Claims one queue entry for the worker: the message becomes `sending`, or is
+    /// finished off when it is no longer open or has expired. Returns the record when it
+    /// should be tried.
+    ///
+    /// A message the worker still holds (its lease ended while it waited behind a slow
+    /// destination) is not claimed again: its queue key moves a lease ahead. The record
+    /// is not rewritten, since the connection task holding it may be writing its
+    /// outcome; the record's own `due_ms` then names the old key, and the moved key is
+    /// removed as stale once the message moves on.
+    pub fn claim(
+        &self,
+        due: u64,
+        id: &MessageId,
+        now: u64,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        let store = &self.store;
+        if self.handoff.is_held(id) {
+            store.move_queue_key(id, due, now + LEASE_MS)?;
+            return Ok(None);
+        }
+        let Some(mut record) = store.message(id)? else {
+            store.remove_queue_key(due, id)?;
+            return Ok(None);
+        };
+        if !record.status.is_open() || record.due_ms != Some(due) {
+            store.remove_queue_key(due, id)?;
+            return Ok(None);
+        }
+        if record.expires_ms <= now {
+            self.finish(
+                &mut record,
+                MessageStatus::Expired,
+                Event::new(Step::Expired, now)
+                    .with_detail("its lifetime ended before any server accepted it"),
+            )?;
+            return Ok(None);
+        }
+        record.status = MessageStatus::Sending;
+        store.reschedule(&mut record, Some(now + LEASE_MS))?;
+        store.put_message(&mut record)?;
+        Ok(Some(record))
+    }
+
+    /// Records an attempt's outcome: the event, the new status, the next try.
+    pub fn record_outcome(
+        &self,
+        mut record: MessageRecord,
+        outcome: &Outcome,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let id = record.id;
+        record.attempts += 1;
+        let report = outcome.report();
+        let mut event = Event {
+            at_ms: now,
+            step: None,
+            attempt: Some(record.attempts),
+            remote_host: report.remote_host.clone(),
+            remote_ip: report.remote_ip.clone(),
+            smtp_code: report.smtp_code,
+            enhanced_status: report.enhanced_status.clone(),
+            reply: report.reply.clone(),
+            tls: report.tls.clone(),
+            duration_ms: Some(report.duration_ms),
+            detail: report.detail.clone(),
+        };
+        record.last_reply = report.reply.clone().or_else(|| report.detail.clone());
+        let span = tracing::info_span!("outcome", msg_id = %id, attempt = record.attempts);
+        let _guard = span.enter();
+        match outcome {
+            Outcome::Delivered(_) => {
+                event.step = Some(Step::Delivered);
+                tracing::info!(
+                    host = report.remote_host.as_deref().unwrap_or(""),
+                    "delivered"
+                );
+                self.finish(&mut record, MessageStatus::Delivered, event)
+                    .map(drop)
+            }
+            Outcome::Failed(_) => {
+                event.step = Some(Step::Failed);
+                tracing::warn!(
+                    reply = report.reply.as_deref().unwrap_or(""),
+                    "failed permanently"
+                );
+                self.finish(&mut record, MessageStatus::Failed, event)
+                    .map(drop)
+            }
+            Outcome::Deferred(_) => {
+                match next_attempt(
+                    &self.retry_schedule,
+                    record.attempts,
+                    now,
+                    record.expires_ms,
+                ) {
+                    RetryDecision::RetryAt(at) => {
+                        event.step = Some(Step::Deferred);
+                        let why = event.detail.take();
+                        event.detail = Some(match why {
+                            Some(w) => format!("{w}; next try at {}", format_time_ms(at)),
+                            None => format!("next try at {}", format_time_ms(at)),
+                        });
+                        tracing::info!(reply = report.reply.as_deref().unwrap_or(""), next = %format_time_ms(at), "deferred");
+                        record.status = MessageStatus::Deferred;
+                        self.store.reschedule(&mut record, Some(at))?;
+                        record.push_event(event);
+                        self.store.put_message(&mut record)
+                    }
+                    RetryDecision::Expire => {
+                        event.step = Some(Step::Deferred);
+                        record.push_event(event);
+                        tracing::warn!("expired after its last try");
+                        self.finish(
+                            &mut record,
+                            MessageStatus::Expired,
+                            Event::new(Step::Expired, now)
+                                .with_detail("its lifetime ended before any server accepted it"),
+                        )
+                        .map(drop)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The record of an open message, or why it is not one.
+    fn open_message(&self, id: &MessageId) -> Result<MessageRecord, LifecycleError> {
+        let r = self.store.message(id)?.ok_or(NotOpen::Unknown(*id))?;
+        if !r.status.is_open() {
+            return Err(NotOpen::Final {
+                id: *id,
+                status: r.status.as_str(),
+            }
+            .into());
+        }
+        Ok(r)
+    }
+
+    /// Makes an open message due now, on `who`'s request.
+    pub fn retry_now(&self, id: &MessageId, who: &str, now: u64) -> Result<(), LifecycleError> {
+        let mut r = self.open_message(id)?;
+        if r.status == MessageStatus::Sending {
+            return Err(NotOpen::Sending(*id).into());
+        }
+        self.store.reschedule(&mut r, Some(now))?;
+        r.push_event(Event::new(Step::RetryRequested, now).with_detail(format!("by {who}")));
+        self.store.put_message(&mut r)?;
+        Ok(())
+    }
+
+    /// Cancels an open message; `why` goes into its timeline. A message the worker
+    /// holds is withdrawn, so it is not sent.
+    pub fn cancel(&self, id: &MessageId, why: &str, now: u64) -> Result<(), LifecycleError> {
+        let mut r = self.open_message(id)?;
+        self.finish(
+            &mut r,
+            MessageStatus::Cancelled,
+            Event::new(Step::Cancelled, now).with_detail(why),
+        )?;
+        self.handoff.withdraw(id);
+        Ok(())
+    }
+
+    /// Notes a delay or temporary failure reported by a bounce: the timeline only.
+    pub fn note_delay(&self, record: &mut MessageRecord, event: Event) -> Result<(), StoreError> {
+        record.push_event(event);
+        self.store.put_message(record)
+    }
+
+    /// A permanent bounce came back: the message is `bounced` (delivered or not), no
+    /// longer tried, and withdrawn from the worker. `reply` is the receiver's words.
+    /// Returns what the listeners changed.
+    pub fn bounce(
+        &self,
+        record: &mut MessageRecord,
+        reply: Option<String>,
+        event: Event,
+    ) -> Result<Vec<String>, StoreError> {
+        if reply.is_some() {
+            record.last_reply = reply;
+        }
+        let changed = self.finish(record, MessageStatus::Bounced, event)?;
+        self.handoff.withdraw(&record.id);
+        Ok(changed)
+    }
+
+    /// Puts a message in a final state: event, status, no queue entry, bytes dropped;
+    /// then tells the listeners.
+    fn finish(
+        &self,
+        record: &mut MessageRecord,
+        status: MessageStatus,
+        event: Event,
+    ) -> Result<Vec<String>, StoreError> {
+        record.status = status;
+        if record.due_ms.is_some() {
+            self.store.reschedule(record, None)?;
+        }
+        let at_ms = event.at_ms;
+        record.push_event(event);
+        self.store.put_message(record)?;
+        let finished = MessageFinished {
+            record,
+            at_ms,
+            failure: failure_text(record),
+        };
+        let listeners = self.listeners.read().unwrap_or_else(|p| p.into_inner());
+        Ok(listeners.iter().filter_map(|l| l(&finished)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_worker_and_a_bounce_give_the_same_words_for_a_refusal() {
+        let mut r = MessageRecord::example("a@example.jp", 1);
+        r.last_reply = Some("550 5.1.1 no such user".into());
+        r.status = MessageStatus::Failed;
+        let failed = failure_text(&r);
+        r.status = MessageStatus::Bounced;
+        assert_eq!(failure_text(&r), failed);
+        assert_eq!(
+            failed.as_deref(),
+            Some("the receiving server refused the mail: 550 5.1.1 no such user")
+        );
+        r.status = MessageStatus::Delivered;
+        assert_eq!(failure_text(&r), None);
+    }
+
+    #[tokio::test]
+    async fn finishing_tells_every_listener_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), false).unwrap();
+        let life = Lifecycle::new(store.clone(), Arc::default(), vec![]);
+        let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let h = heard.clone();
+        life.subscribe(Arc::new(move |f: &MessageFinished<'_>| {
+            h.lock().unwrap().push((f.record.status, f.failure.clone()));
+            Some("heard".into())
+        }));
+        let mut r = MessageRecord::example("a@example.jp", 1);
+        life.enqueue(&mut r, b"raw", &Event::new(Step::Queued, 1), false)
+            .unwrap();
+        life.cancel(&r.id, "by a test", 2).unwrap();
+        assert!(matches!(
+            life.cancel(&r.id, "again", 3),
+            Err(LifecycleError::NotOpen(NotOpen::Final { .. }))
+        ));
+        let mut stored = store.message(&r.id).unwrap().unwrap();
+        assert_eq!(stored.status, MessageStatus::Cancelled);
+        assert_eq!(stored.due_ms, None);
+        let changed = life
+            .bounce(
+                &mut stored,
+                Some("550 gone".into()),
+                Event::new(Step::Bounced, 4),
+            )
+            .unwrap();
+        assert_eq!(changed, vec!["heard".to_string()]);
+        let heard = heard.lock().unwrap();
+        assert_eq!(heard.len(), 2);
+        assert_eq!(heard[0], (MessageStatus::Cancelled, None));
+        assert_eq!(
+            heard[1].1.as_deref(),
+            Some("the receiving server refused the mail: 550 gone")
+        );
+    }
+}
