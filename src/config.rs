@@ -234,14 +234,62 @@ pub enum RelayTls {
     Implicit,
 }
 
+/// The smart host of `delivery.relay`, parsed once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relay {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Parses `host:port` (`[v6]:port` for an IPv6 address).
+fn parse_relay(text: &str) -> Result<Relay, String> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{text:?} needs a port, as in \"smtp.example.jp:587\""))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("{text:?} has no host before the port"));
+    }
+    let port = port
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("{text:?}: {port:?} is not a port number (1 to 65535)"))?;
+    Ok(Relay {
+        host: host.to_string(),
+        port,
+    })
+}
+
+/// The relay login: `delivery.relay_user` and the password read from
+/// `delivery.relay_password_file` when the configuration is loaded. The password is a
+/// `SecretString`: it never appears in `Debug` output or logs.
+#[derive(Debug, Clone)]
+pub struct RelayLogin {
+    pub user: String,
+    pub password: secrecy::SecretString,
+}
+
 #[derive(Debug, Clone)]
 pub struct DeliveryConfig {
     pub mode: DeliveryMode,
     pub outbox_dir: PathBuf,
-    pub relay: Option<String>,
+    pub relay: Option<Relay>,
     pub relay_tls: RelayTls,
     pub relay_user: Option<String>,
     pub relay_password_file: Option<PathBuf>,
+    /// The login, when both `relay_user` and `relay_password_file` are set.
+    pub relay_login: Option<RelayLogin>,
     pub max_connections: usize,
     pub max_connections_per_domain: usize,
     pub messages_per_connection: usize,
@@ -546,7 +594,7 @@ impl Checker<'_> {
             }
             Ok(d) => d,
             Err(e) => {
-                self.problem(key, e);
+                self.problem(key, e.to_string());
                 parse_duration(default).unwrap_or_default()
             }
         }
@@ -801,23 +849,39 @@ fn validate(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Config
                 RelayTls::Starttls
             }
         };
-        if let Some(r) = &raw_delivery.relay {
-            if !r.contains(':') {
-                c.problem(
-                    "relay",
-                    format!("{r:?} needs a port, as in \"smtp.example.jp:587\""),
-                );
+        let relay = match &raw_delivery.relay {
+            Some(r) => match parse_relay(r) {
+                Ok(relay) => Some(relay),
+                Err(e) => {
+                    c.problem("relay", e);
+                    None
+                }
+            },
+            None => {
+                if mode == DeliveryMode::Relay {
+                    c.problem(
+                        "relay",
+                        "missing: delivery.mode is \"relay\", so name the host:port",
+                    );
+                }
+                None
             }
-        } else if mode == DeliveryMode::Relay {
-            c.problem(
-                "relay",
-                "missing: delivery.mode is \"relay\", so name the host:port",
-            );
-        }
+        };
         let relay_password_file = raw_delivery.relay_password_file.map(PathBuf::from);
+        let mut relay_password = None;
         if let Some(p) = &relay_password_file {
             check_readable_file(&mut c, "relay_password_file", p);
+            if let Ok(text) = std::fs::read_to_string(p) {
+                relay_password = Some(text.trim_end().to_string());
+            }
         }
+        let relay_login = match (&raw_delivery.relay_user, relay_password) {
+            (Some(user), Some(password)) => Some(RelayLogin {
+                user: user.clone(),
+                password: password.into(),
+            }),
+            _ => None,
+        };
         let schedule_text = raw_delivery.retry_schedule.unwrap_or_else(|| {
             ["1m", "2m", "5m", "10m", "20m", "40m", "1h"]
                 .iter()
@@ -828,7 +892,7 @@ fn validate(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Config
         for (i, s) in schedule_text.into_iter().enumerate() {
             match parse_duration(&s) {
                 Ok(d) => retry_schedule.push(d),
-                Err(e) => c.problem(&format!("retry_schedule[{i}]"), e),
+                Err(e) => c.problem(&format!("retry_schedule[{i}]"), e.to_string()),
             }
         }
         if retry_schedule.is_empty() {
@@ -841,10 +905,11 @@ fn validate(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Config
                     .outbox_dir
                     .unwrap_or_else(|| "data/outbox".into()),
             ),
-            relay: raw_delivery.relay,
+            relay,
             relay_tls,
             relay_user: raw_delivery.relay_user,
             relay_password_file,
+            relay_login,
             max_connections: c.count("max_connections", raw_delivery.max_connections, 32),
             max_connections_per_domain: c.count(
                 "max_connections_per_domain",
@@ -1034,7 +1099,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.delivery.max_connections, 7);
         assert!(!c.store.fsync);
-        assert_eq!(c.delivery.relay.as_deref(), Some("127.0.0.1:2525"));
+        assert_eq!(
+            c.delivery.relay.as_ref().map(|r| r.to_string()).as_deref(),
+            Some("127.0.0.1:2525")
+        );
     }
 
     #[test]

@@ -67,31 +67,40 @@ pub fn message_view(
     Ok(Some(MessageView::new(record)))
 }
 
+/// Why a lookup found no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// The query is the asker's mistake.
+    #[error("{query:?} is neither an address nor a message id: {reason}")]
+    NotAQuery {
+        query: String,
+        reason: crate::domain::AddressError,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Looks up an address (every message to it, via the index) or a message id (the
 /// 32-hex id or the Message-ID header value).
-pub fn lookup(services: &Services, query: &str) -> Result<LogView, String> {
+pub fn lookup(services: &Services, query: &str) -> Result<LogView, LookupError> {
     let q = query.trim();
     if let Some(id) = MessageId::parse(q)
         .filter(|_| !q.contains('@') || q.starts_with('<') || looks_like_header_id(q))
     {
-        let messages = message_view(services, &id)
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .collect();
+        let messages = message_view(services, &id)?.into_iter().collect();
         return Ok(LogView {
             query: id.to_string(),
             messages,
         });
     }
-    let address = Address::parse(q)
-        .map_err(|e| format!("{q:?} is neither an address nor a message id: {e}"))?;
-    let ids = services
-        .store
-        .messages_for_address(&address.to_string())
-        .map_err(|e| e.to_string())?;
+    let address = Address::parse(q).map_err(|reason| LookupError::NotAQuery {
+        query: q.to_string(),
+        reason,
+    })?;
+    let ids = services.store.messages_for_address(&address.to_string())?;
     let mut messages = Vec::with_capacity(ids.len());
     for id in ids {
-        if let Some(v) = message_view(services, &id).map_err(|e| e.to_string())? {
+        if let Some(v) = message_view(services, &id)? {
             messages.push(v);
         }
     }

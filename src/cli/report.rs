@@ -12,15 +12,15 @@ use crate::report::{bounce_row, bounces_csv};
 use super::Cli;
 
 /// Parses `--since` (`7d`, `24h`) into a start time.
-pub fn since_ms(since: &str) -> Result<u64, String> {
-    crate::domain::duration::period_start(since, now_ms()).map_err(|e| format!("--since: {e}"))
+pub fn since_ms(since: &str) -> Result<u64, crate::domain::duration::DurationError> {
+    crate::domain::duration::period_start(since, now_ms())
 }
 
 pub async fn bounces(cli: &Cli, since: &str, format: &str) -> ExitCode {
     let since_ms = match since_ms(since) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("mailgate: {e}");
+            eprintln!("mailgate: --since: {e}");
             return ExitCode::from(2);
         }
     };

@@ -134,7 +134,9 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
                 .map(Value::String)
                 .map_err(|e| e.to_string())
         }
-        Request::Log { query } => to_value(&crate::timeline::lookup(services, &query)?),
+        Request::Log { query } => {
+            to_value(&crate::timeline::lookup(services, &query).map_err(|e| e.to_string())?)
+        }
         Request::ApiKeyCreate { name } => {
             if name.trim().is_empty() {
                 return Err("an API key needs a name saying who uses it".into());

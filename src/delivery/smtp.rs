@@ -52,7 +52,8 @@ pub struct SmtpSettings {
     /// Check the server's certificate (relays); MX delivery accepts any, since
     /// opportunistic TLS still beats clear text.
     pub verify_certificates: bool,
-    pub credentials: Option<(String, String)>,
+    /// The relay login; the password stays a secret until it is written to the server.
+    pub credentials: Option<(String, secrecy::SecretString)>,
 }
 
 impl std::fmt::Debug for SmtpSettings {
@@ -218,7 +219,8 @@ impl Connection {
             Client::Plain(_) => None,
         };
         if let Some((user, pass)) = &settings.credentials {
-            let creds = mail_send::Credentials::new(user.as_str(), pass.as_str());
+            use secrecy::ExposeSecret;
+            let creds = mail_send::Credentials::new(user.as_str(), pass.expose_secret());
             let result = match &mut client {
                 Client::Plain(c) => c
                     .authenticate(&creds, &ehlo_response(caps))

@@ -4,26 +4,36 @@
 
 use std::time::Duration;
 
+/// Why a text is not a duration; each says how to write one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("empty duration: write it like \"24h\", \"10m\" or \"90s\"")]
+    Empty,
+    #[error("{0:?} has no unit: write it like \"{0}s\", \"{0}m\" or \"{0}h\"")]
+    NoUnit(String),
+    #[error("{text:?} is not a duration ({why}): write it like \"24h\", \"10m\" or \"90s\"")]
+    Invalid { text: String, why: String },
+}
+
 /// Parses an operator-written duration. A bare number without a unit is refused,
 /// because `"10"` could mean seconds or minutes and a wrong guess expires links.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     let t = s.trim();
     if t.is_empty() {
-        return Err("empty duration: write it like \"24h\", \"10m\" or \"90s\"".into());
+        return Err(DurationError::Empty);
     }
     if t.chars().all(|c| c.is_ascii_digit()) {
-        return Err(format!(
-            "{t:?} has no unit: write it like \"{t}s\", \"{t}m\" or \"{t}h\""
-        ));
+        return Err(DurationError::NoUnit(t.to_string()));
     }
-    humantime::parse_duration(t).map_err(|e| {
-        format!("{t:?} is not a duration ({e}): write it like \"24h\", \"10m\" or \"90s\"")
+    humantime::parse_duration(t).map_err(|e| DurationError::Invalid {
+        text: t.to_string(),
+        why: e.to_string(),
     })
 }
 
 /// The start (ms since the epoch) of a period written like `"7d"` that ends at `now_ms`:
 /// the bounce report's `--since`, `?since=` and period menu all mean this.
-pub fn period_start(since: &str, now_ms: u64) -> Result<u64, String> {
+pub fn period_start(since: &str, now_ms: u64) -> Result<u64, DurationError> {
     let d = parse_duration(since)?;
     Ok(now_ms.saturating_sub(d.as_millis() as u64))
 }
@@ -54,7 +64,7 @@ mod tests {
 
     #[test]
     fn a_number_without_unit_is_refused_with_a_hint() {
-        let e = parse_duration("10").unwrap_err();
+        let e = parse_duration("10").unwrap_err().to_string();
         assert!(e.contains("no unit"), "{e}");
     }
 

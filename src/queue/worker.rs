@@ -26,7 +26,6 @@ use crate::domain::{MessageId, MessageRecord, now_ms};
 use crate::queue::handoff::Job;
 use crate::shutdown::Shutdown;
 use crate::store::StoreError;
-use crate::store::spool::SpoolError;
 
 /// How long an idle connection waits for more work before QUIT.
 const LINGER: Duration = Duration::from_millis(300);
@@ -62,31 +61,22 @@ impl Route {
         Ok(match d.mode {
             DeliveryMode::Outbox => Route::Outbox(d.outbox_dir.clone()),
             DeliveryMode::Relay => {
-                let relay = d.relay.clone().unwrap_or_default();
-                let (host, port) = relay
-                    .rsplit_once(':')
-                    .and_then(|(h, p)| {
-                        Some((h.trim_matches(['[', ']']).to_string(), p.parse().ok()?))
-                    })
-                    .ok_or_else(|| anyhow::anyhow!("delivery.relay: {relay:?} is not host:port"))?;
+                let relay = d.relay.clone().ok_or_else(|| {
+                    anyhow::anyhow!("delivery.relay: missing, and delivery.mode is \"relay\"")
+                })?;
                 let tls = match d.relay_tls {
                     RelayTls::None => TlsPolicy::Off,
                     RelayTls::Starttls => TlsPolicy::Required,
                     RelayTls::Implicit => TlsPolicy::Implicit,
                 };
                 let mut settings = base(tls, true);
-                if let (Some(user), Some(file)) = (&d.relay_user, &d.relay_password_file) {
-                    let password = std::fs::read_to_string(file).map_err(|e| {
-                        anyhow::anyhow!(
-                            "delivery.relay_password_file: cannot read {}: {e}",
-                            file.display()
-                        )
-                    })?;
-                    settings.credentials = Some((user.clone(), password.trim_end().to_string()));
-                }
+                settings.credentials = d
+                    .relay_login
+                    .as_ref()
+                    .map(|l| (l.user.clone(), l.password.clone()));
                 Route::Relay {
-                    host,
-                    port,
+                    host: relay.host,
+                    port: relay.port,
                     settings,
                 }
             }
@@ -498,7 +488,7 @@ fn bytes_of(queue: &Queue, record: &MessageRecord) -> Result<Vec<u8>, Box<Outcom
         Ok(None) => Outcome::Failed(report("the message's bytes are not in the store".into())),
         // Damaged bytes (a power loss before they were acknowledged, or a bad disk)
         // will not heal: the message fails, saying why. A read error may.
-        Err(e @ StoreError::Spool(SpoolError::Damaged { .. })) => {
+        Err(e) if e.is_damage() => {
             Outcome::Failed(report(format!("cannot read the message's bytes: {e}")))
         }
         Err(e) => Outcome::Deferred(report(format!("cannot read the message's bytes: {e}"))),

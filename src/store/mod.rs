@@ -77,6 +77,17 @@ pub enum StoreError {
     Corrupt { tree: &'static str, detail: String },
 }
 
+impl StoreError {
+    /// True when stored bytes fail their check (a power loss before they were
+    /// acknowledged, a bad disk): reading them again will not help.
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Spool(spool::SpoolError::Damaged { .. }) | StoreError::Corrupt { .. }
+        )
+    }
+}
+
 /// The kinds of record the store holds, one sled tree each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TreeName {

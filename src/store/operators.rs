@@ -1,5 +1,5 @@
-//! Operator accounts, console sessions and rate-limit marks (the `operators` tree,
-//! under a kind prefix), and the audit log (its own tree, in time order).
+//! Operator accounts and console sessions (the `operators` tree, under a kind prefix),
+//! and the audit log (its own tree, in time order).
 //!
 //! Sessions are keyed by the SHA-256 of their token (never the token itself), so a copy
 //! of the store does not let anyone in.
@@ -20,8 +20,6 @@ pub enum OperatorKey {
     Account,
     /// A session, by the hex SHA-256 of its token.
     Session,
-    /// The last time something was done for a subject, for rate limits.
-    RateMark,
 }
 
 impl OperatorKey {
@@ -29,7 +27,6 @@ impl OperatorKey {
         let prefix: &[u8] = match self {
             OperatorKey::Account => b"account\0",
             OperatorKey::Session => b"session\0",
-            OperatorKey::RateMark => b"rate\0",
         };
         let mut k = prefix.to_vec();
         k.extend_from_slice(id.as_bytes());

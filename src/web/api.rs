@@ -12,11 +12,16 @@ use crate::domain::{Address, MessageId};
 use crate::queue::{EnqueueError, Outgoing, enqueue};
 use crate::services::Services;
 
-/// The one mapping from API errors to responses: `{"error": "..."}` with a status.
+/// The one mapping from API errors to responses: a status and
+/// `{"error": {"code", "message", "request_id"}}`, the request id also in the
+/// `x-request-id` header. An internal failure's details (a path, an OS error) go to the
+/// log under that request id, never into the body.
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// What went wrong inside, for the log only.
+    internal: Option<String>,
 }
 
 impl ApiError {
@@ -24,23 +29,64 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            internal: None,
         }
     }
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
     }
+    /// The store (or signing) cannot take the request: 503, nothing acknowledged.
     pub fn internal(e: impl std::fmt::Display) -> ApiError {
-        tracing::error!(error = %e, "request failed");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the server cannot take this request now: {e}"),
-        )
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "the server cannot take this request now; nothing was accepted. \
+                      Try again later."
+                .into(),
+            internal: Some(e.to_string()),
+        }
+    }
+
+    /// The machine-readable name of the status.
+    fn code(&self) -> &'static str {
+        match self.status {
+            StatusCode::BAD_REQUEST => "bad_request",
+            StatusCode::UNAUTHORIZED => "unauthorized",
+            StatusCode::FORBIDDEN => "forbidden",
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+            StatusCode::CONFLICT => "conflict",
+            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
+            StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+            s if s.is_server_error() => "internal",
+            _ => "error",
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
+        let request_id = crate::secrets::request_id();
+        match &self.internal {
+            Some(detail) => {
+                tracing::error!(request_id = %request_id, status = self.status.as_u16(), error = %detail, "API request failed")
+            }
+            None => {
+                tracing::debug!(request_id = %request_id, status = self.status.as_u16(), message = %self.message, "API request refused")
+            }
+        }
+        let body = json!({ "error": {
+            "code": self.code(),
+            "message": self.message,
+            "request_id": request_id,
+        }});
+        let mut response = (self.status, Json(body)).into_response();
+        if let Ok(v) = request_id.parse() {
+            response.headers_mut().insert("x-request-id", v);
+        }
+        response
     }
 }
 
@@ -163,9 +209,12 @@ pub async fn get_log(
     _client: ApiClient,
     Query(q): Query<LogQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    crate::timeline::lookup(&services, &q.address)
-        .map(Json)
-        .map_err(ApiError::bad_request)
+    use crate::timeline::LookupError;
+    match crate::timeline::lookup(&services, &q.address) {
+        Ok(view) => Ok(Json(view)),
+        Err(e @ LookupError::NotAQuery { .. }) => Err(ApiError::bad_request(e.to_string())),
+        Err(LookupError::Store(e)) => Err(ApiError::internal(e)),
+    }
 }
 
 /// `POST /api/v1/bounces`: a raw bounce message as the body.

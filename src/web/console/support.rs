@@ -16,10 +16,16 @@ use super::{ConsoleError, ResendError, pages};
 use crate::domain::{Address, now_ms};
 use crate::operators::Role;
 use crate::services::Services;
-use crate::store::operators::OperatorKey;
+use crate::store::limits::{LimitKey, Rule, Take};
 
 /// One new link per address per this many minutes.
 pub const RESEND_INTERVAL_MIN: u64 = 5;
+/// One resend per address per [`RESEND_INTERVAL_MIN`] minutes.
+const RESEND_LIMIT: Rule = Rule {
+    max: 1,
+    window_ms: RESEND_INTERVAL_MIN * 60_000,
+    lock_ms: RESEND_INTERVAL_MIN * 60_000,
+};
 
 #[derive(Debug, Deserialize)]
 pub struct SearchQuery {
@@ -73,7 +79,8 @@ fn page(
     });
     if !query.is_empty() {
         match crate::timeline::lookup(services, query) {
-            Err(e) => data["error"] = Value::String(e),
+            Err(crate::timeline::LookupError::Store(e)) => return Err(e.into()),
+            Err(e) => data["error"] = Value::String(e.to_string()),
             Ok(view) => {
                 let address = Address::parse(&view.query).ok();
                 let suppression = match &address {
@@ -177,25 +184,23 @@ pub async fn resend(
     let address =
         Address::parse(&form.address).map_err(|e| ConsoleError::BadRequest(e.to_string()))?;
     let key = address.to_string();
-    let now = now_ms();
-    let last: Option<u64> = services
-        .store
-        .operator_get(OperatorKey::RateMark, &format!("resend:{key}"))?;
-    let result = match last {
-        Some(t) if now.saturating_sub(t) < RESEND_INTERVAL_MIN * 60_000 => {
-            Err(ResendError::TooSoon {
-                minutes: RESEND_INTERVAL_MIN,
-            })
+    // The slot is taken before the link is made, so two operators pressing at once
+    // send one link; a resend that did not happen gives it back.
+    let limit = LimitKey::new("support-resend", &[&key]);
+    let result = match services.store.limit_take(&limit, RESEND_LIMIT, now_ms())? {
+        Take::Refused { .. } => Err(ResendError::TooSoon {
+            minutes: RESEND_INTERVAL_MIN,
+        }),
+        Take::Allowed { .. } => {
+            let sent = super::resend_link(&services, &address, &user.operator.name).await;
+            if sent.is_err() {
+                services.store.limit_refund(&limit)?;
+            }
+            sent
         }
-        _ => super::resend_link(&services, &address, &user.operator.name).await,
     };
     let flash = match &result {
-        Ok(text) => {
-            services
-                .store
-                .operator_put(OperatorKey::RateMark, &format!("resend:{key}"), &now)?;
-            format!("New link sent: {text}")
-        }
+        Ok(text) => format!("New link sent: {text}"),
         Err(e) => format!("No new link was sent: {e}."),
     };
     let outcome = match &result {
