@@ -159,6 +159,11 @@ pub enum DkimCommand {
 pub enum QueueCommand {
     /// The open messages with their next try and last reply.
     List,
+    /// Whether the worker is idle: nothing being sent, nothing due.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
     /// Try a message now.
     Retry { id: String },
     /// Cancel a message.
@@ -333,6 +338,13 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Queue(QueueCommand::List) => {
             return store_commands::run(&cli, Request::QueueList, store_commands::print_queue)
                 .await;
+        }
+        Command::Queue(QueueCommand::Status { json }) => {
+            let json = *json;
+            return store_commands::run(&cli, Request::QueueStatus, move |v| {
+                store_commands::print_queue_status(v, json)
+            })
+            .await;
         }
         Command::Queue(QueueCommand::Retry { id }) => {
             return store_commands::run(&cli, Request::QueueRetry { id: id.clone() }, |v| {

@@ -61,6 +61,30 @@ pub fn print_queue(v: Value) {
     }
 }
 
+/// Prints `mailgate queue status`: idle, or what keeps the worker busy.
+pub fn print_queue_status(v: Value, json: bool) {
+    if json {
+        println!("{v}");
+        return;
+    }
+    let Ok(a) = serde_json::from_value::<crate::queue::Activity>(v) else {
+        println!("the queue's status could not be read");
+        return;
+    };
+    if a.is_idle() {
+        match a.next_due_ms {
+            Some(at) => println!("idle; the next message is due at {}", format_time_ms(at)),
+            None => println!("idle; the queue is empty"),
+        }
+    } else {
+        println!(
+            "busy: {} message(s) being sent{}",
+            a.in_flight,
+            if a.due_now { ", more due now" } else { "" }
+        );
+    }
+}
+
 /// Prints `mailgate log` as a readable timeline.
 pub fn print_log(v: Value, json: bool) {
     if json {

@@ -39,6 +39,8 @@ pub enum Request {
     },
     /// The open messages.
     QueueList,
+    /// What the queue is doing now (idle or not).
+    QueueStatus,
     /// Try an open message now.
     QueueRetry { id: String },
     /// Cancel an open message.
@@ -124,6 +126,12 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
         Request::QueueList => {
             to_value(&crate::queue::control::list(&services.queue).map_err(|e| e.to_string())?)
         }
+        Request::QueueStatus => to_value(
+            &services
+                .queue
+                .activity(crate::domain::now_ms())
+                .map_err(|e| e.to_string())?,
+        ),
         Request::QueueRetry { id } => {
             crate::queue::control::retry(&services.queue, &id, "command line")
                 .map(Value::String)

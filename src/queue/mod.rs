@@ -26,6 +26,24 @@ pub mod worker;
 pub use enqueue::{EnqueueError, Enqueued, Outgoing, enqueue};
 pub use lifecycle::{FinishedListener, Lifecycle, MessageFinished};
 
+/// What the queue is doing at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Activity {
+    /// Messages the delivery worker holds (being sent, or waiting for a connection).
+    pub in_flight: usize,
+    /// A message in the queue is due now: the worker will take it.
+    pub due_now: bool,
+    /// The earliest due time in the queue (a lease or a retry may be in the future).
+    pub next_due_ms: Option<u64>,
+}
+
+impl Activity {
+    /// Nothing being sent and nothing due.
+    pub fn is_idle(&self) -> bool {
+        self.in_flight == 0 && !self.due_now
+    }
+}
+
 /// The queue's handle; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Queue {
@@ -70,6 +88,18 @@ impl Queue {
     /// The way from enqueue to the worker (for tests that play the worker's part).
     pub fn handoff(&self) -> &handoff::Handoff {
         &self.handoff
+    }
+
+    /// What the queue is doing now: messages the worker holds, and whether any message
+    /// in the queue is due. Idle (neither) is what a test or a script waits for before
+    /// it looks for mail that must not have been sent.
+    pub fn activity(&self, now: u64) -> Result<Activity, crate::store::StoreError> {
+        let next_due_ms = self.store.next_due()?;
+        Ok(Activity {
+            in_flight: self.handoff.in_flight(),
+            due_now: next_due_ms.is_some_and(|d| d <= now),
+            next_due_ms,
+        })
     }
 
     /// Wakes the worker to look at the queue now.

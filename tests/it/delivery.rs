@@ -155,8 +155,11 @@ fn a_hard_rejection_fails_the_message_without_retry() {
     let failed = wait_failed(&inst, &id);
     assert_eq!(failed["smtp_code"], 550);
     assert_eq!(failed["enhanced_status"], "5.1.1");
-    // No retry: still one attempt after the schedule's interval has passed twice.
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // No retry: once the worker is idle, the message holds no queue entry and one
+    // attempt.
+    inst.wait_queue_idle();
+    let queue = inst.run(&["queue", "list"]);
+    assert!(!String::from_utf8_lossy(&queue.stdout).contains(&id));
     let ev = events(&inst, &id);
     assert_eq!(
         ev.iter().filter(|e| e["attempt"].is_number()).count(),
@@ -281,8 +284,8 @@ fn a_message_cancelled_while_the_worker_holds_it_is_not_sent() {
         String::from_utf8_lossy(&out.stderr)
     );
     inst.wait_delivered(&first);
-    // The connection is free now: give the worker time to reach the second message.
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    // The connection is free now: the worker has nothing left once it is idle.
+    inst.wait_queue_idle();
     assert_eq!(status_of(&inst, &second), "cancelled");
     let steps: Vec<String> = events(&inst, &second)
         .iter()

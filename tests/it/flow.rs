@@ -143,9 +143,9 @@ fn a_mail_scanner_fetching_the_link_first_spoils_nothing_and_is_on_the_timeline(
     assert!(s.credentials_valid(to, PASSWORD));
 }
 
-/// The mail so far to `to`, after a pause long enough for a wrongly sent one to land.
+/// The mail so far to `to`, once the worker is idle (a wrongly sent one has landed).
 fn wait_mails_settle(s: &Setup, to: &str) -> Vec<Mail> {
-    std::thread::sleep(Duration::from_millis(300));
+    s.inst.wait_queue_idle();
     mails_to(&s.outbox(), to, "")
 }
 
@@ -301,7 +301,7 @@ fn a_used_link_shows_its_page_and_changes_nothing() {
     );
     assert_eq!(s.flow(&flow_id)["state"], "completed");
     assert!(s.credentials_valid(to, PASSWORD));
-    std::thread::sleep(Duration::from_millis(300));
+    s.inst.wait_queue_idle();
     assert_eq!(mails_to(&s.outbox(), to, "").len(), before);
 }
 
@@ -346,7 +346,7 @@ fn reset_answers_the_same_for_known_and_unknown_addresses_and_mails_only_the_kno
     assert_eq!(k.status, u.status);
     assert_eq!(k.body, u.body);
     wait_for_mail(&s.outbox(), known, "パスワード再設定", 1);
-    std::thread::sleep(Duration::from_millis(300));
+    s.inst.wait_queue_idle();
     assert!(mails_to(&s.outbox(), "unknown@example.jp", "").is_empty());
 
     // A malformed address is told so; too many requests for one address are refused.

@@ -58,7 +58,7 @@ fn a_csv_with_bad_rows_names_each_line_and_a_second_run_mails_nobody() {
         again.contains("line 2: skipped hanako@example.jp: already invited"),
         "{again}"
     );
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    s.inst.wait_queue_idle();
     assert_eq!(mails(&s.outbox()).len(), 2, "nobody was mailed twice");
 
     let (_, resent) = run_csv(&s, &path, &["--resend"]);
@@ -77,7 +77,7 @@ fn a_dry_run_reports_and_mails_nobody() {
         "{report}"
     );
     assert!(report.contains("2 would be invited"), "{report}");
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    s.inst.wait_queue_idle();
     assert!(mails(&s.outbox()).is_empty());
     // Without a dry run the same file then invites both.
     let (_, report) = run_csv(&s, &path, &[]);
@@ -95,7 +95,7 @@ fn at_schedules_the_mail_for_later() {
     assert!(report.contains("mail scheduled for"), "{report}");
     let queue = s.inst.run(&["queue", "list"]);
     assert!(String::from_utf8_lossy(&queue.stdout).contains("later@example.jp"));
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    s.inst.wait_queue_idle();
     assert!(mails(&s.outbox()).is_empty());
     let (ok, past) = run_csv(&s, &path, &["--at", "2001-01-01 09:00"]);
     assert!(!ok, "{past}");

@@ -58,6 +58,29 @@ impl Instance {
             .expect("run mailgate")
     }
 
+    /// Waits until the delivery worker is idle (`mailgate queue status`: nothing being
+    /// sent, nothing due), so a test can then look for mail that must not have gone out
+    /// without sleeping a guessed time. Panics after 30 s.
+    pub fn wait_queue_idle(&self) {
+        let status = || {
+            let out = self.run(&["queue", "status", "--json"]);
+            assert!(
+                out.status.success(),
+                "queue status failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("status JSON")
+        };
+        assert!(
+            wait_for(30, || {
+                let s = status();
+                s["in_flight"] == 0 && s["due_now"] == false
+            }),
+            "the queue did not become idle: {}",
+            status()
+        );
+    }
+
     /// Starts `mailgate serve` and waits until it logs its HTTP address.
     pub fn serve(&self) -> Server {
         Server::start(&self.config_path, &[])
