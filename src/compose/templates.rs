@@ -213,9 +213,13 @@ mod tests {
             let r = t.render("notice", locale, vars()).unwrap();
             assert_eq!(r.subject, "Clinic hours <changed>");
             assert!(r.text.contains("Line two."));
+            // The subject is the HTML part's title: present, and escaped.
             assert!(
-                r.html.contains("Clinic hours &lt;changed&gt;") || !r.html.contains("<changed>")
+                r.html.contains("<title>Clinic hours &lt;changed&gt;</title>"),
+                "{}",
+                r.html
             );
+            assert!(!r.html.contains("<changed>"), "{}", r.html);
         }
     }
 
