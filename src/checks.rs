@@ -7,7 +7,7 @@
 use serde_json::json;
 
 use crate::compose::lint::lint_message;
-use crate::compose::{Composer, templates::LOCALES};
+use crate::compose::{ComposeSettings, Composer, templates::LOCALES};
 use crate::config::Config;
 use crate::dkim::Signers;
 
@@ -53,7 +53,7 @@ pub fn run(config: &Config) -> Findings {
             Err(errors) => f.problems.extend(errors.iter().map(|e| e.to_string())),
         }
     }
-    match Composer::new(config) {
+    match Composer::new(ComposeSettings::from_config(config)) {
         Err(errors) => f.problems.extend(errors.iter().map(|e| e.to_string())),
         Ok(composer) => {
             for name in composer.templates().names() {

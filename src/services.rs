@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use rand::RngCore;
 
-use crate::compose::Composer;
+use crate::compose::{ComposeSettings, Composer};
 use crate::config::Config;
 use crate::dkim::{Algorithm, DkimKeyConfig, Signers};
 use crate::queue::Queue;
@@ -35,7 +35,7 @@ impl Services {
     /// only on configuration and store.
     pub fn open(config: Config) -> anyhow::Result<Services> {
         let store = Store::open(&config.store.path, config.store.fsync)?;
-        let composer = Composer::new(&config).map_err(|e| all_of("templates", &e))?;
+        let composer = Composer::new(ComposeSettings::from_config(&config)).map_err(|e| all_of("templates", &e))?;
         let verp = load_verp_key(&config, &store)?;
         let dkim_keys = signing_keys(&config, true)?;
         let signers = Arc::new(Signers::load(&dkim_keys).map_err(|e| all_of("DKIM", &e))?);

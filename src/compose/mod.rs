@@ -47,6 +47,34 @@ pub struct Draft<'a> {
     pub vars: Value,
 }
 
+/// What composing needs from the configuration: the template folder and who sends.
+#[derive(Debug, Clone)]
+pub struct ComposeSettings {
+    /// Files here replace the built-in templates of the same name.
+    pub templates_dir: Option<std::path::PathBuf>,
+    pub from: Mailbox,
+    /// The host name under which Message-IDs are made.
+    pub hostname: String,
+    pub organization: String,
+    pub contact: String,
+    /// The base of every link in mail.
+    pub public_url: String,
+}
+
+impl ComposeSettings {
+    /// The settings from a loaded configuration.
+    pub fn from_config(config: &Config) -> ComposeSettings {
+        ComposeSettings {
+            templates_dir: config.templates.dir.clone(),
+            from: config.sender.from.clone(),
+            hostname: config.sender.hostname.clone(),
+            organization: config.sender.organization.clone(),
+            contact: config.sender.contact.clone(),
+            public_url: config.server.public_url.clone(),
+        }
+    }
+}
+
 /// Turns templates and variables into messages from the configured sender.
 #[derive(Debug)]
 pub struct Composer {
@@ -60,14 +88,14 @@ pub struct Composer {
 
 impl Composer {
     /// Builds the composer; template problems are all returned.
-    pub fn new(config: &Config) -> Result<Composer, Vec<TemplateError>> {
+    pub fn new(settings: ComposeSettings) -> Result<Composer, Vec<TemplateError>> {
         Ok(Composer {
-            templates: Templates::load(config.templates.dir.as_deref())?,
-            from: config.sender.from.clone(),
-            hostname: config.sender.hostname.clone(),
-            organization: config.sender.organization.clone(),
-            contact: config.sender.contact.clone(),
-            public_url: config.server.public_url.clone(),
+            templates: Templates::load(settings.templates_dir.as_deref())?,
+            from: settings.from,
+            hostname: settings.hostname,
+            organization: settings.organization,
+            contact: settings.contact,
+            public_url: settings.public_url,
         })
     }
 
@@ -191,7 +219,7 @@ mod tests {
             &ConfigSources::default(),
         )
         .unwrap();
-        Composer::new(&config).unwrap()
+        Composer::new(ComposeSettings::from_config(&config)).unwrap()
     }
 
     #[test]
