@@ -7,27 +7,36 @@
 //!
 //! ## Layout
 //!
-//! Dependencies point one way: `domain` depends on nothing; `store` (the only module that
-//! names sled) depends on `domain`; `control`, `web` and `cli` use the store through
-//! [`services::Services`]; `app` wires everything for `serve`, and nothing depends on it.
+//! Dependencies point one way, from the top of this list down; `tests/it/layers.rs`
+//! holds each module's layer and fails on an edge that goes up or sideways:
 //!
-//! - [`domain`]: addresses, ids, durations, message/flow/bounce records: plain values.
+//! ```text
+//! cli → app → (web, control, inbound) → intake → (flow, timeline, metrics) → services
+//!     → queue → (compose, dns, logging, checks) → (config, operators, apikey, audit)
+//!     → (store, dkim, bounce, delivery, verp, report) → (domain, secrets, shutdown)
+//! ```
+//!
+//! - [`domain`]: addresses, ids, durations, message/flow/bounce/audit records: plain values.
+//! - [`secrets`]: tokens, codes, digests, request ids, the constant-time compare.
+//! - [`store`]: the only module that names sled: its trees, key encoding, the spool of
+//!   message bytes, the group-committed flush, the persisted rate limiter.
 //! - [`config`]: TOML + environment + flags → a validated [`config::Config`].
-//! - [`store`]: sled trees, the spool of message bytes, key encoding, group-committed flush.
-//! - [`services`]: the shared handles every entry point runs against.
-//! - [`control`]: how commands reach the store while `serve` holds it.
 //! - [`compose`]: templates and MIME; [`dkim`]: signing, keys, records; [`verp`]: return paths.
-//! - [`queue`]: enqueue, the handoff to the delivery worker, retry policy, the worker;
-//!   [`delivery`]: outbox, SMTP, MX.
+//! - [`queue`]: enqueue, the handoff to the delivery worker, retry policy, the worker, and
+//!   [`queue::lifecycle`], the only code that changes a message's status; it tells
+//!   listeners (flows) when a message is finished. [`delivery`]: outbox, SMTP, MX.
+//! - [`services`]: the handles the entry points share (configuration, store, composer, queue).
+//! - [`flow`]: setup and reset flows: link, button, code, password; it follows its mail
+//!   through the queue's lifecycle listener, wired in [`app`] and [`control`].
 //! - [`timeline`]: the delivery log of an address or a message.
-//! - [`bounce`]: parsing reports (pure); [`inbound`]: the SMTP bounce listener;
-//!   [`intake`]: tying a report to its message and applying what it means.
-//! - [`flow`]: setup and reset flows: link, button, code, password.
+//! - [`bounce`]: parsing reports (pure); [`intake`]: tying a report to its message and
+//!   applying what it means; [`inbound`]: the SMTP bounce listener.
 //! - [`web`]: the HTTP router, pages and API; [`web::console`] is the operators' console.
 //! - [`operators`]: console accounts, sessions and login throttling; [`audit`]: who did what.
 //! - [`apikey`]: the application's keys; [`metrics`]: `GET /metrics`; [`report`]: the
 //!   bounce report's rows and CSV, for the console and the command line.
 //! - [`checks`]: what `mailgate check` verifies; [`dns`]: the records to publish.
+//! - [`control`]: how commands reach the store while `serve` holds it.
 //! - [`app`]: runs `serve`; [`cli`]: the command line.
 
 pub mod apikey;
