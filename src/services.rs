@@ -35,7 +35,8 @@ impl Services {
     /// only on configuration and store.
     pub fn open(config: Config) -> anyhow::Result<Services> {
         let store = Store::open(&config.store.path, config.store.fsync)?;
-        let composer = Composer::new(ComposeSettings::from_config(&config)).map_err(|e| all_of("templates", &e))?;
+        let composer = Composer::new(ComposeSettings::from_config(&config))
+            .map_err(|e| all_of("templates", &e))?;
         let verp = load_verp_key(&config, &store)?;
         let dkim_keys = signing_keys(&config, true)?;
         let signers = Arc::new(Signers::load(&dkim_keys).map_err(|e| all_of("DKIM", &e))?);

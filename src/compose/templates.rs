@@ -215,7 +215,8 @@ mod tests {
             assert!(r.text.contains("Line two."));
             // The subject is the HTML part's title: present, and escaped.
             assert!(
-                r.html.contains("<title>Clinic hours &lt;changed&gt;</title>"),
+                r.html
+                    .contains("<title>Clinic hours &lt;changed&gt;</title>"),
                 "{}",
                 r.html
             );

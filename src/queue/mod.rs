@@ -21,6 +21,7 @@ pub mod enqueue;
 pub mod handoff;
 pub mod lifecycle;
 pub mod retry;
+pub mod route;
 pub mod worker;
 
 pub use enqueue::{EnqueueError, Enqueued, Outgoing, enqueue};

@@ -1,15 +1,16 @@
 //! The delivery worker inside `serve`.
 //!
-//! A dispatcher claims due queue entries (the message becomes `sending` and its queue key
-//! moves an hour ahead, so it is not claimed twice) and hands each to its destination:
-//! the relay, the recipient's domain (MX), or the outbox. Each destination runs up to
+//! A dispatcher claims due queue entries through the [`lifecycle`](super::lifecycle)
+//! (the message becomes `sending` and its queue key moves an hour ahead, so it is not
+//! claimed twice) and hands each to its destination ([`route`](super::route)): the
+//! relay, the recipient's domain (MX), or the outbox. Each destination runs up to
 //! `max_connections_per_domain` connection tasks, all under `max_connections`; a task
 //! keeps its SMTP connection for up to `messages_per_connection` messages and lingers
-//! briefly for more before it says QUIT. On start, messages left `sending` by a killed
-//! process are made due again: delivery is at least once.
+//! briefly for more before it says QUIT. Outcomes go back to the lifecycle. On start,
+//! messages left `sending` by a killed process are made due again: delivery is at least
+//! once.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,9 +19,8 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
 use super::Queue;
-use crate::config::{DeliveryMode, RelayTls};
-use crate::delivery::mx::{self, Route as MxRoute};
-use crate::delivery::smtp::{Connection, SmtpSettings, TlsPolicy};
+use super::route::{Route, open_connection};
+use crate::delivery::smtp::Connection;
 use crate::delivery::{AttemptReport, Envelope, Outcome};
 use crate::domain::{MessageId, MessageRecord, now_ms};
 use crate::queue::handoff::Job;
@@ -31,82 +31,6 @@ use crate::store::StoreError;
 const LINGER: Duration = Duration::from_millis(300);
 /// How often the spool's mostly dead segments give their space back.
 const RECLAIM_EVERY: Duration = Duration::from_secs(60);
-
-/// Where messages go.
-#[derive(Clone)]
-enum Route {
-    Outbox(PathBuf),
-    Relay {
-        host: String,
-        port: u16,
-        settings: SmtpSettings,
-    },
-    Mx {
-        resolver: Arc<hickory_resolver::TokioResolver>,
-        settings: SmtpSettings,
-    },
-}
-
-impl Route {
-    fn from_config(config: &crate::config::Config) -> anyhow::Result<Route> {
-        let d = &config.delivery;
-        let base = |tls: TlsPolicy, verify: bool| SmtpSettings {
-            ehlo_name: config.sender.hostname.clone(),
-            connect_timeout: d.connect_timeout,
-            command_timeout: d.command_timeout,
-            tls,
-            verify_certificates: verify,
-            credentials: None,
-        };
-        Ok(match d.mode {
-            DeliveryMode::Outbox => Route::Outbox(d.outbox_dir.clone()),
-            DeliveryMode::Relay => {
-                let relay = d.relay.clone().ok_or_else(|| {
-                    anyhow::anyhow!("delivery.relay: missing, and delivery.mode is \"relay\"")
-                })?;
-                let tls = match d.relay_tls {
-                    RelayTls::None => TlsPolicy::Off,
-                    RelayTls::Starttls => TlsPolicy::Required,
-                    RelayTls::Implicit => TlsPolicy::Implicit,
-                };
-                let mut settings = base(tls, true);
-                settings.credentials = d
-                    .relay_login
-                    .as_ref()
-                    .map(|l| (l.user.clone(), l.password.clone()));
-                Route::Relay {
-                    host: relay.host,
-                    port: relay.port,
-                    settings,
-                }
-            }
-            DeliveryMode::Mx => {
-                let resolver = hickory_resolver::TokioResolver::builder_tokio()
-                    .map_err(|e| anyhow::anyhow!("cannot read the system DNS configuration: {e}"))?
-                    .build()
-                    .map_err(|e| anyhow::anyhow!("cannot start the DNS resolver: {e}"))?;
-                let tls = if d.require_tls {
-                    TlsPolicy::Required
-                } else {
-                    TlsPolicy::Opportunistic
-                };
-                Route::Mx {
-                    resolver: Arc::new(resolver),
-                    settings: base(tls, false),
-                }
-            }
-        })
-    }
-
-    /// The destination a message is grouped under.
-    fn destination(&self, record: &MessageRecord) -> String {
-        match self {
-            Route::Outbox(_) => "outbox".into(),
-            Route::Relay { host, port, .. } => format!("{host}:{port}"),
-            Route::Mx { .. } => record.to.domain().to_string(),
-        }
-    }
-}
 
 /// Messages waiting for one destination, and its connection tasks.
 struct Destination {
@@ -523,55 +447,6 @@ async fn settle(inner: &Arc<Inner>, record: MessageRecord, outcome: &Outcome) {
         tracing::error!(msg_id = %id, error = %e, "cannot record a delivery outcome; the message will be retried");
     }
     done(inner, &id);
-}
-
-/// Opens a connection to the relay, or to the first MX host of the recipient's domain
-/// that answers.
-async fn open_connection(route: &Route, record: &MessageRecord) -> Result<Connection, Outcome> {
-    match route {
-        Route::Outbox(_) => unreachable!("the outbox has no connections"),
-        Route::Relay {
-            host,
-            port,
-            settings,
-        } => Connection::open(host, *port, settings).await,
-        Route::Mx { resolver, settings } => {
-            let domain = record.to.domain();
-            let hosts = match mx::route(resolver, domain).await {
-                Ok(MxRoute::Hosts(h)) => h,
-                Ok(MxRoute::NullMx) => {
-                    return Err(Outcome::Failed(AttemptReport {
-                        reply: Some(format!(
-                            "{domain} publishes a null MX: it accepts no mail (RFC 7505)"
-                        )),
-                        enhanced_status: Some("5.1.10".into()),
-                        ..AttemptReport::default()
-                    }));
-                }
-                Err(mx::RouteError::NoSuchDomain(d)) => {
-                    return Err(Outcome::Failed(AttemptReport {
-                        reply: Some(format!("the domain {d} does not exist")),
-                        enhanced_status: Some("5.1.2".into()),
-                        ..AttemptReport::default()
-                    }));
-                }
-                Err(e) => {
-                    return Err(Outcome::Deferred(AttemptReport {
-                        reply: Some(e.to_string()),
-                        ..AttemptReport::default()
-                    }));
-                }
-            };
-            let mut last = None;
-            for host in hosts {
-                match Connection::open(&host, 25, settings).await {
-                    Ok(c) => return Ok(c),
-                    Err(outcome) => last = Some(outcome),
-                }
-            }
-            Err(last.unwrap_or_else(|| Outcome::Deferred(AttemptReport::default())))
-        }
-    }
 }
 
 /// The SMTP envelope of a message: VERP return path, one recipient, DSN envelope id.
