@@ -15,6 +15,10 @@ use crate::shutdown::{OsSignals, ShutdownTrigger};
 pub struct Running {
     /// The address the HTTP listener bound (the real port when 0 was asked).
     pub http_addr: SocketAddr,
+    /// The address the bounce listener bound, when `inbound.listen` is set.
+    pub inbound_addr: Option<SocketAddr>,
+    /// The control socket other commands reach this server through.
+    pub control_socket: std::path::PathBuf,
     trigger: ShutdownTrigger,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
     worker: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -62,11 +66,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let http_addr = listener.local_addr()?;
     tracing::info!(addr = %http_addr, "http listening on http://{http_addr}");
 
+    let mut inbound_addr = None;
     if let Some(addr) = services.config.inbound.listen {
         let inbound = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr} (inbound.listen)"))?;
         let bound = inbound.local_addr()?;
+        inbound_addr = Some(bound);
         tracing::info!(addr = %bound, "bounce listener on smtp://{bound}");
         tokio::spawn(crate::inbound::run(
             inbound,
@@ -110,6 +116,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     });
     Ok(Running {
         http_addr,
+        inbound_addr,
+        control_socket: socket,
         trigger,
         http,
         worker,

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::support::{Instance, Sink, dsn, free_port, relay_with_inbound, smtp_send, wait_for};
+use crate::support::{Instance, Sink, TestApp, dsn, relay_with_inbound, smtp_send, wait_for};
 
 /// Starts a server delivering to a sink, sends one notice, and returns its id, its
 /// Message-ID header and its VERP return path as captured.
@@ -21,9 +21,11 @@ fn message(inst: &Instance, id: &str) -> Value {
 #[test]
 fn a_dsn_to_the_verp_address_bounces_the_message_and_suppresses_the_address() {
     let sink = Sink::start(&[]);
-    let inbound = free_port();
-    let inst = Instance::new(&relay_with_inbound(sink.port, inbound));
-    let _server = inst.serve();
+    let inst = Instance::new(&relay_with_inbound(sink.port, 0));
+    let app = TestApp::start(&inst);
+    let inbound = app.inbound_port();
+    // Commands below reach the app through this socket.
+    assert!(app.control_socket.exists());
     let (id, header, verp) = delivered(&inst, &sink, "gone@example.jp");
     let report = dsn(
         &verp,
@@ -77,9 +79,9 @@ fn a_dsn_to_the_verp_address_bounces_the_message_and_suppresses_the_address() {
 #[test]
 fn the_listener_refuses_forged_random_and_foreign_addresses() {
     let sink = Sink::start(&[]);
-    let inbound = free_port();
-    let inst = Instance::new(&relay_with_inbound(sink.port, inbound));
-    let _server = inst.serve();
+    let inst = Instance::new(&relay_with_inbound(sink.port, 0));
+    let app = TestApp::start(&inst);
+    let inbound = app.inbound_port();
     let (id, header, verp) = delivered(&inst, &sink, "taro@example.jp");
     let forged = format!("bounce+{id}-00000000000000000000@bounces.example.jp");
     let report = dsn(
@@ -140,8 +142,8 @@ fn the_listener_refuses_forged_random_and_foreign_addresses() {
 #[test]
 fn a_bounce_with_a_wrong_mac_and_an_unknown_message_id_changes_nothing() {
     let sink = Sink::start(&[]);
-    let inst = Instance::new(&relay_with_inbound(sink.port, free_port()));
-    let server = inst.serve();
+    let inst = Instance::new(&relay_with_inbound(sink.port, 0));
+    let server = TestApp::start(&inst);
     let (id, _header, _verp) = delivered(&inst, &sink, "hanako@example.jp");
     drop(server);
     let forged = format!("bounce+{id}-00000000000000000000@bounces.example.jp");
@@ -176,8 +178,8 @@ fn a_bounce_with_a_wrong_mac_and_an_unknown_message_id_changes_nothing() {
 #[test]
 fn a_policy_rejection_is_the_senders_problem_and_does_not_suppress() {
     let sink = Sink::start(&[]);
-    let inst = Instance::new(&relay_with_inbound(sink.port, free_port()));
-    let server = inst.serve();
+    let inst = Instance::new(&relay_with_inbound(sink.port, 0));
+    let server = TestApp::start(&inst);
     let (id, header, verp) = delivered(&inst, &sink, "ken@example.jp");
     drop(server);
     let report = dsn(
@@ -260,10 +262,10 @@ fn suppression_can_be_added_and_removed_by_hand() {
 #[test]
 fn a_bounced_invitation_makes_its_flow_undeliverable_within_a_second() {
     let sink = Sink::start(&[]);
-    let inbound = free_port();
-    let inst = Instance::new(&relay_with_inbound(sink.port, inbound));
+    let inst = Instance::new(&relay_with_inbound(sink.port, 0));
     let key = inst.api_key();
-    let server = inst.serve();
+    let server = TestApp::start(&inst);
+    let inbound = server.inbound_port();
     let client = reqwest::blocking::Client::new();
     let started: Value = client
         .post(server.url("/api/v1/flows"))

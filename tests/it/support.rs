@@ -173,6 +173,67 @@ impl Drop for Server {
     }
 }
 
+/// mailgate in this test process: `app::start` on a runtime of its own. Its bound
+/// addresses (HTTP, bounce listener, control socket) come back from the start itself,
+/// so there is no log to scrape and no port to guess; commands run with the instance's
+/// config reach it through its control socket. Stopped (store flushed) when dropped.
+/// Tests of the process itself (signals, kills, logs) use [`Server`].
+pub struct TestApp {
+    pub http: SocketAddr,
+    pub inbound: Option<SocketAddr>,
+    pub control_socket: PathBuf,
+    running: Option<mailgate::app::Running>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl TestApp {
+    pub fn start(inst: &Instance) -> TestApp {
+        let config = mailgate::config::Config::load(&mailgate::config::ConfigSources {
+            path: Some(inst.config_path.clone()),
+            ..Default::default()
+        })
+        .expect("the test config loads");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime for the app");
+        let running = runtime
+            .block_on(mailgate::app::start(config))
+            .expect("mailgate starts");
+        TestApp {
+            http: running.http_addr,
+            inbound: running.inbound_addr,
+            control_socket: running.control_socket.clone(),
+            running: Some(running),
+            runtime: Some(runtime),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.http, path)
+    }
+
+    /// The bounce listener's port (the config must set `inbound.listen`).
+    pub fn inbound_port(&self) -> u16 {
+        self.inbound.expect("inbound.listen is set").port()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let (Some(runtime), Some(running)) = (self.runtime.take(), self.running.take()) {
+            let stopped = runtime.block_on(running.stop());
+            runtime.shutdown_timeout(Duration::from_secs(5));
+            if let Err(e) = stopped
+                && !std::thread::panicking()
+            {
+                panic!("mailgate did not stop cleanly: {e:#}");
+            }
+        }
+    }
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released; a peer binds it right after).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -548,6 +609,7 @@ impl Instance {
 }
 
 /// A relay configuration plus the bounce listener on `inbound_port`.
+/// With `inbound_port` 0 the listener takes a free port, which [`TestApp`] reports.
 pub fn relay_with_inbound(port: u16, inbound_port: u16) -> String {
     relay_config(port, "\"1s\"").replace(
         "[inbound]\nlisten = \"\"\n",
