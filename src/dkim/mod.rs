@@ -4,8 +4,8 @@
 //! Mail is signed once, at enqueue, so a retry sends the very bytes that were
 //! signed. Every configured key adds one `DKIM-Signature` header: Ed25519
 //! (RFC 8463) and RSA-SHA256 (RFC 6376), both `c=relaxed/relaxed`, over
-//! [`SIGNED_HEADERS`], with `From` listed twice so that a second `From` cannot
-//! be added without breaking the signature.
+//! [`SIGNED_HEADERS`], each oversigned (named once more than the message has
+//! it) so that an added `From`, `Subject`, `Reply-To`, ... breaks the signature.
 //!
 //! The pieces:
 //! - [`DkimKeyConfig`]: one `[[dkim]]` entry of the configuration.

@@ -106,15 +106,28 @@ fn mail_captured_at_the_sink_passes_both_signatures_and_fails_when_altered() {
                 .unwrap_or("")
                 .split_whitespace()
                 .collect();
-            let froms = unfolded
-                .trim_start_matches("h=")
-                .split(':')
-                .filter(|h| h.eq_ignore_ascii_case("from"))
-                .count();
-            assert_eq!(
-                froms, 2,
-                "From must be signed twice so it cannot be added: {unfolded}"
-            );
+            let lf = text.replace("\r\n", "\n");
+            let head = lf.split("\n\n").next().unwrap_or("");
+            for name in mailgate::dkim::SIGNED_HEADERS {
+                let signed = unfolded
+                    .trim_start_matches("h=")
+                    .split(':')
+                    .filter(|h| h.eq_ignore_ascii_case(name))
+                    .count();
+                let present = head
+                    .split('\n')
+                    .filter(|l| {
+                        l.len() > name.len()
+                            && l[..name.len()].eq_ignore_ascii_case(name)
+                            && l.as_bytes()[name.len()] == b':'
+                    })
+                    .count();
+                assert_eq!(
+                    signed,
+                    present + 1,
+                    "{name} must be oversigned so another cannot be added: {unfolded}"
+                );
+            }
         }
         let verdict = verify(scratch.path(), &message, &records);
         assert!(verdict.success, "{:?}", verdict.lines);
