@@ -18,8 +18,10 @@
 //!   the TXT records of `mailgate dkim keygen` and `mailgate dns`.
 //!
 //! Keys are PEM files: RSA as PKCS#1 (`BEGIN RSA PRIVATE KEY`) or PKCS#8
-//! (`BEGIN PRIVATE KEY`), 2048 to 4096 bits; Ed25519 as PKCS#8
-//! (`BEGIN PRIVATE KEY`, as written by `openssl genpkey -algorithm ed25519`).
+//! (`BEGIN PRIVATE KEY`), 2048 to 4096 bits; Ed25519 as PKCS#8 v1 or v2
+//! (`BEGIN PRIVATE KEY`). [`generate`] writes Ed25519 as v1 (RFC 8410), as
+//! `openssl genpkey -algorithm ed25519` does, since OpenSSL 3.0 and Python's
+//! cryptography refuse the v2 form that ring produces.
 
 mod keys;
 mod records;
