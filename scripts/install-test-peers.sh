@@ -2,7 +2,10 @@
 # Installs the real peers the tests talk to, only where they are missing:
 #   smtp-sink / smtp-source (Debian postfix, "No configuration"), spamassassin,
 #   chromium (with a Japanese font), the Python DKIM verifier (dkimpy + PyNaCl for Ed25519),
-#   and an SMTP server that offers STARTTLS (aiosmtpd, with trustme for its certificate).
+#   an SMTP server that offers STARTTLS (aiosmtpd, with trustme for its certificate), a second
+#   DKIM verifier (opendkim and opendkim-tools, run as `opendkim -t`), openssl and Python's
+#   cryptography (they must read the keys `mailgate dkim keygen` writes), and dnslib (the
+#   local DNS server of the `dns --check` tests).
 # Non-interactive, idempotent, and quick when everything is already present.
 set -euo pipefail
 
@@ -12,6 +15,9 @@ command -v spamassassin >/dev/null 2>&1 || need_apt+=(spamassassin)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 # Japanese glyphs, so the browser test's screenshots of the ja pages are readable.
 fc-list :lang=ja 2>/dev/null | grep -q . || need_apt+=(fonts-ipafont-gothic)
+{ command -v opendkim >/dev/null 2>&1 || [ -x /usr/sbin/opendkim ]; } || need_apt+=(opendkim)
+command -v opendkim-testkey >/dev/null 2>&1 || need_apt+=(opendkim-tools)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-test-peers: installing Debian packages: ${need_apt[*]}"
@@ -25,13 +31,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 PY="${PYTHON:-python3}"
-if ! "$PY" -c 'import dkim, nacl, aiosmtpd, trustme' >/dev/null 2>&1; then
-  echo "install-test-peers: installing Python modules dkimpy, PyNaCl, aiosmtpd, trustme for $PY"
-  "$PY" -m pip install -q dkimpy pynacl aiosmtpd trustme
+if ! "$PY" -c 'import dkim, nacl, aiosmtpd, trustme, cryptography, dnslib' >/dev/null 2>&1; then
+  echo "install-test-peers: installing Python modules dkimpy, PyNaCl, aiosmtpd, trustme, cryptography, dnslib for $PY"
+  "$PY" -m pip install -q dkimpy pynacl aiosmtpd trustme cryptography dnslib
 fi
 
 # Say where each peer is, so a failing run shows what was found.
-for tool in smtp-sink smtp-source spamassassin chromium; do
+for tool in smtp-sink smtp-source spamassassin chromium opendkim openssl; do
   path="$(command -v "$tool" 2>/dev/null || true)"
   [ -z "$path" ] && [ -x "/usr/sbin/$tool" ] && path="/usr/sbin/$tool"
   if [ -z "$path" ]; then

@@ -102,6 +102,13 @@ struct RawSender {
     organization: Option<String>,
     contact: Option<String>,
     verp_secret_file: Option<String>,
+    ip: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+struct RawDns {
+    nameservers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -183,6 +190,7 @@ pub struct Config {
     pub flows: FlowsConfig,
     pub log: LogConfig,
     pub templates: TemplatesConfig,
+    pub dns: DnsConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -211,6 +219,17 @@ pub struct SenderConfig {
     pub contact: String,
     /// A file holding the VERP MAC secret; when absent, one is generated in the store.
     pub verp_secret_file: Option<PathBuf>,
+    /// The address mail leaves from (`sender.ip`): what receivers check SPF and PTR
+    /// against. When absent, `dns --check` resolves `hostname` instead.
+    pub ip: Option<std::net::IpAddr>,
+}
+
+/// The `[dns]` section.
+#[derive(Debug, Clone, Default)]
+pub struct DnsConfig {
+    /// `dns.nameservers`: the servers every lookup asks (`dns --check`, `mx` delivery);
+    /// empty means the system's (`/etc/resolv.conf`). Port 53 unless given.
+    pub nameservers: Vec<SocketAddr>,
 }
 
 pub use crate::dkim::{Algorithm as DkimAlgorithm, DkimKeyConfig};
@@ -667,6 +686,7 @@ fn validate(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Config
         "flows",
         "log",
         "templates",
+        "dns",
     ];
     let mut unknown: Vec<String> = table
         .keys()
@@ -689,6 +709,7 @@ fn validate(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Config
     let raw_flows: RawFlows = section(table.remove("flows"), "flows", problems);
     let raw_log: RawLog = section(table.remove("log"), "log", problems);
     let raw_templates: RawTemplates = section(table.remove("templates"), "templates", problems);
+    let raw_dns: RawDns = section(table.remove("dns"), "dns", problems);
     let raw_dkim: Vec<RawDkim> = match table.remove("dkim") {
         None => Vec::new(),
         Some(toml::Value::Array(items)) => items
@@ -760,6 +781,16 @@ fn validate(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Config
             .organization
             .or_else(|| from.name.clone())
             .unwrap_or_else(|| "mailgate".into());
+        let ip = raw_sender.ip.and_then(|v| match v.parse() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                c.problem(
+                    "ip",
+                    format!("{v:?} is not an IP address such as \"192.0.2.10\""),
+                );
+                None
+            }
+        });
         SenderConfig {
             from,
             bounce_domain,
@@ -767,6 +798,7 @@ fn validate(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Config
             organization,
             contact: raw_sender.contact.unwrap_or_default(),
             verp_secret_file: raw_sender.verp_secret_file.map(PathBuf::from),
+            ip,
         }
     };
 
@@ -1016,6 +1048,29 @@ fn validate(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Config
         TemplatesConfig { dir }
     };
 
+    let dns = {
+        let mut c = Checker {
+            prefix: "dns".into(),
+            problems,
+        };
+        let nameservers = raw_dns
+            .nameservers
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|v| match parse_nameserver(v) {
+                Some(a) => Some(a),
+                None => {
+                    c.problem(
+                        "nameservers",
+                        format!("{v:?} is not an IP address, with an optional port, such as \"127.0.0.1:5353\" or \"192.0.2.53\""),
+                    );
+                    None
+                }
+            })
+            .collect();
+        DnsConfig { nameservers }
+    };
+
     Config {
         source: None,
         server,
@@ -1027,7 +1082,19 @@ fn validate(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Config
         flows,
         log,
         templates,
+        dns,
     }
+}
+
+/// A name server as `dns.nameservers` and `--nameserver` take it: `IP`, `IP:PORT` or
+/// `[IPv6]:PORT`; port 53 when none is given.
+pub fn parse_nameserver(v: &str) -> Option<SocketAddr> {
+    let v = v.trim();
+    v.parse::<SocketAddr>().ok().or_else(|| {
+        v.parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, 53))
+    })
 }
 
 fn check_readable_file(c: &mut Checker<'_>, key: &str, p: &Path) {
@@ -1164,5 +1231,26 @@ mod tests {
         let c = load(text, &[], &[]).unwrap();
         assert_eq!(c.delivery.mode, DeliveryMode::Outbox);
         assert!(c.store.path.starts_with("data"));
+    }
+
+    #[test]
+    fn dns_nameservers_and_sender_ip_are_parsed_and_checked() {
+        let c = load(
+            "[dns]\nnameservers = [\"127.0.0.1:5353\", \"192.0.2.53\", \"[::1]:53\"]\n[sender]\nip = \"192.0.2.10\"\n",
+            &[],
+            &[],
+        )
+        .unwrap();
+        let shown: Vec<String> = c.dns.nameservers.iter().map(|a| a.to_string()).collect();
+        assert_eq!(shown, ["127.0.0.1:5353", "192.0.2.53:53", "[::1]:53"]);
+        assert_eq!(c.sender.ip, Some("192.0.2.10".parse().unwrap()));
+        let e = load(
+            "[dns]\nnameservers = [\"ns1.example.jp\"]\n[sender]\nip = \"mail\"\n",
+            &[],
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(keys(&e), ["sender.ip", "dns.nameservers"]);
+        assert!(load("", &[], &[]).unwrap().dns.nameservers.is_empty());
     }
 }

@@ -21,6 +21,21 @@ use crate::domain::{Event, MessageId, MessageRecord, Step, now_ms};
 use crate::services::Services;
 use crate::store::StoreError;
 
+/// Input that is not a mail message at all (empty, binary, no header block).
+#[derive(Debug, thiserror::Error)]
+#[error("not a mail message, nothing recorded: {0}")]
+pub struct NotMail(pub String);
+
+/// Refuses junk before it reaches [`take`], for the doors where a person hands in a file
+/// (`mailgate bounce ingest`, `POST /api/v1/bounces`) and can be told why. The SMTP listener
+/// records whatever a peer sends, so that a report it cannot read is still on file.
+pub fn refuse_junk(raw: &[u8]) -> Result<(), NotMail> {
+    match crate::bounce::not_mail(raw) {
+        Some(why) => Err(NotMail(why)),
+        None => Ok(()),
+    }
+}
+
 /// What intake did with one report.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct IntakeResult {

@@ -123,15 +123,15 @@ fn typed_value(v: &str) -> &str {
 }
 
 fn recipient(g: &Group) -> Option<RecipientResult> {
-    let address = [
-        "final-recipient",
-        "original-recipient",
-        "x-actual-recipient",
-    ]
-    .iter()
-    .filter_map(|n| field(g, n))
-    .find_map(|v| text::first_address(typed_value(v)))?;
+    let addr_of = |name: &str| field(g, name).and_then(|v| text::first_address(typed_value(v)));
+    let final_recipient = addr_of("final-recipient");
+    // RFC 3464 §2.3.1: Original-Recipient is the address as the sender gave it, before any
+    // alias or forwarding rewrote it into the Final-Recipient: the one mailgate sent to.
+    let address = addr_of("original-recipient")
+        .or_else(|| final_recipient.clone())
+        .or_else(|| addr_of("x-actual-recipient"))?;
     let mut r = RecipientResult::new(address);
+    r.final_recipient = final_recipient;
     r.action = field(g, "action").map_or(Action::Failed, parse_action);
     r.status = field(g, "status").and_then(text::status_code);
     r.remote_mta = field(g, "remote-mta")
@@ -150,11 +150,13 @@ fn recipient(g: &Group) -> Option<RecipientResult> {
 /// No Diagnostic-Code field: take the rest of the human-readable line naming the recipient
 /// (OpenSMTPD and others write the remote reply there).
 fn diagnostic_from_text(r: &mut RecipientResult, human: &str) {
-    let addr = r.address.to_ascii_lowercase();
-    let Some(line) = human
-        .lines()
-        .find(|l| l.to_ascii_lowercase().contains(&addr))
-    else {
+    let names = std::iter::once(&r.address).chain(r.final_recipient.as_ref());
+    let Some((addr, line)) = names.map(|a| a.to_ascii_lowercase()).find_map(|addr| {
+        let line = human
+            .lines()
+            .find(|l| l.to_ascii_lowercase().contains(&addr))?;
+        Some((addr, line))
+    }) else {
         return;
     };
     let lower = line.to_ascii_lowercase();

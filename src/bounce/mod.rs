@@ -69,8 +69,14 @@ pub enum Action {
 /// What happened to one recipient.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RecipientResult {
-    /// The recipient address (`local@domain`), as reported.
+    /// The recipient address (`local@domain`): the DSN's `Original-Recipient` when the
+    /// report carries one (the address mailgate sent to, the one to match and suppress),
+    /// else the `Final-Recipient` or the address the notice names.
     pub address: String,
+    /// RFC 3464 §2.3.2 `Final-Recipient`, when the report gave one: after aliases and
+    /// forwarding it can differ from `address`.
+    #[serde(default)]
+    pub final_recipient: Option<String>,
     pub action: Action,
     /// Enhanced status code (RFC 3463), e.g. `5.1.1`.
     pub status: Option<String>,
@@ -98,6 +104,10 @@ pub struct BounceReport {
     pub original_envelope_id: Option<String>,
     /// Addresses from the report's own To / Delivered-To / X-Original-To (VERP correlation).
     pub envelope_to: Vec<String>,
+    /// Why the input is not a mail message at all (empty, binary, no header block); set
+    /// only then, and then nothing else is.
+    #[serde(default)]
+    pub not_mail: Option<String>,
 }
 
 impl BounceReport {
@@ -109,6 +119,7 @@ impl BounceReport {
             .map(|r| {
                 serde_json::json!({
                     "address": r.address,
+                    "final_recipient": r.final_recipient,
                     "action": r.action,
                     "status": r.status,
                     "permanent": r.permanent,
@@ -127,13 +138,15 @@ impl BounceReport {
             "original_message_id": self.original_message_id,
             "original_envelope_id": self.original_envelope_id,
             "envelope_to": self.envelope_to,
+            "not_mail": self.not_mail,
         })
         .to_string()
     }
 }
 
 /// Parse a raw message (RFC 5322 bytes). Never panics; a message that is not a report gives
-/// `bounce: false`, `kind: None` and no recipients.
+/// `bounce: false`, `kind: None` and no recipients, and input that is not a mail message at
+/// all also says why in `not_mail`.
 pub fn parse(raw: &[u8]) -> BounceReport {
     try_parse(raw).unwrap_or_default()
 }
@@ -150,7 +163,14 @@ pub fn try_parse(raw: &[u8]) -> Result<BounceReport, String> {
 }
 
 fn parse_inner(raw: &[u8]) -> BounceReport {
-    let mail = message::Mail::parse(raw);
+    if let Some(why) = not_mail(raw) {
+        return BounceReport {
+            not_mail: Some(why),
+            ..Default::default()
+        };
+    }
+    let raw = normalise_line_ends(raw);
+    let mail = message::Mail::parse(&raw);
     let (kind, mut found) = detect(&mail);
     let Some(kind) = kind else {
         return BounceReport::default();
@@ -172,7 +192,83 @@ fn parse_inner(raw: &[u8]) -> BounceReport {
         original_message_id: mail.original_message_id(),
         original_envelope_id: found.envelope_id,
         envelope_to: mail.envelope_to(),
+        not_mail: None,
     }
+}
+
+/// Why `raw` is not a mail message, or `None` when it may be one. Junk is refused before
+/// anything is recorded (`bounce ingest`, `POST /api/v1/bounces`): an empty file, binary
+/// data, or text that does not open with a header block (RFC 5322 §2.1; an mbox `From `
+/// line before it is allowed).
+pub fn not_mail(raw: &[u8]) -> Option<String> {
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Some(if raw.is_empty() {
+            "empty: no bytes at all".into()
+        } else {
+            "empty: only blank lines".into()
+        });
+    }
+    // Mail is text (RFC 5322 §2.1; 8BITMIME and SMTPUTF8 allow bytes above 127). A stray NUL
+    // turns up in real reports, so only a share of control bytes marks binary data.
+    let head = &raw[..raw.len().min(64 * 1024)];
+    let controls = head
+        .iter()
+        .filter(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\r' | b'\n' | 0x0c | 0x1b))
+        .count();
+    if controls * 20 > head.len() {
+        return Some(format!(
+            "binary data, not a mail message ({controls} control bytes in the first {} bytes)",
+            head.len()
+        ));
+    }
+    let text = String::from_utf8_lossy(&head[..head.len().min(4096)]);
+    let mut lines = text
+        .split(['\r', '\n'])
+        .skip_while(|l| l.trim().is_empty())
+        .filter(|l| !l.is_empty());
+    let mut first = lines.next().unwrap_or_default();
+    if first.starts_with("From ") {
+        first = lines.next().unwrap_or_default();
+    }
+    // RFC 5322 §3.6.8 allows any printable name; real ones are letters, digits and dashes,
+    // and the stricter test keeps JSON, CSV and prose from passing as a header.
+    let is_field = first.split_once(':').is_some_and(|(name, _)| {
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    });
+    if !is_field {
+        let shown: String = first.chars().take(40).collect();
+        return Some(format!(
+            "not a mail message: it does not begin with a header field (`Name: value`); its first line is {shown:?}"
+        ));
+    }
+    None
+}
+
+/// Line ends made uniform before anything reads the message: CRLF and a CR alone both become
+/// LF, so a report written with any of the three gives the same answer (a CR alone would
+/// otherwise hide the end of the header block from the MIME parser).
+fn normalise_line_ends(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if !raw.contains(&b'\r') {
+        return std::borrow::Cow::Borrowed(raw);
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'\r' => {
+                out.push(b'\n');
+                if raw.get(i + 1) == Some(&b'\n') {
+                    i += 1;
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// What a detector extracted before classification.
@@ -185,6 +281,11 @@ pub(crate) struct Found {
 }
 
 fn detect(mail: &message::Mail) -> (Option<ReportKind>, Found) {
+    // A read receipt (RFC 8098) says what a person did with a delivered message: never a
+    // failure, and its sender is not a failed recipient.
+    if mail.report_type.as_deref() == Some("disposition-notification") {
+        return (None, Found::default());
+    }
     if let Some((kind, f)) = ses::detect(mail) {
         return (Some(kind), f);
     }
@@ -211,6 +312,7 @@ impl RecipientResult {
     pub(crate) fn new(address: String) -> Self {
         RecipientResult {
             address,
+            final_recipient: None,
             action: Action::Failed,
             status: None,
             permanent: false,

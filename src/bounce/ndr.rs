@@ -92,13 +92,14 @@ fn recipients(mail: &Mail, report: &str) -> Vec<String> {
     let nd = &rules().ndr;
     let mut out: Vec<String> = Vec::new();
     for line in report.lines() {
-        if nd.sender_line.is_match(line) {
+        if nd.sender_line.is_match(line) || nd.prose_line.is_match(line) {
             continue;
         }
         for a in text::addresses(line) {
             let lower = a.to_ascii_lowercase();
             if exclude.contains(&lower)
                 || nd.mailer_address.is_match(&lower)
+                || nd.list_address.is_match(&lower)
                 || out.iter().any(|o| o.eq_ignore_ascii_case(&a))
             {
                 continue;
@@ -112,18 +113,37 @@ fn recipients(mail: &Mail, report: &str) -> Vec<String> {
     out
 }
 
-/// Addresses that are never the failed recipient: the report's own From/To/Reply-To and the
-/// original's From and Return-Path (that is us, the sender).
+/// Headers whose addresses are never the failed recipient, in the report and in the
+/// returned original: the sender (that is us), a mailing list's own addresses (RFC 2369) and
+/// whoever asked for a read receipt (RFC 8098 §2.1).
+const NOT_RECIPIENT_HEADERS: [&str; 13] = [
+    "from",
+    "reply-to",
+    "return-path",
+    "sender",
+    "errors-to",
+    "list-post",
+    "list-owner",
+    "list-help",
+    "list-unsubscribe",
+    "list-subscribe",
+    "list-id",
+    "disposition-notification-to",
+    "return-receipt-to",
+];
+
+/// Addresses that are never the failed recipient: the report's own To and the headers above,
+/// in the report and in the original.
 fn excluded(mail: &Mail) -> Vec<String> {
     let mut ex = Vec::new();
-    for name in ["from", "to", "reply-to", "return-path", "sender"] {
+    for name in NOT_RECIPIENT_HEADERS.iter().chain(&["to"]) {
         for v in mail.header_all(name) {
             ex.extend(text::addresses(v));
         }
     }
     if let Some(h) = mail.original_headers() {
         for (n, v) in h {
-            if n == "from" || n == "return-path" || n == "sender" || n == "reply-to" {
+            if NOT_RECIPIENT_HEADERS.contains(&n.as_str()) {
                 ex.extend(text::addresses(v));
             }
         }
@@ -160,8 +180,7 @@ fn blocks(report: &str, addrs: &[String]) -> Vec<String> {
         .iter()
         .map(|a| {
             let a = a.to_ascii_lowercase();
-            lower
-                .find(&a)
+            first_mention(report, &lower, &a)
                 .map_or((report.len(), report.len()), |p| (p, p + a.len()))
         })
         .collect();
@@ -185,10 +204,26 @@ fn blocks(report: &str, addrs: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// Where `addr` is first named on a line that may name a recipient (not a quoted header line
+/// of the original, not prose), else where it is first named at all.
+fn first_mention(report: &str, lower: &str, addr: &str) -> Option<usize> {
+    let nd = &rules().ndr;
+    let first = lower.find(addr)?;
+    let named = lower.match_indices(addr).map(|(p, _)| p).find(|&p| {
+        let start = report[..p].rfind('\n').map_or(0, |s| s + 1);
+        let end = report[p..].find('\n').map_or(report.len(), |e| p + e);
+        let line = &report[start..end];
+        !nd.sender_line.is_match(line)
+            && !nd.prose_line.is_match(line)
+            && !nd.quoted_to.is_match(line)
+    });
+    Some(named.unwrap_or(first))
+}
+
 /// Fill status, reply code, diagnostic and remote MTA from a recipient's block, falling back
 /// to the whole report when the block says nothing.
 fn fill(r: &mut RecipientResult, block: &str, report: &str) {
-    let block = block.trim_start_matches(['>', ':', ')', ' ', '\t', '.', ',']);
+    let block = block.trim_start_matches(['>', ':', ')', ' ', '\t', '.', ',', '\'', '`']);
     let mut diag = text::collapse(block);
     if !has_substance(&diag) {
         diag = text::collapse(report);

@@ -31,6 +31,9 @@ struct RawNdr {
     header_start: String,
     sender_line: String,
     mailer_address: String,
+    list_address: String,
+    prose_line: String,
+    quoted_to: String,
     delayed: String,
 }
 
@@ -111,6 +114,9 @@ pub(crate) struct NdrRules {
     pub header_start: Regex,
     pub sender_line: Regex,
     pub mailer_address: Regex,
+    pub list_address: Regex,
+    pub prose_line: Regex,
+    pub quoted_to: Regex,
     pub delayed: Regex,
 }
 
@@ -201,6 +207,9 @@ fn load() -> Result<Rules, String> {
         header_start: compile(&n.header_start)?,
         sender_line: compile(&n.sender_line)?,
         mailer_address: compile(&n.mailer_address)?,
+        list_address: compile(&n.list_address)?,
+        prose_line: compile(&n.prose_line)?,
+        quoted_to: compile(&n.quoted_to)?,
         delayed: compile(&n.delayed)?,
     };
     let reasons = raw
@@ -282,6 +291,9 @@ fn empty() -> Rules {
             header_start: none(),
             sender_line: none(),
             mailer_address: none(),
+            list_address: none(),
+            prose_line: none(),
+            quoted_to: none(),
             delayed: none(),
         },
         permanent: none(),

@@ -38,13 +38,33 @@ pub(crate) fn collapse(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Every e-mail address in `s`, in order, trimmed of dots.
+/// Every e-mail address in `s`, in order, trimmed of dots and of what MTAs write around an
+/// address that the address pattern would otherwise swallow: a leading quote or backtick
+/// (`'user@…'`) and a `smtp=` / `rfc822=` / `mailto=` tag (`smtp=user@…`). `=` and `'` are
+/// legal in a local part (RFC 5322 §3.2.3) but no real mailbox starts with them this way.
 pub(crate) fn addresses(s: &str) -> Vec<String> {
     ADDRESS
         .find_iter(s)
-        .map(|m| m.as_str().trim_matches('.').to_string())
-        .filter(|a| a.contains('@'))
+        .map(|m| clean_address(m.as_str()))
+        .filter(|a| a.contains('@') && !a.starts_with('@'))
         .collect()
+}
+
+fn clean_address(a: &str) -> String {
+    let mut a = a.trim_matches('.');
+    loop {
+        let before = a;
+        a = a.trim_start_matches(['\'', '`', '=', '.']);
+        for tag in ["smtp=", "rfc822=", "mailto=", "smtp;", "rfc822;"] {
+            if a.len() > tag.len() && a[..tag.len()].eq_ignore_ascii_case(tag) {
+                a = &a[tag.len()..];
+            }
+        }
+        if a == before {
+            break;
+        }
+    }
+    a.to_string()
 }
 
 /// The first address in `s`.
@@ -137,6 +157,14 @@ mod tests {
         assert_eq!(
             addresses("<kijitora@example.jp>: and x.y@z.example."),
             vec!["kijitora@example.jp", "x.y@z.example"]
+        );
+        assert_eq!(
+            addresses("smtp=user@example.jp; 'neko@example.jp' `x@y.example`"),
+            vec!["user@example.jp", "neko@example.jp", "x@y.example"]
+        );
+        assert_eq!(
+            addresses("bounce+1-ab=c.example@b.example"),
+            vec!["bounce+1-ab=c.example@b.example"]
         );
         assert_eq!(message_id(" <a@b> ").as_deref(), Some("a@b"));
         assert_eq!(

@@ -21,6 +21,10 @@ pub fn parse(files: &[PathBuf], json: bool) -> ExitCode {
             println!("{}", report.to_json_line(&name));
             continue;
         }
+        if let Some(why) = &report.not_mail {
+            println!("{name}: not a bounce ({why})");
+            continue;
+        }
         if report.recipients.is_empty() {
             println!("{name}: not a bounce");
             continue;

@@ -6,12 +6,27 @@ use crate::dkim::Signers;
 
 use super::Cli;
 
-/// `mailgate dns [--check] [--json]`.
-pub async fn dns(cli: &Cli, check: bool, json: bool) -> ExitCode {
-    let config = match super::load_config(cli) {
+/// `mailgate dns [--check] [--json] [--nameserver IP[:PORT]]...`.
+pub async fn dns(cli: &Cli, check: bool, json: bool, nameservers: &[String]) -> ExitCode {
+    let mut config = match super::load_config(cli) {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if !nameservers.is_empty() {
+        let mut parsed = Vec::new();
+        for v in nameservers {
+            match crate::config::parse_nameserver(v) {
+                Some(a) => parsed.push(a),
+                None => {
+                    eprintln!(
+                        "mailgate: --nameserver {v:?} is not an IP address, with an optional port, such as 127.0.0.1:5353"
+                    );
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        config.dns.nameservers = parsed;
+    }
     let keys = match crate::services::signing_keys(&config, false) {
         Ok(k) => k,
         Err(e) => {
@@ -35,7 +50,7 @@ pub async fn dns(cli: &Cli, check: bool, json: bool) -> ExitCode {
     };
     let records = crate::dns::records(&config, &signers);
     if check {
-        let results = match crate::dns::check(&records).await {
+        let results = match crate::dns::check(&config, &records).await {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("mailgate: {e:#}");
@@ -49,9 +64,19 @@ pub async fn dns(cli: &Cli, check: bool, json: bool) -> ExitCode {
             );
         } else {
             for r in &results {
-                println!("{:<4} {:<45} {}", r.kind, r.name, r.message);
+                println!(
+                    "{} {:<4} {:<45} {}",
+                    if r.ok { "ok  " } else { "FAIL" },
+                    r.kind,
+                    r.name,
+                    r.message
+                );
                 for f in &r.found {
                     println!("       found: {f}");
+                }
+                if !r.ok {
+                    println!("       expected: {}", r.expected);
+                    println!("       a receiver: {}", r.receiver);
                 }
             }
         }

@@ -131,6 +131,9 @@ pub enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Ask this DNS server (`IP` or `IP:PORT`; repeatable) instead of `dns.nameservers`.
+        #[arg(long = "nameserver", value_name = "IP[:PORT]")]
+        nameservers: Vec<String>,
     },
 }
 
@@ -236,7 +239,11 @@ pub async fn run(cli: Cli) -> ExitCode {
             bits,
             out,
         }) => return dkim::keygen(domain, selector, algorithm, *bits, out),
-        Command::Dns { check, json } => return dns::dns(&cli, *check, *json).await,
+        Command::Dns {
+            check,
+            json,
+            nameservers,
+        } => return dns::dns(&cli, *check, *json, nameservers).await,
         Command::Bounce(BounceCommand::Ingest { files }) => {
             return bounce::ingest(&cli, files).await;
         }

@@ -155,6 +155,7 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
         }
         Request::BounceIngest { name, raw_base64 } => {
             let raw = decode_base64(&raw_base64)?;
+            crate::intake::refuse_junk(&raw).map_err(|e| format!("{name}: {e}"))?;
             let result = crate::intake::take(
                 services,
                 &raw,

@@ -185,6 +185,20 @@ fn ed25519_signing_key(der: &[u8]) -> Result<ed25519_dalek::SigningKey, KeyProbl
     }
 }
 
+/// An Ed25519 seed as PKCS#8 v1 (RFC 8410 §7, the example of §10.3): version 0, the
+/// algorithm id-Ed25519 (1.3.101.112) with no parameters, and the seed as a
+/// `CurvePrivateKey` OCTET STRING. This is what `openssl genpkey -algorithm ed25519` writes,
+/// and what OpenSSL and Python's cryptography read.
+fn ed25519_pkcs8_v1(seed: &[u8; 32]) -> Vec<u8> {
+    const PREFIX: [u8; 16] = [
+        0x30, 0x2e, // SEQUENCE, 46 bytes
+        0x02, 0x01, 0x00, // INTEGER 0 (v1)
+        0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, // AlgorithmIdentifier id-Ed25519
+        0x04, 0x22, 0x04, 0x20, // OCTET STRING { OCTET STRING, 32 bytes }
+    ];
+    [&PREFIX[..], seed].concat()
+}
+
 fn rejected(kind: &str, error: mail_auth::Error) -> KeyProblem {
     KeyProblem::Unparsable(format!(
         "the signing library rejected the {kind} key: {error}"
@@ -321,7 +335,12 @@ pub fn generate(algorithm: Algorithm, bits: usize) -> Result<GeneratedKey, DkimE
         Algorithm::Ed25519 => {
             let pair =
                 DkimKeyPair::generate_ed25519().map_err(|e| DkimError::Generate(e.to_string()))?;
-            pem_encode("PRIVATE KEY", pair.private_key())
+            // ring writes PKCS#8 v2 (RFC 5958, with the public key), which OpenSSL 3.0 and
+            // Python's cryptography refuse; keep only the seed, as RFC 8410 v1.
+            let seed = ed25519_signing_key(pair.private_key())
+                .map_err(|e| DkimError::Generate(e.to_string()))?
+                .to_bytes();
+            pem_encode("PRIVATE KEY", &ed25519_pkcs8_v1(&seed))
         }
         Algorithm::Rsa => {
             if ![2048, 3072, 4096].contains(&bits) {
@@ -426,15 +445,20 @@ pub(crate) mod tests {
     #[test]
     fn ed25519_signs_as_ring_does_and_a_public_key_of_another_key_is_refused() {
         use mail_auth::common::crypto::SigningKey as _;
-        let generated = generate(Algorithm::Ed25519, 0).unwrap();
-        let loaded = load_key(Algorithm::Ed25519, generated.private_pem.as_bytes()).unwrap();
+        // A PKCS#8 v2 file, as `dkim keygen` wrote before it wrote v1: it must still load.
+        let der = DkimKeyPair::generate_ed25519()
+            .unwrap()
+            .private_key()
+            .to_vec();
+        assert_eq!(der[2..5], [0x02, 0x01, 0x01], "a v2 document (version 1)");
+        let v2_pem = pem_encode("PRIVATE KEY", &der);
+        let loaded = load_key(Algorithm::Ed25519, v2_pem.as_bytes()).unwrap();
         assert!(matches!(loaded.key, SigningKey::Ed25519(_)));
-        assert_eq!(loaded.public_key_b64, generated.public_key_b64);
-        let der = match find_private_key(generated.private_pem.as_bytes()).unwrap() {
-            KeyDer::Ed25519Pkcs8(der) => der,
-            _ => unreachable!("an Ed25519 key"),
-        };
         let ring = Ed25519Key::from_pkcs8_der(&der).unwrap();
+        assert_eq!(
+            loaded.public_key_b64,
+            public_key_from_private(Algorithm::Ed25519, v2_pem.as_bytes()).unwrap()
+        );
         let data = b"relaxed header fields and the signature with an empty b=".as_slice();
         assert_eq!(loaded.key.sign(data).unwrap(), ring.sign(data).unwrap());
 
@@ -454,6 +478,16 @@ pub(crate) mod tests {
     fn generated_keys_load_both_ways() {
         let ed = generate(Algorithm::Ed25519, 0).unwrap();
         assert!(ed.private_pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+        // PKCS#8 v1 (RFC 8410), 48 bytes, as OpenSSL writes it.
+        match find_private_key(ed.private_pem.as_bytes()).unwrap() {
+            KeyDer::Ed25519Pkcs8(der) => {
+                assert_eq!(der.len(), 48);
+                assert_eq!(der[..16], ed25519_pkcs8_v1(&[0; 32])[..16]);
+            }
+            _ => panic!("an Ed25519 key"),
+        }
+        let loaded = load_key(Algorithm::Ed25519, ed.private_pem.as_bytes()).unwrap();
+        assert_eq!(loaded.public_key_b64, ed.public_key_b64);
         assert_eq!(BASE64.decode(&ed.public_key_b64).unwrap().len(), 32);
         assert!(
             !format!("{ed:?}").contains("BEGIN"),

@@ -4,8 +4,8 @@
 //! Mail is signed once, at enqueue, so a retry sends the very bytes that were
 //! signed. Every configured key adds one `DKIM-Signature` header: Ed25519
 //! (RFC 8463) and RSA-SHA256 (RFC 6376), both `c=relaxed/relaxed`, over
-//! [`SIGNED_HEADERS`], with `From` listed twice so that a second `From` cannot
-//! be added without breaking the signature.
+//! [`SIGNED_HEADERS`], each oversigned (named once more than the message has
+//! it) so that an added `From`, `Subject`, `Reply-To`, ... breaks the signature.
 //!
 //! The pieces:
 //! - [`DkimKeyConfig`]: one `[[dkim]]` entry of the configuration.
@@ -18,8 +18,10 @@
 //!   the TXT records of `mailgate dkim keygen` and `mailgate dns`.
 //!
 //! Keys are PEM files: RSA as PKCS#1 (`BEGIN RSA PRIVATE KEY`) or PKCS#8
-//! (`BEGIN PRIVATE KEY`), 2048 to 4096 bits; Ed25519 as PKCS#8
-//! (`BEGIN PRIVATE KEY`, as written by `openssl genpkey -algorithm ed25519`).
+//! (`BEGIN PRIVATE KEY`), 2048 to 4096 bits; Ed25519 as PKCS#8 v1 or v2
+//! (`BEGIN PRIVATE KEY`). [`generate`] writes Ed25519 as v1 (RFC 8410), as
+//! `openssl genpkey -algorithm ed25519` does, since OpenSSL 3.0 and Python's
+//! cryptography refuse the v2 form that ring produces.
 
 mod keys;
 mod records;

@@ -12,20 +12,22 @@ use super::keys::{SigningKey, load_key};
 use super::records::{DnsRecord, txt_record};
 use super::{Algorithm, DkimError, DkimKeyConfig, KeyProblem, KeyRef, check_dns_name};
 
-/// The header fields every signature covers, in `h=` order of preference.
-/// `From` appears twice: the second, unmatched entry signs the absence of a
-/// second `From`, so none can be added. Fields a message lacks are signed as
-/// absent too (RFC 6376 §5.4), so they cannot be added either.
+/// The header fields every signature covers, each *oversigned*: `h=` names
+/// every instance the message has, bottom up, and then each name once more.
+/// That extra, unmatched entry signs the absence of one more instance
+/// (RFC 6376 §5.4.2, §8.15), so a forger cannot add a second `Subject`, a
+/// `Reply-To` the message lacked or another `To` without breaking the
+/// signature, whether the added field goes above or below the signed one.
 pub const SIGNED_HEADERS: [&str; 9] = [
     "From",
     "To",
     "Subject",
     "Date",
     "Message-ID",
-    "MIME-Version",
+    "Reply-To",
     "Content-Type",
+    "MIME-Version",
     "Auto-Submitted",
-    "From",
 ];
 
 /// One ready key: parsed once at load, used for every message.
@@ -166,30 +168,22 @@ impl Signers {
         }
 
         // The fields to sign, in message order, and the h= list: the fields
-        // found, bottom up, then the entries of SIGNED_HEADERS not matched
-        // (signed as absent). This is what mail-auth's signer does.
-        let mut matched = [false; SIGNED_HEADERS.len()];
-        let mut selected = Vec::with_capacity(SIGNED_HEADERS.len());
-        let mut h = Vec::with_capacity(SIGNED_HEADERS.len() + 2);
+        // found, bottom up, then every name of SIGNED_HEADERS once more
+        // (signed as absent: the oversigning entries).
+        let mut selected = Vec::with_capacity(SIGNED_HEADERS.len() + 4);
+        let mut h = Vec::with_capacity(2 * SIGNED_HEADERS.len() + 4);
         for &(name, value) in &parsed.headers {
-            if let Some(pos) = SIGNED_HEADERS
+            if SIGNED_HEADERS
                 .iter()
-                .position(|s| name.eq_ignore_ascii_case(s.as_bytes()))
+                .any(|s| name.eq_ignore_ascii_case(s.as_bytes()))
             {
-                matched[pos] = true;
                 selected.push((name, value));
                 // The name matched an ASCII string, so it is ASCII.
                 h.push(String::from_utf8_lossy(name).into_owned());
             }
         }
         h.reverse();
-        h.extend(
-            SIGNED_HEADERS
-                .iter()
-                .zip(matched)
-                .filter(|(_, m)| !m)
-                .map(|(s, _)| s.to_string()),
-        );
+        h.extend(SIGNED_HEADERS.iter().map(|s| s.to_string()));
 
         // Every key uses relaxed body canonicalization and SHA-256: hash once.
         let mut buffer = Vec::with_capacity(parsed.body.len() + 2);
@@ -483,7 +477,7 @@ mod tests {
     }
 
     #[test]
-    fn signs_deterministically_with_all_headers_and_from_twice() {
+    fn signs_deterministically_with_every_header_oversigned() {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), "ed.pem", ED25519_OPENSSL_PEM.as_bytes());
         let signers =
@@ -498,10 +492,11 @@ mod tests {
         // Ed25519 signatures are deterministic (RFC 8032), so this is exact.
         let expected_header = concat!(
             "DKIM-Signature: v=1; a=ed25519-sha256; s=ed1; d=example.org; c=relaxed/relaxed;\r\n",
-            "\th=Content-Type:MIME-Version:Message-ID:Date:Subject:To:From:Auto-Submitted\r\n",
-            "\t:From; t=1764000000; bh=yZQq1c8wjBl0fZ4Wc/oraMCAG1mZJv5v/hlvyFy+t6A=; b=lJv\r\n",
-            "\tmZOF+GWCN4lm4YCVPJoTSTu/bDgZoBXyNAGW6K06webtTUw3G0f1kVGVpOXwOg5ljMhbVK9PzEg\r\n",
-            "\t9F304bBA==;\r\n",
+            "\th=Content-Type:MIME-Version:Message-ID:Date:Subject:To:From:From:To\r\n",
+            "\t:Subject:Date:Message-ID:Reply-To:Content-Type:MIME-Version:Auto-Submitted;\r\n",
+            "\tt=1764000000; bh=yZQq1c8wjBl0fZ4Wc/oraMCAG1mZJv5v/hlvyFy+t6A=; b=tOtCI6bP/L\r\n",
+            "\tzgKX0S2YccGEPhzFHvrEXOC14eDGyk/NANOTkmu7Sl/f5fP9duw16LCTEPt6CHREkAReMJXI7MA\r\n",
+            "\tA==;\r\n",
         );
         assert_eq!(
             String::from_utf8(signed.clone()).unwrap(),

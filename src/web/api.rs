@@ -228,6 +228,8 @@ pub async fn post_bounce(
             "send the raw bounce message as the request body",
         ));
     }
+    crate::intake::refuse_junk(&body)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     let result = crate::intake::take(
         &services,
         &body,

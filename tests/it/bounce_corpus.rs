@@ -9,10 +9,10 @@ use std::time::Instant;
 
 use mailgate::bounce::{BounceReport, parse};
 
-// Reached: seen 99.2%, status 96.1%, reason 85.3%, permanent 96.7% .
+// Reached: seen 99.2%, status 96.1%, reason 85.6%, permanent 96.7% .
 const FLOOR_SEEN: f64 = 0.99;
 const FLOOR_STATUS: f64 = 0.96;
-const FLOOR_REASON: f64 = 0.85;
+const FLOOR_REASON: f64 = 0.855;
 const FLOOR_PERMANENT: f64 = 0.965;
 
 #[derive(Debug)]
@@ -68,9 +68,11 @@ impl Score {
         self.total += 1;
         self.hit += usize::from(ok);
     }
+    /// Nothing scored is a failure, not a perfect score: an empty corpus or a broken
+    /// expected.tsv must not pass.
     fn rate(&self) -> f64 {
         if self.total == 0 {
-            1.0
+            0.0
         } else {
             self.hit as f64 / self.total as f64
         }
@@ -178,6 +180,7 @@ fn corpus_agreement() {
     reason.show("reason agreement");
     permanent.show("permanent/temporary agreement");
     not_bounce.show("non-bounces reported as such");
+    assert!(not_bounce.total > 0, "no non-bounce files were scored");
     assert_eq!(
         not_bounce.hit, not_bounce.total,
         "a non-bounce was reported as a bounce"

@@ -55,7 +55,12 @@ fn postfix_dsn() {
     assert!(r.bounce);
     assert_eq!(r.kind, Some(ReportKind::Dsn));
     let rc = &r.recipients[0];
-    assert_eq!(rc.address, "r@p351355.pool.example.ne.jp");
+    // Original-Recipient is the address the sender used; the alias it became is kept beside.
+    assert_eq!(rc.address, "kijitora@example.org");
+    assert_eq!(
+        rc.final_recipient.as_deref(),
+        Some("r@p351355.pool.example.ne.jp")
+    );
     assert_eq!(rc.status.as_deref(), Some("5.1.1"));
     assert_eq!(rc.reason.as_deref(), Some("mailererror"));
 }
@@ -187,4 +192,187 @@ fn a_report_with_three_recipients_keeps_each_its_own_reason() {
             ("sabineko@example.com", Some("filtered")),
         ]
     );
+}
+
+/// A report written for mailgate in a real MTA's shape (`tests/corpus/golden`).
+fn golden(name: &str) -> BounceReport {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/corpus/golden")
+        .join(name);
+    parse(&std::fs::read(p).expect("golden file"))
+}
+
+fn only(r: &BounceReport) -> &mailgate::bounce::RecipientResult {
+    let [rc] = r.recipients.as_slice() else {
+        panic!("one recipient: {r:?}")
+    };
+    rc
+}
+
+#[test]
+fn original_recipient_is_the_address_and_final_recipient_is_kept() {
+    let r = golden("o365-original-recipient.eml");
+    assert!(r.bounce);
+    assert_eq!(r.kind, Some(ReportKind::Dsn));
+    let rc = only(&r);
+    assert_eq!(rc.address, "info@clinic.example.net");
+    assert_eq!(
+        rc.final_recipient.as_deref(),
+        Some("taro.yamada@clinic.example.net")
+    );
+    assert_eq!(rc.status.as_deref(), Some("5.1.10"));
+    assert_eq!(rc.reason.as_deref(), Some("userunknown"));
+    assert!(rc.permanent);
+    let v: serde_json::Value = serde_json::from_str(&r.to_json_line("x")).unwrap();
+    assert_eq!(
+        v["recipients"][0]["final_recipient"],
+        "taro.yamada@clinic.example.net"
+    );
+}
+
+#[test]
+fn exim_delay_warning_is_a_temporary_delay() {
+    let r = golden("exim-delay-warning.eml");
+    assert!(r.bounce);
+    let rc = only(&r);
+    assert_eq!(rc.address, "hanako@example.net");
+    assert_eq!(rc.action, Action::Delayed);
+    assert_eq!(rc.status.as_deref(), Some("4.7.1"));
+    assert_eq!(rc.reply_code, Some(451));
+    assert!(!rc.permanent);
+}
+
+#[test]
+fn still_trying_notice_is_a_delay_for_the_recipient_not_the_help_desk() {
+    let r = golden("still-trying-notice.eml");
+    assert!(r.bounce, "{r:?}");
+    assert_eq!(r.kind, Some(ReportKind::Ndr));
+    let rc = only(&r);
+    assert_eq!(rc.address, "jiro@example.co.jp");
+    assert_eq!(rc.action, Action::Delayed);
+    assert_eq!(rc.status.as_deref(), Some("4.4.2"));
+    assert!(!rc.permanent);
+}
+
+#[test]
+fn gmail_plain_text_delay_is_a_delay() {
+    let r = golden("gmail-delay-text.eml");
+    assert!(r.bounce);
+    let rc = only(&r);
+    assert_eq!(rc.address, "kuro@example.org");
+    assert_eq!(rc.action, Action::Delayed);
+    assert_eq!(rc.reply_code, Some(421));
+    assert!(!rc.permanent);
+}
+
+#[test]
+fn addresses_in_explanatory_prose_are_not_recipients() {
+    let r = golden("prose-helpdesk.eml");
+    let rc = only(&r);
+    assert_eq!(rc.address, "saburo@example.ne.jp");
+    assert_eq!(rc.status.as_deref(), Some("5.2.1"));
+    assert_eq!(rc.reason.as_deref(), Some("suspend"));
+}
+
+#[test]
+fn a_mailing_lists_own_addresses_are_not_recipients() {
+    let r = golden("list-member-failure.eml");
+    let rc = only(&r);
+    assert_eq!(rc.address, "shiro@example.com");
+    assert_eq!(rc.reason.as_deref(), Some("userunknown"));
+    assert_eq!(rc.remote_mta.as_deref(), Some("mx.example.com"));
+}
+
+#[test]
+fn quoted_original_headers_give_no_recipient_of_their_own() {
+    let r = golden("quoted-original-headers.eml");
+    let rc = only(&r);
+    assert_eq!(rc.address, "goro@example.com");
+    assert_eq!(
+        rc.diagnostic.as_deref(),
+        Some("Reason: 550 5.1.1 <goro@example.com>... User unknown")
+    );
+    assert_eq!(rc.reason.as_deref(), Some("userunknown"));
+}
+
+#[test]
+fn smtp_tags_and_quotes_around_addresses_are_dropped() {
+    let r = golden("junk-around-address.eml");
+    let got: Vec<&str> = r.recipients.iter().map(|rc| rc.address.as_str()).collect();
+    assert_eq!(
+        got,
+        vec!["rokuro@notes.example.co.jp", "shichiro@notes.example.co.jp"]
+    );
+    assert!(
+        r.recipients
+            .iter()
+            .all(|rc| rc.status.as_deref() == Some("5.1.1"))
+    );
+}
+
+#[test]
+fn a_read_receipt_is_not_a_bounce() {
+    let r = golden("read-receipt.eml");
+    assert!(!r.bounce);
+    assert!(r.recipients.is_empty(), "{r:?}");
+}
+
+/// Every corpus and golden file gives the same answer with LF, CRLF and CR-alone line ends.
+#[test]
+fn line_ends_lf_crlf_and_cr_alone_give_the_same_answer() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
+    let mut checked = 0;
+    let mut seen_cr_only = 0;
+    for dir in ["sisimai/maildir/bsd", "sisimai/maildir/not", "golden"] {
+        for entry in std::fs::read_dir(root.join(dir)).expect("corpus folder") {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|x| x != "eml") {
+                continue;
+            }
+            let raw = std::fs::read(&path).unwrap();
+            let lf: Vec<u8> = String::from_utf8_lossy(&raw)
+                .replace("\r\n", "\n")
+                .into_bytes();
+            let crlf = String::from_utf8_lossy(&lf).replace('\n', "\r\n");
+            let cr = String::from_utf8_lossy(&lf).replace('\n', "\r");
+            let want = parse(&lf);
+            assert_eq!(
+                parse(crlf.as_bytes()),
+                want,
+                "CRLF copy of {}",
+                path.display()
+            );
+            let got = parse(cr.as_bytes());
+            assert_eq!(got, want, "CR-alone copy of {}", path.display());
+            checked += 1;
+            seen_cr_only += usize::from(got.bounce);
+        }
+    }
+    assert!(checked > 600, "only {checked} files checked");
+    assert!(
+        seen_cr_only > 500,
+        "only {seen_cr_only} CR-alone copies seen as bounces"
+    );
+}
+
+#[test]
+fn junk_is_not_mail_and_says_why() {
+    let cases: [(&[u8], &str); 5] = [
+        (b"", "empty"),
+        (b"\r\n\r\n  \n", "empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00\x00\x00\x01\x00\x08\x06\x00\x00\x00", "binary"),
+        (b"just some words in a file\nand another line\n", "header field"),
+        (b"{\"json\": true}\n", "header field"),
+    ];
+    for (raw, why) in cases {
+        let r = parse(raw);
+        assert!(!r.bounce);
+        assert!(r.recipients.is_empty());
+        let said = r.not_mail.unwrap_or_default();
+        assert!(said.contains(why), "{raw:?}: {said}");
+    }
+    // Real reports are mail, even one with a stray NUL byte (lhost-x2-04.eml has one).
+    for f in ["bsd/lhost-x2-04.eml", "bsd/lhost-qmail-01.eml"] {
+        assert_eq!(load(f).not_mail, None, "{f}");
+    }
 }

@@ -314,3 +314,84 @@ fn a_bounced_invitation_makes_its_flow_undeliverable_within_a_second() {
         String::from_utf8_lossy(&inst.run(&["log", "nobody-here@example.jp"]).stdout).to_string();
     assert!(log.contains("bounced"), "{log}");
 }
+
+/// Junk files: empty, binary, and text that is no mail message.
+fn junk_files(inst: &Instance) -> Vec<(std::path::PathBuf, &'static str)> {
+    let cases: [(&str, &[u8], &str); 3] = [
+        ("empty.eml", b"", "empty"),
+        (
+            "image.eml",
+            b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00\x00\x00\x01\x00\x08\x06\x00\x00",
+            "binary",
+        ),
+        (
+            "notes.eml",
+            b"call the clinic back on monday\n",
+            "header field",
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(name, bytes, why)| {
+            let p = inst.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            (p, why)
+        })
+        .collect()
+}
+
+#[test]
+fn ingest_refuses_junk_with_the_reason_and_records_nothing() {
+    let inst = Instance::new("");
+    for (file, why) in junk_files(&inst) {
+        let out = inst.run(&["bounce", "ingest", file.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{} was taken in", file.display());
+        assert!(
+            err.contains("not a mail message") && err.contains(why),
+            "{err}"
+        );
+        let parsed = inst.run(&["bounce", "parse", file.to_str().unwrap()]);
+        let said = String::from_utf8_lossy(&parsed.stdout);
+        assert!(
+            said.contains("not a bounce") && said.contains(why),
+            "{said}"
+        );
+    }
+    let json: Value =
+        serde_json::from_slice(&inst.run(&["bounces", "--format", "json"]).stdout).unwrap();
+    assert_eq!(json, serde_json::json!([]), "junk was recorded");
+}
+
+#[test]
+fn the_api_answers_422_to_junk_and_records_nothing() {
+    let inst = Instance::new("");
+    let key = inst.api_key();
+    let server = inst.serve();
+    let client = reqwest::blocking::Client::new();
+    for (file, why) in junk_files(&inst) {
+        let body = std::fs::read(&file).unwrap();
+        let res = client
+            .post(server.url("/api/v1/bounces"))
+            .bearer_auth(&key)
+            .body(body)
+            .send()
+            .unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().unwrap();
+        assert!(
+            (400..500).contains(&status),
+            "{}: {status} {text}",
+            file.display()
+        );
+        assert!(text.contains(why) || why == "empty", "{text}");
+    }
+    let list: Value = client
+        .get(server.url("/api/v1/bounces?since=1d"))
+        .bearer_auth(&key)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(list, serde_json::json!([]), "junk was recorded");
+}

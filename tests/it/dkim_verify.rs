@@ -184,7 +184,7 @@ fn both_signatures_pass_and_any_change_fails() {
         verdict.lines
     );
 
-    // A second From added after signing (From is signed twice).
+    // A second From added after signing (From is oversigned).
     let added = replace_once(
         &signed,
         b"\r\nTo: ",
@@ -256,6 +256,121 @@ fn edge_cases_of_canonicalization_verify() {
                 "headers {i}, body {j} {:?}: {:#?}",
                 String::from_utf8_lossy(body),
                 verdict.lines
+            );
+        }
+    }
+}
+
+/// OpenDKIM, the second independent verifier (`opendkim -t`, keys from `TestPublicKeys`).
+/// Returns its one-line verdict; fails (never skips) when it is not installed.
+fn opendkim_verdict(dir: &Path, message: &[u8], records: &[DnsRecord]) -> String {
+    let binary = ["/usr/sbin/opendkim", "/usr/bin/opendkim"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or_else(|| {
+            panic!("OpenDKIM is missing: run scripts/install-test-peers.sh (Debian opendkim)")
+        });
+    let keys = dir.join("opendkim-keys");
+    let lines: Vec<String> = records
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}\n",
+                r.name.trim_end_matches('.'),
+                r.strings().concat()
+            )
+        })
+        .collect();
+    std::fs::write(&keys, lines.concat()).unwrap();
+    let conf = dir.join("opendkim.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "Mode v\nTestPublicKeys {}\nSyslog no\nMinimumKeyBits 1024\n",
+            keys.display()
+        ),
+    )
+    .unwrap();
+    let path = dir.join("opendkim-message.eml");
+    std::fs::write(&path, message).unwrap();
+    let out = Command::new(binary)
+        .arg("-x")
+        .arg(&conf)
+        .arg("-t")
+        .arg(&path)
+        .output()
+        .expect("run opendkim -t");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("verification"),
+        "opendkim -t gave no verdict ({}): {text}",
+        out.status
+    );
+    text
+}
+
+/// Every header a forger would add is oversigned: one more `Subject`, `To` or `Reply-To`
+/// (above or below the signed one) fails both dkimpy and OpenDKIM, for both key types,
+/// while the message as signed passes both.
+#[test]
+fn an_added_subject_to_or_reply_to_fails_dkimpy_and_opendkim() {
+    require_verifier();
+    let dir = tempfile::tempdir().unwrap();
+    for config in dual_keys(dir.path()) {
+        let algorithm = config.algorithm;
+        let signers = Signers::load(&[config]).unwrap();
+        let records = signers.dns_records();
+        let signed = signers.sign(MESSAGE.as_bytes(), NOW).unwrap();
+        assert!(
+            verify(dir.path(), &signed, &records).success,
+            "{algorithm}: dkimpy"
+        );
+        let verdict = opendkim_verdict(dir.path(), &signed, &records);
+        assert!(verdict.contains("succeeded"), "{algorithm}: {verdict}");
+
+        let forgeries: [(&str, &[u8], &[u8]); 5] = [
+            (
+                "a second Subject above",
+                b"\r\nSubject: ",
+                b"\r\nSubject: Urgent: verify now\r\nSubject: ",
+            ),
+            (
+                "a second Subject below",
+                b"\r\nDate: ",
+                b"\r\nSubject: Urgent: verify now\r\nDate: ",
+            ),
+            (
+                "a second To",
+                b"\r\nSubject: ",
+                b"\r\nTo: victim@example.net\r\nSubject: ",
+            ),
+            (
+                "an added Reply-To",
+                b"\r\nSubject: ",
+                b"\r\nReply-To: attacker@evil.example\r\nSubject: ",
+            ),
+            (
+                "an added Reply-To at the end",
+                b"\r\n\r\n--=_mailgate_b1",
+                b"\r\nReply-To: attacker@evil.example\r\n\r\n--=_mailgate_b1",
+            ),
+        ];
+        for (what, from, to) in forgeries {
+            let forged = replace_once(&signed, from, to);
+            let dkimpy = verify(dir.path(), &forged, &records);
+            assert!(
+                !dkimpy.success,
+                "{algorithm}, {what}: dkimpy passed {:?}",
+                dkimpy.lines
+            );
+            let verdict = opendkim_verdict(dir.path(), &forged, &records);
+            assert!(
+                verdict.contains("failed") && !verdict.contains("succeeded"),
+                "{algorithm}, {what}: OpenDKIM: {verdict}"
             );
         }
     }

@@ -9,6 +9,7 @@ mod cdp;
 mod console;
 mod delivery;
 mod dkim_verify;
+mod dns_check;
 mod flow;
 mod invite_csv;
 mod journey;

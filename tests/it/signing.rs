@@ -106,15 +106,28 @@ fn mail_captured_at_the_sink_passes_both_signatures_and_fails_when_altered() {
                 .unwrap_or("")
                 .split_whitespace()
                 .collect();
-            let froms = unfolded
-                .trim_start_matches("h=")
-                .split(':')
-                .filter(|h| h.eq_ignore_ascii_case("from"))
-                .count();
-            assert_eq!(
-                froms, 2,
-                "From must be signed twice so it cannot be added: {unfolded}"
-            );
+            let lf = text.replace("\r\n", "\n");
+            let head = lf.split("\n\n").next().unwrap_or("");
+            for name in mailgate::dkim::SIGNED_HEADERS {
+                let signed = unfolded
+                    .trim_start_matches("h=")
+                    .split(':')
+                    .filter(|h| h.eq_ignore_ascii_case(name))
+                    .count();
+                let present = head
+                    .split('\n')
+                    .filter(|l| {
+                        l.len() > name.len()
+                            && l[..name.len()].eq_ignore_ascii_case(name)
+                            && l.as_bytes()[name.len()] == b':'
+                    })
+                    .count();
+                assert_eq!(
+                    signed,
+                    present + 1,
+                    "{name} must be oversigned so another cannot be added: {unfolded}"
+                );
+            }
         }
         let verdict = verify(scratch.path(), &message, &records);
         assert!(verdict.success, "{:?}", verdict.lines);
@@ -224,4 +237,87 @@ fn dns_prints_spf_dmarc_mx_and_a_ptr_reminder() {
         "{text}"
     );
     assert!(text.contains("PTR"), "{text}");
+}
+
+/// The `p=` value of a printed record line (`… IN TXT "v=DKIM1; k=…; p=…" "…"`).
+fn record_key(line: &str) -> String {
+    let joined: String = line
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .collect::<Vec<_>>()
+        .concat();
+    joined
+        .split(';')
+        .find_map(|t| t.trim().strip_prefix("p="))
+        .expect("p= in the record")
+        .to_string()
+}
+
+/// Keys from `dkim keygen` are read by OpenSSL (`openssl pkey`) and by Python's
+/// `cryptography`, and the public key they derive is the one in the printed record.
+#[test]
+fn keygen_keys_are_read_by_openssl_and_cryptography_with_the_records_public_key() {
+    use base64::Engine as _;
+    crate::support::require_python_modules("cryptography", "cryptography", "the key-format check");
+    let dir = tempfile::tempdir().unwrap();
+    for (selector, algorithm) in [("mg2026e", "ed25519"), ("mg2026r", "rsa")] {
+        let (out, path) = keygen(dir.path(), selector, algorithm);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let published = record_key(&String::from_utf8(out.stdout).unwrap());
+
+        let openssl = std::process::Command::new("openssl")
+            .args(["pkey", "-pubout", "-outform", "DER", "-in", &path])
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("openssl is missing ({e}): run scripts/install-test-peers.sh")
+            });
+        assert!(
+            openssl.status.success(),
+            "openssl pkey refused the {algorithm} key: {}",
+            String::from_utf8_lossy(&openssl.stderr)
+        );
+        // p= is the SubjectPublicKeyInfo for RSA and the raw 32 bytes for Ed25519 (RFC 8463).
+        let spki = openssl.stdout;
+        let from_openssl = if algorithm == "ed25519" {
+            &spki[spki.len() - 32..]
+        } else {
+            &spki[..]
+        };
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD.encode(from_openssl),
+            published,
+            "{algorithm}: OpenSSL's public key differs from the record's"
+        );
+
+        let script = r#"
+import base64, sys
+from cryptography.hazmat.primitives import serialization as s
+key = s.load_pem_private_key(open(sys.argv[1], "rb").read(), password=None)
+pub = key.public_key()
+if sys.argv[2] == "ed25519":
+    raw = pub.public_bytes(s.Encoding.Raw, s.PublicFormat.Raw)
+else:
+    raw = pub.public_bytes(s.Encoding.DER, s.PublicFormat.SubjectPublicKeyInfo)
+print(base64.b64encode(raw).decode())
+"#;
+        let py = std::process::Command::new(crate::support::python())
+            .args(["-c", script, &path, algorithm])
+            .output()
+            .unwrap();
+        assert!(
+            py.status.success(),
+            "cryptography refused the {algorithm} key: {}",
+            String::from_utf8_lossy(&py.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&py.stdout).trim(),
+            published,
+            "{algorithm}: cryptography's public key differs from the record's"
+        );
+    }
 }
