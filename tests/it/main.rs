@@ -10,6 +10,7 @@ mod console;
 mod delivery;
 mod dkim_verify;
 mod flow;
+mod hardening;
 mod invite_csv;
 mod journey;
 mod lint;
