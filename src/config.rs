@@ -84,6 +84,10 @@ impl std::error::Error for ConfigErrors {}
 struct RawServer {
     listen: Option<String>,
     public_url: Option<String>,
+    header_timeout: Option<String>,
+    keepalive_timeout: Option<String>,
+    body_timeout: Option<String>,
+    max_connections: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -190,6 +194,15 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Base of every link in mail: never taken from a Host header.
     pub public_url: String,
+    /// A request's head must arrive within this, counted from when the server waits
+    /// for it (a new connection, or a kept-alive one after its last response).
+    pub header_timeout: Duration,
+    /// A kept-alive connection with no request for this long is closed.
+    pub keepalive_timeout: Duration,
+    /// A request's whole body must arrive within this.
+    pub body_timeout: Duration,
+    /// Open HTTP connections at most; past it new ones get a quick 503.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -668,6 +681,10 @@ fn validate(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Config
                 .socket("listen", &listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             public_url: c.url("public_url", raw_server.public_url, "http://localhost:8080"),
+            header_timeout: c.duration("header_timeout", raw_server.header_timeout, "10s"),
+            keepalive_timeout: c.duration("keepalive_timeout", raw_server.keepalive_timeout, "15s"),
+            body_timeout: c.duration("body_timeout", raw_server.body_timeout, "30s"),
+            max_connections: c.count("max_connections", raw_server.max_connections, 1024),
         }
     };
 

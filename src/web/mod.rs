@@ -13,6 +13,7 @@ pub mod flow_api;
 pub mod headers;
 pub mod pages;
 pub mod ratelimit;
+pub mod server;
 
 use crate::services::Services;
 

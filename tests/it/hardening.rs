@@ -3,6 +3,9 @@
 //! errors that name their key, size limits on outgoing mail, reserved template
 //! variables, and a full disk. The concurrency tests print their figures.
 
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
 use reqwest::blocking::Client;
 
 use crate::support::Instance;
@@ -68,4 +71,163 @@ fn every_response_carries_the_security_headers_and_hsts_when_public_url_is_https
         !body.contains("<style") && !body.contains("style="),
         "{body}"
     );
+}
+
+/// A raw client socket and when the server closed it.
+struct Held {
+    stream: std::net::TcpStream,
+    /// "slow" (headers a byte at a time), "body" (a body a byte at a time) or "idle".
+    kind: &'static str,
+    closed_after: Option<Duration>,
+}
+
+/// Sends one keep-alive GET and reads its whole answer; the connection stays open.
+fn request_and_keep(addr: std::net::SocketAddr) -> std::net::TcpStream {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.ends_with(b"ok\n") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before answering");
+        got.extend_from_slice(&buf[..n]);
+    }
+    s
+}
+
+/// One request on a new connection: the status line and how long the answer took.
+fn status_of_new_connection(addr: std::net::SocketAddr) -> (String, Duration) {
+    let start = Instant::now();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    let text = String::from_utf8_lossy(&got);
+    (
+        text.lines().next().unwrap_or("").to_string(),
+        start.elapsed(),
+    )
+}
+
+#[test]
+fn slow_header_and_idle_http_connections_are_closed_and_the_cap_refuses_quickly() {
+    const SLOW: usize = 25;
+    const BODY: usize = 5;
+    const IDLE: usize = 20;
+    const CAP: usize = 60;
+    const IDLE_ALL: usize = CAP - SLOW - BODY;
+    let inst = Instance::new("");
+    let text = std::fs::read_to_string(&inst.config_path).unwrap().replace(
+        "public_url = \"http://localhost:9\"\n",
+        &format!(
+            "public_url = \"http://localhost:9\"\nheader_timeout = \"4s\"\n\
+             keepalive_timeout = \"2s\"\nbody_timeout = \"4s\"\nmax_connections = {CAP}\n"
+        ),
+    );
+    std::fs::write(&inst.config_path, text).unwrap();
+    let server = inst.serve();
+    let addr = server.addr;
+    let start = Instant::now();
+
+    let mut held: Vec<Held> = Vec::new();
+    for _ in 0..IDLE {
+        held.push(Held {
+            stream: request_and_keep(addr),
+            kind: "idle",
+            closed_after: None,
+        });
+    }
+    for _ in 0..SLOW {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nX-Slow: ").unwrap();
+        held.push(Held {
+            stream: s,
+            kind: "slow",
+            closed_after: None,
+        });
+    }
+    for _ in 0..BODY {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(
+            b"POST /login HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+              Content-Length: 100000\r\n\r\nname=",
+        )
+        .unwrap();
+        held.push(Held {
+            stream: s,
+            kind: "body",
+            closed_after: None,
+        });
+    }
+    // With 50 of 60 slots held, the server still answers.
+    let (during, _) = status_of_new_connection(addr);
+    assert!(during.contains(" 200 "), "healthz while held: {during:?}");
+
+    // Fill the remaining slots with idle connections; the next one is refused at once.
+    for _ in 0..CAP - SLOW - BODY - IDLE {
+        held.push(Held {
+            stream: request_and_keep(addr),
+            kind: "idle",
+            closed_after: None,
+        });
+    }
+    let (refused, refusal_time) = status_of_new_connection(addr);
+    assert!(refused.contains(" 503 "), "at the cap: {refused:?}");
+
+    // Trickle a byte every 500 ms on the slow ones (so only the header or body timeout
+    // can end them, not idleness) until the server closes every connection.
+    for h in &held {
+        h.stream.set_nonblocking(true).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last_trickle = Instant::now();
+    while held.iter().any(|h| h.closed_after.is_none()) && Instant::now() < deadline {
+        let trickle = last_trickle.elapsed() >= Duration::from_millis(500);
+        if trickle {
+            last_trickle = Instant::now();
+        }
+        for h in held.iter_mut().filter(|h| h.closed_after.is_none()) {
+            let mut buf = [0u8; 512];
+            let closed = match h.stream.read(&mut buf) {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+                Err(_) => true,
+            };
+            let closed =
+                closed || (h.kind != "idle" && trickle && h.stream.write_all(b"a").is_err());
+            if closed {
+                h.closed_after = Some(start.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let times = |kind: &str| -> Vec<Duration> {
+        held.iter()
+            .filter(|h| h.kind == kind)
+            .filter_map(|h| h.closed_after)
+            .collect()
+    };
+    let (slow_closed, body_closed, idle_closed) = (times("slow"), times("body"), times("idle"));
+    let (after, _) = status_of_new_connection(addr);
+    println!(
+        "held {SLOW} slow-header + {BODY} slow-body + {IDLE_ALL} idle connections (cap \
+         {CAP}, header and body timeout 4s, keep-alive 2s); at the cap a new one got \
+         {refused:?} in {refusal_time:?}; closed by the server: slow-header {}/{SLOW} \
+         (last at {:?}), slow-body {}/{BODY} (last at {:?}), idle {}/{IDLE_ALL} (last at \
+         {:?}); /healthz afterwards: {after:?}",
+        slow_closed.len(),
+        slow_closed.iter().max(),
+        body_closed.len(),
+        body_closed.iter().max(),
+        idle_closed.len(),
+        idle_closed.iter().max(),
+    );
+    assert_eq!(slow_closed.len(), SLOW, "slow-header connections left open");
+    assert_eq!(body_closed.len(), BODY, "slow-body connections left open");
+    assert_eq!(idle_closed.len(), IDLE_ALL, "idle connections left open");
+    assert!(after.contains(" 200 "), "healthz after: {after:?}");
 }
