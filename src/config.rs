@@ -142,7 +142,9 @@ struct RawInbound {
     listen: Option<String>,
     max_message_size: Option<u64>,
     max_connections: Option<u32>,
+    max_connections_per_address: Option<u32>,
     timeout: Option<String>,
+    session_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -272,7 +274,12 @@ pub struct InboundConfig {
     pub listen: Option<SocketAddr>,
     pub max_message_size: u64,
     pub max_connections: usize,
+    /// Sessions one client address (an IPv6 /64) may hold at once.
+    pub max_connections_per_address: usize,
+    /// Each command line (and each line of DATA) must arrive within this.
     pub timeout: Duration,
+    /// A whole session ends after this, however busy.
+    pub session_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -894,7 +901,13 @@ fn validate(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Config
             listen,
             max_message_size: raw_inbound.max_message_size.unwrap_or(10 * 1024 * 1024),
             max_connections: c.count("max_connections", raw_inbound.max_connections, 64),
-            timeout: c.duration("timeout", raw_inbound.timeout, "5m"),
+            max_connections_per_address: c.count(
+                "max_connections_per_address",
+                raw_inbound.max_connections_per_address,
+                4,
+            ),
+            timeout: c.duration("timeout", raw_inbound.timeout, "1m"),
+            session_timeout: c.duration("session_timeout", raw_inbound.session_timeout, "10m"),
         }
     };
 

@@ -231,3 +231,127 @@ fn slow_header_and_idle_http_connections_are_closed_and_the_cap_refuses_quickly(
     assert_eq!(idle_closed.len(), IDLE_ALL, "idle connections left open");
     assert!(after.contains(" 200 "), "healthz after: {after:?}");
 }
+
+/// A connection to the bounce listener from the loopback address `source`.
+async fn smtp_from(source: &str, port: u16) -> tokio::io::BufReader<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let stream = socket
+        .connect(format!("127.0.0.1:{port}").parse().unwrap())
+        .await
+        .unwrap();
+    tokio::io::BufReader::new(stream)
+}
+
+/// The next reply line, or "" when the server closed the connection.
+async fn reply_line(c: &mut tokio::io::BufReader<tokio::net::TcpStream>) -> String {
+    use tokio::io::AsyncBufReadExt;
+    let mut line = String::new();
+    tokio::time::timeout(Duration::from_secs(30), c.read_line(&mut line))
+        .await
+        .expect("no reply within 30 s")
+        .unwrap_or(0);
+    line.trim_end().to_string()
+}
+
+/// Sends a command and reads replies up to the last line of a multi-line one.
+async fn command(c: &mut tokio::io::BufReader<tokio::net::TcpStream>, text: &str) -> String {
+    use tokio::io::AsyncWriteExt;
+    c.get_mut()
+        .write_all(format!("{text}\r\n").as_bytes())
+        .await
+        .unwrap();
+    loop {
+        let line = reply_line(c).await;
+        if line.len() < 4 || line.as_bytes()[3] != b'-' {
+            return line;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_noop_trickler_cannot_starve_the_bounce_listener() {
+    use tokio::io::AsyncWriteExt;
+    let port = crate::support::free_port();
+    let inst = Instance::new(&format!(
+        "[inbound]\nlisten = \"127.0.0.1:{port}\"\nmax_connections = 8\n\
+         max_connections_per_address = 2\ntimeout = \"2s\"\nsession_timeout = \"6s\"\n"
+    ));
+    let _server = tokio::task::block_in_place(|| inst.serve());
+
+    // One address tries to take every slot: it gets its share, the rest hear 421 at once.
+    let mut attacker = Vec::new();
+    let mut refused = Vec::new();
+    for _ in 0..8 {
+        let mut c = smtp_from("127.0.0.2", port).await;
+        let banner = reply_line(&mut c).await;
+        if banner.starts_with("220") {
+            attacker.push(c);
+        } else {
+            refused.push(banner);
+        }
+    }
+    // Another client is served meanwhile.
+    let mut legit = smtp_from("127.0.0.1", port).await;
+    let legit_banner = reply_line(&mut legit).await;
+    let legit_ehlo = command(&mut legit, "EHLO mx.example.net").await;
+    let legit_quit = command(&mut legit, "QUIT").await;
+
+    // The held ones trickle NOOP a byte every 500 ms: the per-command timeout ends them.
+    let start = Instant::now();
+    let mut cut = Vec::new();
+    for mut c in attacker.drain(..) {
+        let trickle = tokio::spawn(async move {
+            for b in b"NOOP\r\n" {
+                if c.get_mut().write_all(&[*b]).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            (reply_line(&mut c).await, start.elapsed())
+        });
+        cut.push(trickle);
+    }
+    let mut trickler_replies = Vec::new();
+    for t in cut {
+        trickler_replies.push(t.await.unwrap());
+    }
+
+    // A client sending whole NOOPs every 200 ms is ended by the session limit.
+    let mut spinner = smtp_from("127.0.0.3", port).await;
+    reply_line(&mut spinner).await;
+    let spin_start = Instant::now();
+    let mut noops = 0;
+    let spinner_end = loop {
+        let r = command(&mut spinner, "NOOP").await;
+        if !r.starts_with("250") {
+            break r;
+        }
+        noops += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let spin_time = spin_start.elapsed();
+
+    println!(
+        "bounce listener (8 slots, 2 per address, command timeout 2s, session 6s): one \
+         address asked for 8 and held {} ({} refused: {:?}); another client got {legit_banner:?} \
+         / {legit_ehlo:?} / {legit_quit:?}; tricklers cut with {:?}; a NOOP spinner \
+         answered {noops} times, then {spinner_end:?} after {spin_time:?}",
+        8 - refused.len(),
+        refused.len(),
+        refused.first(),
+        trickler_replies,
+    );
+    assert_eq!(refused.len(), 6, "one address held more than its share");
+    assert!(refused.iter().all(|r| r.starts_with("421")), "{refused:?}");
+    assert!(legit_banner.starts_with("220"), "{legit_banner}");
+    assert!(legit_ehlo.starts_with("250"), "{legit_ehlo}");
+    assert!(legit_quit.starts_with("221"), "{legit_quit}");
+    for (r, _) in &trickler_replies {
+        assert!(r.starts_with("421 4.4.2") && r.contains("timeout"), "{r:?}");
+    }
+    assert!(
+        spinner_end.starts_with("421 4.4.2") && spinner_end.contains("session"),
+        "{spinner_end:?}"
+    );
+}
