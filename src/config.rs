@@ -106,6 +106,7 @@ struct RawSender {
     organization: Option<String>,
     contact: Option<String>,
     verp_secret_file: Option<String>,
+    max_message_size: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -226,6 +227,8 @@ pub struct SenderConfig {
     pub contact: String,
     /// A file holding the VERP MAC secret; when absent, one is generated in the store.
     pub verp_secret_file: Option<PathBuf>,
+    /// The largest composed message, in bytes (before its DKIM signatures).
+    pub max_message_size: u64,
 }
 
 pub use crate::dkim::{Algorithm as DkimAlgorithm, DkimKeyConfig};
@@ -817,6 +820,17 @@ fn validate(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Config
             organization,
             contact: raw_sender.contact.unwrap_or_default(),
             verp_secret_file: raw_sender.verp_secret_file.map(PathBuf::from),
+            max_message_size: match raw_sender.max_message_size {
+                Some(n) if n < 16 * 1024 => {
+                    c.problem(
+                        "max_message_size",
+                        format!("{n} bytes cannot hold a message; give at least 16384"),
+                    );
+                    1024 * 1024
+                }
+                Some(n) => n,
+                None => 1024 * 1024,
+            },
         }
     };
 

@@ -355,3 +355,125 @@ async fn a_noop_trickler_cannot_starve_the_bounce_listener() {
         "{spinner_end:?}"
     );
 }
+
+#[test]
+fn outgoing_mail_has_size_limits_and_reserved_variables_answered_naming_the_field() {
+    let inst = Instance::new("");
+    let text = std::fs::read_to_string(&inst.config_path)
+        .unwrap()
+        .replace("[sender]\n", "[sender]\nmax_message_size = 40000\n");
+    std::fs::write(&inst.config_path, text).unwrap();
+    let key = inst.api_key();
+    let server = inst.serve();
+    let client = Client::new();
+    let send = |body: serde_json::Value| {
+        let r = client
+            .post(server.url("/api/v1/messages"))
+            .bearer_auth(&key)
+            .json(&body)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        let json: serde_json::Value = r.json().unwrap();
+        (status, json["error"].as_str().unwrap_or("").to_string())
+    };
+    let notice = |name: &str, vars: serde_json::Value| {
+        serde_json::json!({"to": "taro@example.jp", "template": "notice", "locale": "en",
+                           "name": name, "vars": vars})
+    };
+    let cases = [
+        // A 5,000-character name made a 5,020-character To: line.
+        (
+            notice(
+                &"a".repeat(5_000),
+                serde_json::json!({"subject": "s", "body": "b"}),
+            ),
+            422,
+            "name",
+        ),
+        // A 10 MB request queued a 21.8 MB message.
+        (
+            notice(
+                "Taro",
+                serde_json::json!({"subject": "s", "body": "x".repeat(10_000_000)}),
+            ),
+            422,
+            "vars.body",
+        ),
+        (
+            notice(
+                "Taro",
+                serde_json::json!({"subject": "s".repeat(300), "body": "b"}),
+            ),
+            422,
+            "vars.subject",
+        ),
+        // Within every variable's limit, but the composed message is over 40,000 bytes.
+        (
+            notice(
+                "Taro",
+                serde_json::json!({"subject": "s", "body": "本".repeat(20_000)}),
+            ),
+            413,
+            "sender.max_message_size",
+        ),
+        // The footer says who sent the notice; the caller cannot change it.
+        (
+            notice(
+                "Taro",
+                serde_json::json!({"subject": "s", "body": "b", "organization": "Evil Corp"}),
+            ),
+            422,
+            "vars.organization",
+        ),
+        (
+            notice(
+                "Taro",
+                serde_json::json!({"subject": "s", "body": "b", "public_url": "https://evil.example"}),
+            ),
+            422,
+            "vars.public_url",
+        ),
+    ];
+    for (body, want_status, want_field) in cases {
+        let (status, error) = send(body);
+        assert_eq!(status, want_status, "{want_field}: {error}");
+        assert!(error.contains(want_field), "{want_field}: {error}");
+    }
+    // A flow with an overlong name is refused before anything is stored.
+    let r = client
+        .post(server.url("/api/v1/flows"))
+        .bearer_auth(&key)
+        .json(
+            &serde_json::json!({"kind": "setup", "address": "hanako@example.jp",
+                                   "name": "山".repeat(201)}),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    assert!(r.text().unwrap().contains("name"));
+    // A long name within its limit goes out folded: no header line over 78.
+    let (status, error) = send(notice(
+        &"山田 ".repeat(60),
+        serde_json::json!({"subject": "s", "body": "b"}),
+    ));
+    assert_eq!(status, 202, "{error}");
+    let outbox = inst.path().join("outbox");
+    let mut eml = None;
+    crate::support::wait_for(30, || {
+        eml = std::fs::read_dir(&outbox).ok().and_then(|d| {
+            d.filter_map(|e| e.ok())
+                .find(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                .map(|e| e.path())
+        });
+        eml.is_some()
+    });
+    let raw = std::fs::read_to_string(eml.expect("the message reached the outbox")).unwrap();
+    let head = raw.split("\r\n\r\n").next().unwrap();
+    let to: Vec<&str> = head
+        .split("\r\n")
+        .skip_while(|l| !l.starts_with("To:"))
+        .take_while(|l| l.starts_with("To:") || l.starts_with(' '))
+        .collect();
+    assert!(to.len() > 1 && to.iter().all(|l| l.len() <= 78), "{head}");
+}
