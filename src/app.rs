@@ -104,16 +104,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     };
     tracing::info!(mode = ?services.config.delivery.mode, "delivery worker started");
 
-    let mut stop = trigger.subscribe();
     let router = crate::web::router(services.clone());
-    let http = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { stop.recv().await })
-        .await
-    });
+    let limits = http_limits(&services.config.server);
+    let http = tokio::spawn(crate::web::server::run(
+        listener,
+        router,
+        limits,
+        trigger.subscribe(),
+    ));
     Ok(Running {
         http_addr,
         inbound_addr,
@@ -123,6 +121,30 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         worker,
         services,
     })
+}
+
+/// The HTTP limits of the configuration, with the open-file limit raised and the
+/// connection cap lowered, with a warning, if the descriptors would not hold it.
+fn http_limits(server: &crate::config::ServerConfig) -> crate::web::server::Limits {
+    use crate::web::server::{Limits, fitting_cap, raise_open_file_limit};
+    let mut limits = Limits::from_config(server);
+    match raise_open_file_limit() {
+        Ok(open_files) => {
+            let cap = fitting_cap(limits.max_connections, open_files);
+            if cap < limits.max_connections {
+                tracing::warn!(
+                    open_files,
+                    wanted = limits.max_connections,
+                    cap,
+                    "server.max_connections lowered to fit the open-file limit (ulimit -n)"
+                );
+            }
+            limits.max_connections = cap;
+            tracing::info!(open_files, max_connections = cap, "http connection cap");
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-file limit"),
+    }
+    limits
 }
 
 /// `mailgate serve`: start, wait for a signal, stop cleanly.

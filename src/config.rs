@@ -84,6 +84,10 @@ impl std::error::Error for ConfigErrors {}
 struct RawServer {
     listen: Option<String>,
     public_url: Option<String>,
+    header_timeout: Option<String>,
+    keepalive_timeout: Option<String>,
+    body_timeout: Option<String>,
+    max_connections: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -103,6 +107,7 @@ struct RawSender {
     contact: Option<String>,
     verp_secret_file: Option<String>,
     ip: Option<String>,
+    max_message_size: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -145,7 +150,9 @@ struct RawInbound {
     listen: Option<String>,
     max_message_size: Option<u64>,
     max_connections: Option<u32>,
+    max_connections_per_address: Option<u32>,
     timeout: Option<String>,
+    session_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -198,6 +205,15 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Base of every link in mail: never taken from a Host header.
     pub public_url: String,
+    /// A request's head must arrive within this, counted from when the server waits
+    /// for it (a new connection, or a kept-alive one after its last response).
+    pub header_timeout: Duration,
+    /// A kept-alive connection with no request for this long is closed.
+    pub keepalive_timeout: Duration,
+    /// A request's whole body must arrive within this.
+    pub body_timeout: Duration,
+    /// Open HTTP connections at most; past it new ones get a quick 503.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -222,6 +238,8 @@ pub struct SenderConfig {
     /// The address mail leaves from (`sender.ip`): what receivers check SPF and PTR
     /// against. When absent, `dns --check` resolves `hostname` instead.
     pub ip: Option<std::net::IpAddr>,
+    /// The largest composed message, in bytes (before its DKIM signatures).
+    pub max_message_size: u64,
 }
 
 /// The `[dns]` section.
@@ -326,7 +344,12 @@ pub struct InboundConfig {
     pub listen: Option<SocketAddr>,
     pub max_message_size: u64,
     pub max_connections: usize,
+    /// Sessions one client address (an IPv6 /64) may hold at once.
+    pub max_connections_per_address: usize,
+    /// Each command line (and each line of DATA) must arrive within this.
     pub timeout: Duration,
+    /// A whole session ends after this, however busy.
+    pub session_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -441,18 +464,20 @@ impl Config {
                 });
             }
         };
-        apply_env_overrides(&mut table, &sources.env, &mut problems);
+        let mut origins = Vec::new();
+        apply_env_overrides(&mut table, &sources.env, &mut problems, &mut origins);
         for o in &sources.overrides {
             match o.split_once('=') {
                 Some((key, value)) => {
-                    let path: Vec<String> = key.trim().split('.').map(str::to_string).collect();
-                    set_path(
-                        &mut table,
-                        &path,
-                        parse_override_value(value),
-                        &mut problems,
-                        key,
-                    );
+                    let key = key.trim();
+                    let path: Vec<String> = key.split('.').map(str::to_string).collect();
+                    let (value, note) = parse_override_value(value);
+                    origins.push(Origin {
+                        key: key_path(&path),
+                        source: format!("the flag --set {key}"),
+                        note,
+                    });
+                    set_path(&mut table, &path, value, &mut problems, key);
                 }
                 None => problems.push(ConfigProblem {
                     key: o.clone(),
@@ -461,6 +486,9 @@ impl Config {
             }
         }
         let config = validate(table, &mut problems);
+        for p in &mut problems {
+            name_the_override(p, &origins);
+        }
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -472,14 +500,68 @@ impl Config {
     }
 }
 
+/// Where an overridden key got its value, so that a problem with it says so.
+struct Origin {
+    /// The key as problems name it (`delivery.retry_schedule`, `dkim[0].key_file`).
+    key: String,
+    /// `the flag --set K` or `the environment variable MAILGATE__K`.
+    source: String,
+    /// Why the value was read as text, when it looked like TOML but was not.
+    note: Option<String>,
+}
+
+/// A key path as problems name it: dotted, with array indexes in brackets.
+fn key_path(path: &[String]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        if seg.parse::<usize>().is_ok() {
+            out.push_str(&format!("[{seg}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(seg);
+        }
+    }
+    out
+}
+
+/// Adds to a problem the override that set its key (or a key under it, or the
+/// section it is in), so the operator knows which of file, environment and flags to fix.
+fn name_the_override(p: &mut ConfigProblem, origins: &[Origin]) {
+    let related = |o: &&Origin| {
+        o.key == p.key
+            || o.key.starts_with(&format!("{}.", p.key))
+            || p.key.starts_with(&format!("{}.", o.key))
+    };
+    // The last override of a key is the one in force (flags come after the environment).
+    if let Some(o) = origins.iter().rev().find(related) {
+        p.message.push_str(&format!(" (set by {}", o.source));
+        if let Some(note) = &o.note {
+            p.message.push_str(&format!("; {note}"));
+        }
+        p.message.push(')');
+    }
+}
+
 /// A value given in the environment or a flag: TOML when it parses as TOML (numbers,
-/// booleans, arrays, quoted strings), else the text itself as a string.
-fn parse_override_value(v: &str) -> toml::Value {
+/// booleans, arrays, quoted strings), else the text itself as a string. When the text
+/// looks like TOML that does not parse (`[1`), the note says why it became text.
+fn parse_override_value(v: &str) -> (toml::Value, Option<String>) {
     match format!("v = {v}").parse::<toml::Table>() {
-        Ok(mut t) => t
-            .remove("v")
-            .unwrap_or_else(|| toml::Value::String(v.to_string())),
-        Err(_) => toml::Value::String(v.to_string()),
+        Ok(mut t) => (
+            t.remove("v")
+                .unwrap_or_else(|| toml::Value::String(v.to_string())),
+            None,
+        ),
+        Err(e) => {
+            let looks_like_toml = v.trim_start().starts_with(['[', '{', '"', '\'']);
+            let note = looks_like_toml.then(|| {
+                let why = e.message().lines().next().unwrap_or("").to_string();
+                format!("the value is not valid TOML ({why}), so it was read as text")
+            });
+            (toml::Value::String(v.to_string()), note)
+        }
     }
 }
 
@@ -487,6 +569,7 @@ fn apply_env_overrides(
     table: &mut toml::Table,
     env: &[(String, String)],
     problems: &mut Vec<ConfigProblem>,
+    origins: &mut Vec<Origin>,
 ) {
     let mut vars: Vec<&(String, String)> = env
         .iter()
@@ -498,7 +581,13 @@ fn apply_env_overrides(
             .split("__")
             .map(|s| s.to_ascii_lowercase())
             .collect();
-        set_path(table, &path, parse_override_value(value), problems, name);
+        let (value, note) = parse_override_value(value);
+        origins.push(Origin {
+            key: key_path(&path),
+            source: format!("the environment variable {name}"),
+            note,
+        });
+        set_path(table, &path, value, problems, name);
     }
 }
 
@@ -581,10 +670,18 @@ fn section<T: DeserializeOwned + Default>(
     match result {
         Ok(t) => t,
         Err(e) => {
-            problems.push(ConfigProblem {
-                key: prefix.to_string(),
-                message: e.to_string(),
-            });
+            // toml names the key on a last line, "in `retry_schedule`": move it into
+            // the problem's key, where every other problem has it.
+            let text = e.to_string();
+            let (message, key) = match text.trim_end().rsplit_once("\nin `") {
+                Some((m, k)) => {
+                    let k = k.trim_end_matches('`');
+                    let sep = if k.starts_with('[') { "" } else { "." };
+                    (m.trim_end().to_string(), format!("{prefix}{sep}{k}"))
+                }
+                None => (text.trim_end().to_string(), prefix.to_string()),
+            };
+            problems.push(ConfigProblem { key, message });
             T::default()
         }
     }
@@ -737,6 +834,10 @@ fn validate(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Config
                 .socket("listen", &listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             public_url: c.url("public_url", raw_server.public_url, "http://localhost:8080"),
+            header_timeout: c.duration("header_timeout", raw_server.header_timeout, "10s"),
+            keepalive_timeout: c.duration("keepalive_timeout", raw_server.keepalive_timeout, "15s"),
+            body_timeout: c.duration("body_timeout", raw_server.body_timeout, "30s"),
+            max_connections: c.count("max_connections", raw_server.max_connections, 1024),
         }
     };
 
@@ -799,6 +900,17 @@ fn validate(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Config
             contact: raw_sender.contact.unwrap_or_default(),
             verp_secret_file: raw_sender.verp_secret_file.map(PathBuf::from),
             ip,
+            max_message_size: match raw_sender.max_message_size {
+                Some(n) if n < 16 * 1024 => {
+                    c.problem(
+                        "max_message_size",
+                        format!("{n} bytes cannot hold a message; give at least 16384"),
+                    );
+                    1024 * 1024
+                }
+                Some(n) => n,
+                None => 1024 * 1024,
+            },
         }
     };
 
@@ -974,7 +1086,13 @@ fn validate(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Config
             listen,
             max_message_size: raw_inbound.max_message_size.unwrap_or(10 * 1024 * 1024),
             max_connections: c.count("max_connections", raw_inbound.max_connections, 64),
-            timeout: c.duration("timeout", raw_inbound.timeout, "5m"),
+            max_connections_per_address: c.count(
+                "max_connections_per_address",
+                raw_inbound.max_connections_per_address,
+                4,
+            ),
+            timeout: c.duration("timeout", raw_inbound.timeout, "1m"),
+            session_timeout: c.duration("session_timeout", raw_inbound.session_timeout, "10m"),
         }
     };
 
@@ -1217,6 +1335,38 @@ mod tests {
                 "{expected} missing from {k:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_override_problem_names_its_key_and_where_it_was_set() {
+        let e = load(
+            "[inbound]\nmax_connections = \"many\"\n",
+            &[("MAILGATE__FLOWS__CODE_LIFETIME", "[5m")],
+            &["delivery.retry_schedule=[1"],
+        )
+        .unwrap_err();
+        let find = |key: &str| {
+            e.problems
+                .iter()
+                .find(|p| p.key == key)
+                .unwrap_or_else(|| panic!("no problem named {key}: {e}"))
+                .message
+                .clone()
+        };
+        let flag = find("delivery.retry_schedule");
+        assert!(
+            flag.contains("the flag --set delivery.retry_schedule")
+                && flag.contains("not valid TOML"),
+            "{flag}"
+        );
+        let env = find("flows.code_lifetime");
+        assert!(
+            env.contains("the environment variable MAILGATE__FLOWS__CODE_LIFETIME"),
+            "{env}"
+        );
+        // A key set in the file names no override: the file is named above the list.
+        let file = find("inbound.max_connections");
+        assert!(!file.contains("set by"), "{file}");
     }
 
     #[test]

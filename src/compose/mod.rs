@@ -25,8 +25,142 @@ pub enum ComposeError {
     HeaderInjection { field: String },
     #[error("vars must be a JSON object of names to values")]
     VarsNotObject,
+    #[error("{field} is {length} characters long; at most {limit} are allowed")]
+    TooLong {
+        field: String,
+        length: usize,
+        limit: usize,
+    },
+    #[error(
+        "{field} cannot be given: mailgate sets it from its configuration, so that a notice \
+         always says truly who sent it"
+    )]
+    Reserved { field: String },
+    #[error(
+        "the composed message is {size} bytes; sender.max_message_size allows {limit} \
+         (shorten vars.body or other variables)"
+    )]
+    TooLarge { size: usize, limit: u64 },
     #[error("cannot build the message: {0}")]
     Build(String),
+}
+
+/// Template variables mailgate sets itself from its configuration. A caller may not
+/// give them: an API key holder could otherwise change what a notice says about who
+/// sent it (issue 15, item 11).
+pub const RESERVED: &[&str] = &["organization", "contact", "public_url"];
+
+/// The longest recipient name, in characters: a name, not a paragraph.
+pub const NAME_LIMIT: usize = 200;
+
+/// The longest value, in characters, of a variable the caller gives. A subject longer
+/// than this is not read; a body this long is a letter, not a notice.
+pub fn variable_limit(name: &str) -> usize {
+    match name {
+        "name" => NAME_LIMIT,
+        "subject" => 200,
+        "body" => 50_000,
+        _ => 2_000,
+    }
+}
+
+/// Checks the recipient name against its limit (the API checks it before a flow is
+/// stored, compose again before a message is built).
+pub fn check_name(field: &str, name: &str) -> Result<(), ComposeError> {
+    let length = name.chars().count();
+    if length > NAME_LIMIT {
+        return Err(ComposeError::TooLong {
+            field: field.to_string(),
+            length,
+            limit: NAME_LIMIT,
+        });
+    }
+    reject_line_breaks(field, name)
+}
+
+/// Refuses reserved names and values over their limit. A value that is not a string
+/// is measured as its JSON text.
+fn check_vars(vars: &Value) -> Result<(), ComposeError> {
+    let Value::Object(map) = vars else {
+        return Ok(());
+    };
+    for (k, v) in map {
+        if RESERVED.contains(&k.as_str()) {
+            return Err(ComposeError::Reserved {
+                field: format!("vars.{k}"),
+            });
+        }
+        let length = match v {
+            Value::String(t) => t.chars().count(),
+            other => other.to_string().chars().count(),
+        };
+        let limit = variable_limit(k);
+        if length > limit {
+            return Err(ComposeError::TooLong {
+                field: format!("vars.{k}"),
+                length,
+                limit,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The `To:` header line: `"Name" <address>` when the name is plain ASCII in short
+/// words, else the name as RFC 2047 encoded-words (§2: at most 75 characters each),
+/// folded between words so that no line passes 78 characters (RFC 5322 §2.1.1; never
+/// 998). mail-builder wrote a name as one encoded-word of any length, so a 5,000-
+/// character name made a 5,020-character line.
+fn to_header(name: Option<&str>, address: &str) -> String {
+    let mut tokens: Vec<String> = Vec::new();
+    if let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) {
+        let plain = name
+            .chars()
+            .all(|c| c == ' ' || (c.is_ascii_graphic() && c != '"' && c != '\\'))
+            && name.split(' ').all(|w| w.len() <= 60);
+        if plain {
+            // Folding white space may stand inside a quoted string (RFC 5322 §3.2.4).
+            tokens = name.split(' ').map(str::to_string).collect();
+            let last = tokens.len() - 1;
+            tokens[0].insert(0, '"');
+            tokens[last].push('"');
+        } else {
+            use base64::Engine;
+            let mut chunk = String::new();
+            let mut chunks = Vec::new();
+            for c in name.chars() {
+                // 45 bytes of UTF-8: 60 base64 characters, 72 with the markers.
+                if chunk.len() + c.len_utf8() > 45 {
+                    chunks.push(std::mem::take(&mut chunk));
+                }
+                chunk.push(c);
+            }
+            chunks.push(chunk);
+            tokens = chunks
+                .iter()
+                .map(|w| {
+                    let b64 = base64::engine::general_purpose::STANDARD.encode(w.as_bytes());
+                    format!("=?utf-8?B?{b64}?=")
+                })
+                .collect();
+        }
+    }
+    tokens.push(format!("<{address}>"));
+    let mut out = String::from("To:");
+    let mut line = out.len();
+    for t in tokens {
+        if line + 1 + t.len() > 78 && line > "To:".len() {
+            out.push_str("\r\n ");
+            line = 1;
+        } else {
+            out.push(' ');
+            line += 1;
+        }
+        out.push_str(&t);
+        line += t.len();
+    }
+    out.push_str("\r\n");
+    out
 }
 
 /// A composed (not yet signed) message.
@@ -59,6 +193,8 @@ pub struct ComposeSettings {
     pub contact: String,
     /// The base of every link in mail.
     pub public_url: String,
+    /// The largest composed message, in bytes (`sender.max_message_size`).
+    pub max_message_size: u64,
 }
 
 impl ComposeSettings {
@@ -71,6 +207,7 @@ impl ComposeSettings {
             organization: config.sender.organization.clone(),
             contact: config.sender.contact.clone(),
             public_url: config.server.public_url.clone(),
+            max_message_size: config.sender.max_message_size,
         }
     }
 }
@@ -84,6 +221,7 @@ pub struct Composer {
     organization: String,
     contact: String,
     public_url: String,
+    max_message_size: u64,
 }
 
 impl Composer {
@@ -96,6 +234,7 @@ impl Composer {
             organization: settings.organization,
             contact: settings.contact,
             public_url: settings.public_url,
+            max_message_size: settings.max_message_size,
         })
     }
 
@@ -144,11 +283,12 @@ impl Composer {
             locale,
             vars,
         } = draft;
+        check_vars(&vars)?;
         let vars = self.with_globals(vars)?;
         let rendered = self.templates.render(template, locale, vars)?;
         reject_line_breaks("the rendered subject", &rendered.subject)?;
         if let Some(n) = to_name {
-            reject_line_breaks("the recipient name", n)?;
+            check_name("name", n)?;
         }
         let from = match &self.from.name {
             Some(n) => mail_builder::headers::address::Address::new_address(
@@ -160,13 +300,11 @@ impl Composer {
                 self.from.address.to_string(),
             ),
         };
-        let to_header = mail_builder::headers::address::Address::new_address(
-            to_name.filter(|n| !n.trim().is_empty()).map(str::to_string),
-            to.to_string(),
-        );
-        let raw = MessageBuilder::new()
+        // The To: line is written here, folded, rather than by mail-builder (see
+        // `to_header`); the order of header fields carries no meaning (RFC 5322 §3.6).
+        let mut raw = to_header(to_name, &to.to_string()).into_bytes();
+        MessageBuilder::new()
             .from(from)
-            .to(to_header)
             .subject(rendered.subject.clone())
             .date(now_unix)
             .message_id(self.message_id_header(id))
@@ -179,8 +317,14 @@ impl Composer {
                     text_part("text/html", &rendered.html),
                 ],
             ))
-            .write_to_vec()
+            .write_to(&mut raw)
             .map_err(|e| ComposeError::Build(e.to_string()))?;
+        if raw.len() as u64 > self.max_message_size {
+            return Err(ComposeError::TooLarge {
+                size: raw.len(),
+                limit: self.max_message_size,
+            });
+        }
         Ok(Composed {
             subject: rendered.subject,
             raw,
@@ -275,5 +419,105 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(e, ComposeError::HeaderInjection { .. }), "{e}");
+    }
+
+    fn notice(c: &Composer, name: Option<&str>, vars: Value) -> Result<Composed, ComposeError> {
+        c.compose(
+            &MessageId::random(),
+            Draft {
+                to: &Address::parse("taro@example.jp").unwrap(),
+                to_name: name,
+                template: "notice",
+                locale: "ja",
+                vars,
+            },
+            0,
+        )
+    }
+
+    #[test]
+    fn a_long_name_is_encoded_in_short_words_and_folded() {
+        let c = composer();
+        for name in [
+            "山".repeat(NAME_LIMIT),
+            "Yamada ".repeat(28),
+            "x".repeat(NAME_LIMIT),
+            "O'Brien \"Bob\" 太郎".to_string(),
+        ] {
+            let m = notice(&c, Some(&name), json!({"subject": "s", "body": "b"})).unwrap();
+            let text = String::from_utf8(m.raw.clone()).unwrap();
+            let head = text.split("\r\n\r\n").next().unwrap();
+            // RFC 5322 §2.1.1: at most 998, and 78 wherever the header can be folded.
+            assert!(head.split("\r\n").all(|l| l.len() <= 78), "{head}");
+            let parsed = mail_parser::MessageParser::default().parse(&m.raw).unwrap();
+            let to = parsed.to().unwrap().first().unwrap();
+            assert_eq!(to.name(), Some(name.trim()), "{head}");
+            assert_eq!(to.address(), Some("taro@example.jp"));
+        }
+    }
+
+    #[test]
+    fn variables_over_their_limit_are_refused_naming_the_field() {
+        let c = composer();
+        let field = |e: ComposeError| match e {
+            ComposeError::TooLong { field, .. } => field,
+            other => panic!("{other}"),
+        };
+        let name = "a".repeat(5_000);
+        let e = notice(&c, Some(&name), json!({"subject": "s", "body": "b"})).unwrap_err();
+        assert_eq!(field(e), "name");
+        let e = notice(&c, None, json!({"subject": "s".repeat(201), "body": "b"})).unwrap_err();
+        assert_eq!(field(e), "vars.subject");
+        let body = "本".repeat(50_001);
+        let e = notice(&c, None, json!({"subject": "s", "body": body})).unwrap_err();
+        assert_eq!(field(e), "vars.body");
+        let e = notice(
+            &c,
+            None,
+            json!({"subject": "s", "body": "b", "x": vec![0; 1000]}),
+        )
+        .unwrap_err();
+        assert_eq!(field(e), "vars.x");
+    }
+
+    #[test]
+    fn reserved_variables_cannot_be_set_by_the_caller() {
+        let c = composer();
+        for k in RESERVED {
+            let mut vars = json!({"subject": "s", "body": "b"});
+            vars[k] = json!("Evil Corp");
+            match notice(&c, None, vars).unwrap_err() {
+                ComposeError::Reserved { field } => assert_eq!(field, format!("vars.{k}")),
+                other => panic!("{k}: {other}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_message_over_max_message_size_is_refused() {
+        let config = Config::from_toml_str(
+            "[sender]\nfrom = \"Example Clinic <no-reply@example.jp>\"\nhostname = \"mail.example.jp\"\n\
+             max_message_size = 20000\n",
+            &ConfigSources::default(),
+        )
+        .unwrap();
+        let c = Composer::new(ComposeSettings::from_config(&config)).unwrap();
+        let e = notice(
+            &c,
+            None,
+            json!({"subject": "s", "body": "本".repeat(10_000)}),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, ComposeError::TooLarge { limit: 20000, .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("sender.max_message_size"), "{e}");
+        notice(
+            &c,
+            None,
+            json!({"subject": "s", "body": "本".repeat(1_000)}),
+        )
+        .unwrap();
     }
 }

@@ -93,6 +93,9 @@ impl IntoResponse for ApiError {
 impl From<EnqueueError> for ApiError {
     fn from(e: EnqueueError) -> ApiError {
         match e {
+            EnqueueError::Invalid(crate::compose::ComposeError::TooLarge { .. }) => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+            }
             EnqueueError::Invalid(_) | EnqueueError::Locale(_) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
             }

@@ -74,6 +74,11 @@ async fn post_flow(
     let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let address = Address::parse(&req.address)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("address: {e}")))?;
+    // Checked before the flow is stored: its mail would be refused after.
+    if let Some(name) = &req.name {
+        crate::compose::check_name("name", name)
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    }
     let started = flow::start(
         &web.services,
         StartFlow {

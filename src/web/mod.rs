@@ -10,8 +10,10 @@ use axum::routing::{get, post};
 pub mod api;
 pub mod console;
 pub mod flow_api;
+pub mod headers;
 pub mod pages;
 pub mod ratelimit;
+pub mod server;
 
 use crate::services::Services;
 
@@ -30,6 +32,7 @@ pub(crate) fn cookie_value(headers: &axum::http::HeaderMap, name: &str) -> Optio
 
 /// Builds the application's router.
 pub fn router(services: Services) -> Router {
+    let public_url = services.config.server.public_url.clone();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/api/v1/messages", post(api::post_message))
@@ -48,6 +51,10 @@ pub fn router(services: Services) -> Router {
                 .merge(flow_api::router())
                 .with_state(pages::FlowWeb::new(services)),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            headers::Policy::for_public_url(&public_url),
+            headers::add,
+        ))
         .layer(axum::middleware::from_fn(crate::metrics::track))
 }
 

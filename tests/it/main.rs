@@ -11,6 +11,7 @@ mod delivery;
 mod dkim_verify;
 mod dns_check;
 mod flow;
+mod hardening;
 mod invite_csv;
 mod journey;
 mod layers;

@@ -28,6 +28,7 @@ use crate::store::StoreError;
 /// The console's routes, merged into the main router.
 pub fn routes() -> Router<Services> {
     Router::new()
+        .route("/static/console.css", get(pages::stylesheet))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/support", get(support::search))

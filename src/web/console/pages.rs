@@ -96,6 +96,26 @@ fn merge(mut base: Value, extra: Value) -> Value {
     base
 }
 
+/// The console's CSP: its own stylesheet and forms, nothing inline, no script.
+const CSP: &str = "default-src 'none'; style-src 'self'; form-action 'self'; \
+                   frame-ancestors 'none'; base-uri 'none'";
+
+/// The console's stylesheet, served at `/static/console.css` (the CSP allows no
+/// inline style, so a `<style>` block would be ignored).
+const STYLESHEET: &str = include_str!("../../../templates/console/style.css");
+
+/// `GET /static/console.css`.
+pub async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLESHEET,
+    )
+        .into_response()
+}
+
 /// An HTML response with the console's headers: nothing cached, no scripts, no framing,
 /// no referrer (a search URL holds an address).
 pub fn respond(html: String) -> Response {
@@ -103,10 +123,7 @@ pub fn respond(html: String) -> Response {
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "no-store"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-            ),
+            (header::CONTENT_SECURITY_POLICY, CSP),
             (header::REFERRER_POLICY, "no-referrer"),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             (header::X_FRAME_OPTIONS, "DENY"),
