@@ -29,7 +29,7 @@ use crate::services::Services;
 use crate::store::StoreError;
 
 pub use machine::{ButtonRefusal, CodeOutcome};
-pub use password::{HashError, Hasher, Problem};
+pub use password::{HashError, Hasher, Problem, Verdict};
 
 /// Why a flow operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -501,18 +501,32 @@ pub async fn request_link(
 }
 
 /// Checks an address's password (for the application). Unknown addresses take the same
-/// work as known ones.
+/// work as known ones. A hash made before passwords were normalised is replaced by one
+/// of the normalised form once the password is seen to match it.
 pub async fn verify_credentials(
     services: &Services,
     hasher: &Hasher,
     address: &Address,
     password: String,
 ) -> Result<bool, FlowError> {
-    let stored = services
-        .store
-        .account(&address.to_string())?
-        .map(|a| a.password_hash);
-    Ok(hasher.verify(password, stored).await?)
+    let text = address.to_string();
+    let account = services.store.account(&text)?;
+    let stored = account.as_ref().map(|a| a.password_hash.clone());
+    let verdict = hasher.verify(password.clone(), stored.clone()).await?;
+    if verdict == Verdict::Stale
+        && let Some(account) = account
+    {
+        let phc = hasher.hash(password).await?;
+        // Only if the hash is still the one checked: a password set meanwhile wins.
+        if services.store.account(&text)?.map(|a| a.password_hash) == stored {
+            services.store.put_account(&AccountRecord {
+                password_hash: phc,
+                ..account
+            })?;
+            services.store.flush().await?;
+        }
+    }
+    Ok(verdict.is_right())
 }
 
 /// A flow as the application and support see it: state, times, messages, timeline;
