@@ -11,7 +11,6 @@ pub mod api;
 pub mod console;
 pub mod flow_api;
 pub mod pages;
-pub mod ratelimit;
 
 use crate::services::Services;
 

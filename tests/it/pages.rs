@@ -62,3 +62,226 @@ fn a_password_set_decomposed_verifies_composed() {
     assert!(s.credentials_valid(to, ASCII_SPACES));
     assert!(s.credentials_valid(to, FULL_WIDTH));
 }
+
+/// Three anonymous `POST /reset` for the address, from a browser of their own, each
+/// answered as always; returns once the worker has handled them all (their mails are
+/// queued, counted by `mailgate log`).
+fn stranger_asks_reset(s: &Setup, to: &str, times: usize) {
+    let stranger = Browser::new(&s.server);
+    assert_eq!(stranger.get("/reset").status, 200);
+    let before = s.inst.log_json(to)["messages"].as_array().unwrap().len();
+    for _ in 0..times {
+        assert_eq!(stranger.post("/reset", &[("address", to)]).status, 200);
+    }
+    assert!(
+        crate::support::wait_for(30, || {
+            s.inst.log_json(to)["messages"].as_array().unwrap().len() >= before + times
+        }),
+        "the reset requests were not handled"
+    );
+}
+
+#[test]
+fn a_strangers_reset_requests_neither_end_the_persons_form_nor_spend_their_renewal() {
+    let s = Setup::start("");
+    let to = "inprogress@example.jp";
+    let (b, token) = at_password_form(&s, to, "en");
+    stranger_asks_reset(&s, to, 3);
+    // The person's open form still works, and the password is set.
+    let form = b.get(&format!("/v/{token}/password"));
+    assert_eq!(form.status, 200, "{}", form.body);
+    let set = b.post(
+        &format!("/v/{token}/password"),
+        &[("password", PASSWORD), ("password2", PASSWORD)],
+    );
+    assert_eq!(set.status, 303, "{}", set.body);
+    assert!(s.credentials_valid(to, PASSWORD));
+    // The used link offers a new one: the holder's budget is untouched by the stranger.
+    let renewed = b.post(&format!("/v/{token}/renew"), &[]);
+    assert_eq!(renewed.status, 200, "{}", renewed.body);
+}
+
+#[test]
+fn a_link_asked_for_anonymously_supersedes_the_open_one_when_it_is_used() {
+    let s = Setup::start("");
+    let to = "twolinks@example.jp";
+    s.invite(&[to, "--locale", "en"]);
+    let first = token_in(&wait_for_mail(&s.outbox(), to, "set up", 1));
+    stranger_asks_reset(&s, to, 1);
+    let second = token_in(&wait_for_mail(&s.outbox(), to, "set up", 2));
+    let b = Browser::new(&s.server);
+    // Both links work until one is used; using the new one ends the old one.
+    assert_eq!(b.get(&format!("/v/{first}")).status, 200);
+    assert_eq!(b.get(&format!("/v/{second}")).status, 200);
+    assert_eq!(b.post(&format!("/v/{second}"), &[]).status, 303);
+    let old = b.get(&format!("/v/{first}"));
+    assert_eq!(old.status, 410);
+    assert!(old.body.contains("newer link"), "{}", old.body);
+}
+
+#[test]
+fn a_scanners_press_never_makes_the_person_wait() {
+    let s = Setup::start("");
+    let to = "scannedpress@example.jp";
+    s.invite(&[to, "--locale", "en"]);
+    let token = token_in(&wait_for_mail(&s.outbox(), to, "set up", 1));
+    // A scanner that also submits forms: its own cookies, its own press.
+    let scanner = Browser::new(&s.server);
+    scanner.get(&format!("/v/{token}"));
+    assert_eq!(scanner.post(&format!("/v/{token}"), &[]).status, 303);
+    // The person's press right after is not told to wait, and their code works.
+    let b = Browser::new(&s.server);
+    b.get(&format!("/v/{token}"));
+    let pressed = b.post(&format!("/v/{token}"), &[]);
+    assert_eq!(pressed.status, 303, "{}", pressed.body);
+    let code = code_in(&wait_for_code(&s.outbox(), to, 2));
+    assert_eq!(
+        b.post(&format!("/v/{token}/code"), &[("code", &code)])
+            .status,
+        303
+    );
+    // The browser that asked is still held to the interval.
+    let again = scanner.post(&format!("/v/{token}"), &[]);
+    assert_eq!(
+        again.status, 303,
+        "a new browser-bound code for the scanner"
+    );
+    let too_soon = scanner.post(&format!("/v/{token}"), &[]);
+    assert_eq!(too_soon.status, 429, "{}", too_soon.body);
+}
+
+/// The median of some durations, in milliseconds.
+fn median_ms(d: &[std::time::Duration]) -> f64 {
+    let mut v: Vec<f64> = d.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// The Mann-Whitney z of two samples (normal approximation, ties averaged): how many
+/// standard errors apart their ranks are; |z| below 2 is within the noise.
+fn mann_whitney_z(a: &[std::time::Duration], b: &[std::time::Duration]) -> f64 {
+    let mut all: Vec<(std::time::Duration, bool)> = a
+        .iter()
+        .map(|d| (*d, true))
+        .chain(b.iter().map(|d| (*d, false)))
+        .collect();
+    all.sort_by_key(|x| x.0);
+    let mut rank_a = 0.0;
+    let mut i = 0;
+    while i < all.len() {
+        let mut j = i;
+        while j + 1 < all.len() && all[j + 1].0 == all[i].0 {
+            j += 1;
+        }
+        let rank = (i + j) as f64 / 2.0 + 1.0;
+        rank_a += rank * all[i..=j].iter().filter(|x| x.1).count() as f64;
+        i = j + 1;
+    }
+    let (n1, n2) = (a.len() as f64, b.len() as f64);
+    let u = rank_a - n1 * (n1 + 1.0) / 2.0;
+    (u - n1 * n2 / 2.0) / (n1 * n2 * (n1 + n2 + 1.0) / 12.0).sqrt()
+}
+
+/// Issue 15, item 4: `POST /reset` answers before any per-address work. 400 known
+/// addresses (each invited) and 400 unknown ones, interleaved, each from one of 40
+/// loopback source addresses (so the per-client limit is not reached); the statuses and
+/// bodies are the same, and the medians and the Mann-Whitney z are printed (no timing
+/// is asserted: the figure is for the README and the report).
+#[test]
+fn reset_answers_known_and_unknown_addresses_alike_and_prints_its_timing() {
+    const EACH: usize = 400;
+    let s = Setup::start("");
+    let csv: String = std::iter::once("address\n".to_string())
+        .chain((0..EACH).map(|i| format!("known{i}@example.jp\n")))
+        .collect();
+    let path = s.inst.path().join("known.csv");
+    std::fs::write(&path, csv).unwrap();
+    let out = s.inst.run(&["invite", "--csv", path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // One client per source address, each with its CSRF cookie from the form.
+    let url = s.server.url("/reset");
+    let clients: Vec<(reqwest::blocking::Client, String)> = (1..=40u8)
+        .map(|i| {
+            let ip = std::net::IpAddr::from([127, 0, 1, i]);
+            let c = reqwest::blocking::Client::builder()
+                .local_address(ip)
+                .build()
+                .unwrap();
+            let form = c.get(&url).send().unwrap();
+            let csrf = form
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(|v| v.strip_prefix("mg_csrf="))
+                .and_then(|v| v.split(';').next())
+                .expect("a CSRF cookie")
+                .to_string();
+            (c, csrf)
+        })
+        .collect();
+    let ask = |n: usize, address: &str| {
+        let (c, csrf) = &clients[n % clients.len()];
+        let started = std::time::Instant::now();
+        let resp = c
+            .post(&url)
+            .header("cookie", format!("mg_csrf={csrf}"))
+            .form(&[("csrf", csrf.as_str()), ("address", address)])
+            .send()
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.text().unwrap();
+        (started.elapsed(), status, body)
+    };
+    // Warm-up: connections open, pages rendered once.
+    for n in 0..clients.len() {
+        assert_eq!(ask(n, &format!("warm{n}@example.org")).1, 200);
+    }
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for i in 0..EACH {
+        // Alternate which kind goes first, so neither always follows the other.
+        let order = if i % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        for is_known in order {
+            let n = 2 * i + usize::from(is_known);
+            let address = if is_known {
+                format!("known{i}@example.jp")
+            } else {
+                format!("unknown{i}@example.jp")
+            };
+            let (took, status, body) = ask(n, &address);
+            assert_eq!(status, 200, "{body}");
+            if is_known { &mut known } else { &mut unknown }.push((took, n, body));
+        }
+    }
+    // From one client, a known and an unknown address get the same bytes.
+    let same_client: Vec<&String> = known
+        .iter()
+        .chain(unknown.iter())
+        .filter(|(_, n, _)| n % clients.len() == 0)
+        .map(|(_, _, b)| b)
+        .collect();
+    assert!(same_client.windows(2).all(|w| w[0] == w[1]));
+    let k: Vec<_> = known.iter().map(|x| x.0).collect();
+    let u: Vec<_> = unknown.iter().map(|x| x.0).collect();
+    println!(
+        "POST /reset over {EACH} requests each: known median {:.3} ms, unknown median {:.3} ms, difference {:+.3} ms, Mann-Whitney z {:+.2}",
+        median_ms(&k),
+        median_ms(&u),
+        median_ms(&k) - median_ms(&u),
+        mann_whitney_z(&k, &u)
+    );
+}

@@ -35,28 +35,46 @@ use serde_json::{Value, json};
 use crate::domain::{Address, FlowKind, FlowRecord, FlowState, now_ms};
 use crate::flow::{self, Button, CodeOutcome, FlowError, HashError, Hasher, SetPassword, machine};
 use crate::services::Services;
-use crate::web::ratelimit::RateLimit;
+use crate::store::limits::{LimitKey, Rule, Take};
 
 pub use render::{CSP, STYLESHEET};
 use render::{Html, PageName, Pages, SeeOther, title};
 
 const HOUR_MS: u64 = 3_600_000;
 
+/// `/reset` requests per client address (answered 429 past it: it says nothing about
+/// any mail address).
+pub const RESET_PER_CLIENT: Rule = Rule {
+    max: 30,
+    window_ms: HOUR_MS,
+    lock_ms: HOUR_MS,
+};
+/// `/reset` links mailed per address: past it, requests are answered as always and
+/// mail nobody (the answer must not depend on the address).
+pub const RESET_PER_ADDRESS: Rule = Rule {
+    max: 3,
+    window_ms: HOUR_MS,
+    lock_ms: HOUR_MS,
+};
+/// New links asked for from a link that no longer works, per address: the link
+/// holder's own budget, which anonymous `/reset` requests do not spend.
+pub const RENEW_PER_ADDRESS: Rule = Rule {
+    max: 3,
+    window_ms: HOUR_MS,
+    lock_ms: HOUR_MS,
+};
+/// `/reset` requests waiting for the worker; past it they are dropped (and logged).
+const RESET_BACKLOG: usize = 1024;
+
 /// The state of the flow pages and the flow API: services, the password hasher (one
-/// per process: its semaphore bounds argon2's memory), the pages, and the rate limits.
+/// per process: its semaphore bounds argon2's memory), the pages, and the queue of
+/// `/reset` requests.
 #[derive(Clone)]
 pub struct FlowWeb {
     pub services: Services,
     pub hasher: Hasher,
     pages: Arc<Pages>,
-    limits: Arc<Limits>,
-}
-
-struct Limits {
-    /// "Send me a link" requests per address (whether or not it is known).
-    by_address: RateLimit,
-    /// "Send me a link" requests per client IP.
-    by_client: RateLimit,
+    resets: Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<(Address, u64)>>>,
 }
 
 impl FlowWeb {
@@ -69,10 +87,28 @@ impl FlowWeb {
             services,
             hasher: Hasher::for_this_machine(),
             pages: Arc::new(pages),
-            limits: Arc::new(Limits {
-                by_address: RateLimit::new(3, HOUR_MS),
-                by_client: RateLimit::new(30, HOUR_MS),
-            }),
+            resets: Arc::new(std::sync::OnceLock::new()),
+        }
+    }
+
+    /// Hands a `/reset` request to the one worker that does every per-address step
+    /// (the address's limit, the lookup, the mail), started on first use. The page
+    /// answers without waiting, so its timing is the same for known and unknown
+    /// addresses; one worker, taking requests in turn, also keeps a burst of them from
+    /// taking the server's cores.
+    fn queue_reset(&self, address: Address, now: u64) {
+        let tx = self.resets.get_or_init(|| {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<(Address, u64)>(RESET_BACKLOG);
+            let services = self.services.clone();
+            tokio::spawn(async move {
+                while let Some((address, now)) = rx.recv().await {
+                    reset_in_background(&services, address, now).await;
+                }
+            });
+            tx
+        });
+        if tx.try_send((address, now)).is_err() {
+            tracing::warn!("too many password-reset requests waiting; one was dropped");
         }
     }
 
@@ -456,7 +492,8 @@ async fn button(
         Ok(f) => f,
         Err(page) => return page,
     };
-    match flow::press_button(&web.services, &flow.id, now).await {
+    let held = cookies::get(&headers, cookies::BIND);
+    match flow::press_button(&web.services, &flow.id, held.as_deref(), now).await {
         Ok(Button::Mailed { binding }) => {
             let max_age = web.services.config.flows.link_lifetime.as_secs();
             let mut set = ctx.cookies.clone();
@@ -680,10 +717,19 @@ async fn renew(
     if machine::effective_state(&flow, now).is_open() {
         return see_other(format!("/v/{token}"), ctx.cookies);
     }
-    if !web.limits.by_address.allow(&flow.address.to_string(), now) {
-        return web
-            .message(&ctx, StatusCode::TOO_MANY_REQUESTS, "rate_limited")
-            .into_response();
+    let budget = LimitKey::new("renew-address", &[&flow.address.to_string().to_lowercase()]);
+    match web
+        .services
+        .store
+        .limit_take(&budget, RENEW_PER_ADDRESS, now)
+    {
+        Ok(Take::Allowed { .. }) => {}
+        Ok(Take::Refused { .. }) => {
+            return web
+                .message(&ctx, StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+                .into_response();
+        }
+        Err(e) => return web.internal(&ctx, &FlowError::Store(e)),
     }
     match flow::renew(&web.services, &flow, now).await {
         Ok(_) => {
@@ -743,22 +789,56 @@ async fn reset_submit(
             )
             .into_response();
     };
-    let key = address.to_string().to_lowercase();
-    if !web.limits.by_client.allow(&ip, now) || !web.limits.by_address.allow(&key, now) {
-        return web
-            .message(&ctx, StatusCode::TOO_MANY_REQUESTS, "rate_limited")
-            .into_response();
-    }
-    let services = web.services.clone();
-    tokio::spawn(async move {
-        if let Err(e) = flow::request_link(&services, address, now).await {
-            tracing::error!(error = %e, "cannot start a requested flow");
+    let client = LimitKey::new("reset-client", &[&ip]);
+    match web
+        .services
+        .store
+        .limit_take(&client, RESET_PER_CLIENT, now)
+    {
+        Ok(Take::Allowed { .. }) => {}
+        Ok(Take::Refused { .. }) => {
+            return web
+                .message(&ctx, StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+                .into_response();
         }
-    });
+        Err(e) => return web.internal(&ctx, &FlowError::Store(e)),
+    }
+    web.queue_reset(address, now);
     let vars = json!({
         "reset": true,
         "lifetime": flow::mail::span(&ctx.lang, web.services.config.flows.link_lifetime),
     });
     web.page(&ctx, StatusCode::OK, PageName::Sent, "sent", vars)
         .into_response()
+}
+
+/// The per-address part of `POST /reset`, after the answer: the address's limit, then a
+/// new link if the address is known. Forgets expired limit windows once an hour, so
+/// strangers' addresses do not grow the store.
+async fn reset_in_background(services: &Services, address: Address, now: u64) {
+    static PRUNED_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let key = LimitKey::new("reset-address", &[&address.to_string().to_lowercase()]);
+    match services.store.limit_take(&key, RESET_PER_ADDRESS, now) {
+        Ok(Take::Allowed { .. }) => {
+            if let Err(e) = flow::request_link(services, address, now).await {
+                tracing::error!(error = %e, "cannot start a requested flow");
+            }
+        }
+        Ok(Take::Refused { .. }) => {}
+        Err(e) => tracing::error!(error = %e, "cannot count a password-reset request"),
+    }
+    let last = PRUNED_MS.load(std::sync::atomic::Ordering::Relaxed);
+    if now.saturating_sub(last) >= HOUR_MS
+        && PRUNED_MS
+            .compare_exchange(
+                last,
+                now,
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+            )
+            .is_ok()
+        && let Err(e) = services.store.limit_prune(HOUR_MS, now)
+    {
+        tracing::warn!(error = %e, "cannot forget old rate-limit windows");
+    }
 }
