@@ -285,3 +285,219 @@ fn reset_answers_known_and_unknown_addresses_alike_and_prints_its_timing() {
         mann_whitney_z(&k, &u)
     );
 }
+
+/// A page's visible text: tags dropped, and the language switch's link to the other
+/// language (named in that language, marked with its `lang`) left out.
+fn visible_text(body: &str) -> String {
+    let switch = regex::Regex::new(r#"<a [^>]*\blang="(ja|en)"[^>]*>[^<]*</a>"#).unwrap();
+    let tags = regex::Regex::new(r"<[^>]*>").unwrap();
+    tags.replace_all(&switch.replace_all(body, ""), " ")
+        .into_owned()
+}
+
+/// An English page: no Japanese text, and times in UTC (the `timezone_en`).
+fn all_english(what: &str, body: &str) {
+    let text = visible_text(body);
+    let japanese =
+        regex::Regex::new(r"[\p{Hiragana}\p{Katakana}\p{Han}\u{3000}-\u{303f}\u{ff00}-\u{ffef}]")
+            .unwrap();
+    assert!(
+        !japanese.is_match(&text),
+        "{what}: Japanese on an English page:\n{text}"
+    );
+    assert!(body.contains("<html lang=\"en\">"), "{what}");
+    assert!(!text.contains("日本時間"), "{what}");
+}
+
+/// A Japanese page: no English sentences, and times in Japan time (`timezone_ja`).
+fn all_japanese(what: &str, body: &str) {
+    let text = visible_text(body);
+    let english = regex::Regex::new(
+        r"(?i)\b(the|your|this|link|code|password|works|until|press|UTC|January|February|March|April|May|June|July|August|September|October|November|December)\b",
+    )
+    .unwrap();
+    assert!(
+        english.find(&text).is_none(),
+        "{what}: English on a Japanese page ({:?}):\n{text}",
+        english.find(&text).map(|m| m.as_str())
+    );
+    assert!(body.contains("<html lang=\"ja\">"), "{what}");
+}
+
+/// A page that shows a time shows it in the page's zone, with the zone named.
+fn time_in(lang: &str, what: &str, body: &str) {
+    let text = visible_text(body);
+    if lang == "ja" {
+        assert!(
+            text.contains("（日本時間）"),
+            "{what}: no Japan time:\n{text}"
+        );
+    } else {
+        assert!(
+            regex::Regex::new(r"\d{1,2} [A-Z][a-z]+ \d{4}, \d{2}:\d{2} UTC")
+                .unwrap()
+                .is_match(&text),
+            "{what}: no UTC time:\n{text}"
+        );
+    }
+}
+
+/// Walks a flow of locale `flow_lang` with its pages switched to `page_lang`, checking
+/// every page for one language and one clock.
+fn walk_switched(flow_lang: &str, page_lang: &str) {
+    let s = Setup::start("");
+    let to = format!("switch-{flow_lang}@example.jp");
+    s.invite(&[&to, "--locale", flow_lang]);
+    let token = token_in(&wait_for_mail(&s.outbox(), &to, "", 1));
+    let one_language = |what: &str, body: &str| {
+        if page_lang == "ja" {
+            all_japanese(what, body)
+        } else {
+            all_english(what, body)
+        }
+    };
+    let b = Browser::new(&s.server);
+    let landing = b.get(&format!("/v/{token}?lang={page_lang}"));
+    assert_eq!(landing.status, 200);
+    // The switch is kept for this link's pages only, not site-wide for a year.
+    let cookie = landing
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("mg_lang="))
+        .expect("the switch sets a cookie")
+        .to_string();
+    assert!(cookie.contains(&format!("Path=/v/{token};")), "{cookie}");
+    assert!(!cookie.contains("Max-Age=31536000"), "{cookie}");
+    one_language("landing", &landing.body);
+    time_in(page_lang, "landing", &landing.body);
+    assert_eq!(b.post(&format!("/v/{token}"), &[]).status, 303);
+    let code_page = b.get(&format!("/v/{token}/code"));
+    one_language("code", &code_page.body);
+    time_in(page_lang, "code", &code_page.body);
+    let code = code_in(&wait_for_code(&s.outbox(), &to, 1));
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let wrong_page = b.post(&format!("/v/{token}/code"), &[("code", wrong)]);
+    assert_eq!(wrong_page.status, 422);
+    one_language("wrong code", &wrong_page.body);
+    assert_eq!(
+        b.post(&format!("/v/{token}/code"), &[("code", &code)])
+            .status,
+        303
+    );
+    let form = b.get(&format!("/v/{token}/password"));
+    one_language("password", &form.body);
+    let weak = b.post(
+        &format!("/v/{token}/password"),
+        &[("password", "short"), ("password2", "short")],
+    );
+    one_language("weak password", &weak.body);
+    let set = b.post(
+        &format!("/v/{token}/password"),
+        &[("password", PASSWORD), ("password2", PASSWORD)],
+    );
+    assert_eq!(set.status, 303);
+    let done = b.get(&format!("/v/{token}/done"));
+    one_language("done", &done.body);
+    let used = b.get(&format!("/v/{token}"));
+    assert_eq!(used.status, 410);
+    one_language("used", &used.body);
+    // Mail stays in the flow's language, its times in that language's zone.
+    let mail = wait_for_code(&s.outbox(), &to, 1);
+    if flow_lang == "ja" {
+        assert!(mail.text.contains("日本時間") && !mail.text.contains("UTC"));
+    } else {
+        assert!(mail.text.contains("UTC") && !mail.text.contains("日本時間"));
+    }
+}
+
+#[test]
+fn a_japanese_flow_viewed_in_english_is_english_throughout_with_utc_times() {
+    walk_switched("ja", "en");
+}
+
+#[test]
+fn an_english_flow_viewed_in_japanese_is_japanese_throughout_with_japan_times() {
+    walk_switched("en", "ja");
+}
+
+#[test]
+fn reset_answers_in_the_browsers_language() {
+    let s = Setup::start("");
+    let ask = |accept: &str| {
+        reqwest::blocking::Client::new()
+            .get(s.server.url("/reset"))
+            .header("accept-language", accept)
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    all_english("en-US", &ask("en-US,en;q=0.9"));
+    all_japanese("ja", &ask("ja-JP,ja;q=0.9,en;q=0.5"));
+    all_english("en preferred", &ask("fr-FR, en;q=0.8, ja;q=0.3"));
+    // No language of ours: the configured default (ja).
+    all_japanese("de", &ask("de-DE"));
+}
+
+#[test]
+fn a_code_asked_for_near_the_links_end_ends_with_it_and_the_page_says_what_to_do() {
+    let s = Setup::start("[flows]\nlink_lifetime = \"3s\"\n");
+    let to = "nearend@example.jp";
+    s.invite(&[to, "--locale", "ja"]);
+    let token = token_in(&wait_for_mail(&s.outbox(), to, "", 1));
+    let b = Browser::new(&s.server);
+    b.get(&format!("/v/{token}"));
+    assert_eq!(b.post(&format!("/v/{token}"), &[]).status, 303);
+    let mail = wait_for_code(&s.outbox(), to, 1);
+    // The code mail states the link's end, not the code's own 10 minutes.
+    assert!(
+        mail.text.contains("リンクの有効期限と同じです"),
+        "{}",
+        mail.text
+    );
+    assert!(!mail.text.contains("10分"), "{}", mail.text);
+    let code = code_in(&mail);
+    assert!(crate::support::wait_for(10, || {
+        b.get(&format!("/v/{token}/code")).status == 410
+    }));
+    // The right code after the link's end: the page says the code ended with the link
+    // and offers the one step, a new link.
+    let late = b.post(&format!("/v/{token}/code"), &[("code", &code)]);
+    assert_eq!(late.status, 410, "{}", late.body);
+    assert!(
+        late.body.contains("確認コードも、リンクと同時に"),
+        "{}",
+        late.body
+    );
+    assert!(late.body.contains(&format!("action=\"/v/{token}/renew\"")));
+    let en = b.get(&format!("/v/{token}/code?lang=en"));
+    assert!(
+        en.body.contains("the code we mailed ended with it"),
+        "{}",
+        en.body
+    );
+    all_english("expired", &en.body);
+    time_in("en", "expired", &en.body);
+    assert_eq!(b.post(&format!("/v/{token}/renew"), &[]).status, 200);
+}
+
+#[test]
+fn without_app_url_the_done_page_says_the_page_can_be_closed() {
+    let s = Setup::start("");
+    let to = "noapp@example.jp";
+    let (b, token) = at_password_form(&s, to, "ja");
+    let set = b.post(
+        &format!("/v/{token}/password"),
+        &[("password", PASSWORD), ("password2", PASSWORD)],
+    );
+    assert_eq!(set.status, 303);
+    let done = b.get(&format!("/v/{token}/done"));
+    assert!(
+        done.body.contains("このページは閉じてかまいません"),
+        "{}",
+        done.body
+    );
+    assert!(!done.body.contains("ログイン画面へ進む"), "{}", done.body);
+}

@@ -158,6 +158,36 @@ struct LangQuery {
     lang: Option<String>,
 }
 
+/// Where a language switch is remembered: a cookie path, and for how long (`None`:
+/// the browser session).
+struct LangScope {
+    path: String,
+    max_age_s: Option<u64>,
+}
+
+/// The first of `ja` and `en` in the browser's `Accept-Language`, by weight.
+fn accepted_language(headers: &HeaderMap) -> Option<&'static str> {
+    let value = headers.get(header::ACCEPT_LANGUAGE)?.to_str().ok()?;
+    let mut best: Option<(f32, &'static str)> = None;
+    for item in value.split(',') {
+        let mut parts = item.trim().split(';');
+        let tag = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .find_map(|p| p.trim().strip_prefix("q="))
+            .and_then(|q| q.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let lang = match tag.split('-').next() {
+            Some("ja") => "ja",
+            Some("en") => "en",
+            _ => continue,
+        };
+        if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+            best = Some((q, lang));
+        }
+    }
+    best.map(|(_, l)| l)
+}
+
 /// What every page of one request shares: language, CSRF value, cookies to set.
 struct Ctx {
     lang: String,
@@ -166,24 +196,43 @@ struct Ctx {
 }
 
 impl FlowWeb {
-    /// Looks the token's flow up once, and builds the page context with the flow's
-    /// language as the fallback.
+    /// Looks the token's flow up once, and builds the page context: the language this
+    /// browser chose for this flow, else the flow's own.
     fn token_ctx(&self, headers: &HeaderMap, q: &LangQuery, token: &str) -> (Ctx, Found) {
         let found = flow::find(&self.services, token);
         let fallback = match &found {
             Ok(Some(f)) => f.locale.clone(),
             _ => self.services.config.flows.default_locale.clone(),
         };
-        (self.ctx(headers, q, &fallback), found)
+        // The switch is remembered for this link only (its pages share the path), for
+        // as long as a link lives: another link, or /reset, starts from its own default.
+        let scope = LangScope {
+            path: format!("/v/{token}"),
+            max_age_s: Some(self.services.config.flows.link_lifetime.as_secs()),
+        };
+        (self.ctx(headers, q, &fallback, &scope), found)
     }
 
-    fn ctx(&self, headers: &HeaderMap, q: &LangQuery, fallback: &str) -> Ctx {
+    /// The context of `/reset`: the browser's `Accept-Language`, else the default; a
+    /// switch lasts for the browser session, on `/reset` only.
+    fn reset_ctx(&self, headers: &HeaderMap, q: &LangQuery) -> Ctx {
+        let fallback = accepted_language(headers)
+            .unwrap_or(&self.services.config.flows.default_locale)
+            .to_string();
+        let scope = LangScope {
+            path: "/reset".into(),
+            max_age_s: None,
+        };
+        self.ctx(headers, q, &fallback, &scope)
+    }
+
+    fn ctx(&self, headers: &HeaderMap, q: &LangQuery, fallback: &str, scope: &LangScope) -> Ctx {
         let secure = self.secure();
         let mut set = Vec::new();
         let chosen = q.lang.as_deref().filter(|l| matches!(*l, "ja" | "en"));
         let lang = match chosen {
             Some(l) => {
-                set.push(cookies::set(cookies::LANG, l, secure, 365 * 86_400));
+                set.push(cookies::set_lang(l, &scope.path, secure, scope.max_age_s));
                 l.to_string()
             }
             None => cookies::get(headers, cookies::LANG)
@@ -237,8 +286,10 @@ impl FlowWeb {
             .into_response()
     }
 
-    fn local(&self, flow: &FlowRecord, ms: u64) -> String {
-        flow::mail::local_time(&self.services.config, &flow.locale, ms)
+    /// A moment in the page's language and that language's zone (never the flow's:
+    /// one page, one language, one clock).
+    fn local(&self, ctx: &Ctx, ms: u64) -> String {
+        flow::mail::local_time(&self.services.config, &ctx.lang, ms)
     }
 
     /// The page of a link that cannot be used (or does not exist).
@@ -263,7 +314,10 @@ impl FlowWeb {
         let mut vars = json!({
             "token": token,
             "can_renew": true,
-            "expires_local": self.local(flow, flow.expires_ms),
+            "expires_local": self.local(ctx, flow.expires_ms),
+            // A code the person may be about to type ended with the link: the page
+            // says so beside its one button.
+            "had_code": flow.code.as_ref().is_some_and(|c| !c.used),
             "reason": flow.undeliverable_reason.clone().unwrap_or_default(),
         });
         vars[key] = Value::Bool(true);
@@ -282,7 +336,7 @@ impl FlowWeb {
             "token": token,
             "setup": flow.kind == FlowKind::Setup,
             "address": flow.address.to_string(),
-            "expires_local": self.local(flow, flow.expires_ms),
+            "expires_local": self.local(ctx, flow.expires_ms),
             "has_code": flow.code.as_ref().is_some_and(|c| !c.used),
         });
         merge(&mut vars, extra);
@@ -305,7 +359,7 @@ impl FlowWeb {
         let mut vars = json!({
             "token": token,
             "address": flow.address.to_string(),
-            "code_expires_local": flow.code.as_ref().map(|c| self.local(flow, c.expires_ms)).unwrap_or_default(),
+            "code_expires_local": flow.code.as_ref().map(|c| self.local(ctx, c.expires_ms)).unwrap_or_default(),
         });
         merge(&mut vars, extra);
         self.page(ctx, status, PageName::Code, "code", vars)
@@ -751,11 +805,7 @@ async fn reset_form(
     Query(q): Query<LangQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let ctx = web.ctx(
-        &headers,
-        &q,
-        &web.services.config.flows.default_locale.clone(),
-    );
+    let ctx = web.reset_ctx(&headers, &q);
     web.page(&ctx, StatusCode::OK, PageName::Reset, "request", json!({}))
         .into_response()
 }
@@ -769,11 +819,7 @@ async fn reset_submit(
     body: Result<Form<ResetForm>, FormRejection>,
 ) -> Response {
     let now = now_ms();
-    let ctx = web.ctx(
-        &headers,
-        &LangQuery::default(),
-        &web.services.config.flows.default_locale.clone(),
-    );
+    let ctx = web.reset_ctx(&headers, &LangQuery::default());
     let f = match form(&web, &ctx, &headers, body, |f| &f.csrf) {
         Ok(f) => f,
         Err(page) => return page,
