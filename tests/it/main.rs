@@ -13,6 +13,7 @@ mod flow;
 mod invite_csv;
 mod journey;
 mod lint;
+mod newcomer;
 mod pages;
 mod serve;
 mod signing;
