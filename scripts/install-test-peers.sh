@@ -2,7 +2,8 @@
 # Installs the real peers the tests talk to, only where they are missing:
 #   smtp-sink / smtp-source (Debian postfix, "No configuration"), spamassassin,
 #   chromium (with a Japanese font), the Python DKIM verifier (dkimpy + PyNaCl for Ed25519),
-#   and an SMTP server that offers STARTTLS (aiosmtpd, with trustme for its certificate).
+#   an SMTP server that offers STARTTLS (aiosmtpd, with trustme for its certificate),
+#   and axe-core (npm, into target/test-peers/) for the accessibility test.
 # Non-interactive, idempotent, and quick when everything is already present.
 set -euo pipefail
 
@@ -12,6 +13,7 @@ command -v spamassassin >/dev/null 2>&1 || need_apt+=(spamassassin)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 # Japanese glyphs, so the browser test's screenshots of the ja pages are readable.
 fc-list :lang=ja 2>/dev/null | grep -q . || need_apt+=(fonts-ipafont-gothic)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-test-peers: installing Debian packages: ${need_apt[*]}"
@@ -29,6 +31,17 @@ if ! "$PY" -c 'import dkim, nacl, aiosmtpd, trustme' >/dev/null 2>&1; then
   echo "install-test-peers: installing Python modules dkimpy, PyNaCl, aiosmtpd, trustme for $PY"
   "$PY" -m pip install -q dkimpy pynacl aiosmtpd trustme
 fi
+
+# axe-core, pinned, where tests/it/a11y.rs reads it (target/ is not in git).
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+AXE_VERSION="4.14.1"
+AXE_DIR="$ROOT/target/test-peers"
+if ! grep -qs "\"version\": \"$AXE_VERSION\"" "$AXE_DIR/node_modules/axe-core/package.json"; then
+  echo "install-test-peers: installing axe-core $AXE_VERSION (npm) into $AXE_DIR"
+  mkdir -p "$AXE_DIR"
+  npm install --prefix "$AXE_DIR" --no-audit --no-fund --silent "axe-core@$AXE_VERSION"
+fi
+echo "install-test-peers: axe-core -> $AXE_DIR/node_modules/axe-core/axe.min.js"
 
 # Say where each peer is, so a failing run shows what was found.
 for tool in smtp-sink smtp-source spamassassin chromium; do

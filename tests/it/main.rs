@@ -1,6 +1,7 @@
 //! One integration-test binary (as ripgrep does): every test here starts the real
 //! `mailgate` binary or talks to real peers, on free ports with temporary stores.
 
+mod a11y;
 mod bounce_corpus;
 mod bounce_golden;
 mod bounces;
