@@ -8,6 +8,10 @@
 //! (`enqueue`, with the flow's id, and a lifetime equal to what the mail carries: a link
 //! mail lives as long as its link, a code mail as long as its code).
 //!
+//! A new flow supersedes the address's open one at once, except a link asked for at
+//! `/reset` ([`Supersede::WhenUsed`]): a stranger can ask for one, so it takes over only
+//! when its button is pressed, and the person's open form keeps working meanwhile.
+//!
 //! Secrets ([`secret`]) are never stored, logged, or put in an event: only digests.
 //! Passwords ([`password`]) are checked and hashed off the async threads.
 

@@ -7,7 +7,12 @@
 //! `GET|POST /reset` asks for one by address.
 //!
 //! A GET changes nothing but a "link visited" note (mail scanners fetch every link).
-//! Every POST carries a CSRF token. Every page sends the security headers of
+//! Every POST carries a CSRF token. Each page view has one language (the switch is kept
+//! for that link in that browser; `/reset` starts from `Accept-Language`) and shows
+//! times in that language's zone. Limits use the store's atomic limiter: `/reset`
+//! counts the client before it answers and leaves every per-address step to one
+//! background worker, so known and unknown addresses answer alike; a link's holder
+//! renews from a budget of its own. Every page sends the security headers of
 //! `render`. Redirects go to fixed paths on this server; links in mail come from
 //! `server.public_url`. Nothing here logs a token, a code or a password.
 
