@@ -501,3 +501,27 @@ fn without_app_url_the_done_page_says_the_page_can_be_closed() {
     );
     assert!(!done.body.contains("ログイン画面へ進む"), "{}", done.body);
 }
+
+#[test]
+fn the_language_switch_on_a_renewal_answer_leads_to_the_link_in_that_language() {
+    let s = Setup::start("");
+    let to = "renewswitch@example.jp";
+    let (b, token) = at_password_form(&s, to, "ja");
+    let set = b.post(
+        &format!("/v/{token}/password"),
+        &[("password", PASSWORD), ("password2", PASSWORD)],
+    );
+    assert_eq!(set.status, 303);
+    let renewed = b.post(&format!("/v/{token}/renew"), &[]);
+    assert_eq!(renewed.status, 200);
+    assert!(
+        renewed.body.contains("href=\"?lang=en\""),
+        "{}",
+        renewed.body
+    );
+    // The switch's link, relative to the renewal's address.
+    let switched = b.get(&format!("/v/{token}/renew?lang=en"));
+    assert_eq!(switched.status, 303, "{}", switched.body);
+    let page = b.get(&switched.location());
+    all_english("used link after the switch", &page.body);
+}

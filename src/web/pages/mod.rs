@@ -33,7 +33,7 @@ use axum::extract::{Form, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -137,7 +137,7 @@ pub fn router() -> Router<FlowWeb> {
             get(password_form).post(password_submit),
         )
         .route("/v/{token}/done", get(done))
-        .route("/v/{token}/renew", post(renew))
+        .route("/v/{token}/renew", get(renew_switch).post(renew))
         .route("/reset", get(reset_form).post(reset_submit))
 }
 
@@ -802,6 +802,17 @@ async fn renew(
         }
         Err(e) => web.internal(&ctx, &e),
     }
+}
+
+/// `GET /v/{token}/renew`: only reached by the language switch on the page a renewal
+/// answered; the link's page in the language chosen (the switch is kept for the link).
+async fn renew_switch(Path(token): Path<String>, Query(q): Query<LangQuery>) -> Response {
+    let lang = q.lang.filter(|l| matches!(l.as_str(), "ja" | "en"));
+    let path = match lang {
+        Some(l) => format!("/v/{token}?lang={l}"),
+        None => format!("/v/{token}"),
+    };
+    see_other(path, Vec::new())
 }
 
 /// `GET /reset`: the form asking for an address.
