@@ -443,7 +443,8 @@ fn reset_answers_in_the_browsers_language() {
 
 #[test]
 fn a_code_asked_for_near_the_links_end_ends_with_it_and_the_page_says_what_to_do() {
-    let s = Setup::start("[flows]\nlink_lifetime = \"3s\"\n");
+    // Long enough to press the button under a loaded test run, short enough to wait for.
+    let s = Setup::start("[flows]\nlink_lifetime = \"6s\"\n");
     let to = "nearend@example.jp";
     s.invite(&[to, "--locale", "ja"]);
     let token = token_in(&wait_for_mail(&s.outbox(), to, "", 1));
@@ -459,7 +460,7 @@ fn a_code_asked_for_near_the_links_end_ends_with_it_and_the_page_says_what_to_do
     );
     assert!(!mail.text.contains("10分"), "{}", mail.text);
     let code = code_in(&mail);
-    assert!(crate::support::wait_for(10, || {
+    assert!(crate::support::wait_for(20, || {
         b.get(&format!("/v/{token}/code")).status == 410
     }));
     // The right code after the link's end: the page says the code ended with the link
