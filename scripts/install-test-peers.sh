@@ -4,8 +4,9 @@
 #   chromium (with a Japanese font), the Python DKIM verifier (dkimpy + PyNaCl for Ed25519),
 #   an SMTP server that offers STARTTLS (aiosmtpd, with trustme for its certificate), a second
 #   DKIM verifier (opendkim and opendkim-tools, run as `opendkim -t`), openssl and Python's
-#   cryptography (they must read the keys `mailgate dkim keygen` writes), and dnslib (the
-#   local DNS server of the `dns --check` tests).
+#   cryptography (they must read the keys `mailgate dkim keygen` writes), dnslib (the
+#   local DNS server of the `dns --check` tests), and axe-core (npm, into
+#   target/test-peers/) for the accessibility test.
 # Non-interactive, idempotent, and quick when everything is already present.
 set -euo pipefail
 
@@ -18,6 +19,7 @@ fc-list :lang=ja 2>/dev/null | grep -q . || need_apt+=(fonts-ipafont-gothic)
 { command -v opendkim >/dev/null 2>&1 || [ -x /usr/sbin/opendkim ]; } || need_apt+=(opendkim)
 command -v opendkim-testkey >/dev/null 2>&1 || need_apt+=(opendkim-tools)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-test-peers: installing Debian packages: ${need_apt[*]}"
@@ -35,6 +37,17 @@ if ! "$PY" -c 'import dkim, nacl, aiosmtpd, trustme, cryptography, dnslib' >/dev
   echo "install-test-peers: installing Python modules dkimpy, PyNaCl, aiosmtpd, trustme, cryptography, dnslib for $PY"
   "$PY" -m pip install -q dkimpy pynacl aiosmtpd trustme cryptography dnslib
 fi
+
+# axe-core, pinned, where tests/it/a11y.rs reads it (target/ is not in git).
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+AXE_VERSION="4.14.1"
+AXE_DIR="$ROOT/target/test-peers"
+if ! grep -qs "\"version\": \"$AXE_VERSION\"" "$AXE_DIR/node_modules/axe-core/package.json"; then
+  echo "install-test-peers: installing axe-core $AXE_VERSION (npm) into $AXE_DIR"
+  mkdir -p "$AXE_DIR"
+  npm install --prefix "$AXE_DIR" --no-audit --no-fund --silent "axe-core@$AXE_VERSION"
+fi
+echo "install-test-peers: axe-core -> $AXE_DIR/node_modules/axe-core/axe.min.js"
 
 # Say where each peer is, so a failing run shows what was found.
 for tool in smtp-sink smtp-source spamassassin chromium opendkim openssl; do

@@ -356,6 +356,7 @@ pub struct InboundConfig {
 pub struct FlowsConfig {
     pub link_lifetime: Duration,
     pub code_lifetime: Duration,
+    /// The application's sign-in page; empty when not set.
     pub app_url: String,
     pub timezone_ja: chrono_tz::Tz,
     pub timezone_en: chrono_tz::Tz,
@@ -1118,7 +1119,11 @@ fn validate(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Config
         FlowsConfig {
             link_lifetime,
             code_lifetime: c.duration("code_lifetime", raw_flows.code_lifetime, "10m"),
-            app_url: c.url("app_url", raw_flows.app_url, "http://localhost:8080"),
+            // Unset (empty): the done page says the page can be closed, with no link.
+            app_url: match raw_flows.app_url {
+                Some(u) if !u.is_empty() => c.url("app_url", Some(u), ""),
+                _ => String::new(),
+            },
             timezone_ja: c.timezone("timezone_ja", raw_flows.timezone_ja, "Asia/Tokyo"),
             timezone_en: c.timezone("timezone_en", raw_flows.timezone_en, "UTC"),
             default_locale,

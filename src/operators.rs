@@ -18,11 +18,12 @@
 
 use std::sync::OnceLock;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
+use crate::flow::password::{self, Verdict};
 use crate::store::limits::{LimitKey, Rule, Take};
 use crate::store::operators::OperatorKey;
 use crate::store::{Store, StoreError};
@@ -146,8 +147,10 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-/// Hashes a password with argon2id (blocking: call from a blocking thread).
+/// Hashes a password's NFKC form with argon2id (blocking: call from a blocking
+/// thread); its length is counted after normalisation, as the flow's passwords are.
 pub fn hash_password(password: &str) -> Result<String, OperatorError> {
+    let password = password::normalise(password);
     if password.chars().count() < MIN_PASSWORD_LEN {
         return Err(OperatorError::ShortPassword);
     }
@@ -160,11 +163,10 @@ pub fn hash_password(password: &str) -> Result<String, OperatorError> {
         .map_err(|e| OperatorError::Hash(e.to_string()))
 }
 
-/// Verifies a password against a PHC hash (blocking).
-pub fn verify_password(hash: &str, password: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|h| argon2().verify_password(password.as_bytes(), &h).is_ok())
-        .unwrap_or(false)
+/// Verifies a password against a PHC hash (blocking): its normalised form, then (for a
+/// hash made before normalisation) the form typed.
+pub fn verify_password(hash: &str, password: &str) -> Verdict {
+    password::verify_phc(hash, password)
 }
 
 /// Hashing runs on blocking threads, at most this many at once.
@@ -276,20 +278,31 @@ pub async fn login(
         .map(|r| r.password_hash.clone())
         .unwrap_or_else(|| dummy_hash().to_string());
     let password = password.to_string();
-    let ok = {
+    let (verdict, rehashed) = {
         let _permit = HASHING
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        tokio::task::spawn_blocking(move || verify_password(&hash, &password))
-            .await
-            .unwrap_or(false)
+        tokio::task::spawn_blocking(move || {
+            let verdict = verify_password(&hash, &password);
+            // A hash of the form typed before normalisation is redone on success.
+            let rehashed = (verdict == Verdict::Stale)
+                .then(|| hash_password(&password).ok())
+                .flatten();
+            (verdict, rehashed)
+        })
+        .await
+        .unwrap_or((Verdict::Wrong, None))
     };
     match record {
-        Some(r) if ok => {
+        Some(mut r) if verdict.is_right() => {
             // The windows count failures: a success gives its slots back.
             for (limit, _) in &windows {
                 store.limit_refund(limit)?;
+            }
+            if let Some(phc) = rehashed {
+                r.password_hash = phc;
+                store.operator_put(OperatorKey::Account, name, &r)?;
             }
             Ok(LoginOutcome::Success(r))
         }
@@ -351,8 +364,8 @@ mod tests {
     fn a_hash_is_argon2id_with_the_required_cost_and_verifies() {
         let h = hash_password("correct horse battery").unwrap();
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
-        assert!(verify_password(&h, "correct horse battery"));
-        assert!(!verify_password(&h, "correct horse battery!"));
+        assert!(verify_password(&h, "correct horse battery").is_right());
+        assert!(!verify_password(&h, "correct horse battery!").is_right());
         assert!(matches!(
             hash_password("short"),
             Err(OperatorError::ShortPassword)
@@ -423,6 +436,44 @@ mod tests {
         .unwrap();
         assert!(matches!(
             login(&store, "ben", "192.0.2.9", right, 8).await.unwrap(),
+            LoginOutcome::Success(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_password_typed_full_width_logs_in_and_an_old_raw_hash_is_redone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), false).unwrap();
+        let ascii = "みかん 電車 雪だるま 港";
+        let ime = "みかん\u{3000}電車\u{3000}雪た\u{3099}るま\u{3000}港";
+        add(
+            &store,
+            "aiko",
+            Role::Admin,
+            &hash_password(ascii).unwrap(),
+            0,
+        )
+        .unwrap();
+        assert!(matches!(
+            login(&store, "aiko", "192.0.2.1", ime, 1).await.unwrap(),
+            LoginOutcome::Success(_)
+        ));
+        // A hash of the form typed, made before passwords were normalised.
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let raw = argon2()
+            .hash_password(ime.as_bytes(), &salt)
+            .unwrap()
+            .to_string();
+        add(&store, "ben", Role::Admin, &raw, 0).unwrap();
+        assert!(matches!(
+            login(&store, "ben", "192.0.2.1", ime, 2).await.unwrap(),
+            LoginOutcome::Success(_)
+        ));
+        let redone = get(&store, "ben").unwrap().unwrap().password_hash;
+        assert_ne!(redone, raw);
+        assert_eq!(verify_password(&redone, ascii), Verdict::Right);
+        assert!(matches!(
+            login(&store, "ben", "192.0.2.1", ascii, 3).await.unwrap(),
             LoginOutcome::Success(_)
         ));
     }

@@ -75,6 +75,7 @@ pub async fn ingest(cli: &super::Cli, files: &[PathBuf]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    super::note_server_config(cli, &backend);
     let mut failed = 0;
     for f in files {
         let name = f.display().to_string();

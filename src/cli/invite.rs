@@ -288,6 +288,7 @@ pub async fn run(cli: &Cli, args: InviteArgs<'_>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    super::note_server_config(cli, &backend);
     let bar = if is_csv {
         let bar = ProgressBar::new(rows.len() as u64);
         if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}") {

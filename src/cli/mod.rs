@@ -7,6 +7,7 @@ mod dkim;
 mod dns;
 mod invite;
 mod operator;
+mod outbox;
 pub mod report;
 mod store_commands;
 
@@ -108,6 +109,9 @@ pub enum Command {
     /// DKIM keys.
     #[command(subcommand)]
     Dkim(DkimCommand),
+    /// The outbox folder (delivery.mode = "outbox").
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
     /// The bounce report: which addresses bounced, and why.
     Bounces {
         /// How far back, e.g. 7d or 24h.
@@ -156,6 +160,12 @@ pub enum DkimCommand {
         #[arg(long, default_value = ".")]
         out: std::path::PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Print the newest mail to an address (its text part), to follow its link.
+    Show { address: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -229,6 +239,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     use crate::control::Request;
     let result = match &cli.command {
         Command::Check => return check::run(&cli),
+        Command::Outbox(OutboxCommand::Show { address }) => return outbox::show(&cli, address),
         Command::Bounce(BounceCommand::Parse { files, json }) => {
             return bounce::parse(files, *json);
         }
@@ -396,6 +407,42 @@ pub fn config_sources(cli: &Cli) -> ConfigSources {
         overrides.push("log.format=\"json\"".into());
     }
     ConfigSources::from_process(cli.config.clone(), overrides)
+}
+
+/// Keys whose override a command uses even when a server runs the command: where the
+/// store (and so the server's socket) is, and this process's own logging.
+fn applies_here(key: &str) -> bool {
+    key.starts_with("store.") || key.starts_with("log.")
+}
+
+/// When `backend` is a running server, the command runs with the server's configuration:
+/// says so on standard error, naming each `--set` flag and `MAILGATE__` variable this
+/// command was given that therefore did nothing (a `flows.link_lifetime` set here does
+/// not change the link the server mails).
+pub fn note_server_config(cli: &Cli, backend: &crate::control::Backend) {
+    if !matches!(backend, crate::control::Backend::Remote(_)) {
+        return;
+    }
+    let flags = cli
+        .overrides
+        .iter()
+        .filter_map(|o| o.split_once('=').map(|(k, _)| k.trim().to_string()))
+        .filter(|k| !applies_here(k))
+        .map(|k| format!("--set {k}"));
+    let env = std::env::vars().filter_map(|(k, _)| {
+        let key = k
+            .strip_prefix("MAILGATE__")?
+            .to_lowercase()
+            .replace("__", ".");
+        (!applies_here(&key)).then_some(k)
+    });
+    let ignored: Vec<String> = flags.chain(env).collect();
+    if !ignored.is_empty() {
+        eprintln!(
+            "mailgate: a running server did this with its own configuration; ignored: {}",
+            ignored.join(", ")
+        );
+    }
 }
 
 /// Who runs a command, for the audit log.

@@ -25,6 +25,7 @@ pub async fn run(cli: &Cli, request: Request, print: impl FnOnce(Value)) -> Exit
             return ExitCode::FAILURE;
         }
     };
+    super::note_server_config(cli, &backend);
     match backend.call(request).await {
         Ok(v) => {
             print(v);

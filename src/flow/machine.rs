@@ -57,22 +57,32 @@ pub enum ButtonRefusal {
     TooSoon { wait_s: u64 },
 }
 
-/// What a new code needs: its digest, the asking browser's binding digest and timings.
+/// What a new code needs: its digest, the new binding's digest, the digest of the
+/// binding the asking browser already holds (if any) and timings.
 #[derive(Debug, Clone)]
 pub struct NewCode {
     pub hash: String,
     pub binding_hash: String,
+    pub asked_by: Option<String>,
     pub lifetime_ms: u64,
     pub resend_interval_ms: u64,
 }
 
 /// The button: replaces any earlier code with a new one bound to the asking browser.
+/// The resend interval binds the browser that asked for the current code only: a link
+/// scanner that presses buttons never makes the person wait (issue 15). A code never
+/// outlives its link: it expires at the earlier of the two.
 pub fn press_button(flow: &mut FlowRecord, now: u64, new: NewCode) -> Result<(), ButtonRefusal> {
     let state = effective_state(flow, now);
     if !state.is_open() {
         return Err(ButtonRefusal::Closed(state));
     }
-    if let Some(c) = &flow.code {
+    if let Some(c) = &flow.code
+        && new
+            .asked_by
+            .as_deref()
+            .is_some_and(|b| secret::same(b, &c.binding_hash))
+    {
         let next = c.issued_ms + new.resend_interval_ms;
         if now < next {
             return Err(ButtonRefusal::TooSoon {
@@ -84,7 +94,7 @@ pub fn press_button(flow: &mut FlowRecord, now: u64, new: NewCode) -> Result<(),
         hash: new.hash,
         binding_hash: new.binding_hash,
         issued_ms: now,
-        expires_ms: now + new.lifetime_ms,
+        expires_ms: (now + new.lifetime_ms).min(flow.expires_ms),
         tries: 0,
         used: false,
     });
@@ -254,6 +264,7 @@ mod tests {
         NewCode {
             hash: secret::code_digest_hex("f", c),
             binding_hash: "b".repeat(64),
+            asked_by: Some("b".repeat(64)),
             lifetime_ms: 10 * MIN,
             resend_interval_ms: MIN,
         }
@@ -335,6 +346,39 @@ mod tests {
             try_code(&mut f, 10 * MIN + 1, "654321"),
             CodeOutcome::Verified
         );
+    }
+
+    #[test]
+    fn another_browsers_press_never_delays_the_person() {
+        let mut f = flow();
+        // A scanner (no binding cookie) presses first; the person's press follows at once.
+        let scanner = NewCode {
+            binding_hash: "s".repeat(64),
+            asked_by: None,
+            ..code("111111")
+        };
+        press_button(&mut f, 0, scanner.clone()).unwrap();
+        let person = NewCode {
+            asked_by: None,
+            ..code("123456")
+        };
+        press_button(&mut f, 1_000, person).unwrap();
+        assert_eq!(try_code(&mut f, 2_000, "123456"), CodeOutcome::Verified);
+        // The browser that asked is held to the interval.
+        let mut g = flow();
+        press_button(&mut g, 0, code("123456")).unwrap();
+        assert!(matches!(
+            press_button(&mut g, 1_000, code("654321")),
+            Err(ButtonRefusal::TooSoon { .. })
+        ));
+    }
+
+    #[test]
+    fn a_code_never_outlives_its_link() {
+        let mut f = flow();
+        let link_ends = f.expires_ms;
+        press_button(&mut f, link_ends - 2 * MIN, code("123456")).unwrap();
+        assert_eq!(f.code.as_ref().unwrap().expires_ms, link_ends);
     }
 
     #[test]

@@ -78,13 +78,22 @@ pub fn link_vars(config: &Config, flow: &FlowRecord, token: &str) -> Value {
     })
 }
 
-/// Variables of the code mail.
-pub fn code_vars(config: &Config, flow: &FlowRecord, code: &str, expires_ms: u64) -> Value {
+/// Variables of the code mail. `issued_ms` and `expires_ms` are the code's: when the
+/// link ends first, the code ends with it and the mail says so.
+pub fn code_vars(
+    config: &Config,
+    flow: &FlowRecord,
+    code: &str,
+    issued_ms: u64,
+    expires_ms: u64,
+) -> Value {
+    let left = Duration::from_millis(expires_ms.saturating_sub(issued_ms));
     json!({
         "name": flow.name.clone().unwrap_or_default(),
         "code": code,
         "expires_local": local_time(config, &flow.locale, expires_ms),
-        "lifetime": span(&flow.locale, config.flows.code_lifetime),
+        "lifetime": span(&flow.locale, left),
+        "ends_with_link": expires_ms >= flow.expires_ms,
     })
 }
 

@@ -8,6 +8,10 @@
 //! (`enqueue`, with the flow's id, and a lifetime equal to what the mail carries: a link
 //! mail lives as long as its link, a code mail as long as its code).
 //!
+//! A new flow supersedes the address's open one at once, except a link asked for at
+//! `/reset` ([`Supersede::WhenUsed`]): a stranger can ask for one, so it takes over only
+//! when its button is pressed, and the person's open form keeps working meanwhile.
+//!
 //! Secrets ([`secret`]) are never stored, logged, or put in an event: only digests.
 //! Passwords ([`password`]) are checked and hashed off the async threads.
 
@@ -27,10 +31,11 @@ use crate::domain::{
 };
 use crate::queue::{EnqueueError, FinishedListener, MessageFinished, Outgoing, enqueue};
 use crate::services::Services;
+use crate::store::limits::{LimitKey, Rule, Take};
 use crate::store::{Store, StoreError};
 
 pub use machine::{ButtonRefusal, CodeOutcome};
-pub use password::{HashError, Hasher, Problem};
+pub use password::{HashError, Hasher, Problem, Verdict};
 
 /// Why a flow operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -85,9 +90,53 @@ pub enum Started {
     WouldStart,
 }
 
+/// When a new flow ends the address's open one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Supersede {
+    /// At once: the application, an admin or the link's holder asked for it.
+    Now,
+    /// When the new link is first used (its button pressed): anyone may ask `/reset`
+    /// for a link, and a stranger's request must not end the person's open form
+    /// (issue 15). Until then both links work.
+    WhenUsed,
+}
+
 /// Starts a flow: a new link, its mail queued, and any open flow of the address
 /// superseded. Returns once the flow and its mail are on disk.
 pub async fn start(services: &Services, req: StartFlow, now: u64) -> Result<Started, FlowError> {
+    start_with(services, req, Supersede::Now, now).await
+}
+
+/// Makes `flow` the address's current flow, superseding the open one it replaces. Not
+/// durable until the caller flushes.
+fn make_current(services: &Services, flow: &FlowRecord, now: u64) -> Result<(), FlowError> {
+    let store = &services.store;
+    let address = flow.address.to_string();
+    if store.current_flow_id(&address)?.as_deref() == Some(flow.id.as_str()) {
+        return Ok(());
+    }
+    if let Some(old) = store.swap_current_flow(&address, &flow.id)?
+        && old != flow.id
+        && let Some((old_flow, true)) =
+            store.update_flow(&old, |f| machine::supersede(f, now, &flow.id))?
+    {
+        // Its link no longer works: a link mail still waiting to go would only
+        // confuse the person, so it is cancelled (already sent mail stays sent).
+        for id in &old_flow.message_ids {
+            let why = format!("superseded by a newer link (flow {})", flow.id);
+            let _ = crate::queue::control::cancel_because(&services.queue, id, &why);
+        }
+    }
+    Ok(())
+}
+
+/// [`start`], choosing when the address's open flow is superseded.
+pub async fn start_with(
+    services: &Services,
+    req: StartFlow,
+    supersede: Supersede,
+    now: u64,
+) -> Result<Started, FlowError> {
     let store = &services.store;
     let address_text = req.address.to_string();
     let account = store.account(&address_text)?;
@@ -166,17 +215,13 @@ pub async fn start(services: &Services, req: StartFlow, now: u64) -> Result<Star
     .await?;
     let message_id = done.message_id.to_string();
     store.update_flow(&flow.id, |f| f.message_ids.push(message_id.clone()))?;
-    if let Some(old) = store.swap_current_flow(&address_text, &flow.id)?
-        && old != flow.id
-        && let Some((old_flow, true)) =
-            store.update_flow(&old, |f| machine::supersede(f, now, &flow.id))?
-    {
-        // Its link no longer works: a link mail still waiting to go would only
-        // confuse the person, so it is cancelled (already sent mail stays sent).
-        for id in &old_flow.message_ids {
-            let why = format!("superseded by a newer link (flow {})", flow.id);
-            let _ = crate::queue::control::cancel_because(&services.queue, id, &why);
-        }
+    // A flow in progress elsewhere is left alone until this link is used; with none,
+    // this one is current at once.
+    let in_progress = previous
+        .as_ref()
+        .is_some_and(|p| machine::effective_state(p, now).is_open());
+    if supersede == Supersede::Now || !in_progress {
+        make_current(services, &flow, now)?;
     }
     store.flush().await?;
     tracing::info!(flow_id = %flow.id, kind = flow.kind.as_str(), msg_id = %message_id, "flow started");
@@ -266,10 +311,22 @@ pub enum Button {
     Refused(ButtonRefusal),
 }
 
-/// The button: mails a new code bound to the asking browser.
+/// Code mails per flow, whichever browsers asked: the resend interval binds only the
+/// browser that asked, so this caps what button-pressing scanners can mail to an inbox.
+pub const CODES_PER_FLOW: Rule = Rule {
+    max: 10,
+    window_ms: 3_600_000,
+    lock_ms: 3_600_000,
+};
+
+/// The button: mails a new code bound to the asking browser. `held` is the binding the
+/// browser already holds (its cookie), which the resend interval is tied to; the first
+/// use of a link requested anonymously makes it the address's current flow
+/// ([`Supersede::WhenUsed`]).
 pub async fn press_button(
     services: &Services,
     flow_id: &str,
+    held: Option<&str>,
     now: u64,
 ) -> Result<Button, FlowError> {
     let code = secret::new_code();
@@ -278,16 +335,25 @@ pub async fn press_button(
     let new = machine::NewCode {
         hash: secret::code_digest_hex(flow_id, &code),
         binding_hash: secret::digest_hex(&binding),
+        asked_by: held.map(secret::digest_hex),
         lifetime_ms: cfg.code_lifetime.as_millis() as u64,
         resend_interval_ms: cfg.code_resend_interval.as_millis() as u64,
     };
+    let cap = LimitKey::new("code-flow", &[flow_id]);
+    if let Take::Refused { until_ms } = services.store.limit_take(&cap, CODES_PER_FLOW, now)? {
+        return Ok(Button::Refused(ButtonRefusal::TooSoon {
+            wait_s: until_ms.saturating_sub(now).div_ceil(1000),
+        }));
+    }
     let (flow, result) = services
         .store
         .update_flow(flow_id, |f| machine::press_button(f, now, new.clone()))?
         .ok_or_else(|| FlowError::NotFound(flow_id.to_string()))?;
     if let Err(refusal) = result {
+        services.store.limit_refund(&cap)?;
         return Ok(Button::Refused(refusal));
     }
+    make_current(services, &flow, now)?;
     let expires_ms = flow.code.as_ref().map(|c| c.expires_ms).unwrap_or(now);
     let done = enqueue(
         &services.queue,
@@ -296,8 +362,8 @@ pub async fn press_button(
             to_name: flow.name.clone(),
             template: "code".into(),
             locale: flow.locale.clone(),
-            vars: mail::code_vars(&services.config, &flow, &code, expires_ms),
-            lifetime: Some(cfg.code_lifetime),
+            vars: mail::code_vars(&services.config, &flow, &code, now, expires_ms),
+            lifetime: Some(Duration::from_millis(expires_ms.saturating_sub(now))),
             flow_id: Some(flow.id.clone()),
             not_before_ms: None,
         },
@@ -466,7 +532,7 @@ pub async fn request_link(
     } else {
         return Ok(None);
     };
-    start(
+    start_with(
         services,
         StartFlow {
             kind,
@@ -477,6 +543,7 @@ pub async fn request_link(
             only_if_new: false,
             dry_run: false,
         },
+        Supersede::WhenUsed,
         now,
     )
     .await
@@ -484,18 +551,32 @@ pub async fn request_link(
 }
 
 /// Checks an address's password (for the application). Unknown addresses take the same
-/// work as known ones.
+/// work as known ones. A hash made before passwords were normalised is replaced by one
+/// of the normalised form once the password is seen to match it.
 pub async fn verify_credentials(
     services: &Services,
     hasher: &Hasher,
     address: &Address,
     password: String,
 ) -> Result<bool, FlowError> {
-    let stored = services
-        .store
-        .account(&address.to_string())?
-        .map(|a| a.password_hash);
-    Ok(hasher.verify(password, stored).await?)
+    let text = address.to_string();
+    let account = services.store.account(&text)?;
+    let stored = account.as_ref().map(|a| a.password_hash.clone());
+    let verdict = hasher.verify(password.clone(), stored.clone()).await?;
+    if verdict == Verdict::Stale
+        && let Some(account) = account
+    {
+        let phc = hasher.hash(password).await?;
+        // Only if the hash is still the one checked: a password set meanwhile wins.
+        if services.store.account(&text)?.map(|a| a.password_hash) == stored {
+            services.store.put_account(&AccountRecord {
+                password_hash: phc,
+                ..account
+            })?;
+            services.store.flush().await?;
+        }
+    }
+    Ok(verdict.is_right())
 }
 
 /// A flow as the application and support see it: state, times, messages, timeline;

@@ -1,7 +1,13 @@
 //! Passwords: the rules a new one must meet, and argon2id hashing off the async threads.
 //!
-//! Rules (DESIGN.md): 12 to 128 characters, a zxcvbn score of 3 or more, and not the
-//! address or its local part; no composition rules. Hashing uses argon2id at
+//! Every password is NFKC-normalised before it is checked, counted or hashed (NIST SP
+//! 800-63B-4 §3.1.1.2): a Japanese input method types full-width spaces and letters, and
+//! a phone may send kana decomposed, yet the person typed the same password. Hashes made
+//! before normalisation still verify: the normalised form is tried, then the raw one,
+//! and a match on the raw one is reported so the caller re-hashes ([`Verdict::Stale`]).
+//!
+//! Rules (DESIGN.md): 12 to 128 characters (after normalisation), a zxcvbn score of 3
+//! or more, and not the address or its local part; no composition rules. Hashing uses argon2id at
 //! m=19456 KiB, t=2, p=1 (OWASP's minimum). Each hash holds 19 MiB for tens of
 //! milliseconds, so hashes run on blocking threads behind a semaphore: a burst neither
 //! stalls the pages nor exhausts memory. A request that cannot get a permit within
@@ -13,6 +19,7 @@ use std::time::Duration;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::Semaphore;
+use unicode_normalization::UnicodeNormalization;
 
 use crate::domain::Address;
 
@@ -49,9 +56,65 @@ impl Problem {
     }
 }
 
-/// Checks a new password against the rules; every problem found is returned. Runs
-/// zxcvbn, which takes milliseconds: call it from a blocking thread.
+/// The form of a password that is checked and hashed: NFKC (full-width `Ａ` and `　`
+/// become `A` and a space, a decomposed `か゛` becomes `が`).
+pub fn normalise(password: &str) -> String {
+    password.nfkc().collect()
+}
+
+/// What checking a password against a stored hash found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Wrong,
+    Right,
+    /// Right, but the hash is of the password as typed before normalisation: hash the
+    /// normalised form and store that.
+    Stale,
+}
+
+impl Verdict {
+    pub fn is_right(self) -> bool {
+        self != Verdict::Wrong
+    }
+}
+
+/// Checks `password` against a PHC string (blocking: argon2 takes tens of milliseconds,
+/// twice when the normalised form differs from the typed one and does not match). The
+/// PHC string carries its own parameters, so operator and account hashes both use it.
+pub fn verify_phc(phc: &str, password: &str) -> Verdict {
+    let Ok(hash) = PasswordHash::new(phc) else {
+        return Verdict::Wrong;
+    };
+    let matches = |candidate: &str| {
+        argon2()
+            .verify_password(candidate.as_bytes(), &hash)
+            .is_ok()
+    };
+    let normal = normalise(password);
+    if matches(&normal) {
+        Verdict::Right
+    } else if normal != password && matches(password) {
+        Verdict::Stale
+    } else {
+        Verdict::Wrong
+    }
+}
+
+/// Hashes a password's normalised form with argon2id (blocking).
+pub fn hash_phc(password: &str) -> Result<String, HashError> {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    argon2()
+        .hash_password(normalise(password).as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| HashError::Internal(e.to_string()))
+}
+
+/// Checks a new password against the rules, on its normalised form; every problem
+/// found is returned. Runs zxcvbn, which takes milliseconds: call it from a blocking
+/// thread.
 pub fn check(password: &str, again: &str, address: &Address) -> Vec<Problem> {
+    let (password, again) = (normalise(password), normalise(again));
+    let (password, again) = (password.as_str(), again.as_str());
     let mut problems = Vec::new();
     let chars = password.chars().count();
     if chars < MIN_CHARS {
@@ -152,32 +215,24 @@ impl Hasher {
         Ok(out)
     }
 
-    /// Hashes a new password; the PHC string carries salt and parameters.
+    /// Hashes a new password's normalised form; the PHC string carries salt and
+    /// parameters.
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
-        self.run(move || {
-            let salt = SaltString::generate(&mut rand::rngs::OsRng);
-            argon2()
-                .hash_password(password.as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(|e| HashError::Internal(e.to_string()))
-        })
-        .await?
+        self.run(move || hash_phc(&password)).await?
     }
 
     /// Checks a password against a stored hash; with no hash, checks against a decoy
-    /// (same work) and answers false.
+    /// (same work) and answers wrong.
     pub async fn verify(
         &self,
         password: String,
         stored: Option<String>,
-    ) -> Result<bool, HashError> {
+    ) -> Result<Verdict, HashError> {
         self.run(move || {
             let known = stored.is_some();
             let phc = stored.unwrap_or_else(|| decoy().to_string());
-            let ok = PasswordHash::new(&phc)
-                .map(|h| argon2().verify_password(password.as_bytes(), &h).is_ok())
-                .unwrap_or(false);
-            known && ok
+            let verdict = verify_phc(&phc, &password);
+            if known { verdict } else { Verdict::Wrong }
         })
         .await
     }
@@ -228,17 +283,58 @@ mod tests {
         let h = Hasher::new(2, Duration::from_secs(30));
         let phc = h.hash("correct horse battery staple".into()).await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
-        assert!(
+        assert_eq!(
             h.verify("correct horse battery staple".into(), Some(phc.clone()))
                 .await
-                .unwrap()
+                .unwrap(),
+            Verdict::Right
         );
-        assert!(
-            !h.verify("wrong horse battery staple".into(), Some(phc))
+        assert_eq!(
+            h.verify("wrong horse battery staple".into(), Some(phc))
                 .await
-                .unwrap()
+                .unwrap(),
+            Verdict::Wrong
         );
-        assert!(!h.verify("anything".into(), None).await.unwrap());
+        assert_eq!(
+            h.verify("anything".into(), None).await.unwrap(),
+            Verdict::Wrong
+        );
+    }
+
+    /// Set with ASCII spaces, typed with an IME's full-width spaces; set decomposed,
+    /// typed composed.
+    const ASCII_SPACES: &str = "みかん 電車 雪だるま 港";
+    const FULL_WIDTH_SPACES: &str = "みかん\u{3000}電車\u{3000}雪だるま\u{3000}港";
+    const DECOMPOSED: &str = "みかん 電車 雪た\u{3099}るま 港";
+
+    #[test]
+    fn full_width_and_decomposed_forms_are_the_same_password() {
+        let phc = hash_phc(ASCII_SPACES).unwrap();
+        assert_eq!(verify_phc(&phc, FULL_WIDTH_SPACES), Verdict::Right);
+        assert_eq!(verify_phc(&phc, DECOMPOSED), Verdict::Right);
+        let phc = hash_phc(DECOMPOSED).unwrap();
+        assert_eq!(verify_phc(&phc, ASCII_SPACES), Verdict::Right);
+        assert_eq!(verify_phc(&phc, "みかん 電車 雪だるま 湊"), Verdict::Wrong);
+        // Full-width letters count as the letters they are.
+        assert_eq!(normalise("ｐａｓｓｗｏｒｄ１２３４"), "password1234");
+        assert!(
+            check("ｐａｓｓｗｏｒｄ１２３４", "password1234", &addr()).contains(&Problem::TooWeak)
+        );
+        assert!(!check(FULL_WIDTH_SPACES, ASCII_SPACES, &addr()).contains(&Problem::Mismatch));
+    }
+
+    #[test]
+    fn a_hash_of_the_raw_form_still_verifies_and_asks_to_be_redone() {
+        // A hash made before normalisation: of the password exactly as typed.
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let old = argon2()
+            .hash_password(FULL_WIDTH_SPACES.as_bytes(), &salt)
+            .unwrap()
+            .to_string();
+        assert_eq!(verify_phc(&old, FULL_WIDTH_SPACES), Verdict::Stale);
+        assert_eq!(verify_phc(&old, ASCII_SPACES), Verdict::Wrong);
+        let new = hash_phc(FULL_WIDTH_SPACES).unwrap();
+        assert_eq!(verify_phc(&new, ASCII_SPACES), Verdict::Right);
     }
 
     #[tokio::test]

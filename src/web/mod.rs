@@ -12,7 +12,6 @@ pub mod console;
 pub mod flow_api;
 pub mod headers;
 pub mod pages;
-pub mod ratelimit;
 pub mod server;
 
 use crate::services::Services;

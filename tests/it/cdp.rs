@@ -229,6 +229,20 @@ impl Browser {
         );
     }
 
+    /// Sets the viewport's width (a phone's height, touch); the page lays out again.
+    pub fn width(&mut self, width: u32) {
+        self.page(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": width, "height": 844, "deviceScaleFactor": 1, "mobile": true}),
+        );
+    }
+
+    /// Lets scripts run by [`Browser::eval`] past the page's CSP (which allows none), so
+    /// a checker such as axe-core can be injected; the page's own markup is unchanged.
+    pub fn bypass_csp(&mut self) {
+        self.page("Page.setBypassCSP", json!({"enabled": true}));
+    }
+
     /// Saves a PNG of the whole page into the console tests' output folder.
     pub fn screenshot(&mut self, name: &str) -> PathBuf {
         self.screenshot_to(&output_dir().join(name))

@@ -1,6 +1,7 @@
 //! One integration-test binary (as ripgrep does): every test here starts the real
 //! `mailgate` binary or talks to real peers, on free ports with temporary stores.
 
+mod a11y;
 mod bounce_corpus;
 mod bounce_golden;
 mod bounces;
@@ -16,6 +17,8 @@ mod invite_csv;
 mod journey;
 mod layers;
 mod lint;
+mod newcomer;
+mod pages;
 mod serve;
 mod signing;
 mod spam;

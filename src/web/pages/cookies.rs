@@ -5,7 +5,8 @@
 //!   `SameSite=Strict`, so another site's form cannot send it).
 //! - `mg_bind`: the browser-binding value set when the button is pressed; only its
 //!   SHA-256 is stored with the code, so the code works only in this browser.
-//! - `mg_lang`: the language the person chose with the switch.
+//! - `mg_lang`: the language the person chose with the switch, kept on the path of
+//!   what it was chosen for (one link's pages, or `/reset`), not site-wide.
 //!
 //! All are `HttpOnly`, and `Secure` when `server.public_url` is https.
 
@@ -22,11 +23,22 @@ pub fn get(headers: &HeaderMap, name: &str) -> Option<String> {
     crate::web::cookie_value(headers, name).filter(|v| !v.is_empty() && v.len() <= 128)
 }
 
-/// A `Set-Cookie` value. `SameSite=Strict` for secrets; `Lax` for the language.
+/// A `Set-Cookie` value for a secret: `SameSite=Strict`, on every path.
 pub fn set(name: &str, value: &str, secure: bool, max_age_s: u64) -> String {
-    let same_site = if name == LANG { "Lax" } else { "Strict" };
-    let mut c =
-        format!("{name}={value}; Path=/; HttpOnly; SameSite={same_site}; Max-Age={max_age_s}");
+    let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}");
+    if secure {
+        c.push_str("; Secure");
+    }
+    c
+}
+
+/// The `Set-Cookie` value of a language switch, on `path` only; without `max_age_s`
+/// it ends with the browser session.
+pub fn set_lang(value: &str, path: &str, secure: bool, max_age_s: Option<u64>) -> String {
+    let mut c = format!("{LANG}={value}; Path={path}; HttpOnly; SameSite=Lax");
+    if let Some(s) = max_age_s {
+        c.push_str(&format!("; Max-Age={s}"));
+    }
     if secure {
         c.push_str("; Secure");
     }

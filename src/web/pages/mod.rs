@@ -7,7 +7,12 @@
 //! `GET|POST /reset` asks for one by address.
 //!
 //! A GET changes nothing but a "link visited" note (mail scanners fetch every link).
-//! Every POST carries a CSRF token. Every page sends the security headers of
+//! Every POST carries a CSRF token. Each page view has one language (the switch is kept
+//! for that link in that browser; `/reset` starts from `Accept-Language`) and shows
+//! times in that language's zone. Limits use the store's atomic limiter: `/reset`
+//! counts the client before it answers and leaves every per-address step to one
+//! background worker, so known and unknown addresses answer alike; a link's holder
+//! renews from a budget of its own. Every page sends the security headers of
 //! `render`. Redirects go to fixed paths on this server; links in mail come from
 //! `server.public_url`. Nothing here logs a token, a code or a password.
 
@@ -28,35 +33,53 @@ use axum::extract::{Form, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::domain::{Address, FlowKind, FlowRecord, FlowState, now_ms};
 use crate::flow::{self, Button, CodeOutcome, FlowError, HashError, Hasher, SetPassword, machine};
 use crate::services::Services;
-use crate::web::ratelimit::RateLimit;
+use crate::store::limits::{LimitKey, Rule, Take};
 
 pub use render::{CSP, STYLESHEET};
 use render::{Html, PageName, Pages, SeeOther, title};
 
 const HOUR_MS: u64 = 3_600_000;
 
+/// `/reset` requests per client address (answered 429 past it: it says nothing about
+/// any mail address).
+pub const RESET_PER_CLIENT: Rule = Rule {
+    max: 30,
+    window_ms: HOUR_MS,
+    lock_ms: HOUR_MS,
+};
+/// `/reset` links mailed per address: past it, requests are answered as always and
+/// mail nobody (the answer must not depend on the address).
+pub const RESET_PER_ADDRESS: Rule = Rule {
+    max: 3,
+    window_ms: HOUR_MS,
+    lock_ms: HOUR_MS,
+};
+/// New links asked for from a link that no longer works, per address: the link
+/// holder's own budget, which anonymous `/reset` requests do not spend.
+pub const RENEW_PER_ADDRESS: Rule = Rule {
+    max: 3,
+    window_ms: HOUR_MS,
+    lock_ms: HOUR_MS,
+};
+/// `/reset` requests waiting for the worker; past it they are dropped (and logged).
+const RESET_BACKLOG: usize = 1024;
+
 /// The state of the flow pages and the flow API: services, the password hasher (one
-/// per process: its semaphore bounds argon2's memory), the pages, and the rate limits.
+/// per process: its semaphore bounds argon2's memory), the pages, and the queue of
+/// `/reset` requests.
 #[derive(Clone)]
 pub struct FlowWeb {
     pub services: Services,
     pub hasher: Hasher,
     pages: Arc<Pages>,
-    limits: Arc<Limits>,
-}
-
-struct Limits {
-    /// "Send me a link" requests per address (whether or not it is known).
-    by_address: RateLimit,
-    /// "Send me a link" requests per client IP.
-    by_client: RateLimit,
+    resets: Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<(Address, u64)>>>,
 }
 
 impl FlowWeb {
@@ -69,10 +92,28 @@ impl FlowWeb {
             services,
             hasher: Hasher::for_this_machine(),
             pages: Arc::new(pages),
-            limits: Arc::new(Limits {
-                by_address: RateLimit::new(3, HOUR_MS),
-                by_client: RateLimit::new(30, HOUR_MS),
-            }),
+            resets: Arc::new(std::sync::OnceLock::new()),
+        }
+    }
+
+    /// Hands a `/reset` request to the one worker that does every per-address step
+    /// (the address's limit, the lookup, the mail), started on first use. The page
+    /// answers without waiting, so its timing is the same for known and unknown
+    /// addresses; one worker, taking requests in turn, also keeps a burst of them from
+    /// taking the server's cores.
+    fn queue_reset(&self, address: Address, now: u64) {
+        let tx = self.resets.get_or_init(|| {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<(Address, u64)>(RESET_BACKLOG);
+            let services = self.services.clone();
+            tokio::spawn(async move {
+                while let Some((address, now)) = rx.recv().await {
+                    reset_in_background(&services, address, now).await;
+                }
+            });
+            tx
+        });
+        if tx.try_send((address, now)).is_err() {
+            tracing::warn!("too many password-reset requests waiting; one was dropped");
         }
     }
 
@@ -96,7 +137,7 @@ pub fn router() -> Router<FlowWeb> {
             get(password_form).post(password_submit),
         )
         .route("/v/{token}/done", get(done))
-        .route("/v/{token}/renew", post(renew))
+        .route("/v/{token}/renew", get(renew_switch).post(renew))
         .route("/reset", get(reset_form).post(reset_submit))
 }
 
@@ -122,6 +163,36 @@ struct LangQuery {
     lang: Option<String>,
 }
 
+/// Where a language switch is remembered: a cookie path, and for how long (`None`:
+/// the browser session).
+struct LangScope {
+    path: String,
+    max_age_s: Option<u64>,
+}
+
+/// The first of `ja` and `en` in the browser's `Accept-Language`, by weight.
+fn accepted_language(headers: &HeaderMap) -> Option<&'static str> {
+    let value = headers.get(header::ACCEPT_LANGUAGE)?.to_str().ok()?;
+    let mut best: Option<(f32, &'static str)> = None;
+    for item in value.split(',') {
+        let mut parts = item.trim().split(';');
+        let tag = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .find_map(|p| p.trim().strip_prefix("q="))
+            .and_then(|q| q.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let lang = match tag.split('-').next() {
+            Some("ja") => "ja",
+            Some("en") => "en",
+            _ => continue,
+        };
+        if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+            best = Some((q, lang));
+        }
+    }
+    best.map(|(_, l)| l)
+}
+
 /// What every page of one request shares: language, CSRF value, cookies to set.
 struct Ctx {
     lang: String,
@@ -130,24 +201,43 @@ struct Ctx {
 }
 
 impl FlowWeb {
-    /// Looks the token's flow up once, and builds the page context with the flow's
-    /// language as the fallback.
+    /// Looks the token's flow up once, and builds the page context: the language this
+    /// browser chose for this flow, else the flow's own.
     fn token_ctx(&self, headers: &HeaderMap, q: &LangQuery, token: &str) -> (Ctx, Found) {
         let found = flow::find(&self.services, token);
         let fallback = match &found {
             Ok(Some(f)) => f.locale.clone(),
             _ => self.services.config.flows.default_locale.clone(),
         };
-        (self.ctx(headers, q, &fallback), found)
+        // The switch is remembered for this link only (its pages share the path), for
+        // as long as a link lives: another link, or /reset, starts from its own default.
+        let scope = LangScope {
+            path: format!("/v/{token}"),
+            max_age_s: Some(self.services.config.flows.link_lifetime.as_secs()),
+        };
+        (self.ctx(headers, q, &fallback, &scope), found)
     }
 
-    fn ctx(&self, headers: &HeaderMap, q: &LangQuery, fallback: &str) -> Ctx {
+    /// The context of `/reset`: the browser's `Accept-Language`, else the default; a
+    /// switch lasts for the browser session, on `/reset` only.
+    fn reset_ctx(&self, headers: &HeaderMap, q: &LangQuery) -> Ctx {
+        let fallback = accepted_language(headers)
+            .unwrap_or(&self.services.config.flows.default_locale)
+            .to_string();
+        let scope = LangScope {
+            path: "/reset".into(),
+            max_age_s: None,
+        };
+        self.ctx(headers, q, &fallback, &scope)
+    }
+
+    fn ctx(&self, headers: &HeaderMap, q: &LangQuery, fallback: &str, scope: &LangScope) -> Ctx {
         let secure = self.secure();
         let mut set = Vec::new();
         let chosen = q.lang.as_deref().filter(|l| matches!(*l, "ja" | "en"));
         let lang = match chosen {
             Some(l) => {
-                set.push(cookies::set(cookies::LANG, l, secure, 365 * 86_400));
+                set.push(cookies::set_lang(l, &scope.path, secure, scope.max_age_s));
                 l.to_string()
             }
             None => cookies::get(headers, cookies::LANG)
@@ -201,8 +291,10 @@ impl FlowWeb {
             .into_response()
     }
 
-    fn local(&self, flow: &FlowRecord, ms: u64) -> String {
-        flow::mail::local_time(&self.services.config, &flow.locale, ms)
+    /// A moment in the page's language and that language's zone (never the flow's:
+    /// one page, one language, one clock).
+    fn local(&self, ctx: &Ctx, ms: u64) -> String {
+        flow::mail::local_time(&self.services.config, &ctx.lang, ms)
     }
 
     /// The page of a link that cannot be used (or does not exist).
@@ -227,7 +319,10 @@ impl FlowWeb {
         let mut vars = json!({
             "token": token,
             "can_renew": true,
-            "expires_local": self.local(flow, flow.expires_ms),
+            "expires_local": self.local(ctx, flow.expires_ms),
+            // A code the person may be about to type ended with the link: the page
+            // says so beside its one button.
+            "had_code": flow.code.as_ref().is_some_and(|c| !c.used),
             "reason": flow.undeliverable_reason.clone().unwrap_or_default(),
         });
         vars[key] = Value::Bool(true);
@@ -246,7 +341,7 @@ impl FlowWeb {
             "token": token,
             "setup": flow.kind == FlowKind::Setup,
             "address": flow.address.to_string(),
-            "expires_local": self.local(flow, flow.expires_ms),
+            "expires_local": self.local(ctx, flow.expires_ms),
             "has_code": flow.code.as_ref().is_some_and(|c| !c.used),
         });
         merge(&mut vars, extra);
@@ -269,7 +364,7 @@ impl FlowWeb {
         let mut vars = json!({
             "token": token,
             "address": flow.address.to_string(),
-            "code_expires_local": flow.code.as_ref().map(|c| self.local(flow, c.expires_ms)).unwrap_or_default(),
+            "code_expires_local": flow.code.as_ref().map(|c| self.local(ctx, c.expires_ms)).unwrap_or_default(),
         });
         merge(&mut vars, extra);
         self.page(ctx, status, PageName::Code, "code", vars)
@@ -456,7 +551,8 @@ async fn button(
         Ok(f) => f,
         Err(page) => return page,
     };
-    match flow::press_button(&web.services, &flow.id, now).await {
+    let held = cookies::get(&headers, cookies::BIND);
+    match flow::press_button(&web.services, &flow.id, held.as_deref(), now).await {
         Ok(Button::Mailed { binding }) => {
             let max_age = web.services.config.flows.link_lifetime.as_secs();
             let mut set = ctx.cookies.clone();
@@ -680,10 +776,19 @@ async fn renew(
     if machine::effective_state(&flow, now).is_open() {
         return see_other(format!("/v/{token}"), ctx.cookies);
     }
-    if !web.limits.by_address.allow(&flow.address.to_string(), now) {
-        return web
-            .message(&ctx, StatusCode::TOO_MANY_REQUESTS, "rate_limited")
-            .into_response();
+    let budget = LimitKey::new("renew-address", &[&flow.address.to_string().to_lowercase()]);
+    match web
+        .services
+        .store
+        .limit_take(&budget, RENEW_PER_ADDRESS, now)
+    {
+        Ok(Take::Allowed { .. }) => {}
+        Ok(Take::Refused { .. }) => {
+            return web
+                .message(&ctx, StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+                .into_response();
+        }
+        Err(e) => return web.internal(&ctx, &FlowError::Store(e)),
     }
     match flow::renew(&web.services, &flow, now).await {
         Ok(_) => {
@@ -699,17 +804,24 @@ async fn renew(
     }
 }
 
+/// `GET /v/{token}/renew`: only reached by the language switch on the page a renewal
+/// answered; the link's page in the language chosen (the switch is kept for the link).
+async fn renew_switch(Path(token): Path<String>, Query(q): Query<LangQuery>) -> Response {
+    let lang = q.lang.filter(|l| matches!(l.as_str(), "ja" | "en"));
+    let path = match lang {
+        Some(l) => format!("/v/{token}?lang={l}"),
+        None => format!("/v/{token}"),
+    };
+    see_other(path, Vec::new())
+}
+
 /// `GET /reset`: the form asking for an address.
 async fn reset_form(
     State(web): State<FlowWeb>,
     Query(q): Query<LangQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let ctx = web.ctx(
-        &headers,
-        &q,
-        &web.services.config.flows.default_locale.clone(),
-    );
+    let ctx = web.reset_ctx(&headers, &q);
     web.page(&ctx, StatusCode::OK, PageName::Reset, "request", json!({}))
         .into_response()
 }
@@ -723,11 +835,7 @@ async fn reset_submit(
     body: Result<Form<ResetForm>, FormRejection>,
 ) -> Response {
     let now = now_ms();
-    let ctx = web.ctx(
-        &headers,
-        &LangQuery::default(),
-        &web.services.config.flows.default_locale.clone(),
-    );
+    let ctx = web.reset_ctx(&headers, &LangQuery::default());
     let f = match form(&web, &ctx, &headers, body, |f| &f.csrf) {
         Ok(f) => f,
         Err(page) => return page,
@@ -743,22 +851,56 @@ async fn reset_submit(
             )
             .into_response();
     };
-    let key = address.to_string().to_lowercase();
-    if !web.limits.by_client.allow(&ip, now) || !web.limits.by_address.allow(&key, now) {
-        return web
-            .message(&ctx, StatusCode::TOO_MANY_REQUESTS, "rate_limited")
-            .into_response();
-    }
-    let services = web.services.clone();
-    tokio::spawn(async move {
-        if let Err(e) = flow::request_link(&services, address, now).await {
-            tracing::error!(error = %e, "cannot start a requested flow");
+    let client = LimitKey::new("reset-client", &[&ip]);
+    match web
+        .services
+        .store
+        .limit_take(&client, RESET_PER_CLIENT, now)
+    {
+        Ok(Take::Allowed { .. }) => {}
+        Ok(Take::Refused { .. }) => {
+            return web
+                .message(&ctx, StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+                .into_response();
         }
-    });
+        Err(e) => return web.internal(&ctx, &FlowError::Store(e)),
+    }
+    web.queue_reset(address, now);
     let vars = json!({
         "reset": true,
         "lifetime": flow::mail::span(&ctx.lang, web.services.config.flows.link_lifetime),
     });
     web.page(&ctx, StatusCode::OK, PageName::Sent, "sent", vars)
         .into_response()
+}
+
+/// The per-address part of `POST /reset`, after the answer: the address's limit, then a
+/// new link if the address is known. Forgets expired limit windows once an hour, so
+/// strangers' addresses do not grow the store.
+async fn reset_in_background(services: &Services, address: Address, now: u64) {
+    static PRUNED_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let key = LimitKey::new("reset-address", &[&address.to_string().to_lowercase()]);
+    match services.store.limit_take(&key, RESET_PER_ADDRESS, now) {
+        Ok(Take::Allowed { .. }) => {
+            if let Err(e) = flow::request_link(services, address, now).await {
+                tracing::error!(error = %e, "cannot start a requested flow");
+            }
+        }
+        Ok(Take::Refused { .. }) => {}
+        Err(e) => tracing::error!(error = %e, "cannot count a password-reset request"),
+    }
+    let last = PRUNED_MS.load(std::sync::atomic::Ordering::Relaxed);
+    if now.saturating_sub(last) >= HOUR_MS
+        && PRUNED_MS
+            .compare_exchange(
+                last,
+                now,
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+            )
+            .is_ok()
+        && let Err(e) = services.store.limit_prune(HOUR_MS, now)
+    {
+        tracing::warn!(error = %e, "cannot forget old rate-limit windows");
+    }
 }
