@@ -1,9 +1,9 @@
 //! Operator accounts and console sessions: who may open the console, with which role,
 //! and how a login is checked.
 //!
-//! - Passwords are argon2id (m=19456 KiB, t=2, p=1), hashed and verified on blocking
-//!   threads under a small concurrency limit, so a burst of logins cannot starve the
-//!   async workers. The command line hashes before it talks to a running server, so the
+//! - Passwords are hashed and verified by [`crate::secrets::passwords`] (argon2id,
+//!   NFKC), under the process's one hashing limit, so a burst of logins cannot starve
+//!   the async workers. The command line hashes before it talks to a running server, so the
 //!   password never crosses the control socket.
 //! - A session is a 256-bit token from the OS RNG in an HttpOnly cookie; the store keeps
 //!   only its SHA-256. Each session carries its own CSRF token for the console's forms.
@@ -16,14 +16,10 @@
 //!   enough that it is no denial-of-service tool. A success gives its slots back, so
 //!   the windows count failures; every failure also costs a delay.
 
-use std::sync::OnceLock;
-
-use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
-use rand::RngCore;
+use argon2::password_hash::PasswordHash;
 use serde::{Deserialize, Serialize};
 
-use crate::flow::password::{self, Verdict};
+use crate::secrets::passwords::{self as password, Hasher, Verdict};
 use crate::store::limits::{LimitKey, Rule, Take};
 use crate::store::operators::OperatorKey;
 use crate::store::{Store, StoreError};
@@ -142,43 +138,19 @@ pub fn validate_name(name: &str) -> Result<(), OperatorError> {
     }
 }
 
-fn argon2() -> Argon2<'static> {
-    let params = Params::new(19456, 2, 1, None).expect("fixed argon2 parameters are valid");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-}
-
 /// Hashes a password's NFKC form with argon2id (blocking: call from a blocking
 /// thread); its length is counted after normalisation, as the flow's passwords are.
 pub fn hash_password(password: &str) -> Result<String, OperatorError> {
-    let password = password::normalise(password);
-    if password.chars().count() < MIN_PASSWORD_LEN {
+    if password::normalise(password).chars().count() < MIN_PASSWORD_LEN {
         return Err(OperatorError::ShortPassword);
     }
-    let mut salt = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut salt);
-    let salt = SaltString::encode_b64(&salt).map_err(|e| OperatorError::Hash(e.to_string()))?;
-    argon2()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| OperatorError::Hash(e.to_string()))
+    password::hash_phc(password).map_err(|e| OperatorError::Hash(e.to_string()))
 }
 
 /// Verifies a password against a PHC hash (blocking): its normalised form, then (for a
 /// hash made before normalisation) the form typed.
 pub fn verify_password(hash: &str, password: &str) -> Verdict {
     password::verify_phc(hash, password)
-}
-
-/// Hashing runs on blocking threads, at most this many at once.
-static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
-
-/// A hash to verify against when the name is unknown, so an unknown name takes as long
-/// as a wrong password.
-fn dummy_hash() -> &'static str {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| {
-        hash_password("not a password of anyone").expect("hashing a fixed password works")
-    })
 }
 
 /// Creates an operator, or replaces the role and password of an existing one. The hash
@@ -273,26 +245,29 @@ pub async fn login(
         }
     }
     let record = get(store, name)?;
-    let hash = record
-        .as_ref()
-        .map(|r| r.password_hash.clone())
-        .unwrap_or_else(|| dummy_hash().to_string());
-    let password = password.to_string();
-    let (verdict, rehashed) = {
-        let _permit = HASHING
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
-        tokio::task::spawn_blocking(move || {
-            let verdict = verify_password(&hash, &password);
-            // A hash of the form typed before normalisation is redone on success.
-            let rehashed = (verdict == Verdict::Stale)
-                .then(|| hash_password(&password).ok())
-                .flatten();
-            (verdict, rehashed)
-        })
+    let hasher = Hasher::shared();
+    // An unknown name is checked against a decoy hash: it takes as long as a wrong
+    // password.
+    let verdict = match hasher
+        .verify(
+            password.to_string(),
+            record.as_ref().map(|r| r.password_hash.clone()),
+        )
         .await
-        .unwrap_or((Verdict::Wrong, None))
+    {
+        Ok(v) => v,
+        Err(e) => {
+            // Nothing was checked: the slots go back.
+            for (taken, _) in &windows {
+                store.limit_refund(taken)?;
+            }
+            return Err(OperatorError::Hash(e.to_string()));
+        }
+    };
+    // A hash of the form typed before normalisation is redone on success.
+    let rehashed = match verdict {
+        Verdict::Stale => hasher.hash(password.to_string()).await.ok(),
+        _ => None,
     };
     match record {
         Some(mut r) if verdict.is_right() => {
@@ -459,8 +434,10 @@ mod tests {
             LoginOutcome::Success(_)
         ));
         // A hash of the form typed, made before passwords were normalised.
+        use argon2::password_hash::{PasswordHasher, SaltString};
         let salt = SaltString::generate(&mut rand::rngs::OsRng);
-        let raw = argon2()
+        let params = argon2::Params::new(19456, 2, 1, None).unwrap();
+        let raw = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
             .hash_password(ime.as_bytes(), &salt)
             .unwrap()
             .to_string();

@@ -375,7 +375,10 @@ fn outgoing_mail_has_size_limits_and_reserved_variables_answered_naming_the_fiel
             .unwrap();
         let status = r.status().as_u16();
         let json: serde_json::Value = r.json().unwrap();
-        (status, json["error"].as_str().unwrap_or("").to_string())
+        (
+            status,
+            json["error"]["message"].as_str().unwrap_or("").to_string(),
+        )
     };
     let notice = |name: &str, vars: serde_json::Value| {
         serde_json::json!({"to": "taro@example.jp", "template": "notice", "locale": "en",

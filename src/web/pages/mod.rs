@@ -90,7 +90,7 @@ impl FlowWeb {
         );
         FlowWeb {
             services,
-            hasher: Hasher::for_this_machine(),
+            hasher: Hasher::shared(),
             pages: Arc::new(pages),
             resets: Arc::new(std::sync::OnceLock::new()),
         }

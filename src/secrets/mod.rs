@@ -1,7 +1,10 @@
 //! Secrets, in one place: link tokens, codes, browser bindings, session and API tokens,
 //! request ids. Each comes from the OS RNG; only its SHA-256 is stored, and a stored
 //! digest is compared with a presented one in constant time (`subtle`), so neither a
-//! copy of the store nor the timing of an answer gives a secret away.
+//! copy of the store nor the timing of an answer gives a secret away. Passwords are
+//! hashed in [`passwords`], one argon2id set-up for all of them.
+
+pub mod passwords;
 
 use base64::Engine;
 use rand::{Rng, RngCore};
