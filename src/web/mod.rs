@@ -58,14 +58,33 @@ pub fn router(services: Services) -> Router {
         .layer(axum::middleware::from_fn(crate::metrics::track))
 }
 
-/// Liveness: 200 when the store answers.
+/// Readiness: 200 while the store reads and writes; 503 while it cannot (a full disk,
+/// a failing device), so a balancer sends the work elsewhere. Each call tries a write,
+/// so it turns back to 200 by itself once writes succeed again.
 async fn healthz(State(services): State<Services>) -> impl IntoResponse {
-    // A read proves the store is open and readable.
-    match services
-        .store
-        .get_json::<serde_json::Value>(crate::store::TreeName::Meta, b"health")
-    {
-        Ok(_) => (StatusCode::OK, "ok\n"),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n"),
+    match write_probe(&services).await {
+        Ok(()) => (StatusCode::OK, "ok\n"),
+        Err(e) => {
+            tracing::warn!(error = %e, "healthz: the store cannot take writes");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n")
+        }
     }
+}
+
+/// Reads the store, writes 4 KiB beside the spool (where intake's bytes go; on a full
+/// disk this fails as they do) and flushes the store.
+async fn write_probe(services: &Services) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let store = services.store.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        store.get_json::<serde_json::Value>(crate::store::TreeName::Meta, b"health")?;
+        let probe = store.path().join("healthz.probe");
+        let written = std::fs::write(&probe, [0u8; 4096])
+            .with_context(|| format!("cannot write {}", probe.display()));
+        let _ = std::fs::remove_file(&probe);
+        written
+    })
+    .await??;
+    services.store.flush().await?;
+    Ok(())
 }
