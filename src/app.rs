@@ -65,7 +65,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("cannot listen on {listen} (server.listen)"))?;
     let http_addr = listener.local_addr()?;
-    tracing::info!(addr = %http_addr, "http listening on http://{http_addr}");
 
     if let Some(addr) = services.config.inbound.listen {
         let inbound = TcpListener::bind(addr)
@@ -79,6 +78,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             trigger.subscribe(),
         ));
     }
+    // Logged once every listener is bound: tests and scripts take this line as "ready".
+    tracing::info!(addr = %http_addr, "http listening on http://{http_addr}");
     // The delivery worker runs on a thread of its own, with its own runtime: on the
     // shared runtime its SMTP connections waited behind every API request for each
     // reply, and under load delivery fell to half the enqueue rate (issue 4). A thread
