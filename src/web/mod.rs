@@ -59,15 +59,31 @@ pub fn router(services: Services) -> Router {
 }
 
 /// Readiness: 200 while the store reads and writes; 503 while it cannot (a full disk,
-/// a failing device), so a balancer sends the work elsewhere. Each call tries a write,
-/// so it turns back to 200 by itself once writes succeed again.
+/// a failing device), so a balancer sends the work elsewhere. It tries a write, so it
+/// turns back to 200 by itself once writes succeed again; at most one try a second,
+/// shared by every caller, so hammering `/healthz` cannot make the disk work harder.
 async fn healthz(State(services): State<Services>) -> impl IntoResponse {
-    match write_probe(&services).await {
-        Ok(()) => (StatusCode::OK, "ok\n"),
-        Err(e) => {
-            tracing::warn!(error = %e, "healthz: the store cannot take writes");
-            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n")
+    static LAST: tokio::sync::Mutex<Option<(std::time::Instant, bool)>> =
+        tokio::sync::Mutex::const_new(None);
+    let mut last = LAST.lock().await;
+    let ok = match *last {
+        Some((at, ok)) if at.elapsed() < std::time::Duration::from_secs(1) => ok,
+        _ => {
+            let ok = match write_probe(&services).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "healthz: the store cannot take writes");
+                    false
+                }
+            };
+            *last = Some((std::time::Instant::now(), ok));
+            ok
         }
+    };
+    if ok {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n")
     }
 }
 
