@@ -155,9 +155,11 @@ struct Clock {
 }
 
 /// Why a session was cut off; its 421 says which.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 enum Cut {
+    #[error("no command within inbound.timeout")]
     Command,
+    #[error("the session reached inbound.session_timeout")]
     Session,
 }
 
@@ -177,7 +179,7 @@ async fn read_line(
     };
     let n = tokio::time::timeout_at(until, r.take(max as u64).read_until(b'\n', &mut line))
         .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{cut:?}")))??;
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, cut))??;
     if n == 0 { Ok(None) } else { Ok(Some(line)) }
 }
 
@@ -194,12 +196,11 @@ async fn session(stream: TcpStream, services: &Services) -> std::io::Result<()> 
     let mut r = BufReader::new(read);
     let result = dialogue(&mut r, &mut w, services, clock).await;
     if let Err(e) = &result
-        && e.kind() == std::io::ErrorKind::TimedOut
+        && let Some(cut) = e.get_ref().and_then(|inner| inner.downcast_ref::<Cut>())
     {
-        let text = if e.to_string() == format!("{:?}", Cut::Session) {
-            format!("421 4.4.2 {host} session time limit reached, closing")
-        } else {
-            format!("421 4.4.2 {host} timeout waiting for a command, closing")
+        let text = match cut {
+            Cut::Session => format!("421 4.4.2 {host} session time limit reached, closing"),
+            Cut::Command => format!("421 4.4.2 {host} timeout waiting for a command, closing"),
         };
         let _ = tokio::time::timeout(Duration::from_secs(5), reply(&mut w, &text)).await;
     }

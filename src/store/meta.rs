@@ -30,9 +30,17 @@ impl Store {
         self.put_json(TreeName::Meta, name.as_bytes(), value)
     }
 
-    /// Reads a record, to prove the store is open and answers.
+    /// Proves the store answers and takes writes (blocking): reads a record, then writes
+    /// 4 KiB beside the spool, where intake's bytes go, so a full disk fails here as it
+    /// fails intake. The caller flushes after it.
     pub fn check_health(&self) -> Result<(), StoreError> {
-        self.get_json::<serde_json::Value>(TreeName::Meta, b"health")
-            .map(drop)
+        self.get_json::<serde_json::Value>(TreeName::Meta, b"health")?;
+        let probe = self.path().join("healthz.probe");
+        let written = std::fs::write(&probe, [0u8; 4096]).map_err(|source| StoreError::Flush {
+            path: probe.clone(),
+            source,
+        });
+        let _ = std::fs::remove_file(&probe);
+        written
     }
 }

@@ -57,11 +57,40 @@ pub fn router(services: Services) -> Router {
         .layer(axum::middleware::from_fn(crate::metrics::track))
 }
 
-/// Liveness: 200 when the store answers.
+/// Readiness: 200 while the store reads and writes; 503 while it cannot (a full disk,
+/// a failing device), so a balancer sends the work elsewhere. It tries a write, so it
+/// turns back to 200 by itself once writes succeed again; at most one try a second,
+/// shared by every caller, so hammering `/healthz` cannot make the disk work harder.
 async fn healthz(State(services): State<Services>) -> impl IntoResponse {
-    // A read proves the store is open and readable.
-    match services.store.check_health() {
-        Ok(_) => (StatusCode::OK, "ok\n"),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n"),
+    static LAST: tokio::sync::Mutex<Option<(std::time::Instant, bool)>> =
+        tokio::sync::Mutex::const_new(None);
+    let mut last = LAST.lock().await;
+    let ok = match *last {
+        Some((at, ok)) if at.elapsed() < std::time::Duration::from_secs(1) => ok,
+        _ => {
+            let ok = match write_probe(&services).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "healthz: the store cannot take writes");
+                    false
+                }
+            };
+            *last = Some((std::time::Instant::now(), ok));
+            ok
+        }
+    };
+    if ok {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n")
     }
+}
+
+/// The store's health probe (a read, a 4 KiB write where intake's bytes go), then a
+/// flush: on a full disk this fails as intake does.
+async fn write_probe(services: &Services) -> anyhow::Result<()> {
+    let store = services.store.clone();
+    tokio::task::spawn_blocking(move || store.check_health()).await??;
+    services.store.flush().await?;
+    Ok(())
 }

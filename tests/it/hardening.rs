@@ -480,3 +480,160 @@ fn outgoing_mail_has_size_limits_and_reserved_variables_answered_naming_the_fiel
         .collect();
     assert!(to.len() > 1 && to.iter().all(|l| l.len() <= 78), "{head}");
 }
+
+/// A small tmpfs mounted for one test, unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(megabytes: u32) -> SmallDisk {
+        assert!(
+            unsafe { libc::geteuid() } == 0,
+            "this test fills a real disk: it mounts a {megabytes} MiB tmpfs, which needs root \
+             (run scripts/test.sh as root, as .ci/run does)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "cannot mount a tmpfs: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk { dir }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Writes a file until the disk is full.
+    fn fill(&self) -> std::path::PathBuf {
+        let filler = self.path().join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+        // The last blocks, smaller than 64 KiB.
+        while f.write_all(&block[..512]).is_ok() {}
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_stops_intake_until_space_returns_and_sigterm_still_exits_0() {
+    let disk = SmallDisk::mount(48);
+    let inst = Instance::new("");
+    let text = std::fs::read_to_string(&inst.config_path).unwrap().replace(
+        &format!("path = \"{}\"", inst.path().join("store").display()),
+        &format!("path = \"{}\"", disk.path().join("store").display()),
+    );
+    // Delivery goes nowhere (a closed port, retried in an hour): everything stays queued.
+    let text = text.replace(
+        &format!(
+            "[delivery]\nmode = \"outbox\"\noutbox_dir = \"{}\"\n",
+            inst.path().join("outbox").display()
+        ),
+        "[delivery]\nmode = \"relay\"\nrelay = \"127.0.0.1:9\"\nretry_schedule = [\"1h\"]\n",
+    );
+    std::fs::write(&inst.config_path, text).unwrap();
+    let key = inst.api_key();
+    let mut server = inst.serve();
+    let client = Client::new();
+    let body = "x".repeat(30_000);
+    let send = |i: usize| -> (u16, Option<String>) {
+        let r = client
+            .post(server.url("/api/v1/messages"))
+            .bearer_auth(&key)
+            .json(
+                &serde_json::json!({"to": format!("p{i}@example.jp"), "template": "notice",
+                   "locale": "en", "vars": {"subject": "s", "body": body}}),
+            )
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        let json: serde_json::Value = r.json().unwrap_or_default();
+        (status, json["message_id"].as_str().map(str::to_string))
+    };
+    let healthz = || {
+        client
+            .get(server.url("/healthz"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let mut acknowledged = Vec::new();
+    for i in 0..10 {
+        let (status, id) = send(i);
+        assert_eq!(status, 202);
+        acknowledged.push(id.unwrap());
+    }
+    let filler = disk.fill();
+    let mut refused = 0;
+    for i in 10..60 {
+        match send(i) {
+            (202, Some(id)) => acknowledged.push(id),
+            (503, _) => refused += 1,
+            other => panic!("on a full disk: {other:?}"),
+        }
+    }
+    let health_full = healthz();
+    std::fs::remove_file(&filler).unwrap();
+    let mut resumed_after = None;
+    let start = Instant::now();
+    crate::support::wait_for(30, || {
+        if healthz() != 200 {
+            return false;
+        }
+        match send(1000) {
+            (202, Some(id)) => {
+                acknowledged.push(id);
+                resumed_after = Some(start.elapsed());
+                true
+            }
+            _ => false,
+        }
+    });
+    println!(
+        "full disk: {refused} of 50 enqueues refused with 503, /healthz {health_full}; space \
+         freed: intake resumed after {resumed_after:?}; {} messages acknowledged in all",
+        acknowledged.len()
+    );
+    assert!(refused > 0, "the disk never filled");
+    assert_eq!(health_full, 503, "/healthz while writes fail");
+    assert!(
+        resumed_after.is_some(),
+        "intake did not resume once space returned"
+    );
+    let status = server.signal_and_wait(libc::SIGTERM);
+    assert_eq!(status.code(), Some(0), "{}", server.log_text());
+    drop(server);
+
+    // Nothing acknowledged was lost.
+    let server = inst.serve();
+    for id in &acknowledged {
+        let r = client
+            .get(server.url(&format!("/api/v1/messages/{id}")))
+            .bearer_auth(&key)
+            .send()
+            .unwrap();
+        assert_eq!(
+            r.status().as_u16(),
+            200,
+            "acknowledged message {id} is gone"
+        );
+    }
+}
