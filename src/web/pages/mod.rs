@@ -280,6 +280,18 @@ impl FlowWeb {
         self.page(ctx, status, PageName::Message, key, Value::Object(vars))
     }
 
+    /// Takes a slot of a rate limit for this request; the page to answer instead when
+    /// the limit is full (429) or the store fails (503).
+    fn take_limit(&self, ctx: &Ctx, key: &LimitKey, rule: Rule, now: u64) -> Result<(), Response> {
+        match self.services.store.limit_take(key, rule, now) {
+            Ok(Take::Allowed { .. }) => Ok(()),
+            Ok(Take::Refused { .. }) => Err(self
+                .message(ctx, StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+                .into_response()),
+            Err(e) => Err(self.internal(ctx, &FlowError::Store(e))),
+        }
+    }
+
     fn internal(&self, ctx: &Ctx, e: &FlowError) -> Response {
         if let FlowError::Hash(HashError::Busy) = e {
             let mut html = self.message(ctx, StatusCode::SERVICE_UNAVAILABLE, "busy");
@@ -777,18 +789,8 @@ async fn renew(
         return see_other(format!("/v/{token}"), ctx.cookies);
     }
     let budget = LimitKey::new("renew-address", &[&flow.address.to_string().to_lowercase()]);
-    match web
-        .services
-        .store
-        .limit_take(&budget, RENEW_PER_ADDRESS, now)
-    {
-        Ok(Take::Allowed { .. }) => {}
-        Ok(Take::Refused { .. }) => {
-            return web
-                .message(&ctx, StatusCode::TOO_MANY_REQUESTS, "rate_limited")
-                .into_response();
-        }
-        Err(e) => return web.internal(&ctx, &FlowError::Store(e)),
+    if let Err(page) = web.take_limit(&ctx, &budget, RENEW_PER_ADDRESS, now) {
+        return page;
     }
     match flow::renew(&web.services, &flow, now).await {
         Ok(_) => {
@@ -852,18 +854,8 @@ async fn reset_submit(
             .into_response();
     };
     let client = LimitKey::new("reset-client", &[&ip]);
-    match web
-        .services
-        .store
-        .limit_take(&client, RESET_PER_CLIENT, now)
-    {
-        Ok(Take::Allowed { .. }) => {}
-        Ok(Take::Refused { .. }) => {
-            return web
-                .message(&ctx, StatusCode::TOO_MANY_REQUESTS, "rate_limited")
-                .into_response();
-        }
-        Err(e) => return web.internal(&ctx, &FlowError::Store(e)),
+    if let Err(page) = web.take_limit(&ctx, &client, RESET_PER_CLIENT, now) {
+        return page;
     }
     web.queue_reset(address, now);
     let vars = json!({
