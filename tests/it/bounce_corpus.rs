@@ -170,7 +170,17 @@ fn corpus_agreement() {
             }
             if !row.status.is_empty() {
                 let want = row.status.starts_with('5');
-                permanent.add(got.is_some_and(|g| g.permanent == want));
+                let ok = got.is_some_and(|g| g.permanent == want);
+                permanent.add(ok);
+                if !ok && verbose {
+                    println!(
+                        "PERMANENT {name}#{} want {want} got {:?} [{:?} {:?}]",
+                        row.index,
+                        got.map(|g| g.permanent),
+                        got.map(|g| g.action),
+                        got.and_then(|g| g.status.as_deref()),
+                    );
+                }
             }
         }
     }
