@@ -169,10 +169,11 @@ impl CheckResult {
 /// How long `dns --check` waits for the first answer before it says no server answers.
 const REACHABLE_WITHIN: Duration = Duration::from_secs(5);
 
-/// The resolver every lookup uses: `dns.nameservers` when set, else the system's. One
-/// attempt of 2 s per server, so an unreachable server is reported quickly.
-pub fn resolver(nameservers: &[SocketAddr]) -> anyhow::Result<TokioResolver> {
-    let (config, options) = resolver_config(nameservers)?;
+/// The resolver every lookup uses: `dns.nameservers` when set, else the system's.
+/// `quick` (for `dns --check`): one attempt of 2 s per server, so an unreachable server
+/// is reported at once; delivery keeps the resolver's usual patience.
+pub fn resolver(nameservers: &[SocketAddr], quick: bool) -> anyhow::Result<TokioResolver> {
+    let (config, options) = resolver_config(nameservers, quick)?;
     Ok(
         TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
             .with_options(options)
@@ -180,7 +181,10 @@ pub fn resolver(nameservers: &[SocketAddr]) -> anyhow::Result<TokioResolver> {
     )
 }
 
-fn resolver_config(nameservers: &[SocketAddr]) -> anyhow::Result<(ResolverConfig, ResolverOpts)> {
+fn resolver_config(
+    nameservers: &[SocketAddr],
+    quick: bool,
+) -> anyhow::Result<(ResolverConfig, ResolverOpts)> {
     let (config, mut options) = if nameservers.is_empty() {
         hickory_resolver::system_conf::read_system_conf()
             .map_err(|e| anyhow::anyhow!("cannot read the system DNS configuration: {e}"))?
@@ -200,8 +204,10 @@ fn resolver_config(nameservers: &[SocketAddr]) -> anyhow::Result<(ResolverConfig
             ResolverOpts::default(),
         )
     };
-    options.timeout = Duration::from_secs(2);
-    options.attempts = 1;
+    if quick {
+        options.timeout = Duration::from_secs(2);
+        options.attempts = 1;
+    }
     Ok((config, options))
 }
 
@@ -279,7 +285,7 @@ pub async fn check(config: &Config, records: &[Record]) -> anyhow::Result<Vec<Ch
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let resolver = resolver(ns)?;
+    let resolver = resolver(ns, true)?;
     let bounce = &config.sender.bounce_domain;
     let host = &config.sender.hostname;
     // One question first, bounded, so an unreachable server is one clear error.
@@ -409,7 +415,7 @@ async fn check_spf(
             "finds no address for the host SPF names: spf=fail",
         ));
     }
-    let (rc, ro) = resolver_config(ns)?;
+    let (rc, ro) = resolver_config(ns, true)?;
     let auth = mail_auth::MessageAuthenticator::new(rc, ro)
         .map_err(|e| anyhow::anyhow!("cannot start the SPF verifier: {e}"))?;
     for ip in ips {

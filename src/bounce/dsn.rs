@@ -142,6 +142,7 @@ fn recipient(g: &Group) -> Option<RecipientResult> {
         r.reply_code = text::reply_code(&d);
         let from_diag = text::status_code(&d);
         r.status = better_status(r.status.take(), from_diag);
+        r.status = inner_status(r.status.take(), &d);
         r.diagnostic = Some(d);
     }
     Some(r)
@@ -189,6 +190,20 @@ fn better_status(field: Option<String>, diag: Option<String>) -> Option<String> 
     }
 }
 
+/// A Status of "delivery time expired" (`x.4.7`) only says the MTA gave up; the reply
+/// that kept failing, quoted in the diagnostic (`554 4.4.7 Message expired ... <421 4.4.2
+/// Connection timed out>`), says why. Take the last other code of the same class there.
+fn inner_status(field: Option<String>, diag: &str) -> Option<String> {
+    let f = field?;
+    if !f.ends_with(".4.7") {
+        return Some(f);
+    }
+    let inner = text::status_codes(diag)
+        .filter(|c| *c != f && c.as_bytes().first() == f.as_bytes().first())
+        .last();
+    Some(inner.unwrap_or(f))
+}
+
 /// RFC 3464 §2.3.3 action values; unknown spellings read as failed.
 fn parse_action(v: &str) -> Action {
     let v = v.trim().to_ascii_lowercase();
@@ -208,6 +223,28 @@ fn parse_action(v: &str) -> Action {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_expired_status_gives_way_to_the_reply_that_kept_failing() {
+        let d = "554 4.4.7 Message expired: unable to deliver in 840 minutes.<421 4.4.2 Connection timed out>";
+        assert_eq!(
+            inner_status(Some("4.4.7".into()), d).as_deref(),
+            Some("4.4.2")
+        );
+        assert_eq!(
+            inner_status(Some("4.4.7".into()), "450 4.7.1 Access denied").as_deref(),
+            Some("4.7.1")
+        );
+        // Another class, or no other code: the field stands.
+        assert_eq!(
+            inner_status(Some("4.4.7".into()), "550 5.1.1 x").as_deref(),
+            Some("4.4.7")
+        );
+        assert_eq!(
+            inner_status(Some("5.1.1".into()), "550 5.2.2 x").as_deref(),
+            Some("5.1.1")
+        );
+    }
 
     #[test]
     fn groups_fold_and_split() {

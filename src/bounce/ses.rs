@@ -69,6 +69,14 @@ fn bounce(v: &Value, found: &mut Found) {
         if str_at(b, "bounceType") == Some("Transient") {
             r.action = Action::Delayed;
         }
+        // SES did not try: the address is on its own (global or account) suppression list.
+        // Sisimai names this reason `suppressed`.
+        if matches!(
+            str_at(b, "bounceSubType"),
+            Some("Suppressed" | "OnAccountSuppressionList")
+        ) {
+            r.reason = Some("suppressed".into());
+        }
         r.status = str_at(rcpt, "status").and_then(text::status_code);
         if let Some(d) = str_at(rcpt, "diagnosticCode") {
             let d = d.split_once(';').map_or(d, |(_, rest)| rest).trim();

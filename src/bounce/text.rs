@@ -91,32 +91,34 @@ pub(crate) fn quoted_message_id(body: &str) -> Option<String> {
 /// The first enhanced status code (RFC 3463 §2) that is not part of a longer dotted number
 /// such as an IP address or a version.
 pub(crate) fn status_code(s: &str) -> Option<String> {
+    status_codes(s).next()
+}
+
+/// Every enhanced status code in `s`, in order, by the rules of [`status_code`].
+pub(crate) fn status_codes(s: &str) -> impl Iterator<Item = String> + '_ {
     let bytes = s.as_bytes();
-    for m in STATUS.find_iter(s) {
+    STATUS.find_iter(s).filter_map(move |m| {
         let before = m.start().checked_sub(1).and_then(|i| bytes.get(i));
         if matches!(before, Some(b) if b.is_ascii_alphanumeric() || *b == b'.' || *b == b'-') {
-            continue;
+            return None;
         }
         let after = bytes.get(m.end());
         let after2 = bytes.get(m.end() + 1);
         if matches!(after, Some(b) if b.is_ascii_alphanumeric() || *b == b'-')
             || (after == Some(&b'.') && matches!(after2, Some(b) if b.is_ascii_digit()))
         {
-            continue;
+            return None;
         }
         let code = m.as_str();
         let mut it = code.split('.');
         let (subject, detail) = (it.nth(1), it.next());
         // Subjects go up to 7 (RFC 3463 §3.1); vendor details go beyond 9 (Microsoft 5.7.509).
-        if subject
+        (subject
             .and_then(|x| x.parse::<u16>().ok())
             .is_some_and(|x| x <= 9)
-            && detail.is_some()
-        {
-            return Some(code.to_string());
-        }
-    }
-    None
+            && detail.is_some())
+        .then(|| code.to_string())
+    })
 }
 
 /// The first SMTP reply code (RFC 5321 §4.2) in `s`.

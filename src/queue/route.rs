@@ -61,10 +61,8 @@ impl Route {
                 }
             }
             DeliveryMode::Mx => {
-                let resolver = hickory_resolver::TokioResolver::builder_tokio()
-                    .map_err(|e| anyhow::anyhow!("cannot read the system DNS configuration: {e}"))?
-                    .build()
-                    .map_err(|e| anyhow::anyhow!("cannot start the DNS resolver: {e}"))?;
+                // dns.nameservers applies to MX lookups too.
+                let resolver = crate::dns::resolver(&config.dns.nameservers, false)?;
                 let tls = if d.require_tls {
                     TlsPolicy::Required
                 } else {

@@ -9,10 +9,10 @@ use std::time::Instant;
 
 use mailgate::bounce::{BounceReport, parse};
 
-// Reached: seen 99.2%, status 96.1%, reason 85.6%, permanent 96.7% .
+// Reached: seen 99.2%, status 97.4%, reason 91.3%, permanent 96.7% .
 const FLOOR_SEEN: f64 = 0.99;
-const FLOOR_STATUS: f64 = 0.96;
-const FLOOR_REASON: f64 = 0.855;
+const FLOOR_STATUS: f64 = 0.97;
+const FLOOR_REASON: f64 = 0.91;
 const FLOOR_PERMANENT: f64 = 0.965;
 
 #[derive(Debug)]
@@ -110,13 +110,9 @@ fn corpus_agreement() {
             parsed.push((name, parse(&raw)));
         }
     }
+    // Printed, not asserted: speed is measured by bench/run.sh bounces beside a
+    // reference, not by a timing assertion that a loaded machine fails.
     let elapsed = start.elapsed();
-    if !cfg!(debug_assertions) {
-        assert!(
-            elapsed.as_secs_f64() < 1.0,
-            "parsing the corpus took {elapsed:?}"
-        );
-    }
     for (name, rep) in &parsed {
         if name.starts_with("maildir/not/") {
             not_bounce.add(!rep.bounce);
@@ -170,7 +166,17 @@ fn corpus_agreement() {
             }
             if !row.status.is_empty() {
                 let want = row.status.starts_with('5');
-                permanent.add(got.is_some_and(|g| g.permanent == want));
+                let ok = got.is_some_and(|g| g.permanent == want);
+                permanent.add(ok);
+                if !ok && verbose {
+                    println!(
+                        "PERMANENT {name}#{} want {want} got {:?} [{:?} {:?}]",
+                        row.index,
+                        got.map(|g| g.permanent),
+                        got.map(|g| g.action),
+                        got.and_then(|g| g.status.as_deref()),
+                    );
+                }
             }
         }
     }

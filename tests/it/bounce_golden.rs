@@ -376,3 +376,13 @@ fn junk_is_not_mail_and_says_why() {
         assert_eq!(load(f).not_mail, None, "{f}");
     }
 }
+
+#[test]
+fn a_providers_own_suppression_list_is_reason_suppressed() {
+    let r = golden("amazonses-suppressed.eml");
+    assert!(r.bounce);
+    let rc = only(&r);
+    assert_eq!(rc.address, "hachi@example.org");
+    assert_eq!(rc.reason.as_deref(), Some("suppressed"));
+    assert!(rc.permanent);
+}

@@ -323,3 +323,43 @@ fn dns_check_without_a_reachable_server_is_one_clear_error() {
         "records must not be reported missing when DNS cannot be asked"
     );
 }
+
+/// `mx` delivery's route lookup asks the configured name server: preference order, the
+/// implicit MX of a domain with only an A record, a null MX, and a domain that does not
+/// exist.
+#[test]
+fn mx_routes_come_from_the_configured_name_server() {
+    use mailgate::delivery::mx::{Route, RouteError, route};
+    let dir = tempfile::tempdir().unwrap();
+    let zone = vec![
+        json!(["pref.example.jp", "MX", "20 backup.example.jp"]),
+        json!(["pref.example.jp", "MX", "10 primary.example.jp"]),
+        json!(["aonly.example.jp", "A", "127.0.0.1"]),
+        json!(["null.example.jp", "MX", "0 ."]),
+    ];
+    let server = DnsServer::start(dir.path(), &zone);
+    let ns: std::net::SocketAddr = format!("127.0.0.1:{}", server.port).parse().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let resolver = mailgate::dns::resolver(&[ns], false).unwrap();
+        assert_eq!(
+            route(&resolver, "pref.example.jp").await.unwrap(),
+            Route::Hosts(vec![
+                "primary.example.jp".into(),
+                "backup.example.jp".into()
+            ])
+        );
+        assert_eq!(
+            route(&resolver, "aonly.example.jp").await.unwrap(),
+            Route::Hosts(vec!["aonly.example.jp".into()])
+        );
+        assert_eq!(
+            route(&resolver, "null.example.jp").await.unwrap(),
+            Route::NullMx
+        );
+        assert!(matches!(
+            route(&resolver, "nowhere.example.jp").await,
+            Err(RouteError::NoSuchDomain(_))
+        ));
+    });
+}
