@@ -55,8 +55,9 @@ pub struct Suppression {
     pub message_id: Option<String>,
 }
 
-/// Reasons that say the address itself is bad: it is suppressed.
-pub const ADDRESS_REASONS: [&str; 3] = ["userunknown", "hostunknown", "hasmoved"];
+/// Reasons that say the address itself is bad: it is suppressed. `suppressed` is a
+/// provider's own suppression list (Sisimai's name): mail to it will not be delivered.
+pub const ADDRESS_REASONS: [&str; 4] = ["userunknown", "hostunknown", "hasmoved", "suppressed"];
 
 /// Reasons that say the receiver refused the sender: the admin must act, and the
 /// address is not blamed.
