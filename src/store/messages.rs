@@ -267,4 +267,36 @@ mod tests {
             "both old segments live, and a new one"
         );
     }
+
+    #[tokio::test]
+    async fn a_segment_found_at_open_can_become_the_next_segment_and_take_writes() {
+        // A segment opened at start, emptied, kept as a spare and renamed into place as
+        // the next segment must take writes (it was opened read-only: every write into
+        // it failed with EBADF and intake stopped until a restart; found by the soak).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let mut first = record("a@example.jp", 1);
+        {
+            let store = Store::open(&path, false).unwrap();
+            store
+                .insert_message(&mut first, b"first body", &Event::new(Step::Queued, 1))
+                .unwrap();
+            store.flush().await.unwrap();
+        }
+        let store = Store::open(&path, false).unwrap();
+        let mut first = store.message(&first.id).unwrap().unwrap();
+        first.status = MessageStatus::Delivered;
+        store.reschedule(&mut first, None).unwrap();
+        store.put_message(&mut first).unwrap();
+        store.flush().await.unwrap();
+        store.flush().await.unwrap();
+        let big = vec![b'x'; 1 << 20];
+        for i in 0..20 {
+            let mut r = record("b@example.jp", 10 + i);
+            store
+                .insert_message(&mut r, &big, &Event::new(Step::Queued, 10))
+                .unwrap_or_else(|e| panic!("body {i}: {e}"));
+            store.flush().await.unwrap();
+        }
+    }
 }

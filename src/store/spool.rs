@@ -189,7 +189,14 @@ impl Spool {
                 dead.push(path);
                 continue;
             }
-            let file = File::open(&path).map_err(|e| io(&path, e))?;
+            // Read and write: nothing is appended to an old segment, but its holes are
+            // punched, and once empty it becomes a spare that is written as a new
+            // segment (a read-only handle failed both with EBADF).
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(|e| io(&path, e))?;
             let size = file.metadata().map_err(|e| io(&path, e))?.len();
             sizes.insert(number, size);
             // Punch what died while the process was down, at the next reclaim.
