@@ -20,6 +20,22 @@ impl Store {
         self.get_json(TreeName::ApiKeys, digest)
     }
 
+    /// Every API key's record with its digest, in digest order (a handful of keys: a
+    /// scan is fine).
+    pub fn api_keys(&self) -> Result<Vec<([u8; 32], ApiKeyRecord)>, StoreError> {
+        self.tree(TreeName::ApiKeys)
+            .iter()
+            .map(|item| {
+                let (k, v) = item.map_err(|e| self.write_error(e))?;
+                let mut digest = [0u8; 32];
+                if k.len() == 32 {
+                    digest.copy_from_slice(&k);
+                }
+                Ok((digest, super::decode(TreeName::ApiKeys, &v)?))
+            })
+            .collect()
+    }
+
     /// A setting the program keeps for itself, by name.
     pub fn setting<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
         self.get_json(TreeName::Meta, name.as_bytes())

@@ -19,10 +19,16 @@ const ADMIN_PASSWORD: &str = "admin staff password 22";
 
 /// `mailgate operator add NAME --role ROLE` with the password on standard input.
 fn add_operator(inst: &Instance, name: &str, role: &str, password: &str) -> std::process::Output {
+    operator_with_password(inst, &["operator", "add", name, "--role", role], password)
+}
+
+/// A mailgate command that reads a password from standard input; panics unless it
+/// succeeds.
+fn operator_with_password(inst: &Instance, args: &[&str], password: &str) -> std::process::Output {
     let mut child = Command::new(binary())
         .arg("--config")
         .arg(&inst.config_path)
-        .args(["operator", "add", name, "--role", role])
+        .args(args)
         .env_remove("RUST_LOG")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -38,7 +44,7 @@ fn add_operator(inst: &Instance, name: &str, role: &str, password: &str) -> std:
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "operator add failed: {}",
+        "{args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     out
@@ -570,6 +576,153 @@ fn operator_add_works_with_the_server_up_and_repeated_failures_lock_the_name() {
     // A new password from the command line lifts the lock.
     add_operator(&inst, "chie", "support", "a fourth operator password");
     Agent::login(&server, "chie", "a fourth operator password", "/support");
+}
+
+/// True when the agent's next request is sent to the login page.
+fn logged_out(agent: &mut Agent) -> bool {
+    let p = agent.get("/support");
+    (p.status, p.location.as_str()) == (303, "/login")
+}
+
+#[test]
+fn operator_disable_remove_and_passwd_end_the_sessions_of_a_logged_in_operator() {
+    let (inst, server) = console("");
+    let password = "a shared operator password";
+    for name in ["chie", "dan", "emi"] {
+        add_operator(&inst, name, "support", password);
+    }
+    let mut chie = Agent::login(&server, "chie", password, "/support");
+    let mut dan = Agent::login(&server, "dan", password, "/support");
+    let mut emi = Agent::login(&server, "emi", password, "/support");
+    let mut emi_too = Agent::login(&server, "emi", password, "/support");
+    // The commands run through the server's socket; each ends the sessions at once.
+    let ok = |args: &[&str]| {
+        let out = inst.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(ok(&["operator", "disable", "chie"]).contains("disabled"));
+    assert!(
+        logged_out(&mut chie),
+        "a disabled operator's session still works"
+    );
+    assert!(ok(&["operator", "remove", "dan"]).contains("removed"));
+    assert!(
+        logged_out(&mut dan),
+        "a removed operator's session still works"
+    );
+    operator_with_password(
+        &inst,
+        &["operator", "passwd", "emi"],
+        "a brand new password",
+    );
+    assert!(
+        logged_out(&mut emi),
+        "the old password's session still works"
+    );
+    assert!(logged_out(&mut emi_too));
+    // The new password works; the old does not; a disabled operator cannot log in.
+    Agent::login(&server, "emi", "a brand new password", "/support");
+    let mut again = Agent::new(&server);
+    let token = csrf(&again.get("/login").body);
+    let p = again.post(
+        "/login",
+        &[("csrf", &token), ("name", "chie"), ("password", password)],
+    );
+    assert_eq!(p.status, 200, "a disabled operator logged in");
+    ok(&["operator", "enable", "chie"]);
+    Agent::login(&server, "chie", password, "/support");
+    let list = ok(&["operator", "list"]);
+    assert!(
+        list.contains("chie") && list.contains("emi") && !list.contains("dan"),
+        "{list}"
+    );
+    assert!(!list.contains("argon2"), "{list}");
+    // An unknown name is an error that names it.
+    let out = inst.run(&["operator", "disable", "nobody"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"nobody\""));
+
+    // An admin in the console: disabling aiko ends her session; audited.
+    let mut aiko = Agent::login(&server, "aiko", SUPPORT_PASSWORD, "/support");
+    let mut admin = Agent::login(&server, "ben", ADMIN_PASSWORD, "/admin");
+    let page = admin.get("/admin/operators");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("aiko"), "{}", page.body);
+    let forged = admin.post(
+        "/admin/operators/change",
+        &[("csrf", "forged"), ("name", "aiko"), ("action", "disable")],
+    );
+    assert_eq!(forged.status, 403);
+    assert!(!logged_out(&mut aiko), "a forged form changed something");
+    let done = admin.post(
+        "/admin/operators/change",
+        &[
+            ("csrf", &csrf(&page.body)),
+            ("name", "aiko"),
+            ("action", "disable"),
+        ],
+    );
+    assert_eq!(done.status, 200);
+    assert!(
+        done.body.contains("operator aiko disabled"),
+        "{}",
+        done.body
+    );
+    assert!(logged_out(&mut aiko));
+    let report = admin.get("/admin");
+    let audit = &report.body[report.body.find("id=\"audit\"").unwrap()..];
+    assert!(audit.contains("<td>operator disable</td>"), "{audit}");
+    assert!(audit.contains("<td>operator passwd</td>"), "{audit}");
+    assert!(audit.contains("<td>operator remove</td>"), "{audit}");
+
+    // Log out everywhere: every browser of chie goes to the login page (the one that
+    // logged in after `enable` above too).
+    let mut chie = Agent::login(&server, "chie", password, "/support");
+    let mut chie_too = Agent::login(&server, "chie", password, "/support");
+    let own = chie.get("/account");
+    assert_eq!(own.body.matches("<tr><td>").count(), 3, "{}", own.body);
+    assert!(own.body.contains("this browser"));
+    let out = chie.post("/account/logout-everywhere", &[("csrf", &csrf(&own.body))]);
+    assert_eq!((out.status, out.location.as_str()), (303, "/login"));
+    assert!(logged_out(&mut chie_too));
+}
+
+#[test]
+fn a_revoked_api_key_gets_401_on_the_next_call() {
+    let (inst, server) = console("");
+    let key = inst.api_key();
+    let client = Client::new();
+    let call = || {
+        client
+            .get(server.url("/api/v1/bounces?since=7d"))
+            .bearer_auth(&key)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(call(), 200);
+    let out = inst.run(&["apikey", "revoke", "tests"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(call(), 401);
+    let list = inst.run(&["apikey", "list"]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(text.contains("tests"), "{text}");
+    assert!(!text.contains(&key[3..]), "the key itself is listed");
+    // Revoking again names the missing key.
+    let again = inst.run(&["apikey", "revoke", "tests"]);
+    assert!(!again.status.success());
+    let mut admin = Agent::login(&server, "ben", ADMIN_PASSWORD, "/admin");
+    assert!(admin.get("/admin").body.contains("<td>apikey revoke</td>"));
 }
 
 /// What a burst of logins answered: successes, "wrong" (a password was checked and

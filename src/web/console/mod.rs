@@ -1,5 +1,6 @@
 //! The operators' console: `/login`, `/support` (the delivery log, for support staff)
-//! and `/admin` (bounce report, queue, suppression list). Plain server-rendered HTML
+//! and `/admin` (bounce report, queue, suppression list, operators), and `/account`
+//! (an operator's own sessions). Plain server-rendered HTML
 //! from handlebars templates compiled into the binary, escaped everywhere because bounce
 //! texts and addresses come from strangers; no JavaScript, and a CSP that forbids it.
 //!
@@ -8,6 +9,7 @@
 //! Every form carries the session's CSRF token ([`ConsoleUser::check_csrf`]). Every
 //! operator action is written to the audit log.
 
+mod accounts;
 mod admin;
 mod login;
 mod pages;
@@ -40,6 +42,13 @@ pub fn routes() -> Router<Services> {
         .route("/admin/queue/cancel", post(admin::queue_cancel))
         .route("/admin/suppression", get(admin::suppression))
         .route("/admin/suppression/remove", post(admin::suppression_remove))
+        .route("/account", get(accounts::own_sessions))
+        .route(
+            "/account/logout-everywhere",
+            post(accounts::log_out_everywhere),
+        )
+        .route("/admin/operators", get(accounts::operators))
+        .route("/admin/operators/change", post(accounts::operator_change))
 }
 
 /// Why sending a new link did not happen.
