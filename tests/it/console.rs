@@ -473,7 +473,7 @@ fn the_page_csv_and_json_of_mailgate_bounces_hold_the_same_rows() {
 
 #[test]
 fn support_searches_and_resends_are_audited_and_a_resend_starts_a_new_flow() {
-    let (_inst, server, _sink) = three_messages();
+    let (inst, server, _sink) = three_messages();
     let mut support = Agent::login(&server, "aiko", SUPPORT_PASSWORD, "/support");
     let page = support.get(&format!("/support?q={}&lang=en", url_encode(TARO_SEARCH)));
     assert_eq!(page.status, 200);
@@ -489,6 +489,29 @@ fn support_searches_and_resends_are_audited_and_a_resend_starts_a_new_flow() {
     let ja = support.get(&format!("/support?q={}&lang=ja", url_encode(TARO)));
     assert!(ja.body.contains("遅延中"), "{}", ja.body);
     assert!(ja.body.contains("メールボックスは存在しない"));
+    // Notices alone make no account or flow: no new link is offered.
+    assert!(!page.body.contains("id=\"resend-button\""));
+    assert!(page.body.contains("no account and no earlier link"));
+    // Off the suppression list (the bounce put it there) and invited, the address
+    // may get a new link from support.
+    let out = inst.run(&["suppression", "remove", TARO]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = inst.run(&["invite", TARO]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let invited = support.get(&format!("/support?q={}&lang=en", url_encode(TARO)));
+    assert!(
+        invited.body.contains("id=\"resend-button\""),
+        "{}",
+        invited.body
+    );
     let resent = support.post(
         "/support/resend",
         &[
@@ -499,13 +522,13 @@ fn support_searches_and_resends_are_audited_and_a_resend_starts_a_new_flow() {
     );
     assert_eq!(resent.status, 200);
     assert!(
-        resent.body.contains("A new link was mailed to"),
+        resent.body.contains("A new link was queued for"),
         "{}",
         resent.body
     );
-    // The new flow's invitation is in the delivery log now.
+    // The new flow's invitation is in the delivery log now, beside the CLI's.
     let after = support.get(&format!("/support?q={}&lang=en", url_encode(TARO)));
-    assert!(after.body.contains("invite"), "{}", after.body);
+    assert_eq!(after.body.matches("<table class=\"timeline\">").count(), 5);
     // Nothing secret reaches the page: message bodies are never read here.
     assert!(!page.body.contains("We open at nine"));
     let mut admin = Agent::login(&server, "ben", ADMIN_PASSWORD, "/admin");
@@ -576,6 +599,88 @@ fn operator_add_works_with_the_server_up_and_repeated_failures_lock_the_name() {
     // A new password from the command line lifts the lock.
     add_operator(&inst, "chie", "support", "a fourth operator password");
     Agent::login(&server, "chie", "a fourth operator password", "/support");
+}
+
+#[test]
+fn a_resend_to_an_unknown_or_a_suppressed_address_says_it_was_not_sent_and_why() {
+    let (inst, server) = console("");
+    let mut support = Agent::login(&server, "aiko", SUPPORT_PASSWORD, "/support");
+    let timelines = |a: &mut Agent, q: &str| {
+        a.get(&format!("/support?q={}&lang=en", url_encode(q)))
+            .body
+            .matches("<table class=\"timeline\">")
+            .count()
+    };
+    // Unknown: no button, the reason on the page; a forced POST sends nothing.
+    let stranger = "stranger@example.jp";
+    let page = support.get(&format!("/support?q={stranger}&lang=en"));
+    assert!(!page.body.contains("id=\"resend-button\""), "{}", page.body);
+    assert!(
+        page.body.contains("no account and no earlier link"),
+        "{}",
+        page.body
+    );
+    let forced = support.post(
+        "/support/resend",
+        &[
+            ("csrf", &csrf(&page.body)),
+            ("address", stranger),
+            ("lang", "en"),
+        ],
+    );
+    assert!(
+        forced
+            .body
+            .contains("No new link was sent: mailgate has no account"),
+        "{}",
+        forced.body
+    );
+    assert!(!forced.body.contains("A new link was"), "{}", forced.body);
+    assert_eq!(timelines(&mut support, stranger), 0);
+    // Suppressed: invited once, then put on the list.
+    let hanako = "hanako@example.jp";
+    for args in [
+        &["invite", hanako][..],
+        &["suppression", "add", hanako, "--note", "mailbox gone"][..],
+    ] {
+        let out = inst.run(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(timelines(&mut support, hanako), 1);
+    let page = support.get(&format!("/support?q={hanako}&lang=en"));
+    assert!(!page.body.contains("id=\"resend-button\""), "{}", page.body);
+    let forced = support.post(
+        "/support/resend",
+        &[
+            ("csrf", &csrf(&page.body)),
+            ("address", hanako),
+            ("lang", "en"),
+        ],
+    );
+    assert!(
+        forced
+            .body
+            .contains("No new link was sent: the address is on the suppression list"),
+        "{}",
+        forced.body
+    );
+    assert!(!forced.body.contains("A new link was"), "{}", forced.body);
+    assert_eq!(timelines(&mut support, hanako), 1, "a message was queued");
+    let mut admin = Agent::login(&server, "ben", ADMIN_PASSWORD, "/admin");
+    let report = admin.get("/admin");
+    let audit = &report.body[report.body.find("id=\"audit\"").unwrap()..];
+    assert!(
+        audit.contains("stranger@example.jp (not sent: mailgate has no account"),
+        "{audit}"
+    );
+    assert!(
+        audit.contains("hanako@example.jp (not sent: the address is on the suppression list"),
+        "{audit}"
+    );
 }
 
 /// True when the agent's next request is sent to the login page.
