@@ -683,6 +683,55 @@ fn a_resend_to_an_unknown_or_a_suppressed_address_says_it_was_not_sent_and_why()
     );
 }
 
+#[test]
+fn a_full_width_search_finds_the_address_and_another_case_is_offered_as_did_you_mean() {
+    let (inst, server) = console("");
+    let out = inst.run(&["invite", "hanako@example.jp"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut support = Agent::login(&server, "aiko", SUPPORT_PASSWORD, "/support");
+    // Full-width letters and signs, with an ideographic space around them.
+    let page = support.get(&format!(
+        "/support?q={}&lang=en",
+        url_encode("\u{3000}ｈａｎａｋｏ＠ｅｘａｍｐｌｅ．ｊｐ ")
+    ));
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("<h2>hanako@example.jp</h2>"),
+        "{}",
+        page.body
+    );
+    assert_eq!(page.body.matches("<table class=\"timeline\">").count(), 1);
+    // Another case of the local part: nothing exact, the stored address offered.
+    let other = support.get(&format!(
+        "/support?q={}&lang=en",
+        url_encode("HANAKO@example.jp")
+    ));
+    assert_eq!(other.body.matches("<table class=\"timeline\">").count(), 0);
+    let offer = &other.body[other
+        .body
+        .find("id=\"did-you-mean\"")
+        .expect("did you mean")..];
+    assert!(offer.contains(">hanako@example.jp</a>"), "{offer}");
+    // A message id with or without <> finds the message.
+    let log = inst.log_json("hanako@example.jp");
+    let header = log["messages"][0]["message_id_header"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for q in [format!("<{header}>"), header.clone()] {
+        let p = support.get(&format!("/support?q={}&lang=en", url_encode(&q)));
+        assert_eq!(
+            p.body.matches("<table class=\"timeline\">").count(),
+            1,
+            "{q}"
+        );
+    }
+}
+
 /// True when the agent's next request is sent to the login page.
 fn logged_out(agent: &mut Agent) -> bool {
     let p = agent.get("/support");

@@ -54,7 +54,7 @@ pub async fn search(
 ) -> Result<Response, ConsoleError> {
     user.require(Role::Support)?;
     let lang = lang_of(&services, q.lang.as_deref());
-    let query = q.q.trim().to_string();
+    let query = crate::timeline::normalise_query(&q.q);
     if !query.is_empty() {
         crate::audit::record(&services.store, &user.who(), "search", &query)?;
         services.store.flush().await?;
@@ -75,7 +75,7 @@ fn page(
     let mut data = json!({
         "query": query, "searched": false, "flash": flash, "error": null,
         "lead": null, "lead_status": null, "suppressed": null, "address": null,
-        "no_resend": null,
+        "no_resend": null, "did_you_mean": [],
         "messages": [],
     });
     if !query.is_empty() {
@@ -152,6 +152,13 @@ fn page(
                 data["suppressed"] = json!(suppressed);
                 data["address"] = json!(resend_to);
                 data["no_resend"] = json!(no_resend);
+                // Nothing for the exact address: offer those that differ only in case.
+                if view.messages.is_empty()
+                    && let Ok(a) = Address::parse(&view.query)
+                {
+                    let like = services.store.addresses_like(&a.to_string(), 10)?;
+                    data["did_you_mean"] = json!(like);
+                }
                 data["messages"] = json!(messages);
             }
         }
