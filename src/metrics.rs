@@ -110,6 +110,9 @@ pub fn render(services: &Services) -> Result<String, StoreError> {
         "# HELP mailgate_deliveries_total Messages that reached a final state, by outcome.\n",
     );
     out.push_str("# TYPE mailgate_deliveries_total counter\n");
+    // Monotonic counters kept by the lifecycle as messages finish, not recounted here.
+    let finished: std::collections::BTreeMap<String, u64> =
+        services.store.counters("deliveries")?.into_iter().collect();
     for outcome in [
         "delivered",
         "failed",
@@ -121,13 +124,13 @@ pub fn render(services: &Services) -> Result<String, StoreError> {
         let _ = writeln!(
             out,
             "mailgate_deliveries_total{{outcome=\"{outcome}\"}} {}",
-            get(outcome)
+            finished.get(outcome).copied().unwrap_or(0)
         );
     }
 
     out.push_str("# HELP mailgate_bounces_total Bounces recorded, by reason.\n");
     out.push_str("# TYPE mailgate_bounces_total counter\n");
-    for (reason, n) in services.store.bounce_reason_counts()? {
+    for (reason, n) in services.store.counters("bounces")? {
         let _ = writeln!(
             out,
             "mailgate_bounces_total{{reason=\"{}\"}} {n}",
