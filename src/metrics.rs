@@ -93,7 +93,8 @@ pub fn flow_completions(services: &Services) -> Option<u64> {
 /// The whole exposition text.
 pub fn render(services: &Services) -> Result<String, StoreError> {
     let mut out = String::new();
-    let statuses = services.store.message_status_counts()?;
+    // Gauges from the queue's index: the cost follows the queue, not the history.
+    let statuses = services.store.open_status_counts()?;
     let get = |s: &str| statuses.get(s).copied().unwrap_or(0);
 
     out.push_str("# HELP mailgate_queue_depth Messages waiting in the queue, by state.\n");
