@@ -1,6 +1,13 @@
 //! API keys for the application. A key is shown once, when created; the store keeps
 //! only its SHA-256, so a copy of the store does not give access. A lookup by hash
 //! compares no secret bytes, so it leaks nothing through timing.
+//!
+//! A key is revoked by name (the only handle an operator has: the key itself is not
+//! kept). Revocation marks the record rather than deleting it, so `apikey list` still
+//! shows when it was revoked; [`verify`] reads the record on every request, so a
+//! revoked key is refused from the next request on.
+
+use serde::{Deserialize, Serialize};
 
 pub use crate::domain::apikey::ApiKeyRecord;
 use crate::domain::now_ms;
@@ -15,12 +22,79 @@ pub fn create(store: &Store, name: &str) -> Result<String, StoreError> {
         &ApiKeyRecord {
             name: name.to_string(),
             created_ms: now_ms(),
+            revoked_ms: None,
         },
     )?;
     Ok(key)
 }
 
-/// The key's record, if the key is valid.
+/// The key's record, if the key is valid (known and not revoked).
 pub fn verify(store: &Store, key: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-    store.api_key_get(&digest(key))
+    Ok(store
+        .api_key_get(&digest(key))?
+        .filter(|r| r.revoked_ms.is_none()))
+}
+
+/// One line of `mailgate apikey list`: never the key, only a short prefix of its
+/// digest to tell keys of the same name apart.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiKeyRow {
+    pub name: String,
+    pub id: String,
+    pub created_ms: u64,
+    pub revoked_ms: Option<u64>,
+}
+
+/// Every key, oldest first.
+pub fn list(store: &Store) -> Result<Vec<ApiKeyRow>, StoreError> {
+    let mut rows: Vec<ApiKeyRow> = store
+        .api_keys()?
+        .into_iter()
+        .map(|(d, r)| ApiKeyRow {
+            name: r.name,
+            id: d[..4].iter().map(|b| format!("{b:02x}")).collect(),
+            created_ms: r.created_ms,
+            revoked_ms: r.revoked_ms,
+        })
+        .collect();
+    rows.sort_by(|a, b| a.created_ms.cmp(&b.created_ms).then(a.name.cmp(&b.name)));
+    Ok(rows)
+}
+
+/// Revokes every live key called `name`; returns how many. Zero means no live key has
+/// that name (the caller says so).
+pub fn revoke(store: &Store, name: &str, now: u64) -> Result<usize, StoreError> {
+    let mut n = 0;
+    for (d, mut r) in store.api_keys()? {
+        if r.name == name && r.revoked_ms.is_none() {
+            r.revoked_ms = Some(now);
+            store.api_key_put(&d, &r)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_revoked_key_no_longer_verifies_and_others_still_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), false).unwrap();
+        let a = create(&store, "app").unwrap();
+        let b = create(&store, "batch").unwrap();
+        assert!(verify(&store, &a).unwrap().is_some());
+        assert_eq!(revoke(&store, "app", 5).unwrap(), 1);
+        assert!(verify(&store, &a).unwrap().is_none());
+        assert!(verify(&store, &b).unwrap().is_some());
+        assert_eq!(revoke(&store, "app", 6).unwrap(), 0);
+        let rows = list(&store).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(
+            rows.iter()
+                .any(|r| r.name == "app" && r.revoked_ms == Some(5))
+        );
+    }
 }

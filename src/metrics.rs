@@ -93,7 +93,8 @@ pub fn flow_completions(services: &Services) -> Option<u64> {
 /// The whole exposition text.
 pub fn render(services: &Services) -> Result<String, StoreError> {
     let mut out = String::new();
-    let statuses = services.store.message_status_counts()?;
+    // Gauges from the queue's index: the cost follows the queue, not the history.
+    let statuses = services.store.open_status_counts()?;
     let get = |s: &str| statuses.get(s).copied().unwrap_or(0);
 
     out.push_str("# HELP mailgate_queue_depth Messages waiting in the queue, by state.\n");
@@ -110,6 +111,9 @@ pub fn render(services: &Services) -> Result<String, StoreError> {
         "# HELP mailgate_deliveries_total Messages that reached a final state, by outcome.\n",
     );
     out.push_str("# TYPE mailgate_deliveries_total counter\n");
+    // Monotonic counters kept by the lifecycle as messages finish, not recounted here.
+    let finished: std::collections::BTreeMap<String, u64> =
+        services.store.counters("deliveries")?.into_iter().collect();
     for outcome in [
         "delivered",
         "failed",
@@ -121,13 +125,13 @@ pub fn render(services: &Services) -> Result<String, StoreError> {
         let _ = writeln!(
             out,
             "mailgate_deliveries_total{{outcome=\"{outcome}\"}} {}",
-            get(outcome)
+            finished.get(outcome).copied().unwrap_or(0)
         );
     }
 
     out.push_str("# HELP mailgate_bounces_total Bounces recorded, by reason.\n");
     out.push_str("# TYPE mailgate_bounces_total counter\n");
-    for (reason, n) in services.store.bounce_reason_counts()? {
+    for (reason, n) in services.store.counters("bounces")? {
         let _ = writeln!(
             out,
             "mailgate_bounces_total{{reason=\"{}\"}} {n}",

@@ -15,6 +15,11 @@
 //!   address spraying many names) and [`PER_NAME`], a ceiling across addresses high
 //!   enough that it is no denial-of-service tool. A success gives its slots back, so
 //!   the windows count failures; every failure also costs a delay.
+//! - Revocation: each account carries a `generation`, copied into every session it
+//!   starts. Disabling, removing, a new password or a new role raises the generation
+//!   and deletes the account's sessions, and [`session`] accepts a session only while
+//!   its generation matches and the account is enabled, so every old session ends at
+//!   once, even one being started while the change is made.
 
 use argon2::password_hash::PasswordHash;
 use serde::{Deserialize, Serialize};
@@ -95,6 +100,12 @@ pub struct OperatorRecord {
     /// The argon2id PHC string.
     pub password_hash: String,
     pub created_ms: u64,
+    /// A disabled operator cannot log in and has no live session.
+    #[serde(default)]
+    pub disabled: bool,
+    /// Raised by every change that must end the operator's sessions.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 /// A stored session (keyed by the SHA-256 of its token).
@@ -105,6 +116,9 @@ pub struct Session {
     pub csrf: String,
     pub created_ms: u64,
     pub expires_ms: u64,
+    /// The account's generation when the session started.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 /// Errors of operator management and login.
@@ -116,6 +130,10 @@ pub enum OperatorError {
     BadRole(String),
     #[error("the password is too short: use at least {MIN_PASSWORD_LEN} characters")]
     ShortPassword,
+    #[error("operator {0}")]
+    Unchanged(String),
+    #[error("there is no operator called {0:?}")]
+    Unknown(String),
     #[error("the password hash is not an argon2id hash")]
     BadHash,
     #[error("password hashing failed: {0}")]
@@ -164,24 +182,230 @@ pub fn add(
     now: u64,
 ) -> Result<bool, OperatorError> {
     validate_name(name)?;
-    let parsed = PasswordHash::new(hash).map_err(|_| OperatorError::BadHash)?;
-    if parsed.algorithm.as_str() != "argon2id" {
-        return Err(OperatorError::BadHash);
-    }
-    let existed = get(store, name)?.is_some();
-    store.operator_put(
-        OperatorKey::Account,
-        name,
-        &OperatorRecord {
+    check_hash(hash)?;
+    let old = get(store, name)?;
+    let existed = old.is_some();
+    let record = match old {
+        // A new password and role: the old sessions end.
+        Some(old) => OperatorRecord {
+            role,
+            password_hash: hash.to_string(),
+            generation: old.generation + 1,
+            ..old
+        },
+        None => OperatorRecord {
             name: name.to_string(),
             role,
             password_hash: hash.to_string(),
             created_ms: now,
+            disabled: false,
+            generation: 0,
         },
-    )?;
+    };
+    store.operator_put(OperatorKey::Account, name, &record)?;
+    end_sessions_of(store, name)?;
     // A new password lifts every lock on the name.
     clear_login_limits(store, name)?;
     Ok(existed)
+}
+
+/// Checks that a hash is an argon2id PHC string.
+fn check_hash(hash: &str) -> Result<(), OperatorError> {
+    let parsed = PasswordHash::new(hash).map_err(|_| OperatorError::BadHash)?;
+    if parsed.algorithm.as_str() != "argon2id" {
+        return Err(OperatorError::BadHash);
+    }
+    Ok(())
+}
+
+/// Applies `change` to an existing operator, raises its generation and ends its
+/// sessions.
+fn revise(
+    store: &Store,
+    name: &str,
+    change: impl FnOnce(&mut OperatorRecord),
+) -> Result<OperatorRecord, OperatorError> {
+    let mut record = get(store, name)?.ok_or_else(|| OperatorError::Unknown(name.into()))?;
+    change(&mut record);
+    record.generation += 1;
+    store.operator_put(OperatorKey::Account, name, &record)?;
+    end_sessions_of(store, name)?;
+    Ok(record)
+}
+
+/// Sets a new password (an argon2id hash); every session of the operator ends and the
+/// name's login locks lift.
+pub fn set_password(store: &Store, name: &str, hash: &str) -> Result<(), OperatorError> {
+    check_hash(hash)?;
+    revise(store, name, |r| r.password_hash = hash.to_string())?;
+    clear_login_limits(store, name)?;
+    Ok(())
+}
+
+/// Sets a new role; every session of the operator ends.
+pub fn set_role(store: &Store, name: &str, role: Role) -> Result<(), OperatorError> {
+    revise(store, name, |r| r.role = role).map(drop)
+}
+
+/// Disables or enables an operator; disabling ends every session at once. Returns
+/// false when the operator was already in that state (nothing changed).
+pub fn set_disabled(store: &Store, name: &str, disabled: bool) -> Result<bool, OperatorError> {
+    let record = get(store, name)?.ok_or_else(|| OperatorError::Unknown(name.into()))?;
+    if record.disabled == disabled {
+        return Ok(false);
+    }
+    revise(store, name, |r| r.disabled = disabled)?;
+    Ok(true)
+}
+
+/// Removes an operator and every session of it.
+pub fn remove(store: &Store, name: &str) -> Result<OperatorRecord, OperatorError> {
+    let record = get(store, name)?.ok_or_else(|| OperatorError::Unknown(name.into()))?;
+    store.operator_remove(OperatorKey::Account, name)?;
+    end_sessions_of(store, name)?;
+    Ok(record)
+}
+
+/// What `operator disable|enable|remove` and the console's buttons do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Disable,
+    Enable,
+    Remove,
+}
+
+impl Change {
+    /// The word in commands, forms and the audit log ("operator disable").
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Disable => "disable",
+            Change::Enable => "enable",
+            Change::Remove => "remove",
+        }
+    }
+}
+
+impl std::str::FromStr for Change {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Change, String> {
+        match s {
+            "disable" => Ok(Change::Disable),
+            "enable" => Ok(Change::Enable),
+            "remove" => Ok(Change::Remove),
+            other => Err(format!("unknown operator action {other:?}")),
+        }
+    }
+}
+
+/// Applies a [`Change`]; the answer is a sentence for the operator, an error says why
+/// nothing changed. The caller writes the audit entry.
+pub fn apply(store: &Store, name: &str, change: Change) -> Result<String, OperatorError> {
+    Ok(match change {
+        Change::Disable if set_disabled(store, name, true)? => {
+            format!("operator {name} disabled; every session of it has ended")
+        }
+        Change::Enable if set_disabled(store, name, false)? => {
+            format!("operator {name} enabled; it can log in again")
+        }
+        Change::Disable => {
+            return Err(OperatorError::Unchanged(format!(
+                "{name} is already disabled"
+            )));
+        }
+        Change::Enable => {
+            return Err(OperatorError::Unchanged(format!("{name} is not disabled")));
+        }
+        Change::Remove => {
+            remove(store, name)?;
+            format!("operator {name} removed; every session of it has ended")
+        }
+    })
+}
+
+/// One operator as `operator list` and the console show it (never the hash).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OperatorRow {
+    pub name: String,
+    pub role: Role,
+    pub disabled: bool,
+    pub created_ms: u64,
+    /// Live sessions now.
+    pub sessions: usize,
+}
+
+/// Every operator, by name, with its live sessions counted.
+pub fn list(store: &Store, now: u64) -> Result<Vec<OperatorRow>, StoreError> {
+    let sessions = store.operator_entries::<Session>(OperatorKey::Session)?;
+    store
+        .operator_all::<OperatorRecord>(OperatorKey::Account)?
+        .into_iter()
+        .map(|r| {
+            let live = sessions
+                .iter()
+                .filter(|(_, s)| {
+                    s.operator == r.name && s.generation == r.generation && now < s.expires_ms
+                })
+                .count();
+            Ok(OperatorRow {
+                name: r.name,
+                role: r.role,
+                disabled: r.disabled,
+                created_ms: r.created_ms,
+                sessions: if r.disabled { 0 } else { live },
+            })
+        })
+        .collect()
+}
+
+/// One live session as its operator sees it: a short id (a prefix of the token's
+/// digest, never the token) and its times.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionRow {
+    pub id: String,
+    pub created_ms: u64,
+    pub expires_ms: u64,
+}
+
+/// The live sessions of `name`, newest first.
+pub fn sessions_of(store: &Store, name: &str, now: u64) -> Result<Vec<SessionRow>, StoreError> {
+    let generation = get(store, name)?.map(|r| r.generation);
+    let mut rows: Vec<SessionRow> = store
+        .operator_entries::<Session>(OperatorKey::Session)?
+        .into_iter()
+        .filter(|(_, s)| {
+            s.operator == name && Some(s.generation) == generation && now < s.expires_ms
+        })
+        .map(|(id, s)| SessionRow {
+            id: id.chars().take(12).collect(),
+            created_ms: s.created_ms,
+            expires_ms: s.expires_ms,
+        })
+        .collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.created_ms));
+    Ok(rows)
+}
+
+/// The short id [`sessions_of`] shows for a session token.
+pub fn session_id(token: &str) -> String {
+    token_hash(token).chars().take(12).collect()
+}
+
+/// Deletes every session of `name` (expired ones too); returns how many.
+pub fn end_sessions_of(store: &Store, name: &str) -> Result<usize, StoreError> {
+    let mut n = 0;
+    for (id, s) in store.operator_entries::<Session>(OperatorKey::Session)? {
+        if s.operator == name {
+            store.operator_remove(OperatorKey::Session, &id)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// "Log out everywhere": ends every session of `name`, raising the generation so a
+/// session that slips in meanwhile ends too.
+pub fn log_out_everywhere(store: &Store, name: &str) -> Result<(), OperatorError> {
+    revise(store, name, |_| {}).map(drop)
 }
 
 /// The operator called `name`.
@@ -270,7 +494,8 @@ pub async fn login(
         _ => None,
     };
     match record {
-        Some(mut r) if verdict.is_right() => {
+        // A disabled operator hears the same answer as a wrong password.
+        Some(mut r) if verdict.is_right() && !r.disabled => {
             // The windows count failures: a success gives its slots back.
             for (limit, _) in &windows {
                 store.limit_refund(limit)?;
@@ -291,25 +516,28 @@ fn token_hash(token: &str) -> String {
     crate::secrets::digest_hex(token)
 }
 
-/// Starts a session for `operator`; returns the token for the cookie.
+/// Starts a session for `operator` (as logged in, at its generation then); returns
+/// the token for the cookie.
 pub fn start_session(
     store: &Store,
-    operator: &str,
+    operator: &OperatorRecord,
     now: u64,
 ) -> Result<(String, Session), StoreError> {
     let token = random_token();
     let session = Session {
-        operator: operator.to_string(),
+        operator: operator.name.clone(),
         csrf: random_token(),
         created_ms: now,
         expires_ms: now + SESSION_LIFETIME_MS,
+        generation: operator.generation,
     };
     store.operator_put(OperatorKey::Session, &token_hash(&token), &session)?;
     Ok((token, session))
 }
 
 /// The live session of a token and its operator's current record; `None` when the
-/// token is unknown, the session has expired or the operator is gone.
+/// token is unknown, the session has expired, the operator is gone or disabled, or the
+/// account changed since the session started.
 pub fn session(
     store: &Store,
     token: &str,
@@ -323,7 +551,9 @@ pub fn session(
         store.operator_remove(OperatorKey::Session, &key)?;
         return Ok(None);
     }
-    Ok(get(store, &session.operator)?.map(|op| (session, op)))
+    Ok(get(store, &session.operator)?
+        .filter(|op| !op.disabled && op.generation == session.generation)
+        .map(|op| (session, op)))
 }
 
 /// Ends a session.
@@ -461,7 +691,8 @@ mod tests {
         let store = Store::open(&dir.path().join("s"), false).unwrap();
         let hash = hash_password("a long enough password").unwrap();
         add(&store, "aiko", Role::Support, &hash, 0).unwrap();
-        let (token, s) = start_session(&store, "aiko", 10).unwrap();
+        let aiko = get(&store, "aiko").unwrap().unwrap();
+        let (token, s) = start_session(&store, &aiko, 10).unwrap();
         assert!(
             store
                 .operator_get::<Session>(OperatorKey::Session, &token)
@@ -487,6 +718,78 @@ mod tests {
                 .await
                 .unwrap(),
             LoginOutcome::Success(_)
+        ));
+    }
+
+    #[test]
+    fn disabling_a_new_password_a_new_role_or_removal_ends_every_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), false).unwrap();
+        let hash = hash_password("a long enough password").unwrap();
+        add(&store, "aiko", Role::Support, &hash, 0).unwrap();
+        let start = || {
+            let op = get(&store, "aiko").unwrap().unwrap();
+            start_session(&store, &op, 10).unwrap().0
+        };
+        let live = |t: &str| session(&store, t, 11).unwrap().is_some();
+        type Change<'a> = Box<dyn Fn() + 'a>;
+        let changes: [(&str, Change); 4] = [
+            (
+                "disable",
+                Box::new(|| assert!(set_disabled(&store, "aiko", true).unwrap())),
+            ),
+            (
+                "passwd",
+                Box::new(|| set_password(&store, "aiko", &hash).unwrap()),
+            ),
+            (
+                "role",
+                Box::new(|| set_role(&store, "aiko", Role::Admin).unwrap()),
+            ),
+            (
+                "everywhere",
+                Box::new(|| log_out_everywhere(&store, "aiko").unwrap()),
+            ),
+        ];
+        for (what, change) in changes {
+            let _ = set_disabled(&store, "aiko", false);
+            let (a, b) = (start(), start());
+            assert!(live(&a) && live(&b), "{what}");
+            assert_eq!(sessions_of(&store, "aiko", 11).unwrap().len(), 2, "{what}");
+            change();
+            assert!(!live(&a) && !live(&b), "{what}: an old session still works");
+        }
+        // Disabled and enabled again, a new login works; removal ends it.
+        assert!(set_disabled(&store, "aiko", true).unwrap());
+        assert!(!set_disabled(&store, "aiko", true).unwrap());
+        assert!(set_disabled(&store, "aiko", false).unwrap());
+        let c = start();
+        assert!(live(&c));
+        remove(&store, "aiko").unwrap();
+        assert!(!live(&c));
+        assert!(matches!(
+            set_disabled(&store, "aiko", true),
+            Err(OperatorError::Unknown(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_disabled_operator_cannot_log_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), false).unwrap();
+        let right = "a long enough password";
+        add(
+            &store,
+            "aiko",
+            Role::Support,
+            &hash_password(right).unwrap(),
+            0,
+        )
+        .unwrap();
+        set_disabled(&store, "aiko", true).unwrap();
+        assert!(matches!(
+            login(&store, "aiko", "192.0.2.1", right, 1).await.unwrap(),
+            LoginOutcome::Refused
         ));
     }
 }

@@ -80,10 +80,20 @@ pub enum LookupError {
     Store(#[from] StoreError),
 }
 
+/// What a person typed, as a query: NFKC (a full-width `ｈａｎａｋｏ＠ｅｘａｍｐｌｅ．ｊｐ`
+/// from a Japanese input method becomes `hanako@example.jp`) and trimmed, spaces of
+/// any width included.
+pub fn normalise_query(query: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    query.nfkc().collect::<String>().trim().to_string()
+}
+
 /// Looks up an address (every message to it, via the index) or a message id (the
-/// 32-hex id or the Message-ID header value).
+/// 32-hex id or the Message-ID header value, with or without `<>`). The query is
+/// normalised first ([`normalise_query`]).
 pub fn lookup(services: &Services, query: &str) -> Result<LogView, LookupError> {
-    let q = query.trim();
+    let normalised = normalise_query(query);
+    let q = normalised.as_str();
     if let Some(id) = MessageId::parse(q)
         .filter(|_| !q.contains('@') || q.starts_with('<') || looks_like_header_id(q))
     {

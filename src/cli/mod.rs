@@ -187,6 +187,10 @@ pub enum QueueCommand {
 pub enum ApikeyCommand {
     /// Create a key; it is printed once, and only its hash is stored.
     Create { name: String },
+    /// Every key: name, a short id, created, revoked.
+    List,
+    /// Revoke every live key of this name: refused from the next request on.
+    Revoke { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -217,6 +221,16 @@ pub enum OperatorCommand {
         #[arg(long)]
         role: String,
     },
+    /// Every operator with role, state and live sessions.
+    List,
+    /// Stop an operator logging in; every session of it ends at once.
+    Disable { name: String },
+    /// Let a disabled operator log in again.
+    Enable { name: String },
+    /// Remove an operator; every session of it ends at once.
+    Remove { name: String },
+    /// Set a new password (read as `add` reads it); every session of it ends at once.
+    Passwd { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -261,6 +275,45 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Bounces { since, format } => return report::bounces(&cli, since, format).await,
         Command::Operator(OperatorCommand::Add { name, role }) => {
             return operator::add(&cli, name, role).await;
+        }
+        Command::Operator(OperatorCommand::Passwd { name }) => {
+            return operator::passwd(&cli, name).await;
+        }
+        Command::Operator(OperatorCommand::List) => {
+            return store_commands::run(&cli, Request::OperatorList, operator::print_list).await;
+        }
+        Command::Operator(
+            OperatorCommand::Disable { name }
+            | OperatorCommand::Enable { name }
+            | OperatorCommand::Remove { name },
+        ) => {
+            let action = match &cli.command {
+                Command::Operator(OperatorCommand::Disable { .. }) => "disable",
+                Command::Operator(OperatorCommand::Enable { .. }) => "enable",
+                _ => "remove",
+            };
+            let request = Request::OperatorChange {
+                name: name.clone(),
+                action: action.into(),
+                who: operator_name(),
+            };
+            return store_commands::run(&cli, request, |v| {
+                println!("{}", v.as_str().unwrap_or(""))
+            })
+            .await;
+        }
+        Command::Apikey(ApikeyCommand::List) => {
+            return store_commands::run(&cli, Request::ApiKeyList, operator::print_keys).await;
+        }
+        Command::Apikey(ApikeyCommand::Revoke { name }) => {
+            let request = Request::ApiKeyRevoke {
+                name: name.clone(),
+                who: operator_name(),
+            };
+            return store_commands::run(&cli, request, |v| {
+                println!("{}", v.as_str().unwrap_or(""))
+            })
+            .await;
         }
         Command::Suppression(SuppressionCommand::List) => {
             return store_commands::run(&cli, Request::SuppressionList, report::print_suppressions)

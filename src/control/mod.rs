@@ -83,6 +83,25 @@ pub enum Request {
         password_hash: String,
         who: String,
     },
+    /// Every operator (never a hash).
+    OperatorList,
+    /// Disable, enable or remove an operator (`action`: disable, enable, remove);
+    /// every session of it ends.
+    OperatorChange {
+        name: String,
+        action: String,
+        who: String,
+    },
+    /// A new password (already hashed); every session of the operator ends.
+    OperatorPasswd {
+        name: String,
+        password_hash: String,
+        who: String,
+    },
+    /// Every API key (names and digest prefixes, never a key).
+    ApiKeyList,
+    /// Revoke every live key of this name.
+    ApiKeyRevoke { name: String, who: String },
 }
 
 /// The answer on the wire.
@@ -251,7 +270,60 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
             password_hash,
             who,
         } => operator_add(services, &name, &role, &password_hash, &who),
+        Request::OperatorList => to_value(
+            &crate::operators::list(&services.store, crate::domain::now_ms())
+                .map_err(|e| e.to_string())?,
+        ),
+        Request::OperatorChange { name, action, who } => {
+            operator_change(&services.store, &name, &action, &who).map(Value::String)
+        }
+        Request::OperatorPasswd {
+            name,
+            password_hash,
+            who,
+        } => {
+            crate::operators::set_password(&services.store, &name, &password_hash)
+                .map_err(|e| e.to_string())?;
+            crate::audit::record(&services.store, &who, "operator passwd", &name)
+                .map_err(|e| e.to_string())?;
+            Ok(Value::String(format!(
+                "operator {name} has a new password; every session of it has ended"
+            )))
+        }
+        Request::ApiKeyList => {
+            to_value(&crate::apikey::list(&services.store).map_err(|e| e.to_string())?)
+        }
+        Request::ApiKeyRevoke { name, who } => {
+            let n = crate::apikey::revoke(&services.store, &name, crate::domain::now_ms())
+                .map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err(format!(
+                    "no live API key is called {name:?} (see mailgate apikey list)"
+                ));
+            }
+            crate::audit::record(
+                &services.store,
+                &who,
+                "apikey revoke",
+                &format!("{name} ({n} key{})", if n == 1 { "" } else { "s" }),
+            )
+            .map_err(|e| e.to_string())?;
+            Ok(Value::String(format!(
+                "{n} API key{} called {name} revoked: {} refused from now on",
+                if n == 1 { "" } else { "s" },
+                if n == 1 { "it is" } else { "they are" }
+            )))
+        }
     }
+}
+
+/// Disables, enables or removes an operator, and audits it.
+fn operator_change(store: &Store, name: &str, action: &str, who: &str) -> Result<String, String> {
+    let change: crate::operators::Change = action.parse()?;
+    let text = crate::operators::apply(store, name, change).map_err(|e| e.to_string())?;
+    crate::audit::record(store, who, &format!("operator {}", change.as_str()), name)
+        .map_err(|e| e.to_string())?;
+    Ok(text)
 }
 
 fn operator_add(

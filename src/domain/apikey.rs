@@ -7,4 +7,8 @@ use serde::{Deserialize, Serialize};
 pub struct ApiKeyRecord {
     pub name: String,
     pub created_ms: u64,
+    /// When the key was revoked; a revoked key is refused at once (records written
+    /// before revocation existed read as not revoked).
+    #[serde(default)]
+    pub revoked_ms: Option<u64>,
 }

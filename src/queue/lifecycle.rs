@@ -391,6 +391,9 @@ impl Lifecycle {
         let at_ms = event.at_ms;
         record.push_event(event);
         self.store.put_message(record)?;
+        // `mailgate_deliveries_total` counts final states as they happen: a delivered
+        // message that bounces later adds to "bounced" and never takes from "delivered".
+        self.store.counter_add("deliveries", status.as_str(), 1)?;
         let finished = MessageFinished {
             record,
             at_ms,

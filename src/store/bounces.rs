@@ -15,7 +15,10 @@ impl Store {
             TreeName::Bounces,
             &keys::time_ordered(record.at_ms, &suffix),
             record,
-        )
+        )?;
+        // `mailgate_bounces_total`, kept as bounces arrive.
+        let reason = record.reason.as_deref().unwrap_or("undefined");
+        self.counter_add("bounces", reason, 1)
     }
 
     /// Bounces recorded at or after `since_ms`, oldest first.

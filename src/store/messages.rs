@@ -11,6 +11,9 @@ use crate::domain::{Event, MessageId, MessageRecord};
 
 use super::{Store, StoreError, TreeName, keys};
 
+/// The most index keys one "did you mean" reads.
+pub const CASE_SCAN_LIMIT: usize = 50_000;
+
 impl Store {
     /// Stores a new message, its bytes and its first event, and queues it at `due_ms`.
     /// Not durable until [`Store::flush`].
@@ -163,6 +166,49 @@ impl Store {
             .map_err(|e| self.write_error(e))?
             .and_then(|(k, _)| keys::parse_queue(&k))
             .map(|(due, _)| due))
+    }
+
+    /// Addresses in the index that equal `address` ignoring case, other than itself
+    /// (at most `limit`): support's "did you mean". Only the index ranges that start
+    /// with the first character in either case are read, and at most
+    /// [`CASE_SCAN_LIMIT`] keys of them, so a search never walks the whole index.
+    pub fn addresses_like(&self, address: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        let want = address.to_lowercase();
+        let Some(first) = address.chars().next() else {
+            return Ok(Vec::new());
+        };
+        let mut starts: Vec<String> = first
+            .to_lowercase()
+            .chain(first.to_uppercase())
+            .map(String::from)
+            .collect();
+        starts.dedup();
+        let mut found: Vec<String> = Vec::new();
+        for start in starts {
+            let mut read = 0;
+            for item in self
+                .tree(TreeName::AddressIndex)
+                .scan_prefix(start.as_bytes())
+            {
+                let (k, _) = item.map_err(|e| self.write_error(e))?;
+                read += 1;
+                let Some(end) = k.iter().position(|b| *b == 0) else {
+                    continue;
+                };
+                let candidate = String::from_utf8_lossy(&k[..end]).into_owned();
+                if candidate != address
+                    && candidate.to_lowercase() == want
+                    && !found.contains(&candidate)
+                {
+                    found.push(candidate);
+                }
+                if found.len() >= limit || read >= CASE_SCAN_LIMIT {
+                    break;
+                }
+            }
+        }
+        found.truncate(limit);
+        Ok(found)
     }
 
     /// Ids of the messages sent to `address`, newest first, read from the index.

@@ -1,6 +1,10 @@
 //! Small things the store keeps for the program and about itself: API keys (by the
-//! SHA-256 of the key), settings the program generates once (the VERP secret), and a
-//! health probe.
+//! SHA-256 of the key), settings the program generates once (the VERP secret),
+//! monotonic counters for `/metrics`, and a health probe.
+//!
+//! Counters are kept as things happen (one atomic read-modify-write per event, under
+//! `counter\0KIND\0LABEL`) so a scrape reads a few keys instead of every record, and
+//! they live in the store so they survive a restart.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -18,6 +22,54 @@ impl Store {
     /// The record of the key with this digest.
     pub fn api_key_get(&self, digest: &[u8; 32]) -> Result<Option<ApiKeyRecord>, StoreError> {
         self.get_json(TreeName::ApiKeys, digest)
+    }
+
+    /// Every API key's record with its digest, in digest order (a handful of keys: a
+    /// scan is fine).
+    pub fn api_keys(&self) -> Result<Vec<([u8; 32], ApiKeyRecord)>, StoreError> {
+        self.tree(TreeName::ApiKeys)
+            .iter()
+            .map(|item| {
+                let (k, v) = item.map_err(|e| self.write_error(e))?;
+                let mut digest = [0u8; 32];
+                if k.len() == 32 {
+                    digest.copy_from_slice(&k);
+                }
+                Ok((digest, super::decode(TreeName::ApiKeys, &v)?))
+            })
+            .collect()
+    }
+
+    /// Adds `n` to the counter `kind{label}` atomically (sled's compare-and-swap loop),
+    /// durable with the next flush.
+    pub fn counter_add(&self, kind: &str, label: &str, n: u64) -> Result<(), StoreError> {
+        let key = format!("counter\0{kind}\0{label}");
+        self.tree(TreeName::Meta)
+            .update_and_fetch(key.as_bytes(), |old| {
+                let v = old
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(u64::from_be_bytes)
+                    .unwrap_or(0);
+                Some(v.saturating_add(n).to_be_bytes().to_vec())
+            })
+            .map_err(|e| self.write_error(e))?;
+        Ok(())
+    }
+
+    /// Every label of the counter `kind` with its value, in label order.
+    pub fn counters(&self, kind: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        let prefix = format!("counter\0{kind}\0");
+        self.tree(TreeName::Meta)
+            .scan_prefix(prefix.as_bytes())
+            .map(|item| {
+                let (k, v) = item.map_err(|e| self.write_error(e))?;
+                let label = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                let n = <[u8; 8]>::try_from(&v[..])
+                    .map(u64::from_be_bytes)
+                    .unwrap_or(0);
+                Ok((label, n))
+            })
+            .collect()
     }
 
     /// A setting the program keeps for itself, by name.
@@ -42,5 +94,29 @@ impl Store {
         });
         let _ = std::fs::remove_file(&probe);
         written
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_add_up_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        {
+            let store = Store::open(&path, false).unwrap();
+            store.counter_add("deliveries", "delivered", 1).unwrap();
+            store.counter_add("deliveries", "delivered", 2).unwrap();
+            store.counter_add("deliveries", "bounced", 1).unwrap();
+            store.counter_add("bounces", "userunknown", 1).unwrap();
+            store.flush_now().unwrap();
+        }
+        let store = Store::open(&path, false).unwrap();
+        assert_eq!(
+            store.counters("deliveries").unwrap(),
+            vec![("bounced".to_string(), 1), ("delivered".to_string(), 3)]
+        );
     }
 }

@@ -76,6 +76,24 @@ impl Store {
             .collect()
     }
 
+    /// Every record of one kind with its id (the key without the kind's prefix), in key
+    /// order: sessions are listed with the digest they are stored under, so one can be
+    /// ended without its token.
+    pub fn operator_entries<T: DeserializeOwned>(
+        &self,
+        kind: OperatorKey,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        let prefix = kind.key("");
+        self.tree(TreeName::Operators)
+            .scan_prefix(&prefix)
+            .map(|item| {
+                let (k, v) = item.map_err(|e| self.write_error(e))?;
+                let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                Ok((id, decode(TreeName::Operators, &v)?))
+            })
+            .collect()
+    }
+
     /// Appends an audit entry, keyed by its time (a random suffix keeps entries of the
     /// same millisecond apart).
     pub fn audit_append(&self, entry: &AuditEntry) -> Result<(), StoreError> {

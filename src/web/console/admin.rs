@@ -37,7 +37,7 @@ pub struct PeriodQuery {
 }
 
 /// The admin's time zone: that of the default locale.
-fn admin_tz(services: &Services) -> chrono_tz::Tz {
+pub(super) fn admin_tz(services: &Services) -> chrono_tz::Tz {
     match Lang::parse(&services.config.flows.default_locale) {
         Lang::Ja => services.config.flows.timezone_ja,
         Lang::En => services.config.flows.timezone_en,

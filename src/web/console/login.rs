@@ -90,7 +90,7 @@ pub async fn submit(
     };
     match outcome {
         LoginOutcome::Success(op) => {
-            let (token, _) = crate::operators::start_session(&services.store, &op.name, now)?;
+            let (token, _) = crate::operators::start_session(&services.store, &op, now)?;
             crate::audit::record(
                 &services.store,
                 &format!("operator {}", op.name),

@@ -1,5 +1,6 @@
 //! The operators' console: `/login`, `/support` (the delivery log, for support staff)
-//! and `/admin` (bounce report, queue, suppression list). Plain server-rendered HTML
+//! and `/admin` (bounce report, queue, suppression list, operators), and `/account`
+//! (an operator's own sessions). Plain server-rendered HTML
 //! from handlebars templates compiled into the binary, escaped everywhere because bounce
 //! texts and addresses come from strangers; no JavaScript, and a CSP that forbids it.
 //!
@@ -8,6 +9,7 @@
 //! Every form carries the session's CSRF token ([`ConsoleUser::check_csrf`]). Every
 //! operator action is written to the audit log.
 
+mod accounts;
 mod admin;
 mod login;
 mod pages;
@@ -40,6 +42,13 @@ pub fn routes() -> Router<Services> {
         .route("/admin/queue/cancel", post(admin::queue_cancel))
         .route("/admin/suppression", get(admin::suppression))
         .route("/admin/suppression/remove", post(admin::suppression_remove))
+        .route("/account", get(accounts::own_sessions))
+        .route(
+            "/account/logout-everywhere",
+            post(accounts::log_out_everywhere),
+        )
+        .route("/admin/operators", get(accounts::operators))
+        .route("/admin/operators/change", post(accounts::operator_change))
 }
 
 /// Why sending a new link did not happen.
@@ -47,21 +56,61 @@ pub fn routes() -> Router<Services> {
 pub enum ResendError {
     #[error("a new link was sent to this address less than {minutes} minutes ago")]
     TooSoon { minutes: u64 },
+    /// Support resends; it does not invite strangers.
+    #[error(
+        "mailgate has no account and no earlier link for this address, so there is nothing to resend; check the spelling, or ask an admin to invite it"
+    )]
+    Unknown,
+    #[error(
+        "the address is on the suppression list (since {since}: {reason}), so the mail would not be sent; an admin can remove it from the list once the address works again"
+    )]
+    Suppressed { since: String, reason: String },
+    #[error("the mail could not be sent: {0}")]
+    Undeliverable(String),
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
+/// Why a new link cannot be sent to `address` now, if it cannot: an address with
+/// neither an account nor an earlier flow is not one support resends to, and a
+/// suppressed address would get nothing. The page uses it to offer the button or say
+/// why not; [`resend_link`] checks it again.
+pub fn resend_refusal(
+    services: &Services,
+    address: &crate::domain::Address,
+    tz: chrono_tz::Tz,
+) -> Result<Option<ResendError>, StoreError> {
+    let key = address.to_string();
+    let known =
+        services.store.account(&key)?.is_some() || services.store.current_flow_id(&key)?.is_some();
+    if !known {
+        return Ok(Some(ResendError::Unknown));
+    }
+    Ok(services
+        .store
+        .suppression(&key)?
+        .map(|s| ResendError::Suppressed {
+            since: sentence::stamp(s.since_ms, tz),
+            reason: s.reason,
+        }))
+}
+
 /// Starts a new flow for `address` on behalf of `operator`: the support console's
-/// "send a new link". An address with an account gets a reset link, any other an
-/// invitation; either supersedes the address's open flow. The caller has already
-/// checked the rate limit and written the audit entry.
+/// "send a new link". An address with an account gets a reset link, one with an
+/// earlier flow a new invitation; either supersedes the address's open flow. Refused
+/// (nothing started) as [`resend_refusal`] says. The caller has already checked the
+/// rate limit and writes the audit entry.
 pub async fn resend_link(
     services: &Services,
     address: &crate::domain::Address,
     operator: &str,
+    tz: chrono_tz::Tz,
 ) -> Result<String, ResendError> {
+    if let Some(refusal) = resend_refusal(services, address, tz)? {
+        return Err(refusal);
+    }
     let kind = if services.store.account(&address.to_string())?.is_some() {
         crate::domain::FlowKind::Reset
     } else {
@@ -83,10 +132,26 @@ pub async fn resend_link(
     .await
     .map_err(|e| ResendError::Invalid(e.to_string()))?;
     match started {
-        crate::flow::Started::Started { flow_id, .. } => {
+        crate::flow::Started::Started {
+            flow_id,
+            message_id,
+            ..
+        } => {
+            // The queue refuses some mail at once (a domain that cannot receive, a
+            // suppression made meanwhile): that is not a sent link.
+            let refused = crate::domain::MessageId::parse(&message_id)
+                .map(|id| services.store.message(&id))
+                .transpose()?
+                .flatten()
+                .filter(|m| m.status == crate::domain::MessageStatus::Failed);
+            if let Some(m) = refused {
+                return Err(ResendError::Undeliverable(
+                    m.last_reply.unwrap_or_else(|| "refused".into()),
+                ));
+            }
             tracing::info!(flow_id = %flow_id, operator, "support sent a new link");
             Ok(format!(
-                "A new link was mailed to {address} (flow {flow_id})."
+                "A new link was queued for {address} (flow {flow_id}); its delivery shows in the timeline below."
             ))
         }
         other => Err(ResendError::Invalid(format!("nothing was sent: {other:?}"))),

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::ConsoleUser;
 use crate::operators::Role;
 
-const TEMPLATES: [(&str, &str); 7] = [
+const TEMPLATES: [(&str, &str); 9] = [
     (
         "layout",
         include_str!("../../../templates/console/layout.hbs"),
@@ -40,6 +40,14 @@ const TEMPLATES: [(&str, &str); 7] = [
     (
         "suppression",
         include_str!("../../../templates/console/suppression.hbs"),
+    ),
+    (
+        "account",
+        include_str!("../../../templates/console/account.hbs"),
+    ),
+    (
+        "operators",
+        include_str!("../../../templates/console/operators.hbs"),
     ),
 ];
 

@@ -54,7 +54,7 @@ pub async fn search(
 ) -> Result<Response, ConsoleError> {
     user.require(Role::Support)?;
     let lang = lang_of(&services, q.lang.as_deref());
-    let query = q.q.trim().to_string();
+    let query = crate::timeline::normalise_query(&q.q);
     if !query.is_empty() {
         crate::audit::record(&services.store, &user.who(), "search", &query)?;
         services.store.flush().await?;
@@ -75,6 +75,7 @@ fn page(
     let mut data = json!({
         "query": query, "searched": false, "flash": flash, "error": null,
         "lead": null, "lead_status": null, "suppressed": null, "address": null,
+        "no_resend": null, "did_you_mean": [],
         "messages": [],
     });
     if !query.is_empty() {
@@ -104,9 +105,16 @@ fn page(
                 });
                 // The resend button needs an address: the searched one, or the
                 // recipient of the message searched for.
-                let resend_to = address
-                    .map(|a| a.to_string())
-                    .or_else(|| view.messages.first().map(|m| m.to.clone()));
+                let resend_to = address.or_else(|| Address::parse(&view.messages.first()?.to).ok());
+                // The button is offered only where a resend would send something.
+                let no_resend = match &resend_to {
+                    Some(a) => super::resend_refusal(services, a, tz)?,
+                    None => None,
+                };
+                let (resend_to, no_resend) = match no_resend {
+                    Some(why) => (None, Some(format!("No new link can be sent: {why}."))),
+                    None => (resend_to.map(|a| a.to_string()), None),
+                };
                 let messages: Vec<Value> = view
                     .messages
                     .iter()
@@ -143,6 +151,14 @@ fn page(
                 data["lead_status"] = json!(lead_status);
                 data["suppressed"] = json!(suppressed);
                 data["address"] = json!(resend_to);
+                data["no_resend"] = json!(no_resend);
+                // Nothing for the exact address: offer those that differ only in case.
+                if view.messages.is_empty()
+                    && let Ok(a) = Address::parse(&view.query)
+                {
+                    let like = services.store.addresses_like(&a.to_string(), 10)?;
+                    data["did_you_mean"] = json!(like);
+                }
                 data["messages"] = json!(messages);
             }
         }
@@ -192,7 +208,8 @@ pub async fn resend(
             minutes: RESEND_INTERVAL_MIN,
         }),
         Take::Allowed { .. } => {
-            let sent = super::resend_link(&services, &address, &user.operator.name).await;
+            let tz = tz_of(&services, lang);
+            let sent = super::resend_link(&services, &address, &user.operator.name, tz).await;
             if sent.is_err() {
                 services.store.limit_refund(&limit)?;
             }
