@@ -565,6 +565,14 @@ pub fn end_session(store: &Store, token: &str) -> Result<(), StoreError> {
 mod tests {
     use super::*;
 
+    /// A fresh store holding one operator with `password`.
+    fn store_with(name: &str, role: Role, password: &str) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), false).unwrap();
+        add(&store, name, role, &hash_password(password).unwrap(), 0).unwrap();
+        (dir, store)
+    }
+
     #[test]
     fn a_hash_is_argon2id_with_the_required_cost_and_verifies() {
         let h = hash_password("correct horse battery").unwrap();
@@ -579,17 +587,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_guessing_address_locks_only_itself_and_the_name_has_a_ceiling() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s"), false).unwrap();
         let right = "a long enough password";
-        add(
-            &store,
-            "ben",
-            Role::Admin,
-            &hash_password(right).unwrap(),
-            0,
-        )
-        .unwrap();
+        let (_dir, store) = store_with("ben", Role::Admin, right);
         let refused = |o: LoginOutcome| matches!(o, LoginOutcome::Refused);
         let locked = |o: LoginOutcome| matches!(o, LoginOutcome::Locked { .. });
         for _ in 0..PER_NAME_AND_CLIENT.max {
@@ -775,17 +774,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_disabled_operator_cannot_log_in() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s"), false).unwrap();
         let right = "a long enough password";
-        add(
-            &store,
-            "aiko",
-            Role::Support,
-            &hash_password(right).unwrap(),
-            0,
-        )
-        .unwrap();
+        let (_dir, store) = store_with("aiko", Role::Support, right);
         set_disabled(&store, "aiko", true).unwrap();
         assert!(matches!(
             login(&store, "aiko", "192.0.2.1", right, 1).await.unwrap(),
