@@ -95,16 +95,8 @@ pub async fn run(listener: TcpListener, services: Services, mut shutdown: Shutdo
     let per_address = Arc::new(PerAddress::default());
     let per_address_max = services.config.inbound.max_connections_per_address;
     loop {
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.recv() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "bounce listener: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+        let Some((stream, peer)) = shutdown.accept(&listener, "bounce listener").await else {
+            break;
         };
         let _ = stream.set_nodelay(true);
         let services = services.clone();

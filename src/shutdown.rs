@@ -50,6 +50,29 @@ impl Shutdown {
         let _ = self.rx.recv().await;
         self.stopped = true;
     }
+
+    /// The listener's next connection, or `None` once the signal is sent. A failed
+    /// accept (out of file descriptors, a connection reset before it was taken) is not
+    /// fatal: it is logged under `what` and retried after a pause, so a full descriptor
+    /// table does not make the loop spin.
+    pub async fn accept(
+        &mut self,
+        listener: &tokio::net::TcpListener,
+        what: &str,
+    ) -> Option<(tokio::net::TcpStream, std::net::SocketAddr)> {
+        loop {
+            tokio::select! {
+                _ = self.recv() => return None,
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => return Some(a),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "{what}: accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+    }
 }
 
 /// SIGINT and SIGTERM handlers. Install them before announcing readiness: a signal that

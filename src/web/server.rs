@@ -79,18 +79,8 @@ pub async fn run(
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
     loop {
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.recv() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors (EMFILE) or a connection reset before it
-                    // was taken: neither is fatal; pause so a full table is not a spin.
-                    tracing::warn!(error = %e, "http: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let Some((stream, peer)) = shutdown.accept(&listener, "http").await else {
+            break;
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             tokio::spawn(refuse(stream));

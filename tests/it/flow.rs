@@ -2,7 +2,7 @@
 //! mail captured at a real `smtp-sink` (or the outbox), pages fetched with a cookie-keeping
 //! client, the application's API checked at the end.
 
-use std::time::Duration;
+use crate::support::wait_for;
 
 use crate::journey::*;
 
@@ -259,7 +259,12 @@ fn an_expired_link_shows_its_page_changes_nothing_and_offers_a_new_one() {
     let to = "late@example.jp";
     let flow_id = s.invite(&[to, "--locale", "en"]);
     let token = token_in(&wait_for_mail(&s.outbox(), to, "set up", 1));
-    std::thread::sleep(Duration::from_millis(2100));
+    // The API reads the flow without changing it: wait until it says the link expired.
+    assert!(
+        wait_for(10, || s.flow(&flow_id)["state"] == "expired"),
+        "{}",
+        s.flow(&flow_id)
+    );
     let b = Browser::new(&s.server);
     let page = b.get(&format!("/v/{token}"));
     assert_eq!(page.status, 410);
@@ -441,11 +446,11 @@ fn a_refused_code_mail_makes_the_flow_undeliverable_and_the_page_says_what_to_do
     let b = Browser::new(&s.server);
     b.get(&format!("/v/{token}"));
     assert_eq!(b.post(&format!("/v/{token}"), &[]).status, 303);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while s.flow(&flow_id)["state"] != "undeliverable" {
-        assert!(std::time::Instant::now() < deadline, "{}", s.flow(&flow_id));
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(
+        wait_for(30, || s.flow(&flow_id)["state"] == "undeliverable"),
+        "{}",
+        s.flow(&flow_id)
+    );
     let reason = s.flow(&flow_id)["undeliverable_reason"]
         .as_str()
         .unwrap()

@@ -5,9 +5,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
-use crate::support::{Instance, Server};
+use crate::support::{Instance, Server, wait_for};
 pub use crate::support::{Sink, relay_config};
 
 /// The `public_url` of test instances (see `support::Instance`).
@@ -84,23 +83,16 @@ pub fn mails_to(dir: &Path, to: &str, subject: &str) -> Vec<Mail> {
 
 /// Waits (up to 30 s) until there are `n` such mails; returns the newest.
 pub fn wait_for_mail(dir: &Path, to: &str, subject: &str, n: usize) -> Mail {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let found = mails_to(dir, to, subject);
-        if found.len() >= n {
-            return found.last().cloned().expect("n >= 1");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no mail #{n} to {to} with subject containing {subject:?} in {}; found: {:?}",
-            dir.display(),
-            mails(dir)
-                .iter()
-                .map(|m| (&m.to, &m.subject))
-                .collect::<Vec<_>>()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(
+        wait_for(30, || mails_to(dir, to, subject).len() >= n),
+        "no mail #{n} to {to} with subject containing {subject:?} in {}; found: {:?}",
+        dir.display(),
+        mails(dir)
+            .iter()
+            .map(|m| (&m.to, &m.subject))
+            .collect::<Vec<_>>()
+    );
+    mails_to(dir, to, subject).last().cloned().expect("n >= 1")
 }
 
 /// The link token in a flow mail; asserts the link is built from `public_url`.
@@ -309,30 +301,29 @@ pub fn finish_journey(b: &Browser, token: &str, mail_dir: &Path, to: &str, codes
     assert_eq!(set.status, 303, "{}", set.body);
     assert_eq!(set.location(), format!("/v/{token}/done"));
     // The "your password was set" notice (either language) arrives last.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !mails(mail_dir).iter().any(|m| {
-        m.to == to
-            && (m.subject.contains("パスワードを設定") || m.subject.contains("password was set"))
-    }) {
-        assert!(Instant::now() < deadline, "no password notice to {to}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let notice = || {
+        mails(mail_dir).iter().any(|m| {
+            m.to == to
+                && (m.subject.contains("パスワードを設定")
+                    || m.subject.contains("password was set"))
+        })
+    };
+    assert!(wait_for(30, notice), "no password notice to {to}");
 }
 
 /// Waits for the `n`th code mail to `to` (either language).
 pub fn wait_for_code(dir: &Path, to: &str, n: usize) -> Mail {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let codes: Vec<Mail> = mails(dir)
+    let codes = || -> Vec<Mail> {
+        mails(dir)
             .into_iter()
             .filter(|m| {
                 m.to == to && (m.subject.contains("確認コード") || m.subject.contains("code"))
             })
-            .collect();
-        if codes.len() >= n {
-            return codes.last().cloned().expect("n >= 1");
-        }
-        assert!(Instant::now() < deadline, "no code mail #{n} to {to}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+            .collect()
+    };
+    assert!(
+        wait_for(30, || codes().len() >= n),
+        "no code mail #{n} to {to}"
+    );
+    codes().last().cloned().expect("n >= 1")
 }

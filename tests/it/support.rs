@@ -148,17 +148,15 @@ impl Server {
         unsafe {
             libc::kill(self.child.id() as i32, sig);
         }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server did not exit after signal {sig}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut status = None;
+        assert!(
+            wait_for(30, || {
+                status = self.child.try_wait().expect("wait");
+                status.is_some()
+            }),
+            "server did not exit after signal {sig}"
+        );
+        status.expect("exited")
     }
 
     pub fn log_text(&self) -> String {
@@ -286,14 +284,11 @@ pub fn require_python_modules(modules: &str, packages: &str, what: &str) {
 
 /// Waits (bounded) until something listens on `port` of 127.0.0.1.
 pub fn wait_listening(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not listen on port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        wait_for(10, || std::net::TcpStream::connect(("127.0.0.1", port))
+            .is_ok()),
+        "{what} did not listen on port {port}"
+    );
 }
 
 /// Postfix's `smtp-sink` on a free port, capturing every message to a folder.
@@ -343,14 +338,12 @@ impl Sink {
     pub fn restart_with(mut self, extra: &[&str]) -> Sink {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the old sink still listens"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        let port = self.port;
+        assert!(
+            wait_for(10, || std::net::TcpStream::connect(("127.0.0.1", port))
+                .is_err()),
+            "the old sink still listens"
+        );
         self.child = Sink::spawn(self.dir.path(), self.port, extra);
         self
     }
