@@ -33,7 +33,8 @@ pub async fn own_sessions(
 ) -> Result<Response, ConsoleError> {
     let tz = admin_tz(&services);
     let current = operators::session_id(&user.token);
-    let rows: Vec<Value> = operators::sessions_of(&services.store, &user.operator.name, now_ms())?
+    let rows: Vec<Value> = operators::sessions_of(&services.store, &user.operator.name, now_ms())
+        .await?
         .into_iter()
         .map(|s| {
             json!({
@@ -62,8 +63,10 @@ pub async fn log_out_everywhere(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, ConsoleError> {
     user.check_csrf(&form.csrf)?;
-    operators::log_out_everywhere(&services.store, &user.operator.name).map_err(op_error)?;
-    crate::audit::record(&services.store, &user.who(), "logout everywhere", "")?;
+    operators::log_out_everywhere(&services.store, &user.operator.name)
+        .await
+        .map_err(op_error)?;
+    crate::audit::record(&services.store, &user.who(), "logout everywhere", "").await?;
     services.store.flush().await?;
     let mut response = Redirect::to("/login").into_response();
     if let Ok(v) = set_cookie(&services, SESSION_COOKIE, "", 0).parse() {
@@ -72,13 +75,14 @@ pub async fn log_out_everywhere(
     Ok(response)
 }
 
-fn operators_page(
+async fn operators_page(
     services: &Services,
     user: &ConsoleUser,
     flash: Option<String>,
 ) -> Result<Response, ConsoleError> {
     let tz = admin_tz(services);
-    let rows: Vec<Value> = operators::list(&services.store, now_ms())?
+    let rows: Vec<Value> = operators::list(&services.store, now_ms())
+        .await?
         .into_iter()
         .map(|r| {
             json!({
@@ -100,7 +104,7 @@ pub async fn operators(
     user: ConsoleUser,
 ) -> Result<Response, ConsoleError> {
     user.require(Role::Admin)?;
-    operators_page(&services, &user, None)
+    operators_page(&services, &user, None).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,14 +141,15 @@ pub async fn operator_change(
         "disable" | "enable" | "remove" => {
             let change: operators::Change =
                 form.action.parse().map_err(ConsoleError::BadRequest)?;
-            match operators::apply(store, name, change) {
+            match operators::apply(store, name, change).await {
                 Ok(text) => {
                     crate::audit::record(
                         store,
                         &user.who(),
                         &format!("operator {}", change.as_str()),
                         name,
-                    )?;
+                    )
+                    .await?;
                     text
                 }
                 Err(OperatorError::Store(e)) => return Err(ConsoleError::Store(e)),
@@ -156,13 +161,16 @@ pub async fn operator_change(
                 .role
                 .parse()
                 .map_err(|e: OperatorError| ConsoleError::BadRequest(e.to_string()))?;
-            operators::set_role(store, name, role).map_err(op_error)?;
+            operators::set_role(store, name, role)
+                .await
+                .map_err(op_error)?;
             crate::audit::record(
                 store,
                 &user.who(),
                 "operator role",
                 &format!("{name} ({})", role.as_str()),
-            )?;
+            )
+            .await?;
             format!(
                 "operator {name} now has the role {}; every session of it has ended",
                 role.as_str()
@@ -175,8 +183,10 @@ pub async fn operator_change(
                 .map_err(|e| ConsoleError::Unavailable(Box::new(e)))?;
             match hash {
                 Ok(hash) => {
-                    operators::set_password(store, name, &hash).map_err(op_error)?;
-                    crate::audit::record(store, &user.who(), "operator passwd", name)?;
+                    operators::set_password(store, name, &hash)
+                        .await
+                        .map_err(op_error)?;
+                    crate::audit::record(store, &user.who(), "operator passwd", name).await?;
                     format!("operator {name} has a new password; every session of it has ended")
                 }
                 Err(e) => format!("Nothing changed: {e}."),
@@ -190,8 +200,11 @@ pub async fn operator_change(
     };
     services.store.flush().await?;
     // A change to one's own account ended this session too: to the login page.
-    if operators::session(store, &user.token, now_ms())?.is_none() {
+    if operators::session(store, &user.token, now_ms())
+        .await?
+        .is_none()
+    {
         return Ok(Redirect::to("/login").into_response());
     }
-    operators_page(&services, &user, Some(flash))
+    operators_page(&services, &user, Some(flash)).await
 }

@@ -45,14 +45,14 @@ pub(super) fn admin_tz(services: &Services) -> chrono_tz::Tz {
 }
 
 /// The period asked for (default 7d) and the bounces in it.
-fn period(
+async fn period(
     services: &Services,
     q: &PeriodQuery,
 ) -> Result<(String, u64, Vec<BounceRecord>), ConsoleError> {
     let since = q.since.clone().unwrap_or_else(|| "7d".into());
     let since_ms = crate::domain::duration::period_start(&since, now_ms())
         .map_err(|e| ConsoleError::BadRequest(format!("since: {e}")))?;
-    let list = services.store.bounces_since(since_ms)?;
+    let list = services.store.bounces_since(since_ms).await?;
     Ok((since, since_ms, list))
 }
 
@@ -75,7 +75,7 @@ pub async fn report(
     Query(q): Query<PeriodQuery>,
 ) -> Result<Response, ConsoleError> {
     user.require(Role::Admin)?;
-    let (since, since_ms, list) = period(&services, &q)?;
+    let (since, since_ms, list) = period(&services, &q).await?;
     let tz = admin_tz(&services);
     let unknown = |s: &Option<String>| s.clone().unwrap_or_else(|| "(unknown)".into());
     let by_day = {
@@ -99,7 +99,7 @@ pub async fn report(
         .collect();
     let audit: Vec<Value> = services
         .store
-        .audit_recent(50)?
+        .audit_recent(50).await?
         .into_iter()
         .map(|a| json!({"time": stamp(a.at_ms, tz), "who": a.who, "action": a.action, "target": a.target}))
         .collect();
@@ -143,13 +143,14 @@ pub async fn csv(
     Query(q): Query<PeriodQuery>,
 ) -> Result<Response, ConsoleError> {
     user.require(Role::Admin)?;
-    let (since, _, list) = period(&services, &q)?;
+    let (since, _, list) = period(&services, &q).await?;
     crate::audit::record(
         &services.store,
         &user.who(),
         "bounces csv",
         &format!("since {since}"),
-    )?;
+    )
+    .await?;
     services.store.flush().await?;
     let filename: String = since
         .chars()
@@ -169,13 +170,14 @@ pub async fn csv(
         .into_response())
 }
 
-fn queue_page(
+async fn queue_page(
     services: &Services,
     user: &ConsoleUser,
     flash: Option<String>,
 ) -> Result<Response, ConsoleError> {
     let tz = admin_tz(services);
-    let rows: Vec<Value> = crate::queue::control::list(&services.queue)?
+    let rows: Vec<Value> = crate::queue::control::list(&services.queue)
+        .await?
         .into_iter()
         .map(|r| {
             json!({
@@ -197,7 +199,7 @@ pub async fn queue(
     user: ConsoleUser,
 ) -> Result<Response, ConsoleError> {
     user.require(Role::Admin)?;
-    queue_page(&services, &user, None)
+    queue_page(&services, &user, None).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -218,8 +220,8 @@ async fn queue_action(
     user.check_csrf(&form.csrf)?;
     let who = user.who();
     let result = match action {
-        "retry" => crate::queue::control::retry(&services.queue, &form.id, &who),
-        _ => crate::queue::control::cancel(&services.queue, &form.id, &who),
+        "retry" => crate::queue::control::retry(&services.queue, &form.id, &who).await,
+        _ => crate::queue::control::cancel(&services.queue, &form.id, &who).await,
     };
     let flash = match result {
         Ok(ref text) => text.clone(),
@@ -229,10 +231,10 @@ async fn queue_action(
         Err(ref e) => format!("Nothing done: {e}"),
     };
     if result.is_ok() {
-        crate::audit::record(&services.store, &who, &format!("queue {action}"), &form.id)?;
+        crate::audit::record(&services.store, &who, &format!("queue {action}"), &form.id).await?;
     }
     services.store.flush().await?;
-    queue_page(&services, &user, Some(flash))
+    queue_page(&services, &user, Some(flash)).await
 }
 
 /// `POST /admin/queue/retry`.
@@ -253,7 +255,7 @@ pub async fn queue_cancel(
     queue_action(services, user, form, "cancel").await
 }
 
-fn suppression_page(
+async fn suppression_page(
     services: &Services,
     user: &ConsoleUser,
     flash: Option<String>,
@@ -261,7 +263,7 @@ fn suppression_page(
     let tz = admin_tz(services);
     let rows: Vec<Value> = services
         .store
-        .suppressions()?
+        .suppressions().await?
         .into_iter()
         .map(|s| {
             json!({"address": s.address, "since": stamp(s.since_ms, tz), "reason": s.reason, "evidence": s.evidence})
@@ -283,7 +285,7 @@ pub async fn suppression(
     user: ConsoleUser,
 ) -> Result<Response, ConsoleError> {
     user.require(Role::Admin)?;
-    suppression_page(&services, &user, None)
+    suppression_page(&services, &user, None).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -310,20 +312,22 @@ pub async fn suppression_remove(
             &services,
             &user,
             Some("Nothing removed: say why the address may be used again.".into()),
-        );
+        )
+        .await;
     }
-    let flash = match services.store.unsuppress(form.address.trim())? {
+    let flash = match services.store.unsuppress(form.address.trim()).await? {
         Some(old) => {
             crate::audit::record(
                 &services.store,
                 &user.who(),
                 "suppression remove",
                 &format!("{} (reason: {reason}; was: {})", old.address, old.reason),
-            )?;
+            )
+            .await?;
             services.store.flush().await?;
             format!("{} removed from the suppression list.", old.address)
         }
         None => format!("{} is not on the suppression list.", form.address.trim()),
     };
-    suppression_page(&services, &user, Some(flash))
+    suppression_page(&services, &user, Some(flash)).await
 }

@@ -77,20 +77,21 @@ pub enum ResendError {
 /// neither an account nor an earlier flow is not one support resends to, and a
 /// suppressed address would get nothing. The page uses it to offer the button or say
 /// why not; [`resend_link`] checks it again.
-pub fn resend_refusal(
+pub async fn resend_refusal(
     services: &Services,
     address: &crate::domain::Address,
     tz: chrono_tz::Tz,
 ) -> Result<Option<ResendError>, StoreError> {
     let key = address.to_string();
-    let known =
-        services.store.account(&key)?.is_some() || services.store.current_flow_id(&key)?.is_some();
+    let known = services.store.account(&key).await?.is_some()
+        || services.store.current_flow_id(&key).await?.is_some();
     if !known {
         return Ok(Some(ResendError::Unknown));
     }
     Ok(services
         .store
-        .suppression(&key)?
+        .suppression(&key)
+        .await?
         .map(|s| ResendError::Suppressed {
             since: sentence::stamp(s.since_ms, tz),
             reason: s.reason,
@@ -108,10 +109,15 @@ pub async fn resend_link(
     operator: &str,
     tz: chrono_tz::Tz,
 ) -> Result<String, ResendError> {
-    if let Some(refusal) = resend_refusal(services, address, tz)? {
+    if let Some(refusal) = resend_refusal(services, address, tz).await? {
         return Err(refusal);
     }
-    let kind = if services.store.account(&address.to_string())?.is_some() {
+    let kind = if services
+        .store
+        .account(&address.to_string())
+        .await?
+        .is_some()
+    {
         crate::domain::FlowKind::Reset
     } else {
         crate::domain::FlowKind::Setup
@@ -139,11 +145,11 @@ pub async fn resend_link(
         } => {
             // The queue refuses some mail at once (a domain that cannot receive, a
             // suppression made meanwhile): that is not a sent link.
-            let refused = crate::domain::MessageId::parse(&message_id)
-                .map(|id| services.store.message(&id))
-                .transpose()?
-                .flatten()
-                .filter(|m| m.status == crate::domain::MessageStatus::Failed);
+            let refused = match crate::domain::MessageId::parse(&message_id) {
+                Some(id) => services.store.message(&id).await?,
+                None => None,
+            }
+            .filter(|m| m.status == crate::domain::MessageStatus::Failed);
             if let Some(m) = refused {
                 return Err(ResendError::Undeliverable(
                     m.last_reply.unwrap_or_else(|| "refused".into()),

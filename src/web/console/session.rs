@@ -78,7 +78,8 @@ impl FromRequestParts<Services> for ConsoleUser {
         services: &Services,
     ) -> Result<Self, ConsoleError> {
         let token = cookie_value(&parts.headers, SESSION_COOKIE).ok_or(ConsoleError::LoggedOut)?;
-        let (session, operator) = crate::operators::session(&services.store, &token, now_ms())?
+        let (session, operator) = crate::operators::session(&services.store, &token, now_ms())
+            .await?
             .ok_or(ConsoleError::LoggedOut)?;
         Ok(ConsoleUser {
             operator,

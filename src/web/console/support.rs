@@ -16,7 +16,7 @@ use super::{ConsoleError, ResendError, pages};
 use crate::domain::{Address, now_ms};
 use crate::operators::Role;
 use crate::services::Services;
-use crate::store::limits::{LimitKey, Rule, Take};
+use crate::store::{LimitKey, Rule, Take};
 
 /// One new link per address per this many minutes.
 pub const RESEND_INTERVAL_MIN: u64 = 5;
@@ -56,14 +56,14 @@ pub async fn search(
     let lang = lang_of(&services, q.lang.as_deref());
     let query = crate::timeline::normalise_query(&q.q);
     if !query.is_empty() {
-        crate::audit::record(&services.store, &user.who(), "search", &query)?;
+        crate::audit::record(&services.store, &user.who(), "search", &query).await?;
         services.store.flush().await?;
     }
-    page(&services, &user, &query, lang, None)
+    page(&services, &user, &query, lang, None).await
 }
 
 /// Draws the page for `query` (empty: the search form alone).
-fn page(
+async fn page(
     services: &Services,
     user: &ConsoleUser,
     query: &str,
@@ -79,13 +79,13 @@ fn page(
         "messages": [],
     });
     if !query.is_empty() {
-        match crate::timeline::lookup(services, query) {
+        match crate::timeline::lookup(services, query).await {
             Err(crate::timeline::LookupError::Store(e)) => return Err(e.into()),
             Err(e) => data["error"] = Value::String(e.to_string()),
             Ok(view) => {
                 let address = Address::parse(&view.query).ok();
                 let suppression = match &address {
-                    Some(a) => services.store.suppression(&a.to_string())?,
+                    Some(a) => services.store.suppression(&a.to_string()).await?,
                     None => None,
                 };
                 let lead =
@@ -108,7 +108,7 @@ fn page(
                 let resend_to = address.or_else(|| Address::parse(&view.messages.first()?.to).ok());
                 // The button is offered only where a resend would send something.
                 let no_resend = match &resend_to {
-                    Some(a) => super::resend_refusal(services, a, tz)?,
+                    Some(a) => super::resend_refusal(services, a, tz).await?,
                     None => None,
                 };
                 let (resend_to, no_resend) = match no_resend {
@@ -156,7 +156,7 @@ fn page(
                 if view.messages.is_empty()
                     && let Ok(a) = Address::parse(&view.query)
                 {
-                    let like = services.store.addresses_like(&a.to_string(), 10)?;
+                    let like = services.store.addresses_like(&a.to_string(), 10).await?;
                     data["did_you_mean"] = json!(like);
                 }
                 data["messages"] = json!(messages);
@@ -203,7 +203,11 @@ pub async fn resend(
     // The slot is taken before the link is made, so two operators pressing at once
     // send one link; a resend that did not happen gives it back.
     let limit = LimitKey::new("support-resend", &[&key]);
-    let result = match services.store.limit_take(&limit, RESEND_LIMIT, now_ms())? {
+    let result = match services
+        .store
+        .limit_take(&limit, RESEND_LIMIT, now_ms())
+        .await?
+    {
         Take::Refused { .. } => Err(ResendError::TooSoon {
             minutes: RESEND_INTERVAL_MIN,
         }),
@@ -211,7 +215,7 @@ pub async fn resend(
             let tz = tz_of(&services, lang);
             let sent = super::resend_link(&services, &address, &user.operator.name, tz).await;
             if sent.is_err() {
-                services.store.limit_refund(&limit)?;
+                services.store.limit_refund(&limit).await?;
             }
             sent
         }
@@ -229,7 +233,8 @@ pub async fn resend(
         &user.who(),
         "resend",
         &format!("{key} ({outcome})"),
-    )?;
+    )
+    .await?;
     services.store.flush().await?;
-    page(&services, &user, &key, lang, Some(flash))
+    page(&services, &user, &key, lang, Some(flash)).await
 }
