@@ -28,6 +28,7 @@ pub mod limits;
 pub mod messages;
 pub mod meta;
 pub mod operators;
+pub mod postgres;
 pub mod spool;
 pub mod stats;
 
@@ -75,6 +76,14 @@ pub enum StoreError {
     Spool(#[from] spool::SpoolError),
     #[error("a record in {tree} is damaged: {detail}")]
     Corrupt { tree: &'static str, detail: String },
+    /// The PostgreSQL backend: `what` names `store.url` (password redacted) and says
+    /// what failed in words an operator can act on.
+    #[error("PostgreSQL store: {what}")]
+    Database {
+        what: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 impl StoreError {
