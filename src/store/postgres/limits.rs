@@ -160,7 +160,7 @@ impl Postgres {
         let client = self.client().await?;
         client
             .execute(
-                "DELETE FROM limits WHERE substring(key FROM 1 FOR octet_length($1)) = $1",
+                "DELETE FROM limits WHERE substring(key FROM 1 FOR octet_length($1::bytea)) = $1::bytea",
                 &[&prefix],
             )
             .await

@@ -85,7 +85,7 @@ impl Postgres {
         client
             .query(
                 "SELECT key, record FROM operators
-                 WHERE substring(key FROM 1 FOR octet_length($1)) = $1 ORDER BY key",
+                 WHERE substring(key FROM 1 FOR octet_length($1::bytea)) = $1::bytea ORDER BY key",
                 &[&prefix(kind)],
             )
             .await
