@@ -1527,8 +1527,12 @@ mod tests {
         assert_eq!((pg.pool_size, pg.lease), (4, Duration::from_secs(90)));
         assert_eq!(pg.tls, PgTls::Require);
         assert!(!format!("{c:?}").contains("s3cret"));
-        let defaults = load("[store]\nbackend = \"postgres\"\nurl = \"postgres://h/db\"\n", &[], &[])
-            .unwrap();
+        let defaults = load(
+            "[store]\nbackend = \"postgres\"\nurl = \"postgres://h/db\"\n",
+            &[],
+            &[],
+        )
+        .unwrap();
         let StoreBackend::Postgres(pg) = defaults.store.backend else {
             panic!()
         };

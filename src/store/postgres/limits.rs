@@ -106,12 +106,7 @@ impl Postgres {
             let count = i32::try_from(next.count).unwrap_or(i32::MAX);
             tx.execute(
                 &update,
-                &[
-                    &bytes,
-                    &ms(next.start_ms),
-                    &count,
-                    &ms(next.shut_until_ms),
-                ],
+                &[&bytes, &ms(next.start_ms), &count, &ms(next.shut_until_ms)],
             )
             .await
             .map_err(failed("taking a rate-limit slot"))?;

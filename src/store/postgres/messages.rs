@@ -183,10 +183,7 @@ impl Postgres {
             .await
             .map_err(self.query_error("rescheduling a message"))?;
         client
-            .execute(
-                &stmt,
-                &[&record.id.as_bytes().as_slice(), &new_due.map(ms)],
-            )
+            .execute(&stmt, &[&record.id.as_bytes().as_slice(), &new_due.map(ms)])
             .await
             .map_err(self.query_error("rescheduling a message"))?;
         record.due_ms = new_due;
@@ -229,10 +226,7 @@ impl Postgres {
             .await
             .map_err(self.query_error("removing a queue entry"))?;
         client
-            .execute(
-                &stmt,
-                &[&id.as_bytes().as_slice(), &ms(due), &None::<i64>],
-            )
+            .execute(&stmt, &[&id.as_bytes().as_slice(), &ms(due), &None::<i64>])
             .await
             .map_err(self.query_error("removing a queue entry"))?;
         Ok(())
@@ -296,7 +290,12 @@ impl Postgres {
             .map_err(self.query_error("claiming due messages"))?;
         let mut claimed = rows
             .into_iter()
-            .map(|r| Ok((r.get::<_, i64>(0), decode::<MessageRecord>(TABLE, r.get(1))?)))
+            .map(|r| {
+                Ok((
+                    r.get::<_, i64>(0),
+                    decode::<MessageRecord>(TABLE, r.get(1))?,
+                ))
+            })
             .collect::<Result<Vec<_>, StoreError>>()?;
         claimed.sort_by_key(|(due, r)| (*due, r.id));
         Ok(claimed.into_iter().map(|(_, r)| r).collect())

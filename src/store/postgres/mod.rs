@@ -216,6 +216,10 @@ impl Postgres {
             .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
             .await
             .map_err(locked)?;
+        // "relation already exists, skipping" notices are expected here, not news.
+        let _ = client
+            .batch_execute("SET client_min_messages TO warning")
+            .await;
         let result = self.migrate_locked(&mut client).await;
         let _ = client
             .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
@@ -249,7 +253,9 @@ impl Postgres {
                 .transaction()
                 .await
                 .map_err(self.query_error(&what))?;
-            tx.batch_execute(sql).await.map_err(self.query_error(&what))?;
+            tx.batch_execute(sql)
+                .await
+                .map_err(self.query_error(&what))?;
             tx.execute(
                 "INSERT INTO schema_version (version, applied_ms) VALUES ($1, $2)",
                 &[version, &ms(crate::domain::now_ms())],
@@ -329,7 +335,10 @@ impl Postgres {
     }
 
     /// Maps a failed statement to an error that names the store and what was being done.
-    pub(crate) fn query_error(&self, what: &str) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
+    pub(crate) fn query_error(
+        &self,
+        what: &str,
+    ) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
         let text = format!("{what} failed at store.url = {}", self.inner.url);
         move |e| StoreError::Database {
             what: format!("{text}: {}", describe(&e)),
@@ -415,7 +424,27 @@ fn describe(e: &tokio_postgres::Error) -> String {
         }
         source = s.source();
     }
-    let text = redact_url(&e.to_string());
+    // The whole chain: tokio-postgres puts the cause (e.g. "server does not support
+    // TLS") in the source, not in its own text.
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    let text = redact_url(&text);
+    if text.contains("server does not support TLS") {
+        return "store.tls is \"require\" but the server does not offer TLS: enable ssl on \
+                the server, or set store.tls = \"disable\" on a trusted network"
+            .to_string();
+    }
+    if text.contains("TLS handshake") {
+        return format!(
+            "{text} (store.tls is \"require\": is the server's certificate \
+                        signed by a root this system trusts?)"
+        );
+    }
     if text.contains("password missing") {
         return "the server asks for a password and none was given: set store.password_file \
                 (or PGPASSWORD)"

@@ -146,6 +146,8 @@ impl Postgres {
             )
             .await
             .map_err(self.query_error("reading the audit log"))?;
-        rows.into_iter().map(|r| decode("audit", r.get(0))).collect()
+        rows.into_iter()
+            .map(|r| decode("audit", r.get(0)))
+            .collect()
     }
 }

@@ -19,10 +19,7 @@ fn status_name(text: &str) -> Result<&'static str, StoreError> {
 }
 
 impl Postgres {
-    async fn status_counts(
-        &self,
-        sql: &str,
-    ) -> Result<BTreeMap<&'static str, u64>, StoreError> {
+    async fn status_counts(&self, sql: &str) -> Result<BTreeMap<&'static str, u64>, StoreError> {
         let client = self.client().await?;
         let rows = client
             .query(sql, &[])
@@ -46,9 +43,7 @@ impl Postgres {
     }
 
     /// How many messages are in each status.
-    pub async fn message_status_counts(
-        &self,
-    ) -> Result<BTreeMap<&'static str, u64>, StoreError> {
+    pub async fn message_status_counts(&self) -> Result<BTreeMap<&'static str, u64>, StoreError> {
         self.status_counts("SELECT status, count(*) FROM messages GROUP BY status")
             .await
     }

@@ -11,8 +11,8 @@ use crate::domain::apikey::ApiKeyRecord;
 use crate::domain::audit::AuditEntry;
 use crate::domain::bounce::{BounceRecord, BounceSource, Suppression};
 use crate::domain::{
-    AccountRecord, Address, Event, FlowKind, FlowRecord, FlowState, MessageRecord,
-    MessageStatus, Step,
+    AccountRecord, Address, Event, FlowKind, FlowRecord, FlowState, MessageRecord, MessageStatus,
+    Step,
 };
 use crate::store::limits::{LimitKey, Rule, Take};
 use crate::store::operators::OperatorKey;
@@ -35,7 +35,9 @@ fn with_database(url: &str, name: &str) -> String {
         Some(q) => (&url[..q], &url[q..]),
         None => (url, ""),
     };
-    let cut = base.rfind('/').filter(|&i| i > base.find("://").map_or(0, |s| s + 2));
+    let cut = base
+        .rfind('/')
+        .filter(|&i| i > base.find("://").map_or(0, |s| s + 2));
     match cut {
         Some(i) => format!("{}/{name}{query}", &base[..i]),
         None => format!("{base}/{name}{query}"),
@@ -175,7 +177,10 @@ async fn a_schema_newer_than_the_binary_is_refused_by_name() {
         pg.schema_version().await.unwrap_err(),
     ] {
         let text = e.to_string();
-        assert!(text.contains(&format!("{}", SCHEMA_VERSION + 998)), "{text}");
+        assert!(
+            text.contains(&format!("{}", SCHEMA_VERSION + 998)),
+            "{text}"
+        );
         assert!(text.contains("newer than this mailgate knows"), "{text}");
         assert!(text.contains("store.url"), "{text}");
     }
@@ -188,7 +193,11 @@ async fn a_message_and_its_body_are_stored_and_a_final_record_drops_the_body() {
     let mut late = message("a@example.jp", 200);
     let mut early = message("a@example.jp", 100);
     let mut other = message("A@example.jp", 150);
-    for (r, body) in [(&mut late, "late"), (&mut early, "early"), (&mut other, "other")] {
+    for (r, body) in [
+        (&mut late, "late"),
+        (&mut early, "early"),
+        (&mut other, "other"),
+    ] {
         let first = Event::new(Step::Queued, r.created_ms);
         pg.insert_message(r, body.as_bytes(), &first).await.unwrap();
     }
@@ -207,7 +216,10 @@ async fn a_message_and_its_body_are_stored_and_a_final_record_drops_the_body() {
     let due: Vec<_> = pg.due_messages(150, 10).await.unwrap();
     assert_eq!(due, vec![(100, early.id), (150, other.id)]);
     assert_eq!(pg.next_due().await.unwrap(), Some(100));
-    assert_eq!(pg.open_status_counts().await.unwrap().get("queued"), Some(&3));
+    assert_eq!(
+        pg.open_status_counts().await.unwrap().get("queued"),
+        Some(&3)
+    );
 
     pg.reschedule(&mut early, None).await.unwrap();
     early.status = MessageStatus::Delivered;
@@ -216,18 +228,31 @@ async fn a_message_and_its_body_are_stored_and_a_final_record_drops_the_body() {
     let stored = pg.message(&early.id).await.unwrap().unwrap();
     assert_eq!(stored.timeline.len(), 2);
     assert_eq!(stored.due_ms, None);
-    assert_eq!(pg.body(&stored).await.unwrap(), None, "a final message keeps no body");
-    assert_eq!(pg.due_messages(150, 10).await.unwrap(), vec![(150, other.id)]);
+    assert_eq!(
+        pg.body(&stored).await.unwrap(),
+        None,
+        "a final message keeps no body"
+    );
+    assert_eq!(
+        pg.due_messages(150, 10).await.unwrap(),
+        vec![(150, other.id)]
+    );
     assert_eq!(pg.queue_entries().await.unwrap().len(), 2);
     assert_eq!(
         pg.message_status_counts().await.unwrap(),
         [("delivered", 1), ("queued", 2)].into_iter().collect()
     );
-    assert_eq!(pg.open_status_counts().await.unwrap().get("delivered"), None);
+    assert_eq!(
+        pg.open_status_counts().await.unwrap().get("delivered"),
+        None
+    );
 
     // A lease moved without rewriting the record still shows in the record.
     pg.move_queue_key(&other.id, 150, 9_000).await.unwrap();
-    assert_eq!(pg.message(&other.id).await.unwrap().unwrap().due_ms, Some(9_000));
+    assert_eq!(
+        pg.message(&other.id).await.unwrap().unwrap().due_ms,
+        Some(9_000)
+    );
     pg.remove_queue_key(9_000, &other.id).await.unwrap();
     assert_eq!(pg.message(&other.id).await.unwrap().unwrap().due_ms, None);
     assert_eq!(pg.next_due().await.unwrap(), Some(200));
@@ -276,7 +301,12 @@ async fn concurrent_claimers_on_four_nodes_never_get_the_same_message() {
     assert_eq!(claimed.len(), 500, "claims per node: {per_node:?}");
     assert_eq!(unique, ids);
     // Under lease: nobody else gets them; after it, they come back (a dead node's work).
-    assert!(pg.claim_due(999_999, 2_000_000, 10).await.unwrap().is_empty());
+    assert!(
+        pg.claim_due(999_999, 2_000_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let again = pg.claim_due(lease_until, 2_000_000, 1000).await.unwrap();
     assert_eq!(again.len(), 500);
     let stored = pg.message(&again[0].id).await.unwrap().unwrap();
@@ -309,23 +339,39 @@ async fn a_hundred_concurrent_flow_updates_on_two_nodes_lose_nothing() {
         seen.push(t.await.unwrap());
     }
     seen.sort();
-    assert_eq!(seen, (1..=100).collect::<Vec<_>>(), "each update saw the one before");
+    assert_eq!(
+        seen,
+        (1..=100).collect::<Vec<_>>(),
+        "each update saw the one before"
+    );
     let stored = a.flow("x").await.unwrap().unwrap();
     assert_eq!(stored.failures_ms.len(), 100);
-    assert_eq!(a.flow_by_link_hash(&[7; 32]).await.unwrap().unwrap(), stored);
+    assert_eq!(
+        a.flow_by_link_hash(&[7; 32]).await.unwrap().unwrap(),
+        stored
+    );
     assert!(a.update_flow("nope", |_| ()).await.unwrap().is_none());
 
     a.update_flow("x", |f| f.state = FlowState::Completed)
         .await
         .unwrap();
-    assert_eq!(a.count_flows_in_state(FlowState::Completed).await.unwrap(), 1);
+    assert_eq!(
+        a.count_flows_in_state(FlowState::Completed).await.unwrap(),
+        1
+    );
     assert_eq!(a.count_flows_in_state(FlowState::Issued).await.unwrap(), 0);
-    assert_eq!(a.swap_current_flow("a@example.jp", "x").await.unwrap(), None);
+    assert_eq!(
+        a.swap_current_flow("a@example.jp", "x").await.unwrap(),
+        None
+    );
     assert_eq!(
         b.swap_current_flow("a@example.jp", "y").await.unwrap(),
         Some("x".into())
     );
-    assert_eq!(a.current_flow_id("a@example.jp").await.unwrap(), Some("y".into()));
+    assert_eq!(
+        a.current_flow_id("a@example.jp").await.unwrap(),
+        Some("y".into())
+    );
 }
 
 #[tokio::test]
@@ -453,7 +499,10 @@ async fn the_other_records_round_trip() {
         message_id: None,
     };
     pg.suppress(&entry).await.unwrap();
-    assert_eq!(pg.suppression("b@example.jp").await.unwrap(), Some(entry.clone()));
+    assert_eq!(
+        pg.suppression("b@example.jp").await.unwrap(),
+        Some(entry.clone())
+    );
     assert_eq!(pg.suppressions().await.unwrap(), vec![entry.clone()]);
     assert_eq!(pg.unsuppress("b@example.jp").await.unwrap(), Some(entry));
     assert_eq!(pg.unsuppress("b@example.jp").await.unwrap(), None);
@@ -468,7 +517,10 @@ async fn the_other_records_round_trip() {
     assert_eq!((got.name.as_str(), got.created_ms), ("ci", 3));
     let all = pg.api_keys().await.unwrap();
     assert_eq!(all.len(), 1);
-    assert_eq!((all[0].0, all[0].1.name.as_str()), ([9; 32], key.name.as_str()));
+    assert_eq!(
+        (all[0].0, all[0].1.name.as_str()),
+        ([9; 32], key.name.as_str())
+    );
 
     pg.set_setting("verp_secret", &"abc").await.unwrap();
     pg.set_setting("verp_secret", &"def").await.unwrap();
@@ -499,9 +551,13 @@ async fn the_other_records_round_trip() {
             .unwrap(),
         vec![("d0".into(), "s0".into()), ("d1".into(), "s1".into())]
     );
-    pg.operator_remove(OperatorKey::Session, "d0").await.unwrap();
+    pg.operator_remove(OperatorKey::Session, "d0")
+        .await
+        .unwrap();
     assert_eq!(
-        pg.operator_all::<String>(OperatorKey::Session).await.unwrap(),
+        pg.operator_all::<String>(OperatorKey::Session)
+            .await
+            .unwrap(),
         vec!["s1".to_string()]
     );
 
@@ -550,7 +606,9 @@ async fn an_unreachable_server_is_named_with_its_password_redacted() {
     let text = e.to_string();
     assert!(!text.contains("s3cret-pw"), "{text}");
     assert!(
-        text.contains(&format!("store.url = postgres://mailgate:***@127.0.0.1:{port}/mailgate")),
+        text.contains(&format!(
+            "store.url = postgres://mailgate:***@127.0.0.1:{port}/mailgate"
+        )),
         "{text}"
     );
     assert!(text.contains("refused"), "{text}");
@@ -564,6 +622,41 @@ async fn a_missing_database_is_named() {
     let text = e.to_string();
     assert!(text.contains("the database does not exist"), "{text}");
     assert!(text.contains("store.url"), "{text}");
+}
+
+/// `MAILGATE_TEST_PG_URL`'s server as `user:password`, on database `postgres`.
+fn as_user(user_password: &str) -> String {
+    let config: tokio_postgres::Config = server_url().parse().unwrap();
+    let host = match &config.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(h) => h.clone(),
+        tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!("postgres://{user_password}@{host}:{port}/postgres")
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_named_and_not_shown() {
+    // scripts/test.sh makes the role mailgate_pw log in with a password (scram-sha-256).
+    let url = as_user("mailgate_pw:not-the-password");
+    let e = Postgres::connect(&settings(&url)).await.unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("wrong password"),
+        "{text} (this test needs the role mailgate_pw that scripts/test.sh creates)"
+    );
+    assert!(!text.contains("not-the-password"), "{text}");
+}
+
+#[tokio::test]
+async fn tls_required_of_a_server_without_it_is_named() {
+    let s = PostgresSettings {
+        tls: PgTls::Require,
+        ..settings(&server_url())
+    };
+    let e = Postgres::connect(&s).await.unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("store.tls"), "{text}");
 }
 
 #[test]
@@ -589,5 +682,8 @@ fn passwords_are_redacted_in_every_url_form() {
         ..settings("postgres://u:inurl@h/mg")
     };
     let debug = format!("{s:?}");
-    assert!(!debug.contains("topsecret") && !debug.contains("inurl"), "{debug}");
+    assert!(
+        !debug.contains("topsecret") && !debug.contains("inurl"),
+        "{debug}"
+    );
 }
