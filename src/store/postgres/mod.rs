@@ -472,9 +472,11 @@ pub fn redact_url(url: &str) -> String {
         }
     }
     // `password=…` in a query string or key=value form (quoted values included).
-    let re = regex::Regex::new(r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]*)")
-        .expect("a fixed pattern");
-    re.replace_all(&out, "${1}***").into_owned()
+    static PASSWORD: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]*)")
+            .expect("a fixed pattern")
+    });
+    PASSWORD.replace_all(&out, "${1}***").into_owned()
 }
 
 /// A time or count as PostgreSQL's `bigint` (no mailgate value comes near the limit).
