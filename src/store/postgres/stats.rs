@@ -42,6 +42,22 @@ impl Postgres {
         .await
     }
 
+    /// How many messages are open (queued, being sent or waiting for a retry): one
+    /// count over the queue's partial index, whatever the size of the history.
+    pub async fn open_message_count(&self) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT count(*) FROM messages WHERE due_ms IS NOT NULL")
+            .await
+            .map_err(self.query_error("counting open messages"))?;
+        let n: i64 = client
+            .query_one(&stmt, &[])
+            .await
+            .map_err(self.query_error("counting open messages"))?
+            .get(0);
+        Ok(n as u64)
+    }
+
     /// How many messages are in each status.
     pub async fn message_status_counts(&self) -> Result<BTreeMap<&'static str, u64>, StoreError> {
         self.status_counts("SELECT status, count(*) FROM messages GROUP BY status")

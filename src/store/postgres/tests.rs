@@ -261,6 +261,54 @@ async fn a_message_and_its_body_are_stored_and_a_final_record_drops_the_body() {
 }
 
 #[tokio::test]
+async fn open_messages_are_counted_from_the_queue_index_not_the_history() {
+    let db = TestDb::new().await;
+    let pg = db.migrated().await;
+    for i in 0..40u64 {
+        let mut r = message("a@example.jp", i);
+        pg.insert_message(&mut r, b"x", &Event::new(Step::Queued, i))
+            .await
+            .unwrap();
+        if i % 4 != 0 {
+            pg.reschedule(&mut r, None).await.unwrap();
+            r.status = MessageStatus::Delivered;
+            pg.put_message(&mut r).await.unwrap();
+        }
+    }
+    assert_eq!(pg.open_message_count().await.unwrap(), 10);
+    assert_eq!(
+        pg.open_status_counts().await.unwrap().get("queued"),
+        Some(&10)
+    );
+    // The plans may use the partial index (a table this small is scanned anyway, so
+    // sequential scans are ruled out to see whether the index can answer).
+    let client = pg.client().await.unwrap();
+    client
+        .batch_execute("SET enable_seqscan = off")
+        .await
+        .unwrap();
+    for sql in [
+        "SELECT count(*) FROM messages WHERE due_ms IS NOT NULL",
+        "SELECT status, count(*) FROM messages WHERE due_ms IS NOT NULL GROUP BY status",
+    ] {
+        let plan: Vec<String> = client
+            .query(&format!("EXPLAIN {sql}"), &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("on messages_due") || plan.contains("using messages_due"),
+            "{sql}:\n{plan}"
+        );
+        assert!(!plan.contains("Seq Scan"), "{sql}:\n{plan}");
+    }
+    client.batch_execute("RESET enable_seqscan").await.unwrap();
+}
+
+#[tokio::test]
 async fn concurrent_claimers_on_four_nodes_never_get_the_same_message() {
     let db = TestDb::new().await;
     let pg = db.migrated().await;
