@@ -5,31 +5,22 @@ use crate::domain::bounce::{BounceRecord, Suppression};
 use super::{Postgres, StoreError, decode, encode, ms};
 
 impl Postgres {
-    /// Appends a bounce record and counts it under its reason, in one transaction.
+    /// Appends a bounce record and counts it under its reason
+    /// (`mailgate_bounces_total`), in one statement.
     pub async fn insert_bounce(&self, record: &BounceRecord) -> Result<(), StoreError> {
         let json = encode("bounces", record)?;
         let reason = record.reason.as_deref().unwrap_or("undefined");
-        let mut client = self.client().await?;
-        let failed = |what| self.query_error(what);
-        let tx = client
-            .transaction()
+        let client = self.client().await?;
+        client
+            .execute(
+                "WITH bounce AS (INSERT INTO bounces (at_ms, record) VALUES ($1, $2))
+                 INSERT INTO counters (kind, label, value) VALUES ('bounces', $3, 1)
+                 ON CONFLICT (kind, label) DO UPDATE SET value = counters.value + 1",
+                &[&ms(record.at_ms), &json, &reason],
+            )
             .await
-            .map_err(failed("storing a bounce"))?;
-        tx.execute(
-            "INSERT INTO bounces (at_ms, record) VALUES ($1, $2)",
-            &[&ms(record.at_ms), &json],
-        )
-        .await
-        .map_err(failed("storing a bounce"))?;
-        // `mailgate_bounces_total`, kept as bounces arrive.
-        tx.execute(
-            "INSERT INTO counters (kind, label, value) VALUES ('bounces', $1, 1)
-             ON CONFLICT (kind, label) DO UPDATE SET value = counters.value + 1",
-            &[&reason],
-        )
-        .await
-        .map_err(failed("counting a bounce"))?;
-        tx.commit().await.map_err(failed("storing a bounce"))
+            .map_err(self.query_error("storing a bounce"))?;
+        Ok(())
     }
 
     /// Bounces recorded at or after `since_ms`, oldest first.

@@ -13,40 +13,33 @@ use super::{Postgres, StoreError, decode, encode};
 const TABLE: &str = "flows";
 
 impl Postgres {
-    /// Stores a new flow and indexes its link token, in one transaction.
+    /// Stores a new flow and indexes its link token, in one statement.
     pub async fn insert_flow(
         &self,
         flow: &FlowRecord,
         link_hash: &[u8; 32],
     ) -> Result<(), StoreError> {
         let json = encode(TABLE, flow)?;
-        let mut client = self.client().await?;
-        let failed = |what| self.query_error(what);
-        let tx = client
-            .transaction()
-            .await
-            .map_err(failed("storing a flow"))?;
-        let insert = tx
+        let client = self.client().await?;
+        let stmt = client
             .prepare_cached(
-                "INSERT INTO flows (id, state, record) VALUES ($1, $2, $3)
+                "WITH token AS (
+                     INSERT INTO link_tokens (hash, flow_id) VALUES ($4, $1)
+                     ON CONFLICT (hash) DO UPDATE SET flow_id = EXCLUDED.flow_id
+                 )
+                 INSERT INTO flows (id, state, record) VALUES ($1, $2, $3)
                  ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, record = EXCLUDED.record",
             )
             .await
-            .map_err(failed("storing a flow"))?;
-        tx.execute(&insert, &[&flow.id, &flow.state.as_str(), &json])
-            .await
-            .map_err(failed("storing a flow"))?;
-        let token = tx
-            .prepare_cached(
-                "INSERT INTO link_tokens (hash, flow_id) VALUES ($1, $2)
-                 ON CONFLICT (hash) DO UPDATE SET flow_id = EXCLUDED.flow_id",
+            .map_err(self.query_error("storing a flow"))?;
+        client
+            .execute(
+                &stmt,
+                &[&flow.id, &flow.state.as_str(), &json, &link_hash.as_slice()],
             )
             .await
-            .map_err(failed("storing a link token"))?;
-        tx.execute(&token, &[&link_hash.as_slice(), &flow.id])
-            .await
-            .map_err(failed("storing a link token"))?;
-        tx.commit().await.map_err(failed("storing a flow"))
+            .map_err(self.query_error("storing a flow"))?;
+        Ok(())
     }
 
     /// How many flows are in `state` (for metrics), through the index on `state`.

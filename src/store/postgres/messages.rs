@@ -33,7 +33,7 @@ fn with_due(param: usize) -> String {
 
 impl Postgres {
     /// Stores a new message, its bytes and its first event, queued at its `due_ms`, in
-    /// one transaction: committed (durable) when this returns.
+    /// one statement (so one round trip and one commit): durable when this returns.
     pub async fn insert_message(
         &self,
         record: &mut MessageRecord,
@@ -43,47 +43,37 @@ impl Postgres {
         record.body = None;
         record.timeline = vec![first.clone()];
         let json = encode(TABLE, record)?;
-        let due = record.due_ms.map(ms);
-        let mut client = self.client().await?;
-        let failed = |what| self.query_error(what);
-        let tx = client
-            .transaction()
-            .await
-            .map_err(failed("storing a message"))?;
-        let body = tx
+        let client = self.client().await?;
+        let stmt = client
             .prepare_cached(
-                "INSERT INTO message_bodies (id, body) VALUES ($1, $2)
-                 ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body",
-            )
-            .await
-            .map_err(failed("storing a message body"))?;
-        tx.execute(&body, &[&record.id.as_bytes().as_slice(), &raw])
-            .await
-            .map_err(failed("storing a message body"))?;
-        let insert = tx
-            .prepare_cached(
-                "INSERT INTO messages (id, address, created_ms, status, due_ms, record)
+                "WITH body AS (
+                     INSERT INTO message_bodies (id, body) VALUES ($1, $7)
+                     ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body
+                 )
+                 INSERT INTO messages (id, address, created_ms, status, due_ms, record)
                  VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (id) DO UPDATE SET address = EXCLUDED.address,
                      created_ms = EXCLUDED.created_ms, status = EXCLUDED.status,
                      due_ms = EXCLUDED.due_ms, record = EXCLUDED.record",
             )
             .await
-            .map_err(failed("storing a message"))?;
-        tx.execute(
-            &insert,
-            &[
-                &record.id.as_bytes().as_slice(),
-                &record.to.to_string(),
-                &ms(record.created_ms),
-                &record.status.as_str(),
-                &due,
-                &json,
-            ],
-        )
-        .await
-        .map_err(failed("storing a message"))?;
-        tx.commit().await.map_err(failed("storing a message"))
+            .map_err(self.query_error("storing a message"))?;
+        client
+            .execute(
+                &stmt,
+                &[
+                    &record.id.as_bytes().as_slice(),
+                    &record.to.to_string(),
+                    &ms(record.created_ms),
+                    &record.status.as_str(),
+                    &record.due_ms.map(ms),
+                    &json,
+                    &raw,
+                ],
+            )
+            .await
+            .map_err(self.query_error("storing a message"))?;
+        Ok(())
     }
 
     /// Reads a message record.
@@ -101,45 +91,35 @@ impl Postgres {
     }
 
     /// Rewrites a message record (its status and due time with it). A final record drops
-    /// its body: the bytes may hold a link or a code, and nobody needs them any more.
+    /// its body in the same statement: the bytes may hold a link or a code, and nobody
+    /// needs them any more.
     pub async fn put_message(&self, record: &mut MessageRecord) -> Result<(), StoreError> {
         record.body = None;
         let json = encode(TABLE, record)?;
-        let id = record.id.as_bytes().as_slice();
-        let due = record.due_ms.map(ms);
-        let update = "UPDATE messages SET status = $2, due_ms = $3, record = $4 WHERE id = $1";
-        let mut client = self.client().await?;
-        let failed = |what| self.query_error(what);
-        if record.status.is_open() {
-            let stmt = client
-                .prepare_cached(update)
-                .await
-                .map_err(failed("writing a message"))?;
-            client
-                .execute(&stmt, &[&id, &record.status.as_str(), &due, &json])
-                .await
-                .map_err(failed("writing a message"))?;
-            return Ok(());
-        }
-        let tx = client
-            .transaction()
+        let sql = if record.status.is_open() {
+            "UPDATE messages SET status = $2, due_ms = $3, record = $4 WHERE id = $1"
+        } else {
+            "WITH body AS (DELETE FROM message_bodies WHERE id = $1)
+             UPDATE messages SET status = $2, due_ms = $3, record = $4 WHERE id = $1"
+        };
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(sql)
             .await
-            .map_err(failed("writing a message"))?;
-        let stmt = tx
-            .prepare_cached(update)
+            .map_err(self.query_error("writing a message"))?;
+        client
+            .execute(
+                &stmt,
+                &[
+                    &record.id.as_bytes().as_slice(),
+                    &record.status.as_str(),
+                    &record.due_ms.map(ms),
+                    &json,
+                ],
+            )
             .await
-            .map_err(failed("writing a message"))?;
-        tx.execute(&stmt, &[&id, &record.status.as_str(), &due, &json])
-            .await
-            .map_err(failed("writing a message"))?;
-        let drop_body = tx
-            .prepare_cached("DELETE FROM message_bodies WHERE id = $1")
-            .await
-            .map_err(failed("dropping a message body"))?;
-        tx.execute(&drop_body, &[&id])
-            .await
-            .map_err(failed("dropping a message body"))?;
-        tx.commit().await.map_err(failed("writing a message"))
+            .map_err(self.query_error("writing a message"))?;
+        Ok(())
     }
 
     /// The signed bytes of an open message (`None` once it is final).
