@@ -363,14 +363,15 @@ async fn concurrent_claimers_on_four_nodes_never_get_the_same_message() {
 }
 
 #[tokio::test]
-async fn a_hundred_concurrent_flow_updates_on_two_nodes_lose_nothing() {
+async fn three_hundred_concurrent_flow_updates_on_three_nodes_lose_nothing() {
     let db = TestDb::new().await;
     let a = db.migrated().await;
     let b = db.node().await;
+    let c = db.node().await;
     a.insert_flow(&flow("x"), &[7; 32]).await.unwrap();
     let mut tasks = Vec::new();
-    for i in 0..100u64 {
-        let node = if i % 2 == 0 { a.clone() } else { b.clone() };
+    for i in 0..300u64 {
+        let node = [&a, &b, &c][i as usize % 3].clone();
         tasks.push(tokio::spawn(async move {
             node.update_flow("x", |f| {
                 f.failures_ms.push(i);
@@ -389,11 +390,11 @@ async fn a_hundred_concurrent_flow_updates_on_two_nodes_lose_nothing() {
     seen.sort();
     assert_eq!(
         seen,
-        (1..=100).collect::<Vec<_>>(),
+        (1..=300).collect::<Vec<_>>(),
         "each update saw the one before"
     );
     let stored = a.flow("x").await.unwrap().unwrap();
-    assert_eq!(stored.failures_ms.len(), 100);
+    assert_eq!(stored.failures_ms.len(), 300);
     assert_eq!(
         a.flow_by_link_hash(&[7; 32]).await.unwrap().unwrap(),
         stored
@@ -420,6 +421,39 @@ async fn a_hundred_concurrent_flow_updates_on_two_nodes_lose_nothing() {
         a.current_flow_id("a@example.jp").await.unwrap(),
         Some("y".into())
     );
+}
+
+#[tokio::test]
+async fn concurrent_swaps_of_the_current_flow_form_one_chain() {
+    let db = TestDb::new().await;
+    let a = db.migrated().await;
+    let b = db.node().await;
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let node = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let id = format!("f{i}");
+            let old = node.swap_current_flow("a@example.jp", &id).await.unwrap();
+            (id, old)
+        }));
+    }
+    let mut replaced = Vec::new();
+    let mut firsts = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            (_, None) => firsts += 1,
+            (_, Some(old)) => replaced.push(old),
+        }
+    }
+    // Every swap replaced the one before it: one saw nothing, and every flow but the
+    // last is replaced exactly once.
+    assert_eq!(firsts, 1);
+    let last = a.current_flow_id("a@example.jp").await.unwrap().unwrap();
+    replaced.push(last);
+    replaced.sort();
+    let mut all: Vec<String> = (0..50).map(|i| format!("f{i}")).collect();
+    all.sort();
+    assert_eq!(replaced, all);
 }
 
 #[tokio::test]
