@@ -19,6 +19,7 @@ mod layers;
 mod lint;
 mod newcomer;
 mod pages;
+mod postgres_store;
 mod serve;
 mod signing;
 mod spam;
