@@ -132,7 +132,8 @@ fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
 /// the others write that one to their own `dev_key_path`.
 async fn share_dev_key(config: &Config, store: &Store) -> anyhow::Result<()> {
     let path = dev_key_path(config);
-    let mine = if path.exists() {
+    let had_one = path.exists();
+    let mine = if had_one {
         std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read the development key {}", path.display()))?
     } else {
@@ -140,6 +141,14 @@ async fn share_dev_key(config: &Config, store: &Store) -> anyhow::Result<()> {
     };
     let shared: String = store.setting_or_insert("dkim_dev_key", &mine).await?;
     store.flush().await?;
+    if shared == mine && !had_one {
+        tracing::warn!(
+            key = %path.display(),
+            "no [[dkim]] key is configured: generated a development Ed25519 key, kept in the \
+             database for every node; `mailgate dns` prints its record, and `mailgate dkim \
+             keygen` makes a real one"
+        );
+    }
     if !path.exists() || shared != mine {
         let public_key_b64 =
             crate::dkim::public_key_from_private(Algorithm::Ed25519, shared.as_bytes())

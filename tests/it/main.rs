@@ -7,6 +7,7 @@ mod bounce_golden;
 mod bounces;
 mod browser;
 mod cdp;
+mod cluster;
 mod console;
 mod delivery;
 mod dkim_verify;
