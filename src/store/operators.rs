@@ -20,6 +20,9 @@ pub enum OperatorKey {
     Account,
     /// A session, by the hex SHA-256 of its token.
     Session,
+    /// An operator's console language and time zone, by name: kept apart from the
+    /// account so saving them can never undo a concurrent disable or new password.
+    Preferences,
 }
 
 impl OperatorKey {
@@ -27,6 +30,7 @@ impl OperatorKey {
         let prefix: &[u8] = match self {
             OperatorKey::Account => b"account\0",
             OperatorKey::Session => b"session\0",
+            OperatorKey::Preferences => b"prefs\0",
         };
         let mut k = prefix.to_vec();
         k.extend_from_slice(id.as_bytes());

@@ -57,11 +57,13 @@ struct Page {
     body: String,
 }
 
-/// A cookie-keeping HTTP client that does not follow redirects.
+/// A cookie-keeping HTTP client that does not follow redirects; it asks for
+/// `accept_language` (English unless a test says otherwise).
 struct Agent {
     base: String,
     client: Client,
     cookies: HashMap<String, String>,
+    accept_language: &'static str,
 }
 
 impl Agent {
@@ -79,6 +81,7 @@ impl Agent {
                 .build()
                 .unwrap(),
             cookies: HashMap::new(),
+            accept_language: "en-US,en;q=0.9",
         }
     }
 
@@ -117,6 +120,7 @@ impl Agent {
             .client
             .get(format!("{}{path}", self.base))
             .header("cookie", self.cookie_header())
+            .header("accept-language", self.accept_language)
             .send()
             .unwrap();
         self.take(r)
@@ -127,6 +131,7 @@ impl Agent {
             .client
             .post(format!("{}{path}", self.base))
             .header("cookie", self.cookie_header())
+            .header("accept-language", self.accept_language)
             .form(form)
             .send()
             .unwrap();
@@ -135,7 +140,19 @@ impl Agent {
 
     /// Logs in through the form; panics unless it lands on `home`.
     fn login(server: &Server, name: &str, password: &str, home: &str) -> Agent {
+        Agent::login_in(server, "en-US,en;q=0.9", name, password, home)
+    }
+
+    /// Logs in from a browser that asks for `accept_language`.
+    fn login_in(
+        server: &Server,
+        accept_language: &'static str,
+        name: &str,
+        password: &str,
+        home: &str,
+    ) -> Agent {
         let mut a = Agent::new(server);
+        a.accept_language = accept_language;
         let form = a.get("/login");
         assert_eq!(form.status, 200);
         let token = csrf(&form.body);
@@ -401,9 +418,12 @@ fn page_rows(body: &str) -> Vec<Vec<String>> {
         .skip(1)
         .map(|row| {
             let row = &row[..row.find("</tr>").unwrap()];
-            row.split("<td class=\"text\">")
+            row.split("<td class=\"text\"")
                 .skip(1)
-                .map(|c| unescape(&c[..c.find("</td>").unwrap()]))
+                .map(|c| {
+                    let c = &c[c.find('>').unwrap() + 1..];
+                    unescape(&c[..c.find("</td>").unwrap()])
+                })
                 .collect()
         })
         .collect()
@@ -535,10 +555,10 @@ fn support_searches_and_resends_are_audited_and_a_resend_starts_a_new_flow() {
     let report = admin.get("/admin");
     let audit = &report.body[report.body.find("id=\"audit\"").unwrap()..];
     assert!(
-        audit.contains("operator aiko</td><td>search</td><td class=\"text\">taro@EXAMPLE.JP"),
+        audit.contains("operator aiko</td><td data-label=\"action\">search</td><td class=\"text\" data-label=\"target\">taro@EXAMPLE.JP"),
         "{audit}"
     );
-    assert!(audit.contains("<td>resend</td>"), "{audit}");
+    assert!(audit.contains(">resend</td>"), "{audit}");
 }
 
 #[test]
@@ -830,16 +850,21 @@ fn operator_disable_remove_and_passwd_end_the_sessions_of_a_logged_in_operator()
     assert!(logged_out(&mut aiko));
     let report = admin.get("/admin");
     let audit = &report.body[report.body.find("id=\"audit\"").unwrap()..];
-    assert!(audit.contains("<td>operator disable</td>"), "{audit}");
-    assert!(audit.contains("<td>operator passwd</td>"), "{audit}");
-    assert!(audit.contains("<td>operator remove</td>"), "{audit}");
+    assert!(audit.contains(">operator disable</td>"), "{audit}");
+    assert!(audit.contains(">operator passwd</td>"), "{audit}");
+    assert!(audit.contains(">operator remove</td>"), "{audit}");
 
     // Log out everywhere: every browser of chie goes to the login page (the one that
     // logged in after `enable` above too).
     let mut chie = Agent::login(&server, "chie", password, "/support");
     let mut chie_too = Agent::login(&server, "chie", password, "/support");
     let own = chie.get("/account");
-    assert_eq!(own.body.matches("<tr><td>").count(), 3, "{}", own.body);
+    assert_eq!(
+        own.body.matches("<td data-label=\"session\"").count(),
+        3,
+        "{}",
+        own.body
+    );
     assert!(own.body.contains("this browser"));
     let out = chie.post("/account/logout-everywhere", &[("csrf", &csrf(&own.body))]);
     assert_eq!((out.status, out.location.as_str()), (303, "/login"));
@@ -876,7 +901,7 @@ fn a_revoked_api_key_gets_401_on_the_next_call() {
     let again = inst.run(&["apikey", "revoke", "tests"]);
     assert!(!again.status.success());
     let mut admin = Agent::login(&server, "ben", ADMIN_PASSWORD, "/admin");
-    assert!(admin.get("/admin").body.contains("<td>apikey revoke</td>"));
+    assert!(admin.get("/admin").body.contains(">apikey revoke</td>"));
 }
 
 /// What a burst of logins answered: successes, "wrong" (a password was checked and
@@ -903,6 +928,7 @@ fn login_burst(server: &Server, source: &str, name: &str, passwords: &[String]) 
                         .client
                         .post(format!("{}/login", a.base))
                         .header("cookie", a.cookie_header())
+                        .header("accept-language", a.accept_language)
                         .form(&[("csrf", token.as_str()), ("name", name), ("password", p)])
                         .send()
                         .unwrap();
@@ -1078,4 +1104,236 @@ fn support_and_admin_work_in_a_real_browser() {
     b.goto(&server.url("/admin/queue"));
     assert!(b.text().contains("Try again later"));
     b.screenshot("admin-queue.png");
+}
+
+/// The words a page shows a person: the text between tags, without the `<code>` of
+/// commands (which stay as typed) and the attribute values.
+fn visible_text(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some(at) = rest.find('<') {
+        out.push_str(&rest[..at]);
+        out.push(' ');
+        let tail = &rest[at..];
+        if tail.starts_with("<code>") {
+            rest = &tail[tail.find("</code>").map(|e| e + 7).unwrap_or(tail.len())..];
+        } else if tail.starts_with("<title>") {
+            out.push_str(&tail[7..tail.find("</title>").unwrap()]);
+            rest = &tail[tail.find("</title>").unwrap()..];
+            rest = &rest[rest.find('>').unwrap() + 1..];
+        } else {
+            rest = &tail[tail.find('>').map(|e| e + 1).unwrap_or(tail.len())..];
+        }
+    }
+    out.push_str(rest);
+    unescape(&out)
+}
+
+/// Labels, buttons and headings of the English console.
+const ENGLISH_LABELS: &[&str] = &[
+    "Delivery log",
+    "Bounce report",
+    "Suppression list",
+    "Operators",
+    "Your sessions",
+    "Log out",
+    "Search",
+    "Address or message id",
+    "Send a new link",
+    "Times are in",
+    "Period",
+    "Show",
+    "Download CSV",
+    "By reason",
+    "By recipient domain",
+    "By day",
+    "Undeliverable flows",
+    "Every bounce",
+    "Recent operator actions",
+    "Retry now",
+    "Cancel",
+    "Remove",
+    "Enable",
+    "Disable",
+    "Set role",
+    "Set password",
+    "new password",
+    "Log out everywhere",
+    "Language",
+    "Time zone",
+    "Save",
+    "this browser",
+    "started",
+    "ends",
+    "bounces",
+    "reason",
+    "address",
+    "domain",
+    "requested",
+    "expires",
+    "status",
+    "The queue is empty",
+    "is empty",
+    "Did you mean",
+    "No new link",
+];
+
+/// True when `text` holds a time stamped with `zone` ("12:00:05 JST").
+fn time_in(text: &str, zone: &str) -> bool {
+    text.match_indices(&format!(" {zone}"))
+        .any(|(at, _)| text[..at].ends_with(|c: char| c.is_ascii_digit()))
+}
+
+/// True for a kana or kanji.
+fn is_japanese(c: char) -> bool {
+    matches!(c, '\u{3040}'..='\u{30ff}' | '\u{3400}'..='\u{9fff}' | '\u{ff01}'..='\u{ff60}')
+}
+
+/// The console's pages for an admin with one message and one suppressed address.
+fn every_console_page(agent: &mut Agent) -> Vec<(String, String)> {
+    [
+        "/support",
+        "/support?q=hanako%40example.jp",
+        "/support?q=HANAKO%40example.jp",
+        "/support?q=stranger%40example.jp",
+        "/admin",
+        "/admin/queue",
+        "/admin/suppression",
+        "/admin/operators",
+        "/account",
+    ]
+    .iter()
+    .map(|p| {
+        let page = agent.get(p);
+        assert_eq!(page.status, 200, "{p}: {}", page.body);
+        (p.to_string(), page.body)
+    })
+    .collect()
+}
+
+#[test]
+fn the_console_speaks_one_language_per_operator_and_the_switch_persists() {
+    let (inst, server) = console("");
+    for args in [
+        // The mail is data: an English invitation, so neither page holds the
+        // other language through it.
+        &["invite", "hanako@example.jp", "--locale", "en"][..],
+        &[
+            "suppression",
+            "add",
+            "gone@example.jp",
+            "--note",
+            "mailbox gone",
+        ][..],
+    ] {
+        let out = inst.run(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A browser that asks for Japanese gets the console in Japanese, times in JST.
+    let mut ben = Agent::login_in(&server, "ja,en;q=0.5", "ben", ADMIN_PASSWORD, "/admin");
+    for (path, body) in every_console_page(&mut ben) {
+        assert!(body.contains("<html lang=\"ja\">"), "{path}");
+        let text = visible_text(&body);
+        for label in ENGLISH_LABELS {
+            assert!(
+                !text.contains(label),
+                "{path}: English {label:?} in:\n{text}"
+            );
+        }
+        assert!(!time_in(&text, "UTC"), "{path}: a UTC time in:\n{text}");
+    }
+    let support = ben.get("/support?q=hanako%40example.jp");
+    assert!(
+        visible_text(&support.body).contains(" JST"),
+        "{}",
+        support.body
+    );
+
+    // The switch in the header saves English for ben: every page, in any browser.
+    let token = csrf(&support.body);
+    let switched = ben.post(
+        "/account/preferences",
+        &[
+            ("csrf", &token),
+            ("lang", "en"),
+            ("keep_zone", "1"),
+            ("back", "/support?q=hanako%40example.jp&lang=ja"),
+        ],
+    );
+    assert_eq!(switched.status, 303, "{}", switched.body);
+    assert_eq!(switched.location, "/support?q=hanako%40example.jp");
+    let mut again = Agent::login_in(&server, "ja", "ben", ADMIN_PASSWORD, "/admin");
+    for (path, body) in every_console_page(&mut again) {
+        assert!(body.contains("<html lang=\"en\">"), "{path}");
+        // The switch names Japanese in Japanese; nothing else is.
+        let text = visible_text(&body).replace("日本語", "");
+        let found: String = text.chars().filter(|c| is_japanese(*c)).collect();
+        assert!(found.is_empty(), "{path}: Japanese {found:?} in:\n{text}");
+    }
+    // English times are in the configured zone (UTC here); a saved zone wins.
+    let admin = again.get("/admin/suppression");
+    assert!(time_in(&visible_text(&admin.body), "UTC"), "{}", admin.body);
+    let saved = again.post(
+        "/account/preferences",
+        &[
+            ("csrf", &csrf(&admin.body)),
+            ("lang", "en"),
+            ("timezone", "Asia/Tokyo"),
+            ("back", "/admin/suppression"),
+        ],
+    );
+    assert_eq!(saved.status, 303);
+    let admin = again.get("/admin/suppression");
+    let text = visible_text(&admin.body);
+    assert!(time_in(&text, "JST") && !time_in(&text, "UTC"), "{text}");
+    // A zone that does not exist is refused with its name.
+    let bad = again.post(
+        "/account/preferences",
+        &[
+            ("csrf", &csrf(&admin.body)),
+            ("lang", "en"),
+            ("timezone", "Mars/Olympus"),
+        ],
+    );
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("Mars/Olympus"), "{}", bad.body);
+
+    // The CSV speaks the operator's language too: Japanese headers (with the mark
+    // Excel needs) for a Japanese operator, the CLI's for an English one.
+    let mut aiko = Agent::login_in(&server, "ja", "aiko", SUPPORT_PASSWORD, "/support");
+    let login = Agent::new(&server).get("/login?lang=ja");
+    assert!(
+        visible_text(&login.body).contains("担当者名"),
+        "{}",
+        login.body
+    );
+    let refused = aiko.get("/admin");
+    assert_eq!(refused.status, 403);
+    assert!(
+        visible_text(&refused.body).contains("管理者向け"),
+        "{}",
+        refused.body
+    );
+    let csv = ben.get("/admin/bounces.csv?since=7d");
+    assert!(csv.body.starts_with("time,address,"), "{}", csv.body);
+    let mut ja_admin = Agent::login_in(&server, "en", "ben", ADMIN_PASSWORD, "/admin");
+    let page = ja_admin.get("/admin");
+    ja_admin.post(
+        "/account/preferences",
+        &[
+            ("csrf", &csrf(&page.body)),
+            ("lang", "ja"),
+            ("timezone", ""),
+        ],
+    );
+    let csv = ja_admin.get("/admin/bounces.csv?since=7d");
+    assert!(
+        csv.body.starts_with("\u{feff}日時,アドレス,"),
+        "{}",
+        csv.body
+    );
 }

@@ -16,6 +16,7 @@ mod pages;
 pub mod sentence;
 mod session;
 mod support;
+pub mod text;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -26,9 +27,40 @@ pub use session::ConsoleUser;
 
 use crate::services::Services;
 use crate::store::StoreError;
+use sentence::Lang;
 
-/// The console's routes, merged into the main router.
-pub fn routes() -> Router<Services> {
+tokio::task_local! {
+    /// The language of the console page being answered, so an error page (drawn
+    /// where no operator is at hand) speaks it too.
+    static PAGE_LANG: std::cell::Cell<Lang>;
+}
+
+/// Sets the language of the page being answered (the operator's, once known).
+pub(crate) fn set_page_lang(lang: Lang) {
+    let _ = PAGE_LANG.try_with(|l| l.set(lang));
+}
+
+fn page_lang() -> Lang {
+    PAGE_LANG.try_with(|l| l.get()).unwrap_or(Lang::En)
+}
+
+/// Starts every console request in the browser's language (else `default`); the
+/// session, once read, may change it.
+async fn with_page_lang(
+    axum::extract::State(default): axum::extract::State<&'static str>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let lang = text::choose_lang(None, None, request.headers(), default);
+    PAGE_LANG
+        .scope(std::cell::Cell::new(lang), next.run(request))
+        .await
+}
+
+/// The console's routes, merged into the main router; `default_locale` is the
+/// language of a page for a browser that states none.
+pub fn routes(default_locale: &str) -> Router<Services> {
+    let default: &'static str = if default_locale == "ja" { "ja" } else { "en" };
     Router::new()
         .route("/static/console.css", get(pages::stylesheet))
         .route("/login", get(login::form).post(login::submit))
@@ -49,6 +81,11 @@ pub fn routes() -> Router<Services> {
         )
         .route("/admin/operators", get(accounts::operators))
         .route("/admin/operators/change", post(accounts::operator_change))
+        .route("/account/preferences", post(accounts::save_preferences))
+        .layer(axum::middleware::from_fn_with_state(
+            default,
+            with_page_lang,
+        ))
 }
 
 /// Why sending a new link did not happen.
@@ -71,6 +108,28 @@ pub enum ResendError {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl ResendError {
+    /// The reason in the operator's language (the audit log keeps the English
+    /// [`Display`](std::fmt::Display) form).
+    pub fn text(&self, lang: Lang) -> String {
+        if lang == Lang::En {
+            return self.to_string();
+        }
+        match self {
+            ResendError::TooSoon { minutes } => {
+                format!("このアドレスには{minutes}分以内に新しいリンクを送ったばかりです")
+            }
+            ResendError::Unknown => "このアドレスにはアカウントも過去のリンクもないため、再送するものがありません。綴りを確認してください。新しく招待する場合は管理者に依頼してください".into(),
+            ResendError::Suppressed { since, reason } => format!(
+                "このアドレスは送信停止リストに載っているため（{since}から、理由：{reason}）、メールは送られません。アドレスが使えるようになったら、管理者がリストから外せます"
+            ),
+            ResendError::Undeliverable(why) => format!("メールを送れませんでした：{why}"),
+            ResendError::Invalid(why) => why.clone(),
+            ResendError::Store(_) => "データベースに接続できません".into(),
+        }
+    }
 }
 
 /// Why a new link cannot be sent to `address` now, if it cannot: an address with
@@ -101,7 +160,7 @@ pub fn resend_refusal(
 /// "send a new link". An address with an account gets a reset link, one with an
 /// earlier flow a new invitation; either supersedes the address's open flow. Refused
 /// (nothing started) as [`resend_refusal`] says. The caller has already checked the
-/// rate limit and writes the audit entry.
+/// rate limit and writes the audit entry. The answer is the new flow's id.
 pub async fn resend_link(
     services: &Services,
     address: &crate::domain::Address,
@@ -150,9 +209,7 @@ pub async fn resend_link(
                 ));
             }
             tracing::info!(flow_id = %flow_id, operator, "support sent a new link");
-            Ok(format!(
-                "A new link was queued for {address} (flow {flow_id}); its delivery shows in the timeline below."
-            ))
+            Ok(flow_id.to_string())
         }
         other => Err(ResendError::Invalid(format!("nothing was sent: {other:?}"))),
     }
@@ -186,40 +243,69 @@ pub enum ConsoleError {
     Unavailable(Box<dyn std::error::Error + Send + Sync>),
 }
 
-impl IntoResponse for ConsoleError {
-    fn into_response(self) -> Response {
-        let (status, heading, text) = match &self {
-            ConsoleError::LoggedOut => {
-                return axum::response::Redirect::to("/login").into_response();
-            }
+impl ConsoleError {
+    /// What the page says, in `lang`: its heading key and its text.
+    fn heading_and_text(&self, lang: Lang) -> (StatusCode, &'static str, String) {
+        let ja = lang == Lang::Ja;
+        match self {
+            ConsoleError::LoggedOut => (StatusCode::SEE_OTHER, "forbidden", String::new()),
+            ConsoleError::Forbidden { needed, name, role } if ja => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "この画面は{}向けです。いまは{name}（{}）としてログインしています。",
+                    text::role(lang, needed),
+                    text::role(lang, role)
+                ),
+            ),
             ConsoleError::Forbidden { .. } => {
-                (StatusCode::FORBIDDEN, "Not allowed", self.to_string())
+                (StatusCode::FORBIDDEN, "forbidden", self.to_string())
             }
-            ConsoleError::Csrf => (StatusCode::FORBIDDEN, "Form refused", self.to_string()),
+            ConsoleError::Csrf if ja => (
+                StatusCode::FORBIDDEN,
+                "csrf",
+                "このフォームはいまのログインから送られたものではありません（確認用の値が一致しません）。ページを読み込み直してから、もう一度お試しください。".into(),
+            ),
+            ConsoleError::Csrf => (StatusCode::FORBIDDEN, "csrf", self.to_string()),
             ConsoleError::BadRequest(_) => {
-                (StatusCode::BAD_REQUEST, "Cannot do that", self.to_string())
+                (StatusCode::BAD_REQUEST, "bad_request", self.to_string())
             }
             ConsoleError::Store(_) | ConsoleError::Unavailable(_) => {
                 // The page says what happened and how to refer to it; the details (a
                 // path, an OS error) go to the log under the same request id.
                 let request_id = crate::secrets::request_id();
                 tracing::error!(request_id = %request_id, error = %self, "console request failed");
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "The store is not available",
+                let text = if ja {
+                    format!(
+                        "いまデータベースに接続できないため、何も変更していません。1分ほどしてからもう一度お試しください。続く場合は管理者に連絡してください（問い合わせ番号 {request_id}）。"
+                    )
+                } else {
                     format!(
                         "mailgate cannot reach its store right now, so nothing was changed. \
                          Try again in a minute; if it goes on, tell the administrator \
                          (request {request_id})."
-                    ),
-                )
+                    )
+                };
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", text)
             }
-        };
+        }
+    }
+}
+
+impl IntoResponse for ConsoleError {
+    fn into_response(self) -> Response {
+        if let ConsoleError::LoggedOut = self {
+            return axum::response::Redirect::to("/login").into_response();
+        }
+        let lang = page_lang();
+        let (status, key, text) = self.heading_and_text(lang);
         let body = pages::render(
             "error",
             &pages::bare(
-                heading,
-                serde_json::json!({ "heading": heading, "text": text, "back": "/support" }),
+                lang,
+                key,
+                "/support",
+                serde_json::json!({ "heading": text::title(lang, key), "text": text, "back": "/support" }),
             ),
         );
         let mut response = pages::respond(body);

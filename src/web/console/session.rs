@@ -11,6 +11,8 @@ use axum::http::request::Parts;
 use crate::web::cookie_value;
 
 use super::ConsoleError;
+use super::sentence::Lang;
+use super::text::{choose_lang, zone};
 use crate::domain::now_ms;
 use crate::operators::{OperatorRecord, Role, Session};
 use crate::services::Services;
@@ -27,6 +29,12 @@ pub struct ConsoleUser {
     pub session: Session,
     /// The raw session token (to end the session on logout).
     pub token: String,
+    /// The language of this page view (see [`super::text::choose_lang`]).
+    pub lang: Lang,
+    /// The operator's clock: every time on the page is in it.
+    pub tz: chrono_tz::Tz,
+    /// The path and query of this request, where the language switch comes back to.
+    pub here: String,
 }
 
 impl ConsoleUser {
@@ -80,12 +88,37 @@ impl FromRequestParts<Services> for ConsoleUser {
         let token = cookie_value(&parts.headers, SESSION_COOKIE).ok_or(ConsoleError::LoggedOut)?;
         let (session, operator) = crate::operators::session(&services.store, &token, now_ms())?
             .ok_or(ConsoleError::LoggedOut)?;
+        let asked = axum::extract::Query::<LangQuery>::try_from_uri(&parts.uri)
+            .ok()
+            .and_then(|q| q.0.lang);
+        let prefs = crate::operators::preferences(&services.store, &operator.name)?;
+        let lang = choose_lang(
+            asked.as_deref(),
+            prefs.lang.as_deref(),
+            &parts.headers,
+            &services.config.flows.default_locale,
+        );
+        super::set_page_lang(lang);
+        let tz = zone(&services.config, lang, prefs.timezone.as_deref());
+        let here = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
         Ok(ConsoleUser {
             operator,
             session,
             token,
+            lang,
+            tz,
+            here,
         })
     }
+}
+
+#[derive(serde::Deserialize)]
+struct LangQuery {
+    lang: Option<String>,
 }
 
 /// A request's cookie jar, for handlers that need a cookie without a session.
