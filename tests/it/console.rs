@@ -1337,3 +1337,71 @@ fn the_console_speaks_one_language_per_operator_and_the_switch_persists() {
         csv.body
     );
 }
+
+/// The `href` of the first link whose text is `text`, unescaped.
+fn href_of(body: &str, text: &str) -> String {
+    let end = body
+        .find(&format!("\">{text}</a>"))
+        .unwrap_or_else(|| panic!("no link {text:?} in {body}"));
+    let start = body[..end].rfind("href=\"").unwrap() + "href=\"".len();
+    unescape(&body[start..end])
+}
+
+#[test]
+fn support_links_carry_an_address_with_a_plus_to_the_support_page_intact() {
+    let (inst, server) = console("");
+    let plus = "taro+desk@example.jp";
+    for args in [
+        &["invite", plus][..],
+        &[
+            "suppression",
+            "add",
+            "hana+old@example.jp",
+            "--note",
+            "gone",
+        ][..],
+    ] {
+        let out = inst.run(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut ben = Agent::login(&server, "ben", ADMIN_PASSWORD, "/admin");
+    // "Did you mean" for another case of the address: its link finds the address.
+    let other = ben.get("/support?q=TARO%2Bdesk%40example.jp");
+    let link = href_of(&other.body, plus);
+    assert_eq!(link, "/support?q=taro%2Bdesk%40example.jp&lang=en");
+    let found = ben.get(&link);
+    assert!(
+        found.body.contains(&format!("<h2>{plus}</h2>")),
+        "{}",
+        found.body
+    );
+    assert_eq!(found.body.matches("<table class=\"timeline\">").count(), 1);
+    // The suppression list links each address to its delivery log, encoded too.
+    let list = ben.get("/admin/suppression");
+    let link = href_of(&list.body, "hana+old@example.jp");
+    assert_eq!(link, "/support?q=hana%2Bold%40example.jp");
+    let log = ben.get(&link);
+    assert!(
+        log.body.contains("<h2>hana+old@example.jp</h2>"),
+        "{}",
+        log.body
+    );
+    // The language switch comes back to the same search, the `+` intact.
+    let back = ben.post(
+        "/account/preferences",
+        &[
+            ("csrf", &csrf(&found.body)),
+            ("lang", "ja"),
+            ("keep_zone", "1"),
+            ("back", "/support?q=taro%2Bdesk%40example.jp&lang=en"),
+        ],
+    );
+    assert_eq!(back.location, "/support?q=taro%2Bdesk%40example.jp");
+    let ja = ben.get(&back.location);
+    assert!(ja.body.contains(&format!("<h2>{plus}</h2>")), "{}", ja.body);
+    assert!(ja.body.contains("<html lang=\"ja\">"));
+}

@@ -41,6 +41,7 @@ fn registry() -> &'static Handlebars<'static> {
     REGISTRY.get_or_init(|| {
         let mut h = Handlebars::new();
         h.set_strict_mode(true);
+        h.register_helper("url", Box::new(url_helper));
         h.register_template_string("layout", LAYOUT)
             .unwrap_or_else(|e| panic!("console layout does not compile: {e}"));
         for (lang, name, text) in SOURCES {
@@ -49,6 +50,39 @@ fn registry() -> &'static Handlebars<'static> {
         }
         h
     })
+}
+
+/// `{{url value}}`: `value` percent-encoded for a query string, so an address with a
+/// `+`, `&` or `#` in it reaches the server as typed (the page then HTML-escapes it).
+fn url_helper(
+    h: &handlebars::Helper,
+    _: &Handlebars,
+    _: &handlebars::Context,
+    _: &mut handlebars::RenderContext,
+    out: &mut dyn handlebars::Output,
+) -> handlebars::HelperResult {
+    let value = h.param(0).map(|p| p.value()).unwrap_or(&Value::Null);
+    let text = match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    out.write(&query_encode(&text))?;
+    Ok(())
+}
+
+/// Percent-encodes everything but the unreserved characters of RFC 3986 section 2.3.
+pub fn query_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 /// Renders a page; a template error is a bug, shown as plain text rather than a panic.
@@ -140,6 +174,16 @@ pub fn respond(html: String) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_query_keeps_its_plus_ampersand_and_non_ascii_letters() {
+        assert_eq!(
+            query_encode("taro+desk@example.jp"),
+            "taro%2Bdesk%40example.jp"
+        );
+        assert_eq!(query_encode("a&b=c #d"), "a%26b%3Dc%20%23d");
+        assert_eq!(query_encode("はな"), "%E3%81%AF%E3%81%AA");
+    }
 
     #[test]
     fn every_template_compiles_and_escapes_strangers_text() {
