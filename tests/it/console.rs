@@ -1341,10 +1341,11 @@ fn the_console_speaks_one_language_per_operator_and_the_switch_persists() {
 /// The `href` of the first link whose text is `text`, unescaped.
 fn href_of(body: &str, text: &str) -> String {
     let end = body
-        .find(&format!("\">{text}</a>"))
+        .find(&format!(">{text}</a>"))
         .unwrap_or_else(|| panic!("no link {text:?} in {body}"));
     let start = body[..end].rfind("href=\"").unwrap() + "href=\"".len();
-    unescape(&body[start..end])
+    let len = body[start..].find('"').unwrap();
+    unescape(&body[start..start + len])
 }
 
 #[test]
@@ -1404,4 +1405,113 @@ fn support_links_carry_an_address_with_a_plus_to_the_support_page_intact() {
     let ja = ben.get(&back.location);
     assert!(ja.body.contains(&format!("<h2>{plus}</h2>")), "{}", ja.body);
     assert!(ja.body.contains("<html lang=\"ja\">"));
+}
+
+#[test]
+fn an_admin_invites_an_unknown_address_only_through_a_confirmation_page() {
+    let (inst, server) = console("");
+    let stranger = "new+person@example.jp";
+    let log = |a: &mut Agent| a.get(&format!("/support?q={}", url_encode(stranger)));
+    // Support: no button, no invitation, the reason.
+    let mut aiko = Agent::login(&server, "aiko", SUPPORT_PASSWORD, "/support");
+    let page = log(&mut aiko);
+    assert!(!page.body.contains("id=\"resend-button\""), "{}", page.body);
+    assert!(!page.body.contains("id=\"invite-link\""), "{}", page.body);
+    assert!(
+        page.body.contains("ask an admin to invite it"),
+        "{}",
+        page.body
+    );
+    assert_eq!(aiko.get("/admin/invite?address=x%40example.jp").status, 403);
+    // Admin: a link to the confirmation page, which sends nothing by itself.
+    let mut ben = Agent::login(&server, "ben", ADMIN_PASSWORD, "/admin");
+    let page = log(&mut ben);
+    assert!(!page.body.contains("id=\"resend-button\""), "{}", page.body);
+    let link = href_of(
+        &page.body,
+        &format!("Invite {stranger} (asks for confirmation first)"),
+    );
+    assert_eq!(link, "/admin/invite?address=new%2Bperson%40example.jp");
+    let confirm = ben.get(&link);
+    assert_eq!(confirm.status, 200, "{}", confirm.body);
+    assert!(
+        confirm.body.contains("id=\"invite-button\""),
+        "{}",
+        confirm.body
+    );
+    assert!(confirm.body.contains("mailgate has never sent anything"));
+    assert_eq!(
+        log(&mut ben)
+            .body
+            .matches("<table class=\"timeline\">")
+            .count(),
+        0
+    );
+    // A POST without the confirmation sends nothing either.
+    let token = csrf(&confirm.body);
+    let unconfirmed = ben.post("/admin/invite", &[("csrf", &token), ("address", stranger)]);
+    assert_eq!(unconfirmed.status, 400, "{}", unconfirmed.body);
+    assert_eq!(
+        log(&mut ben)
+            .body
+            .matches("<table class=\"timeline\">")
+            .count(),
+        0
+    );
+    // Confirmed: one invitation, in the log and the audit log.
+    let sent = ben.post(
+        "/admin/invite",
+        &[("csrf", &token), ("address", stranger), ("confirm", "yes")],
+    );
+    assert_eq!(sent.status, 200);
+    assert!(
+        sent.body
+            .contains("An invitation to new+person@example.jp was queued"),
+        "{}",
+        sent.body
+    );
+    assert_eq!(
+        log(&mut ben)
+            .body
+            .matches("<table class=\"timeline\">")
+            .count(),
+        1
+    );
+    // Now known: support may send a new link; an invitation is refused with why.
+    assert!(log(&mut aiko).body.contains("id=\"resend-button\""));
+    let again = ben.get(&link);
+    assert!(
+        !again.body.contains("id=\"invite-button\""),
+        "{}",
+        again.body
+    );
+    assert!(
+        again.body.contains("has an account or an earlier link"),
+        "{}",
+        again.body
+    );
+    let twice = ben.post(
+        "/admin/invite",
+        &[("csrf", &token), ("address", stranger), ("confirm", "yes")],
+    );
+    assert!(twice.body.contains("id=\"refusal\""), "{}", twice.body);
+    assert_eq!(
+        log(&mut ben)
+            .body
+            .matches("<table class=\"timeline\">")
+            .count(),
+        1
+    );
+    // A suppressed stranger gets no invitation; the page says so.
+    let out = inst.run(&["suppression", "add", "gone@example.jp", "--note", "gone"]);
+    assert!(out.status.success());
+    let gone = ben.get("/admin/invite?address=gone%40example.jp");
+    assert!(gone.body.contains("suppression list"), "{}", gone.body);
+    assert!(!gone.body.contains("id=\"invite-button\""));
+    let audit = ben.get("/admin").body;
+    assert!(
+        audit.contains("new+person@example.jp (sent, flow "),
+        "{audit}"
+    );
+    assert!(audit.contains("new+person@example.jp (not sent: the address is known)"));
 }

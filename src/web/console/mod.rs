@@ -11,6 +11,7 @@
 
 mod accounts;
 mod admin;
+mod invite;
 mod login;
 mod pages;
 pub mod sentence;
@@ -67,6 +68,7 @@ pub fn routes(default_locale: &str) -> Router<Services> {
         .route("/logout", post(login::logout))
         .route("/support", get(support::search))
         .route("/support/resend", post(support::resend))
+        .route("/admin/invite", get(invite::confirm).post(invite::send))
         .route("/admin", get(admin::report))
         .route("/admin/bounces.csv", get(admin::csv))
         .route("/admin/queue", get(admin::queue))
@@ -175,6 +177,62 @@ pub async fn resend_link(
     } else {
         crate::domain::FlowKind::Setup
     };
+    start_link(services, address, kind, operator).await
+}
+
+/// Why an admin's invitation of `address` would send nothing: an address mailgate
+/// already knows gets "send a new link" instead, and a suppressed one gets no mail.
+pub fn invite_refusal(
+    services: &Services,
+    address: &crate::domain::Address,
+    tz: chrono_tz::Tz,
+) -> Result<Option<InviteRefusal>, StoreError> {
+    match resend_refusal(services, address, tz)? {
+        Some(ResendError::Unknown) => {}
+        _ => return Ok(Some(InviteRefusal::Known)),
+    }
+    Ok(services.store.suppression(&address.to_string())?.map(|s| {
+        InviteRefusal::Refused(ResendError::Suppressed {
+            since: sentence::stamp(s.since_ms, tz),
+            reason: s.reason,
+        })
+    }))
+}
+
+/// Why an invitation was not sent.
+#[derive(Debug)]
+pub enum InviteRefusal {
+    /// The address has an account or an earlier flow: support's "send a new link"
+    /// is the way, and it picks a reset or a new invitation itself.
+    Known,
+    Refused(ResendError),
+}
+
+/// An admin's explicit invitation of an address mailgate has never seen (after the
+/// confirmation page): a setup flow. The answer is the new flow's id.
+pub async fn invite_link(
+    services: &Services,
+    address: &crate::domain::Address,
+    operator: &str,
+    tz: chrono_tz::Tz,
+) -> Result<String, InviteRefusal> {
+    if let Some(refusal) = invite_refusal(services, address, tz)
+        .map_err(|e| InviteRefusal::Refused(ResendError::Store(e)))?
+    {
+        return Err(refusal);
+    }
+    start_link(services, address, crate::domain::FlowKind::Setup, operator)
+        .await
+        .map_err(InviteRefusal::Refused)
+}
+
+/// Starts a flow of `kind` and checks that its mail was not refused at once.
+async fn start_link(
+    services: &Services,
+    address: &crate::domain::Address,
+    kind: crate::domain::FlowKind,
+    operator: &str,
+) -> Result<String, ResendError> {
     let started = crate::flow::start(
         services,
         crate::flow::StartFlow {
@@ -208,7 +266,7 @@ pub async fn resend_link(
                     m.last_reply.unwrap_or_else(|| "refused".into()),
                 ));
             }
-            tracing::info!(flow_id = %flow_id, operator, "support sent a new link");
+            tracing::info!(flow_id = %flow_id, operator, kind = kind.as_str(), "an operator sent a new link");
             Ok(flow_id.to_string())
         }
         other => Err(ResendError::Invalid(format!("nothing was sent: {other:?}"))),

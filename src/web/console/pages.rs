@@ -32,7 +32,8 @@ const SOURCES: &[(&str, &str, &str)] = console_sources!(
     "queue",
     "suppression",
     "account",
-    "operators"
+    "operators",
+    "invite"
 );
 const LAYOUT: &str = include_str!("../../../templates/console/layout.hbs");
 

@@ -61,7 +61,7 @@ fn page(
     let mut data = json!({
         "query": query, "searched": false, "flash": flash, "error": null,
         "lead": null, "lead_status": null, "suppressed": null, "address": null,
-        "no_resend": null, "did_you_mean": [],
+        "no_resend": null, "did_you_mean": [], "invite": null,
         "messages": [],
     });
     if !query.is_empty() {
@@ -108,6 +108,15 @@ fn page(
                     Some(a) => super::resend_refusal(services, a, tz)?,
                     None => None,
                 };
+                // An address mailgate never saw: an admin may invite it, after a
+                // confirmation page; support is told to ask one.
+                let invite = match (&no_resend, &resend_to) {
+                    (Some(ResendError::Unknown), Some(a)) if user.operator.role == Role::Admin => {
+                        Some(a.to_string())
+                    }
+                    _ => None,
+                };
+                data["invite"] = json!(invite);
                 let (resend_to, no_resend) = match no_resend {
                     Some(why) if ja => (
                         None,
