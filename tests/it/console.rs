@@ -1515,3 +1515,80 @@ fn an_admin_invites_an_unknown_address_only_through_a_confirmation_page() {
     );
     assert!(audit.contains("new+person@example.jp (not sent: the address is known)"));
 }
+
+/// The text of the progress row `label` of the newest flow on a support page.
+fn progress_row(body: &str, label: &str) -> String {
+    let at = body
+        .find(&format!("<strong>{label}</strong>"))
+        .unwrap_or_else(|| panic!("no row {label:?} in {body}"));
+    let row = &body[at..];
+    visible_text(&row[..row.find("</li>").unwrap()])
+}
+
+#[test]
+fn the_support_page_shows_how_far_each_flow_got() {
+    use crate::journey::{code_in, token_in, wait_for_code, wait_for_mail};
+    let (inst, server) = console("");
+    let to = "hanako@example.jp";
+    let out = inst.run(&["invite", to, "--locale", "ja"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let outbox = inst.path().join("outbox");
+    let token = token_in(&wait_for_mail(&outbox, to, "", 1));
+    let mut aiko = Agent::login(&server, "aiko", SUPPORT_PASSWORD, "/support");
+    let page = aiko.get("/support?q=hanako%40example.jp");
+    assert!(progress_row(&page.body, "Link mail").contains("accepted by the receiving server"));
+    assert!(progress_row(&page.body, "Link opened").ends_with(": not opened yet"));
+    // A scanner's HEAD, then the person: the page, the button, two wrong codes.
+    let link = server.url(&format!("/v/{token}"));
+    assert_eq!(Client::new().head(&link).send().unwrap().status(), 200);
+    let person = crate::journey::Browser::new(&server);
+    assert_eq!(person.get(&format!("/v/{token}")).status, 200);
+    assert_eq!(person.post(&format!("/v/{token}"), &[]).status, 303);
+    let code = code_in(&wait_for_code(&outbox, to, 1));
+    for wrong in ["000000", "111111", "222222"]
+        .iter()
+        .filter(|w| **w != code)
+        .take(2)
+    {
+        let p = person.post(&format!("/v/{token}/code"), &[("code", wrong)]);
+        assert_eq!(p.status, 422, "{}", p.body);
+    }
+    let page = aiko.get("/support?q=hanako%40example.jp");
+    let opened = progress_row(&page.body, "Link opened");
+    assert!(opened.contains("fetched 1× by a mail scanner"), "{opened}");
+    assert!(opened.contains("shown in a browser 1×"), "{opened}");
+    assert!(opened.contains("a person pressed the button"), "{opened}");
+    assert!(
+        wait_for(10, || progress_row(
+            &aiko.get("/support?q=hanako%40example.jp").body,
+            "Code mail"
+        )
+        .contains("accepted at")),
+        "the code mail was not accepted"
+    );
+    let wrong = progress_row(&page.body, "Wrong codes");
+    assert!(wrong.contains(": 2 (the last at "), "{wrong}");
+    assert!(progress_row(&page.body, "Completed").contains("not yet"));
+    // The right code and a password: completed. In Japanese, the same rows.
+    let ok = person.post(&format!("/v/{token}/code"), &[("code", &code)]);
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    let pw = crate::journey::PASSWORD;
+    let set = person.post(
+        &format!("/v/{token}/password"),
+        &[("password", pw), ("password2", pw)],
+    );
+    assert_eq!(set.status, 303, "{}", set.body);
+    let page = aiko.get("/support?q=hanako%40example.jp");
+    assert!(progress_row(&page.body, "Completed").contains("the password was set at"));
+    let ja = aiko.get("/support?q=hanako%40example.jp&lang=ja");
+    assert!(
+        progress_row(&ja.body, "間違ったコード").contains("2回"),
+        "{}",
+        ja.body
+    );
+    assert!(progress_row(&ja.body, "完了").contains("パスワードが設定されました"));
+}

@@ -14,6 +14,7 @@ mod admin;
 mod invite;
 mod login;
 mod pages;
+mod progress;
 pub mod sentence;
 mod session;
 mod support;

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::sentence::{self, Lang};
 use super::session::ConsoleUser;
-use super::{ConsoleError, ResendError, pages, text};
+use super::{ConsoleError, ResendError, pages, progress, text};
 use crate::domain::{Address, now_ms};
 use crate::operators::Role;
 use crate::services::Services;
@@ -26,6 +26,9 @@ const RESEND_LIMIT: Rule = Rule {
     window_ms: RESEND_INTERVAL_MIN * 60_000,
     lock_ms: RESEND_INTERVAL_MIN * 60_000,
 };
+
+/// The flows whose progress the page shows, newest first.
+const FLOWS_SHOWN: usize = 5;
 
 #[derive(Debug, Deserialize)]
 pub struct SearchQuery {
@@ -61,7 +64,7 @@ fn page(
     let mut data = json!({
         "query": query, "searched": false, "flash": flash, "error": null,
         "lead": null, "lead_status": null, "suppressed": null, "address": null,
-        "no_resend": null, "did_you_mean": [], "invite": null,
+        "no_resend": null, "did_you_mean": [], "invite": null, "flows": [],
         "messages": [],
     });
     if !query.is_empty() {
@@ -171,6 +174,21 @@ fn page(
                     data["did_you_mean"] = json!(like);
                 }
                 data["messages"] = json!(messages);
+                // Each flow's progress, newest first, from the flows the messages
+                // belong to.
+                let mut ids: Vec<&str> = Vec::new();
+                for id in view.messages.iter().filter_map(|m| m.flow_id.as_deref()) {
+                    if !ids.contains(&id) && ids.len() < FLOWS_SHOWN {
+                        ids.push(id);
+                    }
+                }
+                let mut flows = Vec::new();
+                for id in ids {
+                    if let Some(flow) = services.store.flow(id)? {
+                        flows.push(progress::of(&flow, lang, tz, now));
+                    }
+                }
+                data["flows"] = json!(flows);
             }
         }
     }
