@@ -14,8 +14,8 @@ use crate::support::{
     Instance, Server, Sink, binary, dsn, free_port, relay_config, smtp_send, wait_for,
 };
 
-const SUPPORT_PASSWORD: &str = "support staff password 1";
-const ADMIN_PASSWORD: &str = "admin staff password 22";
+pub(crate) const SUPPORT_PASSWORD: &str = "support staff password 1";
+pub(crate) const ADMIN_PASSWORD: &str = "admin staff password 22";
 
 /// `mailgate operator add NAME --role ROLE` with the password on standard input.
 fn add_operator(inst: &Instance, name: &str, role: &str, password: &str) -> std::process::Output {
@@ -176,7 +176,7 @@ fn csrf(body: &str) -> String {
 }
 
 /// A console with one support and one admin operator, added with the server down.
-fn console(extra: &str) -> (Instance, Server) {
+pub(crate) fn console(extra: &str) -> (Instance, Server) {
     let inst = Instance::new(extra);
     add_operator(&inst, "aiko", "support", SUPPORT_PASSWORD);
     add_operator(&inst, "ben", "admin", ADMIN_PASSWORD);

@@ -154,7 +154,7 @@ fn page(
                                 },
                                 "reply": reply_cell(e),
                                 "tls": e.tls,
-                                "detail": e.detail,
+                                "detail": e.detail.as_deref().map(|d| text::detail(lang, tz, d)),
                             })).collect::<Vec<_>>(),
                         })
                     })

@@ -215,6 +215,48 @@ pub fn who(lang: Lang, w: &str) -> String {
     }
 }
 
+/// A timeline event's detail as the page shows it. The queue writes it in English
+/// with UTC times (`next try at 2026-12-07T19:02:58Z`); the page shows those times in
+/// the operator's zone like every other time, and the known phrases in Japanese.
+pub fn detail(lang: Lang, tz: Tz, detail: &str) -> String {
+    use std::sync::OnceLock;
+    static TIME: OnceLock<regex::Regex> = OnceLock::new();
+    let time = TIME.get_or_init(|| {
+        regex::Regex::new(r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z\b")
+            .expect("the time pattern compiles")
+    });
+    let local = time.replace_all(detail, |c: &regex::Captures| {
+        chrono::DateTime::parse_from_rfc3339(&c[0])
+            .map(|t| super::sentence::stamp(t.timestamp_millis() as u64, tz))
+            .unwrap_or_else(|_| c[0].to_string())
+    });
+    if lang == Lang::En {
+        return local.into_owned();
+    }
+    const PHRASES: [(&str, &str); 6] = [
+        (
+            "its lifetime ended before any server accepted it",
+            "受け取るサーバーがないまま期限が切れました",
+        ),
+        (
+            "in flight when the last run stopped; trying again",
+            "前回の停止時に送信中だったため、もう一度送ります",
+        ),
+        ("next try at ", "次の再送："),
+        ("scheduled for ", "送信予定："),
+        ("not sent: ", "送信していません："),
+        (
+            " is on the suppression list since ",
+            "は次の日時から送信停止リストに載っています：",
+        ),
+    ];
+    let mut text = local.into_owned();
+    for (en, ja) in PHRASES {
+        text = text.replace(en, ja);
+    }
+    text
+}
+
 /// "(unknown)" in a report's key column.
 pub fn unknown(lang: Lang) -> &'static str {
     match lang {
@@ -239,6 +281,23 @@ mod tests {
         assert_eq!(choose_lang(Some("xx"), Some("ja"), &h, "en"), Lang::Ja);
         assert_eq!(choose_lang(None, None, &h, "ja"), Lang::En);
         assert_eq!(choose_lang(None, None, &HeaderMap::new(), "ja"), Lang::Ja);
+    }
+
+    #[test]
+    fn a_detail_shows_its_utc_time_in_the_operators_zone() {
+        let tokyo = chrono_tz::Asia::Tokyo;
+        assert_eq!(
+            detail(
+                Lang::En,
+                tokyo,
+                "451 busy; next try at 2026-12-07T19:02:58Z"
+            ),
+            "451 busy; next try at 2026-12-08 04:02:58 JST"
+        );
+        assert_eq!(
+            detail(Lang::Ja, tokyo, "next try at 2026-12-07T19:02:58Z"),
+            "次の再送：2026-12-08 04:02:58 JST"
+        );
     }
 
     #[test]
