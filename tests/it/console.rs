@@ -1592,3 +1592,90 @@ fn the_support_page_shows_how_far_each_flow_got() {
     );
     assert!(progress_row(&ja.body, "完了").contains("パスワードが設定されました"));
 }
+
+#[test]
+fn a_japanese_support_desk_works_in_a_real_browser() {
+    let (inst, server) = console("");
+    for args in [
+        &["invite", "hanako@example.jp"][..],
+        &["invite", "gone@example.jp"][..],
+        &[
+            "suppression",
+            "add",
+            "gone@example.jp",
+            "--note",
+            "mailbox gone",
+        ][..],
+    ] {
+        let out = inst.run(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut b = Browser::start();
+    b.goto(&server.url("/login?lang=ja"));
+    assert!(b.text().contains("担当者名"), "{}", b.text());
+    b.fill("name", "aiko");
+    b.fill("password", SUPPORT_PASSWORD);
+    b.navigate_by("document.getElementById('login').submit()");
+    assert_eq!(b.path(), "/support");
+    // The browser asks for English; the switch keeps Japanese for aiko.
+    b.navigate_by("document.getElementById('lang-ja').click()");
+    assert_eq!(b.eval("document.documentElement.lang"), "ja");
+    // A full-width address, as a Japanese input method types it.
+    b.fill("q", "ｈａｎａｋｏ＠ｅｘａｍｐｌｅ．ｊｐ");
+    b.navigate_by("document.getElementById('search').submit()");
+    let text = b.text();
+    for label in [
+        "配信ログ",
+        "検索",
+        "手続きの進み具合",
+        "リンクのメール",
+        "間違ったコード",
+        "新しいリンクを再送",
+    ] {
+        assert!(text.contains(label), "{label} not in:\n{text}");
+    }
+    assert_eq!(
+        b.eval("document.querySelector('main h2').innerText"),
+        "hanako@example.jp"
+    );
+    b.screenshot("support-ja-search.png");
+    // An address mailgate never saw: no button, the reason in Japanese.
+    b.goto(&server.url("/support?q=stranger%40example.jp"));
+    assert_eq!(
+        b.eval("document.getElementById('resend-button') === null"),
+        true
+    );
+    let why = b.eval("document.getElementById('no-resend').innerText");
+    assert!(
+        why.as_str()
+            .unwrap()
+            .contains("アカウントも過去のリンクもない"),
+        "{why}"
+    );
+    b.screenshot("support-ja-unknown.png");
+    // A suppressed one: no button either; a resend forced from the page says it was
+    // not sent, and why.
+    b.goto(&server.url("/support?q=gone%40example.jp"));
+    assert_eq!(
+        b.eval("document.getElementById('resend-button') === null"),
+        true
+    );
+    b.navigate_by(
+        "const f = document.createElement('form'); f.method = 'post'; f.action = '/support/resend';
+         for (const [k, v] of [['csrf', document.querySelector('input[name=csrf]').value],
+                               ['address', 'gone@example.jp']]) {
+           const i = document.createElement('input'); i.type = 'hidden'; i.name = k; i.value = v;
+           f.appendChild(i);
+         }
+         document.body.appendChild(f); f.submit();",
+    );
+    let flash = b.eval("document.getElementById('flash').innerText");
+    let flash = flash.as_str().unwrap();
+    assert!(flash.starts_with("新しいリンクは送っていません"), "{flash}");
+    assert!(flash.contains("送信停止リスト"), "{flash}");
+    b.screenshot("support-ja-suppressed.png");
+}

@@ -132,9 +132,10 @@ pub async fn save_preferences(
         "" => None,
         l @ ("ja" | "en") => Some(l.to_string()),
         other => {
-            return Err(ConsoleError::BadRequest(format!(
-                "unknown language {other:?} (ja or en)"
-            )));
+            return Err(ConsoleError::BadRequest(match user.lang {
+                Lang::Ja => format!("表示言語「{other}」は選べません（ja か en）。"),
+                Lang::En => format!("unknown language {other:?} (ja or en)"),
+            }));
         }
     };
     let saved = operators::preferences(&services.store, &user.operator.name)?;
@@ -146,9 +147,12 @@ pub async fn save_preferences(
             z => match z.parse::<chrono_tz::Tz>() {
                 Ok(tz) => Some(tz.name().to_string()),
                 Err(_) => {
-                    return Err(ConsoleError::BadRequest(format!(
-                        "{z:?} is not a time zone name (such as Asia/Tokyo)"
-                    )));
+                    return Err(ConsoleError::BadRequest(match user.lang {
+                        Lang::Ja => {
+                            format!("「{z}」はタイムゾーンの名前ではありません（例：Asia/Tokyo）。")
+                        }
+                        Lang::En => format!("{z:?} is not a time zone name (such as Asia/Tokyo)"),
+                    }));
                 }
             },
         }

@@ -100,11 +100,7 @@ impl FromRequestParts<Services> for ConsoleUser {
         );
         super::set_page_lang(lang);
         let tz = zone(&services.config, lang, prefs.timezone.as_deref());
-        let here = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str().to_string())
-            .unwrap_or_else(|| "/".into());
+        let here = return_path(&parts.method, &parts.uri);
         Ok(ConsoleUser {
             operator,
             session,
@@ -113,6 +109,22 @@ impl FromRequestParts<Services> for ConsoleUser {
             tz,
             here,
         })
+    }
+}
+
+/// Where the language switch of this page leads back to: the page itself for a GET;
+/// for a page drawn by a form's POST (`/support/resend`), the page the form lives on
+/// (`/support`), since the POST's own path answers no GET.
+fn return_path(method: &axum::http::Method, uri: &axum::http::Uri) -> String {
+    if method == axum::http::Method::GET {
+        return uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
+    }
+    match uri.path().rsplit_once('/') {
+        Some((parent, _)) if !parent.is_empty() => parent.to_string(),
+        _ => "/".into(),
     }
 }
 
@@ -135,5 +147,23 @@ impl<S: Send + Sync> FromRequestParts<S> for Cookies {
 impl Cookies {
     pub fn get(&self, name: &str) -> Option<String> {
         cookie_value(&self.0, name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{Method, Uri};
+
+    #[test]
+    fn a_page_drawn_by_a_post_switches_language_back_to_a_page_that_answers_get() {
+        let at = |m: Method, u: &str| return_path(&m, &u.parse::<Uri>().unwrap());
+        assert_eq!(
+            at(Method::GET, "/support?q=a%2Bb%40x.jp"),
+            "/support?q=a%2Bb%40x.jp"
+        );
+        assert_eq!(at(Method::POST, "/support/resend"), "/support");
+        assert_eq!(at(Method::POST, "/admin/queue/retry"), "/admin/queue");
+        assert_eq!(at(Method::POST, "/login"), "/");
     }
 }

@@ -225,8 +225,12 @@ pub async fn resend(
     user.require(Role::Support)?;
     user.check_csrf(&form.csrf)?;
     let lang = user.lang;
-    let address =
-        Address::parse(&form.address).map_err(|e| ConsoleError::BadRequest(e.to_string()))?;
+    let address = Address::parse(&form.address).map_err(|e| {
+        ConsoleError::BadRequest(match lang {
+            Lang::Ja => format!("メールアドレスとして読み取れません（{e}）。"),
+            Lang::En => e.to_string(),
+        })
+    })?;
     let key = address.to_string();
     // The slot is taken before the link is made, so two operators pressing at once
     // send one link; a resend that did not happen gives it back.
