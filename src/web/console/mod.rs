@@ -1,8 +1,13 @@
 //! The operators' console: `/login`, `/support` (the delivery log, for support staff)
-//! and `/admin` (bounce report, queue, suppression list, operators), and `/account`
-//! (an operator's own sessions). Plain server-rendered HTML
+//! and `/admin` (bounce report, queue, suppression list, operators, the invitation of
+//! an unknown address), and `/account` (an operator's own sessions, language and
+//! zone). Plain server-rendered HTML
 //! from handlebars templates compiled into the binary, escaped everywhere because bounce
 //! texts and addresses come from strangers; no JavaScript, and a CSP that forbids it.
+//!
+//! Every page is in the operator's language and clock ([`text`] says how they are
+//! chosen); an error page drawn where no operator is at hand finds the language the
+//! request started in through a task-local set around every console request.
 //!
 //! Every page goes through [`ConsoleUser`] (a session cookie, else a redirect to the
 //! login page) and checks the role it needs ([`ConsoleUser::require`], 403 otherwise).

@@ -1,6 +1,8 @@
 //! `/support`: the delivery log for an address (exact; the domain part
-//! case-insensitive) or a message id, led by one plain sentence, then every message with
-//! its full timeline; and "send a new link". Searches and resends are audited. The page
+//! case-insensitive) or a message id, led by one plain sentence, then how far each of
+//! its flows got ([`super::progress`]), then every message with its full timeline; and
+//! "send a new link" (for an address mailgate never saw, an admin gets a link to the
+//! invitation's confirmation page instead). Searches and resends are audited. The page
 //! shows no token, code or password: the timeline holds none, and message bodies are
 //! never read here.
 
