@@ -15,23 +15,26 @@ use crate::secrets::{digest, random_token};
 use crate::store::{Store, StoreError};
 
 /// Creates a key named `name` and returns it (the only time it is visible).
-pub fn create(store: &Store, name: &str) -> Result<String, StoreError> {
+pub async fn create(store: &Store, name: &str) -> Result<String, StoreError> {
     let key = format!("mg_{}", random_token());
-    store.api_key_put(
-        &digest(&key),
-        &ApiKeyRecord {
-            name: name.to_string(),
-            created_ms: now_ms(),
-            revoked_ms: None,
-        },
-    )?;
+    store
+        .api_key_put(
+            &digest(&key),
+            &ApiKeyRecord {
+                name: name.to_string(),
+                created_ms: now_ms(),
+                revoked_ms: None,
+            },
+        )
+        .await?;
     Ok(key)
 }
 
 /// The key's record, if the key is valid (known and not revoked).
-pub fn verify(store: &Store, key: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+pub async fn verify(store: &Store, key: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
     Ok(store
-        .api_key_get(&digest(key))?
+        .api_key_get(&digest(key))
+        .await?
         .filter(|r| r.revoked_ms.is_none()))
 }
 
@@ -46,9 +49,10 @@ pub struct ApiKeyRow {
 }
 
 /// Every key, oldest first.
-pub fn list(store: &Store) -> Result<Vec<ApiKeyRow>, StoreError> {
+pub async fn list(store: &Store) -> Result<Vec<ApiKeyRow>, StoreError> {
     let mut rows: Vec<ApiKeyRow> = store
-        .api_keys()?
+        .api_keys()
+        .await?
         .into_iter()
         .map(|(d, r)| ApiKeyRow {
             name: r.name,
@@ -63,12 +67,12 @@ pub fn list(store: &Store) -> Result<Vec<ApiKeyRow>, StoreError> {
 
 /// Revokes every live key called `name`; returns how many. Zero means no live key has
 /// that name (the caller says so).
-pub fn revoke(store: &Store, name: &str, now: u64) -> Result<usize, StoreError> {
+pub async fn revoke(store: &Store, name: &str, now: u64) -> Result<usize, StoreError> {
     let mut n = 0;
-    for (d, mut r) in store.api_keys()? {
+    for (d, mut r) in store.api_keys().await? {
         if r.name == name && r.revoked_ms.is_none() {
             r.revoked_ms = Some(now);
-            store.api_key_put(&d, &r)?;
+            store.api_key_put(&d, &r).await?;
             n += 1;
         }
     }
@@ -79,18 +83,18 @@ pub fn revoke(store: &Store, name: &str, now: u64) -> Result<usize, StoreError> 
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_revoked_key_no_longer_verifies_and_others_still_do() {
+    #[tokio::test]
+    async fn a_revoked_key_no_longer_verifies_and_others_still_do() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s"), false).unwrap();
-        let a = create(&store, "app").unwrap();
-        let b = create(&store, "batch").unwrap();
-        assert!(verify(&store, &a).unwrap().is_some());
-        assert_eq!(revoke(&store, "app", 5).unwrap(), 1);
-        assert!(verify(&store, &a).unwrap().is_none());
-        assert!(verify(&store, &b).unwrap().is_some());
-        assert_eq!(revoke(&store, "app", 6).unwrap(), 0);
-        let rows = list(&store).unwrap();
+        let a = create(&store, "app").await.unwrap();
+        let b = create(&store, "batch").await.unwrap();
+        assert!(verify(&store, &a).await.unwrap().is_some());
+        assert_eq!(revoke(&store, "app", 5).await.unwrap(), 1);
+        assert!(verify(&store, &a).await.unwrap().is_none());
+        assert!(verify(&store, &b).await.unwrap().is_some());
+        assert_eq!(revoke(&store, "app", 6).await.unwrap(), 0);
+        let rows = list(&store).await.unwrap();
         assert_eq!(rows.len(), 2);
         assert!(
             rows.iter()

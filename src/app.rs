@@ -52,7 +52,7 @@ impl Running {
 /// Opens the store, binds every listener and starts every task.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let listen = config.server.listen;
-    let services = Services::open(config)?;
+    let services = Services::open(config).await?;
     // Flows follow their mail: the queue tells them when a message is finished.
     services
         .queue
@@ -65,7 +65,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .with_context(|| {
             format!(
                 "cannot create the control socket in {}",
-                services.store.path().display()
+                services.config.store.path.display()
             )
         })?;
     tracing::info!(socket = %socket.display(), "control socket ready");

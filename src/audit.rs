@@ -7,11 +7,18 @@ use crate::domain::now_ms;
 use crate::store::{Store, StoreError};
 
 /// Appends an entry (durable with the caller's next flush).
-pub fn record(store: &Store, who: &str, action: &str, target: &str) -> Result<(), StoreError> {
-    store.audit_append(&AuditEntry {
-        at_ms: now_ms(),
-        who: who.to_string(),
-        action: action.to_string(),
-        target: target.to_string(),
-    })
+pub async fn record(
+    store: &Store,
+    who: &str,
+    action: &str,
+    target: &str,
+) -> Result<(), StoreError> {
+    store
+        .audit_append(&AuditEntry {
+            at_ms: now_ms(),
+            who: who.to_string(),
+            action: action.to_string(),
+            target: target.to_string(),
+        })
+        .await
 }

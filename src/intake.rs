@@ -49,7 +49,7 @@ pub struct IntakeResult {
 
 /// Finds the message a report is about. `verified` are ids whose VERP MAC the caller
 /// already checked (the listener's RCPT TO).
-fn correlate(
+async fn correlate(
     services: &Services,
     report: &BounceReport,
     verified: &[MessageId],
@@ -67,7 +67,7 @@ fn correlate(
         )
         .next();
     if let Some(id) = authenticated {
-        return Ok((store.message(&id)?, true));
+        return Ok((store.message(&id).await?, true));
     }
     // Unauthenticated: the returned Message-ID under our host name, or our ENVID.
     let host = &services.config.sender.hostname;
@@ -83,7 +83,7 @@ fn correlate(
         .as_deref()
         .and_then(MessageId::parse);
     for id in by_header.into_iter().chain(by_envid) {
-        if let Some(record) = store.message(&id)? {
+        if let Some(record) = store.message(&id).await? {
             return Ok((Some(record), false));
         }
     }
@@ -99,7 +99,7 @@ pub async fn take(
 ) -> Result<IntakeResult, StoreError> {
     let report = crate::bounce::parse(raw);
     let now = now_ms();
-    let (mut message, authenticated) = correlate(services, &report, verified)?;
+    let (mut message, authenticated) = correlate(services, &report, verified).await?;
     let kind = report.kind.map(|k| format!("{k:?}").to_lowercase());
     let mut all_effects = Vec::new();
     let recipients: Vec<Option<&RecipientResult>> = if report.recipients.is_empty() {
@@ -134,7 +134,7 @@ pub async fn take(
         };
         match (&mut message, r) {
             (Some(m), Some(r)) if report.bounce && same_recipient(m, r, report.recipients.len()) => {
-                record.effects = apply(services, m, r, &record, now)?;
+                record.effects = apply(services, m, r, &record, now).await?;
                 if record.address.is_none() {
                     record.address = Some(m.to.to_string());
                 }
@@ -146,7 +146,7 @@ pub async fn take(
                 .push("could not be tied to a message of ours (no valid VERP MAC, unknown Message-ID): recorded only".into()),
         }
         all_effects.extend(record.effects.iter().cloned());
-        services.store.insert_bounce(&record)?;
+        services.store.insert_bounce(&record).await?;
     }
     services.store.flush().await?;
     tracing::info!(
@@ -175,7 +175,7 @@ fn same_recipient(m: &MessageRecord, r: &RecipientResult, count: usize) -> bool 
 }
 
 /// The effects of one recipient's result on its message.
-fn apply(
+async fn apply(
     services: &Services,
     m: &mut MessageRecord,
     r: &RecipientResult,
@@ -201,7 +201,7 @@ fn apply(
             "{} reported a delay ({reason}); mail may still arrive",
             r.remote_mta.as_deref().unwrap_or("a remote server")
         ));
-        services.queue.lifecycle.note_delay(m, event)?;
+        services.queue.lifecycle.note_delay(m, event).await?;
         effects.push("delay noted in the timeline".into());
         return Ok(effects);
     }
@@ -212,20 +212,22 @@ fn apply(
     }
     event.detail = Some(format!("bounced permanently: {reason} ({auth})"));
     let reply = r.diagnostic.clone().or_else(|| Some(reason.clone()));
-    let changed = services.queue.lifecycle.bounce(m, reply, event)?;
+    let changed = services.queue.lifecycle.bounce(m, reply, event).await?;
     effects.push(format!("message {} marked bounced", m.id));
     effects.extend(changed);
     if ADDRESS_REASONS.contains(&reason.as_str()) {
-        store.suppress(&Suppression {
-            address: m.to.to_string(),
-            since_ms: now,
-            reason: reason.clone(),
-            evidence: r
-                .diagnostic
-                .clone()
-                .unwrap_or_else(|| r.status.clone().unwrap_or_default()),
-            message_id: Some(m.id.to_string()),
-        })?;
+        store
+            .suppress(&Suppression {
+                address: m.to.to_string(),
+                since_ms: now,
+                reason: reason.clone(),
+                evidence: r
+                    .diagnostic
+                    .clone()
+                    .unwrap_or_else(|| r.status.clone().unwrap_or_default()),
+                message_id: Some(m.id.to_string()),
+            })
+            .await?;
         effects.push(format!("{} suppressed ({reason})", m.to));
     } else if record.sender_problem {
         effects.push(format!("the receiver refused the sender ({reason}): flagged for the admin; the address is not suppressed"));

@@ -83,18 +83,19 @@ pub async fn track(request: Request, next: Next) -> Response {
 }
 
 /// Flows completed (the password set); `None` when the store cannot say.
-pub fn flow_completions(services: &Services) -> Option<u64> {
+pub async fn flow_completions(services: &Services) -> Option<u64> {
     services
         .store
         .count_flows_in_state(crate::domain::FlowState::Completed)
+        .await
         .ok()
 }
 
 /// The whole exposition text.
-pub fn render(services: &Services) -> Result<String, StoreError> {
+pub async fn render(services: &Services) -> Result<String, StoreError> {
     let mut out = String::new();
     // Gauges from the queue's index: the cost follows the queue, not the history.
-    let statuses = services.store.open_status_counts()?;
+    let statuses = services.store.open_status_counts().await?;
     let get = |s: &str| statuses.get(s).copied().unwrap_or(0);
 
     out.push_str("# HELP mailgate_queue_depth Messages waiting in the queue, by state.\n");
@@ -112,8 +113,12 @@ pub fn render(services: &Services) -> Result<String, StoreError> {
     );
     out.push_str("# TYPE mailgate_deliveries_total counter\n");
     // Monotonic counters kept by the lifecycle as messages finish, not recounted here.
-    let finished: std::collections::BTreeMap<String, u64> =
-        services.store.counters("deliveries")?.into_iter().collect();
+    let finished: std::collections::BTreeMap<String, u64> = services
+        .store
+        .counters("deliveries")
+        .await?
+        .into_iter()
+        .collect();
     for outcome in [
         "delivered",
         "failed",
@@ -131,7 +136,7 @@ pub fn render(services: &Services) -> Result<String, StoreError> {
 
     out.push_str("# HELP mailgate_bounces_total Bounces recorded, by reason.\n");
     out.push_str("# TYPE mailgate_bounces_total counter\n");
-    for (reason, n) in services.store.counters("bounces")? {
+    for (reason, n) in services.store.counters("bounces").await? {
         let _ = writeln!(
             out,
             "mailgate_bounces_total{{reason=\"{}\"}} {n}",
@@ -139,7 +144,7 @@ pub fn render(services: &Services) -> Result<String, StoreError> {
         );
     }
 
-    if let Some(n) = flow_completions(services) {
+    if let Some(n) = flow_completions(services).await {
         out.push_str("# HELP mailgate_flow_completions_total Setup and reset flows completed.\n");
         out.push_str("# TYPE mailgate_flow_completions_total counter\n");
         let _ = writeln!(out, "mailgate_flow_completions_total {n}");
@@ -181,19 +186,10 @@ fn label_value(s: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// `GET /metrics`. The counts read every message, flow and bounce record, so they are
-/// made on a blocking thread: the other requests go on meanwhile.
+/// `GET /metrics`. The gauges come from the queue's index and the counters are kept
+/// as things happen, so a scrape reads little.
 pub async fn handler(State(services): State<Services>) -> Response {
-    let rendered = match tokio::task::spawn_blocking(move || render(&services)).await {
-        Ok(rendered) => rendered,
-        Err(e) => {
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("metrics: the counting task failed: {e}\n"),
-            )
-                .into_response();
-        }
-    };
+    let rendered = render(&services).await;
     match rendered {
         Ok(text) => (
             [(

@@ -25,8 +25,8 @@ use argon2::password_hash::PasswordHash;
 use serde::{Deserialize, Serialize};
 
 use crate::secrets::passwords::{self as password, Hasher, Verdict};
-use crate::store::limits::{LimitKey, Rule, Take};
-use crate::store::operators::OperatorKey;
+use crate::store::OperatorKey;
+use crate::store::{LimitKey, Rule, Take};
 use crate::store::{Store, StoreError};
 
 /// Password checks per operator name from one client address: five per 15 minutes,
@@ -186,7 +186,7 @@ pub fn verify_password(hash: &str, password: &str) -> Verdict {
 /// Creates an operator, or replaces the role and password of an existing one. The hash
 /// must be an argon2id PHC string (made by [`hash_password`]). Returns true when the
 /// operator already existed.
-pub fn add(
+pub async fn add(
     store: &Store,
     name: &str,
     role: Role,
@@ -195,7 +195,7 @@ pub fn add(
 ) -> Result<bool, OperatorError> {
     validate_name(name)?;
     check_hash(hash)?;
-    let old = get(store, name)?;
+    let old = get(store, name).await?;
     let existed = old.is_some();
     let record = match old {
         // A new password and role: the old sessions end.
@@ -214,10 +214,12 @@ pub fn add(
             generation: 0,
         },
     };
-    store.operator_put(OperatorKey::Account, name, &record)?;
-    end_sessions_of(store, name)?;
+    store
+        .operator_put(OperatorKey::Account, name, &record)
+        .await?;
+    end_sessions_of(store, name).await?;
     // A new password lifts every lock on the name.
-    clear_login_limits(store, name)?;
+    clear_login_limits(store, name).await?;
     Ok(existed)
 }
 
@@ -232,50 +234,64 @@ fn check_hash(hash: &str) -> Result<(), OperatorError> {
 
 /// Applies `change` to an existing operator, raises its generation and ends its
 /// sessions.
-fn revise(
+async fn revise(
     store: &Store,
     name: &str,
     change: impl FnOnce(&mut OperatorRecord),
 ) -> Result<OperatorRecord, OperatorError> {
-    let mut record = get(store, name)?.ok_or_else(|| OperatorError::Unknown(name.into()))?;
+    let mut record = get(store, name)
+        .await?
+        .ok_or_else(|| OperatorError::Unknown(name.into()))?;
     change(&mut record);
     record.generation += 1;
-    store.operator_put(OperatorKey::Account, name, &record)?;
-    end_sessions_of(store, name)?;
+    store
+        .operator_put(OperatorKey::Account, name, &record)
+        .await?;
+    end_sessions_of(store, name).await?;
     Ok(record)
 }
 
 /// Sets a new password (an argon2id hash); every session of the operator ends and the
 /// name's login locks lift.
-pub fn set_password(store: &Store, name: &str, hash: &str) -> Result<(), OperatorError> {
+pub async fn set_password(store: &Store, name: &str, hash: &str) -> Result<(), OperatorError> {
     check_hash(hash)?;
-    revise(store, name, |r| r.password_hash = hash.to_string())?;
-    clear_login_limits(store, name)?;
+    revise(store, name, |r| r.password_hash = hash.to_string()).await?;
+    clear_login_limits(store, name).await?;
     Ok(())
 }
 
 /// Sets a new role; every session of the operator ends.
-pub fn set_role(store: &Store, name: &str, role: Role) -> Result<(), OperatorError> {
-    revise(store, name, |r| r.role = role).map(drop)
+pub async fn set_role(store: &Store, name: &str, role: Role) -> Result<(), OperatorError> {
+    revise(store, name, |r| r.role = role).await.map(drop)
 }
 
 /// Disables or enables an operator; disabling ends every session at once. Returns
 /// false when the operator was already in that state (nothing changed).
-pub fn set_disabled(store: &Store, name: &str, disabled: bool) -> Result<bool, OperatorError> {
-    let record = get(store, name)?.ok_or_else(|| OperatorError::Unknown(name.into()))?;
+pub async fn set_disabled(
+    store: &Store,
+    name: &str,
+    disabled: bool,
+) -> Result<bool, OperatorError> {
+    let record = get(store, name)
+        .await?
+        .ok_or_else(|| OperatorError::Unknown(name.into()))?;
     if record.disabled == disabled {
         return Ok(false);
     }
-    revise(store, name, |r| r.disabled = disabled)?;
+    revise(store, name, |r| r.disabled = disabled).await?;
     Ok(true)
 }
 
 /// Removes an operator and every session of it.
-pub fn remove(store: &Store, name: &str) -> Result<OperatorRecord, OperatorError> {
-    let record = get(store, name)?.ok_or_else(|| OperatorError::Unknown(name.into()))?;
-    store.operator_remove(OperatorKey::Account, name)?;
-    store.operator_remove(OperatorKey::Preferences, name)?;
-    end_sessions_of(store, name)?;
+pub async fn remove(store: &Store, name: &str) -> Result<OperatorRecord, OperatorError> {
+    let record = get(store, name)
+        .await?
+        .ok_or_else(|| OperatorError::Unknown(name.into()))?;
+    store.operator_remove(OperatorKey::Account, name).await?;
+    store
+        .operator_remove(OperatorKey::Preferences, name)
+        .await?;
+    end_sessions_of(store, name).await?;
     Ok(record)
 }
 
@@ -312,12 +328,12 @@ impl std::str::FromStr for Change {
 
 /// Applies a [`Change`]; the answer is a sentence for the operator, an error says why
 /// nothing changed. The caller writes the audit entry.
-pub fn apply(store: &Store, name: &str, change: Change) -> Result<String, OperatorError> {
+pub async fn apply(store: &Store, name: &str, change: Change) -> Result<String, OperatorError> {
     Ok(match change {
-        Change::Disable if set_disabled(store, name, true)? => {
+        Change::Disable if set_disabled(store, name, true).await? => {
             format!("operator {name} disabled; every session of it has ended")
         }
-        Change::Enable if set_disabled(store, name, false)? => {
+        Change::Enable if set_disabled(store, name, false).await? => {
             format!("operator {name} enabled; it can log in again")
         }
         Change::Disable => {
@@ -329,7 +345,7 @@ pub fn apply(store: &Store, name: &str, change: Change) -> Result<String, Operat
             return Err(OperatorError::Unchanged(format!("{name} is not disabled")));
         }
         Change::Remove => {
-            remove(store, name)?;
+            remove(store, name).await?;
             format!("operator {name} removed; every session of it has ended")
         }
     })
@@ -347,10 +363,13 @@ pub struct OperatorRow {
 }
 
 /// Every operator, by name, with its live sessions counted.
-pub fn list(store: &Store, now: u64) -> Result<Vec<OperatorRow>, StoreError> {
-    let sessions = store.operator_entries::<Session>(OperatorKey::Session)?;
+pub async fn list(store: &Store, now: u64) -> Result<Vec<OperatorRow>, StoreError> {
+    let sessions = store
+        .operator_entries::<Session>(OperatorKey::Session)
+        .await?;
     store
-        .operator_all::<OperatorRecord>(OperatorKey::Account)?
+        .operator_all::<OperatorRecord>(OperatorKey::Account)
+        .await?
         .into_iter()
         .map(|r| {
             let live = sessions
@@ -380,10 +399,15 @@ pub struct SessionRow {
 }
 
 /// The live sessions of `name`, newest first.
-pub fn sessions_of(store: &Store, name: &str, now: u64) -> Result<Vec<SessionRow>, StoreError> {
-    let generation = get(store, name)?.map(|r| r.generation);
+pub async fn sessions_of(
+    store: &Store,
+    name: &str,
+    now: u64,
+) -> Result<Vec<SessionRow>, StoreError> {
+    let generation = get(store, name).await?.map(|r| r.generation);
     let mut rows: Vec<SessionRow> = store
-        .operator_entries::<Session>(OperatorKey::Session)?
+        .operator_entries::<Session>(OperatorKey::Session)
+        .await?
         .into_iter()
         .filter(|(_, s)| {
             s.operator == name && Some(s.generation) == generation && now < s.expires_ms
@@ -404,11 +428,14 @@ pub fn session_id(token: &str) -> String {
 }
 
 /// Deletes every session of `name` (expired ones too); returns how many.
-pub fn end_sessions_of(store: &Store, name: &str) -> Result<usize, StoreError> {
+pub async fn end_sessions_of(store: &Store, name: &str) -> Result<usize, StoreError> {
     let mut n = 0;
-    for (id, s) in store.operator_entries::<Session>(OperatorKey::Session)? {
+    for (id, s) in store
+        .operator_entries::<Session>(OperatorKey::Session)
+        .await?
+    {
         if s.operator == name {
-            store.operator_remove(OperatorKey::Session, &id)?;
+            store.operator_remove(OperatorKey::Session, &id).await?;
             n += 1;
         }
     }
@@ -416,27 +443,34 @@ pub fn end_sessions_of(store: &Store, name: &str) -> Result<usize, StoreError> {
 }
 
 /// The saved console preferences of `name` (the defaults when none were saved).
-pub fn preferences(store: &Store, name: &str) -> Result<Preferences, StoreError> {
+pub async fn preferences(store: &Store, name: &str) -> Result<Preferences, StoreError> {
     Ok(store
-        .operator_get(OperatorKey::Preferences, name)?
+        .operator_get(OperatorKey::Preferences, name)
+        .await?
         .unwrap_or_default())
 }
 
 /// Saves an operator's console language and time zone. Unlike the other changes this
 /// ends no session: it is how the operator reads the console, not who may use it.
-pub fn set_preferences(store: &Store, name: &str, prefs: &Preferences) -> Result<(), StoreError> {
-    store.operator_put(OperatorKey::Preferences, name, prefs)
+pub async fn set_preferences(
+    store: &Store,
+    name: &str,
+    prefs: &Preferences,
+) -> Result<(), StoreError> {
+    store
+        .operator_put(OperatorKey::Preferences, name, prefs)
+        .await
 }
 
 /// "Log out everywhere": ends every session of `name`, raising the generation so a
 /// session that slips in meanwhile ends too.
-pub fn log_out_everywhere(store: &Store, name: &str) -> Result<(), OperatorError> {
-    revise(store, name, |_| {}).map(drop)
+pub async fn log_out_everywhere(store: &Store, name: &str) -> Result<(), OperatorError> {
+    revise(store, name, |_| {}).await.map(drop)
 }
 
 /// The operator called `name`.
-pub fn get(store: &Store, name: &str) -> Result<Option<OperatorRecord>, StoreError> {
-    store.operator_get(OperatorKey::Account, name)
+pub async fn get(store: &Store, name: &str) -> Result<Option<OperatorRecord>, StoreError> {
+    store.operator_get(OperatorKey::Account, name).await
 }
 
 /// The result of a login attempt.
@@ -456,10 +490,12 @@ fn throttled_name(name: &str) -> String {
     name.chars().take(64).collect()
 }
 
-fn clear_login_limits(store: &Store, name: &str) -> Result<(), StoreError> {
+async fn clear_login_limits(store: &Store, name: &str) -> Result<(), StoreError> {
     let name = throttled_name(name);
-    store.limit_clear(&LimitKey::new(SCOPE_NAME, &[&name]))?;
-    store.limit_clear_prefix(SCOPE_NAME_AND_CLIENT, &name)
+    store
+        .limit_clear(&LimitKey::new(SCOPE_NAME, &[&name]))
+        .await?;
+    store.limit_clear_prefix(SCOPE_NAME_AND_CLIENT, &name).await
 }
 
 /// Checks a name and password from `client` (its IP address). A slot of each login
@@ -483,18 +519,18 @@ pub async fn login(
         (LimitKey::new(SCOPE_NAME, &[&key]), PER_NAME),
     ];
     for (i, (limit, rule)) in windows.iter().enumerate() {
-        match store.limit_take(limit, *rule, now)? {
+        match store.limit_take(limit, *rule, now).await? {
             Take::Allowed { .. } => {}
             Take::Refused { until_ms } => {
                 // Slots of the windows before this one go back: nothing was checked.
                 for (taken, _) in &windows[..i] {
-                    store.limit_refund(taken)?;
+                    store.limit_refund(taken).await?;
                 }
                 return Ok(LoginOutcome::Locked { until_ms });
             }
         }
     }
-    let record = get(store, name)?;
+    let record = get(store, name).await?;
     let hasher = Hasher::shared();
     // An unknown name is checked against a decoy hash: it takes as long as a wrong
     // password.
@@ -509,7 +545,7 @@ pub async fn login(
         Err(e) => {
             // Nothing was checked: the slots go back.
             for (taken, _) in &windows {
-                store.limit_refund(taken)?;
+                store.limit_refund(taken).await?;
             }
             return Err(OperatorError::Hash(e.to_string()));
         }
@@ -524,11 +560,11 @@ pub async fn login(
         Some(mut r) if verdict.is_right() && !r.disabled => {
             // The windows count failures: a success gives its slots back.
             for (limit, _) in &windows {
-                store.limit_refund(limit)?;
+                store.limit_refund(limit).await?;
             }
             if let Some(phc) = rehashed {
                 r.password_hash = phc;
-                store.operator_put(OperatorKey::Account, name, &r)?;
+                store.operator_put(OperatorKey::Account, name, &r).await?;
             }
             Ok(LoginOutcome::Success(r))
         }
@@ -544,7 +580,7 @@ fn token_hash(token: &str) -> String {
 
 /// Starts a session for `operator` (as logged in, at its generation then); returns
 /// the token for the cookie.
-pub fn start_session(
+pub async fn start_session(
     store: &Store,
     operator: &OperatorRecord,
     now: u64,
@@ -557,34 +593,42 @@ pub fn start_session(
         expires_ms: now + SESSION_LIFETIME_MS,
         generation: operator.generation,
     };
-    store.operator_put(OperatorKey::Session, &token_hash(&token), &session)?;
+    store
+        .operator_put(OperatorKey::Session, &token_hash(&token), &session)
+        .await?;
     Ok((token, session))
 }
 
 /// The live session of a token and its operator's current record; `None` when the
 /// token is unknown, the session has expired, the operator is gone or disabled, or the
 /// account changed since the session started.
-pub fn session(
+pub async fn session(
     store: &Store,
     token: &str,
     now: u64,
 ) -> Result<Option<(Session, OperatorRecord)>, StoreError> {
     let key = token_hash(token);
-    let Some(session) = store.operator_get::<Session>(OperatorKey::Session, &key)? else {
+    let Some(session) = store
+        .operator_get::<Session>(OperatorKey::Session, &key)
+        .await?
+    else {
         return Ok(None);
     };
     if now >= session.expires_ms {
-        store.operator_remove(OperatorKey::Session, &key)?;
+        store.operator_remove(OperatorKey::Session, &key).await?;
         return Ok(None);
     }
-    Ok(get(store, &session.operator)?
+    Ok(get(store, &session.operator)
+        .await?
         .filter(|op| !op.disabled && op.generation == session.generation)
         .map(|op| (session, op)))
 }
 
 /// Ends a session.
-pub fn end_session(store: &Store, token: &str) -> Result<(), StoreError> {
-    store.operator_remove(OperatorKey::Session, &token_hash(token))
+pub async fn end_session(store: &Store, token: &str) -> Result<(), StoreError> {
+    store
+        .operator_remove(OperatorKey::Session, &token_hash(token))
+        .await
 }
 
 #[cfg(test)]
@@ -592,15 +636,17 @@ mod tests {
     use super::*;
 
     /// A fresh store holding one operator with `password`.
-    fn store_with(name: &str, role: Role, password: &str) -> (tempfile::TempDir, Store) {
+    async fn store_with(name: &str, role: Role, password: &str) -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s"), false).unwrap();
-        add(&store, name, role, &hash_password(password).unwrap(), 0).unwrap();
+        add(&store, name, role, &hash_password(password).unwrap(), 0)
+            .await
+            .unwrap();
         (dir, store)
     }
 
-    #[test]
-    fn a_hash_is_argon2id_with_the_required_cost_and_verifies() {
+    #[tokio::test]
+    async fn a_hash_is_argon2id_with_the_required_cost_and_verifies() {
         let h = hash_password("correct horse battery").unwrap();
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
         assert!(verify_password(&h, "correct horse battery").is_right());
@@ -614,7 +660,7 @@ mod tests {
     #[tokio::test]
     async fn a_guessing_address_locks_only_itself_and_the_name_has_a_ceiling() {
         let right = "a long enough password";
-        let (_dir, store) = store_with("ben", Role::Admin, right);
+        let (_dir, store) = store_with("ben", Role::Admin, right).await;
         let refused = |o: LoginOutcome| matches!(o, LoginOutcome::Refused);
         let locked = |o: LoginOutcome| matches!(o, LoginOutcome::Locked { .. });
         for _ in 0..PER_NAME_AND_CLIENT.max {
@@ -663,6 +709,7 @@ mod tests {
             &hash_password(right).unwrap(),
             7,
         )
+        .await
         .unwrap();
         assert!(matches!(
             login(&store, "ben", "192.0.2.9", right, 8).await.unwrap(),
@@ -683,6 +730,7 @@ mod tests {
             &hash_password(ascii).unwrap(),
             0,
         )
+        .await
         .unwrap();
         assert!(matches!(
             login(&store, "aiko", "192.0.2.1", ime, 1).await.unwrap(),
@@ -696,12 +744,12 @@ mod tests {
             .hash_password(ime.as_bytes(), &salt)
             .unwrap()
             .to_string();
-        add(&store, "ben", Role::Admin, &raw, 0).unwrap();
+        add(&store, "ben", Role::Admin, &raw, 0).await.unwrap();
         assert!(matches!(
             login(&store, "ben", "192.0.2.1", ime, 2).await.unwrap(),
             LoginOutcome::Success(_)
         ));
-        let redone = get(&store, "ben").unwrap().unwrap().password_hash;
+        let redone = get(&store, "ben").await.unwrap().unwrap().password_hash;
         assert_ne!(redone, raw);
         assert_eq!(verify_password(&redone, ascii), Verdict::Right);
         assert!(matches!(
@@ -715,20 +763,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s"), false).unwrap();
         let hash = hash_password("a long enough password").unwrap();
-        add(&store, "aiko", Role::Support, &hash, 0).unwrap();
-        let aiko = get(&store, "aiko").unwrap().unwrap();
-        let (token, s) = start_session(&store, &aiko, 10).unwrap();
+        add(&store, "aiko", Role::Support, &hash, 0).await.unwrap();
+        let aiko = get(&store, "aiko").await.unwrap().unwrap();
+        let (token, s) = start_session(&store, &aiko, 10).await.unwrap();
         assert!(
             store
                 .operator_get::<Session>(OperatorKey::Session, &token)
+                .await
                 .unwrap()
                 .is_none()
         );
-        let (found, op) = session(&store, &token, 11).unwrap().unwrap();
+        let (found, op) = session(&store, &token, 11).await.unwrap().unwrap();
         assert_eq!(found.csrf, s.csrf);
         assert_eq!(op.role, Role::Support);
         assert!(
             session(&store, &token, 10 + SESSION_LIFETIME_MS)
+                .await
                 .unwrap()
                 .is_none()
         );
@@ -746,54 +796,49 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn disabling_a_new_password_a_new_role_or_removal_ends_every_session() {
+    #[tokio::test]
+    async fn disabling_a_new_password_a_new_role_or_removal_ends_every_session() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s"), false).unwrap();
         let hash = hash_password("a long enough password").unwrap();
-        add(&store, "aiko", Role::Support, &hash, 0).unwrap();
-        let start = || {
-            let op = get(&store, "aiko").unwrap().unwrap();
-            start_session(&store, &op, 10).unwrap().0
-        };
-        let live = |t: &str| session(&store, t, 11).unwrap().is_some();
-        type Change<'a> = Box<dyn Fn() + 'a>;
-        let changes: [(&str, Change); 4] = [
-            (
-                "disable",
-                Box::new(|| assert!(set_disabled(&store, "aiko", true).unwrap())),
-            ),
-            (
-                "passwd",
-                Box::new(|| set_password(&store, "aiko", &hash).unwrap()),
-            ),
-            (
-                "role",
-                Box::new(|| set_role(&store, "aiko", Role::Admin).unwrap()),
-            ),
-            (
-                "everywhere",
-                Box::new(|| log_out_everywhere(&store, "aiko").unwrap()),
-            ),
-        ];
-        for (what, change) in changes {
-            let _ = set_disabled(&store, "aiko", false);
-            let (a, b) = (start(), start());
-            assert!(live(&a) && live(&b), "{what}");
-            assert_eq!(sessions_of(&store, "aiko", 11).unwrap().len(), 2, "{what}");
-            change();
-            assert!(!live(&a) && !live(&b), "{what}: an old session still works");
+        add(&store, "aiko", Role::Support, &hash, 0).await.unwrap();
+        async fn start(store: &Store) -> String {
+            let op = get(store, "aiko").await.unwrap().unwrap();
+            start_session(store, &op, 10).await.unwrap().0
+        }
+        async fn live(store: &Store, t: &str) -> bool {
+            session(store, t, 11).await.unwrap().is_some()
+        }
+        for what in ["disable", "passwd", "role", "everywhere"] {
+            let _ = set_disabled(&store, "aiko", false).await;
+            let (a, b) = (start(&store).await, start(&store).await);
+            assert!(live(&store, &a).await && live(&store, &b).await, "{what}");
+            assert_eq!(
+                sessions_of(&store, "aiko", 11).await.unwrap().len(),
+                2,
+                "{what}"
+            );
+            match what {
+                "disable" => assert!(set_disabled(&store, "aiko", true).await.unwrap()),
+                "passwd" => set_password(&store, "aiko", &hash).await.unwrap(),
+                "role" => set_role(&store, "aiko", Role::Admin).await.unwrap(),
+                _ => log_out_everywhere(&store, "aiko").await.unwrap(),
+            }
+            assert!(
+                !live(&store, &a).await && !live(&store, &b).await,
+                "{what}: an old session still works"
+            );
         }
         // Disabled and enabled again, a new login works; removal ends it.
-        assert!(set_disabled(&store, "aiko", true).unwrap());
-        assert!(!set_disabled(&store, "aiko", true).unwrap());
-        assert!(set_disabled(&store, "aiko", false).unwrap());
-        let c = start();
-        assert!(live(&c));
-        remove(&store, "aiko").unwrap();
-        assert!(!live(&c));
+        assert!(set_disabled(&store, "aiko", true).await.unwrap());
+        assert!(!set_disabled(&store, "aiko", true).await.unwrap());
+        assert!(set_disabled(&store, "aiko", false).await.unwrap());
+        let c = start(&store).await;
+        assert!(live(&store, &c).await);
+        remove(&store, "aiko").await.unwrap();
+        assert!(!live(&store, &c).await);
         assert!(matches!(
-            set_disabled(&store, "aiko", true),
+            set_disabled(&store, "aiko", true).await,
             Err(OperatorError::Unknown(_))
         ));
     }
@@ -801,8 +846,8 @@ mod tests {
     #[tokio::test]
     async fn a_disabled_operator_cannot_log_in() {
         let right = "a long enough password";
-        let (_dir, store) = store_with("aiko", Role::Support, right);
-        set_disabled(&store, "aiko", true).unwrap();
+        let (_dir, store) = store_with("aiko", Role::Support, right).await;
+        set_disabled(&store, "aiko", true).await.unwrap();
         assert!(matches!(
             login(&store, "aiko", "192.0.2.1", right, 1).await.unwrap(),
             LoginOutcome::Refused

@@ -33,11 +33,11 @@ pub struct Services {
 impl Services {
     /// Opens the store named in the configuration and builds everything that depends
     /// only on configuration and store.
-    pub fn open(config: Config) -> anyhow::Result<Services> {
+    pub async fn open(config: Config) -> anyhow::Result<Services> {
         let store = Store::open(&config.store.path, config.store.fsync)?;
         let composer = Composer::new(ComposeSettings::from_config(&config))
             .map_err(|e| all_of("templates", &e))?;
-        let verp = load_verp_key(&config, &store)?;
+        let verp = load_verp_key(&config, &store).await?;
         let dkim_keys = signing_keys(&config, true)?;
         let signers = Arc::new(Signers::load(&dkim_keys).map_err(|e| all_of("DKIM", &e))?);
         let config = Arc::new(config);
@@ -69,7 +69,7 @@ fn all_of<E: std::fmt::Display>(what: &str, errors: &[E]) -> anyhow::Error {
 
 /// The VERP secret: from `sender.verp_secret_file` when set, else generated once and
 /// kept in the store, so return paths stay valid across restarts.
-fn load_verp_key(config: &Config, store: &Store) -> anyhow::Result<VerpKey> {
+async fn load_verp_key(config: &Config, store: &Store) -> anyhow::Result<VerpKey> {
     if let Some(path) = &config.sender.verp_secret_file {
         let secret = std::fs::read(path)
             .with_context(|| format!("sender.verp_secret_file: cannot read {}", path.display()))?;
@@ -80,15 +80,17 @@ fn load_verp_key(config: &Config, store: &Store) -> anyhow::Result<VerpKey> {
         );
         return Ok(VerpKey::new(secret));
     }
-    if let Some(hex_secret) = store.setting::<String>("verp_secret")?
+    if let Some(hex_secret) = store.setting::<String>("verp_secret").await?
         && let Ok(secret) = hex::decode(hex_secret)
     {
         return Ok(VerpKey::new(secret));
     }
     let mut secret = vec![0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut secret);
-    store.set_setting("verp_secret", &hex::encode(&secret))?;
-    store.flush_now()?;
+    store
+        .set_setting("verp_secret", &hex::encode(&secret))
+        .await?;
+    store.flush().await?;
     Ok(VerpKey::new(secret))
 }
 

@@ -57,11 +57,11 @@ pub struct LogView {
 }
 
 /// Reads one message's view.
-pub fn message_view(
+pub async fn message_view(
     services: &Services,
     id: &MessageId,
 ) -> Result<Option<MessageView>, StoreError> {
-    let Some(record) = services.store.message(id)? else {
+    let Some(record) = services.store.message(id).await? else {
         return Ok(None);
     };
     Ok(Some(MessageView::new(record)))
@@ -91,13 +91,13 @@ pub fn normalise_query(query: &str) -> String {
 /// Looks up an address (every message to it, via the index) or a message id (the
 /// 32-hex id or the Message-ID header value, with or without `<>`). The query is
 /// normalised first ([`normalise_query`]).
-pub fn lookup(services: &Services, query: &str) -> Result<LogView, LookupError> {
+pub async fn lookup(services: &Services, query: &str) -> Result<LogView, LookupError> {
     let normalised = normalise_query(query);
     let q = normalised.as_str();
     if let Some(id) = MessageId::parse(q)
         .filter(|_| !q.contains('@') || q.starts_with('<') || looks_like_header_id(q))
     {
-        let messages = message_view(services, &id)?.into_iter().collect();
+        let messages = message_view(services, &id).await?.into_iter().collect();
         return Ok(LogView {
             query: id.to_string(),
             messages,
@@ -107,10 +107,13 @@ pub fn lookup(services: &Services, query: &str) -> Result<LogView, LookupError> 
         query: q.to_string(),
         reason,
     })?;
-    let ids = services.store.messages_for_address(&address.to_string())?;
+    let ids = services
+        .store
+        .messages_for_address(&address.to_string())
+        .await?;
     let mut messages = Vec::with_capacity(ids.len());
     for id in ids {
-        if let Some(v) = message_view(services, &id)? {
+        if let Some(v) = message_view(services, &id).await? {
             messages.push(v);
         }
     }

@@ -116,7 +116,7 @@ pub enum Response {
 pub async fn execute(services: &Services, request: Request) -> Result<Value, String> {
     match request {
         Request::Status => Ok(serde_json::json!({
-            "store": services.store.path().display().to_string(),
+            "store": services.store.location(),
             "pid": std::process::id(),
         })),
         Request::Send {
@@ -142,33 +142,41 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
                 .map_err(|e| e.to_string())?;
             to_value(&done)
         }
-        Request::QueueList => {
-            to_value(&crate::queue::control::list(&services.queue).map_err(|e| e.to_string())?)
-        }
+        Request::QueueList => to_value(
+            &crate::queue::control::list(&services.queue)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
         Request::QueueStatus => to_value(
             &services
                 .queue
                 .activity(crate::domain::now_ms())
+                .await
                 .map_err(|e| e.to_string())?,
         ),
         Request::QueueRetry { id } => {
             crate::queue::control::retry(&services.queue, &id, "command line")
+                .await
                 .map(Value::String)
                 .map_err(|e| e.to_string())
         }
         Request::QueueCancel { id } => {
             crate::queue::control::cancel(&services.queue, &id, "command line")
+                .await
                 .map(Value::String)
                 .map_err(|e| e.to_string())
         }
-        Request::Log { query } => {
-            to_value(&crate::timeline::lookup(services, &query).map_err(|e| e.to_string())?)
-        }
+        Request::Log { query } => to_value(
+            &crate::timeline::lookup(services, &query)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
         Request::ApiKeyCreate { name } => {
             if name.trim().is_empty() {
                 return Err("an API key needs a name saying who uses it".into());
             }
             crate::apikey::create(&services.store, &name)
+                .await
                 .map(Value::String)
                 .map_err(|e| e.to_string())
         }
@@ -189,11 +197,16 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
             &services
                 .store
                 .bounces_since(since_ms)
+                .await
                 .map_err(|e| e.to_string())?,
         ),
-        Request::SuppressionList => {
-            to_value(&services.store.suppressions().map_err(|e| e.to_string())?)
-        }
+        Request::SuppressionList => to_value(
+            &services
+                .store
+                .suppressions()
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
         Request::SuppressionAdd { address, note, who } => {
             let a = parse_address(&address)?;
             let entry = crate::domain::bounce::Suppression {
@@ -203,8 +216,13 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
                 evidence: note,
                 message_id: None,
             };
-            services.store.suppress(&entry).map_err(|e| e.to_string())?;
+            services
+                .store
+                .suppress(&entry)
+                .await
+                .map_err(|e| e.to_string())?;
             crate::audit::record(&services.store, &who, "suppression add", &a.to_string())
+                .await
                 .map_err(|e| e.to_string())?;
             Ok(Value::String(format!(
                 "{a} is suppressed: mail to it now fails at once"
@@ -215,6 +233,7 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
             match services
                 .store
                 .unsuppress(&a.to_string())
+                .await
                 .map_err(|e| e.to_string())?
             {
                 Some(old) => {
@@ -224,6 +243,7 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
                         "suppression remove",
                         &format!("{a} (was: {})", old.reason),
                     )
+                    .await
                     .map_err(|e| e.to_string())?;
                     Ok(Value::String(format!(
                         "{a} removed from the suppression list (it was there for: {})",
@@ -269,13 +289,16 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
             role,
             password_hash,
             who,
-        } => operator_add(services, &name, &role, &password_hash, &who),
+        } => operator_add(services, &name, &role, &password_hash, &who).await,
         Request::OperatorList => to_value(
             &crate::operators::list(&services.store, crate::domain::now_ms())
+                .await
                 .map_err(|e| e.to_string())?,
         ),
         Request::OperatorChange { name, action, who } => {
-            operator_change(&services.store, &name, &action, &who).map(Value::String)
+            operator_change(&services.store, &name, &action, &who)
+                .await
+                .map(Value::String)
         }
         Request::OperatorPasswd {
             name,
@@ -283,18 +306,23 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
             who,
         } => {
             crate::operators::set_password(&services.store, &name, &password_hash)
+                .await
                 .map_err(|e| e.to_string())?;
             crate::audit::record(&services.store, &who, "operator passwd", &name)
+                .await
                 .map_err(|e| e.to_string())?;
             Ok(Value::String(format!(
                 "operator {name} has a new password; every session of it has ended"
             )))
         }
-        Request::ApiKeyList => {
-            to_value(&crate::apikey::list(&services.store).map_err(|e| e.to_string())?)
-        }
+        Request::ApiKeyList => to_value(
+            &crate::apikey::list(&services.store)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
         Request::ApiKeyRevoke { name, who } => {
             let n = crate::apikey::revoke(&services.store, &name, crate::domain::now_ms())
+                .await
                 .map_err(|e| e.to_string())?;
             if n == 0 {
                 return Err(format!(
@@ -307,6 +335,7 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
                 "apikey revoke",
                 &format!("{name} ({n} key{})", if n == 1 { "" } else { "s" }),
             )
+            .await
             .map_err(|e| e.to_string())?;
             Ok(Value::String(format!(
                 "{n} API key{} called {name} revoked: {} refused from now on",
@@ -318,15 +347,23 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
 }
 
 /// Disables, enables or removes an operator, and audits it.
-fn operator_change(store: &Store, name: &str, action: &str, who: &str) -> Result<String, String> {
+async fn operator_change(
+    store: &Store,
+    name: &str,
+    action: &str,
+    who: &str,
+) -> Result<String, String> {
     let change: crate::operators::Change = action.parse()?;
-    let text = crate::operators::apply(store, name, change).map_err(|e| e.to_string())?;
+    let text = crate::operators::apply(store, name, change)
+        .await
+        .map_err(|e| e.to_string())?;
     crate::audit::record(store, who, &format!("operator {}", change.as_str()), name)
+        .await
         .map_err(|e| e.to_string())?;
     Ok(text)
 }
 
-fn operator_add(
+async fn operator_add(
     services: &Services,
     name: &str,
     role: &str,
@@ -343,6 +380,7 @@ fn operator_add(
         password_hash,
         crate::domain::now_ms(),
     )
+    .await
     .map_err(|e| e.to_string())?;
     let action = if existed {
         "operator update"
@@ -355,6 +393,7 @@ fn operator_add(
         action,
         &format!("{name} ({})", role.as_str()),
     )
+    .await
     .map_err(|e| e.to_string())?;
     Ok(Value::String(if existed {
         format!(
@@ -405,7 +444,7 @@ impl Backend {
         if socket.exists() && UnixStream::connect(&socket).await.is_ok() {
             return Ok(Backend::Remote(socket));
         }
-        let services = Services::open(config)?;
+        let services = Services::open(config).await?;
         // As in `serve`: flows follow their mail.
         services
             .queue

@@ -13,7 +13,7 @@ use crate::shutdown::Shutdown;
 /// Binds `control.sock` in the store's folder, owner-only, and answers requests until
 /// shutdown. A stale socket file from a killed server is replaced.
 pub async fn serve_socket(services: Services, mut shutdown: Shutdown) -> std::io::Result<PathBuf> {
-    let path = crate::store::Store::socket_path(services.store.path());
+    let path = crate::store::Store::socket_path(&services.config.store.path);
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;

@@ -13,7 +13,7 @@ pub mod message;
 pub use address::{Address, AddressError, Mailbox};
 pub use flow::{AccountRecord, CodeRecord, FlowKind, FlowNote, FlowRecord, FlowState};
 pub use ids::MessageId;
-pub use message::{BodyLocation, Event, MessageRecord, MessageStatus, Step};
+pub use message::{Event, MessageRecord, MessageStatus, Step};
 
 /// Milliseconds since the Unix epoch, from the system clock.
 pub fn now_ms() -> u64 {

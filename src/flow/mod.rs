@@ -31,7 +31,7 @@ use crate::domain::{
 };
 use crate::queue::{EnqueueError, FinishedListener, MessageFinished, Outgoing, enqueue};
 use crate::services::Services;
-use crate::store::limits::{LimitKey, Rule, Take};
+use crate::store::{LimitKey, Rule, Take};
 use crate::store::{Store, StoreError};
 
 pub use machine::{ButtonRefusal, CodeOutcome};
@@ -109,22 +109,23 @@ pub async fn start(services: &Services, req: StartFlow, now: u64) -> Result<Star
 
 /// Makes `flow` the address's current flow, superseding the open one it replaces. Not
 /// durable until the caller flushes.
-fn make_current(services: &Services, flow: &FlowRecord, now: u64) -> Result<(), FlowError> {
+async fn make_current(services: &Services, flow: &FlowRecord, now: u64) -> Result<(), FlowError> {
     let store = &services.store;
     let address = flow.address.to_string();
-    if store.current_flow_id(&address)?.as_deref() == Some(flow.id.as_str()) {
+    if store.current_flow_id(&address).await?.as_deref() == Some(flow.id.as_str()) {
         return Ok(());
     }
-    if let Some(old) = store.swap_current_flow(&address, &flow.id)?
+    if let Some(old) = store.swap_current_flow(&address, &flow.id).await?
         && old != flow.id
-        && let Some((old_flow, true)) =
-            store.update_flow(&old, |f| machine::supersede(f, now, &flow.id))?
+        && let Some((old_flow, true)) = store
+            .update_flow(&old, |f| machine::supersede(f, now, &flow.id))
+            .await?
     {
         // Its link no longer works: a link mail still waiting to go would only
         // confuse the person, so it is cancelled (already sent mail stays sent).
         for id in &old_flow.message_ids {
             let why = format!("superseded by a newer link (flow {})", flow.id);
-            let _ = crate::queue::control::cancel_because(&services.queue, id, &why);
+            let _ = crate::queue::control::cancel_because(&services.queue, id, &why).await;
         }
     }
     Ok(())
@@ -139,9 +140,9 @@ pub async fn start_with(
 ) -> Result<Started, FlowError> {
     let store = &services.store;
     let address_text = req.address.to_string();
-    let account = store.account(&address_text)?;
-    let previous = match store.current_flow_id(&address_text)? {
-        Some(id) => store.flow(&id)?,
+    let account = store.account(&address_text).await?;
+    let previous = match store.current_flow_id(&address_text).await? {
+        Some(id) => store.flow(&id).await?,
         None => None,
     };
     // Language and name: as asked, else as the account or the last flow had them.
@@ -198,7 +199,7 @@ pub async fn start_with(
     };
     let detail = (send_at > now).then(|| format!("mail scheduled for {}", format_time_ms(send_at)));
     machine::note(&mut flow, now, "issued", detail);
-    store.insert_flow(&flow, &link_hash)?;
+    store.insert_flow(&flow, &link_hash).await?;
     let done = enqueue(
         &services.queue,
         Outgoing {
@@ -214,14 +215,16 @@ pub async fn start_with(
     )
     .await?;
     let message_id = done.message_id.to_string();
-    store.update_flow(&flow.id, |f| f.message_ids.push(message_id.clone()))?;
+    store
+        .update_flow(&flow.id, |f| f.message_ids.push(message_id.clone()))
+        .await?;
     // A flow in progress elsewhere is left alone until this link is used; with none,
     // this one is current at once.
     let in_progress = previous
         .as_ref()
         .is_some_and(|p| machine::effective_state(p, now).is_open());
     if supersede == Supersede::Now || !in_progress {
-        make_current(services, &flow, now)?;
+        make_current(services, &flow, now).await?;
     }
     store.flush().await?;
     tracing::info!(flow_id = %flow.id, kind = flow.kind.as_str(), msg_id = %message_id, "flow started");
@@ -239,54 +242,59 @@ pub async fn start_with(
 /// durable with the finishing caller's flush; errors are logged, not returned, since the
 /// message's own record is written regardless.
 pub fn follow_messages(store: Store) -> FinishedListener {
-    Arc::new(move |finished: &MessageFinished<'_>| {
-        let record = finished.record;
-        let flow_id = record.flow_id.as_deref()?;
-        if !matches!(record.template.as_str(), "invite" | "reset" | "code") {
-            return None;
-        }
-        let now = finished.at_ms;
-        let result = match (&finished.failure, record.status) {
-            (None, MessageStatus::Delivered) => store
-                .update_flow(flow_id, |f| {
-                    machine::message_delivered(f, now, &record.template)
-                })
-                .map(|_| None),
-            (Some(reason), _) => store
-                .update_flow(flow_id, |f| machine::mark_undeliverable(f, now, reason))
-                .map(|changed| match changed {
-                    Some((_, true)) => {
-                        tracing::warn!(flow_id, reason = %reason, "flow undeliverable");
-                        Some(format!("flow {flow_id} marked undeliverable"))
-                    }
-                    Some((_, false)) => {
-                        Some(format!("flow {flow_id} was already closed: unchanged"))
-                    }
-                    None => None,
-                }),
-            _ => Ok(None),
-        };
-        result.unwrap_or_else(|e| {
-            tracing::error!(flow_id, error = %e, "cannot record a flow's mail outcome");
-            None
-        })
+    Arc::new(move |finished: Arc<MessageFinished>| {
+        let store = store.clone();
+        Box::pin(async move { follow_message(&store, &finished).await })
+    })
+}
+
+async fn follow_message(store: &Store, finished: &MessageFinished) -> Option<String> {
+    let record = &finished.record;
+    let flow_id = record.flow_id.as_deref()?;
+    if !matches!(record.template.as_str(), "invite" | "reset" | "code") {
+        return None;
+    }
+    let now = finished.at_ms;
+    let result = match (&finished.failure, record.status) {
+        (None, MessageStatus::Delivered) => store
+            .update_flow(flow_id, |f| {
+                machine::message_delivered(f, now, &record.template)
+            })
+            .await
+            .map(|_| None),
+        (Some(reason), _) => store
+            .update_flow(flow_id, |f| machine::mark_undeliverable(f, now, reason))
+            .await
+            .map(|changed| match changed {
+                Some((_, true)) => {
+                    tracing::warn!(flow_id, reason = %reason, "flow undeliverable");
+                    Some(format!("flow {flow_id} marked undeliverable"))
+                }
+                Some((_, false)) => Some(format!("flow {flow_id} was already closed: unchanged")),
+                None => None,
+            }),
+        _ => Ok(None),
+    };
+    result.unwrap_or_else(|e| {
+        tracing::error!(flow_id, error = %e, "cannot record a flow's mail outcome");
+        None
     })
 }
 
 /// The flow a link token belongs to; `None` for anything that is not a live token.
-pub fn find(services: &Services, token: &str) -> Result<Option<FlowRecord>, FlowError> {
+pub async fn find(services: &Services, token: &str) -> Result<Option<FlowRecord>, FlowError> {
     if !secret::looks_like_token(token) {
         return Ok(None);
     }
     let digest = secret::digest(token);
-    let flow = services.store.flow_by_link_hash(&digest)?;
+    let flow = services.store.flow_by_link_hash(&digest).await?;
     Ok(flow.filter(|f| secret::same(&f.link_hash, &hex::encode(digest))))
 }
 
 /// Records that the link was fetched (a person or a mail scanner). Changes nothing else.
 /// Once the flow holds as many visit notes as it keeps, nothing is written at all, so a
 /// link fetched over and over costs a read, not a store write.
-pub fn note_visit(
+pub async fn note_visit(
     services: &Services,
     flow: &FlowRecord,
     method: &str,
@@ -295,9 +303,12 @@ pub fn note_visit(
     if machine::notes_full(flow, "link_visited") {
         return Ok(());
     }
-    services.store.update_flow(&flow.id, |f| {
-        machine::note(f, now, "link_visited", Some(method.to_string()))
-    })?;
+    services
+        .store
+        .update_flow(&flow.id, |f| {
+            machine::note(f, now, "link_visited", Some(method.to_string()))
+        })
+        .await?;
     Ok(())
 }
 
@@ -340,20 +351,22 @@ pub async fn press_button(
         resend_interval_ms: cfg.code_resend_interval.as_millis() as u64,
     };
     let cap = LimitKey::new("code-flow", &[flow_id]);
-    if let Take::Refused { until_ms } = services.store.limit_take(&cap, CODES_PER_FLOW, now)? {
+    if let Take::Refused { until_ms } = services.store.limit_take(&cap, CODES_PER_FLOW, now).await?
+    {
         return Ok(Button::Refused(ButtonRefusal::TooSoon {
             wait_s: until_ms.saturating_sub(now).div_ceil(1000),
         }));
     }
     let (flow, result) = services
         .store
-        .update_flow(flow_id, |f| machine::press_button(f, now, new.clone()))?
+        .update_flow(flow_id, |f| machine::press_button(f, now, new.clone()))
+        .await?
         .ok_or_else(|| FlowError::NotFound(flow_id.to_string()))?;
     if let Err(refusal) = result {
-        services.store.limit_refund(&cap)?;
+        services.store.limit_refund(&cap).await?;
         return Ok(Button::Refused(refusal));
     }
-    make_current(services, &flow, now)?;
+    make_current(services, &flow, now).await?;
     let expires_ms = flow.code.as_ref().map(|c| c.expires_ms).unwrap_or(now);
     let done = enqueue(
         &services.queue,
@@ -371,7 +384,8 @@ pub async fn press_button(
     .await?;
     services
         .store
-        .update_flow(flow_id, |f| f.message_ids.push(done.message_id.to_string()))?;
+        .update_flow(flow_id, |f| f.message_ids.push(done.message_id.to_string()))
+        .await?;
     services.store.flush().await?;
     Ok(Button::Mailed { binding })
 }
@@ -390,7 +404,8 @@ pub async fn submit_code(
         .store
         .update_flow(flow_id, |f| {
             machine::submit_code(f, now, &typed_hash, binding_hash.as_deref())
-        })?
+        })
+        .await?
         .ok_or_else(|| FlowError::NotFound(flow_id.to_string()))?;
     services.store.flush().await?;
     Ok(outcome)
@@ -432,7 +447,8 @@ pub async fn set_password(
 ) -> Result<SetPassword, FlowError> {
     let store = &services.store;
     let flow = store
-        .flow(flow_id)?
+        .flow(flow_id)
+        .await?
         .ok_or_else(|| FlowError::NotFound(flow_id.to_string()))?;
     if !may_set_password(&flow, binding, now) {
         return Ok(SetPassword::NotAllowed);
@@ -450,18 +466,21 @@ pub async fn set_password(
     let phc = hasher.hash(password).await?;
     let bh = binding.map(secret::digest_hex);
     let (flow, completed) = store
-        .update_flow(flow_id, |f| machine::complete(f, now, bh.as_deref()))?
+        .update_flow(flow_id, |f| machine::complete(f, now, bh.as_deref()))
+        .await?
         .ok_or_else(|| FlowError::NotFound(flow_id.to_string()))?;
     if !completed {
         return Ok(SetPassword::NotAllowed);
     }
-    store.put_account(&AccountRecord {
-        address: flow.address.clone(),
-        password_hash: phc,
-        name: flow.name.clone(),
-        locale: flow.locale.clone(),
-        updated_ms: now,
-    })?;
+    store
+        .put_account(&AccountRecord {
+            address: flow.address.clone(),
+            password_hash: phc,
+            name: flow.name.clone(),
+            locale: flow.locale.clone(),
+            updated_ms: now,
+        })
+        .await?;
     store.flush().await?;
     tracing::info!(flow_id, "flow completed; password set");
     let notice = enqueue(
@@ -480,7 +499,9 @@ pub async fn set_password(
     .await;
     match notice {
         Ok(done) => {
-            store.update_flow(flow_id, |f| f.message_ids.push(done.message_id.to_string()))?;
+            store
+                .update_flow(flow_id, |f| f.message_ids.push(done.message_id.to_string()))
+                .await?;
             store.flush().await?;
         }
         // The password is set; a notice that cannot be queued must not undo that.
@@ -492,7 +513,11 @@ pub async fn set_password(
 /// A new link for the address of a flow whose link no longer works (expired, used,
 /// superseded): a reset when the address has an account, else the same kind again.
 pub async fn renew(services: &Services, flow: &FlowRecord, now: u64) -> Result<Started, FlowError> {
-    let has_account = services.store.account(&flow.address.to_string())?.is_some();
+    let has_account = services
+        .store
+        .account(&flow.address.to_string())
+        .await?
+        .is_some();
     let kind = if has_account {
         FlowKind::Reset
     } else {
@@ -523,10 +548,10 @@ pub async fn request_link(
     now: u64,
 ) -> Result<Option<Started>, FlowError> {
     let text = address.to_string();
-    let kind = if services.store.account(&text)?.is_some() {
+    let kind = if services.store.account(&text).await?.is_some() {
         FlowKind::Reset
-    } else if let Some(id) = services.store.current_flow_id(&text)?
-        && let Some(f) = services.store.flow(&id)?
+    } else if let Some(id) = services.store.current_flow_id(&text).await?
+        && let Some(f) = services.store.flow(&id).await?
     {
         f.kind
     } else {
@@ -560,7 +585,7 @@ pub async fn verify_credentials(
     password: String,
 ) -> Result<bool, FlowError> {
     let text = address.to_string();
-    let account = services.store.account(&text)?;
+    let account = services.store.account(&text).await?;
     let stored = account.as_ref().map(|a| a.password_hash.clone());
     let verdict = hasher.verify(password.clone(), stored.clone()).await?;
     if verdict == Verdict::Stale
@@ -568,11 +593,20 @@ pub async fn verify_credentials(
     {
         let phc = hasher.hash(password).await?;
         // Only if the hash is still the one checked: a password set meanwhile wins.
-        if services.store.account(&text)?.map(|a| a.password_hash) == stored {
-            services.store.put_account(&AccountRecord {
-                password_hash: phc,
-                ..account
-            })?;
+        if services
+            .store
+            .account(&text)
+            .await?
+            .map(|a| a.password_hash)
+            == stored
+        {
+            services
+                .store
+                .put_account(&AccountRecord {
+                    password_hash: phc,
+                    ..account
+                })
+                .await?;
             services.store.flush().await?;
         }
     }

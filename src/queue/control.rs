@@ -43,11 +43,11 @@ impl ControlError {
 }
 
 /// The open messages, earliest due first.
-pub fn list(queue: &Queue) -> Result<Vec<QueueRow>, StoreError> {
+pub async fn list(queue: &Queue) -> Result<Vec<QueueRow>, StoreError> {
     let store = &queue.store;
     let mut rows = Vec::new();
-    for (due, id) in store.queue_entries()? {
-        if let Some(r) = store.message(&id)? {
+    for (due, id) in store.queue_entries().await? {
+        if let Some(r) = store.message(&id).await? {
             rows.push(QueueRow {
                 id: id.to_string(),
                 to: r.to.to_string(),
@@ -67,19 +67,25 @@ fn parse_id(id: &str) -> Result<MessageId, ControlError> {
 }
 
 /// Makes an open message due now.
-pub fn retry(queue: &Queue, id: &str, who: &str) -> Result<String, ControlError> {
-    queue.lifecycle.retry_now(&parse_id(id)?, who, now_ms())?;
+pub async fn retry(queue: &Queue, id: &str, who: &str) -> Result<String, ControlError> {
+    queue
+        .lifecycle
+        .retry_now(&parse_id(id)?, who, now_ms())
+        .await?;
     queue.ring();
     Ok(format!("message {id} will be tried now"))
 }
 
 /// Cancels an open message on an operator's request.
-pub fn cancel(queue: &Queue, id: &str, who: &str) -> Result<String, ControlError> {
-    cancel_because(queue, id, &format!("by {who}"))
+pub async fn cancel(queue: &Queue, id: &str, who: &str) -> Result<String, ControlError> {
+    cancel_because(queue, id, &format!("by {who}")).await
 }
 
 /// Cancels an open message; `why` goes into its timeline.
-pub fn cancel_because(queue: &Queue, id: &str, why: &str) -> Result<String, ControlError> {
-    queue.lifecycle.cancel(&parse_id(id)?, why, now_ms())?;
+pub async fn cancel_because(queue: &Queue, id: &str, why: &str) -> Result<String, ControlError> {
+    queue
+        .lifecycle
+        .cancel(&parse_id(id)?, why, now_ms())
+        .await?;
     Ok(format!("message {id} cancelled"))
 }

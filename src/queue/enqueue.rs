@@ -97,7 +97,6 @@ pub async fn enqueue(queue: &Queue, out: Outgoing) -> Result<Enqueued, EnqueueEr
         flow_id: out.flow_id,
         timeline: Vec::new(),
         size: signed.len(),
-        body: None,
     };
     let mut first = Event::new(Step::Queued, now);
     if due > now {
@@ -106,7 +105,7 @@ pub async fn enqueue(queue: &Queue, out: Outgoing) -> Result<Enqueued, EnqueueEr
             crate::domain::format_time_ms(due)
         ));
     }
-    let suppressed = queue.store.suppression(&record.to.to_string())?;
+    let suppressed = queue.store.suppression(&record.to.to_string()).await?;
     // Due now and the worker has room: written already claimed, handed over once durable.
     let handed = match (&suppressed, due > now) {
         (None, false) => queue.handoff.try_reserve(),
@@ -117,11 +116,15 @@ pub async fn enqueue(queue: &Queue, out: Outgoing) -> Result<Enqueued, EnqueueEr
         Some(entry) => {
             queue
                 .lifecycle
-                .refuse_suppressed(&mut record, &signed, &first, &entry, now)?
+                .refuse_suppressed(&mut record, &signed, &first, &entry, now)
+                .await?
         }
-        None => queue
-            .lifecycle
-            .enqueue(&mut record, &signed, &first, handed.is_some())?,
+        None => {
+            queue
+                .lifecycle
+                .enqueue(&mut record, &signed, &first, handed.is_some())
+                .await?
+        }
     }
     let ack = Enqueued {
         message_id: id,
@@ -147,7 +150,7 @@ pub async fn enqueue(queue: &Queue, out: Outgoing) -> Result<Enqueued, EnqueueEr
     .await
     .map_err(|e| {
         StoreError::Flush {
-            path: queue.store.path().to_path_buf(),
+            path: queue.store.location().into(),
             source: std::io::Error::other(e.to_string()),
         }
     })??;

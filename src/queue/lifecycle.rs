@@ -13,6 +13,8 @@
 //! words for why a message failed are made here once, whichever path (the worker's reply
 //! or a bounce that came back) failed it.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -21,16 +23,16 @@ use crate::domain::bounce::Suppression;
 use crate::domain::{Event, MessageId, MessageRecord, MessageStatus, Step, format_time_ms};
 use crate::queue::handoff::Handoff;
 use crate::queue::retry::{RetryDecision, next_attempt};
-use crate::store::{Store, StoreError};
+use crate::store::{Claimed, Store, StoreError};
 
 /// How long a claimed message stays out of the due range.
 pub(crate) const LEASE_MS: u64 = 3_600_000;
 
 /// A message reached a final state (delivered, failed, expired, bounced, cancelled,
 /// suppressed). Its record is written (not yet flushed) with the status and the event.
-#[derive(Debug)]
-pub struct MessageFinished<'a> {
-    pub record: &'a MessageRecord,
+#[derive(Debug, Clone)]
+pub struct MessageFinished {
+    pub record: MessageRecord,
     pub at_ms: u64,
     /// Why it will not arrive, in words for people; `None` when it was delivered or
     /// cancelled.
@@ -38,7 +40,11 @@ pub struct MessageFinished<'a> {
 }
 
 /// Follows finished messages; returns what it changed, in words, if anything.
-pub type FinishedListener = Arc<dyn Fn(&MessageFinished<'_>) -> Option<String> + Send + Sync>;
+pub type FinishedListener = Arc<
+    dyn Fn(Arc<MessageFinished>) -> Pin<Box<dyn Future<Output = Option<String>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// Why a message will not arrive, the same words for every path that fails it.
 fn failure_text(record: &MessageRecord) -> Option<String> {
@@ -85,6 +91,8 @@ pub struct Lifecycle {
     handoff: Arc<Handoff>,
     retry_schedule: Arc<Vec<Duration>>,
     listeners: Arc<RwLock<Vec<FinishedListener>>>,
+    /// How long a claimed message stays with this node.
+    lease_ms: u64,
 }
 
 impl std::fmt::Debug for Lifecycle {
@@ -100,7 +108,14 @@ impl Lifecycle {
             handoff,
             retry_schedule: Arc::new(retry_schedule),
             listeners: Arc::default(),
+            lease_ms: LEASE_MS,
         }
+    }
+
+    /// The same lifecycle with claims that last `lease` (a shared store's `store.lease`).
+    pub fn with_lease(mut self, lease: Duration) -> Lifecycle {
+        self.lease_ms = lease.as_millis() as u64;
+        self
     }
 
     /// Adds a listener for finished messages.
@@ -114,7 +129,7 @@ impl Lifecycle {
     /// Stores a new message with its bytes and first event: queued at its due time, or
     /// written already claimed (`sending`, a lease ahead) when it is handed straight to
     /// the worker.
-    pub fn enqueue(
+    pub async fn enqueue(
         &self,
         record: &mut MessageRecord,
         raw: &[u8],
@@ -123,16 +138,16 @@ impl Lifecycle {
     ) -> Result<(), StoreError> {
         if handed_to_worker {
             record.status = MessageStatus::Sending;
-            record.due_ms = Some(record.created_ms + LEASE_MS);
+            record.due_ms = Some(record.created_ms + self.lease_ms);
         } else {
             record.status = MessageStatus::Queued;
         }
-        self.store.insert_message(record, raw, first)
+        self.store.insert_message(record, raw, first).await
     }
 
     /// Stores a new message that is not sent, since its address is suppressed: it fails
     /// at once, and its timeline says why.
-    pub fn refuse_suppressed(
+    pub async fn refuse_suppressed(
         &self,
         record: &mut MessageRecord,
         raw: &[u8],
@@ -141,7 +156,7 @@ impl Lifecycle {
         now: u64,
     ) -> Result<(), StoreError> {
         record.due_ms = None;
-        self.store.insert_message(record, raw, first)?;
+        self.store.insert_message(record, raw, first).await?;
         let detail = format!(
             "not sent: {} is on the suppression list since {} ({}: {})",
             record.to,
@@ -154,16 +169,21 @@ impl Lifecycle {
             MessageStatus::Suppressed,
             Event::new(Step::Suppressed, now).with_detail(detail),
         )
+        .await
         .map(drop)
     }
 
     /// Makes every message left `sending` by a stopped process due now, with a
-    /// `recovered` event.
-    pub fn recover(&self, now: u64) -> Result<usize, StoreError> {
+    /// `recovered` event. A shared store recovers nothing at start: the messages
+    /// another node holds are its own until their lease ends.
+    pub async fn recover(&self, now: u64) -> Result<usize, StoreError> {
         let store = &self.store;
+        if store.shared() {
+            return Ok(0);
+        }
         let mut n = 0;
-        for (due, id) in store.queue_entries()? {
-            let Some(mut record) = store.message(&id)? else {
+        for (due, id) in store.queue_entries().await? {
+            let Some(mut record) = store.message(&id).await? else {
                 continue;
             };
             if record.status != MessageStatus::Sending {
@@ -171,70 +191,74 @@ impl Lifecycle {
             }
             if record.due_ms != Some(due) {
                 // A lease renewed while the worker held the message: the record still
-                // names the first lease's key.
-                store.remove_queue_key(due, &id)?;
+                // names the first lease's entry.
+                store.drop_entry(due, &id).await?;
             }
             record.status = if record.attempts == 0 {
                 MessageStatus::Queued
             } else {
                 MessageStatus::Deferred
             };
-            store.reschedule(&mut record, Some(now))?;
+            store.reschedule(&mut record, Some(now)).await?;
             record.push_event(
                 Event::new(Step::Recovered, now)
                     .with_detail("in flight when the last run stopped; trying again"),
             );
-            store.put_message(&mut record)?;
+            store.put_message(&mut record).await?;
             n += 1;
         }
         Ok(n)
     }
 
-    /// Claims one queue entry for the worker: the message becomes `sending`, or is
-    /// finished off when it is no longer open or has expired. Returns the record when it
-    /// should be tried.
+    /// Claims up to `limit` due messages for the worker: each becomes `sending` a lease
+    /// ahead, or is finished off when it is no longer open or has expired. Returns the
+    /// records to try.
     ///
     /// A message the worker still holds (its lease ended while it waited behind a slow
-    /// destination) is not claimed again: its queue key moves a lease ahead. The record
-    /// is not rewritten, since the connection task holding it may be writing its
-    /// outcome; the record's own `due_ms` then names the old key, and the moved key is
-    /// removed as stale once the message moves on.
-    pub fn claim(
+    /// destination) is not claimed again: its entry has moved a lease ahead and the
+    /// record is not rewritten, since the connection task holding it may be writing its
+    /// outcome; the record's own `due_ms` then names the old entry, and the moved entry
+    /// is dropped as stale once the message moves on.
+    pub async fn claim_due(
         &self,
-        due: u64,
-        id: &MessageId,
         now: u64,
-    ) -> Result<Option<MessageRecord>, StoreError> {
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
         let store = &self.store;
-        if self.handoff.is_held(id) {
-            store.move_queue_key(id, due, now + LEASE_MS)?;
-            return Ok(None);
+        let lease_until = now + self.lease_ms;
+        let mut out = Vec::new();
+        for Claimed { due_ms, id, record } in store.claim_due(now, lease_until, limit).await? {
+            if self.handoff.is_held(&id) {
+                continue;
+            }
+            let Some(mut record) = record else {
+                store.drop_entry(lease_until, &id).await?;
+                continue;
+            };
+            if !record.status.is_open() || record.due_ms != Some(due_ms) {
+                store.drop_entry(lease_until, &id).await?;
+                continue;
+            }
+            record.due_ms = Some(lease_until);
+            if record.expires_ms <= now {
+                self.finish(
+                    &mut record,
+                    MessageStatus::Expired,
+                    Event::new(Step::Expired, now)
+                        .with_detail("its lifetime ended before any server accepted it"),
+                )
+                .await?;
+                continue;
+            }
+            record.status = MessageStatus::Sending;
+            store.put_message(&mut record).await?;
+            out.push(record);
         }
-        let Some(mut record) = store.message(id)? else {
-            store.remove_queue_key(due, id)?;
-            return Ok(None);
-        };
-        if !record.status.is_open() || record.due_ms != Some(due) {
-            store.remove_queue_key(due, id)?;
-            return Ok(None);
-        }
-        if record.expires_ms <= now {
-            self.finish(
-                &mut record,
-                MessageStatus::Expired,
-                Event::new(Step::Expired, now)
-                    .with_detail("its lifetime ended before any server accepted it"),
-            )?;
-            return Ok(None);
-        }
-        record.status = MessageStatus::Sending;
-        store.reschedule(&mut record, Some(now + LEASE_MS))?;
-        store.put_message(&mut record)?;
-        Ok(Some(record))
+        Ok(out)
     }
 
     /// Records an attempt's outcome: the event, the new status, the next try.
-    pub fn record_outcome(
+    pub async fn record_outcome(
         &self,
         mut record: MessageRecord,
         outcome: &Outcome,
@@ -267,6 +291,7 @@ impl Lifecycle {
                     "delivered"
                 );
                 self.finish(&mut record, MessageStatus::Delivered, event)
+                    .await
                     .map(drop)
             }
             Outcome::Failed(_) => {
@@ -276,6 +301,7 @@ impl Lifecycle {
                     "failed permanently"
                 );
                 self.finish(&mut record, MessageStatus::Failed, event)
+                    .await
                     .map(drop)
             }
             Outcome::Deferred(_) => {
@@ -294,9 +320,9 @@ impl Lifecycle {
                         });
                         tracing::info!(reply = report.reply.as_deref().unwrap_or(""), next = %format_time_ms(at), "deferred");
                         record.status = MessageStatus::Deferred;
-                        self.store.reschedule(&mut record, Some(at))?;
+                        self.store.reschedule(&mut record, Some(at)).await?;
                         record.push_event(event);
-                        self.store.put_message(&mut record)
+                        self.store.put_message(&mut record).await
                     }
                     RetryDecision::Expire => {
                         event.step = Some(Step::Deferred);
@@ -308,6 +334,7 @@ impl Lifecycle {
                             Event::new(Step::Expired, now)
                                 .with_detail("its lifetime ended before any server accepted it"),
                         )
+                        .await
                         .map(drop)
                     }
                 }
@@ -316,8 +343,8 @@ impl Lifecycle {
     }
 
     /// The record of an open message, or why it is not one.
-    fn open_message(&self, id: &MessageId) -> Result<MessageRecord, LifecycleError> {
-        let r = self.store.message(id)?.ok_or(NotOpen::Unknown(*id))?;
+    async fn open_message(&self, id: &MessageId) -> Result<MessageRecord, LifecycleError> {
+        let r = self.store.message(id).await?.ok_or(NotOpen::Unknown(*id))?;
         if !r.status.is_open() {
             return Err(NotOpen::Final {
                 id: *id,
@@ -329,40 +356,50 @@ impl Lifecycle {
     }
 
     /// Makes an open message due now, on `who`'s request.
-    pub fn retry_now(&self, id: &MessageId, who: &str, now: u64) -> Result<(), LifecycleError> {
-        let mut r = self.open_message(id)?;
+    pub async fn retry_now(
+        &self,
+        id: &MessageId,
+        who: &str,
+        now: u64,
+    ) -> Result<(), LifecycleError> {
+        let mut r = self.open_message(id).await?;
         if r.status == MessageStatus::Sending {
             return Err(NotOpen::Sending(*id).into());
         }
-        self.store.reschedule(&mut r, Some(now))?;
+        self.store.reschedule(&mut r, Some(now)).await?;
         r.push_event(Event::new(Step::RetryRequested, now).with_detail(format!("by {who}")));
-        self.store.put_message(&mut r)?;
+        self.store.put_message(&mut r).await?;
         Ok(())
     }
 
     /// Cancels an open message; `why` goes into its timeline. A message the worker
     /// holds is withdrawn, so it is not sent.
-    pub fn cancel(&self, id: &MessageId, why: &str, now: u64) -> Result<(), LifecycleError> {
-        let mut r = self.open_message(id)?;
+    pub async fn cancel(&self, id: &MessageId, why: &str, now: u64) -> Result<(), LifecycleError> {
+        let mut r = self.open_message(id).await?;
         self.finish(
             &mut r,
             MessageStatus::Cancelled,
             Event::new(Step::Cancelled, now).with_detail(why),
-        )?;
+        )
+        .await?;
         self.handoff.withdraw(id);
         Ok(())
     }
 
     /// Notes a delay or temporary failure reported by a bounce: the timeline only.
-    pub fn note_delay(&self, record: &mut MessageRecord, event: Event) -> Result<(), StoreError> {
+    pub async fn note_delay(
+        &self,
+        record: &mut MessageRecord,
+        event: Event,
+    ) -> Result<(), StoreError> {
         record.push_event(event);
-        self.store.put_message(record)
+        self.store.put_message(record).await
     }
 
     /// A permanent bounce came back: the message is `bounced` (delivered or not), no
     /// longer tried, and withdrawn from the worker. `reply` is the receiver's words.
     /// Returns what the listeners changed.
-    pub fn bounce(
+    pub async fn bounce(
         &self,
         record: &mut MessageRecord,
         reply: Option<String>,
@@ -371,14 +408,14 @@ impl Lifecycle {
         if reply.is_some() {
             record.last_reply = reply;
         }
-        let changed = self.finish(record, MessageStatus::Bounced, event)?;
+        let changed = self.finish(record, MessageStatus::Bounced, event).await?;
         self.handoff.withdraw(&record.id);
         Ok(changed)
     }
 
     /// Puts a message in a final state: event, status, no queue entry, bytes dropped;
     /// then tells the listeners.
-    fn finish(
+    async fn finish(
         &self,
         record: &mut MessageRecord,
         status: MessageStatus,
@@ -386,21 +423,31 @@ impl Lifecycle {
     ) -> Result<Vec<String>, StoreError> {
         record.status = status;
         if record.due_ms.is_some() {
-            self.store.reschedule(record, None)?;
+            self.store.reschedule(record, None).await?;
         }
         let at_ms = event.at_ms;
         record.push_event(event);
-        self.store.put_message(record)?;
+        self.store.put_message(record).await?;
         // `mailgate_deliveries_total` counts final states as they happen: a delivered
         // message that bounces later adds to "bounced" and never takes from "delivered".
-        self.store.counter_add("deliveries", status.as_str(), 1)?;
-        let finished = MessageFinished {
-            record,
+        self.store
+            .counter_add("deliveries", status.as_str(), 1)
+            .await?;
+        let finished = Arc::new(MessageFinished {
+            record: record.clone(),
             at_ms,
             failure: failure_text(record),
-        };
-        let listeners = self.listeners.read().unwrap_or_else(|p| p.into_inner());
-        Ok(listeners.iter().filter_map(|l| l(&finished)).collect())
+        });
+        let listeners: Vec<FinishedListener> = self
+            .listeners
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut changed = Vec::new();
+        for listener in listeners {
+            changed.extend(listener(finished.clone()).await);
+        }
+        Ok(changed)
     }
 }
 
@@ -431,19 +478,20 @@ mod tests {
         let life = Lifecycle::new(store.clone(), Arc::default(), vec![]);
         let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
         let h = heard.clone();
-        life.subscribe(Arc::new(move |f: &MessageFinished<'_>| {
+        life.subscribe(Arc::new(move |f: Arc<MessageFinished>| {
             h.lock().unwrap().push((f.record.status, f.failure.clone()));
-            Some("heard".into())
+            Box::pin(async { Some("heard".to_string()) })
         }));
         let mut r = MessageRecord::example("a@example.jp", 1);
         life.enqueue(&mut r, b"raw", &Event::new(Step::Queued, 1), false)
+            .await
             .unwrap();
-        life.cancel(&r.id, "by a test", 2).unwrap();
+        life.cancel(&r.id, "by a test", 2).await.unwrap();
         assert!(matches!(
-            life.cancel(&r.id, "again", 3),
+            life.cancel(&r.id, "again", 3).await,
             Err(LifecycleError::NotOpen(NotOpen::Final { .. }))
         ));
-        let mut stored = store.message(&r.id).unwrap().unwrap();
+        let mut stored = store.message(&r.id).await.unwrap().unwrap();
         assert_eq!(stored.status, MessageStatus::Cancelled);
         assert_eq!(stored.due_ms, None);
         let changed = life
@@ -452,6 +500,7 @@ mod tests {
                 Some("550 gone".into()),
                 Event::new(Step::Bounced, 4),
             )
+            .await
             .unwrap();
         assert_eq!(changed, vec!["heard".to_string()]);
         let heard = heard.lock().unwrap();

@@ -94,8 +94,8 @@ impl Queue {
     /// What the queue is doing now: messages the worker holds, and whether any message
     /// in the queue is due. Idle (neither) is what a test or a script waits for before
     /// it looks for mail that must not have been sent.
-    pub fn activity(&self, now: u64) -> Result<Activity, crate::store::StoreError> {
-        let next_due_ms = self.store.next_due()?;
+    pub async fn activity(&self, now: u64) -> Result<Activity, crate::store::StoreError> {
+        let next_due_ms = self.store.next_due().await?;
         Ok(Activity {
             in_flight: self.handoff.in_flight(),
             due_now: next_due_ms.is_some_and(|d| d <= now),

@@ -57,7 +57,7 @@ struct Inner {
 /// current message (or after a grace period).
 pub async fn run(queue: Queue, mut shutdown: Shutdown) -> anyhow::Result<()> {
     let route = Route::from_config(&queue.config)?;
-    let recovered = queue.lifecycle.recover(now_ms())?;
+    let recovered = queue.lifecycle.recover(now_ms()).await?;
     if recovered > 0 {
         tracing::info!(
             recovered,
@@ -88,7 +88,7 @@ pub async fn run(queue: Queue, mut shutdown: Shutdown) -> anyhow::Result<()> {
             reclaim_spool(&queue).await;
         }
         if Instant::now() >= look_at {
-            match claim_batch(&inner, now_ms()) {
+            match claim_batch(&inner, now_ms()).await {
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the queue; retrying in 5s");
                     starved = false;
@@ -102,7 +102,7 @@ pub async fn run(queue: Queue, mut shutdown: Shutdown) -> anyhow::Result<()> {
                         } else if claimed > 0 {
                             Duration::ZERO
                         } else {
-                            match queue.store.next_due() {
+                            match queue.store.next_due().await {
                                 Ok(Some(due)) => Duration::from_millis(
                                     due.saturating_sub(now_ms()).clamp(5, 1000),
                                 ),
@@ -148,8 +148,8 @@ pub async fn run(queue: Queue, mut shutdown: Shutdown) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Gives back the disk space of final messages in mostly dead spool segments (on a
-/// blocking thread: it calls into the file system).
+/// Gives back the disk space of final messages that the backend still holds (the
+/// sled backend's mostly dead spool segments).
 async fn reclaim_spool(queue: &Queue) {
     // Outcomes are not flushed one by one: a flush here makes the releases of the last
     // minute durable, so emptied segments go now even when no mail comes in.
@@ -157,50 +157,46 @@ async fn reclaim_spool(queue: &Queue) {
         tracing::warn!(error = %e, "cannot flush the store before reclaiming spool space");
         return;
     }
-    let store = queue.store.clone();
-    match tokio::task::spawn_blocking(move || store.reclaim_spool()).await {
-        Ok(Ok(0)) => {}
-        Ok(Ok(bytes)) => {
+    match queue.store.reclaim_space().await {
+        Ok(0) => {}
+        Ok(bytes) => {
             tracing::info!(
                 bytes,
                 "spool: space of final messages given back in mostly empty segments"
             )
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             tracing::warn!(error = %e, "spool space reclaim failed; the spool keeps its files")
         }
-        Err(e) => tracing::warn!(error = %e, "spool space reclaim stopped"),
     }
 }
 
 /// Claims due messages up to the in-flight cap and hands them to destinations.
-fn claim_batch(inner: &Arc<Inner>, now: u64) -> Result<usize, StoreError> {
+async fn claim_batch(inner: &Arc<Inner>, now: u64) -> Result<usize, StoreError> {
     let handoff = &inner.queue.handoff;
-    let room = handoff.room();
-    if room == 0 {
+    let mut slots = 0;
+    while slots < 512 && handoff.take_slot() {
+        slots += 1;
+    }
+    if slots == 0 {
         return Ok(0);
     }
-    let store = &inner.queue.store;
-    let mut claimed = 0;
-    for (due, id) in store.due_messages(now, room.min(512))? {
-        if !handoff.take_slot() {
-            break;
+    let claimed = inner.queue.lifecycle.claim_due(now, slots).await;
+    let records = match claimed {
+        Ok(records) => records,
+        Err(e) => {
+            (0..slots).for_each(|_| handoff.done());
+            return Err(e);
         }
-        match inner.queue.lifecycle.claim(due, &id, now) {
-            Ok(Some(record)) => {
-                handoff.hold(record.id);
-                let name = inner.route.destination(&record);
-                dispatch(inner, name, Job { record, body: None });
-                claimed += 1;
-            }
-            Ok(None) => handoff.done(),
-            Err(e) => {
-                handoff.done();
-                return Err(e);
-            }
-        }
+    };
+    let n = records.len();
+    for record in records {
+        handoff.hold(record.id);
+        let name = inner.route.destination(&record);
+        dispatch(inner, name, Job { record, body: None });
     }
-    Ok(claimed)
+    (n..slots).for_each(|_| handoff.done());
+    Ok(n)
 }
 
 fn dispatch(inner: &Arc<Inner>, name: String, job: Job) {
@@ -279,7 +275,7 @@ async fn ready(inner: &Arc<Inner>, job: Job) -> Option<Ready> {
     }
     let body = match job.body {
         Some(b) => b,
-        None => match bytes_of(queue, &job.record) {
+        None => match bytes_of(queue, &job.record).await {
             Ok(b) => b,
             Err(outcome) => {
                 settle(inner, job.record, &outcome).await;
@@ -401,12 +397,12 @@ async fn connection_task(inner: &Arc<Inner>, dest: &Destination) {
 }
 
 /// A held message's bytes from the spool, or the outcome when they cannot be had.
-fn bytes_of(queue: &Queue, record: &MessageRecord) -> Result<Vec<u8>, Box<Outcome>> {
+async fn bytes_of(queue: &Queue, record: &MessageRecord) -> Result<Vec<u8>, Box<Outcome>> {
     let report = |detail: String| AttemptReport {
         detail: Some(detail),
         ..AttemptReport::default()
     };
-    let outcome = match queue.store.body(record) {
+    let outcome = match queue.store.body(record).await {
         Ok(Some(b)) => return Ok(b),
         // An open record without bytes: nothing can ever be sent for it.
         Ok(None) => Outcome::Failed(report("the message's bytes are not in the store".into())),
@@ -434,7 +430,7 @@ async fn settle(inner: &Arc<Inner>, record: MessageRecord, outcome: &Outcome) {
     // Withdrawn during the attempt (cancelled, bounced): the stored record is final.
     // Only a delivery is added to it, since the mail went out after all.
     let record = if queue.handoff.is_withdrawn(&id) {
-        match (outcome, queue.store.message(&id)) {
+        match (outcome, queue.store.message(&id).await) {
             (Outcome::Delivered(_), Ok(Some(stored))) => Some(stored),
             _ => None,
         }
@@ -442,7 +438,10 @@ async fn settle(inner: &Arc<Inner>, record: MessageRecord, outcome: &Outcome) {
         Some(record)
     };
     if let Some(record) = record
-        && let Err(e) = queue.lifecycle.record_outcome(record, outcome, now_ms())
+        && let Err(e) = queue
+            .lifecycle
+            .record_outcome(record, outcome, now_ms())
+            .await
     {
         tracing::error!(msg_id = %id, error = %e, "cannot record a delivery outcome; the message will be retried");
     }

@@ -10,8 +10,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, TreeName};
-
 /// How many takes a key allows per window, and how long it stays shut once full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {
@@ -41,7 +39,7 @@ pub struct LimitKey {
 
 impl LimitKey {
     /// A key for `subject` under `scope`. Parts of a compound subject are joined with
-    /// NUL, so one scope can be cleared by its first part ([`Store::limit_clear_prefix`]).
+    /// NUL, so one scope can be cleared by its first part ([`super::Limits::limit_clear_prefix`]).
     pub fn new(scope: &'static str, parts: &[&str]) -> LimitKey {
         LimitKey {
             scope,
@@ -49,7 +47,8 @@ impl LimitKey {
         }
     }
 
-    fn bytes(&self) -> Vec<u8> {
+    /// The key as bytes: scope, NUL, subject.
+    pub(crate) fn bytes(&self) -> Vec<u8> {
         let mut k = Vec::with_capacity(self.scope.len() + 1 + self.subject.len());
         k.extend_from_slice(self.scope.as_bytes());
         k.push(0);
@@ -60,26 +59,26 @@ impl LimitKey {
 
 /// One key's window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct Window {
-    start_ms: u64,
-    count: u32,
-    shut_until_ms: u64,
+pub(crate) struct Window {
+    pub(crate) start_ms: u64,
+    pub(crate) count: u32,
+    pub(crate) shut_until_ms: u64,
 }
 
 impl Window {
-    fn decode(bytes: Option<&[u8]>) -> Window {
+    pub(crate) fn decode(bytes: Option<&[u8]>) -> Window {
         bytes
             .and_then(|b| serde_json::from_slice(b).ok())
             .unwrap_or_default()
     }
 
-    fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a window always serializes")
     }
 
     /// The window after a take at `now`, and whether the take was allowed. Pure, since
     /// the compare-and-swap loop may run it more than once.
-    fn take(self, rule: Rule, now: u64) -> (Window, Take) {
+    pub(crate) fn take(self, rule: Rule, now: u64) -> (Window, Take) {
         if now < self.shut_until_ms {
             return (
                 self,
@@ -110,80 +109,12 @@ impl Window {
     }
 
     /// The window after a take is given back (the work it guarded did not count).
-    fn refund(self) -> Window {
+    pub(crate) fn refund(self) -> Window {
         Window {
             count: self.count.saturating_sub(1),
             shut_until_ms: 0,
             ..self
         }
-    }
-}
-
-impl Store {
-    /// Takes one slot of `key` under `rule` at `now`, atomically (not yet durable: a
-    /// limit lost in a crash only gives back a few slots).
-    pub fn limit_take(&self, key: &LimitKey, rule: Rule, now: u64) -> Result<Take, StoreError> {
-        let mut decided = Take::Refused { until_ms: 0 };
-        self.tree(TreeName::Limits)
-            .fetch_and_update(key.bytes(), |old| {
-                let (next, take) = Window::decode(old).take(rule, now);
-                decided = take;
-                Some(next.encode())
-            })
-            .map_err(|e| self.write_error(e))?;
-        Ok(decided)
-    }
-
-    /// Gives back one slot taken from `key` (the work did not count against it); the
-    /// key opens again if it had shut.
-    pub fn limit_refund(&self, key: &LimitKey) -> Result<(), StoreError> {
-        self.tree(TreeName::Limits)
-            .fetch_and_update(key.bytes(), |old| {
-                old.map(|o| Window::decode(Some(o)).refund().encode())
-            })
-            .map_err(|e| self.write_error(e))?;
-        Ok(())
-    }
-
-    /// Forgets `key`'s window.
-    pub fn limit_clear(&self, key: &LimitKey) -> Result<(), StoreError> {
-        self.tree(TreeName::Limits)
-            .remove(key.bytes())
-            .map_err(|e| self.write_error(e))?;
-        Ok(())
-    }
-
-    /// Forgets every window of `scope` whose subject starts with `first` as its first part.
-    pub fn limit_clear_prefix(&self, scope: &'static str, first: &str) -> Result<(), StoreError> {
-        let prefix = LimitKey::new(scope, &[first, ""]).bytes();
-        let tree = self.tree(TreeName::Limits);
-        for item in tree.scan_prefix(&prefix).keys() {
-            let k = item.map_err(|e| self.write_error(e))?;
-            tree.remove(k).map_err(|e| self.write_error(e))?;
-        }
-        Ok(())
-    }
-
-    /// Forgets the windows that ended before `now` (so strangers' keys do not grow the
-    /// store for ever); returns how many went.
-    pub fn limit_prune(&self, longest_window_ms: u64, now: u64) -> Result<usize, StoreError> {
-        let tree = self.tree(TreeName::Limits);
-        let mut gone = 0;
-        for item in tree.iter() {
-            let (k, v) = item.map_err(|e| self.write_error(e))?;
-            let w = Window::decode(Some(&v));
-            let ended =
-                now.saturating_sub(w.start_ms) >= longest_window_ms && now >= w.shut_until_ms;
-            if ended
-                && tree
-                    .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
-                    .map_err(|e| self.write_error(e))?
-                    .is_ok()
-            {
-                gone += 1;
-            }
-        }
-        Ok(gone)
     }
 }
 
@@ -224,34 +155,5 @@ mod tests {
         }
         w = w.refund();
         assert_eq!(w.take(RULE, 4).1, Take::Allowed { remaining: 0 });
-    }
-
-    #[test]
-    fn parallel_takes_never_let_more_than_max_through() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s"), false).unwrap();
-        let key = LimitKey::new("test", &["a", "b"]);
-        let allowed = std::sync::atomic::AtomicU32::new(0);
-        std::thread::scope(|s| {
-            for _ in 0..16 {
-                s.spawn(|| {
-                    for _ in 0..25 {
-                        if matches!(
-                            store.limit_take(&key, RULE, 100).unwrap(),
-                            Take::Allowed { .. }
-                        ) {
-                            allowed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        }
-                    }
-                });
-            }
-        });
-        assert_eq!(allowed.into_inner(), 3);
-        store.limit_clear_prefix("test", "a").unwrap();
-        assert_eq!(
-            store.limit_take(&key, RULE, 100).unwrap(),
-            Take::Allowed { remaining: 2 }
-        );
-        assert_eq!(store.limit_prune(1000, 100_000).unwrap(), 1);
     }
 }

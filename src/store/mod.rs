@@ -1,45 +1,40 @@
-//! The store: the only module that names sled (0.34.7).
+//! The store: what mailgate keeps, said as intents, behind one interface with one
+//! implementation per kind of database.
 //!
-//! One sled database holds one tree per kind of record (messages, queue, address index,
-//! flows, …). Values are JSON, so a record can be read by eye while debugging; keys are
-//! big-endian byte strings built in [`keys`], so a range scan yields records in the
-//! order they are needed (due work first, an address's messages by time).
+//! Callers hold a [`Store`] and ask it for what they mean ("claim the due messages",
+//! "take a slot of this limit", "change this flow"), never for a key or a table. The
+//! interface is cut per aggregate, one trait each ([`Messages`], [`Flows`],
+//! [`Bounces`], [`Operators`], [`Keys`], [`Limits`], [`Meta`]); [`Backend`] is all of
+//! them plus the unit of durability, and an implementation lives in its own folder:
+//! [`sled`] (one box, the default) and, beside it, a shared database.
 //!
-//! Message bodies are the exception: they live in append-only segment files
-//! ([`spool`]); the message record says where.
+//! Durability is explicit: a write is not durable until [`Store::flush`] (or
+//! [`Store::flush_announced`]) returns, and nothing may be acknowledged before that. A
+//! backend that commits every statement answers a flush at once.
 //!
-//! Durability: nothing may be acknowledged before [`Store::flush`] returns. sled's own
-//! `flush()` survives a killed process but uses `sync_file_range`, not fsync, so when
-//! `store.fsync` is on the database file is also `fdatasync`ed. A flush syncs the
-//! spool's segments before sled, so a durable record never points at bytes that are
-//! not. Flushes are shared by concurrent callers (group commit, [`commit`]): one caller
-//! flushes for every request made before it began, the others wait for it and are all
-//! woken at once (a lock handed from waiter to waiter made each wait for every earlier
-//! one); the flushing caller first waits up to a millisecond for writers that announced
-//! themselves, so that under load one flush covers more of them. The flush
-//! runs on a blocking thread because `flush_async` from many tasks deadlocked (sled
-//! #1308).
+//! Methods are async because a shared database answers over the network; the sled
+//! backend answers at once. Typed conveniences that are generic (a setting of any
+//! type, a flow change that returns a value) live on [`Store`] and reach the backend
+//! through its dyn-safe methods.
 
-pub mod bounces;
-pub mod commit;
-pub mod flows;
-pub mod keys;
 pub mod limits;
-pub mod messages;
-pub mod meta;
-pub mod operators;
-pub mod spool;
-pub mod stats;
+pub mod sled;
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
+use async_trait::async_trait;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// Failures of the store, each naming the store's path.
+use crate::domain::apikey::ApiKeyRecord;
+use crate::domain::audit::AuditEntry;
+use crate::domain::bounce::{BounceRecord, Suppression};
+use crate::domain::{AccountRecord, Event, FlowRecord, FlowState, MessageId, MessageRecord};
+
+pub use limits::{LimitKey, Rule, Take};
+
+/// Failures of the store, each naming where the store is.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(
@@ -51,7 +46,7 @@ pub enum StoreError {
     Open {
         path: PathBuf,
         #[source]
-        source: sled::Error,
+        source: ::sled::Error,
     },
     #[error("cannot prepare the store folder {path}: {source}")]
     Folder {
@@ -63,7 +58,7 @@ pub enum StoreError {
     Write {
         path: PathBuf,
         #[source]
-        source: sled::Error,
+        source: ::sled::Error,
     },
     #[error("store flush failed at {path}: {source}; nothing is acknowledged until it works")]
     Flush {
@@ -72,7 +67,7 @@ pub enum StoreError {
         source: std::io::Error,
     },
     #[error("message spool: {0}; intake stops rather than lose mail")]
-    Spool(#[from] spool::SpoolError),
+    Spool(#[from] sled::spool::SpoolError),
     #[error("a record in {tree} is damaged: {detail}")]
     Corrupt { tree: &'static str, detail: String },
 }
@@ -83,448 +78,368 @@ impl StoreError {
     pub fn is_damage(&self) -> bool {
         matches!(
             self,
-            StoreError::Spool(spool::SpoolError::Damaged { .. }) | StoreError::Corrupt { .. }
+            StoreError::Spool(sled::spool::SpoolError::Damaged { .. }) | StoreError::Corrupt { .. }
         )
     }
 }
 
-/// The kinds of record the store holds, one sled tree each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TreeName {
-    /// Message records by message id.
-    Messages,
-    /// The queue: `(due time, message id)` → nothing; scanned in due order.
-    Queue,
-    /// Index: `(address, time, message id)` → nothing; answers "mail for this address".
-    AddressIndex,
-    /// Flows by flow id.
-    Flows,
-    /// Link tokens and codes by their SHA-256.
-    Tokens,
-    /// Accounts (password hashes) by address.
-    Accounts,
-    /// Suppressed addresses.
-    Suppression,
-    /// Bounce records by time.
-    Bounces,
-    /// Operator accounts by name.
-    Operators,
-    /// API keys by the SHA-256 of the key.
-    ApiKeys,
-    /// Operator actions, by time.
-    Audit,
-    /// Settings the program keeps for itself (secrets, schema version).
-    Meta,
-    /// Rate-limit windows by scope and subject ([`limits`]).
-    Limits,
-}
+/// A write announced ahead of its flush (see [`Backend::announce_write`]); dropping it
+/// ends the announcement.
+pub struct WriteIntent(#[allow(dead_code)] Box<dyn std::any::Any + Send>);
 
-impl TreeName {
-    /// Every tree, opened at start so a damaged store fails early.
-    pub const ALL: [TreeName; 13] = [
-        TreeName::Messages,
-        TreeName::Queue,
-        TreeName::AddressIndex,
-        TreeName::Flows,
-        TreeName::Tokens,
-        TreeName::Accounts,
-        TreeName::Suppression,
-        TreeName::Bounces,
-        TreeName::Operators,
-        TreeName::ApiKeys,
-        TreeName::Audit,
-        TreeName::Meta,
-        TreeName::Limits,
-    ];
+impl WriteIntent {
+    /// An announcement that waits for nothing (for backends without group commit).
+    pub fn none() -> WriteIntent {
+        WriteIntent(Box::new(()))
+    }
 
-    /// The tree's name on disk.
-    pub fn name(self) -> &'static str {
-        match self {
-            TreeName::Messages => "messages",
-            TreeName::Queue => "queue",
-            TreeName::AddressIndex => "address_index",
-            TreeName::Flows => "flows",
-            TreeName::Tokens => "tokens",
-            TreeName::Accounts => "accounts",
-            TreeName::Suppression => "suppression",
-            TreeName::Bounces => "bounces",
-            TreeName::Operators => "operators",
-            TreeName::ApiKeys => "api_keys",
-            TreeName::Audit => "audit",
-            TreeName::Meta => "meta",
-            TreeName::Limits => "limits",
-        }
+    pub(crate) fn holding(guard: impl std::any::Any + Send) -> WriteIntent {
+        WriteIntent(Box::new(guard))
     }
 }
 
-struct Inner {
-    db: sled::Db,
-    trees: Vec<sled::Tree>,
-    spool: spool::Spool,
-    path: PathBuf,
-    fsync: bool,
-    /// The data file, kept open for fdatasync.
-    data_file: Option<File>,
-    /// Shared flushes (group commit).
-    commit: Arc<commit::GroupCommit>,
+/// A queue entry the store has claimed for the caller: it is out of the due range
+/// until the lease given to [`Messages::claim_due`], so no other claimer sees it.
+#[derive(Debug)]
+pub struct Claimed {
+    /// The due time the entry had when it was claimed.
+    pub due_ms: u64,
+    pub id: MessageId,
+    /// The record as stored (its `due_ms` may name an older entry: a stale one), or
+    /// `None` when the message is gone.
+    pub record: Option<MessageRecord>,
 }
 
-/// A handle to the open store; cheap to clone.
-#[derive(Clone)]
+/// The most index keys one "did you mean" reads.
+pub const CASE_SCAN_LIMIT: usize = 50_000;
+
+/// Messages, their bodies, the queue of due work and the address index.
+#[async_trait]
+pub trait Messages {
+    /// Stores a new message, its bytes and its first event, queued at its `due_ms`.
+    async fn insert_message(
+        &self,
+        record: &mut MessageRecord,
+        raw: &[u8],
+        first: &Event,
+    ) -> Result<(), StoreError>;
+    async fn message(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError>;
+    /// Rewrites a record; a final record drops its bytes (they may hold a link or a code).
+    async fn put_message(&self, record: &mut MessageRecord) -> Result<(), StoreError>;
+    /// The signed bytes of an open message.
+    async fn body(&self, record: &MessageRecord) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Moves the record's queue entry to `new_due` (or removes it) and sets the
+    /// record's `due_ms`; the caller writes the record.
+    async fn reschedule(
+        &self,
+        record: &mut MessageRecord,
+        new_due: Option<u64>,
+    ) -> Result<(), StoreError>;
+    /// Claims up to `limit` entries due at or before `now_ms`, earliest first: each
+    /// moves to `lease_until_ms` (the record is not rewritten), so a second claimer,
+    /// on this node or another, does not get it until the lease ends.
+    async fn claim_due(
+        &self,
+        now_ms: u64,
+        lease_until_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, StoreError>;
+    /// Drops one queue entry that no longer matches its message.
+    async fn drop_entry(&self, due_ms: u64, id: &MessageId) -> Result<(), StoreError>;
+    /// Every queue entry, earliest first (`queue list`, recovery).
+    async fn queue_entries(&self) -> Result<Vec<(u64, MessageId)>, StoreError>;
+    /// The earliest due time in the queue.
+    async fn next_due(&self) -> Result<Option<u64>, StoreError>;
+    /// Addresses that equal `address` ignoring case, other than itself (support's "did
+    /// you mean"), reading at most [`CASE_SCAN_LIMIT`] index entries.
+    async fn addresses_like(&self, address: &str, limit: usize) -> Result<Vec<String>, StoreError>;
+    /// Ids of the messages sent to `address`, newest first.
+    async fn messages_for_address(&self, address: &str) -> Result<Vec<MessageId>, StoreError>;
+    /// Counts of the open messages by status (queue depth).
+    async fn open_status_counts(
+        &self,
+    ) -> Result<std::collections::BTreeMap<&'static str, u64>, StoreError>;
+    /// Counts of every message by status.
+    async fn message_status_counts(
+        &self,
+    ) -> Result<std::collections::BTreeMap<&'static str, u64>, StoreError>;
+    /// Gives back space held by bodies no longer needed; returns the bytes freed.
+    async fn reclaim_space(&self) -> Result<u64, StoreError>;
+}
+
+/// Flows, their link tokens, the current flow per address, and accounts.
+#[async_trait]
+pub trait Flows {
+    /// Stores a new flow and indexes its link token (by its SHA-256).
+    async fn insert_flow(&self, flow: &FlowRecord, link_hash: &[u8; 32]) -> Result<(), StoreError>;
+    async fn flow(&self, id: &str) -> Result<Option<FlowRecord>, StoreError>;
+    async fn flow_by_link_hash(&self, hash: &[u8; 32]) -> Result<Option<FlowRecord>, StoreError>;
+    /// Applies `change` to the stored flow atomically: no concurrent change is lost,
+    /// on this node or another. `change` may run more than once. `None` when there is
+    /// no such flow. Callers use [`Store::update_flow`].
+    async fn change_flow(
+        &self,
+        id: &str,
+        change: &mut (dyn for<'r> FnMut(&'r mut FlowRecord) + Send),
+    ) -> Result<Option<FlowRecord>, StoreError>;
+    /// Makes `id` the current flow of `address`; returns the flow it replaces.
+    async fn swap_current_flow(
+        &self,
+        address: &str,
+        id: &str,
+    ) -> Result<Option<String>, StoreError>;
+    async fn current_flow_id(&self, address: &str) -> Result<Option<String>, StoreError>;
+    async fn count_flows_in_state(&self, state: FlowState) -> Result<u64, StoreError>;
+    async fn account(&self, address: &str) -> Result<Option<AccountRecord>, StoreError>;
+    async fn put_account(&self, account: &AccountRecord) -> Result<(), StoreError>;
+}
+
+/// Bounce records and the suppression list.
+#[async_trait]
+pub trait Bounces {
+    /// Stores a bounce and counts its reason.
+    async fn insert_bounce(&self, record: &BounceRecord) -> Result<(), StoreError>;
+    async fn bounces_since(&self, since_ms: u64) -> Result<Vec<BounceRecord>, StoreError>;
+    async fn bounce_reason_counts(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, u64>, StoreError>;
+    async fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError>;
+    async fn suppress(&self, entry: &Suppression) -> Result<(), StoreError>;
+    /// Removes an entry; returns it if there was one.
+    async fn unsuppress(&self, address: &str) -> Result<Option<Suppression>, StoreError>;
+    async fn suppressions(&self) -> Result<Vec<Suppression>, StoreError>;
+}
+
+/// What operator records are kept under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperatorKey {
+    Account,
+    Session,
+    /// An operator's console language and time zone, by name: kept apart from the
+    /// account so saving them can never undo a concurrent disable or new password.
+    Preferences,
+}
+
+/// Operators, their sessions and the audit log. Records are JSON here; [`Store`]
+/// gives them their types.
+#[async_trait]
+pub trait Operators {
+    async fn operator_value(
+        &self,
+        kind: OperatorKey,
+        id: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError>;
+    async fn put_operator_value(
+        &self,
+        kind: OperatorKey,
+        id: &str,
+        value: serde_json::Value,
+    ) -> Result<(), StoreError>;
+    async fn operator_remove(&self, kind: OperatorKey, id: &str) -> Result<(), StoreError>;
+    /// Every record of `kind` with its id, in id order.
+    async fn operator_values(
+        &self,
+        kind: OperatorKey,
+    ) -> Result<Vec<(String, serde_json::Value)>, StoreError>;
+    async fn audit_append(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+    /// The newest `limit` audit entries, newest first.
+    async fn audit_recent(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+}
+
+/// API keys, by the SHA-256 of the key.
+#[async_trait]
+pub trait Keys {
+    async fn api_key_put(&self, digest: &[u8; 32], record: &ApiKeyRecord)
+    -> Result<(), StoreError>;
+    async fn api_key_get(&self, digest: &[u8; 32]) -> Result<Option<ApiKeyRecord>, StoreError>;
+    async fn api_keys(&self) -> Result<Vec<([u8; 32], ApiKeyRecord)>, StoreError>;
+}
+
+/// The one persisted rate limiter (see [`limits`]).
+#[async_trait]
+pub trait Limits {
+    /// Takes one slot of `key` under `rule` at `now`, atomically across every caller.
+    async fn limit_take(&self, key: &LimitKey, rule: Rule, now: u64) -> Result<Take, StoreError>;
+    /// Gives back one slot (the work did not count); the key opens again if it had shut.
+    async fn limit_refund(&self, key: &LimitKey) -> Result<(), StoreError>;
+    async fn limit_clear(&self, key: &LimitKey) -> Result<(), StoreError>;
+    /// Forgets every window of `scope` whose subject's first part is `first`.
+    async fn limit_clear_prefix(&self, scope: &'static str, first: &str) -> Result<(), StoreError>;
+    /// Forgets the windows that ended before `now`; returns how many went.
+    async fn limit_prune(&self, longest_window_ms: u64, now: u64) -> Result<usize, StoreError>;
+}
+
+/// Settings the program keeps for itself, counters that only grow, and health.
+#[async_trait]
+pub trait Meta {
+    async fn setting_value(&self, name: &str) -> Result<Option<serde_json::Value>, StoreError>;
+    async fn set_setting_value(
+        &self,
+        name: &str,
+        value: serde_json::Value,
+    ) -> Result<(), StoreError>;
+    /// Adds `n` to a persisted counter.
+    async fn counter_add(&self, kind: &str, label: &str, n: u64) -> Result<(), StoreError>;
+    /// A kind's counters, by label.
+    async fn counters(&self, kind: &str) -> Result<Vec<(String, u64)>, StoreError>;
+    /// Reads and writes a little, as a request would: fails when the store cannot.
+    async fn check_health(&self) -> Result<(), StoreError>;
+}
+
+/// Every aggregate, and the unit of durability.
+#[async_trait]
+pub trait Backend:
+    Messages + Flows + Bounces + Operators + Keys + Limits + Meta + Send + Sync + std::fmt::Debug
+{
+    /// Where the store is, for messages (a folder, or a database with no password).
+    fn location(&self) -> String;
+    /// The store's folder when it has one (the control socket lives there).
+    fn folder(&self) -> Option<&Path>;
+    /// True when other nodes share the store: work in flight elsewhere is not ours to
+    /// recover at start; a lease ends it.
+    fn shared(&self) -> bool;
+    /// Announces a write that will ask for a flush soon, so a flush starting meanwhile
+    /// may wait a little for it.
+    fn announce_write(&self) -> WriteIntent;
+    /// Makes every write made before this call durable.
+    async fn flush(&self, intent: Option<WriteIntent>) -> Result<(), StoreError>;
+    /// [`Backend::flush`] on the calling thread, for code that is not async.
+    fn flush_blocking(&self) -> Result<(), StoreError>;
+}
+
+/// A handle to the open store; cheap to clone. The aggregate traits' methods are
+/// reached through it.
+#[derive(Clone, Debug)]
 pub struct Store {
-    inner: Arc<Inner>,
+    backend: Arc<dyn Backend>,
 }
 
-impl std::fmt::Debug for Store {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("path", &self.inner.path)
-            .finish()
+impl std::ops::Deref for Store {
+    type Target = dyn Backend;
+    fn deref(&self) -> &(dyn Backend + 'static) {
+        &*self.backend
     }
 }
 
 impl Store {
-    /// Opens (or creates) the store at `path`. The folder is created owner-only, since it
-    /// holds hashes, secrets and the control socket.
+    /// A store over `backend`.
+    pub fn new(backend: Arc<dyn Backend>) -> Store {
+        Store { backend }
+    }
+
+    /// Opens (or creates) the embedded store in the folder `path`.
     pub fn open(path: &Path, fsync: bool) -> Result<Store, StoreError> {
-        create_private_dir(path)?;
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(256 * 1024 * 1024)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|source| classify_open_error(path, source))?;
-        let mut trees = Vec::with_capacity(TreeName::ALL.len());
-        for t in TreeName::ALL {
-            trees.push(
-                db.open_tree(t.name())
-                    .map_err(|source| classify_open_error(path, source))?,
-            );
-        }
-        let spool = spool::Spool::open(
-            &path.join("spool"),
-            fsync,
-            open_bodies(path, &trees)?.into_iter(),
-        )?;
-        let data_file = if fsync {
-            File::open(path.join("db")).ok()
-        } else {
-            None
-        };
-        Ok(Store {
-            inner: Arc::new(Inner {
-                db,
-                trees,
-                spool,
-                path: path.to_path_buf(),
-                fsync,
-                data_file,
-                commit: Arc::default(),
-            }),
-        })
+        Ok(Store::new(Arc::new(sled::Sled::open(path, fsync)?)))
     }
 
-    /// The folder the store lives in.
-    pub fn path(&self) -> &Path {
-        &self.inner.path
-    }
-
-    /// The path of the control socket inside the store's folder.
+    /// The path of the control socket inside a store's folder.
     pub fn socket_path(store_path: &Path) -> PathBuf {
         store_path.join("control.sock")
     }
 
-    pub(crate) fn tree(&self, t: TreeName) -> &sled::Tree {
-        // `ALL` lists the trees in declaration order, so the discriminant is the index
-        // (checked by `tree_names_index_the_opened_trees`).
-        &self.inner.trees[t as usize]
-    }
-
-    /// Announces a write that will ask for a flush soon: a flush starting meanwhile
-    /// waits a little for it (see [`commit`]). Hand it to [`Store::flush_announced`].
-    pub fn announce_write(&self) -> commit::WriteIntent {
-        self.inner.commit.announce()
-    }
-
-    /// [`Store::flush`] for a write announced with [`Store::announce_write`].
-    pub async fn flush_announced(&self, intent: commit::WriteIntent) -> Result<(), StoreError> {
-        self.flush_inner(Some(intent)).await
-    }
-
     /// Makes every write made before this call durable. Concurrent callers share
-    /// flushes (group commit).
+    /// flushes where the backend can.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.flush_inner(None).await
+        self.backend.flush(None).await
     }
 
-    async fn flush_inner(&self, intent: Option<commit::WriteIntent>) -> Result<(), StoreError> {
-        let inner = &self.inner;
-        let commit = &inner.commit;
-        let my_request = commit.requested.fetch_add(1, Ordering::SeqCst) + 1;
-        // Counted as a request now, so the announcement is over.
-        drop(intent);
-        loop {
-            // Listen before looking, so a flush that ends in between still wakes us.
-            let flushed = commit.flushed.notified();
-            tokio::pin!(flushed);
-            flushed.as_mut().enable();
-            if commit.completed.load(Ordering::SeqCst) >= my_request {
-                return Ok(());
-            }
-            if commit
-                .flushing
-                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-                .is_err()
-            {
-                // Someone flushes; theirs may not cover us, so look again when it ends.
-                flushed.await;
-                continue;
-            }
-            // This caller flushes for every request made before the flush begins, after
-            // a short wait for announced writers. The blocking task finishes the flush
-            // and wakes the waiters even if this caller goes away. A failure reaches the
-            // waiters as their own attempt: each tries once more and reports its own
-            // error.
-            let this = self.clone();
-            return tokio::task::spawn_blocking(move || {
-                let commit = &this.inner.commit;
-                let covered = commit.gather(commit::COMMIT_WAIT);
-                let result = this.flush_now();
-                if result.is_ok() {
-                    commit.completed.fetch_max(covered, Ordering::SeqCst);
-                }
-                commit.flushing.store(false, Ordering::SeqCst);
-                commit.flushed.notify_waiters();
-                result
-            })
-            .await
-            .unwrap_or_else(|e| {
-                Err(StoreError::Flush {
-                    path: inner.path.clone(),
-                    source: std::io::Error::other(e.to_string()),
-                })
-            });
-        }
+    /// [`Store::flush`] for a write announced with [`Backend::announce_write`].
+    pub async fn flush_announced(&self, intent: WriteIntent) -> Result<(), StoreError> {
+        self.backend.flush(Some(intent)).await
     }
 
-    /// Flushes on the calling thread; for code that is not async (tests, shutdown).
-    pub fn flush_now(&self) -> Result<(), StoreError> {
-        let io = |source: std::io::Error| StoreError::Flush {
-            path: self.inner.path.clone(),
-            source,
-        };
-        let ticket = self.inner.spool.sync()?;
-        let flushed = self
-            .inner
-            .db
-            .flush()
-            .map_err(|e| io(std::io::Error::other(e.to_string())))
-            .and_then(|_| match (&self.inner.data_file, self.inner.fsync) {
-                (Some(f), true) => f.sync_data().map_err(io),
-                _ => Ok(()),
-            });
-        match flushed {
-            // Only now are the record writes durable that released spool bodies.
-            Ok(()) => self.inner.spool.flushed(ticket),
-            Err(_) => self.inner.spool.flush_failed(ticket),
-        }
-        flushed
-    }
-
-    pub(crate) fn write_error(&self, source: sled::Error) -> StoreError {
-        StoreError::Write {
-            path: self.inner.path.clone(),
-            source,
-        }
-    }
-
-    /// Reads a JSON record.
-    pub(crate) fn get_json<T: DeserializeOwned>(
+    /// Applies `change` to a flow atomically (see [`Flows::change_flow`]); returns the
+    /// record as written and what `change` returned the last time it ran.
+    pub async fn update_flow<T: Send>(
         &self,
-        t: TreeName,
-        key: &[u8],
+        id: &str,
+        mut change: impl FnMut(&mut FlowRecord) -> T + Send,
+    ) -> Result<Option<(FlowRecord, T)>, StoreError> {
+        let mut out = None;
+        let record = self
+            .backend
+            .change_flow(id, &mut |f: &mut FlowRecord| out = Some(change(f)))
+            .await?;
+        Ok(record.and_then(|r| out.map(|o| (r, o))))
+    }
+
+    /// Reads a typed operator record.
+    pub async fn operator_get<T: DeserializeOwned>(
+        &self,
+        kind: OperatorKey,
+        id: &str,
     ) -> Result<Option<T>, StoreError> {
-        match self.tree(t).get(key).map_err(|e| self.write_error(e))? {
+        match self.backend.operator_value(kind, id).await? {
+            Some(v) => from_value("operators", v).map(Some),
             None => Ok(None),
-            Some(v) => decode(t, &v).map(Some),
         }
     }
 
-    /// Writes a JSON record (not yet durable: call [`Store::flush`]).
-    #[allow(dead_code)] // used by the queue, flows and bounces
-    pub(crate) fn put_json<T: Serialize>(
+    /// Writes a typed operator record.
+    pub async fn operator_put<T: Serialize>(
         &self,
-        t: TreeName,
-        key: &[u8],
+        kind: OperatorKey,
+        id: &str,
         value: &T,
     ) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Corrupt {
-            tree: t.name(),
-            detail: e.to_string(),
-        })?;
-        self.tree(t)
-            .insert(key, bytes)
-            .map_err(|e| self.write_error(e))?;
-        Ok(())
+        let v = to_value("operators", value)?;
+        self.backend.put_operator_value(kind, id, v).await
     }
 
-    /// Counts the records of a tree (for metrics and tests).
-    pub fn count(&self, t: TreeName) -> usize {
-        self.tree(t).len()
+    /// Every typed operator record of `kind`.
+    pub async fn operator_all<T: DeserializeOwned>(
+        &self,
+        kind: OperatorKey,
+    ) -> Result<Vec<T>, StoreError> {
+        Ok(self
+            .operator_entries(kind)
+            .await?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
+    }
+
+    /// Every typed operator record of `kind` with its id.
+    pub async fn operator_entries<T: DeserializeOwned>(
+        &self,
+        kind: OperatorKey,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        self.backend
+            .operator_values(kind)
+            .await?
+            .into_iter()
+            .map(|(id, v)| Ok((id, from_value("operators", v)?)))
+            .collect()
+    }
+
+    /// Reads a typed setting.
+    pub async fn setting<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
+        match self.backend.setting_value(name).await? {
+            Some(v) => from_value("meta", v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes a typed setting (not durable until a flush).
+    pub async fn set_setting<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
+        let v = to_value("meta", value)?;
+        self.backend.set_setting_value(name, v).await
     }
 }
 
-pub(crate) fn decode<T: DeserializeOwned>(t: TreeName, v: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(v).map_err(|e| StoreError::Corrupt {
-        tree: t.name(),
+fn from_value<T: DeserializeOwned>(
+    tree: &'static str,
+    v: serde_json::Value,
+) -> Result<T, StoreError> {
+    serde_json::from_value(v).map_err(|e| StoreError::Corrupt {
+        tree,
         detail: e.to_string(),
     })
 }
 
-/// The spool locations of the open messages (those in the queue), read at open.
-fn open_bodies(
-    path: &Path,
-    trees: &[sled::Tree],
-) -> Result<Vec<crate::domain::BodyLocation>, StoreError> {
-    let read = |source| StoreError::Open {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut out = Vec::new();
-    for item in trees[TreeName::Queue as usize].iter().keys() {
-        let Some((_, id)) = keys::parse_queue(&item.map_err(read)?) else {
-            continue;
-        };
-        let Some(v) = trees[TreeName::Messages as usize]
-            .get(id.as_bytes())
-            .map_err(read)?
-        else {
-            continue;
-        };
-        let record: crate::domain::MessageRecord = decode(TreeName::Messages, &v)?;
-        out.extend(record.body);
-    }
-    Ok(out)
-}
-
-fn create_private_dir(path: &Path) -> Result<(), StoreError> {
-    use std::os::unix::fs::DirBuilderExt;
-    if path.is_dir() {
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-        .map_err(|source| StoreError::Folder {
-            path: path.to_path_buf(),
-            source,
-        })
-}
-
-fn classify_open_error(path: &Path, source: sled::Error) -> StoreError {
-    let text = source.to_string();
-    let locked = match &source {
-        sled::Error::Io(e) => {
-            e.kind() == std::io::ErrorKind::WouldBlock || text.contains("could not acquire lock")
-        }
-        _ => false,
-    };
-    if locked {
-        StoreError::Locked {
-            path: path.to_path_buf(),
-        }
-    } else {
-        StoreError::Open {
-            path: path.to_path_buf(),
-            source,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_second_open_of_the_same_store_is_refused_with_its_path() {
-        // sled's lock is per process (fcntl-style), so open it from a child process.
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store");
-        let store = Store::open(&path, false).unwrap();
-        store.put_json(TreeName::Meta, b"k", &1u32).unwrap();
-        store.flush().await.unwrap();
-        assert_eq!(
-            store.get_json::<u32>(TreeName::Meta, b"k").unwrap(),
-            Some(1)
-        );
-        let e = classify_open_error(
-            &path,
-            sled::Error::Io(std::io::Error::new(
-                std::io::ErrorKind::WouldBlock,
-                "could not acquire lock",
-            )),
-        );
-        assert!(e.to_string().contains(&path.display().to_string()));
-        assert!(matches!(e, StoreError::Locked { .. }));
-    }
-
-    #[test]
-    fn tree_names_index_the_opened_trees() {
-        for (i, t) in TreeName::ALL.iter().enumerate() {
-            assert_eq!(
-                *t as usize,
-                i,
-                "{} is out of order in TreeName::ALL",
-                t.name()
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn concurrent_flushes_all_complete() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s"), true).unwrap();
-        let mut tasks = Vec::new();
-        for i in 0..50u32 {
-            let s = store.clone();
-            tasks.push(tokio::spawn(async move {
-                s.put_json(TreeName::Meta, &i.to_be_bytes(), &i).unwrap();
-                s.flush().await.unwrap();
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
-        assert_eq!(store.count(TreeName::Meta), 50);
-    }
-
-    #[tokio::test]
-    async fn a_flush_abandoned_by_its_caller_does_not_stop_later_flushes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s"), true).unwrap();
-        for i in 0..40u32 {
-            let s = store.clone();
-            let task = tokio::spawn(async move {
-                s.put_json(TreeName::Meta, &i.to_be_bytes(), &i).unwrap();
-                s.flush().await
-            });
-            if i % 2 == 0 {
-                task.abort();
-            }
-        }
-        tokio::time::timeout(std::time::Duration::from_secs(10), store.flush())
-            .await
-            .expect("a later flush must not wait forever")
-            .unwrap();
-    }
-
-    #[test]
-    fn an_unreadable_store_names_its_path() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("not-a-folder");
-        std::fs::write(&file, b"x").unwrap();
-        let e = Store::open(&file, false).unwrap_err();
-        assert!(e.to_string().contains(&file.display().to_string()), "{e}");
-    }
+fn to_value<T: Serialize>(tree: &'static str, v: &T) -> Result<serde_json::Value, StoreError> {
+    serde_json::to_value(v).map_err(|e| StoreError::Corrupt {
+        tree,
+        detail: e.to_string(),
+    })
 }

@@ -127,7 +127,10 @@ impl FromRequestParts<Services> for ApiClient {
             .strip_prefix("Bearer ")
             .ok_or_else(unauthorized)?
             .trim();
-        match crate::apikey::verify(&services.store, key).map_err(ApiError::internal)? {
+        match crate::apikey::verify(&services.store, key)
+            .await
+            .map_err(ApiError::internal)?
+        {
             Some(record) => Ok(ApiClient(record.name)),
             None => Err(unauthorized()),
         }
@@ -192,7 +195,10 @@ pub async fn get_message(
 ) -> Result<impl IntoResponse, ApiError> {
     let mid = MessageId::parse(&id)
         .ok_or_else(|| ApiError::bad_request(format!("{id:?} is not a message id")))?;
-    match crate::timeline::message_view(&services, &mid).map_err(ApiError::internal)? {
+    match crate::timeline::message_view(&services, &mid)
+        .await
+        .map_err(ApiError::internal)?
+    {
         Some(view) => Ok(Json(view)),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -213,7 +219,7 @@ pub async fn get_log(
     Query(q): Query<LogQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     use crate::timeline::LookupError;
-    match crate::timeline::lookup(&services, &q.address) {
+    match crate::timeline::lookup(&services, &q.address).await {
         Ok(view) => Ok(Json(view)),
         Err(e @ LookupError::NotAQuery { .. }) => Err(ApiError::bad_request(e.to_string())),
         Err(LookupError::Store(e)) => Err(ApiError::internal(e)),
@@ -262,6 +268,7 @@ pub async fn get_bounces(
     let list = services
         .store
         .bounces_since(since_ms)
+        .await
         .map_err(ApiError::internal)?;
     Ok(Json(list))
 }

@@ -117,7 +117,11 @@ async fn get_flow(
 ) -> Result<Json<FlowView>, ApiError> {
     let valid = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
     let flow = if valid {
-        web.services.store.flow(&id).map_err(ApiError::internal)?
+        web.services
+            .store
+            .flow(&id)
+            .await
+            .map_err(ApiError::internal)?
     } else {
         None
     };

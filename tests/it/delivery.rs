@@ -58,17 +58,29 @@ fn the_deferred_attempt(inst: &Instance, id: &str) -> Value {
 }
 
 fn stored_body(inst: &Instance, id: &str) -> Vec<u8> {
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(stored_body_async(inst, id))
+}
+
+async fn stored_body_async(inst: &Instance, id: &str) -> Vec<u8> {
     let config = mailgate::config::Config::load(&mailgate::config::ConfigSources {
         path: Some(inst.config_path.clone()),
         ..Default::default()
     })
     .unwrap();
-    let services = mailgate::services::Services::open(config).unwrap();
+    let services = mailgate::services::Services::open(config).await.unwrap();
     let mid = mailgate::domain::MessageId::parse(id).unwrap();
-    let record = services.store.message(&mid).unwrap().expect("the record");
+    let record = services
+        .store
+        .message(&mid)
+        .await
+        .unwrap()
+        .expect("the record");
     services
         .store
         .body(&record)
+        .await
         .unwrap()
         .expect("body of an open message")
 }
@@ -482,8 +494,8 @@ fn damaged_bytes_in_the_spool_fail_the_message_and_nothing_is_sent() {
     assert_eq!(sink.count(), 0, "garbage must not be sent");
 }
 
-#[test]
-fn a_message_the_worker_still_holds_when_its_lease_ends_is_not_claimed_twice() {
+#[tokio::test]
+async fn a_message_the_worker_still_holds_when_its_lease_ends_is_not_claimed_twice() {
     use mailgate::domain::{MessageId, MessageStatus};
     let inst = Instance::new(&relay_config(crate::support::free_port(), "\"1s\""));
     let id = inst.send_notice("user0@example.jp"); // no server: it waits in the queue
@@ -492,34 +504,39 @@ fn a_message_the_worker_still_holds_when_its_lease_ends_is_not_claimed_twice() {
         ..Default::default()
     })
     .unwrap();
-    let services = mailgate::services::Services::open(config).unwrap();
+    let services = mailgate::services::Services::open(config).await.unwrap();
     let store = &services.store;
     let mid = MessageId::parse(&id).unwrap();
-    let (due, _) = store.queue_entries().unwrap()[0];
+    let (due, _) = store.queue_entries().await.unwrap()[0];
     let life = &services.queue.lifecycle;
-    let record = life.claim(due, &mid, due).unwrap().expect("claimed");
+    let mut claimed = life.claim_due(due, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let record = claimed.pop().expect("claimed");
     assert_eq!(record.status, MessageStatus::Sending);
     services.queue.handoff().hold(mid);
 
     // The lease ends while the message still waits in the worker (a slow destination).
     let lease = record.due_ms.expect("a lease");
-    assert_eq!(store.queue_entries().unwrap(), vec![(lease, mid)]);
+    assert_eq!(store.queue_entries().await.unwrap(), vec![(lease, mid)]);
     assert!(
-        life.claim(lease, &mid, lease + 1).unwrap().is_none(),
+        life.claim_due(lease + 1, 10).await.unwrap().is_empty(),
         "claimed a second time"
     );
-    let renewed = store.queue_entries().unwrap();
+    let renewed = store.queue_entries().await.unwrap();
     assert_eq!(renewed.len(), 1, "{renewed:?}");
     assert!(
         renewed[0].0 > lease + 1,
         "the lease is renewed: {renewed:?}"
     );
-    assert_eq!(store.message(&mid).unwrap().unwrap().due_ms, Some(lease));
+    assert_eq!(
+        store.message(&mid).await.unwrap().unwrap().due_ms,
+        Some(lease)
+    );
 
     // A restart finds it through the renewed key and makes it due, with one key left.
-    assert_eq!(life.recover(lease + 2).unwrap(), 1);
-    assert_eq!(store.queue_entries().unwrap(), vec![(lease + 2, mid)]);
-    let r = store.message(&mid).unwrap().unwrap();
+    assert_eq!(life.recover(lease + 2).await.unwrap(), 1);
+    assert_eq!(store.queue_entries().await.unwrap(), vec![(lease + 2, mid)]);
+    let r = store.message(&mid).await.unwrap().unwrap();
     assert_eq!(
         (r.status, r.due_ms),
         (MessageStatus::Queued, Some(lease + 2))

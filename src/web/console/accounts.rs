@@ -31,16 +31,16 @@ pub async fn own_sessions(
     State(services): State<Services>,
     user: ConsoleUser,
 ) -> Result<Response, ConsoleError> {
-    account_page(&services, &user, None)
+    account_page(&services, &user, None).await
 }
 
-fn account_page(
+async fn account_page(
     services: &Services,
     user: &ConsoleUser,
     flash: Option<String>,
 ) -> Result<Response, ConsoleError> {
     let (lang, tz) = (user.lang, user.tz);
-    let prefs = operators::preferences(&services.store, &user.operator.name)?;
+    let prefs = operators::preferences(&services.store, &user.operator.name).await?;
     let current = operators::session_id(&user.token);
     let ja = lang == Lang::Ja;
     let saved_lang = prefs.lang.as_deref().unwrap_or("");
@@ -84,7 +84,8 @@ fn account_page(
             .into_iter()
             .map(|z| json!({"value": z, "label": z, "selected": z == saved_zone})),
     );
-    let rows: Vec<Value> = operators::sessions_of(&services.store, &user.operator.name, now_ms())?
+    let rows: Vec<Value> = operators::sessions_of(&services.store, &user.operator.name, now_ms())
+        .await?
         .into_iter()
         .map(|s| {
             json!({
@@ -138,7 +139,7 @@ pub async fn save_preferences(
             }));
         }
     };
-    let saved = operators::preferences(&services.store, &user.operator.name)?;
+    let saved = operators::preferences(&services.store, &user.operator.name).await?;
     let timezone = if form.keep_zone.is_some() {
         saved.timezone
     } else {
@@ -158,7 +159,7 @@ pub async fn save_preferences(
         }
     };
     let prefs = operators::Preferences { lang, timezone };
-    operators::set_preferences(&services.store, &user.operator.name, &prefs)?;
+    operators::set_preferences(&services.store, &user.operator.name, &prefs).await?;
     crate::audit::record(
         &services.store,
         &user.who(),
@@ -168,7 +169,8 @@ pub async fn save_preferences(
             prefs.lang.as_deref().unwrap_or("browser"),
             prefs.timezone.as_deref().unwrap_or("by language")
         ),
-    )?;
+    )
+    .await?;
     services.store.flush().await?;
     Ok(Redirect::to(&local_path(&form.back)).into_response())
 }
@@ -205,8 +207,10 @@ pub async fn log_out_everywhere(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, ConsoleError> {
     user.check_csrf(&form.csrf)?;
-    operators::log_out_everywhere(&services.store, &user.operator.name).map_err(op_error)?;
-    crate::audit::record(&services.store, &user.who(), "logout everywhere", "")?;
+    operators::log_out_everywhere(&services.store, &user.operator.name)
+        .await
+        .map_err(op_error)?;
+    crate::audit::record(&services.store, &user.who(), "logout everywhere", "").await?;
     services.store.flush().await?;
     let mut response = Redirect::to("/login").into_response();
     if let Ok(v) = set_cookie(&services, SESSION_COOKIE, "", 0).parse() {
@@ -215,13 +219,14 @@ pub async fn log_out_everywhere(
     Ok(response)
 }
 
-fn operators_page(
+async fn operators_page(
     services: &Services,
     user: &ConsoleUser,
     flash: Option<String>,
 ) -> Result<Response, ConsoleError> {
     let (lang, tz) = (user.lang, user.tz);
-    let rows: Vec<Value> = operators::list(&services.store, now_ms())?
+    let rows: Vec<Value> = operators::list(&services.store, now_ms())
+        .await?
         .into_iter()
         .map(|r| {
             json!({
@@ -244,7 +249,7 @@ pub async fn operators(
     user: ConsoleUser,
 ) -> Result<Response, ConsoleError> {
     user.require(Role::Admin)?;
-    operators_page(&services, &user, None)
+    operators_page(&services, &user, None).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -280,14 +285,15 @@ pub async fn operator_change(
         "disable" | "enable" | "remove" => {
             let change: operators::Change =
                 form.action.parse().map_err(ConsoleError::BadRequest)?;
-            match operators::apply(store, name, change) {
+            match operators::apply(store, name, change).await {
                 Ok(text) => {
                     crate::audit::record(
                         store,
                         &user.who(),
                         &format!("operator {}", change.as_str()),
                         name,
-                    )?;
+                    )
+                    .await?;
                     match user.lang {
                         Lang::Ja => said(user.lang, Said::Done(change.as_str()), name),
                         Lang::En => text,
@@ -302,13 +308,16 @@ pub async fn operator_change(
                 .role
                 .parse()
                 .map_err(|e: OperatorError| ConsoleError::BadRequest(e.to_string()))?;
-            operators::set_role(store, name, role).map_err(op_error)?;
+            operators::set_role(store, name, role)
+                .await
+                .map_err(op_error)?;
             crate::audit::record(
                 store,
                 &user.who(),
                 "operator role",
                 &format!("{name} ({})", role.as_str()),
-            )?;
+            )
+            .await?;
             said(user.lang, Said::Role(role.as_str()), name)
         }
         "passwd" => {
@@ -318,8 +327,10 @@ pub async fn operator_change(
                 .map_err(|e| ConsoleError::Unavailable(Box::new(e)))?;
             match hash {
                 Ok(hash) => {
-                    operators::set_password(store, name, &hash).map_err(op_error)?;
-                    crate::audit::record(store, &user.who(), "operator passwd", name)?;
+                    operators::set_password(store, name, &hash)
+                        .await
+                        .map_err(op_error)?;
+                    crate::audit::record(store, &user.who(), "operator passwd", name).await?;
                     said(user.lang, Said::Password, name)
                 }
                 Err(e) => said(user.lang, Said::Nothing(&e.to_string()), name),
@@ -333,10 +344,13 @@ pub async fn operator_change(
     };
     services.store.flush().await?;
     // A change to one's own account ended this session too: to the login page.
-    if operators::session(store, &user.token, now_ms())?.is_none() {
+    if operators::session(store, &user.token, now_ms())
+        .await?
+        .is_none()
+    {
         return Ok(Redirect::to("/login").into_response());
     }
-    operators_page(&services, &user, Some(flash))
+    operators_page(&services, &user, Some(flash)).await
 }
 
 /// What an operator change answers.

@@ -29,7 +29,7 @@ pub struct PeriodQuery {
 }
 
 /// The period asked for (default 7d) and the bounces in it.
-fn period(
+async fn period(
     services: &Services,
     lang: Lang,
     q: &PeriodQuery,
@@ -40,7 +40,7 @@ fn period(
             Lang::Ja => ConsoleError::BadRequest(format!("期間（since）を読み取れません：{e}")),
             Lang::En => ConsoleError::BadRequest(format!("since: {e}")),
         })?;
-    let list = services.store.bounces_since(since_ms)?;
+    let list = services.store.bounces_since(since_ms).await?;
     Ok((since, since_ms, list))
 }
 
@@ -64,7 +64,7 @@ pub async fn report(
 ) -> Result<Response, ConsoleError> {
     user.require(Role::Admin)?;
     let (lang, tz) = (user.lang, user.tz);
-    let (since, since_ms, list) = period(&services, lang, &q)?;
+    let (since, since_ms, list) = period(&services, lang, &q).await?;
     let unknown = |s: &Option<String>| s.clone().unwrap_or_else(|| text::unknown(lang).into());
     let by_day = {
         let mut days = counts(list.iter().map(|b| {
@@ -87,7 +87,7 @@ pub async fn report(
         .collect();
     let audit: Vec<Value> = services
         .store
-        .audit_recent(50)?
+        .audit_recent(50).await?
         .into_iter()
         .map(|a| json!({"time": stamp(a.at_ms, tz), "who": text::who(lang, &a.who), "action": text::action(lang, &a.action), "target": a.target}))
         .collect();
@@ -142,13 +142,14 @@ pub async fn csv(
     Query(q): Query<PeriodQuery>,
 ) -> Result<Response, ConsoleError> {
     user.require(Role::Admin)?;
-    let (since, _, list) = period(&services, user.lang, &q)?;
+    let (since, _, list) = period(&services, user.lang, &q).await?;
     crate::audit::record(
         &services.store,
         &user.who(),
         "bounces csv",
         &format!("since {since}"),
-    )?;
+    )
+    .await?;
     services.store.flush().await?;
     let filename: String = since
         .chars()
@@ -178,13 +179,14 @@ fn csv_text(lang: Lang, list: &[BounceRecord]) -> String {
     }
 }
 
-fn queue_page(
+async fn queue_page(
     services: &Services,
     user: &ConsoleUser,
     flash: Option<String>,
 ) -> Result<Response, ConsoleError> {
     let (lang, tz) = (user.lang, user.tz);
-    let rows: Vec<Value> = crate::queue::control::list(&services.queue)?
+    let rows: Vec<Value> = crate::queue::control::list(&services.queue)
+        .await?
         .into_iter()
         .map(|r| {
             json!({
@@ -207,7 +209,7 @@ pub async fn queue(
     user: ConsoleUser,
 ) -> Result<Response, ConsoleError> {
     user.require(Role::Admin)?;
-    queue_page(&services, &user, None)
+    queue_page(&services, &user, None).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -228,8 +230,8 @@ async fn queue_action(
     user.check_csrf(&form.csrf)?;
     let who = user.who();
     let result = match action {
-        "retry" => crate::queue::control::retry(&services.queue, &form.id, &who),
-        _ => crate::queue::control::cancel(&services.queue, &form.id, &who),
+        "retry" => crate::queue::control::retry(&services.queue, &form.id, &who).await,
+        _ => crate::queue::control::cancel(&services.queue, &form.id, &who).await,
     };
     let ja = user.lang == Lang::Ja;
     let flash = match result {
@@ -243,10 +245,10 @@ async fn queue_action(
         Err(ref e) => format!("Nothing done: {e}"),
     };
     if result.is_ok() {
-        crate::audit::record(&services.store, &who, &format!("queue {action}"), &form.id)?;
+        crate::audit::record(&services.store, &who, &format!("queue {action}"), &form.id).await?;
     }
     services.store.flush().await?;
-    queue_page(&services, &user, Some(flash))
+    queue_page(&services, &user, Some(flash)).await
 }
 
 /// `POST /admin/queue/retry`.
@@ -267,7 +269,7 @@ pub async fn queue_cancel(
     queue_action(services, user, form, "cancel").await
 }
 
-fn suppression_page(
+async fn suppression_page(
     services: &Services,
     user: &ConsoleUser,
     flash: Option<String>,
@@ -275,7 +277,7 @@ fn suppression_page(
     let tz = user.tz;
     let rows: Vec<Value> = services
         .store
-        .suppressions()?
+        .suppressions().await?
         .into_iter()
         .map(|s| {
             json!({"address": s.address, "since": stamp(s.since_ms, tz), "reason": s.reason, "evidence": s.evidence})
@@ -293,7 +295,7 @@ pub async fn suppression(
     user: ConsoleUser,
 ) -> Result<Response, ConsoleError> {
     user.require(Role::Admin)?;
-    suppression_page(&services, &user, None)
+    suppression_page(&services, &user, None).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -322,16 +324,17 @@ pub async fn suppression_remove(
         } else {
             "Nothing removed: say why the address may be used again."
         };
-        return suppression_page(&services, &user, Some(why.into()));
+        return suppression_page(&services, &user, Some(why.into())).await;
     }
-    let flash = match services.store.unsuppress(form.address.trim())? {
+    let flash = match services.store.unsuppress(form.address.trim()).await? {
         Some(old) => {
             crate::audit::record(
                 &services.store,
                 &user.who(),
                 "suppression remove",
                 &format!("{} (reason: {reason}; was: {})", old.address, old.reason),
-            )?;
+            )
+            .await?;
             services.store.flush().await?;
             if ja {
                 format!("{}を送信停止リストから外しました。", old.address)
@@ -342,5 +345,5 @@ pub async fn suppression_remove(
         None if ja => format!("{}は送信停止リストに載っていません。", form.address.trim()),
         None => format!("{} is not on the suppression list.", form.address.trim()),
     };
-    suppression_page(&services, &user, Some(flash))
+    suppression_page(&services, &user, Some(flash)).await
 }

@@ -73,8 +73,9 @@ pub async fn confirm(
 ) -> Result<Response, ConsoleError> {
     user.require(Role::Admin)?;
     let address = address_of(&user, &q.address)?;
-    let refusal =
-        super::invite_refusal(&services, &address, user.tz)?.map(|r| refusal_text(user.lang, &r));
+    let refusal = super::invite_refusal(&services, &address, user.tz)
+        .await?
+        .map(|r| refusal_text(user.lang, &r));
     Ok(page(&user, &address, refusal, None))
 }
 
@@ -118,7 +119,8 @@ pub async fn send(
         &user.who(),
         "invite",
         &format!("{address} ({outcome})"),
-    )?;
+    )
+    .await?;
     services.store.flush().await?;
     Ok(match result {
         Ok(flow) => {

@@ -113,19 +113,22 @@ pub async fn submit(
             crate::operators::OperatorError::Store(s) => ConsoleError::Store(s),
             other => ConsoleError::BadRequest(other.to_string()),
         })?;
-    let failed = |services: &Services, text: &str| {
-        let target: String = name.chars().take(64).collect();
-        crate::audit::record(&services.store, "login form", text, &target)
+    let target: String = name.chars().take(64).collect();
+    let failed = |services: &Services, text: &'static str| {
+        let store = services.store.clone();
+        let target = target.clone();
+        async move { crate::audit::record(&store, "login form", text, &target).await }
     };
     match outcome {
         LoginOutcome::Success(op) => {
-            let (token, _) = crate::operators::start_session(&services.store, &op, now)?;
+            let (token, _) = crate::operators::start_session(&services.store, &op, now).await?;
             crate::audit::record(
                 &services.store,
                 &format!("operator {}", op.name),
                 "login",
                 "",
-            )?;
+            )
+            .await?;
             services.store.flush().await?;
             let mut response = Redirect::to(home(op.role)).into_response();
             let headers = response.headers_mut();
@@ -145,7 +148,7 @@ pub async fn submit(
             Ok(response)
         }
         LoginOutcome::Refused => {
-            failed(&services, "login failed")?;
+            failed(&services, "login failed").await?;
             services.store.flush().await?;
             tokio::time::sleep(std::time::Duration::from_millis(FAILURE_DELAY_MS)).await;
             let wrong = match lang {
@@ -155,7 +158,7 @@ pub async fn submit(
             Ok(login_page(&services, lang, &expected, &name, Some(wrong)))
         }
         LoginOutcome::Locked { until_ms } => {
-            failed(&services, "login refused: locked")?;
+            failed(&services, "login refused: locked").await?;
             services.store.flush().await?;
             tokio::time::sleep(std::time::Duration::from_millis(FAILURE_DELAY_MS)).await;
             let tz = super::text::zone(&services.config, lang, None);
@@ -186,8 +189,8 @@ pub async fn logout(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, ConsoleError> {
     user.check_csrf(&form.csrf)?;
-    crate::operators::end_session(&services.store, &user.token)?;
-    crate::audit::record(&services.store, &user.who(), "logout", "")?;
+    crate::operators::end_session(&services.store, &user.token).await?;
+    crate::audit::record(&services.store, &user.who(), "logout", "").await?;
     services.store.flush().await?;
     let mut response = Redirect::to("/login").into_response();
     if let Ok(v) = set_cookie(&services, SESSION_COOKIE, "", 0).parse() {

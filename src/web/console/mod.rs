@@ -144,20 +144,21 @@ impl ResendError {
 /// neither an account nor an earlier flow is not one support resends to, and a
 /// suppressed address would get nothing. The page uses it to offer the button or say
 /// why not; [`resend_link`] checks it again.
-pub fn resend_refusal(
+pub async fn resend_refusal(
     services: &Services,
     address: &crate::domain::Address,
     tz: chrono_tz::Tz,
 ) -> Result<Option<ResendError>, StoreError> {
     let key = address.to_string();
-    let known =
-        services.store.account(&key)?.is_some() || services.store.current_flow_id(&key)?.is_some();
+    let known = services.store.account(&key).await?.is_some()
+        || services.store.current_flow_id(&key).await?.is_some();
     if !known {
         return Ok(Some(ResendError::Unknown));
     }
     Ok(services
         .store
-        .suppression(&key)?
+        .suppression(&key)
+        .await?
         .map(|s| ResendError::Suppressed {
             since: sentence::stamp(s.since_ms, tz),
             reason: s.reason,
@@ -175,10 +176,15 @@ pub async fn resend_link(
     operator: &str,
     tz: chrono_tz::Tz,
 ) -> Result<String, ResendError> {
-    if let Some(refusal) = resend_refusal(services, address, tz)? {
+    if let Some(refusal) = resend_refusal(services, address, tz).await? {
         return Err(refusal);
     }
-    let kind = if services.store.account(&address.to_string())?.is_some() {
+    let kind = if services
+        .store
+        .account(&address.to_string())
+        .await?
+        .is_some()
+    {
         crate::domain::FlowKind::Reset
     } else {
         crate::domain::FlowKind::Setup
@@ -188,21 +194,25 @@ pub async fn resend_link(
 
 /// Why an admin's invitation of `address` would send nothing: an address mailgate
 /// already knows gets "send a new link" instead, and a suppressed one gets no mail.
-pub fn invite_refusal(
+pub async fn invite_refusal(
     services: &Services,
     address: &crate::domain::Address,
     tz: chrono_tz::Tz,
 ) -> Result<Option<InviteRefusal>, StoreError> {
-    match resend_refusal(services, address, tz)? {
+    match resend_refusal(services, address, tz).await? {
         Some(ResendError::Unknown) => {}
         _ => return Ok(Some(InviteRefusal::Known)),
     }
-    Ok(services.store.suppression(&address.to_string())?.map(|s| {
-        InviteRefusal::Refused(ResendError::Suppressed {
-            since: sentence::stamp(s.since_ms, tz),
-            reason: s.reason,
-        })
-    }))
+    Ok(services
+        .store
+        .suppression(&address.to_string())
+        .await?
+        .map(|s| {
+            InviteRefusal::Refused(ResendError::Suppressed {
+                since: sentence::stamp(s.since_ms, tz),
+                reason: s.reason,
+            })
+        }))
 }
 
 /// Why an invitation was not sent.
@@ -223,6 +233,7 @@ pub async fn invite_link(
     tz: chrono_tz::Tz,
 ) -> Result<String, InviteRefusal> {
     if let Some(refusal) = invite_refusal(services, address, tz)
+        .await
         .map_err(|e| InviteRefusal::Refused(ResendError::Store(e)))?
     {
         return Err(refusal);
@@ -262,11 +273,11 @@ async fn start_link(
         } => {
             // The queue refuses some mail at once (a domain that cannot receive, a
             // suppression made meanwhile): that is not a sent link.
-            let refused = crate::domain::MessageId::parse(&message_id)
-                .map(|id| services.store.message(&id))
-                .transpose()?
-                .flatten()
-                .filter(|m| m.status == crate::domain::MessageStatus::Failed);
+            let refused = match crate::domain::MessageId::parse(&message_id) {
+                Some(id) => services.store.message(&id).await?,
+                None => None,
+            }
+            .filter(|m| m.status == crate::domain::MessageStatus::Failed);
             if let Some(m) = refused {
                 return Err(ResendError::Undeliverable(
                     m.last_reply.unwrap_or_else(|| "refused".into()),

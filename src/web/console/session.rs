@@ -86,12 +86,13 @@ impl FromRequestParts<Services> for ConsoleUser {
         services: &Services,
     ) -> Result<Self, ConsoleError> {
         let token = cookie_value(&parts.headers, SESSION_COOKIE).ok_or(ConsoleError::LoggedOut)?;
-        let (session, operator) = crate::operators::session(&services.store, &token, now_ms())?
+        let (session, operator) = crate::operators::session(&services.store, &token, now_ms())
+            .await?
             .ok_or(ConsoleError::LoggedOut)?;
         let asked = axum::extract::Query::<LangQuery>::try_from_uri(&parts.uri)
             .ok()
             .and_then(|q| q.0.lang);
-        let prefs = crate::operators::preferences(&services.store, &operator.name)?;
+        let prefs = crate::operators::preferences(&services.store, &operator.name).await?;
         let lang = choose_lang(
             asked.as_deref(),
             prefs.lang.as_deref(),

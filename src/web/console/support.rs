@@ -18,7 +18,7 @@ use super::{ConsoleError, ResendError, pages, progress, text};
 use crate::domain::{Address, now_ms};
 use crate::operators::Role;
 use crate::services::Services;
-use crate::store::limits::{LimitKey, Rule, Take};
+use crate::store::{LimitKey, Rule, Take};
 
 /// One new link per address per this many minutes.
 pub const RESEND_INTERVAL_MIN: u64 = 5;
@@ -47,14 +47,14 @@ pub async fn search(
     user.require(Role::Support)?;
     let query = crate::timeline::normalise_query(&q.q);
     if !query.is_empty() {
-        crate::audit::record(&services.store, &user.who(), "search", &query)?;
+        crate::audit::record(&services.store, &user.who(), "search", &query).await?;
         services.store.flush().await?;
     }
-    page(&services, &user, &query, None)
+    page(&services, &user, &query, None).await
 }
 
 /// Draws the page for `query` (empty: the search form alone).
-fn page(
+async fn page(
     services: &Services,
     user: &ConsoleUser,
     query: &str,
@@ -70,7 +70,7 @@ fn page(
         "messages": [],
     });
     if !query.is_empty() {
-        match crate::timeline::lookup(services, query) {
+        match crate::timeline::lookup(services, query).await {
             Err(crate::timeline::LookupError::Store(e)) => return Err(e.into()),
             Err(crate::timeline::LookupError::NotAQuery { query, reason }) if ja => {
                 data["error"] = Value::String(format!(
@@ -81,7 +81,7 @@ fn page(
             Ok(view) => {
                 let address = Address::parse(&view.query).ok();
                 let suppression = match &address {
-                    Some(a) => services.store.suppression(&a.to_string())?,
+                    Some(a) => services.store.suppression(&a.to_string()).await?,
                     None => None,
                 };
                 let lead =
@@ -110,7 +110,7 @@ fn page(
                 let resend_to = address.or_else(|| Address::parse(&view.messages.first()?.to).ok());
                 // The button is offered only where a resend would send something.
                 let no_resend = match &resend_to {
-                    Some(a) => super::resend_refusal(services, a, tz)?,
+                    Some(a) => super::resend_refusal(services, a, tz).await?,
                     None => None,
                 };
                 // An address mailgate never saw: an admin may invite it, after a
@@ -172,7 +172,7 @@ fn page(
                 if view.messages.is_empty()
                     && let Ok(a) = Address::parse(&view.query)
                 {
-                    let like = services.store.addresses_like(&a.to_string(), 10)?;
+                    let like = services.store.addresses_like(&a.to_string(), 10).await?;
                     data["did_you_mean"] = json!(like);
                 }
                 data["messages"] = json!(messages);
@@ -186,7 +186,7 @@ fn page(
                 }
                 let mut flows = Vec::new();
                 for id in ids {
-                    if let Some(flow) = services.store.flow(id)? {
+                    if let Some(flow) = services.store.flow(id).await? {
                         flows.push(progress::of(&flow, lang, tz, now));
                     }
                 }
@@ -237,14 +237,18 @@ pub async fn resend(
     // The slot is taken before the link is made, so two operators pressing at once
     // send one link; a resend that did not happen gives it back.
     let limit = LimitKey::new("support-resend", &[&key]);
-    let result = match services.store.limit_take(&limit, RESEND_LIMIT, now_ms())? {
+    let result = match services
+        .store
+        .limit_take(&limit, RESEND_LIMIT, now_ms())
+        .await?
+    {
         Take::Refused { .. } => Err(ResendError::TooSoon {
             minutes: RESEND_INTERVAL_MIN,
         }),
         Take::Allowed { .. } => {
             let sent = super::resend_link(&services, &address, &user.operator.name, user.tz).await;
             if sent.is_err() {
-                services.store.limit_refund(&limit)?;
+                services.store.limit_refund(&limit).await?;
             }
             sent
         }
@@ -268,7 +272,8 @@ pub async fn resend(
         &user.who(),
         "resend",
         &format!("{key} ({outcome})"),
-    )?;
+    )
+    .await?;
     services.store.flush().await?;
-    page(&services, &user, &key, Some(flash))
+    page(&services, &user, &key, Some(flash)).await
 }

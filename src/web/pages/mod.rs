@@ -40,7 +40,7 @@ use serde_json::{Value, json};
 use crate::domain::{Address, FlowKind, FlowRecord, FlowState, now_ms};
 use crate::flow::{self, Button, CodeOutcome, FlowError, HashError, Hasher, SetPassword, machine};
 use crate::services::Services;
-use crate::store::limits::{LimitKey, Rule, Take};
+use crate::store::{LimitKey, Rule, Take};
 
 pub use render::{CSP, STYLESHEET};
 use render::{Html, PageName, Pages, SeeOther, title};
@@ -203,8 +203,8 @@ struct Ctx {
 impl FlowWeb {
     /// Looks the token's flow up once, and builds the page context: the language this
     /// browser chose for this flow, else the flow's own.
-    fn token_ctx(&self, headers: &HeaderMap, q: &LangQuery, token: &str) -> (Ctx, Found) {
-        let found = flow::find(&self.services, token);
+    async fn token_ctx(&self, headers: &HeaderMap, q: &LangQuery, token: &str) -> (Ctx, Found) {
+        let found = flow::find(&self.services, token).await;
         let fallback = match &found {
             Ok(Some(f)) => f.locale.clone(),
             _ => self.services.config.flows.default_locale.clone(),
@@ -282,8 +282,14 @@ impl FlowWeb {
 
     /// Takes a slot of a rate limit for this request; the page to answer instead when
     /// the limit is full (429) or the store fails (503).
-    fn take_limit(&self, ctx: &Ctx, key: &LimitKey, rule: Rule, now: u64) -> Result<(), Response> {
-        match self.services.store.limit_take(key, rule, now) {
+    async fn take_limit(
+        &self,
+        ctx: &Ctx,
+        key: &LimitKey,
+        rule: Rule,
+        now: u64,
+    ) -> Result<(), Response> {
+        match self.services.store.limit_take(key, rule, now).await {
             Ok(Take::Allowed { .. }) => Ok(()),
             Ok(Take::Refused { .. }) => Err(self
                 .message(ctx, StatusCode::TOO_MANY_REQUESTS, "rate_limited")
@@ -476,12 +482,12 @@ async fn landing(
     headers: HeaderMap,
 ) -> Response {
     let now = now_ms();
-    let (ctx, found) = web.token_ctx(&headers, &q, &token);
+    let (ctx, found) = web.token_ctx(&headers, &q, &token).await;
     let flow = match lookup(&web, &ctx, &token, found) {
         Ok(f) => f,
         Err(page) => return page,
     };
-    if let Err(e) = flow::note_visit(&web.services, &flow, method.as_str(), now) {
+    if let Err(e) = flow::note_visit(&web.services, &flow, method.as_str(), now).await {
         tracing::warn!(flow_id = %flow.id, error = %e, "cannot note a link visit");
     }
     let state = machine::effective_state(&flow, now);
@@ -555,7 +561,7 @@ async fn button(
     body: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
     let now = now_ms();
-    let (ctx, found) = web.token_ctx(&headers, &LangQuery::default(), &token);
+    let (ctx, found) = web.token_ctx(&headers, &LangQuery::default(), &token).await;
     if let Err(page) = form(&web, &ctx, &headers, body, |f| &f.csrf) {
         return page;
     }
@@ -595,7 +601,7 @@ async fn code_form(
     headers: HeaderMap,
 ) -> Response {
     let now = now_ms();
-    let (ctx, found) = web.token_ctx(&headers, &q, &token);
+    let (ctx, found) = web.token_ctx(&headers, &q, &token).await;
     let flow = match lookup_open(&web, &ctx, &token, found, now) {
         Ok(f) => f,
         Err(page) => return page,
@@ -628,7 +634,7 @@ async fn code_submit(
     body: Result<Form<CodeForm>, FormRejection>,
 ) -> Response {
     let now = now_ms();
-    let (ctx, found) = web.token_ctx(&headers, &LangQuery::default(), &token);
+    let (ctx, found) = web.token_ctx(&headers, &LangQuery::default(), &token).await;
     let f = match form(&web, &ctx, &headers, body, |f| &f.csrf) {
         Ok(f) => f,
         Err(page) => return page,
@@ -696,7 +702,7 @@ async fn password_form(
     headers: HeaderMap,
 ) -> Response {
     let now = now_ms();
-    let (ctx, found) = web.token_ctx(&headers, &q, &token);
+    let (ctx, found) = web.token_ctx(&headers, &q, &token).await;
     let flow = match lookup_open(&web, &ctx, &token, found, now) {
         Ok(f) => f,
         Err(page) => return page,
@@ -716,7 +722,7 @@ async fn password_submit(
     body: Result<Form<PasswordForm>, FormRejection>,
 ) -> Response {
     let now = now_ms();
-    let (ctx, found) = web.token_ctx(&headers, &LangQuery::default(), &token);
+    let (ctx, found) = web.token_ctx(&headers, &LangQuery::default(), &token).await;
     let f = match form(&web, &ctx, &headers, body, |f| &f.csrf) {
         Ok(f) => f,
         Err(page) => return page,
@@ -753,7 +759,7 @@ async fn done(
     Query(q): Query<LangQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let (ctx, found) = web.token_ctx(&headers, &q, &token);
+    let (ctx, found) = web.token_ctx(&headers, &q, &token).await;
     let flow = match lookup(&web, &ctx, &token, found) {
         Ok(f) => f,
         Err(page) => return page,
@@ -777,7 +783,7 @@ async fn renew(
     body: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
     let now = now_ms();
-    let (ctx, found) = web.token_ctx(&headers, &LangQuery::default(), &token);
+    let (ctx, found) = web.token_ctx(&headers, &LangQuery::default(), &token).await;
     if let Err(page) = form(&web, &ctx, &headers, body, |f| &f.csrf) {
         return page;
     }
@@ -789,7 +795,7 @@ async fn renew(
         return see_other(format!("/v/{token}"), ctx.cookies);
     }
     let budget = LimitKey::new("renew-address", &[&flow.address.to_string().to_lowercase()]);
-    if let Err(page) = web.take_limit(&ctx, &budget, RENEW_PER_ADDRESS, now) {
+    if let Err(page) = web.take_limit(&ctx, &budget, RENEW_PER_ADDRESS, now).await {
         return page;
     }
     match flow::renew(&web.services, &flow, now).await {
@@ -854,7 +860,7 @@ async fn reset_submit(
             .into_response();
     };
     let client = LimitKey::new("reset-client", &[&ip]);
-    if let Err(page) = web.take_limit(&ctx, &client, RESET_PER_CLIENT, now) {
+    if let Err(page) = web.take_limit(&ctx, &client, RESET_PER_CLIENT, now).await {
         return page;
     }
     web.queue_reset(address, now);
@@ -872,7 +878,11 @@ async fn reset_submit(
 async fn reset_in_background(services: &Services, address: Address, now: u64) {
     static PRUNED_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let key = LimitKey::new("reset-address", &[&address.to_string().to_lowercase()]);
-    match services.store.limit_take(&key, RESET_PER_ADDRESS, now) {
+    match services
+        .store
+        .limit_take(&key, RESET_PER_ADDRESS, now)
+        .await
+    {
         Ok(Take::Allowed { .. }) => {
             if let Err(e) = flow::request_link(services, address, now).await {
                 tracing::error!(error = %e, "cannot start a requested flow");
@@ -891,7 +901,7 @@ async fn reset_in_background(services: &Services, address: Address, now: u64) {
                 std::sync::atomic::Ordering::Relaxed,
             )
             .is_ok()
-        && let Err(e) = services.store.limit_prune(HOUR_MS, now)
+        && let Err(e) = services.store.limit_prune(HOUR_MS, now).await
     {
         tracing::warn!(error = %e, "cannot forget old rate-limit windows");
     }

@@ -46,9 +46,9 @@ pub(super) struct GroupCommit {
 
 impl GroupCommit {
     /// Announces a write that will soon ask for a flush.
-    pub(super) fn announce(self: &Arc<Self>) -> WriteIntent {
+    pub(super) fn announce(self: &Arc<Self>) -> Announcement {
         self.announced.fetch_add(1, Ordering::SeqCst);
-        WriteIntent {
+        Announcement {
             commit: self.clone(),
         }
     }
@@ -111,11 +111,11 @@ impl GroupCommit {
 /// Dropping it, or passing it to [`super::Store::flush_announced`], ends the
 /// announcement.
 #[derive(Debug)]
-pub struct WriteIntent {
+pub struct Announcement {
     commit: Arc<GroupCommit>,
 }
 
-impl Drop for WriteIntent {
+impl Drop for Announcement {
     fn drop(&mut self) {
         if self.commit.announced.fetch_sub(1, Ordering::SeqCst) == 1
             && self.commit.leader_waiting.load(Ordering::SeqCst)

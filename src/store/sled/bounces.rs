@@ -2,13 +2,26 @@
 
 use rand::RngCore;
 
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
 use crate::domain::bounce::{BounceRecord, Suppression};
+use crate::store::{Bounces, Meta, StoreError};
 
-use super::{Store, StoreError, TreeName, decode, keys};
+use super::{Sled, TreeName, decode, keys};
 
-impl Store {
+/// Only the reason of a bounce record.
+#[derive(Deserialize)]
+struct ReasonOnly {
+    reason: Option<String>,
+}
+
+#[async_trait]
+impl Bounces for Sled {
     /// Appends a bounce record.
-    pub fn insert_bounce(&self, record: &BounceRecord) -> Result<(), StoreError> {
+    async fn insert_bounce(&self, record: &BounceRecord) -> Result<(), StoreError> {
         let mut suffix = [0u8; 8];
         rand::rngs::OsRng.fill_bytes(&mut suffix);
         self.put_json(
@@ -18,11 +31,11 @@ impl Store {
         )?;
         // `mailgate_bounces_total`, kept as bounces arrive.
         let reason = record.reason.as_deref().unwrap_or("undefined");
-        self.counter_add("bounces", reason, 1)
+        self.counter_add("bounces", reason, 1).await
     }
 
     /// Bounces recorded at or after `since_ms`, oldest first.
-    pub fn bounces_since(&self, since_ms: u64) -> Result<Vec<BounceRecord>, StoreError> {
+    async fn bounces_since(&self, since_ms: u64) -> Result<Vec<BounceRecord>, StoreError> {
         self.tree(TreeName::Bounces)
             .range(keys::time_ordered(since_ms, &[])..)
             .map(|item| {
@@ -33,17 +46,17 @@ impl Store {
     }
 
     /// The suppression entry of an address, if any.
-    pub fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
+    async fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
         self.get_json(TreeName::Suppression, address.as_bytes())
     }
 
     /// Adds or replaces a suppression entry.
-    pub fn suppress(&self, entry: &Suppression) -> Result<(), StoreError> {
+    async fn suppress(&self, entry: &Suppression) -> Result<(), StoreError> {
         self.put_json(TreeName::Suppression, entry.address.as_bytes(), entry)
     }
 
     /// Removes an address from the list; returns the entry that was there.
-    pub fn unsuppress(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
+    async fn unsuppress(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
         match self
             .tree(TreeName::Suppression)
             .remove(address.as_bytes())
@@ -55,7 +68,7 @@ impl Store {
     }
 
     /// The whole suppression list, by address.
-    pub fn suppressions(&self) -> Result<Vec<Suppression>, StoreError> {
+    async fn suppressions(&self) -> Result<Vec<Suppression>, StoreError> {
         self.tree(TreeName::Suppression)
             .iter()
             .map(|item| {
@@ -63,5 +76,16 @@ impl Store {
                 decode(TreeName::Suppression, &v)
             })
             .collect()
+    }
+
+    async fn bounce_reason_counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let mut out = BTreeMap::new();
+        for item in self.tree(TreeName::Bounces).iter() {
+            let (_, v) = item.map_err(|e| self.write_error(e))?;
+            let r: ReasonOnly = decode(TreeName::Bounces, &v)?;
+            *out.entry(r.reason.unwrap_or_else(|| "undefined".into()))
+                .or_insert(0) += 1;
+        }
+        Ok(out)
     }
 }

@@ -10,9 +10,12 @@
 //! and "use the code up" atomic: of fifty racing right answers exactly one sees the code
 //! unused.
 
-use crate::domain::{AccountRecord, FlowRecord};
+use async_trait::async_trait;
 
-use super::{Store, StoreError, TreeName, decode};
+use crate::domain::{AccountRecord, FlowRecord, FlowState};
+use crate::store::{Flows, StoreError};
+
+use super::{Sled, TreeName, decode};
 
 fn flow_key(id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + id.len());
@@ -29,9 +32,10 @@ fn address_key(address: &str) -> Vec<u8> {
     k
 }
 
-impl Store {
+#[async_trait]
+impl Flows for Sled {
     /// Stores a new flow and indexes its link token. Not durable until a flush.
-    pub fn insert_flow(&self, flow: &FlowRecord, link_hash: &[u8; 32]) -> Result<(), StoreError> {
+    async fn insert_flow(&self, flow: &FlowRecord, link_hash: &[u8; 32]) -> Result<(), StoreError> {
         self.put_json(TreeName::Flows, &flow_key(&flow.id), flow)?;
         self.tree(TreeName::Tokens)
             .insert(link_hash, flow.id.as_bytes())
@@ -42,7 +46,7 @@ impl Store {
     /// Reads a flow by id.
     /// How many flows are in `state` (for metrics; a scan, fine at tens of
     /// thousands of flows).
-    pub fn count_flows_in_state(&self, state: crate::domain::FlowState) -> Result<u64, StoreError> {
+    async fn count_flows_in_state(&self, state: FlowState) -> Result<u64, StoreError> {
         let mut n = 0;
         for item in self.tree(TreeName::Flows).scan_prefix(b"f") {
             let (_, v) = item.map_err(|e| self.write_error(e))?;
@@ -54,18 +58,18 @@ impl Store {
         Ok(n)
     }
 
-    pub fn flow(&self, id: &str) -> Result<Option<FlowRecord>, StoreError> {
+    async fn flow(&self, id: &str) -> Result<Option<FlowRecord>, StoreError> {
         self.get_json(TreeName::Flows, &flow_key(id))
     }
 
     /// The flow a link token (given as its SHA-256) belongs to.
-    pub fn flow_by_link_hash(&self, hash: &[u8; 32]) -> Result<Option<FlowRecord>, StoreError> {
+    async fn flow_by_link_hash(&self, hash: &[u8; 32]) -> Result<Option<FlowRecord>, StoreError> {
         let id = self
             .tree(TreeName::Tokens)
             .get(hash)
             .map_err(|e| self.write_error(e))?;
         match id {
-            Some(id) => self.flow(&String::from_utf8_lossy(&id)),
+            Some(id) => self.flow(&String::from_utf8_lossy(&id)).await,
             None => Ok(None),
         }
     }
@@ -73,11 +77,11 @@ impl Store {
     /// Applies `change` to the stored flow atomically (compare-and-swap, retried on a
     /// race). Returns the record as written and the closure's result, or `None` when
     /// there is no such flow. The closure may run more than once.
-    pub fn update_flow<T>(
+    async fn change_flow(
         &self,
         id: &str,
-        mut change: impl FnMut(&mut FlowRecord) -> T,
-    ) -> Result<Option<(FlowRecord, T)>, StoreError> {
+        change: &mut (dyn for<'r> FnMut(&'r mut FlowRecord) + Send),
+    ) -> Result<Option<FlowRecord>, StoreError> {
         let tree = self.tree(TreeName::Flows);
         let key = flow_key(id);
         loop {
@@ -85,26 +89,30 @@ impl Store {
                 return Ok(None);
             };
             let mut record: FlowRecord = decode(TreeName::Flows, &old)?;
-            let out = change(&mut record);
+            change(&mut record);
             let new = serde_json::to_vec(&record).map_err(|e| StoreError::Corrupt {
                 tree: TreeName::Flows.name(),
                 detail: e.to_string(),
             })?;
             if new.as_slice() == old.as_ref() {
-                return Ok(Some((record, out)));
+                return Ok(Some(record));
             }
             match tree
                 .compare_and_swap(&key, Some(old), Some(new))
                 .map_err(|e| self.write_error(e))?
             {
-                Ok(()) => return Ok(Some((record, out))),
+                Ok(()) => return Ok(Some(record)),
                 Err(_) => continue,
             }
         }
     }
 
     /// Makes `id` the current flow of `address`; returns the flow it replaces.
-    pub fn swap_current_flow(&self, address: &str, id: &str) -> Result<Option<String>, StoreError> {
+    async fn swap_current_flow(
+        &self,
+        address: &str,
+        id: &str,
+    ) -> Result<Option<String>, StoreError> {
         let old = self
             .tree(TreeName::Flows)
             .insert(address_key(address), id.as_bytes())
@@ -113,7 +121,7 @@ impl Store {
     }
 
     /// The id of the newest flow for `address`.
-    pub fn current_flow_id(&self, address: &str) -> Result<Option<String>, StoreError> {
+    async fn current_flow_id(&self, address: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .tree(TreeName::Flows)
             .get(address_key(address))
@@ -122,12 +130,12 @@ impl Store {
     }
 
     /// The account of `address`.
-    pub fn account(&self, address: &str) -> Result<Option<AccountRecord>, StoreError> {
+    async fn account(&self, address: &str) -> Result<Option<AccountRecord>, StoreError> {
         self.get_json(TreeName::Accounts, address.as_bytes())
     }
 
     /// Writes an account.
-    pub fn put_account(&self, account: &AccountRecord) -> Result<(), StoreError> {
+    async fn put_account(&self, account: &AccountRecord) -> Result<(), StoreError> {
         self.put_json(
             TreeName::Accounts,
             account.address.to_string().as_bytes(),
@@ -140,6 +148,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::domain::{Address, FlowKind};
+    use crate::store::Store;
 
     fn flow(id: &str) -> FlowRecord {
         FlowRecord::issued(
@@ -152,28 +161,41 @@ mod tests {
         )
     }
 
-    #[test]
-    fn concurrent_updates_are_never_lost() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_updates_are_never_lost() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s"), false).unwrap();
-        store.insert_flow(&flow("x"), &[7; 32]).unwrap();
-        std::thread::scope(|s| {
-            for _ in 0..8 {
-                s.spawn(|| {
-                    for _ in 0..25 {
-                        store
-                            .update_flow("x", |f| f.failures_ms.push(1))
-                            .unwrap()
-                            .unwrap();
-                    }
-                });
-            }
-        });
-        assert_eq!(store.flow("x").unwrap().unwrap().failures_ms.len(), 200);
-        assert_eq!(store.flow_by_link_hash(&[7; 32]).unwrap().unwrap().id, "x");
-        assert_eq!(store.swap_current_flow("a@example.jp", "x").unwrap(), None);
+        store.insert_flow(&flow("x"), &[7; 32]).await.unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..25 {
+                    store
+                        .update_flow("x", |f| f.failures_ms.push(1))
+                        .await
+                        .unwrap()
+                        .unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
         assert_eq!(
-            store.swap_current_flow("a@example.jp", "y").unwrap(),
+            store.flow("x").await.unwrap().unwrap().failures_ms.len(),
+            200
+        );
+        assert_eq!(
+            store.flow_by_link_hash(&[7; 32]).await.unwrap().unwrap().id,
+            "x"
+        );
+        assert_eq!(
+            store.swap_current_flow("a@example.jp", "x").await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store.swap_current_flow("a@example.jp", "y").await.unwrap(),
             Some("x".into())
         );
     }

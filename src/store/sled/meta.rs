@@ -6,27 +6,32 @@
 //! `counter\0KIND\0LABEL`) so a scrape reads a few keys instead of every record, and
 //! they live in the store so they survive a restart.
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use async_trait::async_trait;
 
 use crate::domain::apikey::ApiKeyRecord;
+use crate::store::{Keys, Meta, StoreError};
 
-use super::{Store, StoreError, TreeName};
+use super::{Sled, TreeName};
 
-impl Store {
+#[async_trait]
+impl Keys for Sled {
     /// Stores an API key's record under the key's digest (durable with the next flush).
-    pub fn api_key_put(&self, digest: &[u8; 32], record: &ApiKeyRecord) -> Result<(), StoreError> {
+    async fn api_key_put(
+        &self,
+        digest: &[u8; 32],
+        record: &ApiKeyRecord,
+    ) -> Result<(), StoreError> {
         self.put_json(TreeName::ApiKeys, digest, record)
     }
 
     /// The record of the key with this digest.
-    pub fn api_key_get(&self, digest: &[u8; 32]) -> Result<Option<ApiKeyRecord>, StoreError> {
+    async fn api_key_get(&self, digest: &[u8; 32]) -> Result<Option<ApiKeyRecord>, StoreError> {
         self.get_json(TreeName::ApiKeys, digest)
     }
 
     /// Every API key's record with its digest, in digest order (a handful of keys: a
     /// scan is fine).
-    pub fn api_keys(&self) -> Result<Vec<([u8; 32], ApiKeyRecord)>, StoreError> {
+    async fn api_keys(&self) -> Result<Vec<([u8; 32], ApiKeyRecord)>, StoreError> {
         self.tree(TreeName::ApiKeys)
             .iter()
             .map(|item| {
@@ -39,10 +44,13 @@ impl Store {
             })
             .collect()
     }
+}
 
+#[async_trait]
+impl Meta for Sled {
     /// Adds `n` to the counter `kind{label}` atomically (sled's compare-and-swap loop),
     /// durable with the next flush.
-    pub fn counter_add(&self, kind: &str, label: &str, n: u64) -> Result<(), StoreError> {
+    async fn counter_add(&self, kind: &str, label: &str, n: u64) -> Result<(), StoreError> {
         let key = format!("counter\0{kind}\0{label}");
         self.tree(TreeName::Meta)
             .update_and_fetch(key.as_bytes(), |old| {
@@ -57,7 +65,7 @@ impl Store {
     }
 
     /// Every label of the counter `kind` with its value, in label order.
-    pub fn counters(&self, kind: &str) -> Result<Vec<(String, u64)>, StoreError> {
+    async fn counters(&self, kind: &str) -> Result<Vec<(String, u64)>, StoreError> {
         let prefix = format!("counter\0{kind}\0");
         self.tree(TreeName::Meta)
             .scan_prefix(prefix.as_bytes())
@@ -73,21 +81,25 @@ impl Store {
     }
 
     /// A setting the program keeps for itself, by name.
-    pub fn setting<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
+    async fn setting_value(&self, name: &str) -> Result<Option<serde_json::Value>, StoreError> {
         self.get_json(TreeName::Meta, name.as_bytes())
     }
 
     /// Writes a setting (durable with the next flush).
-    pub fn set_setting<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
-        self.put_json(TreeName::Meta, name.as_bytes(), value)
+    async fn set_setting_value(
+        &self,
+        name: &str,
+        value: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.put_json(TreeName::Meta, name.as_bytes(), &value)
     }
 
     /// Proves the store answers and takes writes (blocking): reads a record, then writes
     /// 4 KiB beside the spool, where intake's bytes go, so a full disk fails here as it
     /// fails intake. The caller flushes after it.
-    pub fn check_health(&self) -> Result<(), StoreError> {
+    async fn check_health(&self) -> Result<(), StoreError> {
         self.get_json::<serde_json::Value>(TreeName::Meta, b"health")?;
-        let probe = self.path().join("healthz.probe");
+        let probe = self.inner.path.join("healthz.probe");
         let written = std::fs::write(&probe, [0u8; 4096]).map_err(|source| StoreError::Flush {
             path: probe.clone(),
             source,
@@ -99,23 +111,32 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::store::Store;
 
-    #[test]
-    fn counters_add_up_and_survive_a_reopen() {
+    #[tokio::test]
+    async fn counters_add_up_and_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s");
         {
             let store = Store::open(&path, false).unwrap();
-            store.counter_add("deliveries", "delivered", 1).unwrap();
-            store.counter_add("deliveries", "delivered", 2).unwrap();
-            store.counter_add("deliveries", "bounced", 1).unwrap();
-            store.counter_add("bounces", "userunknown", 1).unwrap();
-            store.flush_now().unwrap();
+            store
+                .counter_add("deliveries", "delivered", 1)
+                .await
+                .unwrap();
+            store
+                .counter_add("deliveries", "delivered", 2)
+                .await
+                .unwrap();
+            store.counter_add("deliveries", "bounced", 1).await.unwrap();
+            store
+                .counter_add("bounces", "userunknown", 1)
+                .await
+                .unwrap();
+            store.flush_blocking().unwrap();
         }
         let store = Store::open(&path, false).unwrap();
         assert_eq!(
-            store.counters("deliveries").unwrap(),
+            store.counters("deliveries").await.unwrap(),
             vec![("bounced".to_string(), 1), ("delivered".to_string(), 3)]
         );
     }
