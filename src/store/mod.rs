@@ -224,6 +224,9 @@ pub trait Bounces {
 pub enum OperatorKey {
     Account,
     Session,
+    /// An operator's console language and time zone, by name: kept apart from the
+    /// account so saving them can never undo a concurrent disable or new password.
+    Preferences,
 }
 
 /// Operators, their sessions and the audit log. Records are JSON here; [`Store`]

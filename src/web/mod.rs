@@ -42,7 +42,7 @@ pub fn router(services: Services) -> Router {
             post(api::post_bounce).get(api::get_bounces),
         )
         .route("/metrics", get(crate::metrics::handler))
-        .merge(console::routes())
+        .merge(console::routes(&services.config.flows.default_locale))
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
         .with_state(services.clone())
         .merge(
