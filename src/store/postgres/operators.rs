@@ -15,6 +15,7 @@ fn prefix(kind: OperatorKey) -> &'static [u8] {
     match kind {
         OperatorKey::Account => b"account\0",
         OperatorKey::Session => b"session\0",
+        OperatorKey::Preferences => b"prefs\0",
     }
 }
 
