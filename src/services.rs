@@ -111,9 +111,34 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
             create_private_dir(&config.store.path).with_context(|| {
                 format!("store.path: cannot create {}", config.store.path.display())
             })?;
+            let lock = lock_node_folder(&config.store.path)?;
             let pg = Postgres::connect(settings).await?;
+            pg.hold(lock);
             pg.migrate().await?;
             Ok(Store::new(Arc::new(pg)))
+        }
+    }
+}
+
+/// Locks `store.path` for the store being opened: a node's folder (its control
+/// socket, its development key) is its own, as a sled store's folder is, so a second
+/// node started with the same folder is refused by name.
+fn lock_node_folder(folder: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let path = folder.join("node.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("store.path: cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(crate::store::StoreError::Locked {
+            path: folder.to_path_buf(),
+        }
+        .into()),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("store.path: cannot lock {}", path.display()))
         }
     }
 }

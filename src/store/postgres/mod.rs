@@ -91,6 +91,8 @@ struct Inner {
     /// `store.url` with any password replaced by `***`: the only form that is shown.
     url: String,
     lease: Duration,
+    /// Held while the store is open: the node's own folder lock (see `services`).
+    held: std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 /// A handle to the PostgreSQL store; cheap to clone (the pool is shared).
@@ -214,6 +216,7 @@ impl Postgres {
                 pool,
                 url,
                 lease: settings.lease,
+                held: std::sync::OnceLock::new(),
             }),
         };
         let client = pg.client().await?;
@@ -222,6 +225,11 @@ impl Postgres {
             .await
             .map_err(pg.query_error("the first query"))?;
         Ok(pg)
+    }
+
+    /// Keeps `guard` (a lock, a handle) as long as this store is open.
+    pub fn hold(&self, guard: impl std::any::Any + Send + Sync) {
+        let _ = self.inner.held.set(Box::new(guard));
     }
 
     /// `store.url` with the password redacted.
