@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): installs the real peers the tests talk to when
 # they are missing, starts a throwaway PostgreSQL cluster for the PostgreSQL store's
-# tests (unless MAILGATE_TEST_PG_URL already names a server), then runs every test.
+# tests (unless MAILGATE_TEST_PG_URL already names a server), then runs every test:
+# once on the sled backend, and the integration tests again on PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-test-peers.sh
@@ -50,3 +51,9 @@ if [ -z "${MAILGATE_TEST_PG_URL:-}" ]; then
 fi
 
 cargo test "$@"
+# The whole command also runs the integration tests a second time with every instance
+# on a PostgreSQL database of its own (the backend switch in tests/it/support.rs).
+if [ "$#" -eq 0 ]; then
+  echo "test.sh: the integration tests again, on the PostgreSQL backend"
+  MAILGATE_TEST_BACKEND=postgres cargo test --test it
+fi

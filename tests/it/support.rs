@@ -60,7 +60,10 @@ impl Drop for TestDatabase {
     fn drop(&mut self) {
         let _ = Command::new("psql")
             .args(["-X", "-q", &self.server, "-c"])
-            .arg(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
             .output();
     }
 }
