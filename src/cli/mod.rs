@@ -177,6 +177,17 @@ pub enum StoreCommand {
     /// Bring the PostgreSQL schema up to this mailgate's version (store.backend =
     /// "postgres"; several nodes may run it at once) and print the version.
     Migrate,
+    /// Copy every record of this configuration's sled store (the server stopped), open
+    /// messages with their bytes, into an empty PostgreSQL database; prints counts.
+    Copy {
+        /// The target database, e.g. postgres://mailgate@db:5432/mailgate (a password
+        /// from PGPASSWORD rather than the URL).
+        #[arg(long)]
+        to: String,
+        /// TLS to the target: disable or require.
+        #[arg(long, default_value = "disable")]
+        tls: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -265,6 +276,9 @@ pub async fn run(cli: Cli) -> ExitCode {
     let result = match &cli.command {
         Command::Check => return check::run(&cli),
         Command::Store(StoreCommand::Migrate) => return store_migrate::migrate(&cli).await,
+        Command::Store(StoreCommand::Copy { to, tls }) => {
+            return store_migrate::copy(&cli, to, tls).await;
+        }
         Command::Outbox(OutboxCommand::Show { address }) => return outbox::show(&cli, address),
         Command::Bounce(BounceCommand::Parse { files, json }) => {
             return bounce::parse(files, *json);

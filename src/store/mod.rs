@@ -17,6 +17,7 @@
 //! type, a flow change that returns a value) live on [`Store`] and reach the backend
 //! through its dyn-safe methods.
 
+pub mod copy;
 pub mod limits;
 pub mod postgres;
 pub mod sled;

@@ -334,3 +334,57 @@ fn a_node_whose_database_is_unreachable_exits_naming_the_key_without_the_passwor
     assert!(err.contains("store.url"), "{err}");
     assert!(!err.contains("s3cret-pw"), "the password is shown: {err}");
 }
+
+#[test]
+fn store_copy_moves_a_sled_store_with_queued_mail_and_an_open_flow_to_postgres() {
+    let outbox = tempfile::tempdir().unwrap();
+    let delivery = format!(
+        "[delivery]\nmode = \"outbox\"\noutbox_dir = \"{}\"\n",
+        outbox.path().display()
+    );
+    // A sled store whose server never ran: the invitation and a notice wait in its queue.
+    let sled = Instance::on_sled(&delivery);
+    let out = sled.run(&["invite", "moving@example.jp", "--locale", "en"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let notice = sled.send_notice("notice@example.jp");
+
+    let db = TestDatabase::create();
+    let out = sled.run(&["store", "copy", "--to", &db.url]);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(printed.contains("messages: 2"), "{printed}");
+    assert!(printed.contains("flows: 1"), "{printed}");
+    // A second copy into the same database is refused.
+    let again = sled.run(&["store", "copy", "--to", &db.url]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("empty database"));
+
+    // A PostgreSQL node delivers the copied queue, and the copied link completes.
+    let node = Instance::with_url(&delivery, Some(&db.url));
+    let server = node.serve();
+    let token = token_in(&wait_for_mail(outbox.path(), "moving@example.jp", "", 1));
+    wait_for_mail(outbox.path(), "notice@example.jp", "", 1);
+    assert_eq!(node.log_json(&notice)["messages"][0]["status"], "delivered");
+    let b = Browser::new(&server);
+    assert_eq!(b.get(&format!("/v/{token}")).status, 200);
+    assert_eq!(b.post(&format!("/v/{token}"), &[]).status, 303);
+    let code = code_in(&wait_for_code(outbox.path(), "moving@example.jp", 1));
+    assert_eq!(
+        b.post(&format!("/v/{token}/code"), &[("code", &code)])
+            .status,
+        303
+    );
+    let set = b.post(
+        &format!("/v/{token}/password"),
+        &[("password", PASSWORD), ("password2", PASSWORD)],
+    );
+    assert_eq!(set.status, 303, "{}", set.body);
+}

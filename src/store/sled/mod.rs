@@ -23,6 +23,7 @@
 
 mod bounces;
 mod commit;
+mod export;
 mod flows;
 mod keys;
 mod limits;
