@@ -1,17 +1,27 @@
-//! `mailgate check`: configuration, keys and templates, every problem printed.
+//! `mailgate check`: configuration, keys and templates, and with the PostgreSQL backend
+//! the database itself (reachable, the login accepted, the schema not newer than this
+//! binary), every problem printed.
 
 use std::process::ExitCode;
 
-use crate::config::Config;
+use crate::config::{Config, StoreBackend};
+use crate::store::postgres::{Postgres, SCHEMA_VERSION};
 
 use super::Cli;
 
-pub fn run(cli: &Cli) -> ExitCode {
+pub async fn run(cli: &Cli) -> ExitCode {
     let sources = super::config_sources(cli);
     let path = sources.resolve_path();
     match Config::load(&sources) {
         Ok(config) => {
-            let findings = crate::checks::run(&config);
+            let mut findings = crate::checks::run(&config);
+            if let StoreBackend::Postgres(settings) = &config.store.backend {
+                match database_problem(settings).await {
+                    Ok(Some(warning)) => findings.warnings.push(warning),
+                    Ok(None) => {}
+                    Err(problem) => findings.problems.push(problem),
+                }
+            }
             for w in findings
                 .warnings
                 .iter()
@@ -42,6 +52,32 @@ pub fn run(cli: &Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Connects to the shared store as a node would: a refused connection, a wrong
+/// password or a missing database is a problem naming `store.url` (password redacted);
+/// a schema older than this binary is a warning (a node migrates it at start).
+async fn database_problem(
+    settings: &crate::store::postgres::PostgresSettings,
+) -> Result<Option<String>, String> {
+    let pg = Postgres::connect(settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    let version = pg.schema_version().await.map_err(|e| e.to_string())?;
+    if version > SCHEMA_VERSION {
+        return Err(format!(
+            "store.url = {}: the database's schema is version {version}, newer than this \
+             mailgate knows ({SCHEMA_VERSION}); upgrade mailgate",
+            pg.url()
+        ));
+    }
+    Ok((version < SCHEMA_VERSION).then(|| {
+        format!(
+            "store.url = {}: schema version {version}, this mailgate brings it to \
+             {SCHEMA_VERSION} at start (or run `mailgate store migrate`)",
+            pg.url()
+        )
+    }))
 }
 
 /// `flows.app_url` at mailgate's own `server.public_url`: the done page's "Go to sign

@@ -274,7 +274,7 @@ pub enum SuppressionCommand {
 pub async fn run(cli: Cli) -> ExitCode {
     use crate::control::Request;
     let result = match &cli.command {
-        Command::Check => return check::run(&cli),
+        Command::Check => return check::run(&cli).await,
         Command::Store(StoreCommand::Migrate) => return store_migrate::migrate(&cli).await,
         Command::Store(StoreCommand::Copy { to, tls }) => {
             return store_migrate::copy(&cli, to, tls).await;

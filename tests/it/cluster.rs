@@ -388,3 +388,45 @@ fn store_copy_moves_a_sled_store_with_queued_mail_and_an_open_flow_to_postgres()
     );
     assert_eq!(set.status, 303, "{}", set.body);
 }
+
+#[test]
+fn check_names_an_unreachable_database_and_healthz_fails_when_it_goes() {
+    let port = crate::support::free_port();
+    let down = Instance::with_url(
+        "",
+        Some(&format!(
+            "postgres://mailgate:s3cret-pw@127.0.0.1:{port}/mailgate"
+        )),
+    );
+    let out = down.run(&["check"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("store.url"), "{text}");
+    assert!(!text.contains("s3cret-pw"), "the password is shown: {text}");
+
+    let db = TestDatabase::create();
+    let inst = Instance::with_url("", Some(&db.url));
+    let out = inst.run(&["check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let server = inst.serve();
+    let healthz = || {
+        reqwest::blocking::get(server.url("/healthz"))
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    assert_eq!(healthz(), 200);
+    drop(db); // DROP DATABASE … WITH (FORCE): the database goes away under the node.
+    assert!(
+        wait_for(10, || healthz() == 503),
+        "healthz answered {}",
+        healthz()
+    );
+}
