@@ -89,6 +89,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             trigger.subscribe(),
         ));
     }
+    tokio::spawn(crate::retention::run(
+        services.store.clone(),
+        services.config.store.retention,
+        trigger.subscribe(),
+    ));
     // Logged once every listener is bound: tests and scripts take this line as "ready".
     tracing::info!(addr = %http_addr, "http listening on http://{http_addr}");
     // The delivery worker runs on a thread of its own, with its own runtime: on the

@@ -96,6 +96,7 @@ struct RawServer {
 struct RawStore {
     path: Option<String>,
     fsync: Option<bool>,
+    retention: Option<String>,
     backend: Option<String>,
     url: Option<String>,
     password_file: Option<String>,
@@ -231,6 +232,9 @@ pub struct StoreConfig {
     pub fsync: bool,
     /// `store.backend`: sled (default) or PostgreSQL with its settings.
     pub backend: StoreBackend,
+    /// `store.retention`: how long finished messages and bounce records are kept
+    /// (default 180 days); accounts, suppression and the audit log are kept.
+    pub retention: Duration,
 }
 
 /// Where a node keeps its records (`store.backend`).
@@ -870,6 +874,7 @@ fn validate(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Config
         StoreConfig {
             path: PathBuf::from(raw_store.path.unwrap_or_else(|| "data/store".into())),
             fsync: raw_store.fsync.unwrap_or(true),
+            retention: c.duration("retention", raw_store.retention.clone(), "180d"),
             backend,
         }
     };

@@ -60,6 +60,7 @@ pub mod metrics;
 pub mod operators;
 pub mod queue;
 pub mod report;
+pub mod retention;
 pub mod secrets;
 pub mod services;
 pub mod shutdown;

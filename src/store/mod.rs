@@ -175,6 +175,10 @@ pub trait Messages {
     ) -> Result<std::collections::BTreeMap<&'static str, u64>, StoreError>;
     /// Gives back space held by bodies no longer needed; returns the bytes freed.
     async fn reclaim_space(&self) -> Result<u64, StoreError>;
+    /// Forgets up to `limit` finished messages (not open: queued, deferred or sending
+    /// ones are never touched) created before `before_ms`, with their index entries;
+    /// returns how many went (`store.retention`).
+    async fn prune_finished(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError>;
 }
 
 /// Flows, their link tokens, the current flow per address, and accounts.
@@ -210,6 +214,9 @@ pub trait Bounces {
     /// Stores a bounce and counts its reason.
     async fn insert_bounce(&self, record: &BounceRecord) -> Result<(), StoreError>;
     async fn bounces_since(&self, since_ms: u64) -> Result<Vec<BounceRecord>, StoreError>;
+    /// Forgets the bounce records taken before `before_ms` (the counters keep their
+    /// counts); returns how many went.
+    async fn prune_bounces(&self, before_ms: u64) -> Result<usize, StoreError>;
     async fn bounce_reason_counts(
         &self,
     ) -> Result<std::collections::BTreeMap<String, u64>, StoreError>;

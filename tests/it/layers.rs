@@ -27,6 +27,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("checks", 4),
     ("queue", 4),
     ("services", 5),
+    ("retention", 5),
     ("flow", 6),
     ("timeline", 6),
     ("metrics", 6),

@@ -44,6 +44,15 @@ impl Bounces for Postgres {
     }
 
     /// The suppression entry of an address, if any.
+    async fn prune_bounces(&self, before_ms: u64) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let n = client
+            .execute("DELETE FROM bounces WHERE at_ms < $1", &[&ms(before_ms)])
+            .await
+            .map_err(self.query_error("forgetting old bounces"))?;
+        Ok(n as usize)
+    }
+
     async fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
         let client = self.client().await?;
         let stmt = client

@@ -136,6 +136,22 @@ impl Messages for Postgres {
         Ok(row.map(|r| r.get(0)))
     }
 
+    async fn prune_finished(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "DELETE FROM messages WHERE id IN (
+                     SELECT id FROM messages
+                     WHERE due_ms IS NULL AND created_ms < $1
+                       AND status NOT IN ('queued', 'deferred', 'sending')
+                     LIMIT $2)",
+                &[&ms(before_ms), &ms(limit as u64)],
+            )
+            .await
+            .map_err(self.query_error("forgetting finished messages"))?;
+        Ok(n as usize)
+    }
+
     /// Nothing to reclaim: bodies are rows, and PostgreSQL's vacuum frees their space.
     async fn reclaim_space(&self) -> Result<u64, StoreError> {
         Ok(0)

@@ -791,3 +791,28 @@ fn passwords_are_redacted_in_every_url_form() {
         "{debug}"
     );
 }
+
+#[tokio::test]
+async fn retention_forgets_old_finished_messages_and_bounces_only() {
+    let db = TestDb::new().await;
+    let pg = db.migrated().await;
+    let mut old_done = message("a@example.jp", 1_000);
+    let mut old_open = message("a@example.jp", 1_001);
+    let mut new_done = message("a@example.jp", 9_000);
+    for r in [&mut old_done, &mut old_open, &mut new_done] {
+        pg.insert_message(r, b"raw", &Event::new(Step::Queued, r.created_ms))
+            .await
+            .unwrap();
+    }
+    for r in [&mut old_done, &mut new_done] {
+        r.status = MessageStatus::Delivered;
+        pg.reschedule(r, None).await.unwrap();
+        pg.put_message(r).await.unwrap();
+    }
+    assert_eq!(pg.prune_finished(5_000, 100).await.unwrap(), 1);
+    assert!(pg.message(&old_done.id).await.unwrap().is_none());
+    assert!(pg.message(&old_open.id).await.unwrap().is_some());
+    assert!(pg.message(&new_done.id).await.unwrap().is_some());
+    assert_eq!(pg.prune_finished(5_000, 100).await.unwrap(), 0);
+    assert_eq!(pg.prune_bounces(5_000).await.unwrap(), 0);
+}

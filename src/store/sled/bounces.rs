@@ -46,6 +46,17 @@ impl Bounces for Sled {
     }
 
     /// The suppression entry of an address, if any.
+    async fn prune_bounces(&self, before_ms: u64) -> Result<usize, StoreError> {
+        let tree = self.tree(TreeName::Bounces);
+        let mut gone = 0;
+        for item in tree.range(..keys::time_ordered(before_ms, &[])) {
+            let (k, _) = item.map_err(|e| self.write_error(e))?;
+            tree.remove(k).map_err(|e| self.write_error(e))?;
+            gone += 1;
+        }
+        Ok(gone)
+    }
+
     async fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
         self.get_json(TreeName::Suppression, address.as_bytes())
     }

@@ -287,6 +287,32 @@ impl Messages for Sled {
         Ok(out)
     }
 
+    async fn prune_finished(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
+        let mut gone = 0;
+        for item in self.tree(TreeName::Messages).iter() {
+            let (k, v) = item.map_err(|e| self.write_error(e))?;
+            let record: MessageRecord = decode(TreeName::Messages, &v)?;
+            if record.status.is_open() || record.created_ms >= before_ms {
+                continue;
+            }
+            self.tree(TreeName::AddressIndex)
+                .remove(keys::address_index(
+                    &record.to.to_string(),
+                    record.created_ms,
+                    record.id.as_bytes(),
+                ))
+                .map_err(|e| self.write_error(e))?;
+            self.tree(TreeName::Messages)
+                .remove(k)
+                .map_err(|e| self.write_error(e))?;
+            gone += 1;
+            if gone >= limit {
+                break;
+            }
+        }
+        Ok(gone)
+    }
+
     async fn open_status_counts(&self) -> Result<BTreeMap<&'static str, u64>, StoreError> {
         let mut out = BTreeMap::new();
         for (_, id) in self.queue_entries().await? {

@@ -1,0 +1,106 @@
+//! Forgetting what is no longer needed, so the store does not grow with its whole
+//! history: finished messages (with their timelines) and bounce records older than
+//! `store.retention`. Open messages are never touched, and the counters behind
+//! `/metrics` keep their counts; accounts, suppression and the audit log are kept.
+//!
+//! It runs an hour apart on every node; on a shared store the deletes of two nodes
+//! simply find less to do.
+
+use std::time::Duration;
+
+use crate::domain::now_ms;
+use crate::shutdown::Shutdown;
+use crate::store::{Store, StoreError};
+
+/// How often a node forgets, and how many messages one pass forgets at most.
+const EVERY: Duration = Duration::from_secs(3600);
+const BATCH: usize = 10_000;
+
+/// What one pass forgot.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Forgotten {
+    pub messages: usize,
+    pub bounces: usize,
+}
+
+/// Forgets finished messages created, and bounces taken, before `now - keep`.
+pub async fn forget_old(store: &Store, keep: Duration, now: u64) -> Result<Forgotten, StoreError> {
+    let before = now.saturating_sub(keep.as_millis() as u64);
+    let mut forgotten = Forgotten::default();
+    loop {
+        let n = store.prune_finished(before, BATCH).await?;
+        forgotten.messages += n;
+        if n < BATCH {
+            break;
+        }
+    }
+    forgotten.bounces = store.prune_bounces(before).await?;
+    store.flush().await?;
+    Ok(forgotten)
+}
+
+/// Runs [`forget_old`] a minute after start and then every hour, until shutdown.
+pub async fn run(store: Store, keep: Duration, mut shutdown: Shutdown) {
+    let mut next = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        tokio::select! {
+            _ = shutdown.recv() => return,
+            _ = tokio::time::sleep_until(next) => {}
+        }
+        next += EVERY;
+        match forget_old(&store, keep, now_ms()).await {
+            Ok(f) if f == Forgotten::default() => {}
+            Ok(f) => tracing::info!(
+                messages = f.messages,
+                bounces = f.bounces,
+                "forgot finished messages and bounces older than store.retention"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot forget old records; trying again in an hour")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Event, MessageRecord, MessageStatus, Step};
+
+    #[tokio::test]
+    async fn old_finished_messages_go_and_open_or_recent_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), false).unwrap();
+        let day = 86_400_000;
+        let mut old_done = MessageRecord::example("a@example.jp", day);
+        let mut old_open = MessageRecord::example("a@example.jp", day + 1);
+        let mut new_done = MessageRecord::example("a@example.jp", 9 * day);
+        for r in [&mut old_done, &mut old_open, &mut new_done] {
+            store
+                .insert_message(r, b"raw", &Event::new(Step::Queued, r.created_ms))
+                .await
+                .unwrap();
+        }
+        for r in [&mut old_done, &mut new_done] {
+            r.status = MessageStatus::Delivered;
+            store.reschedule(r, None).await.unwrap();
+            store.put_message(r).await.unwrap();
+        }
+        let f = forget_old(&store, Duration::from_millis(5 * day), 10 * day)
+            .await
+            .unwrap();
+        assert_eq!(f.messages, 1);
+        assert!(store.message(&old_done.id).await.unwrap().is_none());
+        assert!(store.message(&old_open.id).await.unwrap().is_some());
+        assert!(store.message(&new_done.id).await.unwrap().is_some());
+        assert_eq!(
+            store
+                .messages_for_address("a@example.jp")
+                .await
+                .unwrap()
+                .len(),
+            2,
+            "the index forgets with the record"
+        );
+    }
+}
