@@ -115,6 +115,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     };
     tracing::info!(mode = ?services.config.delivery.mode, "delivery worker started");
 
+    tokio::spawn(expire_flows(services.store.clone(), trigger.subscribe()));
+
     let router = crate::web::router(services.clone());
     let limits = http_limits(&services.config.server);
     let http = tokio::spawn(crate::web::server::run(
@@ -132,6 +134,24 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         worker,
         services,
     })
+}
+
+/// Every half minute, makes the flows whose link lifetime ended `expired`, so that the
+/// application hears `flow.expired` without asking.
+async fn expire_flows(store: crate::store::Store, mut stop: crate::shutdown::Shutdown) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = stop.recv() => return,
+            _ = tick.tick() => {
+                match crate::flow::expire_due(&store, crate::domain::now_ms()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(flows = n, "flows expired"),
+                    Err(e) => tracing::warn!(error = %e, "cannot mark expired flows; trying again later"),
+                }
+            }
+        }
+    }
 }
 
 /// The HTTP limits of the configuration, with the open-file limit raised and the

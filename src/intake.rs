@@ -217,16 +217,19 @@ async fn apply(
     effects.extend(changed);
     if ADDRESS_REASONS.contains(&reason.as_str()) {
         store
-            .suppress(&Suppression {
-                address: m.to.to_string(),
-                since_ms: now,
-                reason: reason.clone(),
-                evidence: r
-                    .diagnostic
-                    .clone()
-                    .unwrap_or_else(|| r.status.clone().unwrap_or_default()),
-                message_id: Some(m.id.to_string()),
-            })
+            .add_suppression(
+                &Suppression {
+                    address: m.to.to_string(),
+                    since_ms: now,
+                    reason: reason.clone(),
+                    evidence: r
+                        .diagnostic
+                        .clone()
+                        .unwrap_or_else(|| r.status.clone().unwrap_or_default()),
+                    message_id: Some(m.id.to_string()),
+                },
+                now,
+            )
             .await?;
         effects.push(format!("{} suppressed ({reason})", m.to));
     } else if record.sender_problem {

@@ -218,7 +218,7 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
             };
             services
                 .store
-                .suppress(&entry)
+                .add_suppression(&entry, entry.since_ms)
                 .await
                 .map_err(|e| e.to_string())?;
             crate::audit::record(&services.store, &who, "suppression add", &a.to_string())
@@ -232,7 +232,7 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
             let a = parse_address(&address)?;
             match services
                 .store
-                .unsuppress(&a.to_string())
+                .remove_suppression(&a.to_string(), crate::domain::now_ms())
                 .await
                 .map_err(|e| e.to_string())?
             {

@@ -23,6 +23,7 @@
 
 mod bounces;
 mod commit;
+mod events;
 mod flows;
 mod keys;
 mod limits;
@@ -71,11 +72,15 @@ pub enum TreeName {
     Meta,
     /// Rate-limit windows by scope and subject ([`limits`]).
     Limits,
+    /// Events by sequence number, and their ids ([`events`]).
+    Events,
+    /// Webhook deliveries by endpoint and event, and the pending ones by next try.
+    Deliveries,
 }
 
 impl TreeName {
     /// Every tree, opened at start so a damaged store fails early.
-    pub const ALL: [TreeName; 13] = [
+    pub const ALL: [TreeName; 15] = [
         TreeName::Messages,
         TreeName::Queue,
         TreeName::AddressIndex,
@@ -89,6 +94,8 @@ impl TreeName {
         TreeName::Audit,
         TreeName::Meta,
         TreeName::Limits,
+        TreeName::Events,
+        TreeName::Deliveries,
     ];
 
     /// The tree's name on disk.
@@ -107,6 +114,8 @@ impl TreeName {
             TreeName::Audit => "audit",
             TreeName::Meta => "meta",
             TreeName::Limits => "limits",
+            TreeName::Events => "events",
+            TreeName::Deliveries => "deliveries",
         }
     }
 }
@@ -121,6 +130,9 @@ struct Inner {
     data_file: Option<File>,
     /// Shared flushes (group commit).
     commit: Arc<commit::GroupCommit>,
+    /// Held from taking an event's number to inserting it, so no reader sees a number
+    /// before a lower one.
+    event_append: std::sync::Mutex<()>,
 }
 
 /// The open sled store; cheap to clone.
@@ -174,6 +186,7 @@ impl Sled {
                 fsync,
                 data_file,
                 commit: Arc::default(),
+                event_append: std::sync::Mutex::new(()),
             }),
         })
     }

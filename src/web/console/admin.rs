@@ -315,7 +315,11 @@ pub async fn suppression_remove(
         )
         .await;
     }
-    let flash = match services.store.unsuppress(form.address.trim()).await? {
+    let flash = match services
+        .store
+        .remove_suppression(form.address.trim(), crate::domain::now_ms())
+        .await?
+    {
         Some(old) => {
             crate::audit::record(
                 &services.store,
