@@ -207,6 +207,44 @@ pub async fn get_message(
     }
 }
 
+/// The query of `GET /api/v1/events`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    #[serde(default)]
+    pub after: u64,
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// The most events one page holds.
+const EVENTS_LIMIT_MAX: usize = 1000;
+
+/// `GET /api/v1/events?after=SEQ&limit=N` → `{"events": [...], "next_after": SEQ}`:
+/// the events numbered above `after`, in order; ask again with `next_after` (the last
+/// number of the page, or `after` itself when the page is empty) to go on. Nothing is
+/// skipped between pages.
+pub async fn get_events(
+    State(services): State<Services>,
+    _client: ApiClient,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > EVENTS_LIMIT_MAX {
+        return Err(ApiError::bad_request(format!(
+            "limit: {limit} is not between 1 and {EVENTS_LIMIT_MAX}"
+        )));
+    }
+    let events = services
+        .store
+        .events_after(q.after, limit)
+        .await
+        .map_err(ApiError::internal)?;
+    let next_after = events.last().map(|e| e.seq).unwrap_or(q.after);
+    Ok(Json(json!({ "events": events, "next_after": next_after })))
+}
+
 #[derive(Debug, Deserialize)]
 pub struct LogQuery {
     pub address: String,
@@ -216,8 +254,9 @@ pub struct LogQuery {
 pub async fn get_log(
     State(services): State<Services>,
     _client: ApiClient,
-    Query(q): Query<LogQuery>,
+    query: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     use crate::timeline::LookupError;
     match crate::timeline::lookup(&services, &q.address).await {
         Ok(view) => Ok(Json(view)),
@@ -260,8 +299,9 @@ pub struct BouncesQuery {
 pub async fn get_bounces(
     State(services): State<Services>,
     _client: ApiClient,
-    Query(q): Query<BouncesQuery>,
+    query: Result<Query<BouncesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let since = q.since.unwrap_or_else(|| "7d".into());
     let since_ms = crate::domain::duration::period_start(&since, crate::domain::now_ms())
         .map_err(|e| ApiError::bad_request(format!("since: {e}")))?;

@@ -37,6 +37,7 @@ pub fn router(services: Services) -> Router {
         .route("/api/v1/messages", post(api::post_message))
         .route("/api/v1/messages/{id}", get(api::get_message))
         .route("/api/v1/log", get(api::get_log))
+        .route("/api/v1/events", get(api::get_events))
         .route(
             "/api/v1/bounces",
             post(api::post_bounce).get(api::get_bounces),
