@@ -22,6 +22,7 @@ pub struct Running {
     trigger: ShutdownTrigger,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
     worker: tokio::task::JoinHandle<anyhow::Result<()>>,
+    webhooks: tokio::task::JoinHandle<()>,
     services: Services,
 }
 
@@ -33,6 +34,7 @@ impl Running {
         self.worker
             .await
             .context("the delivery worker panicked")??;
+        self.webhooks.await.context("the webhook sender panicked")?;
         // Everything acknowledged was flushed before its acknowledgement, so a last
         // flush that fails (a full disk) loses none of it: what it would have saved
         // (delivery outcomes since the last flush) is tried again on the next start,
@@ -58,6 +60,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .queue
         .lifecycle
         .subscribe(crate::flow::follow_messages(services.store.clone()));
+    // Read before anything binds: a webhook secret that cannot be read stops the start.
+    let webhooks = crate::webhooks::Sender::new(services.store.clone(), &services.config.webhooks)?;
     let trigger = ShutdownTrigger::new();
 
     let socket = crate::control::serve_socket(services.clone(), trigger.subscribe())
@@ -116,6 +120,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     tracing::info!(mode = ?services.config.delivery.mode, "delivery worker started");
 
     tokio::spawn(expire_flows(services.store.clone(), trigger.subscribe()));
+    let webhooks = tokio::spawn(webhooks.run(trigger.subscribe()));
 
     let router = crate::web::router(services.clone());
     let limits = http_limits(&services.config.server);
@@ -132,6 +137,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         trigger,
         http,
         worker,
+        webhooks,
         services,
     })
 }
