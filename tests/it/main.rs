@@ -23,3 +23,4 @@ mod serve;
 mod signing;
 mod spam;
 mod support;
+mod webhooks;
