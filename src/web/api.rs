@@ -1,6 +1,7 @@
 //! The application's JSON API under `/api/v1`, behind `Authorization: Bearer <key>`.
 
 use axum::Json;
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -90,6 +91,87 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The most a JSON request body may hold.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+/// The most a raw bounce report may hold (it carries the returned message).
+pub const BOUNCE_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "the request body is larger than {} KiB (a raw bounce may be {} MiB)",
+            BODY_LIMIT / 1024,
+            BOUNCE_BODY_LIMIT / 1024 / 1024
+        ),
+    )
+}
+
+/// A body that is not the JSON asked for: 400 (not JSON), 413 (too large), 415 (no
+/// `Content-Type: application/json`) or 422 (JSON of the wrong shape), as axum tells.
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> ApiError {
+        match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+            status => ApiError::new(status, e.body_text()),
+        }
+    }
+}
+
+/// A query string that does not parse: 400, naming the field.
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> ApiError {
+        ApiError::bad_request(e.body_text())
+    }
+}
+
+/// Gives every error answer under `/api/` the JSON shape, including those made before
+/// a handler runs: an unknown route (404), a wrong method (405, keeping `Allow`), a
+/// body over the limit (413). Answers already in JSON pass unchanged.
+pub async fn json_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let api = request.uri().path().starts_with("/api/");
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let response = next.run(request).await;
+    let status = response.status();
+    if !api || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return response;
+    }
+    // A 405's `Allow` header is added by the router around this layer, and stays.
+    let error = match status {
+        StatusCode::NOT_FOUND => ApiError::new(
+            status,
+            format!("there is no {path} in the API; /api/v1/openapi.json lists every route"),
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+            status,
+            format!("{path} does not take {method}; the Allow header lists what it takes"),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+        s => ApiError::new(s, s.canonical_reason().unwrap_or("error").to_string()),
+    };
+    error.into_response()
+}
+
+/// `GET /api/v1/openapi.json`: the API's description, kept in the repository as
+/// `openapi.json`. Public, as the routes it describes are.
+pub async fn openapi() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("../../openapi.json"),
+    )
+}
+
 impl From<EnqueueError> for ApiError {
     fn from(e: EnqueueError) -> ApiError {
         match e {
@@ -155,9 +237,9 @@ pub struct SendRequest {
 pub async fn post_message(
     State(services): State<Services>,
     _client: ApiClient,
-    body: Result<Json<SendRequest>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<SendRequest>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(req) = body?;
     let to = Address::parse(&req.to)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("to: {e}")))?;
     let locale = req
@@ -227,9 +309,9 @@ const EVENTS_LIMIT_MAX: usize = 1000;
 pub async fn get_events(
     State(services): State<Services>,
     _client: ApiClient,
-    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(q) = query?;
     let limit = q.limit.unwrap_or(100);
     if limit == 0 || limit > EVENTS_LIMIT_MAX {
         return Err(ApiError::bad_request(format!(
@@ -254,9 +336,9 @@ pub struct LogQuery {
 pub async fn get_log(
     State(services): State<Services>,
     _client: ApiClient,
-    query: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<LogQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(q) = query?;
     use crate::timeline::LookupError;
     match crate::timeline::lookup(&services, &q.address).await {
         Ok(view) => Ok(Json(view)),
@@ -269,8 +351,12 @@ pub async fn get_log(
 pub async fn post_bounce(
     State(services): State<Services>,
     _client: ApiClient,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+        status => ApiError::new(status, e.body_text()),
+    })?;
     if body.is_empty() {
         return Err(ApiError::bad_request(
             "send the raw bounce message as the request body",
@@ -299,9 +385,9 @@ pub struct BouncesQuery {
 pub async fn get_bounces(
     State(services): State<Services>,
     _client: ApiClient,
-    query: Result<Query<BouncesQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<BouncesQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(q) = query?;
     let since = q.since.unwrap_or_else(|| "7d".into());
     let since_ms = crate::domain::duration::period_start(&since, crate::domain::now_ms())
         .map_err(|e| ApiError::bad_request(format!("since: {e}")))?;

@@ -27,6 +27,9 @@ pub fn router() -> Router<FlowWeb> {
         .route("/api/v1/flows", post(post_flow).get(list_flows))
         .route("/api/v1/flows/{id}", get(get_flow))
         .route("/api/v1/credentials/verify", post(verify_credentials))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::web::api::BODY_LIMIT,
+        ))
 }
 
 /// An authenticated application, checked as [`ApiClient`] is.
@@ -72,7 +75,7 @@ async fn post_flow(
     _client: FlowClient,
     body: Result<Json<FlowRequest>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(req) = body?;
     let address = Address::parse(&req.address)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("address: {e}")))?;
     // Checked before the flow is stored: its mail would be refused after.
@@ -152,7 +155,7 @@ async fn list_flows(
     _client: FlowClient,
     query: Result<Query<FlowsQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(q) = query?;
     let limit = q.limit.unwrap_or(100);
     if limit == 0 || limit > FLOWS_LIMIT_MAX {
         return Err(ApiError::bad_request(format!(
@@ -208,7 +211,7 @@ async fn verify_credentials(
     _client: FlowClient,
     body: Result<Json<CredentialsRequest>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(req) = body?;
     // An address that does not parse is checked against the decoy like an unknown one.
     let address = Address::parse(&req.address)
         .unwrap_or_else(|_| Address::parse("nobody@invalid.invalid").expect("valid"));
