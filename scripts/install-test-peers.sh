@@ -39,9 +39,9 @@ if ! "$PY" -c 'import dkim, nacl, aiosmtpd, trustme, cryptography, dnslib' >/dev
   echo "install-test-peers: installing Python modules dkimpy, PyNaCl, aiosmtpd, trustme, cryptography, dnslib for $PY"
   "$PY" -m pip install -q dkimpy pynacl aiosmtpd trustme cryptography dnslib
 fi
-if ! "$PY" -c 'import standardwebhooks, openapi_spec_validator' >/dev/null 2>&1; then
-  echo "install-test-peers: installing Python modules standardwebhooks, openapi-spec-validator for $PY"
-  "$PY" -m pip install -q "standardwebhooks==1.3.0" "openapi-spec-validator==0.9.0"
+if ! "$PY" -c 'import standardwebhooks, openapi_spec_validator, schemathesis' >/dev/null 2>&1; then
+  echo "install-test-peers: installing Python modules standardwebhooks, openapi-spec-validator, schemathesis for $PY"
+  "$PY" -m pip install -q "standardwebhooks==1.3.0" "openapi-spec-validator==0.9.0" "schemathesis==4.32.5"
 fi
 
 # axe-core, pinned, where tests/it/a11y.rs reads it (target/ is not in git).

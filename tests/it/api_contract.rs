@@ -213,3 +213,43 @@ fn the_openapi_document_is_served_as_kept_and_is_valid() {
         );
     }
 }
+
+#[test]
+fn schemathesis_finds_no_server_error_and_no_answer_outside_the_schema() {
+    require_python_modules(
+        "schemathesis",
+        "schemathesis",
+        "the API fuzzer (PyPI schemathesis)",
+    );
+    let s = Setup::start("");
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
+    let out = std::process::Command::new(python())
+        .args([
+            "-c",
+            "import sys\nfrom schemathesis.cli import schemathesis\nsys.exit(schemathesis())",
+            "run",
+        ])
+        .arg(&file)
+        .args(["--url", &s.server.url("")])
+        .args(["-H", &format!("Authorization: Bearer {}", s.key)])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+            "--max-examples",
+            "30",
+            "--workers",
+            "2",
+            "--seed",
+            "1",
+        ])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis found problems:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("passed"), "{text}");
+}
