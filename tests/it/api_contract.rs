@@ -31,6 +31,10 @@ fn assert_error(resp: reqwest::blocking::Response, status: u16, code: &str) -> S
         request_id.as_deref(),
         "{body}"
     );
+    assert!(
+        headers_ok,
+        "{status}: the security headers are missing from the error answer"
+    );
     message.to_string()
 }
 
