@@ -313,11 +313,15 @@ pub trait Events {
         endpoint: &str,
         event_seq: u64,
     ) -> Result<Option<WebhookDelivery>, StoreError>;
-    /// Up to `limit` pending deliveries whose next try is at or before `now_ms`,
-    /// earliest first.
-    async fn due_deliveries(
+    /// Claims up to `limit` pending deliveries whose next try is at or before
+    /// `now_ms`, earliest first: each one's next try moves to `lease_until_ms` before it
+    /// is returned, atomically across every claimer (on this node or another), so no
+    /// two senders post it at once. The caller writes the outcome with
+    /// [`Events::put_delivery`].
+    async fn claim_deliveries(
         &self,
         now_ms: u64,
+        lease_until_ms: u64,
         limit: usize,
     ) -> Result<Vec<WebhookDelivery>, StoreError>;
     /// The newest `limit` deliveries to `endpoint`, newest first.

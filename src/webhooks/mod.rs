@@ -338,8 +338,11 @@ impl Sender {
                 continue;
             };
             for event in events.iter().filter(|ev| e.config.wants(ev.kind)) {
-                self.store.put_delivery(&pending(url, event, now)).await?;
-                queued += 1;
+                // Already there when another sender on a shared store queued it first.
+                if self.store.delivery(url, event.seq).await?.is_none() {
+                    self.store.put_delivery(&pending(url, event, now)).await?;
+                    queued += 1;
+                }
             }
             self.store.set_setting(&cursor_setting(url), &last).await?;
             moved = true;
@@ -350,7 +353,7 @@ impl Sender {
         Ok(queued)
     }
 
-    /// Claims up to `room` due deliveries: each moves a lease ahead. A delivery to an
+    /// Claims up to `room` due deliveries (each moves a lease ahead). One to an
     /// endpoint no longer configured, or disabled, fails at once.
     async fn claim(
         &self,
@@ -358,24 +361,25 @@ impl Sender {
         room: usize,
     ) -> Result<Vec<(Arc<Endpoint>, WebhookDelivery)>, StoreError> {
         let mut out = Vec::new();
-        for mut d in self.store.due_deliveries(now, room).await? {
+        for mut d in self
+            .store
+            .claim_deliveries(now, now + LEASE_MS, room)
+            .await?
+        {
             let why_not = match self.endpoint(&d.endpoint) {
                 None => Some("the endpoint is no longer configured".to_string()),
                 Some(_) => disabled(&self.store, &d.endpoint)
                     .await?
                     .map(|x| format!("the endpoint is disabled: {}", x.why)),
             };
-            if let Some(why) = why_not {
-                d.state = DeliveryState::Failed;
-                d.next_try_ms = None;
-                d.last_error = Some(why);
-                self.store.put_delivery(&d).await?;
-                continue;
-            }
-            d.next_try_ms = Some(now + LEASE_MS);
-            self.store.put_delivery(&d).await?;
-            if let Some(e) = self.endpoint(&d.endpoint) {
-                out.push((e.clone(), d));
+            match (why_not, self.endpoint(&d.endpoint)) {
+                (None, Some(e)) => out.push((e.clone(), d)),
+                (why, _) => {
+                    d.state = DeliveryState::Failed;
+                    d.next_try_ms = None;
+                    d.last_error = why;
+                    self.store.put_delivery(&d).await?;
+                }
             }
         }
         Ok(out)

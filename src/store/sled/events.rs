@@ -6,7 +6,7 @@
 //! nothing), and the counter is the log itself: it survives a restart without a
 //! separate write. In `deliveries`, `d` + endpoint + 0 + seq → [`WebhookDelivery`] and,
 //! while it is pending, `t` + next try (ms, big-endian) + endpoint + 0 + seq → nothing,
-//! which [`Events::due_deliveries`] scans in time order; an index entry whose record has
+//! which [`Events::claim_deliveries`] scans in time order; an index entry whose record has
 //! moved on is stale and skipped.
 
 use async_trait::async_trait;
@@ -137,15 +137,18 @@ impl Events for Sled {
         self.get_json(TreeName::Deliveries, &delivery_key(endpoint, event_seq))
     }
 
-    async fn due_deliveries(
+    async fn claim_deliveries(
         &self,
         now_ms: u64,
+        lease_until_ms: u64,
         limit: usize,
     ) -> Result<Vec<WebhookDelivery>, StoreError> {
+        // One claimer at a time in this process; sled has no other.
+        let _one_at_a_time = self.inner.delivery_claim.lock().await;
         let tree = self.tree(TreeName::Deliveries);
         let mut end = vec![b't'];
         end.extend_from_slice(&now_ms.saturating_add(1).to_be_bytes());
-        let mut out = Vec::new();
+        let mut due = Vec::new();
         for item in tree.range(b"t".to_vec()..end) {
             let (k, _) = item.map_err(|e| self.write_error(e))?;
             let at = k
@@ -158,8 +161,8 @@ impl Events for Sled {
             };
             match current {
                 Some(d) if d.state == DeliveryState::Pending && d.next_try_ms == at => {
-                    out.push(d);
-                    if out.len() >= limit {
+                    due.push(d);
+                    if due.len() >= limit {
                         break;
                     }
                 }
@@ -169,7 +172,11 @@ impl Events for Sled {
                 }
             }
         }
-        Ok(out)
+        for d in &mut due {
+            d.next_try_ms = Some(lease_until_ms);
+            self.put_delivery(d).await?;
+        }
+        Ok(due)
     }
 
     async fn recent_deliveries(
@@ -267,7 +274,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn due_deliveries_follow_the_latest_next_try_only() {
+    async fn claimed_deliveries_wait_for_their_lease_and_follow_the_latest_next_try() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s"), false).unwrap();
         store
@@ -278,9 +285,18 @@ mod tests {
             .put_delivery(&delivery("https://b", 2, Some(50)))
             .await
             .unwrap();
-        let due = store.due_deliveries(100, 10).await.unwrap();
+        let due = store.claim_deliveries(100, 400, 10).await.unwrap();
         assert_eq!(due.iter().map(|d| d.event_seq).collect::<Vec<_>>(), [2, 1]);
-        // Moved later: no longer due at 100; delivered: never due again.
+        assert!(due.iter().all(|d| d.next_try_ms == Some(400)));
+        // Claimed: not due again until the lease ends.
+        assert!(
+            store
+                .claim_deliveries(399, 800, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Moved later: not due at the lease's end; delivered: never due again.
         store
             .put_delivery(&delivery("https://a", 1, Some(500)))
             .await
@@ -289,8 +305,14 @@ mod tests {
             .put_delivery(&delivery("https://b", 2, None))
             .await
             .unwrap();
-        assert!(store.due_deliveries(100, 10).await.unwrap().is_empty());
-        assert_eq!(store.due_deliveries(500, 10).await.unwrap().len(), 1);
+        assert!(
+            store
+                .claim_deliveries(400, 800, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(store.claim_deliveries(500, 800, 10).await.unwrap().len(), 1);
         let recent = store.recent_deliveries("https://b", 5).await.unwrap();
         assert_eq!(recent[0].state, DeliveryState::Delivered);
     }

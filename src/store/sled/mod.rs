@@ -133,6 +133,8 @@ struct Inner {
     /// Held from taking an event's number to inserting it, so no reader sees a number
     /// before a lower one.
     event_append: std::sync::Mutex<()>,
+    /// Held while deliveries are claimed, so two claimers never take the same one.
+    delivery_claim: tokio::sync::Mutex<()>,
 }
 
 /// The open sled store; cheap to clone.
@@ -187,6 +189,7 @@ impl Sled {
                 data_file,
                 commit: Arc::default(),
                 event_append: std::sync::Mutex::new(()),
+                delivery_claim: tokio::sync::Mutex::new(()),
             }),
         })
     }
