@@ -12,7 +12,7 @@ use crate::journey::*;
 use crate::support::{python, require_python_modules, wait_for};
 
 /// The receiver process, its secret and what it has seen.
-struct Receiver {
+pub struct Receiver {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
@@ -20,7 +20,7 @@ struct Receiver {
 
 impl Receiver {
     /// Starts a receiver answering `answers` (e.g. "500,500,200": then the last for ever).
-    fn start(answers: &str) -> Receiver {
+    pub fn start(answers: &str) -> Receiver {
         require_python_modules(
             "standardwebhooks",
             "standardwebhooks",
@@ -54,12 +54,12 @@ impl Receiver {
         Receiver { child, port, dir }
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}/hooks/mailgate", self.port)
     }
 
     /// The `[[webhooks]]` entry for this receiver, with `extra` lines.
-    fn config(&self, extra: &str) -> String {
+    pub fn config(&self, extra: &str) -> String {
         format!(
             "[[webhooks]]\nurl = \"{}\"\nsecret_file = \"{}\"\n{extra}\n",
             self.url(),

@@ -1,5 +1,5 @@
 //! The operators' console: `/login`, `/support` (the delivery log, for support staff)
-//! and `/admin` (bounce report, queue, suppression list, operators), and `/account`
+//! and `/admin` (bounce report, queue, suppression list, webhooks, operators), and `/account`
 //! (an operator's own sessions). Plain server-rendered HTML
 //! from handlebars templates compiled into the binary, escaped everywhere because bounce
 //! texts and addresses come from strangers; no JavaScript, and a CSP that forbids it.
@@ -16,6 +16,7 @@ mod pages;
 pub mod sentence;
 mod session;
 mod support;
+mod webhooks;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -42,6 +43,9 @@ pub fn routes() -> Router<Services> {
         .route("/admin/queue/cancel", post(admin::queue_cancel))
         .route("/admin/suppression", get(admin::suppression))
         .route("/admin/suppression/remove", post(admin::suppression_remove))
+        .route("/admin/webhooks", get(webhooks::list))
+        .route("/admin/webhooks/replay", post(webhooks::replay))
+        .route("/admin/webhooks/enable", post(webhooks::enable))
         .route("/account", get(accounts::own_sessions))
         .route(
             "/account/logout-everywhere",

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::ConsoleUser;
 use crate::operators::Role;
 
-const TEMPLATES: [(&str, &str); 9] = [
+const TEMPLATES: [(&str, &str); 10] = [
     (
         "layout",
         include_str!("../../../templates/console/layout.hbs"),
@@ -40,6 +40,10 @@ const TEMPLATES: [(&str, &str); 9] = [
     (
         "suppression",
         include_str!("../../../templates/console/suppression.hbs"),
+    ),
+    (
+        "webhooks",
+        include_str!("../../../templates/console/webhooks.hbs"),
     ),
     (
         "account",
