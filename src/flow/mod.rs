@@ -748,4 +748,37 @@ mod tests {
         );
         assert_eq!(transition_event(Completed, Completed), None);
     }
+
+    #[tokio::test]
+    async fn the_sweep_expires_lapsed_open_flows_once_and_tells_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), false).unwrap();
+        let address = Address::parse("a@example.jp").unwrap();
+        let lapsed = FlowRecord::issued(
+            "f1".into(),
+            FlowKind::Setup,
+            address.clone(),
+            "en".into(),
+            0,
+            100,
+        );
+        let running =
+            FlowRecord::issued("f2".into(), FlowKind::Setup, address, "en".into(), 0, 1_000);
+        store.insert_flow(&lapsed, &[1; 32]).await.unwrap();
+        store.insert_flow(&running, &[2; 32]).await.unwrap();
+        assert_eq!(expire_due(&store, 500).await.unwrap(), 1);
+        assert_eq!(expire_due(&store, 500).await.unwrap(), 0);
+        assert_eq!(
+            store.flow("f1").await.unwrap().unwrap().state,
+            FlowState::Expired
+        );
+        assert_eq!(
+            store.flow("f2").await.unwrap().unwrap().state,
+            FlowState::Issued
+        );
+        let events = store.events_after(0, 10).await.unwrap();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].kind, EventType::FlowExpired);
+        assert_eq!(events[0].data.flow_id.as_deref(), Some("f1"));
+    }
 }

@@ -581,4 +581,34 @@ mod tests {
         assert_eq!(events[0].data.smtp_code, Some(550));
         assert_eq!(events[0].data.remote_host.as_deref(), Some("mx.example.jp"));
     }
+
+    #[tokio::test]
+    async fn only_a_messages_first_deferral_is_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), false).unwrap();
+        let life = Lifecycle::new(
+            store.clone(),
+            Arc::default(),
+            vec![Duration::from_secs(60); 3],
+        );
+        let mut r = MessageRecord::example("a@example.jp", 1);
+        r.expires_ms = u64::MAX;
+        life.enqueue(&mut r, b"raw", &Event::new(Step::Queued, 1), false)
+            .await
+            .unwrap();
+        let busy = Outcome::Deferred(crate::delivery::AttemptReport {
+            smtp_code: Some(451),
+            reply: Some("451 4.7.1 try later".into()),
+            ..Default::default()
+        });
+        for now in [10, 20] {
+            let record = store.message(&r.id).await.unwrap().unwrap();
+            life.record_outcome(record, &busy, now).await.unwrap();
+        }
+        let events = store.events_after(0, 10).await.unwrap();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].kind, EventType::MessageDeferred);
+        assert_eq!(events[0].data.smtp_code, Some(451));
+        assert_eq!(events[0].data.attempt, Some(1));
+    }
 }
