@@ -392,3 +392,31 @@ fn a_permanent_bounce_of_a_flows_mail_is_told_as_bounced_and_undeliverable() {
     let suppressed = r.wait_event("suppression.added");
     assert_eq!(suppressed["data"]["address"], to, "{suppressed}");
 }
+
+#[test]
+fn webhooks_test_posts_a_signed_test_event_and_refuses_a_metadata_address() {
+    let r = Receiver::start("200");
+    let metadata = "http://169.254.169.254/latest/meta-data";
+    let inst = crate::support::Instance::new(&format!(
+        "{}[[webhooks]]\nurl = \"{metadata}\"\nsecret_file = \"{}\"\n",
+        r.config(""),
+        r.dir.path().join("secret").display()
+    ));
+    let out = inst.run(&["webhooks", "test", &r.url()]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("answered 200"), "{said}");
+    let test = r.wait_event("webhook.test");
+    assert!(
+        test["id"].as_str().unwrap().starts_with("evt_test_"),
+        "{test}"
+    );
+
+    let out = inst.run(&["webhooks", "test", metadata]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("169.254.169.254 is a link-local or metadata address"),
+        "{said}"
+    );
+}
