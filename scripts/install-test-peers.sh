@@ -7,8 +7,9 @@
 #   cryptography (they must read the keys `mailgate dkim keygen` writes), dnslib (the
 #   local DNS server of the `dns --check` tests), standardwebhooks (the webhook receiver
 #   verifies signatures with it), openapi-spec-validator and schemathesis (the API
-#   contract tests), and axe-core (npm, into
-#   target/test-peers/) for the accessibility test.
+#   contract tests), axe-core (npm, into
+#   target/test-peers/) for the accessibility test, and PostgreSQL (Debian postgresql:
+#   scripts/test.sh starts a throwaway cluster from its initdb for the store tests).
 # Non-interactive, idempotent, and quick when everything is already present.
 set -euo pipefail
 
@@ -22,6 +23,7 @@ fc-list :lang=ja 2>/dev/null | grep -q . || need_apt+=(fonts-ipafont-gothic)
 command -v opendkim-testkey >/dev/null 2>&1 || need_apt+=(opendkim-tools)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_apt+=(postgresql)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-test-peers: installing Debian packages: ${need_apt[*]}"
@@ -65,4 +67,10 @@ for tool in smtp-sink smtp-source spamassassin chromium opendkim openssl; do
   fi
   echo "install-test-peers: $tool -> $path"
 done
+pg_initdb="$(ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1)"
+if [ -z "$pg_initdb" ]; then
+  echo "install-test-peers: PostgreSQL's initdb is still missing (apt-get install postgresql)" >&2
+  exit 1
+fi
+echo "install-test-peers: initdb -> $pg_initdb"
 "$PY" -c 'import dkim, aiosmtpd; print("install-test-peers: python dkim ->", dkim.__file__, "aiosmtpd ->", aiosmtpd.__file__)'

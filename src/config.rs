@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 use crate::domain::address::is_host_name;
 use crate::domain::duration::parse_duration;
 use crate::domain::{Address, EventType, Mailbox};
+use crate::store::postgres::{PgTls, PostgresSettings, redact_url};
 
 /// Where the configuration file is looked for when neither `--config` nor
 /// `MAILGATE_CONFIG` names one.
@@ -95,6 +96,12 @@ struct RawServer {
 struct RawStore {
     path: Option<String>,
     fsync: Option<bool>,
+    backend: Option<String>,
+    url: Option<String>,
+    password_file: Option<String>,
+    pool_size: Option<u32>,
+    lease: Option<String>,
+    tls: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -260,6 +267,18 @@ pub struct StoreConfig {
     /// fdatasync the store's files after each flush, so acknowledged mail survives
     /// power loss and not only a killed process (DESIGN.md, Reliability).
     pub fsync: bool,
+    /// `store.backend`: sled (default) or PostgreSQL with its settings.
+    pub backend: StoreBackend,
+}
+
+/// Where a node keeps its records (`store.backend`).
+#[derive(Debug, Clone)]
+pub enum StoreBackend {
+    /// The embedded sled store at `store.path`: one node.
+    Sled,
+    /// One PostgreSQL database shared by every node (`store.url` and the keys beside
+    /// it). Its `Debug` redacts the password.
+    Postgres(PostgresSettings),
 }
 
 #[derive(Debug, Clone)]
@@ -963,9 +982,17 @@ fn validate(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Config
         }
     };
 
-    let store = StoreConfig {
-        path: PathBuf::from(raw_store.path.unwrap_or_else(|| "data/store".into())),
-        fsync: raw_store.fsync.unwrap_or(true),
+    let store = {
+        let mut c = Checker {
+            prefix: "store".into(),
+            problems,
+        };
+        let backend = store_backend(&mut c, &raw_store);
+        StoreConfig {
+            path: PathBuf::from(raw_store.path.unwrap_or_else(|| "data/store".into())),
+            fsync: raw_store.fsync.unwrap_or(true),
+            backend,
+        }
     };
 
     let sender = {
@@ -1342,6 +1369,73 @@ pub fn parse_nameserver(v: &str) -> Option<SocketAddr> {
     })
 }
 
+/// `store.backend` and, for PostgreSQL, `store.url`, `store.password_file`,
+/// `store.pool_size`, `store.lease` and `store.tls`. No problem text shows a password.
+fn store_backend(c: &mut Checker<'_>, raw: &RawStore) -> StoreBackend {
+    let pool_size = c.count("pool_size", raw.pool_size, 16);
+    let lease = c.duration("lease", raw.lease.clone(), "60s");
+    let tls = match raw.tls.as_deref().unwrap_or("disable") {
+        "disable" => PgTls::Disable,
+        "require" => PgTls::Require,
+        other => {
+            c.problem(
+                "tls",
+                format!("{other:?} is not one of \"disable\", \"require\""),
+            );
+            PgTls::Disable
+        }
+    };
+    match raw.backend.as_deref().unwrap_or("sled") {
+        "sled" => return StoreBackend::Sled,
+        "postgres" => {}
+        other => {
+            c.problem(
+                "backend",
+                format!("{other:?} is not one of \"sled\", \"postgres\""),
+            );
+            return StoreBackend::Sled;
+        }
+    }
+    let url = match &raw.url {
+        Some(url) => {
+            if let Err(e) = url.parse::<tokio_postgres::Config>() {
+                c.problem(
+                    "url",
+                    format!(
+                        "{} is not a PostgreSQL URL such as \
+                         postgres://mailgate@127.0.0.1:5432/mailgate ({})",
+                        redact_url(url),
+                        redact_url(&e.to_string())
+                    ),
+                );
+            }
+            url.clone()
+        }
+        None => {
+            c.problem(
+                "url",
+                "missing: store.backend is \"postgres\", so name the database, e.g. \
+                 postgres://mailgate@127.0.0.1:5432/mailgate",
+            );
+            String::new()
+        }
+    };
+    let mut password = None;
+    if let Some(p) = raw.password_file.as_deref().map(PathBuf::from) {
+        check_readable_file(c, "password_file", &p);
+        if let Ok(text) = std::fs::read_to_string(&p) {
+            password = Some(text.trim_end_matches(['\r', '\n']).to_string().into());
+        }
+    }
+    StoreBackend::Postgres(PostgresSettings {
+        url,
+        password,
+        pool_size,
+        lease,
+        tls,
+    })
+}
+
 fn check_readable_file(c: &mut Checker<'_>, key: &str, p: &Path) {
     match std::fs::File::open(p) {
         Ok(_) if p.is_file() => {}
@@ -1529,5 +1623,65 @@ mod tests {
         .unwrap_err();
         assert_eq!(keys(&e), ["sender.ip", "dns.nameservers"]);
         assert!(load("", &[], &[]).unwrap().dns.nameservers.is_empty());
+    }
+
+    #[test]
+    fn the_store_backend_defaults_to_sled_and_postgres_keys_are_read() {
+        assert!(matches!(
+            load("", &[], &[]).unwrap().store.backend,
+            StoreBackend::Sled
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pg.pw");
+        std::fs::write(&pw, "s3cret\n").unwrap();
+        let text = format!(
+            "[store]\nbackend = \"postgres\"\nurl = \"postgres://mailgate@db.example.jp/mailgate\"\n\
+             password_file = \"{}\"\npool_size = 4\nlease = \"90s\"\ntls = \"require\"\n",
+            pw.display()
+        );
+        let c = load(&text, &[], &[]).unwrap();
+        let StoreBackend::Postgres(pg) = &c.store.backend else {
+            panic!("{:?}", c.store.backend)
+        };
+        assert_eq!(pg.url, "postgres://mailgate@db.example.jp/mailgate");
+        use secrecy::ExposeSecret;
+        assert_eq!(pg.password.as_ref().unwrap().expose_secret(), "s3cret");
+        assert_eq!((pg.pool_size, pg.lease), (4, Duration::from_secs(90)));
+        assert_eq!(pg.tls, PgTls::Require);
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let defaults = load(
+            "[store]\nbackend = \"postgres\"\nurl = \"postgres://h/db\"\n",
+            &[],
+            &[],
+        )
+        .unwrap();
+        let StoreBackend::Postgres(pg) = defaults.store.backend else {
+            panic!()
+        };
+        assert_eq!((pg.pool_size, pg.lease), (16, Duration::from_secs(60)));
+        assert_eq!(pg.tls, PgTls::Disable);
+    }
+
+    #[test]
+    fn bad_store_keys_are_named_without_the_password() {
+        let e = load("[store]\nbackend = \"mysql\"\n", &[], &[]).unwrap_err();
+        assert_eq!(keys(&e), ["store.backend"]);
+        let e = load("[store]\nbackend = \"postgres\"\n", &[], &[]).unwrap_err();
+        assert_eq!(keys(&e), ["store.url"]);
+        let text = "[store]\nbackend = \"postgres\"\nurl = \"postgres://u:hunter2@h:99999/db\"\n\
+                    pool_size = 0\nlease = \"soon\"\ntls = \"maybe\"\npassword_file = \"/nonexistent/pw\"\n";
+        let e = load(text, &[], &[]).unwrap_err();
+        assert_eq!(
+            keys(&e),
+            [
+                "store.pool_size",
+                "store.lease",
+                "store.tls",
+                "store.url",
+                "store.password_file"
+            ]
+        );
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert!(e.to_string().contains("postgres://u:***@h:99999/db"), "{e}");
     }
 }

@@ -108,6 +108,18 @@ pub struct OperatorRecord {
     pub generation: u64,
 }
 
+/// How an operator reads the console: language and time zone. Absent fields follow
+/// the browser's language and that language's zone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preferences {
+    /// `ja` or `en`.
+    #[serde(default)]
+    pub lang: Option<String>,
+    /// An IANA zone name.
+    #[serde(default)]
+    pub timezone: Option<String>,
+}
+
 /// A stored session (keyed by the SHA-256 of its token).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {
@@ -276,6 +288,9 @@ pub async fn remove(store: &Store, name: &str) -> Result<OperatorRecord, Operato
         .await?
         .ok_or_else(|| OperatorError::Unknown(name.into()))?;
     store.operator_remove(OperatorKey::Account, name).await?;
+    store
+        .operator_remove(OperatorKey::Preferences, name)
+        .await?;
     end_sessions_of(store, name).await?;
     Ok(record)
 }
@@ -425,6 +440,26 @@ pub async fn end_sessions_of(store: &Store, name: &str) -> Result<usize, StoreEr
         }
     }
     Ok(n)
+}
+
+/// The saved console preferences of `name` (the defaults when none were saved).
+pub async fn preferences(store: &Store, name: &str) -> Result<Preferences, StoreError> {
+    Ok(store
+        .operator_get(OperatorKey::Preferences, name)
+        .await?
+        .unwrap_or_default())
+}
+
+/// Saves an operator's console language and time zone. Unlike the other changes this
+/// ends no session: it is how the operator reads the console, not who may use it.
+pub async fn set_preferences(
+    store: &Store,
+    name: &str,
+    prefs: &Preferences,
+) -> Result<(), StoreError> {
+    store
+        .operator_put(OperatorKey::Preferences, name, prefs)
+        .await
 }
 
 /// "Log out everywhere": ends every session of `name`, raising the generation so a

@@ -55,6 +55,11 @@ pub fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
 
 /// The bounces as CSV text, every cell spreadsheet-safe.
 pub fn bounces_csv(list: &[BounceRecord]) -> String {
+    bounces_csv_headed(&BOUNCE_COLUMNS, list)
+}
+
+/// The same rows under another header row (the console's, in the operator's language).
+pub fn bounces_csv_headed(header: &[&str; 10], list: &[BounceRecord]) -> String {
     let mut out = csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
         .from_writer(Vec::new());
@@ -62,7 +67,7 @@ pub fn bounces_csv(list: &[BounceRecord]) -> String {
         out.write_record(row.iter().map(|c| spreadsheet_safe(c).into_owned()))
             .expect("writing CSV to memory cannot fail");
     };
-    write(&mut out, &BOUNCE_COLUMNS);
+    write(&mut out, header);
     for b in list {
         let row = bounce_row(b);
         write(&mut out, &row.each_ref().map(String::as_str));

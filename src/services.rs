@@ -9,10 +9,11 @@ use anyhow::Context;
 use rand::RngCore;
 
 use crate::compose::{ComposeSettings, Composer};
-use crate::config::Config;
+use crate::config::{Config, StoreBackend};
 use crate::dkim::{Algorithm, DkimKeyConfig, Signers};
 use crate::queue::Queue;
 use crate::store::Store;
+use crate::store::postgres::Postgres;
 use crate::verp::VerpKey;
 
 /// Shared state; cheap to clone.
@@ -34,7 +35,10 @@ impl Services {
     /// Opens the store named in the configuration and builds everything that depends
     /// only on configuration and store.
     pub async fn open(config: Config) -> anyhow::Result<Services> {
-        let store = Store::open(&config.store.path, config.store.fsync)?;
+        let store = open_store(&config).await?;
+        if store.shared() && config.dkim.is_empty() {
+            share_dev_key(&config, &store).await?;
+        }
         let composer = Composer::new(ComposeSettings::from_config(&config))
             .map_err(|e| all_of("templates", &e))?;
         let verp = load_verp_key(&config, &store).await?;
@@ -87,11 +91,106 @@ async fn load_verp_key(config: &Config, store: &Store) -> anyhow::Result<VerpKey
     }
     let mut secret = vec![0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut secret);
-    store
-        .set_setting("verp_secret", &hex::encode(&secret))
+    // Nodes starting together on one database all take the first secret stored.
+    let stored: String = store
+        .setting_or_insert("verp_secret", &hex::encode(&secret))
         .await?;
     store.flush().await?;
+    let secret = hex::decode(&stored).context("the stored VERP secret is not hex")?;
     Ok(VerpKey::new(secret))
+}
+
+/// Opens the configured backend: the sled store in `store.path`, or the PostgreSQL
+/// database at `store.url`, migrated to this binary's schema (under the migration
+/// lock, so nodes starting together do not race; a newer schema is refused). A
+/// PostgreSQL node still keeps its control socket and development key in `store.path`.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    match &config.store.backend {
+        StoreBackend::Sled => Ok(Store::open(&config.store.path, config.store.fsync)?),
+        StoreBackend::Postgres(settings) => {
+            create_private_dir(&config.store.path).with_context(|| {
+                format!("store.path: cannot create {}", config.store.path.display())
+            })?;
+            let lock = lock_node_folder(&config.store.path)?;
+            let pg = Postgres::connect(settings).await?;
+            pg.hold(lock);
+            pg.migrate().await?;
+            Ok(Store::new(Arc::new(pg)))
+        }
+    }
+}
+
+/// Locks `store.path` for the store being opened: a node's folder (its control
+/// socket, its development key) is its own, as a sled store's folder is, so a second
+/// node started with the same folder is refused by name.
+fn lock_node_folder(folder: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let path = folder.join("node.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("store.path: cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(crate::store::StoreError::Locked {
+            path: folder.to_path_buf(),
+        }
+        .into()),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("store.path: cannot lock {}", path.display()))
+        }
+    }
+}
+
+fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+/// With no configured key, every node on a shared store signs with one development
+/// key, kept in the database (a node's own key under the same selector would fail
+/// DKIM for the mail of every other node): the first node to start stores its key,
+/// the others write that one to their own `dev_key_path`.
+async fn share_dev_key(config: &Config, store: &Store) -> anyhow::Result<()> {
+    let path = dev_key_path(config);
+    let had_one = path.exists();
+    let mine = if had_one {
+        std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read the development key {}", path.display()))?
+    } else {
+        crate::dkim::generate(Algorithm::Ed25519, crate::dkim::RSA_DEFAULT_BITS)?.private_pem
+    };
+    let shared: String = store.setting_or_insert("dkim_dev_key", &mine).await?;
+    store.flush().await?;
+    if shared == mine && !had_one {
+        tracing::warn!(
+            key = %path.display(),
+            "no [[dkim]] key is configured: generated a development Ed25519 key, kept in the \
+             database for every node; `mailgate dns` prints its record, and `mailgate dkim \
+             keygen` makes a real one"
+        );
+    }
+    if !path.exists() || shared != mine {
+        let public_key_b64 =
+            crate::dkim::public_key_from_private(Algorithm::Ed25519, shared.as_bytes())
+                .context("the development key stored in the database is not a key")?;
+        let key = crate::dkim::GeneratedKey {
+            algorithm: Algorithm::Ed25519,
+            private_pem: shared,
+            public_key_b64,
+        };
+        if path.exists() {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot replace {}", path.display()))?;
+        }
+        let dir = path.parent().expect("the key path has a folder");
+        crate::dkim::write_key_file(dir, "mailgate-dev", &key)?;
+    }
+    Ok(())
 }
 
 /// Where the development key lives: beside the store, under the data folder.

@@ -10,6 +10,7 @@ mod operator;
 mod outbox;
 pub mod report;
 mod store_commands;
+mod store_migrate;
 mod webhooks;
 
 use std::path::PathBuf;
@@ -131,6 +132,9 @@ pub enum Command {
     /// The application's webhook endpoints (`[[webhooks]]`).
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// The store itself.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// The DNS records to publish (DKIM, SPF, DMARC, MX, PTR).
     Dns {
         /// Resolve each record and say what is missing or differs.
@@ -170,6 +174,13 @@ pub enum DkimCommand {
 pub enum OutboxCommand {
     /// Print the newest mail to an address (its text part), to follow its link.
     Show { address: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Bring the PostgreSQL schema up to this mailgate's version (store.backend =
+    /// "postgres"; several nodes may run it at once) and print the version.
+    Migrate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -276,6 +287,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     use crate::control::Request;
     let result = match &cli.command {
         Command::Check => return check::run(&cli),
+        Command::Store(StoreCommand::Migrate) => return store_migrate::migrate(&cli).await,
         Command::Outbox(OutboxCommand::Show { address }) => return outbox::show(&cli, address),
         Command::Bounce(BounceCommand::Parse { files, json }) => {
             return bounce::parse(files, *json);

@@ -59,15 +59,6 @@ impl MessageStatus {
     }
 }
 
-/// Where a message's signed bytes are in the store's spool: segment file, offset of the
-/// record, length of the bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct BodyLocation {
-    pub segment: u32,
-    pub offset: u64,
-    pub len: u32,
-}
-
 /// The stored record of one message (its bytes are kept apart, see the store).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageRecord {
@@ -96,9 +87,6 @@ pub struct MessageRecord {
     #[serde(default)]
     pub timeline: Vec<Event>,
     pub size: usize,
-    /// Where the bytes are while the message is open; `None` once it is final.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<BodyLocation>,
 }
 
 impl MessageRecord {
@@ -126,7 +114,6 @@ impl MessageRecord {
             flow_id: None,
             timeline: Vec::new(),
             size: 1,
-            body: None,
         }
     }
 }

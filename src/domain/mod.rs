@@ -14,7 +14,7 @@ pub mod notify;
 pub use address::{Address, AddressError, Mailbox};
 pub use flow::{AccountRecord, CodeRecord, FlowKind, FlowNote, FlowRecord, FlowState};
 pub use ids::MessageId;
-pub use message::{BodyLocation, Event, MessageRecord, MessageStatus, Step};
+pub use message::{Event, MessageRecord, MessageStatus, Step};
 pub use notify::{DeliveryState, EventData, EventRecord, EventType, WebhookDelivery};
 
 /// Milliseconds since the Unix epoch, from the system clock.

@@ -97,7 +97,6 @@ pub async fn enqueue(queue: &Queue, out: Outgoing) -> Result<Enqueued, EnqueueEr
         flow_id: out.flow_id,
         timeline: Vec::new(),
         size: signed.len(),
-        body: None,
     };
     let mut first = Event::new(Step::Queued, now);
     if due > now {

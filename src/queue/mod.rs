@@ -69,11 +69,14 @@ impl Queue {
         verp: VerpKey,
     ) -> Queue {
         let handoff: Arc<handoff::Handoff> = Arc::default();
-        let lifecycle = Lifecycle::new(
+        let mut lifecycle = Lifecycle::new(
             store.clone(),
             handoff.clone(),
             config.delivery.retry_schedule.clone(),
         );
+        if let crate::config::StoreBackend::Postgres(settings) = &config.store.backend {
+            lifecycle = lifecycle.with_lease(settings.lease);
+        }
         Queue {
             config,
             store,

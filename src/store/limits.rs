@@ -47,7 +47,7 @@ impl LimitKey {
         }
     }
 
-    /// The key as bytes: scope, NUL, subject.
+    /// The key as stored: scope, NUL, subject (both backends use these bytes).
     pub(crate) fn bytes(&self) -> Vec<u8> {
         let mut k = Vec::with_capacity(self.scope.len() + 1 + self.subject.len());
         k.extend_from_slice(self.scope.as_bytes());

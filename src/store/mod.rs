@@ -18,6 +18,7 @@
 //! through its dyn-safe methods.
 
 pub mod limits;
+pub mod postgres;
 pub mod sled;
 
 use std::path::{Path, PathBuf};
@@ -73,6 +74,14 @@ pub enum StoreError {
     Spool(#[from] sled::spool::SpoolError),
     #[error("a record in {tree} is damaged: {detail}")]
     Corrupt { tree: &'static str, detail: String },
+    /// The PostgreSQL backend: `what` names `store.url` (password redacted) and says
+    /// what failed in words an operator can act on.
+    #[error("PostgreSQL store: {what}")]
+    Database {
+        what: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 impl StoreError {
@@ -218,6 +227,9 @@ pub trait Bounces {
 pub enum OperatorKey {
     Account,
     Session,
+    /// An operator's console language and time zone, by name: kept apart from the
+    /// account so saving them can never undo a concurrent disable or new password.
+    Preferences,
 }
 
 /// Operators, their sessions and the audit log. Records are JSON here; [`Store`]
@@ -278,6 +290,13 @@ pub trait Meta {
         name: &str,
         value: serde_json::Value,
     ) -> Result<(), StoreError>;
+    /// The stored setting, or `value` stored now when there was none: of nodes racing
+    /// to create a setting (a secret made once), all end up with the same one.
+    async fn setting_or_insert_value(
+        &self,
+        name: &str,
+        value: serde_json::Value,
+    ) -> Result<serde_json::Value, StoreError>;
     /// Adds `n` to a persisted counter.
     async fn counter_add(&self, kind: &str, label: &str, n: u64) -> Result<(), StoreError>;
     /// A kind's counters, by label.
@@ -531,6 +550,17 @@ impl Store {
             Some(v) => from_value("meta", v).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// The typed setting, or `value` stored now when there was none (see
+    /// [`Meta::setting_or_insert_value`]; not durable until a flush).
+    pub async fn setting_or_insert<T: Serialize + DeserializeOwned>(
+        &self,
+        name: &str,
+        value: &T,
+    ) -> Result<T, StoreError> {
+        let v = to_value("meta", value)?;
+        from_value("meta", self.backend.setting_or_insert_value(name, v).await?)
     }
 
     /// Writes a typed setting (not durable until a flush).

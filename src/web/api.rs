@@ -135,10 +135,19 @@ pub async fn json_errors(
     let api = request.uri().path().starts_with("/api/");
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
     let status = response.status();
     if !api || !(status.is_client_error() || status.is_server_error()) {
         return response;
+    }
+    // The rest of an oversized body is not read, so the connection cannot carry another
+    // request: say so, or a client reusing it gets a broken answer to its next one.
+    let close = status == StatusCode::PAYLOAD_TOO_LARGE;
+    if close {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
     }
     let is_json = response
         .headers()
@@ -160,7 +169,14 @@ pub async fn json_errors(
         StatusCode::PAYLOAD_TOO_LARGE => too_large(),
         s => ApiError::new(s, s.canonical_reason().unwrap_or("error").to_string()),
     };
-    error.into_response()
+    let mut out = error.into_response();
+    if close {
+        out.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    out
 }
 
 /// `GET /api/v1/openapi.json`: the API's description, kept in the repository as

@@ -49,7 +49,10 @@ pub fn router(services: Services) -> Router {
         .route("/healthz", get(healthz))
         .merge(api)
         .route("/metrics", get(crate::metrics::handler))
-        .merge(console::routes().layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024)))
+        .merge(
+            console::routes(&services.config.flows.default_locale)
+                .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024)),
+        )
         .with_state(services.clone())
         .merge(
             pages::router()

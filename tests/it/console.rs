@@ -14,8 +14,8 @@ use crate::support::{
     Instance, Server, Sink, binary, dsn, free_port, relay_config, smtp_send, wait_for,
 };
 
-const SUPPORT_PASSWORD: &str = "support staff password 1";
-const ADMIN_PASSWORD: &str = "admin staff password 22";
+pub(crate) const SUPPORT_PASSWORD: &str = "support staff password 1";
+pub(crate) const ADMIN_PASSWORD: &str = "admin staff password 22";
 
 /// `mailgate operator add NAME --role ROLE` with the password on standard input.
 fn add_operator(inst: &Instance, name: &str, role: &str, password: &str) -> std::process::Output {
@@ -57,11 +57,13 @@ struct Page {
     body: String,
 }
 
-/// A cookie-keeping HTTP client that does not follow redirects.
+/// A cookie-keeping HTTP client that does not follow redirects; it asks for
+/// `accept_language` (English unless a test says otherwise).
 struct Agent {
     base: String,
     client: Client,
     cookies: HashMap<String, String>,
+    accept_language: &'static str,
 }
 
 impl Agent {
@@ -79,6 +81,7 @@ impl Agent {
                 .build()
                 .unwrap(),
             cookies: HashMap::new(),
+            accept_language: "en-US,en;q=0.9",
         }
     }
 
@@ -117,6 +120,7 @@ impl Agent {
             .client
             .get(format!("{}{path}", self.base))
             .header("cookie", self.cookie_header())
+            .header("accept-language", self.accept_language)
             .send()
             .unwrap();
         self.take(r)
@@ -127,6 +131,7 @@ impl Agent {
             .client
             .post(format!("{}{path}", self.base))
             .header("cookie", self.cookie_header())
+            .header("accept-language", self.accept_language)
             .form(form)
             .send()
             .unwrap();
@@ -135,7 +140,19 @@ impl Agent {
 
     /// Logs in through the form; panics unless it lands on `home`.
     fn login(server: &Server, name: &str, password: &str, home: &str) -> Agent {
+        Agent::login_in(server, "en-US,en;q=0.9", name, password, home)
+    }
+
+    /// Logs in from a browser that asks for `accept_language`.
+    fn login_in(
+        server: &Server,
+        accept_language: &'static str,
+        name: &str,
+        password: &str,
+        home: &str,
+    ) -> Agent {
         let mut a = Agent::new(server);
+        a.accept_language = accept_language;
         let form = a.get("/login");
         assert_eq!(form.status, 200);
         let token = csrf(&form.body);
@@ -159,7 +176,7 @@ fn csrf(body: &str) -> String {
 }
 
 /// A console with one support and one admin operator, added with the server down.
-fn console(extra: &str) -> (Instance, Server) {
+pub(crate) fn console(extra: &str) -> (Instance, Server) {
     let inst = Instance::new(extra);
     add_operator(&inst, "aiko", "support", SUPPORT_PASSWORD);
     add_operator(&inst, "ben", "admin", ADMIN_PASSWORD);
@@ -401,9 +418,12 @@ fn page_rows(body: &str) -> Vec<Vec<String>> {
         .skip(1)
         .map(|row| {
             let row = &row[..row.find("</tr>").unwrap()];
-            row.split("<td class=\"text\">")
+            row.split("<td class=\"text\"")
                 .skip(1)
-                .map(|c| unescape(&c[..c.find("</td>").unwrap()]))
+                .map(|c| {
+                    let c = &c[c.find('>').unwrap() + 1..];
+                    unescape(&c[..c.find("</td>").unwrap()])
+                })
                 .collect()
         })
         .collect()
@@ -535,10 +555,10 @@ fn support_searches_and_resends_are_audited_and_a_resend_starts_a_new_flow() {
     let report = admin.get("/admin");
     let audit = &report.body[report.body.find("id=\"audit\"").unwrap()..];
     assert!(
-        audit.contains("operator aiko</td><td>search</td><td class=\"text\">taro@EXAMPLE.JP"),
+        audit.contains("operator aiko</td><td data-label=\"action\">search</td><td class=\"text\" data-label=\"target\">taro@EXAMPLE.JP"),
         "{audit}"
     );
-    assert!(audit.contains("<td>resend</td>"), "{audit}");
+    assert!(audit.contains(">resend</td>"), "{audit}");
 }
 
 #[test]
@@ -830,16 +850,21 @@ fn operator_disable_remove_and_passwd_end_the_sessions_of_a_logged_in_operator()
     assert!(logged_out(&mut aiko));
     let report = admin.get("/admin");
     let audit = &report.body[report.body.find("id=\"audit\"").unwrap()..];
-    assert!(audit.contains("<td>operator disable</td>"), "{audit}");
-    assert!(audit.contains("<td>operator passwd</td>"), "{audit}");
-    assert!(audit.contains("<td>operator remove</td>"), "{audit}");
+    assert!(audit.contains(">operator disable</td>"), "{audit}");
+    assert!(audit.contains(">operator passwd</td>"), "{audit}");
+    assert!(audit.contains(">operator remove</td>"), "{audit}");
 
     // Log out everywhere: every browser of chie goes to the login page (the one that
     // logged in after `enable` above too).
     let mut chie = Agent::login(&server, "chie", password, "/support");
     let mut chie_too = Agent::login(&server, "chie", password, "/support");
     let own = chie.get("/account");
-    assert_eq!(own.body.matches("<tr><td>").count(), 3, "{}", own.body);
+    assert_eq!(
+        own.body.matches("<td data-label=\"session\"").count(),
+        3,
+        "{}",
+        own.body
+    );
     assert!(own.body.contains("this browser"));
     let out = chie.post("/account/logout-everywhere", &[("csrf", &csrf(&own.body))]);
     assert_eq!((out.status, out.location.as_str()), (303, "/login"));
@@ -876,7 +901,7 @@ fn a_revoked_api_key_gets_401_on_the_next_call() {
     let again = inst.run(&["apikey", "revoke", "tests"]);
     assert!(!again.status.success());
     let mut admin = Agent::login(&server, "ben", ADMIN_PASSWORD, "/admin");
-    assert!(admin.get("/admin").body.contains("<td>apikey revoke</td>"));
+    assert!(admin.get("/admin").body.contains(">apikey revoke</td>"));
 }
 
 /// What a burst of logins answered: successes, "wrong" (a password was checked and
@@ -903,6 +928,7 @@ fn login_burst(server: &Server, source: &str, name: &str, passwords: &[String]) 
                         .client
                         .post(format!("{}/login", a.base))
                         .header("cookie", a.cookie_header())
+                        .header("accept-language", a.accept_language)
                         .form(&[("csrf", token.as_str()), ("name", name), ("password", p)])
                         .send()
                         .unwrap();
@@ -1123,4 +1149,578 @@ fn the_admin_sees_a_disabled_webhook_endpoint_replays_an_event_and_enables_it() 
     // A support operator may not.
     let mut support = Agent::login(&server, "aiko", SUPPORT_PASSWORD, "/support");
     assert_eq!(support.get("/admin/webhooks").status, 403);
+}
+
+/// The words a page shows a person: the text between tags, without the `<code>` of
+/// commands (which stay as typed) and the attribute values.
+fn visible_text(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some(at) = rest.find('<') {
+        out.push_str(&rest[..at]);
+        out.push(' ');
+        let tail = &rest[at..];
+        if tail.starts_with("<code>") {
+            rest = &tail[tail.find("</code>").map(|e| e + 7).unwrap_or(tail.len())..];
+        } else if tail.starts_with("<title>") {
+            out.push_str(&tail[7..tail.find("</title>").unwrap()]);
+            rest = &tail[tail.find("</title>").unwrap()..];
+            rest = &rest[rest.find('>').unwrap() + 1..];
+        } else {
+            rest = &tail[tail.find('>').map(|e| e + 1).unwrap_or(tail.len())..];
+        }
+    }
+    out.push_str(rest);
+    unescape(&out)
+}
+
+/// Labels, buttons and headings of the English console.
+const ENGLISH_LABELS: &[&str] = &[
+    "Delivery log",
+    "Bounce report",
+    "Suppression list",
+    "Operators",
+    "Your sessions",
+    "Log out",
+    "Search",
+    "Address or message id",
+    "Send a new link",
+    "Times are in",
+    "Period",
+    "Show",
+    "Download CSV",
+    "By reason",
+    "By recipient domain",
+    "By day",
+    "Undeliverable flows",
+    "Every bounce",
+    "Recent operator actions",
+    "Retry now",
+    "Cancel",
+    "Remove",
+    "Enable",
+    "Disable",
+    "Set role",
+    "Set password",
+    "new password",
+    "Log out everywhere",
+    "Language",
+    "Time zone",
+    "Save",
+    "this browser",
+    "started",
+    "ends",
+    "bounces",
+    "reason",
+    "address",
+    "domain",
+    "requested",
+    "expires",
+    "status",
+    "The queue is empty",
+    "is empty",
+    "Did you mean",
+    "No new link",
+];
+
+/// True when `text` holds a time stamped with `zone` ("12:00:05 JST").
+fn time_in(text: &str, zone: &str) -> bool {
+    text.match_indices(&format!(" {zone}"))
+        .any(|(at, _)| text[..at].ends_with(|c: char| c.is_ascii_digit()))
+}
+
+/// True for a kana or kanji.
+fn is_japanese(c: char) -> bool {
+    matches!(c, '\u{3040}'..='\u{30ff}' | '\u{3400}'..='\u{9fff}' | '\u{ff01}'..='\u{ff60}')
+}
+
+/// The console's pages for an admin with one message and one suppressed address.
+fn every_console_page(agent: &mut Agent) -> Vec<(String, String)> {
+    [
+        "/support",
+        "/support?q=hanako%40example.jp",
+        "/support?q=HANAKO%40example.jp",
+        "/support?q=stranger%40example.jp",
+        "/admin",
+        "/admin/queue",
+        "/admin/suppression",
+        "/admin/operators",
+        "/account",
+    ]
+    .iter()
+    .map(|p| {
+        let page = agent.get(p);
+        assert_eq!(page.status, 200, "{p}: {}", page.body);
+        (p.to_string(), page.body)
+    })
+    .collect()
+}
+
+#[test]
+fn the_console_speaks_one_language_per_operator_and_the_switch_persists() {
+    let (inst, server) = console("");
+    for args in [
+        // The mail is data: an English invitation, so neither page holds the
+        // other language through it.
+        &["invite", "hanako@example.jp", "--locale", "en"][..],
+        &[
+            "suppression",
+            "add",
+            "gone@example.jp",
+            "--note",
+            "mailbox gone",
+        ][..],
+    ] {
+        let out = inst.run(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A browser that asks for Japanese gets the console in Japanese, times in JST.
+    let mut ben = Agent::login_in(&server, "ja,en;q=0.5", "ben", ADMIN_PASSWORD, "/admin");
+    for (path, body) in every_console_page(&mut ben) {
+        assert!(body.contains("<html lang=\"ja\">"), "{path}");
+        let text = visible_text(&body);
+        for label in ENGLISH_LABELS {
+            assert!(
+                !text.contains(label),
+                "{path}: English {label:?} in:\n{text}"
+            );
+        }
+        assert!(!time_in(&text, "UTC"), "{path}: a UTC time in:\n{text}");
+    }
+    let support = ben.get("/support?q=hanako%40example.jp");
+    assert!(
+        visible_text(&support.body).contains(" JST"),
+        "{}",
+        support.body
+    );
+
+    // The switch in the header saves English for ben: every page, in any browser.
+    let token = csrf(&support.body);
+    let switched = ben.post(
+        "/account/preferences",
+        &[
+            ("csrf", &token),
+            ("lang", "en"),
+            ("keep_zone", "1"),
+            ("back", "/support?q=hanako%40example.jp&lang=ja"),
+        ],
+    );
+    assert_eq!(switched.status, 303, "{}", switched.body);
+    assert_eq!(switched.location, "/support?q=hanako%40example.jp");
+    let mut again = Agent::login_in(&server, "ja", "ben", ADMIN_PASSWORD, "/admin");
+    for (path, body) in every_console_page(&mut again) {
+        assert!(body.contains("<html lang=\"en\">"), "{path}");
+        // The switch names Japanese in Japanese; nothing else is.
+        let text = visible_text(&body).replace("日本語", "");
+        let found: String = text.chars().filter(|c| is_japanese(*c)).collect();
+        assert!(found.is_empty(), "{path}: Japanese {found:?} in:\n{text}");
+    }
+    // English times are in the configured zone (UTC here); a saved zone wins.
+    let admin = again.get("/admin/suppression");
+    assert!(time_in(&visible_text(&admin.body), "UTC"), "{}", admin.body);
+    let saved = again.post(
+        "/account/preferences",
+        &[
+            ("csrf", &csrf(&admin.body)),
+            ("lang", "en"),
+            ("timezone", "Asia/Tokyo"),
+            ("back", "/admin/suppression"),
+        ],
+    );
+    assert_eq!(saved.status, 303);
+    let admin = again.get("/admin/suppression");
+    let text = visible_text(&admin.body);
+    assert!(time_in(&text, "JST") && !time_in(&text, "UTC"), "{text}");
+    // A zone that does not exist is refused with its name.
+    let bad = again.post(
+        "/account/preferences",
+        &[
+            ("csrf", &csrf(&admin.body)),
+            ("lang", "en"),
+            ("timezone", "Mars/Olympus"),
+        ],
+    );
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("Mars/Olympus"), "{}", bad.body);
+
+    // The CSV speaks the operator's language too: Japanese headers (with the mark
+    // Excel needs) for a Japanese operator, the CLI's for an English one.
+    let mut aiko = Agent::login_in(&server, "ja", "aiko", SUPPORT_PASSWORD, "/support");
+    let login = Agent::new(&server).get("/login?lang=ja");
+    assert!(
+        visible_text(&login.body).contains("担当者名"),
+        "{}",
+        login.body
+    );
+    let refused = aiko.get("/admin");
+    assert_eq!(refused.status, 403);
+    assert!(
+        visible_text(&refused.body).contains("管理者向け"),
+        "{}",
+        refused.body
+    );
+    let csv = ben.get("/admin/bounces.csv?since=7d");
+    assert!(csv.body.starts_with("time,address,"), "{}", csv.body);
+    let mut ja_admin = Agent::login_in(&server, "en", "ben", ADMIN_PASSWORD, "/admin");
+    let page = ja_admin.get("/admin");
+    ja_admin.post(
+        "/account/preferences",
+        &[
+            ("csrf", &csrf(&page.body)),
+            ("lang", "ja"),
+            ("timezone", ""),
+        ],
+    );
+    let csv = ja_admin.get("/admin/bounces.csv?since=7d");
+    assert!(
+        csv.body.starts_with("\u{feff}日時,アドレス,"),
+        "{}",
+        csv.body
+    );
+}
+
+/// The `href` of the first link whose text is `text`, unescaped.
+fn href_of(body: &str, text: &str) -> String {
+    let end = body
+        .find(&format!(">{text}</a>"))
+        .unwrap_or_else(|| panic!("no link {text:?} in {body}"));
+    let start = body[..end].rfind("href=\"").unwrap() + "href=\"".len();
+    let len = body[start..].find('"').unwrap();
+    unescape(&body[start..start + len])
+}
+
+#[test]
+fn support_links_carry_an_address_with_a_plus_to_the_support_page_intact() {
+    let (inst, server) = console("");
+    let plus = "taro+desk@example.jp";
+    for args in [
+        &["invite", plus][..],
+        &[
+            "suppression",
+            "add",
+            "hana+old@example.jp",
+            "--note",
+            "gone",
+        ][..],
+    ] {
+        let out = inst.run(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut ben = Agent::login(&server, "ben", ADMIN_PASSWORD, "/admin");
+    // "Did you mean" for another case of the address: its link finds the address.
+    let other = ben.get("/support?q=TARO%2Bdesk%40example.jp");
+    let link = href_of(&other.body, plus);
+    assert_eq!(link, "/support?q=taro%2Bdesk%40example.jp&lang=en");
+    let found = ben.get(&link);
+    assert!(
+        found.body.contains(&format!("<h2>{plus}</h2>")),
+        "{}",
+        found.body
+    );
+    assert_eq!(found.body.matches("<table class=\"timeline\">").count(), 1);
+    // The suppression list links each address to its delivery log, encoded too.
+    let list = ben.get("/admin/suppression");
+    let link = href_of(&list.body, "hana+old@example.jp");
+    assert_eq!(link, "/support?q=hana%2Bold%40example.jp");
+    let log = ben.get(&link);
+    assert!(
+        log.body.contains("<h2>hana+old@example.jp</h2>"),
+        "{}",
+        log.body
+    );
+    // The language switch comes back to the same search, the `+` intact.
+    let back = ben.post(
+        "/account/preferences",
+        &[
+            ("csrf", &csrf(&found.body)),
+            ("lang", "ja"),
+            ("keep_zone", "1"),
+            ("back", "/support?q=taro%2Bdesk%40example.jp&lang=en"),
+        ],
+    );
+    assert_eq!(back.location, "/support?q=taro%2Bdesk%40example.jp");
+    let ja = ben.get(&back.location);
+    assert!(ja.body.contains(&format!("<h2>{plus}</h2>")), "{}", ja.body);
+    assert!(ja.body.contains("<html lang=\"ja\">"));
+}
+
+#[test]
+fn an_admin_invites_an_unknown_address_only_through_a_confirmation_page() {
+    let (inst, server) = console("");
+    let stranger = "new+person@example.jp";
+    let log = |a: &mut Agent| a.get(&format!("/support?q={}", url_encode(stranger)));
+    // Support: no button, no invitation, the reason.
+    let mut aiko = Agent::login(&server, "aiko", SUPPORT_PASSWORD, "/support");
+    let page = log(&mut aiko);
+    assert!(!page.body.contains("id=\"resend-button\""), "{}", page.body);
+    assert!(!page.body.contains("id=\"invite-link\""), "{}", page.body);
+    assert!(
+        page.body.contains("ask an admin to invite it"),
+        "{}",
+        page.body
+    );
+    assert_eq!(aiko.get("/admin/invite?address=x%40example.jp").status, 403);
+    // Admin: a link to the confirmation page, which sends nothing by itself.
+    let mut ben = Agent::login(&server, "ben", ADMIN_PASSWORD, "/admin");
+    let page = log(&mut ben);
+    assert!(!page.body.contains("id=\"resend-button\""), "{}", page.body);
+    let link = href_of(
+        &page.body,
+        &format!("Invite {stranger} (asks for confirmation first)"),
+    );
+    assert_eq!(link, "/admin/invite?address=new%2Bperson%40example.jp");
+    let confirm = ben.get(&link);
+    assert_eq!(confirm.status, 200, "{}", confirm.body);
+    assert!(
+        confirm.body.contains("id=\"invite-button\""),
+        "{}",
+        confirm.body
+    );
+    assert!(confirm.body.contains("mailgate has never sent anything"));
+    assert_eq!(
+        log(&mut ben)
+            .body
+            .matches("<table class=\"timeline\">")
+            .count(),
+        0
+    );
+    // A POST without the confirmation sends nothing either.
+    let token = csrf(&confirm.body);
+    let unconfirmed = ben.post("/admin/invite", &[("csrf", &token), ("address", stranger)]);
+    assert_eq!(unconfirmed.status, 400, "{}", unconfirmed.body);
+    assert_eq!(
+        log(&mut ben)
+            .body
+            .matches("<table class=\"timeline\">")
+            .count(),
+        0
+    );
+    // Confirmed: one invitation, in the log and the audit log.
+    let sent = ben.post(
+        "/admin/invite",
+        &[("csrf", &token), ("address", stranger), ("confirm", "yes")],
+    );
+    assert_eq!(sent.status, 200);
+    assert!(
+        sent.body
+            .contains("An invitation to new+person@example.jp was queued"),
+        "{}",
+        sent.body
+    );
+    assert_eq!(
+        log(&mut ben)
+            .body
+            .matches("<table class=\"timeline\">")
+            .count(),
+        1
+    );
+    // Now known: support may send a new link; an invitation is refused with why.
+    assert!(log(&mut aiko).body.contains("id=\"resend-button\""));
+    let again = ben.get(&link);
+    assert!(
+        !again.body.contains("id=\"invite-button\""),
+        "{}",
+        again.body
+    );
+    assert!(
+        again.body.contains("has an account or an earlier link"),
+        "{}",
+        again.body
+    );
+    let twice = ben.post(
+        "/admin/invite",
+        &[("csrf", &token), ("address", stranger), ("confirm", "yes")],
+    );
+    assert!(twice.body.contains("id=\"refusal\""), "{}", twice.body);
+    assert_eq!(
+        log(&mut ben)
+            .body
+            .matches("<table class=\"timeline\">")
+            .count(),
+        1
+    );
+    // A suppressed stranger gets no invitation; the page says so.
+    let out = inst.run(&["suppression", "add", "gone@example.jp", "--note", "gone"]);
+    assert!(out.status.success());
+    let gone = ben.get("/admin/invite?address=gone%40example.jp");
+    assert!(gone.body.contains("suppression list"), "{}", gone.body);
+    assert!(!gone.body.contains("id=\"invite-button\""));
+    let audit = ben.get("/admin").body;
+    assert!(
+        audit.contains("new+person@example.jp (sent, flow "),
+        "{audit}"
+    );
+    assert!(audit.contains("new+person@example.jp (not sent: the address is known)"));
+}
+
+/// The text of the progress row `label` of the newest flow on a support page.
+fn progress_row(body: &str, label: &str) -> String {
+    let at = body
+        .find(&format!("<strong>{label}</strong>"))
+        .unwrap_or_else(|| panic!("no row {label:?} in {body}"));
+    let row = &body[at..];
+    visible_text(&row[..row.find("</li>").unwrap()])
+}
+
+#[test]
+fn the_support_page_shows_how_far_each_flow_got() {
+    use crate::journey::{code_in, token_in, wait_for_code, wait_for_mail};
+    let (inst, server) = console("");
+    let to = "hanako@example.jp";
+    let out = inst.run(&["invite", to, "--locale", "ja"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let outbox = inst.path().join("outbox");
+    let token = token_in(&wait_for_mail(&outbox, to, "", 1));
+    let mut aiko = Agent::login(&server, "aiko", SUPPORT_PASSWORD, "/support");
+    let page = aiko.get("/support?q=hanako%40example.jp");
+    assert!(progress_row(&page.body, "Link mail").contains("accepted by the receiving server"));
+    assert!(progress_row(&page.body, "Link opened").ends_with(": not opened yet"));
+    // A scanner's HEAD, then the person: the page, the button, two wrong codes.
+    let link = server.url(&format!("/v/{token}"));
+    assert_eq!(Client::new().head(&link).send().unwrap().status(), 200);
+    let person = crate::journey::Browser::new(&server);
+    assert_eq!(person.get(&format!("/v/{token}")).status, 200);
+    assert_eq!(person.post(&format!("/v/{token}"), &[]).status, 303);
+    let code = code_in(&wait_for_code(&outbox, to, 1));
+    for wrong in ["000000", "111111", "222222"]
+        .iter()
+        .filter(|w| **w != code)
+        .take(2)
+    {
+        let p = person.post(&format!("/v/{token}/code"), &[("code", wrong)]);
+        assert_eq!(p.status, 422, "{}", p.body);
+    }
+    let page = aiko.get("/support?q=hanako%40example.jp");
+    let opened = progress_row(&page.body, "Link opened");
+    assert!(opened.contains("fetched 1× by a mail scanner"), "{opened}");
+    assert!(opened.contains("shown in a browser 1×"), "{opened}");
+    assert!(opened.contains("a person pressed the button"), "{opened}");
+    assert!(
+        wait_for(10, || progress_row(
+            &aiko.get("/support?q=hanako%40example.jp").body,
+            "Code mail"
+        )
+        .contains("accepted at")),
+        "the code mail was not accepted"
+    );
+    let wrong = progress_row(&page.body, "Wrong codes");
+    assert!(wrong.contains(": 2 (the last at "), "{wrong}");
+    assert!(progress_row(&page.body, "Completed").contains("not yet"));
+    // The right code and a password: completed. In Japanese, the same rows.
+    let ok = person.post(&format!("/v/{token}/code"), &[("code", &code)]);
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    let pw = crate::journey::PASSWORD;
+    let set = person.post(
+        &format!("/v/{token}/password"),
+        &[("password", pw), ("password2", pw)],
+    );
+    assert_eq!(set.status, 303, "{}", set.body);
+    let page = aiko.get("/support?q=hanako%40example.jp");
+    assert!(progress_row(&page.body, "Completed").contains("the password was set at"));
+    let ja = aiko.get("/support?q=hanako%40example.jp&lang=ja");
+    assert!(
+        progress_row(&ja.body, "間違ったコード").contains("2回"),
+        "{}",
+        ja.body
+    );
+    assert!(progress_row(&ja.body, "完了").contains("パスワードが設定されました"));
+}
+
+#[test]
+fn a_japanese_support_desk_works_in_a_real_browser() {
+    let (inst, server) = console("");
+    for args in [
+        &["invite", "hanako@example.jp"][..],
+        &["invite", "gone@example.jp"][..],
+        &[
+            "suppression",
+            "add",
+            "gone@example.jp",
+            "--note",
+            "mailbox gone",
+        ][..],
+    ] {
+        let out = inst.run(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut b = Browser::start();
+    b.goto(&server.url("/login?lang=ja"));
+    assert!(b.text().contains("担当者名"), "{}", b.text());
+    b.fill("name", "aiko");
+    b.fill("password", SUPPORT_PASSWORD);
+    b.navigate_by("document.getElementById('login').submit()");
+    assert_eq!(b.path(), "/support");
+    // The browser asks for English; the switch keeps Japanese for aiko.
+    b.navigate_by("document.getElementById('lang-ja').click()");
+    assert_eq!(b.eval("document.documentElement.lang"), "ja");
+    // A full-width address, as a Japanese input method types it.
+    b.fill("q", "ｈａｎａｋｏ＠ｅｘａｍｐｌｅ．ｊｐ");
+    b.navigate_by("document.getElementById('search').submit()");
+    let text = b.text();
+    for label in [
+        "配信ログ",
+        "検索",
+        "手続きの進み具合",
+        "リンクのメール",
+        "間違ったコード",
+        "新しいリンクを再送",
+    ] {
+        assert!(text.contains(label), "{label} not in:\n{text}");
+    }
+    assert_eq!(
+        b.eval("document.querySelector('main h2').innerText"),
+        "hanako@example.jp"
+    );
+    b.screenshot("support-ja-search.png");
+    // An address mailgate never saw: no button, the reason in Japanese.
+    b.goto(&server.url("/support?q=stranger%40example.jp"));
+    assert_eq!(
+        b.eval("document.getElementById('resend-button') === null"),
+        true
+    );
+    let why = b.eval("document.getElementById('no-resend').innerText");
+    assert!(
+        why.as_str()
+            .unwrap()
+            .contains("アカウントも過去のリンクもない"),
+        "{why}"
+    );
+    b.screenshot("support-ja-unknown.png");
+    // A suppressed one: no button either; a resend forced from the page says it was
+    // not sent, and why.
+    b.goto(&server.url("/support?q=gone%40example.jp"));
+    assert_eq!(
+        b.eval("document.getElementById('resend-button') === null"),
+        true
+    );
+    b.navigate_by(
+        "const f = document.createElement('form'); f.method = 'post'; f.action = '/support/resend';
+         for (const [k, v] of [['csrf', document.querySelector('input[name=csrf]').value],
+                               ['address', 'gone@example.jp']]) {
+           const i = document.createElement('input'); i.type = 'hidden'; i.name = k; i.value = v;
+           f.appendChild(i);
+         }
+         document.body.appendChild(f); f.submit();",
+    );
+    let flash = b.eval("document.getElementById('flash').innerText");
+    let flash = flash.as_str().unwrap();
+    assert!(flash.starts_with("新しいリンクは送っていません"), "{flash}");
+    assert!(flash.contains("送信停止リスト"), "{flash}");
+    b.screenshot("support-ja-suppressed.png");
 }

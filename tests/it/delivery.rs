@@ -471,7 +471,8 @@ fn a_message_announced_on_a_connection_that_ends_is_tried_again_on_a_new_one() {
 #[test]
 fn damaged_bytes_in_the_spool_fail_the_message_and_nothing_is_sent() {
     let sink = Sink::start(&[]);
-    let inst = Instance::new(&relay_config(sink.port, "\"1s\""));
+    // The spool's segment files are the sled backend's.
+    let inst = Instance::on_sled(&relay_config(sink.port, "\"1s\""));
     let id = inst.send_notice("user0@example.jp"); // no server: it waits in the queue
     // Flip one byte of the stored message, as a bad disk would.
     let spool = inst.dir.path().join("store/spool");
@@ -497,7 +498,8 @@ fn damaged_bytes_in_the_spool_fail_the_message_and_nothing_is_sent() {
 #[tokio::test]
 async fn a_message_the_worker_still_holds_when_its_lease_ends_is_not_claimed_twice() {
     use mailgate::domain::{MessageId, MessageStatus};
-    let inst = Instance::new(&relay_config(crate::support::free_port(), "\"1s\""));
+    // Recovery at start is the single node's (a shared store waits for the lease).
+    let inst = Instance::on_sled(&relay_config(crate::support::free_port(), "\"1s\""));
     let id = inst.send_notice("user0@example.jp"); // no server: it waits in the queue
     let config = mailgate::config::Config::load(&mailgate::config::ConfigSources {
         path: Some(inst.config_path.clone()),

@@ -544,7 +544,8 @@ impl Drop for SmallDisk {
 #[test]
 fn a_full_disk_stops_intake_until_space_returns_and_sigterm_still_exits_0() {
     let disk = SmallDisk::mount(48);
-    let inst = Instance::new("");
+    // The full disk is the sled store's folder.
+    let inst = Instance::on_sled("");
     let text = std::fs::read_to_string(&inst.config_path).unwrap().replace(
         &format!("path = \"{}\"", inst.path().join("store").display()),
         &format!("path = \"{}\"", disk.path().join("store").display()),

@@ -158,6 +158,14 @@ impl Browser {
         }
     }
 
+    /// The same browser (its cookies) talking to another node.
+    pub fn moved_to(self, server: &Server) -> Browser {
+        Browser {
+            base: server.url(""),
+            ..self
+        }
+    }
+
     pub fn cookie(&self, name: &str) -> Option<String> {
         self.cookies.lock().unwrap().get(name).cloned()
     }

@@ -13,20 +13,106 @@ pub fn binary() -> PathBuf {
 }
 
 /// A folder with a config file and a store, removed when dropped.
+///
+/// The store is sled, or with `MAILGATE_TEST_BACKEND=postgres` a fresh database on the
+/// server at `MAILGATE_TEST_PG_URL` (the test script starts one), dropped with the
+/// instance: the same tests run against either backend.
 pub struct Instance {
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
+    database: Option<TestDatabase>,
+}
+
+/// The backend the suite runs against (`MAILGATE_TEST_BACKEND`, default `sled`).
+pub fn backend() -> String {
+    std::env::var("MAILGATE_TEST_BACKEND").unwrap_or_else(|_| "sled".into())
+}
+
+/// A database of its own on the test server, dropped at the end.
+pub struct TestDatabase {
+    server: String,
+    name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub fn create() -> TestDatabase {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let server = std::env::var("MAILGATE_TEST_PG_URL").unwrap_or_else(|_| {
+            panic!(
+                "MAILGATE_TEST_PG_URL is not set: run the suite with `bash scripts/test.sh`, \
+                 which starts a throwaway PostgreSQL (apt-get install postgresql)"
+            )
+        });
+        let name = format!(
+            "mg_it_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
+        psql(&server, &format!("CREATE DATABASE {name}"));
+        let base = server.rsplit_once('/').expect("a database in the URL").0;
+        let url = format!("{base}/{name}");
+        TestDatabase { server, name, url }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args(["-X", "-q", &self.server, "-c"])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .output();
+    }
+}
+
+fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql])
+        .output()
+        .expect("psql (apt-get install postgresql-client)");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Instance {
     /// A config for tests: free ports, everything under a temporary folder, no fsync
     /// (the tests kill processes, they do not cut power). `extra` is appended as TOML.
     pub fn new(extra: &str) -> Instance {
+        let database = (backend() == "postgres").then(TestDatabase::create);
+        Instance::with_store(extra, database)
+    }
+
+    /// An instance on the sled store whatever the suite's backend (for what only sled
+    /// has: its spool files, its folder lock).
+    pub fn on_sled(extra: &str) -> Instance {
+        Instance::with_store(extra, None)
+    }
+
+    /// An instance on `database` (shared by several nodes when each gets a clone of its
+    /// URL), or on sled with `None`.
+    pub fn with_store(extra: &str, database: Option<TestDatabase>) -> Instance {
+        let url = database.as_ref().map(|d| d.url.clone());
+        let mut inst = Instance::with_url(extra, url.as_deref());
+        inst.database = database;
+        inst
+    }
+
+    /// An instance whose store is the PostgreSQL database at `url` (not dropped with it).
+    pub fn with_url(extra: &str, url: Option<&str>) -> Instance {
         let dir = tempfile::tempdir().expect("temporary folder");
         let root = dir.path();
+        let postgres = url
+            .map(|u| format!("backend = \"postgres\"\nurl = \"{u}\"\npool_size = 4\n"))
+            .unwrap_or_default();
         let mut text = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://localhost:9\"\n\
-             [store]\npath = \"{store}\"\nfsync = false\n\
+             [store]\npath = \"{store}\"\nfsync = false\n{postgres}\
              [sender]\nfrom = \"Example Clinic <no-reply@example.jp>\"\nbounce_domain = \"bounces.example.jp\"\nhostname = \"mail.example.jp\"\n\
              [log]\nformat = \"text\"\nlevel = \"info\"\n",
             store = root.join("store").display(),
@@ -40,7 +126,11 @@ impl Instance {
         }
         let config_path = root.join("mailgate.toml");
         std::fs::write(&config_path, text).expect("write config");
-        Instance { dir, config_path }
+        Instance {
+            dir,
+            config_path,
+            database: None,
+        }
     }
 
     pub fn path(&self) -> &Path {

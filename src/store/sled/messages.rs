@@ -15,7 +15,25 @@ use serde::Deserialize;
 use crate::domain::{Event, MessageId, MessageRecord, MessageStatus};
 use crate::store::{CASE_SCAN_LIMIT, Claimed, Messages, StoreError};
 
+use super::spool::BodyLocation;
 use super::{Sled, TreeName, decode, keys};
+
+/// A message as stored: the domain's record and, while the message is open, where its
+/// bytes are, in one JSON value (one sled write per change).
+#[derive(serde::Serialize)]
+struct Stored<'a> {
+    #[serde(flatten)]
+    record: &'a MessageRecord,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<BodyLocation>,
+}
+
+/// Only the body's location of a stored message (read at open).
+#[derive(Deserialize)]
+pub(super) struct BodyOnly {
+    #[serde(default)]
+    pub(super) body: Option<BodyLocation>,
+}
 
 #[derive(Deserialize)]
 struct StatusOnly {
@@ -23,8 +41,22 @@ struct StatusOnly {
 }
 
 impl Sled {
-    fn release_body(&self, record: &mut MessageRecord) {
-        self.inner.spool.release_opt(record.body.take());
+    fn bodies(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<MessageId, BodyLocation>> {
+        self.inner.bodies.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_record(
+        &self,
+        record: &MessageRecord,
+        body: Option<BodyLocation>,
+    ) -> Result<(), StoreError> {
+        self.put_json(
+            TreeName::Messages,
+            record.id.as_bytes(),
+            &Stored { record, body },
+        )
     }
 
     /// Up to `limit` queue entries due at or before `now_ms`, earliest first.
@@ -61,7 +93,7 @@ impl Messages for Sled {
         first: &Event,
     ) -> Result<(), StoreError> {
         let id = record.id;
-        record.body = Some(self.inner.spool.write(&id, raw)?);
+        let location = self.inner.spool.write(&id, raw)?;
         record.timeline = vec![first.clone()];
         self.tree(TreeName::AddressIndex)
             .insert(
@@ -69,10 +101,11 @@ impl Messages for Sled {
                 &[],
             )
             .map_err(|e| self.write_error(e))?;
-        if let Err(e) = self.put_json(TreeName::Messages, id.as_bytes(), record) {
-            self.release_body(record);
+        if let Err(e) = self.write_record(record, Some(location)) {
+            self.inner.spool.release(location);
             return Err(e);
         }
+        self.bodies().insert(id, location);
         if let Some(due) = record.due_ms {
             self.tree(TreeName::Queue)
                 .insert(keys::queue(due, &id), &[])
@@ -89,19 +122,21 @@ impl Messages for Sled {
     /// Rewrites a message record. A final record (delivered, failed, …) drops its body:
     /// the bytes may hold a link or a code, and nobody needs them any more.
     async fn put_message(&self, record: &mut MessageRecord) -> Result<(), StoreError> {
-        if record.status.is_open() || record.body.is_none() {
-            return self.put_json(TreeName::Messages, record.id.as_bytes(), record);
+        if record.status.is_open() {
+            let location = self.bodies().get(&record.id).copied();
+            return self.write_record(record, location);
         }
-        let location = record.body.take();
-        self.put_json(TreeName::Messages, record.id.as_bytes(), record)?;
+        self.write_record(record, None)?;
         // After the record write: a crash before it keeps the bytes the record names.
+        let location = self.bodies().remove(&record.id);
         self.inner.spool.release_opt(location);
         Ok(())
     }
 
     /// The signed bytes of an open message.
     async fn body(&self, record: &MessageRecord) -> Result<Option<Vec<u8>>, StoreError> {
-        match record.body {
+        let location = self.bodies().get(&record.id).copied();
+        match location {
             Some(location) => Ok(Some(self.inner.spool.read(&record.id, location)?)),
             None => Ok(None),
         }
@@ -355,8 +390,10 @@ mod tests {
                     r.status = MessageStatus::Delivered;
                     store.reschedule(r, None).await.unwrap();
                     store.put_message(r).await.unwrap();
-                    assert_eq!(r.body, None);
-                    assert_eq!(store.message(&r.id).await.unwrap().unwrap().body, None);
+                    assert_eq!(store.body(r).await.unwrap(), None);
+                    let raw = store.tree(TreeName::Messages).get(r.id.as_bytes()).unwrap();
+                    let stored: BodyOnly = decode(TreeName::Messages, &raw.unwrap()).unwrap();
+                    assert_eq!(stored.body, None, "a final record names no bytes");
                 } else {
                     kept.push((i, r.id));
                 }

@@ -86,6 +86,28 @@ impl Meta for Sled {
     }
 
     /// Writes a setting (durable with the next flush).
+    async fn setting_or_insert_value(
+        &self,
+        name: &str,
+        value: serde_json::Value,
+    ) -> Result<serde_json::Value, StoreError> {
+        let bytes = serde_json::to_vec(&value).map_err(|e| StoreError::Corrupt {
+            tree: TreeName::Meta.name(),
+            detail: e.to_string(),
+        })?;
+        let tree = self.tree(TreeName::Meta);
+        match tree
+            .compare_and_swap(name.as_bytes(), None as Option<&[u8]>, Some(bytes))
+            .map_err(|e| self.write_error(e))?
+        {
+            Ok(()) => Ok(value),
+            Err(found) => match found.current {
+                Some(v) => super::decode(TreeName::Meta, &v),
+                None => Ok(value),
+            },
+        }
+    }
+
     async fn set_setting_value(
         &self,
         name: &str,

@@ -135,6 +135,11 @@ struct Inner {
     event_append: std::sync::Mutex<()>,
     /// Held while deliveries are claimed, so two claimers never take the same one.
     delivery_claim: tokio::sync::Mutex<()>,
+    /// Where each open message's bytes are. The location is also written into the
+    /// message's stored JSON (no sled write of its own: see the spool) and read back
+    /// from there at open; the domain's record does not carry it.
+    bodies:
+        std::sync::Mutex<std::collections::HashMap<crate::domain::MessageId, spool::BodyLocation>>,
 }
 
 /// The open sled store; cheap to clone.
@@ -169,10 +174,11 @@ impl Sled {
                     .map_err(|source| classify_open_error(path, source))?,
             );
         }
+        let bodies = open_bodies(path, &trees)?;
         let spool = spool::Spool::open(
             &path.join("spool"),
             fsync,
-            open_bodies(path, &trees)?.into_iter(),
+            bodies.iter().map(|(_, location)| *location),
         )?;
         let data_file = if fsync {
             File::open(path.join("db")).ok()
@@ -190,6 +196,7 @@ impl Sled {
                 commit: Arc::default(),
                 event_append: std::sync::Mutex::new(()),
                 delivery_claim: tokio::sync::Mutex::new(()),
+                bodies: std::sync::Mutex::new(bodies.into_iter().collect()),
             }),
         })
     }
@@ -356,7 +363,7 @@ pub(crate) fn decode<T: DeserializeOwned>(t: TreeName, v: &[u8]) -> Result<T, St
 fn open_bodies(
     path: &Path,
     trees: &[sled::Tree],
-) -> Result<Vec<crate::domain::BodyLocation>, StoreError> {
+) -> Result<Vec<(crate::domain::MessageId, spool::BodyLocation)>, StoreError> {
     let read = |source| StoreError::Open {
         path: path.to_path_buf(),
         source,
@@ -372,8 +379,8 @@ fn open_bodies(
         else {
             continue;
         };
-        let record: crate::domain::MessageRecord = decode(TreeName::Messages, &v)?;
-        out.extend(record.body);
+        let stored: messages::BodyOnly = decode(TreeName::Messages, &v)?;
+        out.extend(stored.body.map(|location| (id, location)));
     }
     Ok(out)
 }

@@ -17,6 +17,7 @@ fn operator_key(kind: OperatorKey, id: &str) -> Vec<u8> {
     let prefix: &[u8] = match kind {
         OperatorKey::Account => b"account\0",
         OperatorKey::Session => b"session\0",
+        OperatorKey::Preferences => b"prefs\0",
     };
     let mut k = prefix.to_vec();
     k.extend_from_slice(id.as_bytes());

@@ -4,7 +4,7 @@
 //! and consolidate; with 4 KB bodies in a tree, and even with only a small pointer per
 //! body in a tree of its own, sled's work per message dominated the server's CPU
 //! (measured in issue 4). Here a body is written once, with `pwrite`, at an offset
-//! reserved under a short lock, and its [`BodyLocation`] rides in the message record
+//! reserved under a short lock, and its [`BodyLocation`] is kept in the `bodies` tree
 //! that is written anyway: no sled operation of its own.
 //!
 //! Durability follows the store's rule (nothing acknowledged before `Store::flush`): a
@@ -38,7 +38,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::domain::{BodyLocation, MessageId};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::MessageId;
 
 /// A segment is closed once this many bytes are written to it.
 pub const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
@@ -49,6 +51,15 @@ const ALIGN: u64 = 4096;
 /// Record header: magic, body length, message id, CRC-32 of the body.
 const HEADER: usize = 4 + 4 + 16 + 4;
 const MAGIC: &[u8; 4] = b"MGb1";
+
+/// Where a message's signed bytes are in the spool: segment file, offset of the
+/// record, length of the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BodyLocation {
+    pub segment: u32,
+    pub offset: u64,
+    pub len: u32,
+}
 
 fn record_len(loc: &BodyLocation) -> u64 {
     HEADER as u64 + loc.len as u64

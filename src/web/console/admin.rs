@@ -15,20 +15,12 @@ use serde_json::{Value, json};
 
 use super::sentence::{Lang, stamp};
 use super::session::ConsoleUser;
-use super::{ConsoleError, pages};
+use super::{ConsoleError, pages, text};
 use crate::domain::bounce::BounceRecord;
 use crate::domain::now_ms;
 use crate::operators::Role;
-use crate::report::{BOUNCE_COLUMNS, bounce_row, bounces_csv};
+use crate::report::{bounce_row, bounces_csv_headed};
 use crate::services::Services;
-
-/// The periods offered in the report's menu.
-const PERIODS: [(&str, &str); 4] = [
-    ("24h", "24 hours"),
-    ("7d", "7 days"),
-    ("30d", "30 days"),
-    ("90d", "90 days"),
-];
 
 #[derive(Debug, Deserialize)]
 pub struct PeriodQuery {
@@ -36,22 +28,18 @@ pub struct PeriodQuery {
     since: Option<String>,
 }
 
-/// The admin's time zone: that of the default locale.
-pub(super) fn admin_tz(services: &Services) -> chrono_tz::Tz {
-    match Lang::parse(&services.config.flows.default_locale) {
-        Lang::Ja => services.config.flows.timezone_ja,
-        Lang::En => services.config.flows.timezone_en,
-    }
-}
-
 /// The period asked for (default 7d) and the bounces in it.
 async fn period(
     services: &Services,
+    lang: Lang,
     q: &PeriodQuery,
 ) -> Result<(String, u64, Vec<BounceRecord>), ConsoleError> {
     let since = q.since.clone().unwrap_or_else(|| "7d".into());
-    let since_ms = crate::domain::duration::period_start(&since, now_ms())
-        .map_err(|e| ConsoleError::BadRequest(format!("since: {e}")))?;
+    let since_ms =
+        crate::domain::duration::period_start(&since, now_ms()).map_err(|e| match lang {
+            Lang::Ja => ConsoleError::BadRequest(format!("期間（since）を読み取れません：{e}")),
+            Lang::En => ConsoleError::BadRequest(format!("since: {e}")),
+        })?;
     let list = services.store.bounces_since(since_ms).await?;
     Ok((since, since_ms, list))
 }
@@ -75,9 +63,9 @@ pub async fn report(
     Query(q): Query<PeriodQuery>,
 ) -> Result<Response, ConsoleError> {
     user.require(Role::Admin)?;
-    let (since, since_ms, list) = period(&services, &q).await?;
-    let tz = admin_tz(&services);
-    let unknown = |s: &Option<String>| s.clone().unwrap_or_else(|| "(unknown)".into());
+    let (lang, tz) = (user.lang, user.tz);
+    let (since, since_ms, list) = period(&services, lang, &q).await?;
+    let unknown = |s: &Option<String>| s.clone().unwrap_or_else(|| text::unknown(lang).into());
     let by_day = {
         let mut days = counts(list.iter().map(|b| {
             use chrono::TimeZone;
@@ -101,13 +89,14 @@ pub async fn report(
         .store
         .audit_recent(50).await?
         .into_iter()
-        .map(|a| json!({"time": stamp(a.at_ms, tz), "who": a.who, "action": a.action, "target": a.target}))
+        .map(|a| json!({"time": stamp(a.at_ms, tz), "who": text::who(lang, &a.who), "action": text::action(lang, &a.action), "target": a.target}))
         .collect();
-    let mut periods: Vec<Value> = PERIODS
+    let offered = text::periods(lang);
+    let mut periods: Vec<Value> = offered
         .iter()
         .map(|(v, l)| json!({"value": v, "label": l, "selected": *v == since}))
         .collect();
-    if !PERIODS.iter().any(|(v, _)| *v == since) {
+    if !offered.iter().any(|(v, _)| *v == since) {
         periods.push(json!({"value": since, "label": since, "selected": true}));
     }
     let data = json!({
@@ -126,14 +115,24 @@ pub async fn report(
             "diagnostic": b.diagnostic,
         })).collect::<Vec<_>>(),
         "flows": flows,
-        "columns": BOUNCE_COLUMNS,
-        "rows": list.iter().map(bounce_row).collect::<Vec<_>>(),
+        "columns": text::bounce_columns(lang),
+        "rows": list.iter().map(|b| table_row(b, lang, tz)).collect::<Vec<_>>(),
         "audit": audit,
     });
     Ok(pages::respond(pages::render(
         "admin",
-        &pages::for_user(&user, "Bounce report", data),
+        &pages::for_user(&user, "admin", data),
     )))
+}
+
+/// A bounce as a row of the page's table: the CSV's cells, with the time in the
+/// operator's zone as in every other table, and yes/no in the operator's language.
+fn table_row(b: &BounceRecord, lang: Lang, tz: chrono_tz::Tz) -> [String; 10] {
+    let mut row = bounce_row(b);
+    row[0] = stamp(b.at_ms, tz);
+    row[5] = text::yes_no(lang, b.permanent).into();
+    row[6] = text::yes_no(lang, b.sender_problem).into();
+    row
 }
 
 /// `GET /admin/bounces.csv?since=7d`: the same rows as `mailgate bounces --format csv`.
@@ -143,7 +142,7 @@ pub async fn csv(
     Query(q): Query<PeriodQuery>,
 ) -> Result<Response, ConsoleError> {
     user.require(Role::Admin)?;
-    let (since, _, list) = period(&services, &q).await?;
+    let (since, _, list) = period(&services, user.lang, &q).await?;
     crate::audit::record(
         &services.store,
         &user.who(),
@@ -165,9 +164,19 @@ pub async fn csv(
             ),
             (header::CACHE_CONTROL, "no-store".to_string()),
         ],
-        bounces_csv(&list),
+        csv_text(user.lang, &list),
     )
         .into_response())
+}
+
+/// The CSV in the operator's language: a Japanese one starts with a byte-order mark,
+/// without which Excel in Japan reads UTF-8 as Shift_JIS and shows garbage.
+fn csv_text(lang: Lang, list: &[BounceRecord]) -> String {
+    let body = bounces_csv_headed(&text::bounce_columns(lang), list);
+    match lang {
+        Lang::Ja => format!("\u{feff}{body}"),
+        Lang::En => body,
+    }
 }
 
 async fn queue_page(
@@ -175,13 +184,14 @@ async fn queue_page(
     user: &ConsoleUser,
     flash: Option<String>,
 ) -> Result<Response, ConsoleError> {
-    let tz = admin_tz(services);
+    let (lang, tz) = (user.lang, user.tz);
     let rows: Vec<Value> = crate::queue::control::list(&services.queue)
         .await?
         .into_iter()
         .map(|r| {
             json!({
-                "id": r.id, "to": r.to, "status": r.status, "attempts": r.attempts,
+                "id": r.id, "to": r.to, "status_text": text::status(lang, &r.status),
+                "status": r.status, "attempts": r.attempts,
                 "next_try": stamp(r.next_try_ms, tz), "expires": stamp(r.expires_ms, tz),
                 "last_reply": r.last_reply,
             })
@@ -189,7 +199,7 @@ async fn queue_page(
         .collect();
     Ok(pages::respond(pages::render(
         "queue",
-        &pages::for_user(user, "Queue", json!({"rows": rows, "flash": flash})),
+        &pages::for_user(user, "queue", json!({"rows": rows, "flash": flash})),
     )))
 }
 
@@ -223,11 +233,15 @@ async fn queue_action(
         "retry" => crate::queue::control::retry(&services.queue, &form.id, &who).await,
         _ => crate::queue::control::cancel(&services.queue, &form.id, &who).await,
     };
+    let ja = user.lang == Lang::Ja;
     let flash = match result {
+        Ok(_) if ja && action == "retry" => format!("メッセージ {} をすぐに再送します。", form.id),
+        Ok(_) if ja => format!("メッセージ {} の送信を取り消しました。", form.id),
         Ok(ref text) => text.clone(),
         Err(e) if e.is_store() => {
             return Err(ConsoleError::Unavailable(Box::new(e)));
         }
+        Err(ref e) if ja => format!("何も変更していません：{e}"),
         Err(ref e) => format!("Nothing done: {e}"),
     };
     if result.is_ok() {
@@ -260,7 +274,7 @@ async fn suppression_page(
     user: &ConsoleUser,
     flash: Option<String>,
 ) -> Result<Response, ConsoleError> {
-    let tz = admin_tz(services);
+    let tz = user.tz;
     let rows: Vec<Value> = services
         .store
         .suppressions().await?
@@ -271,11 +285,7 @@ async fn suppression_page(
         .collect();
     Ok(pages::respond(pages::render(
         "suppression",
-        &pages::for_user(
-            user,
-            "Suppression list",
-            json!({"rows": rows, "flash": flash}),
-        ),
+        &pages::for_user(user, "suppression", json!({"rows": rows, "flash": flash})),
     )))
 }
 
@@ -307,13 +317,14 @@ pub async fn suppression_remove(
     user.require(Role::Admin)?;
     user.check_csrf(&form.csrf)?;
     let reason = form.reason.trim();
+    let ja = user.lang == Lang::Ja;
     if reason.is_empty() {
-        return suppression_page(
-            &services,
-            &user,
-            Some("Nothing removed: say why the address may be used again.".into()),
-        )
-        .await;
+        let why = if ja {
+            "何も外していません：このアドレスを再び使ってよい理由を入力してください。"
+        } else {
+            "Nothing removed: say why the address may be used again."
+        };
+        return suppression_page(&services, &user, Some(why.into())).await;
     }
     let flash = match services
         .store
@@ -329,8 +340,13 @@ pub async fn suppression_remove(
             )
             .await?;
             services.store.flush().await?;
-            format!("{} removed from the suppression list.", old.address)
+            if ja {
+                format!("{}を送信停止リストから外しました。", old.address)
+            } else {
+                format!("{} removed from the suppression list.", old.address)
+            }
         }
+        None if ja => format!("{}は送信停止リストに載っていません。", form.address.trim()),
         None => format!("{} is not on the suppression list.", form.address.trim()),
     };
     suppression_page(&services, &user, Some(flash)).await

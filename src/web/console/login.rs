@@ -7,15 +7,17 @@
 //! password.
 
 use axum::Form;
-use axum::extract::State;
-use axum::http::header;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::ConsoleError;
 use super::pages;
+use super::sentence::Lang;
 use super::session::{ConsoleUser, Cookies, LOGIN_COOKIE, SESSION_COOKIE, same, set_cookie};
+use super::text::choose_lang;
 use crate::domain::now_ms;
 use crate::operators::{FAILURE_DELAY_MS, LoginOutcome, Role, SESSION_LIFETIME_MS};
 use crate::services::Services;
@@ -29,11 +31,19 @@ fn home(role: Role) -> &'static str {
     }
 }
 
-fn login_page(services: &Services, token: &str, name: &str, error: Option<&str>) -> Response {
+fn login_page(
+    services: &Services,
+    lang: Lang,
+    token: &str,
+    name: &str,
+    error: Option<&str>,
+) -> Response {
     let html = pages::render(
         "login",
         &pages::bare(
-            "Log in",
+            lang,
+            "login",
+            "/login",
             json!({ "login_csrf": token, "name": name, "error": error }),
         ),
     );
@@ -44,15 +54,31 @@ fn login_page(services: &Services, token: &str, name: &str, error: Option<&str>)
     response
 }
 
+#[derive(Debug, Deserialize)]
+pub struct LangQuery {
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+/// The login page's language: the link's `?lang=` (or the form's), else the browser's.
+fn login_lang(services: &Services, asked: Option<&str>, headers: &HeaderMap) -> Lang {
+    let lang = choose_lang(asked, None, headers, &services.config.flows.default_locale);
+    super::set_page_lang(lang);
+    lang
+}
+
 /// `GET /login`: the form (or the operator's home when already logged in).
 pub async fn form(
     State(services): State<Services>,
+    headers: HeaderMap,
+    Query(q): Query<LangQuery>,
     user: Result<ConsoleUser, ConsoleError>,
 ) -> Response {
     if let Ok(user) = user {
         return Redirect::to(home(user.operator.role)).into_response();
     }
-    login_page(&services, &crate::operators::random_token(), "", None)
+    let lang = login_lang(&services, q.lang.as_deref(), &headers);
+    login_page(&services, lang, &crate::operators::random_token(), "", None)
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,6 +89,8 @@ pub struct LoginForm {
     name: String,
     #[serde(default)]
     password: String,
+    #[serde(default)]
+    lang: Option<String>,
 }
 
 /// `POST /login`.
@@ -72,6 +100,7 @@ pub async fn submit(
     cookies: Cookies,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, ConsoleError> {
+    let lang = login_lang(&services, form.lang.as_deref(), &cookies.0);
     let expected = cookies.get(LOGIN_COOKIE).unwrap_or_default();
     if !same(&form.csrf, &expected) {
         return Err(ConsoleError::Csrf);
@@ -122,31 +151,27 @@ pub async fn submit(
             failed(&services, "login failed").await?;
             services.store.flush().await?;
             tokio::time::sleep(std::time::Duration::from_millis(FAILURE_DELAY_MS)).await;
-            Ok(login_page(
-                &services,
-                &expected,
-                &name,
-                Some("The name or the password is wrong."),
-            ))
+            let wrong = match lang {
+                Lang::Ja => "担当者名またはパスワードが違います。",
+                Lang::En => "The name or the password is wrong.",
+            };
+            Ok(login_page(&services, lang, &expected, &name, Some(wrong)))
         }
         LoginOutcome::Locked { until_ms } => {
             failed(&services, "login refused: locked").await?;
             services.store.flush().await?;
             tokio::time::sleep(std::time::Duration::from_millis(FAILURE_DELAY_MS)).await;
-            let until = super::sentence::clock(
-                until_ms,
-                services.config.flows.timezone_en,
-                super::sentence::Lang::En,
-                now,
-            );
-            Ok(login_page(
-                &services,
-                &expected,
-                &name,
-                Some(&format!(
+            let tz = super::text::zone(&services.config, lang, None);
+            let until = super::sentence::clock(until_ms, tz, lang, now);
+            let text = match lang {
+                Lang::Ja => format!(
+                    "この担当者名で、この接続元からのログイン失敗が続いたため、一時的にログインできません。{until}以降にもう一度お試しいただくか、管理者に新しいパスワードの設定を依頼してください。"
+                ),
+                Lang::En => format!(
                     "Too many failed logins for this name from this address. Try again after {until}, or ask an admin to set a new password."
-                )),
-            ))
+                ),
+            };
+            Ok(login_page(&services, lang, &expected, &name, Some(&text)))
         }
     }
 }

@@ -1,8 +1,13 @@
 //! The operators' console: `/login`, `/support` (the delivery log, for support staff)
-//! and `/admin` (bounce report, queue, suppression list, webhooks, operators), and `/account`
-//! (an operator's own sessions). Plain server-rendered HTML
+//! and `/admin` (bounce report, queue, suppression list, webhooks, operators, the invitation of
+//! an unknown address), and `/account` (an operator's own sessions, language and
+//! zone). Plain server-rendered HTML
 //! from handlebars templates compiled into the binary, escaped everywhere because bounce
 //! texts and addresses come from strangers; no JavaScript, and a CSP that forbids it.
+//!
+//! Every page is in the operator's language and clock ([`text`] says how they are
+//! chosen); an error page drawn where no operator is at hand finds the language the
+//! request started in through a task-local set around every console request.
 //!
 //! Every page goes through [`ConsoleUser`] (a session cookie, else a redirect to the
 //! login page) and checks the role it needs ([`ConsoleUser::require`], 403 otherwise).
@@ -11,11 +16,14 @@
 
 mod accounts;
 mod admin;
+mod invite;
 mod login;
 mod pages;
+mod progress;
 pub mod sentence;
 mod session;
 mod support;
+pub mod text;
 mod webhooks;
 
 use axum::Router;
@@ -27,15 +35,47 @@ pub use session::ConsoleUser;
 
 use crate::services::Services;
 use crate::store::StoreError;
+use sentence::Lang;
 
-/// The console's routes, merged into the main router.
-pub fn routes() -> Router<Services> {
+tokio::task_local! {
+    /// The language of the console page being answered, so an error page (drawn
+    /// where no operator is at hand) speaks it too.
+    static PAGE_LANG: std::cell::Cell<Lang>;
+}
+
+/// Sets the language of the page being answered (the operator's, once known).
+pub(crate) fn set_page_lang(lang: Lang) {
+    let _ = PAGE_LANG.try_with(|l| l.set(lang));
+}
+
+fn page_lang() -> Lang {
+    PAGE_LANG.try_with(|l| l.get()).unwrap_or(Lang::En)
+}
+
+/// Starts every console request in the browser's language (else `default`); the
+/// session, once read, may change it.
+async fn with_page_lang(
+    axum::extract::State(default): axum::extract::State<&'static str>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let lang = text::choose_lang(None, None, request.headers(), default);
+    PAGE_LANG
+        .scope(std::cell::Cell::new(lang), next.run(request))
+        .await
+}
+
+/// The console's routes, merged into the main router; `default_locale` is the
+/// language of a page for a browser that states none.
+pub fn routes(default_locale: &str) -> Router<Services> {
+    let default: &'static str = if default_locale == "ja" { "ja" } else { "en" };
     Router::new()
         .route("/static/console.css", get(pages::stylesheet))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/support", get(support::search))
         .route("/support/resend", post(support::resend))
+        .route("/admin/invite", get(invite::confirm).post(invite::send))
         .route("/admin", get(admin::report))
         .route("/admin/bounces.csv", get(admin::csv))
         .route("/admin/queue", get(admin::queue))
@@ -53,6 +93,11 @@ pub fn routes() -> Router<Services> {
         )
         .route("/admin/operators", get(accounts::operators))
         .route("/admin/operators/change", post(accounts::operator_change))
+        .route("/account/preferences", post(accounts::save_preferences))
+        .layer(axum::middleware::from_fn_with_state(
+            default,
+            with_page_lang,
+        ))
 }
 
 /// Why sending a new link did not happen.
@@ -75,6 +120,28 @@ pub enum ResendError {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl ResendError {
+    /// The reason in the operator's language (the audit log keeps the English
+    /// [`Display`](std::fmt::Display) form).
+    pub fn text(&self, lang: Lang) -> String {
+        if lang == Lang::En {
+            return self.to_string();
+        }
+        match self {
+            ResendError::TooSoon { minutes } => {
+                format!("このアドレスには{minutes}分以内に新しいリンクを送ったばかりです")
+            }
+            ResendError::Unknown => "このアドレスにはアカウントも過去のリンクもないため、再送するものがありません。綴りを確認してください。新しく招待する場合は管理者に依頼してください".into(),
+            ResendError::Suppressed { since, reason } => format!(
+                "このアドレスは送信停止リストに載っているため（{since}から、理由：{reason}）、メールは送られません。アドレスが使えるようになったら、管理者がリストから外せます"
+            ),
+            ResendError::Undeliverable(why) => format!("メールを送れませんでした：{why}"),
+            ResendError::Invalid(why) => why.clone(),
+            ResendError::Store(_) => "データベースに接続できません".into(),
+        }
+    }
 }
 
 /// Why a new link cannot be sent to `address` now, if it cannot: an address with
@@ -106,7 +173,7 @@ pub async fn resend_refusal(
 /// "send a new link". An address with an account gets a reset link, one with an
 /// earlier flow a new invitation; either supersedes the address's open flow. Refused
 /// (nothing started) as [`resend_refusal`] says. The caller has already checked the
-/// rate limit and writes the audit entry.
+/// rate limit and writes the audit entry. The answer is the new flow's id.
 pub async fn resend_link(
     services: &Services,
     address: &crate::domain::Address,
@@ -126,6 +193,67 @@ pub async fn resend_link(
     } else {
         crate::domain::FlowKind::Setup
     };
+    start_link(services, address, kind, operator).await
+}
+
+/// Why an admin's invitation of `address` would send nothing: an address mailgate
+/// already knows gets "send a new link" instead, and a suppressed one gets no mail.
+pub async fn invite_refusal(
+    services: &Services,
+    address: &crate::domain::Address,
+    tz: chrono_tz::Tz,
+) -> Result<Option<InviteRefusal>, StoreError> {
+    match resend_refusal(services, address, tz).await? {
+        Some(ResendError::Unknown) => {}
+        _ => return Ok(Some(InviteRefusal::Known)),
+    }
+    Ok(services
+        .store
+        .suppression(&address.to_string())
+        .await?
+        .map(|s| {
+            InviteRefusal::Refused(ResendError::Suppressed {
+                since: sentence::stamp(s.since_ms, tz),
+                reason: s.reason,
+            })
+        }))
+}
+
+/// Why an invitation was not sent.
+#[derive(Debug)]
+pub enum InviteRefusal {
+    /// The address has an account or an earlier flow: support's "send a new link"
+    /// is the way, and it picks a reset or a new invitation itself.
+    Known,
+    Refused(ResendError),
+}
+
+/// An admin's explicit invitation of an address mailgate has never seen (after the
+/// confirmation page): a setup flow. The answer is the new flow's id.
+pub async fn invite_link(
+    services: &Services,
+    address: &crate::domain::Address,
+    operator: &str,
+    tz: chrono_tz::Tz,
+) -> Result<String, InviteRefusal> {
+    if let Some(refusal) = invite_refusal(services, address, tz)
+        .await
+        .map_err(|e| InviteRefusal::Refused(ResendError::Store(e)))?
+    {
+        return Err(refusal);
+    }
+    start_link(services, address, crate::domain::FlowKind::Setup, operator)
+        .await
+        .map_err(InviteRefusal::Refused)
+}
+
+/// Starts a flow of `kind` and checks that its mail was not refused at once.
+async fn start_link(
+    services: &Services,
+    address: &crate::domain::Address,
+    kind: crate::domain::FlowKind,
+    operator: &str,
+) -> Result<String, ResendError> {
     let started = crate::flow::start(
         services,
         crate::flow::StartFlow {
@@ -159,10 +287,8 @@ pub async fn resend_link(
                     m.last_reply.unwrap_or_else(|| "refused".into()),
                 ));
             }
-            tracing::info!(flow_id = %flow_id, operator, "support sent a new link");
-            Ok(format!(
-                "A new link was queued for {address} (flow {flow_id}); its delivery shows in the timeline below."
-            ))
+            tracing::info!(flow_id = %flow_id, operator, kind = kind.as_str(), "an operator sent a new link");
+            Ok(flow_id.to_string())
         }
         other => Err(ResendError::Invalid(format!("nothing was sent: {other:?}"))),
     }
@@ -196,40 +322,69 @@ pub enum ConsoleError {
     Unavailable(Box<dyn std::error::Error + Send + Sync>),
 }
 
-impl IntoResponse for ConsoleError {
-    fn into_response(self) -> Response {
-        let (status, heading, text) = match &self {
-            ConsoleError::LoggedOut => {
-                return axum::response::Redirect::to("/login").into_response();
-            }
+impl ConsoleError {
+    /// What the page says, in `lang`: its heading key and its text.
+    fn heading_and_text(&self, lang: Lang) -> (StatusCode, &'static str, String) {
+        let ja = lang == Lang::Ja;
+        match self {
+            ConsoleError::LoggedOut => (StatusCode::SEE_OTHER, "forbidden", String::new()),
+            ConsoleError::Forbidden { needed, name, role } if ja => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "この画面は{}向けです。いまは{name}（{}）としてログインしています。",
+                    text::role(lang, needed),
+                    text::role(lang, role)
+                ),
+            ),
             ConsoleError::Forbidden { .. } => {
-                (StatusCode::FORBIDDEN, "Not allowed", self.to_string())
+                (StatusCode::FORBIDDEN, "forbidden", self.to_string())
             }
-            ConsoleError::Csrf => (StatusCode::FORBIDDEN, "Form refused", self.to_string()),
+            ConsoleError::Csrf if ja => (
+                StatusCode::FORBIDDEN,
+                "csrf",
+                "このフォームはいまのログインから送られたものではありません（確認用の値が一致しません）。ページを読み込み直してから、もう一度お試しください。".into(),
+            ),
+            ConsoleError::Csrf => (StatusCode::FORBIDDEN, "csrf", self.to_string()),
             ConsoleError::BadRequest(_) => {
-                (StatusCode::BAD_REQUEST, "Cannot do that", self.to_string())
+                (StatusCode::BAD_REQUEST, "bad_request", self.to_string())
             }
             ConsoleError::Store(_) | ConsoleError::Unavailable(_) => {
                 // The page says what happened and how to refer to it; the details (a
                 // path, an OS error) go to the log under the same request id.
                 let request_id = crate::secrets::request_id();
                 tracing::error!(request_id = %request_id, error = %self, "console request failed");
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "The store is not available",
+                let text = if ja {
+                    format!(
+                        "いまデータベースに接続できないため、何も変更していません。1分ほどしてからもう一度お試しください。続く場合は管理者に連絡してください（問い合わせ番号 {request_id}）。"
+                    )
+                } else {
                     format!(
                         "mailgate cannot reach its store right now, so nothing was changed. \
                          Try again in a minute; if it goes on, tell the administrator \
                          (request {request_id})."
-                    ),
-                )
+                    )
+                };
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", text)
             }
-        };
+        }
+    }
+}
+
+impl IntoResponse for ConsoleError {
+    fn into_response(self) -> Response {
+        if let ConsoleError::LoggedOut = self {
+            return axum::response::Redirect::to("/login").into_response();
+        }
+        let lang = page_lang();
+        let (status, key, text) = self.heading_and_text(lang);
         let body = pages::render(
             "error",
             &pages::bare(
-                heading,
-                serde_json::json!({ "heading": heading, "text": text, "back": "/support" }),
+                lang,
+                key,
+                "/support",
+                serde_json::json!({ "heading": text::title(lang, key), "text": text, "back": "/support" }),
             ),
         );
         let mut response = pages::respond(body);

@@ -1,6 +1,8 @@
 //! `/support`: the delivery log for an address (exact; the domain part
-//! case-insensitive) or a message id, led by one plain sentence, then every message with
-//! its full timeline; and "send a new link". Searches and resends are audited. The page
+//! case-insensitive) or a message id, led by one plain sentence, then how far each of
+//! its flows got ([`super::progress`]), then every message with its full timeline; and
+//! "send a new link" (for an address mailgate never saw, an admin gets a link to the
+//! invitation's confirmation page instead). Searches and resends are audited. The page
 //! shows no token, code or password: the timeline holds none, and message bodies are
 //! never read here.
 
@@ -12,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::sentence::{self, Lang};
 use super::session::ConsoleUser;
-use super::{ConsoleError, ResendError, pages};
+use super::{ConsoleError, ResendError, pages, progress, text};
 use crate::domain::{Address, now_ms};
 use crate::operators::Role;
 use crate::services::Services;
@@ -27,39 +29,28 @@ const RESEND_LIMIT: Rule = Rule {
     lock_ms: RESEND_INTERVAL_MIN * 60_000,
 };
 
+/// The flows whose progress the page shows, newest first.
+const FLOWS_SHOWN: usize = 5;
+
 #[derive(Debug, Deserialize)]
 pub struct SearchQuery {
     #[serde(default)]
     q: String,
-    #[serde(default)]
-    lang: Option<String>,
 }
 
-fn lang_of(services: &Services, asked: Option<&str>) -> Lang {
-    Lang::parse(asked.unwrap_or(&services.config.flows.default_locale))
-}
-
-fn tz_of(services: &Services, lang: Lang) -> chrono_tz::Tz {
-    match lang {
-        Lang::Ja => services.config.flows.timezone_ja,
-        Lang::En => services.config.flows.timezone_en,
-    }
-}
-
-/// `GET /support?q=…&lang=ja|en`.
+/// `GET /support?q=…` (`&lang=ja|en` shows this view in that language).
 pub async fn search(
     State(services): State<Services>,
     user: ConsoleUser,
     Query(q): Query<SearchQuery>,
 ) -> Result<Response, ConsoleError> {
     user.require(Role::Support)?;
-    let lang = lang_of(&services, q.lang.as_deref());
     let query = crate::timeline::normalise_query(&q.q);
     if !query.is_empty() {
         crate::audit::record(&services.store, &user.who(), "search", &query).await?;
         services.store.flush().await?;
     }
-    page(&services, &user, &query, lang, None).await
+    page(&services, &user, &query, None).await
 }
 
 /// Draws the page for `query` (empty: the search form alone).
@@ -67,20 +58,25 @@ async fn page(
     services: &Services,
     user: &ConsoleUser,
     query: &str,
-    lang: Lang,
     flash: Option<String>,
 ) -> Result<Response, ConsoleError> {
-    let tz = tz_of(services, lang);
+    let (lang, tz) = (user.lang, user.tz);
+    let ja = lang == Lang::Ja;
     let now = now_ms();
     let mut data = json!({
         "query": query, "searched": false, "flash": flash, "error": null,
         "lead": null, "lead_status": null, "suppressed": null, "address": null,
-        "no_resend": null, "did_you_mean": [],
+        "no_resend": null, "did_you_mean": [], "invite": null, "flows": [],
         "messages": [],
     });
     if !query.is_empty() {
         match crate::timeline::lookup(services, query).await {
             Err(crate::timeline::LookupError::Store(e)) => return Err(e.into()),
+            Err(crate::timeline::LookupError::NotAQuery { query, reason }) if ja => {
+                data["error"] = Value::String(format!(
+                    "「{query}」はメールアドレスとしてもメッセージIDとしても読み取れません（{reason}）。"
+                ))
+            }
             Err(e) => data["error"] = Value::String(e.to_string()),
             Ok(view) => {
                 let address = Address::parse(&view.query).ok();
@@ -96,12 +92,18 @@ async fn page(
                     .map(|m| m.status.clone())
                     .unwrap_or_else(|| "none".into());
                 let suppressed = suppression.map(|s| {
-                    format!(
-                        "On the suppression list since {} ({}: {}).",
-                        sentence::stamp(s.since_ms, tz),
-                        s.reason,
-                        s.evidence
-                    )
+                    let since = sentence::stamp(s.since_ms, tz);
+                    if ja {
+                        format!(
+                            "{since}から送信停止リストに載っています（{}：{}）。",
+                            s.reason, s.evidence
+                        )
+                    } else {
+                        format!(
+                            "On the suppression list since {since} ({}: {}).",
+                            s.reason, s.evidence
+                        )
+                    }
                 });
                 // The resend button needs an address: the searched one, or the
                 // recipient of the message searched for.
@@ -111,7 +113,20 @@ async fn page(
                     Some(a) => super::resend_refusal(services, a, tz).await?,
                     None => None,
                 };
+                // An address mailgate never saw: an admin may invite it, after a
+                // confirmation page; support is told to ask one.
+                let invite = match (&no_resend, &resend_to) {
+                    (Some(ResendError::Unknown), Some(a)) if user.operator.role == Role::Admin => {
+                        Some(a.to_string())
+                    }
+                    _ => None,
+                };
+                data["invite"] = json!(invite);
                 let (resend_to, no_resend) = match no_resend {
+                    Some(why) if ja => (
+                        None,
+                        Some(format!("新しいリンクは送れません：{}。", why.text(lang))),
+                    ),
                     Some(why) => (None, Some(format!("No new link can be sent: {why}."))),
                     None => (resend_to.map(|a| a.to_string()), None),
                 };
@@ -120,7 +135,8 @@ async fn page(
                     .iter()
                     .map(|m| {
                         json!({
-                            "status": m.status, "subject": m.subject, "template": m.template,
+                            "status": m.status, "status_text": text::status(lang, &m.status),
+                            "subject": m.subject, "template": m.template,
                             "locale": m.locale, "to": m.to,
                             "sentence": sentence::for_message(m, lang, tz, now),
                             "created": sentence::stamp(m.created_ms, tz),
@@ -130,7 +146,7 @@ async fn page(
                             "message_id_header": m.message_id_header,
                             "events": m.events.iter().map(|e| json!({
                                 "at": sentence::stamp(e.at_ms, tz),
-                                "step": e.step.map(|s| s.as_str()).unwrap_or("?"),
+                                "step": text::status(lang, e.step.map(|s| s.as_str()).unwrap_or("?")),
                                 "attempt": e.attempt,
                                 "server": match (&e.remote_host, &e.remote_ip) {
                                     (Some(h), Some(ip)) => format!("{h} [{ip}]"),
@@ -140,7 +156,7 @@ async fn page(
                                 },
                                 "reply": reply_cell(e),
                                 "tls": e.tls,
-                                "detail": e.detail,
+                                "detail": e.detail.as_deref().map(|d| text::detail(lang, tz, d)),
                             })).collect::<Vec<_>>(),
                         })
                     })
@@ -160,12 +176,28 @@ async fn page(
                     data["did_you_mean"] = json!(like);
                 }
                 data["messages"] = json!(messages);
+                // Each flow's progress, newest first, from the flows the messages
+                // belong to.
+                let mut ids: Vec<&str> = Vec::new();
+                for id in view.messages.iter().filter_map(|m| m.flow_id.as_deref()) {
+                    if !ids.contains(&id) && ids.len() < FLOWS_SHOWN {
+                        ids.push(id);
+                    }
+                }
+                let mut flows = Vec::new();
+                for id in ids {
+                    if let Some(flow) = services.store.flow(id).await? {
+                        flows.push(progress::of(&flow, lang, tz, now));
+                    }
+                }
+                data["flows"] = json!(flows);
             }
         }
     }
-    let mut all = pages::for_user(user, "Delivery log", data);
-    all["lang"] = json!(lang.as_str());
-    Ok(pages::respond(pages::render("support", &all)))
+    Ok(pages::respond(pages::render(
+        "support",
+        &pages::for_user(user, "support", data),
+    )))
 }
 
 /// The reply column: code, enhanced status and text, without repeating the code.
@@ -183,8 +215,6 @@ pub struct ResendForm {
     csrf: String,
     #[serde(default)]
     address: String,
-    #[serde(default)]
-    lang: Option<String>,
 }
 
 /// `POST /support/resend`: a new link for the address, at most once per
@@ -196,9 +226,13 @@ pub async fn resend(
 ) -> Result<Response, ConsoleError> {
     user.require(Role::Support)?;
     user.check_csrf(&form.csrf)?;
-    let lang = lang_of(&services, form.lang.as_deref());
-    let address =
-        Address::parse(&form.address).map_err(|e| ConsoleError::BadRequest(e.to_string()))?;
+    let lang = user.lang;
+    let address = Address::parse(&form.address).map_err(|e| {
+        ConsoleError::BadRequest(match lang {
+            Lang::Ja => format!("メールアドレスとして読み取れません（{e}）。"),
+            Lang::En => e.to_string(),
+        })
+    })?;
     let key = address.to_string();
     // The slot is taken before the link is made, so two operators pressing at once
     // send one link; a resend that did not happen gives it back.
@@ -212,17 +246,22 @@ pub async fn resend(
             minutes: RESEND_INTERVAL_MIN,
         }),
         Take::Allowed { .. } => {
-            let tz = tz_of(&services, lang);
-            let sent = super::resend_link(&services, &address, &user.operator.name, tz).await;
+            let sent = super::resend_link(&services, &address, &user.operator.name, user.tz).await;
             if sent.is_err() {
                 services.store.limit_refund(&limit).await?;
             }
             sent
         }
     };
-    let flash = match &result {
-        Ok(text) => format!("New link sent: {text}"),
-        Err(e) => format!("No new link was sent: {e}."),
+    let flash = match (&result, lang) {
+        (Ok(flow_id), Lang::Ja) => format!(
+            "{address}に新しいリンクを送信待ちに入れました（手続き {flow_id}）。配信の状況は下の記録に出ます。"
+        ),
+        (Ok(flow_id), Lang::En) => format!(
+            "New link sent: A new link was queued for {address} (flow {flow_id}); its delivery shows in the timeline below."
+        ),
+        (Err(e), Lang::Ja) => format!("新しいリンクは送っていません：{}。", e.text(lang)),
+        (Err(e), Lang::En) => format!("No new link was sent: {e}."),
     };
     let outcome = match &result {
         Ok(_) => "sent".to_string(),
@@ -236,5 +275,5 @@ pub async fn resend(
     )
     .await?;
     services.store.flush().await?;
-    page(&services, &user, &key, lang, Some(flash)).await
+    page(&services, &user, &key, Some(flash)).await
 }

@@ -9,8 +9,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::admin::admin_tz;
-use super::sentence::stamp;
+use super::sentence::{Lang, stamp};
 use super::session::ConsoleUser;
 use super::{ConsoleError, pages};
 use crate::domain::now_ms;
@@ -26,7 +25,8 @@ async fn page(
     user: &ConsoleUser,
     flash: Option<String>,
 ) -> Result<Response, ConsoleError> {
-    let tz = admin_tz(services);
+    let tz = user.tz;
+    let ja = user.lang == Lang::Ja;
     let status =
         crate::webhooks::status(&services.store, &services.config.webhooks, RECENT).await?;
     let endpoints: Vec<_> = status
@@ -50,7 +50,11 @@ async fn page(
             json!({
                 "url": e.url,
                 "shown_url": shown_url(&e.url),
-                "events": if e.events.is_empty() { "all events".to_string() } else { e.events.join(", ") },
+                "events": match (e.events.is_empty(), ja) {
+                    (true, true) => "すべてのイベント".to_string(),
+                    (true, false) => "all events".to_string(),
+                    (false, _) => e.events.join(", "),
+                },
                 "disabled": e.disabled.map(|d| d.why).unwrap_or_default(),
                 "rows": rows,
             })
@@ -60,7 +64,7 @@ async fn page(
         "webhooks",
         &pages::for_user(
             user,
-            "Webhooks",
+            "webhooks",
             json!({"endpoints": endpoints, "flash": flash}),
         ),
     )))
@@ -123,23 +127,26 @@ pub async fn enable(
 ) -> Result<Response, ConsoleError> {
     user.require(Role::Admin)?;
     user.check_csrf(&form.csrf)?;
+    let ja = user.lang == Lang::Ja;
+    let shown = shown_url(&form.url);
     let flash = if !services.config.webhooks.iter().any(|w| w.url == form.url) {
-        "That endpoint is not configured.".to_string()
+        if ja {
+            "その送信先は設定にありません。".to_string()
+        } else {
+            "That endpoint is not configured.".to_string()
+        }
     } else if crate::webhooks::enable(&services.store, &form.url).await? {
-        crate::audit::record(
-            &services.store,
-            &user.who(),
-            "webhook enable",
-            shown_url(&form.url),
-        )
-        .await?;
+        crate::audit::record(&services.store, &user.who(), "webhook enable", shown).await?;
         services.store.flush().await?;
-        format!(
-            "{} enabled: it gets the events from now on.",
-            shown_url(&form.url)
-        )
+        if ja {
+            format!("{shown} を有効に戻しました。これからのイベントを送ります。")
+        } else {
+            format!("{shown} enabled: it gets the events from now on.")
+        }
+    } else if ja {
+        format!("{shown} は停止していません。")
     } else {
-        format!("{} was not disabled.", shown_url(&form.url))
+        format!("{shown} was not disabled.")
     };
     page(&services, &user, Some(flash)).await
 }

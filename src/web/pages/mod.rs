@@ -171,7 +171,7 @@ struct LangScope {
 }
 
 /// The first of `ja` and `en` in the browser's `Accept-Language`, by weight.
-fn accepted_language(headers: &HeaderMap) -> Option<&'static str> {
+pub(crate) fn accepted_language(headers: &HeaderMap) -> Option<&'static str> {
     let value = headers.get(header::ACCEPT_LANGUAGE)?.to_str().ok()?;
     let mut best: Option<(f32, &'static str)> = None;
     for item in value.split(',') {

@@ -1,0 +1,108 @@
+//! Bounce records (in arrival order) and the suppression list, in PostgreSQL.
+
+use crate::domain::bounce::{BounceRecord, Suppression};
+
+use async_trait::async_trait;
+
+use crate::store::Bounces;
+
+use super::{Postgres, StoreError, decode, encode, ms};
+
+#[async_trait]
+impl Bounces for Postgres {
+    /// Appends a bounce record and counts it under its reason
+    /// (`mailgate_bounces_total`), in one statement.
+    async fn insert_bounce(&self, record: &BounceRecord) -> Result<(), StoreError> {
+        let json = encode("bounces", record)?;
+        let reason = record.reason.as_deref().unwrap_or("undefined");
+        let client = self.client().await?;
+        client
+            .execute(
+                "WITH bounce AS (INSERT INTO bounces (at_ms, record) VALUES ($1, $2))
+                 INSERT INTO counters (kind, label, value) VALUES ('bounces', $3, 1)
+                 ON CONFLICT (kind, label) DO UPDATE SET value = counters.value + 1",
+                &[&ms(record.at_ms), &json, &reason],
+            )
+            .await
+            .map_err(self.query_error("storing a bounce"))?;
+        Ok(())
+    }
+
+    /// Bounces recorded at or after `since_ms`, oldest first.
+    async fn bounces_since(&self, since_ms: u64) -> Result<Vec<BounceRecord>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT record FROM bounces WHERE at_ms >= $1 ORDER BY at_ms, seq",
+                &[&ms(since_ms)],
+            )
+            .await
+            .map_err(self.query_error("reading bounces"))?;
+        rows.into_iter()
+            .map(|r| decode("bounces", r.get(0)))
+            .collect()
+    }
+
+    /// The suppression entry of an address, if any.
+    async fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT record FROM suppression WHERE address = $1")
+            .await
+            .map_err(self.query_error("reading the suppression list"))?;
+        let row = client
+            .query_opt(&stmt, &[&address])
+            .await
+            .map_err(self.query_error("reading the suppression list"))?;
+        row.map(|r| decode("suppression", r.get(0))).transpose()
+    }
+
+    /// Adds or replaces a suppression entry.
+    async fn suppress(&self, entry: &Suppression) -> Result<(), StoreError> {
+        let json = encode("suppression", entry)?;
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO suppression (address, record) VALUES ($1, $2)
+                 ON CONFLICT (address) DO UPDATE SET record = EXCLUDED.record",
+                &[&entry.address, &json],
+            )
+            .await
+            .map_err(self.query_error("writing the suppression list"))?;
+        Ok(())
+    }
+
+    /// Removes an address from the list; returns the entry that was there.
+    async fn unsuppress(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "DELETE FROM suppression WHERE address = $1 RETURNING record",
+                &[&address],
+            )
+            .await
+            .map_err(self.query_error("writing the suppression list"))?;
+        row.map(|r| decode("suppression", r.get(0))).transpose()
+    }
+
+    /// The whole suppression list, by address (bytewise, as the sled store orders it).
+    async fn suppressions(&self) -> Result<Vec<Suppression>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT record FROM suppression ORDER BY address COLLATE \"C\"",
+                &[],
+            )
+            .await
+            .map_err(self.query_error("reading the suppression list"))?;
+        rows.into_iter()
+            .map(|r| decode("suppression", r.get(0)))
+            .collect()
+    }
+
+    async fn bounce_reason_counts(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        self.count_bounces_by_reason().await
+    }
+}

@@ -1,0 +1,194 @@
+//! Rate limits in PostgreSQL: one row per key, so a limit holds across nodes.
+//!
+//! A take locks the key's row (`SELECT … FOR UPDATE`, after making sure the row
+//! exists), decides with the same fixed-window rule as the sled store and writes the
+//! window back, all in one transaction: however many requests arrive at once, on
+//! however many nodes, no more than `max` are let through per window.
+//!
+//! The window rule below repeats the sled store's private `Window::take` and `refund`
+//! (src/store/limits.rs), which this module may not change; when the store is split
+//! into backends, both should call one shared rule.
+
+use async_trait::async_trait;
+
+use crate::store::Limits;
+use crate::store::limits::{LimitKey, Rule, Take};
+
+use super::{Postgres, StoreError, ms, unms};
+
+/// One key's window, as stored in its row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Window {
+    start_ms: u64,
+    count: u32,
+    shut_until_ms: u64,
+}
+
+impl Window {
+    /// The window after a take at `now`, and whether it was allowed (the sled rule).
+    fn take(self, rule: Rule, now: u64) -> (Window, Take) {
+        if now < self.shut_until_ms {
+            return (
+                self,
+                Take::Refused {
+                    until_ms: self.shut_until_ms,
+                },
+            );
+        }
+        let mut w = if self.count == 0 || now.saturating_sub(self.start_ms) >= rule.window_ms {
+            Window {
+                start_ms: now,
+                count: 0,
+                shut_until_ms: 0,
+            }
+        } else {
+            self
+        };
+        if w.count >= rule.max {
+            let until_ms = w.start_ms + rule.window_ms;
+            return (w, Take::Refused { until_ms });
+        }
+        w.count += 1;
+        if w.count >= rule.max {
+            w.shut_until_ms = now + rule.lock_ms;
+        }
+        let remaining = rule.max - w.count;
+        (w, Take::Allowed { remaining })
+    }
+}
+
+#[async_trait]
+impl Limits for Postgres {
+    /// Takes one slot of `key` under `rule` at `now`, atomically across nodes.
+    async fn limit_take(&self, key: &LimitKey, rule: Rule, now: u64) -> Result<Take, StoreError> {
+        let bytes = key.bytes();
+        let mut client = self.client().await?;
+        let failed = |what| self.query_error(what);
+        let tx = client
+            .transaction()
+            .await
+            .map_err(failed("taking a rate-limit slot"))?;
+        let ensure = tx
+            .prepare_cached(
+                "INSERT INTO limits (key, start_ms, count, shut_until_ms) VALUES ($1, 0, 0, 0)
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .await
+            .map_err(failed("taking a rate-limit slot"))?;
+        tx.execute(&ensure, &[&bytes])
+            .await
+            .map_err(failed("taking a rate-limit slot"))?;
+        let select = tx
+            .prepare_cached(
+                "SELECT start_ms, count, shut_until_ms FROM limits WHERE key = $1 FOR UPDATE",
+            )
+            .await
+            .map_err(failed("taking a rate-limit slot"))?;
+        let row = tx
+            .query_one(&select, &[&bytes])
+            .await
+            .map_err(failed("taking a rate-limit slot"))?;
+        let old = Window {
+            start_ms: unms(row.get(0)),
+            count: u32::try_from(row.get::<_, i32>(1)).unwrap_or(0),
+            shut_until_ms: unms(row.get(2)),
+        };
+        let (next, take) = old.take(rule, now);
+        if next != old {
+            let update = tx
+                .prepare_cached(
+                    "UPDATE limits SET start_ms = $2, count = $3, shut_until_ms = $4
+                     WHERE key = $1",
+                )
+                .await
+                .map_err(failed("taking a rate-limit slot"))?;
+            let count = i32::try_from(next.count).unwrap_or(i32::MAX);
+            tx.execute(
+                &update,
+                &[&bytes, &ms(next.start_ms), &count, &ms(next.shut_until_ms)],
+            )
+            .await
+            .map_err(failed("taking a rate-limit slot"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(failed("taking a rate-limit slot"))?;
+        Ok(take)
+    }
+
+    /// Gives back one slot taken from `key`; the key opens again if it had shut. One
+    /// statement, so atomic.
+    async fn limit_refund(&self, key: &LimitKey) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "UPDATE limits SET count = greatest(count - 1, 0), shut_until_ms = 0
+                 WHERE key = $1",
+            )
+            .await
+            .map_err(self.query_error("refunding a rate-limit slot"))?;
+        client
+            .execute(&stmt, &[&key.bytes()])
+            .await
+            .map_err(self.query_error("refunding a rate-limit slot"))?;
+        Ok(())
+    }
+
+    /// Forgets `key`'s window.
+    async fn limit_clear(&self, key: &LimitKey) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM limits WHERE key = $1", &[&key.bytes()])
+            .await
+            .map_err(self.query_error("clearing a rate limit"))?;
+        Ok(())
+    }
+
+    /// Forgets every window of `scope` whose subject starts with `first` as its first part.
+    async fn limit_clear_prefix(&self, scope: &'static str, first: &str) -> Result<(), StoreError> {
+        let prefix = LimitKey::new(scope, &[first, ""]).bytes();
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM limits WHERE substring(key FROM 1 FOR octet_length($1::bytea)) = $1::bytea",
+                &[&prefix],
+            )
+            .await
+            .map_err(self.query_error("clearing rate limits"))?;
+        Ok(())
+    }
+
+    /// Forgets the windows that ended before `now`; returns how many went.
+    async fn limit_prune(&self, longest_window_ms: u64, now: u64) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let gone = client
+            .execute(
+                "DELETE FROM limits WHERE greatest($1 - start_ms, 0) >= $2 AND $1 >= shut_until_ms",
+                &[&ms(now), &ms(longest_window_ms)],
+            )
+            .await
+            .map_err(self.query_error("pruning rate limits"))?;
+        Ok(gone as usize)
+    }
+}
+
+#[cfg(test)]
+mod rule_tests {
+    use super::*;
+
+    const RULE: Rule = Rule {
+        max: 3,
+        window_ms: 1000,
+        lock_ms: 5000,
+    };
+
+    #[test]
+    fn a_full_window_shuts_for_the_lock_and_then_opens() {
+        let mut w = Window::default();
+        for t in 0..3 {
+            w = w.take(RULE, 10 + t).0;
+        }
+        assert_eq!(w.take(RULE, 20).1, Take::Refused { until_ms: 5012 });
+        assert_eq!(w.take(RULE, 5012).1, Take::Allowed { remaining: 2 });
+    }
+}

@@ -1,0 +1,368 @@
+//! Messages, their bodies and the queue, in PostgreSQL.
+//!
+//! The queue is the `due_ms` column of `messages` (a partial index holds only the open
+//! ones); its value is the record's `due_ms`, written together in every statement.
+//! Work is shared between nodes by [`Postgres::claim_due`]: `FOR UPDATE SKIP LOCKED`
+//! hands each due message to one claimer, and moving its due time to the end of a lease
+//! keeps it away from the others until the lease runs out (a node that dies leaves its
+//! claims to expire; another takes them).
+
+use async_trait::async_trait;
+use tokio_postgres::Row;
+
+use crate::domain::{Event, MessageId, MessageRecord};
+
+use super::{Postgres, StoreError, decode, encode, ms, unms};
+
+use crate::store::{CASE_SCAN_LIMIT, Claimed, Messages};
+
+const TABLE: &str = "messages";
+
+fn message_id(row: &Row, col: usize) -> Result<MessageId, StoreError> {
+    let bytes: &[u8] = row.get(col);
+    let b: [u8; 16] = bytes.try_into().map_err(|_| StoreError::Corrupt {
+        tree: TABLE,
+        detail: format!("a message id of {} bytes", bytes.len()),
+    })?;
+    Ok(MessageId::from_bytes(b))
+}
+
+/// `record` with its `due_ms` set to the statement's due parameter (`$N`).
+fn with_due(param: usize) -> String {
+    format!("jsonb_set(record, '{{due_ms}}', coalesce(to_jsonb(${param}::bigint), 'null'))")
+}
+
+#[async_trait]
+impl Messages for Postgres {
+    /// Stores a new message, its bytes and its first event, queued at its `due_ms`, in
+    /// one statement (so one round trip and one commit): durable when this returns.
+    async fn insert_message(
+        &self,
+        record: &mut MessageRecord,
+        raw: &[u8],
+        first: &Event,
+    ) -> Result<(), StoreError> {
+        record.timeline = vec![first.clone()];
+        let json = encode(TABLE, record)?;
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "WITH body AS (
+                     INSERT INTO message_bodies (id, body) VALUES ($1, $7)
+                     ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body
+                 )
+                 INSERT INTO messages (id, address, created_ms, status, due_ms, record)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (id) DO UPDATE SET address = EXCLUDED.address,
+                     created_ms = EXCLUDED.created_ms, status = EXCLUDED.status,
+                     due_ms = EXCLUDED.due_ms, record = EXCLUDED.record",
+            )
+            .await
+            .map_err(self.query_error("storing a message"))?;
+        client
+            .execute(
+                &stmt,
+                &[
+                    &record.id.as_bytes().as_slice(),
+                    &record.to.to_string(),
+                    &ms(record.created_ms),
+                    &record.status.as_str(),
+                    &record.due_ms.map(ms),
+                    &json,
+                    &raw,
+                ],
+            )
+            .await
+            .map_err(self.query_error("storing a message"))?;
+        Ok(())
+    }
+
+    /// Reads a message record.
+    async fn message(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT record FROM messages WHERE id = $1")
+            .await
+            .map_err(self.query_error("reading a message"))?;
+        let row = client
+            .query_opt(&stmt, &[&id.as_bytes().as_slice()])
+            .await
+            .map_err(self.query_error("reading a message"))?;
+        row.map(|r| decode(TABLE, r.get(0))).transpose()
+    }
+
+    /// Rewrites a message record (its status and due time with it). A final record drops
+    /// its body in the same statement: the bytes may hold a link or a code, and nobody
+    /// needs them any more.
+    async fn put_message(&self, record: &mut MessageRecord) -> Result<(), StoreError> {
+        let json = encode(TABLE, record)?;
+        let sql = if record.status.is_open() {
+            "UPDATE messages SET status = $2, due_ms = $3, record = $4 WHERE id = $1"
+        } else {
+            "WITH body AS (DELETE FROM message_bodies WHERE id = $1)
+             UPDATE messages SET status = $2, due_ms = $3, record = $4 WHERE id = $1"
+        };
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(sql)
+            .await
+            .map_err(self.query_error("writing a message"))?;
+        client
+            .execute(
+                &stmt,
+                &[
+                    &record.id.as_bytes().as_slice(),
+                    &record.status.as_str(),
+                    &record.due_ms.map(ms),
+                    &json,
+                ],
+            )
+            .await
+            .map_err(self.query_error("writing a message"))?;
+        Ok(())
+    }
+
+    /// The signed bytes of an open message (`None` once it is final).
+    async fn body(&self, record: &MessageRecord) -> Result<Option<Vec<u8>>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT body FROM message_bodies WHERE id = $1")
+            .await
+            .map_err(self.query_error("reading a message body"))?;
+        let row = client
+            .query_opt(&stmt, &[&record.id.as_bytes().as_slice()])
+            .await
+            .map_err(self.query_error("reading a message body"))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Nothing to reclaim: bodies are rows, and PostgreSQL's vacuum frees their space.
+    async fn reclaim_space(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    /// Moves a message to `new_due` (or out of the queue with `None`), in the database
+    /// and in `record` (whose other changes the caller writes).
+    async fn reschedule(
+        &self,
+        record: &mut MessageRecord,
+        new_due: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "UPDATE messages SET due_ms = $2, record = {} WHERE id = $1",
+            with_due(2)
+        );
+        let stmt = client
+            .prepare_cached(&sql)
+            .await
+            .map_err(self.query_error("rescheduling a message"))?;
+        client
+            .execute(&stmt, &[&record.id.as_bytes().as_slice(), &new_due.map(ms)])
+            .await
+            .map_err(self.query_error("rescheduling a message"))?;
+        record.due_ms = new_due;
+        Ok(())
+    }
+
+    /// Takes a message out of the queue if it is still due at `due`.
+    async fn drop_entry(&self, due: u64, id: &MessageId) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "UPDATE messages SET due_ms = NULL, record = {} WHERE id = $1 AND due_ms = $2",
+            with_due(3)
+        );
+        let stmt = client
+            .prepare_cached(&sql)
+            .await
+            .map_err(self.query_error("removing a queue entry"))?;
+        client
+            .execute(&stmt, &[&id.as_bytes().as_slice(), &ms(due), &None::<i64>])
+            .await
+            .map_err(self.query_error("removing a queue entry"))?;
+        Ok(())
+    }
+
+    /// Claims up to `limit` messages due at or before `now_ms` for this node: their due
+    /// time moves to `lease_until_ms` (column and record), so no other node claims them
+    /// until the lease ends. Concurrent claimers never get the same message: rows locked
+    /// by one are skipped by the others. Returns the claimed records, earliest due first.
+    async fn claim_due(
+        &self,
+        now_ms: u64,
+        lease_until_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "WITH due AS (
+                 SELECT id, due_ms FROM messages WHERE due_ms <= $1
+                 ORDER BY due_ms LIMIT $3 FOR UPDATE SKIP LOCKED
+             )
+             UPDATE messages m SET due_ms = $2, record = {}
+             FROM due WHERE m.id = due.id
+             RETURNING due.due_ms, m.record",
+            with_due(2).replace("record", "m.record")
+        );
+        let stmt = client
+            .prepare_cached(&sql)
+            .await
+            .map_err(self.query_error("claiming due messages"))?;
+        let rows = client
+            .query(
+                &stmt,
+                &[&ms(now_ms), &ms(lease_until_ms), &ms(limit as u64)],
+            )
+            .await
+            .map_err(self.query_error("claiming due messages"))?;
+        let mut claimed = rows
+            .into_iter()
+            .map(|r| {
+                Ok((
+                    r.get::<_, i64>(0),
+                    decode::<MessageRecord>(TABLE, r.get(1))?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        claimed.sort_by_key(|(due, r)| (*due, r.id));
+        // The record as it was before the claim: the caller decides what it becomes.
+        Ok(claimed
+            .into_iter()
+            .map(|(due, mut record)| {
+                record.due_ms = Some(unms(due));
+                Claimed {
+                    due_ms: unms(due),
+                    id: record.id,
+                    record: Some(record),
+                }
+            })
+            .collect())
+    }
+
+    /// Every queue entry, earliest first (for `queue list` and recovery).
+    async fn queue_entries(&self) -> Result<Vec<(u64, MessageId)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT due_ms, id FROM messages WHERE due_ms IS NOT NULL ORDER BY due_ms, id",
+                &[],
+            )
+            .await
+            .map_err(self.query_error("reading the queue"))?;
+        rows.iter()
+            .map(|r| Ok((unms(r.get(0)), message_id(r, 1)?)))
+            .collect()
+    }
+
+    /// The earliest due time in the queue.
+    async fn next_due(&self) -> Result<Option<u64>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT min(due_ms) FROM messages WHERE due_ms IS NOT NULL")
+            .await
+            .map_err(self.query_error("reading the queue"))?;
+        let row = client
+            .query_one(&stmt, &[])
+            .await
+            .map_err(self.query_error("reading the queue"))?;
+        Ok(row.get::<_, Option<i64>>(0).map(unms))
+    }
+
+    /// Addresses with mail that equal `address` ignoring case, other than itself (at most
+    /// `limit`): support's "did you mean", through the index on `lower(address)`.
+    async fn addresses_like(&self, address: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT address FROM (
+                     SELECT address FROM messages WHERE lower(address) = lower($1)
+                     LIMIT $3
+                 ) candidates
+                 WHERE address <> $1 GROUP BY address ORDER BY address COLLATE \"C\" LIMIT $2",
+                &[&address, &ms(limit as u64), &ms(CASE_SCAN_LIMIT as u64)],
+            )
+            .await
+            .map_err(self.query_error("looking up similar addresses"))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Ids of the messages sent to `address`, newest first.
+    async fn messages_for_address(&self, address: &str) -> Result<Vec<MessageId>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT id FROM messages WHERE address = $1 ORDER BY created_ms DESC, id DESC",
+            )
+            .await
+            .map_err(self.query_error("reading an address's messages"))?;
+        let rows = client
+            .query(&stmt, &[&address])
+            .await
+            .map_err(self.query_error("reading an address's messages"))?;
+        rows.iter().map(|r| message_id(r, 0)).collect()
+    }
+
+    async fn open_status_counts(
+        &self,
+    ) -> Result<std::collections::BTreeMap<&'static str, u64>, StoreError> {
+        self.count_open_by_status().await
+    }
+
+    async fn message_status_counts(
+        &self,
+    ) -> Result<std::collections::BTreeMap<&'static str, u64>, StoreError> {
+        self.count_all_by_status().await
+    }
+}
+
+/// Looks at the queue and moves entries by hand, for the tests of the claim.
+#[cfg(test)]
+impl Postgres {
+    /// Moves a message's due time from `from` to `to` (a lease renewed); a message that
+    /// moved on meanwhile is left alone.
+    pub(crate) async fn move_queue_key(
+        &self,
+        id: &MessageId,
+        from: u64,
+        to: u64,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "UPDATE messages SET due_ms = $3, record = {} WHERE id = $1 AND due_ms = $2",
+            with_due(3)
+        );
+        let stmt = client
+            .prepare_cached(&sql)
+            .await
+            .map_err(self.query_error("moving a queue entry"))?;
+        client
+            .execute(&stmt, &[&id.as_bytes().as_slice(), &ms(from), &ms(to)])
+            .await
+            .map_err(self.query_error("moving a queue entry"))?;
+        Ok(())
+    }
+
+    /// Up to `limit` queue entries due at or before `now_ms`, earliest first (a look, not
+    /// a claim: see [`Messages::claim_due`]).
+    pub(crate) async fn due_messages(
+        &self,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, MessageId)>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT due_ms, id FROM messages WHERE due_ms <= $1
+                 ORDER BY due_ms, id LIMIT $2",
+            )
+            .await
+            .map_err(self.query_error("reading the queue"))?;
+        let rows = client
+            .query(&stmt, &[&ms(now_ms), &ms(limit as u64)])
+            .await
+            .map_err(self.query_error("reading the queue"))?;
+        rows.iter()
+            .map(|r| Ok((unms(r.get(0)), message_id(r, 1)?)))
+            .collect()
+    }
+}

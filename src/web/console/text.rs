@@ -1,0 +1,327 @@
+//! The console's words in Japanese and English, held the way the person's pages hold
+//! theirs: the page text lives in one template per language
+//! (`templates/console/{ja,en}/NAME.hbs`, inside a shared layout that switches its few
+//! words on `ja`), and what Rust must say (titles, banners, errors, CSV headers, the
+//! names of states) is here, as `match` arms with both languages side by side so a
+//! missing translation is visible in review.
+//!
+//! Also which language and which clock a console page uses: this view's `?lang=`, else
+//! the operator's saved choice, else the browser's `Accept-Language`, else the configured
+//! default; the zone is the operator's saved zone, else `flows.timezone_ja` for Japanese
+//! (Asia/Tokyo unless configured) and `flows.timezone_en` for English. Every time in
+//! every table is drawn by [`super::sentence::stamp`], so all read the same way.
+
+use axum::http::HeaderMap;
+use chrono_tz::Tz;
+
+use super::sentence::Lang;
+use crate::config::Config;
+
+/// The language of one console page view.
+pub fn choose_lang(
+    asked: Option<&str>,
+    saved: Option<&str>,
+    headers: &HeaderMap,
+    default: &str,
+) -> Lang {
+    let pick = |s: &str| matches!(s, "ja" | "en");
+    asked
+        .filter(|s| pick(s))
+        .or(saved.filter(|s| pick(s)))
+        .or_else(|| crate::web::pages::accepted_language(headers))
+        .map(Lang::parse)
+        .unwrap_or_else(|| Lang::parse(default))
+}
+
+/// The operator's clock: the saved zone, else the zone of the page's language.
+pub fn zone(config: &Config, lang: Lang, saved: Option<&str>) -> Tz {
+    saved
+        .and_then(|z| z.parse::<Tz>().ok())
+        .unwrap_or(match lang {
+            Lang::Ja => config.flows.timezone_ja,
+            Lang::En => config.flows.timezone_en,
+        })
+}
+
+/// The zones offered on `/account` (any IANA name is accepted from the form).
+pub const ZONES: [&str; 6] = [
+    "Asia/Tokyo",
+    "UTC",
+    "Asia/Seoul",
+    "Asia/Shanghai",
+    "Europe/London",
+    "America/Los_Angeles",
+];
+
+/// A page's title (also the heading of error pages).
+pub fn title(lang: Lang, key: &str) -> &'static str {
+    let ja = lang == Lang::Ja;
+    match key {
+        "support" if ja => "配信ログ",
+        "support" => "Delivery log",
+        "admin" if ja => "不達レポート",
+        "admin" => "Bounce report",
+        "queue" if ja => "送信待ち",
+        "queue" => "Queue",
+        "suppression" if ja => "送信停止リスト",
+        "suppression" => "Suppression list",
+        "account" if ja => "ログイン中の端末と表示設定",
+        "account" => "Your sessions and settings",
+        "webhooks" if ja => "Webhook",
+        "webhooks" => "Webhooks",
+        "operators" if ja => "担当者アカウント",
+        "operators" => "Operators",
+        "login" if ja => "コンソールにログイン",
+        "login" => "Log in to the console",
+        "invite" if ja => "招待メールの送信確認",
+        "invite" => "Confirm an invitation",
+        "forbidden" if ja => "この画面は使えません",
+        "forbidden" => "Not allowed",
+        "csrf" if ja => "送信を受け付けられませんでした",
+        "csrf" => "Form refused",
+        "bad_request" if ja => "この操作はできません",
+        "bad_request" => "Cannot do that",
+        "unavailable" if ja => "データベースに接続できません",
+        "unavailable" => "The store is not available",
+        _ if ja => "エラー",
+        _ => "Something went wrong",
+    }
+}
+
+/// A role as people read it.
+pub fn role(lang: Lang, role: &str) -> &str {
+    match (lang, role) {
+        (Lang::Ja, "admin") => "管理者",
+        (Lang::Ja, "support") => "サポート",
+        (_, r) => r,
+    }
+}
+
+/// A message status or timeline step as people read it (the page keeps the stored
+/// word in a `data-` attribute).
+pub fn status(lang: Lang, s: &str) -> String {
+    if lang == Lang::En {
+        return s.replace('_', " ");
+    }
+    match s {
+        "queued" => "送信待ち",
+        "sending" => "送信中",
+        "delivered" => "配信済み",
+        "deferred" => "遅延中",
+        "bounced" => "不達",
+        "failed" => "送信失敗",
+        "expired" => "期限切れ",
+        "suppressed" => "送信停止",
+        "cancelled" => "取り消し",
+        "delay_reported" => "遅延を通知",
+        "retry_requested" => "再送を指示",
+        "recovered" => "再開",
+        "enabled" => "有効",
+        "disabled" => "無効",
+        other => return other.to_string(),
+    }
+    .to_string()
+}
+
+/// Yes or no, in a table cell.
+pub fn yes_no(lang: Lang, b: bool) -> &'static str {
+    match (lang, b) {
+        (Lang::Ja, true) => "はい",
+        (Lang::Ja, false) => "いいえ",
+        (Lang::En, true) => "yes",
+        (Lang::En, false) => "no",
+    }
+}
+
+/// The periods of the bounce report's menu.
+pub fn periods(lang: Lang) -> [(&'static str, &'static str); 4] {
+    match lang {
+        Lang::Ja => [
+            ("24h", "24時間"),
+            ("7d", "7日間"),
+            ("30d", "30日間"),
+            ("90d", "90日間"),
+        ],
+        Lang::En => [
+            ("24h", "24 hours"),
+            ("7d", "7 days"),
+            ("30d", "30 days"),
+            ("90d", "90 days"),
+        ],
+    }
+}
+
+/// The header row of the bounce CSV (and the bounce table) in `lang`; the English one
+/// is that of `mailgate bounces --format csv`.
+pub fn bounce_columns(lang: Lang) -> [&'static str; 10] {
+    match lang {
+        Lang::En => crate::report::BOUNCE_COLUMNS,
+        Lang::Ja => [
+            "日時",
+            "アドレス",
+            "ドメイン",
+            "理由",
+            "ステータス",
+            "恒久的",
+            "送信側の問題",
+            "メッセージID",
+            "相手サーバー",
+            "応答",
+        ],
+    }
+}
+
+/// An audit action as the log shows it (the stored words are English; the page
+/// translates the known ones, and shows any other as stored).
+pub fn action(lang: Lang, a: &str) -> String {
+    if lang == Lang::En {
+        return a.to_string();
+    }
+    match a {
+        "search" => "検索",
+        "resend" => "リンク再送",
+        "invite" => "招待",
+        "login" => "ログイン",
+        "logout" => "ログアウト",
+        "logout everywhere" => "全端末からログアウト",
+        "login failed" => "ログイン失敗",
+        "login refused: locked" => "ログイン拒否（ロック中）",
+        "preferences" => "表示設定の変更",
+        "bounces csv" => "不達CSVのダウンロード",
+        "queue retry" => "再送",
+        "queue cancel" => "送信の取り消し",
+        "suppression add" => "送信停止リストに追加",
+        "suppression remove" => "送信停止リストから解除",
+        "webhook replay" => "Webhookの再送",
+        "webhook enable" => "Webhook送信先の再開",
+        "operator add" => "担当者の追加",
+        "operator disable" => "担当者の無効化",
+        "operator enable" => "担当者の有効化",
+        "operator remove" => "担当者の削除",
+        "operator role" => "担当者の権限変更",
+        "operator passwd" => "担当者のパスワード変更",
+        "apikey add" => "APIキーの追加",
+        "apikey revoke" => "APIキーの失効",
+        other => return other.to_string(),
+    }
+    .to_string()
+}
+
+/// Who did it, as the log shows it: `operator aiko` becomes `担当者 aiko`.
+pub fn who(lang: Lang, w: &str) -> String {
+    match (lang, w.strip_prefix("operator ")) {
+        (Lang::Ja, Some(name)) => format!("担当者 {name}"),
+        (Lang::Ja, None) if w == "login form" => "ログイン画面".into(),
+        (Lang::Ja, None) if w.starts_with("command line") => {
+            w.replacen("command line", "コマンドライン", 1)
+        }
+        _ => w.to_string(),
+    }
+}
+
+/// A timeline event's detail as the page shows it. The queue writes it in English
+/// with UTC times (`next try at 2026-12-07T19:02:58Z`); the page shows those times in
+/// the operator's zone like every other time, and the known phrases in Japanese.
+pub fn detail(lang: Lang, tz: Tz, detail: &str) -> String {
+    use std::sync::OnceLock;
+    static TIME: OnceLock<regex::Regex> = OnceLock::new();
+    let time = TIME.get_or_init(|| {
+        regex::Regex::new(r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z\b")
+            .expect("the time pattern compiles")
+    });
+    let local = time.replace_all(detail, |c: &regex::Captures| {
+        chrono::DateTime::parse_from_rfc3339(&c[0])
+            .map(|t| super::sentence::stamp(t.timestamp_millis() as u64, tz))
+            .unwrap_or_else(|_| c[0].to_string())
+    });
+    if lang == Lang::En {
+        return local.into_owned();
+    }
+    const PHRASES: [(&str, &str); 6] = [
+        (
+            "its lifetime ended before any server accepted it",
+            "受け取るサーバーがないまま期限が切れました",
+        ),
+        (
+            "in flight when the last run stopped; trying again",
+            "前回の停止時に送信中だったため、もう一度送ります",
+        ),
+        ("next try at ", "次の再送："),
+        ("scheduled for ", "送信予定："),
+        ("not sent: ", "送信していません："),
+        (
+            " is on the suppression list since ",
+            "は次の日時から送信停止リストに載っています：",
+        ),
+    ];
+    let mut text = local.into_owned();
+    for (en, ja) in PHRASES {
+        text = text.replace(en, ja);
+    }
+    text
+}
+
+/// "(unknown)" in a report's key column.
+pub fn unknown(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Ja => "（不明）",
+        Lang::En => "(unknown)",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn the_view_then_the_saved_choice_then_the_browser_then_the_default_decide() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            axum::http::header::ACCEPT_LANGUAGE,
+            HeaderValue::from_static("en-US,en;q=0.9,ja;q=0.5"),
+        );
+        assert_eq!(choose_lang(Some("ja"), Some("en"), &h, "en"), Lang::Ja);
+        assert_eq!(choose_lang(Some("xx"), Some("ja"), &h, "en"), Lang::Ja);
+        assert_eq!(choose_lang(None, None, &h, "ja"), Lang::En);
+        assert_eq!(choose_lang(None, None, &HeaderMap::new(), "ja"), Lang::Ja);
+    }
+
+    #[test]
+    fn a_detail_shows_its_utc_time_in_the_operators_zone() {
+        let tokyo = chrono_tz::Asia::Tokyo;
+        assert_eq!(
+            detail(
+                Lang::En,
+                tokyo,
+                "451 busy; next try at 2026-12-07T19:02:58Z"
+            ),
+            "451 busy; next try at 2026-12-08 04:02:58 JST"
+        );
+        assert_eq!(
+            detail(Lang::Ja, tokyo, "next try at 2026-12-07T19:02:58Z"),
+            "次の再送：2026-12-08 04:02:58 JST"
+        );
+    }
+
+    #[test]
+    fn every_title_has_both_languages() {
+        for key in [
+            "support",
+            "admin",
+            "queue",
+            "suppression",
+            "account",
+            "operators",
+            "login",
+            "invite",
+            "forbidden",
+            "csrf",
+            "bad_request",
+            "unavailable",
+        ] {
+            assert_ne!(title(Lang::Ja, key), title(Lang::En, key), "{key}");
+            assert!(!title(Lang::Ja, key).is_ascii(), "{key}");
+        }
+    }
+}
