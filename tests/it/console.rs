@@ -1244,6 +1244,7 @@ fn every_console_page(agent: &mut Agent) -> Vec<(String, String)> {
         "/admin",
         "/admin/queue",
         "/admin/suppression",
+        "/admin/webhooks",
         "/admin/operators",
         "/account",
     ]
