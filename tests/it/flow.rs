@@ -47,7 +47,8 @@ fn the_whole_journey_over_smtp_ends_with_a_password_the_application_accepts() {
             .contains(&format!("<a href=\"{link}\">{link}</a>")),
         "link text shows the link"
     );
-    assert!(s.flow(&flow_id)["state"] == "mailed" || s.flow(&flow_id)["state"] == "issued");
+    let seen = s.flow(&flow_id);
+    assert!(seen["state"] == "mailed" || seen["state"] == "issued", "{seen}");
 
     // The landing page: who writes, what happens, when the link expires, one button.
     let b = Browser::new(&s.server);
