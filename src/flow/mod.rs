@@ -48,6 +48,11 @@ pub enum FlowError {
     Locale(String),
     #[error("there is no flow {0}")]
     NotFound(String),
+    #[error(
+        "{0} has no account, so there is no password to reset: start a setup flow \
+         (an invitation) instead"
+    )]
+    NoAccount(Address),
     #[error(transparent)]
     Enqueue(#[from] EnqueueError),
     #[error(transparent)]
@@ -157,6 +162,10 @@ pub async fn start_with(
         .unwrap_or_else(|| services.config.flows.default_locale.clone());
     if !crate::compose::templates::LOCALES.contains(&locale.as_str()) {
         return Err(FlowError::Locale(locale));
+    }
+    // As the public `/reset` page never mails an address without an account.
+    if req.kind == FlowKind::Reset && account.is_none() {
+        return Err(FlowError::NoAccount(req.address));
     }
     if req.only_if_new {
         if account.is_some() {
@@ -592,7 +601,7 @@ pub async fn set_password(
 }
 
 /// A new link for the address of a flow whose link no longer works (expired, used,
-/// superseded): a reset when the address has an account, else the same kind again.
+/// superseded): a reset when the address has an account, else an invitation.
 pub async fn renew(services: &Services, flow: &FlowRecord, now: u64) -> Result<Started, FlowError> {
     let has_account = services
         .store
@@ -602,7 +611,7 @@ pub async fn renew(services: &Services, flow: &FlowRecord, now: u64) -> Result<S
     let kind = if has_account {
         FlowKind::Reset
     } else {
-        flow.kind
+        FlowKind::Setup
     };
     start(
         services,
@@ -632,9 +641,10 @@ pub async fn request_link(
     let kind = if services.store.account(&text).await?.is_some() {
         FlowKind::Reset
     } else if let Some(id) = services.store.current_flow_id(&text).await?
-        && let Some(f) = services.store.flow(&id).await?
+        && services.store.flow(&id).await?.is_some()
     {
-        f.kind
+        // Invited, never finished (a reset needs an account): invited again.
+        FlowKind::Setup
     } else {
         return Ok(None);
     };

@@ -49,6 +49,7 @@ impl From<FlowError> for ApiError {
         match e {
             FlowError::Locale(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
             FlowError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
+            FlowError::NoAccount(_) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
             FlowError::Enqueue(q) => q.into(),
             FlowError::Hash(HashError::Busy) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
