@@ -5,7 +5,9 @@
 #   an SMTP server that offers STARTTLS (aiosmtpd, with trustme for its certificate), a second
 #   DKIM verifier (opendkim and opendkim-tools, run as `opendkim -t`), openssl and Python's
 #   cryptography (they must read the keys `mailgate dkim keygen` writes), dnslib (the
-#   local DNS server of the `dns --check` tests), axe-core (npm, into
+#   local DNS server of the `dns --check` tests), standardwebhooks (the webhook receiver
+#   verifies signatures with it), openapi-spec-validator and schemathesis (the API
+#   contract tests), axe-core (npm, into
 #   target/test-peers/) for the accessibility test, and PostgreSQL (Debian postgresql:
 #   scripts/test.sh starts a throwaway cluster from its initdb for the store tests).
 # Non-interactive, idempotent, and quick when everything is already present.
@@ -38,6 +40,10 @@ PY="${PYTHON:-python3}"
 if ! "$PY" -c 'import dkim, nacl, aiosmtpd, trustme, cryptography, dnslib' >/dev/null 2>&1; then
   echo "install-test-peers: installing Python modules dkimpy, PyNaCl, aiosmtpd, trustme, cryptography, dnslib for $PY"
   "$PY" -m pip install -q dkimpy pynacl aiosmtpd trustme cryptography dnslib
+fi
+if ! "$PY" -c 'import standardwebhooks, openapi_spec_validator, schemathesis' >/dev/null 2>&1; then
+  echo "install-test-peers: installing Python modules standardwebhooks, openapi-spec-validator, schemathesis for $PY"
+  "$PY" -m pip install -q "standardwebhooks==1.3.0" "openapi-spec-validator==0.9.0" "schemathesis==4.32.5"
 fi
 
 # axe-core, pinned, where tests/it/a11y.rs reads it (target/ is not in git).

@@ -22,6 +22,7 @@ pub struct Running {
     trigger: ShutdownTrigger,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
     worker: tokio::task::JoinHandle<anyhow::Result<()>>,
+    webhooks: tokio::task::JoinHandle<()>,
     services: Services,
 }
 
@@ -33,6 +34,7 @@ impl Running {
         self.worker
             .await
             .context("the delivery worker panicked")??;
+        self.webhooks.await.context("the webhook sender panicked")?;
         // Everything acknowledged was flushed before its acknowledgement, so a last
         // flush that fails (a full disk) loses none of it: what it would have saved
         // (delivery outcomes since the last flush) is tried again on the next start,
@@ -58,6 +60,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .queue
         .lifecycle
         .subscribe(crate::flow::follow_messages(services.store.clone()));
+    // Read before anything binds: a webhook secret that cannot be read stops the start.
+    let webhooks = crate::webhooks::Sender::new(services.store.clone(), &services.config.webhooks)?;
     let trigger = ShutdownTrigger::new();
 
     let socket = crate::control::serve_socket(services.clone(), trigger.subscribe())
@@ -120,6 +124,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     };
     tracing::info!(mode = ?services.config.delivery.mode, "delivery worker started");
 
+    tokio::spawn(expire_flows(services.store.clone(), trigger.subscribe()));
+    let webhooks = tokio::spawn(webhooks.run(trigger.subscribe()));
+
     let router = crate::web::router(services.clone());
     let limits = http_limits(&services.config.server);
     let http = tokio::spawn(crate::web::server::run(
@@ -135,8 +142,27 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         trigger,
         http,
         worker,
+        webhooks,
         services,
     })
+}
+
+/// Every half minute, makes the flows whose link lifetime ended `expired`, so that the
+/// application hears `flow.expired` without asking.
+async fn expire_flows(store: crate::store::Store, mut stop: crate::shutdown::Shutdown) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = stop.recv() => return,
+            _ = tick.tick() => {
+                match crate::flow::expire_due(&store, crate::domain::now_ms()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(flows = n, "flows expired"),
+                    Err(e) => tracing::warn!(error = %e, "cannot mark expired flows; trying again later"),
+                }
+            }
+        }
+    }
 }
 
 /// The HTTP limits of the configuration, with the open-file limit raised and the

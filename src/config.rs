@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 
 use crate::domain::address::is_host_name;
 use crate::domain::duration::parse_duration;
-use crate::domain::{Address, Mailbox};
+use crate::domain::{Address, EventType, Mailbox};
 use crate::store::postgres::{PgTls, PostgresSettings, redact_url};
 
 /// Where the configuration file is looked for when neither `--config` nor
@@ -126,6 +126,16 @@ struct RawDns {
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(default)]
+struct RawWebhook {
+    url: Option<String>,
+    secret_file: Option<String>,
+    events: Option<Vec<String>>,
+    allow_link_local: Option<bool>,
+    retry_schedule: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
 struct RawDkim {
     domain: Option<String>,
     selector: Option<String>,
@@ -200,6 +210,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub sender: SenderConfig,
     pub dkim: Vec<DkimKeyConfig>,
+    pub webhooks: Vec<WebhookConfig>,
     pub delivery: DeliveryConfig,
     pub inbound: InboundConfig,
     pub flows: FlowsConfig,
@@ -207,6 +218,33 @@ pub struct Config {
     pub templates: TemplatesConfig,
     pub dns: DnsConfig,
 }
+
+/// One `[[webhooks]]` endpoint: where events are posted, signed per Standard Webhooks.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// Holds the signing secret, `whsec_` and base64 (read when `serve` starts).
+    pub secret_file: PathBuf,
+    /// The event types sent; empty for all.
+    pub events: Vec<EventType>,
+    /// Allows a host that resolves to a link-local or cloud metadata address.
+    pub allow_link_local: bool,
+    /// The waits between tries; after the last the delivery is failed. About three
+    /// days by default.
+    pub retry_schedule: Vec<Duration>,
+}
+
+impl WebhookConfig {
+    /// True when events of `kind` go to this endpoint.
+    pub fn wants(&self, kind: EventType) -> bool {
+        self.events.is_empty() || self.events.contains(&kind)
+    }
+}
+
+/// The default waits between webhook tries: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h,
+/// then a day twice: the last try is about three days after the first.
+pub const WEBHOOK_RETRY_SCHEDULE: &[&str] =
+    &["5s", "5m", "30m", "2h", "5h", "10h", "10h", "24h", "24h"];
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -808,6 +846,7 @@ fn validate(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Config
         "log",
         "templates",
         "dns",
+        "webhooks",
     ];
     let mut unknown: Vec<String> = table
         .keys()
@@ -846,6 +885,88 @@ fn validate(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Config
             Vec::new()
         }
     };
+
+    let raw_webhooks: Vec<RawWebhook> = match table.remove("webhooks") {
+        None => Vec::new(),
+        Some(toml::Value::Array(items)) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| section(Some(v), &format!("webhooks[{i}]"), problems))
+            .collect(),
+        Some(_) => {
+            problems.push(ConfigProblem {
+                key: "webhooks".into(),
+                message: "must be written as [[webhooks]] tables, one per endpoint".into(),
+            });
+            Vec::new()
+        }
+    };
+    let mut webhooks: Vec<WebhookConfig> = Vec::new();
+    for (i, w) in raw_webhooks.into_iter().enumerate() {
+        let mut c = Checker {
+            prefix: format!("webhooks[{i}]"),
+            problems,
+        };
+        let url = w.url.unwrap_or_default();
+        match reqwest::Url::parse(&url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => c.problem(
+                "url",
+                format!("{url:?} is not an http:// or https:// URL such as \"https://app.example.jp/hooks/mailgate\""),
+            ),
+        }
+        if webhooks.iter().any(|o| o.url == url) {
+            c.problem(
+                "url",
+                format!("{url} is already an earlier [[webhooks]] entry"),
+            );
+        }
+        let secret_file = match w.secret_file {
+            Some(f) => {
+                let p = PathBuf::from(f);
+                check_readable_file(&mut c, "secret_file", &p);
+                p
+            }
+            None => {
+                c.problem(
+                    "secret_file",
+                    "missing: a file holding the signing secret (whsec_ and base64)",
+                );
+                PathBuf::new()
+            }
+        };
+        let mut events = Vec::new();
+        for name in w.events.unwrap_or_default() {
+            match EventType::parse(&name) {
+                Some(t) => events.push(t),
+                None => c.problem(
+                    "events",
+                    format!(
+                        "{name:?} is not an event type (they are: {})",
+                        EventType::ALL.map(|t| t.as_str()).join(", ")
+                    ),
+                ),
+            }
+        }
+        let retry_schedule = w
+            .retry_schedule
+            .unwrap_or_else(|| {
+                WEBHOOK_RETRY_SCHEDULE
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            })
+            .into_iter()
+            .map(|d| c.duration("retry_schedule", Some(d), "5s"))
+            .collect();
+        webhooks.push(WebhookConfig {
+            url,
+            secret_file,
+            events,
+            allow_link_local: w.allow_link_local.unwrap_or(false),
+            retry_schedule,
+        });
+    }
 
     let server = {
         let mut c = Checker {
@@ -1232,6 +1353,7 @@ fn validate(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Config
         store,
         sender,
         dkim,
+        webhooks,
         delivery,
         inbound,
         flows,

@@ -17,7 +17,7 @@ use crate::bounce::{Action, BounceReport, RecipientResult};
 use crate::domain::bounce::{
     ADDRESS_REASONS, BounceRecord, BounceSource, SENDER_REASONS, Suppression,
 };
-use crate::domain::{Event, MessageId, MessageRecord, Step, now_ms};
+use crate::domain::{Event, EventData, EventType, MessageId, MessageRecord, Step, now_ms};
 use crate::services::Services;
 use crate::store::StoreError;
 
@@ -139,6 +139,18 @@ pub async fn take(
                     record.address = Some(m.to.to_string());
                 }
             }
+            (Some(m), _) if report.kind == Some(crate::bounce::ReportKind::Arf) => {
+                // A complaint changes nothing here; the application hears of it.
+                let data = EventData {
+                    reason: record.reason.clone().or_else(|| Some("feedback".into())),
+                    ..EventData::of_message(m)
+                };
+                services
+                    .store
+                    .record_event(EventType::MessageComplaint, data, now)
+                    .await?;
+                record.effects.push("a complaint: recorded, and told as message.complaint".into());
+            }
             (Some(_), _) if !report.bounce => record.effects.push("not a bounce (a complaint or an automatic reply): recorded only".into()),
             (Some(_), _) => record.effects.push("names another recipient than the message's: recorded only".into()),
             (None, _) => record
@@ -217,16 +229,19 @@ async fn apply(
     effects.extend(changed);
     if ADDRESS_REASONS.contains(&reason.as_str()) {
         store
-            .suppress(&Suppression {
-                address: m.to.to_string(),
-                since_ms: now,
-                reason: reason.clone(),
-                evidence: r
-                    .diagnostic
-                    .clone()
-                    .unwrap_or_else(|| r.status.clone().unwrap_or_default()),
-                message_id: Some(m.id.to_string()),
-            })
+            .add_suppression(
+                &Suppression {
+                    address: m.to.to_string(),
+                    since_ms: now,
+                    reason: reason.clone(),
+                    evidence: r
+                        .diagnostic
+                        .clone()
+                        .unwrap_or_else(|| r.status.clone().unwrap_or_default()),
+                    message_id: Some(m.id.to_string()),
+                },
+                now,
+            )
             .await?;
         effects.push(format!("{} suppressed ({reason})", m.to));
     } else if record.sender_problem {

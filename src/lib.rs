@@ -12,7 +12,7 @@
 //!
 //! ```text
 //! cli → app → (web, control, inbound) → intake → (flow, timeline, metrics) → services
-//!     → queue → (compose, dns, logging, checks) → (config, operators, apikey, audit)
+//!     → queue → (compose, dns, logging, checks, webhooks) → (config, operators, apikey, audit)
 //!     → (store, dkim, bounce, delivery, verp, report) → (domain, secrets, shutdown)
 //! ```
 //!
@@ -35,6 +35,8 @@
 //! - [`operators`]: console accounts, sessions and login throttling; [`audit`]: who did what.
 //! - [`apikey`]: the application's keys; [`metrics`]: `GET /metrics`; [`report`]: the
 //!   bounce report's rows and CSV, for the console and the command line.
+//! - [`webhooks`]: posts the store's events to the application, signed per Standard
+//!   Webhooks, with retries kept in the store.
 //! - [`checks`]: what `mailgate check` verifies; [`dns`]: the records to publish.
 //! - [`control`]: how commands reach the store while `serve` holds it.
 //! - [`app`]: runs `serve`; [`cli`]: the command line.
@@ -68,3 +70,4 @@ pub mod store;
 pub mod timeline;
 pub mod verp;
 pub mod web;
+pub mod webhooks;

@@ -11,6 +11,7 @@ mod outbox;
 pub mod report;
 mod store_commands;
 mod store_migrate;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -128,6 +129,9 @@ pub enum Command {
     /// Operators of the console.
     #[command(subcommand)]
     Operator(OperatorCommand),
+    /// The application's webhook endpoints (`[[webhooks]]`).
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
     /// The store itself.
     #[command(subcommand)]
     Store(StoreCommand),
@@ -256,6 +260,25 @@ pub enum OperatorCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Each endpoint: enabled or not, and its recent deliveries.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Post a signed `webhook.test` event to URL now, with the secret of its
+    /// [[webhooks]] entry, and print the answer.
+    Test { url: String },
+    /// Send a stored event again to every endpoint that wants it.
+    Replay { event_id: String },
+    /// Let an endpoint disabled by a 410 answer get events again.
+    Enable { url: String },
+    /// Print a new random signing secret (`whsec_...`) for a secret_file.
+    Secret,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum SuppressionCommand {
     /// Every suppressed address with its reason and evidence.
     List,
@@ -341,6 +364,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             })
             .await;
         }
+        Command::Webhooks(command) => return webhooks::run(&cli, command).await,
         Command::Suppression(SuppressionCommand::List) => {
             return store_commands::run(&cli, Request::SuppressionList, report::print_suppressions)
                 .await;

@@ -249,7 +249,7 @@ impl Composer {
     }
 
     /// The variables every template may use besides the caller's.
-    fn with_globals(&self, vars: Value) -> Result<Value, ComposeError> {
+    fn with_globals(&self, vars: Value, to_name: Option<&str>) -> Result<Value, ComposeError> {
         let mut map = match vars {
             Value::Object(m) => m,
             Value::Null => Map::new(),
@@ -262,8 +262,9 @@ impl Composer {
         ] {
             map.entry(k).or_insert_with(|| Value::String(v.clone()));
         }
+        // The recipient's name greets them unless the variables name someone else.
         map.entry("name")
-            .or_insert_with(|| Value::String(String::new()));
+            .or_insert_with(|| Value::String(to_name.unwrap_or_default().to_string()));
         Ok(Value::Object(map))
     }
 
@@ -284,7 +285,7 @@ impl Composer {
             vars,
         } = draft;
         check_vars(&vars)?;
-        let vars = self.with_globals(vars)?;
+        let vars = self.with_globals(vars, to_name)?;
         let rendered = self.templates.render(template, locale, vars)?;
         reject_line_breaks("the rendered subject", &rendered.subject)?;
         if let Some(n) = to_name {
@@ -364,6 +365,38 @@ mod tests {
         )
         .unwrap();
         Composer::new(ComposeSettings::from_config(&config)).unwrap()
+    }
+
+    #[test]
+    fn the_recipients_name_reaches_the_notices_greeting() {
+        let c = composer();
+        let to = Address::parse("taro@example.jp").unwrap();
+        let greeting = |to_name: Option<&str>, locale: &str| {
+            let m = c
+                .compose(
+                    &MessageId::random(),
+                    Draft {
+                        to: &to,
+                        to_name,
+                        template: "notice",
+                        locale,
+                        vars: json!({"subject": "s", "body": "b"}),
+                    },
+                    1_700_000_000,
+                )
+                .unwrap();
+            let parsed = mail_parser::MessageParser::default().parse(&m.raw).unwrap();
+            parsed
+                .body_text(0)
+                .unwrap()
+                .lines()
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(greeting(Some("Taro Yamada"), "en"), "Dear Taro Yamada,");
+        assert_eq!(greeting(None, "en"), "Hello,");
+        assert_eq!(greeting(Some("山田 太郎"), "ja"), "山田 太郎 様");
     }
 
     #[test]

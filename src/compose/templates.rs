@@ -185,7 +185,12 @@ impl Templates {
                     name: name.to_string(),
                     locale: locale.to_string(),
                     part,
-                    detail: e.reason().to_string(),
+                    detail: match e.reason() {
+                        handlebars::RenderErrorReason::MissingVariable(Some(var)) => {
+                            format!("vars.{var} is missing: the template uses it")
+                        }
+                        other => other.to_string(),
+                    },
                 })
         };
         Ok(Rendered {
@@ -241,6 +246,11 @@ mod tests {
         let t = Templates::load(None).unwrap();
         let e = t.render("notice", "en", json!({"name": ""})).unwrap_err();
         assert!(e.to_string().contains("notice.en"), "{e}");
+        assert!(
+            e.to_string().contains("is missing: the template uses it"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("strict mode"), "{e}");
     }
 
     #[test]

@@ -102,6 +102,12 @@ pub enum Request {
     ApiKeyList,
     /// Revoke every live key of this name.
     ApiKeyRevoke { name: String, who: String },
+    /// Every webhook endpoint with its state and recent deliveries.
+    WebhooksList,
+    /// Send an event to every endpoint that wants it again.
+    WebhookReplay { event_id: String, who: String },
+    /// Let an endpoint disabled by a 410 get events again.
+    WebhookEnable { url: String, who: String },
 }
 
 /// The answer on the wire.
@@ -218,7 +224,7 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
             };
             services
                 .store
-                .suppress(&entry)
+                .add_suppression(&entry, entry.since_ms)
                 .await
                 .map_err(|e| e.to_string())?;
             crate::audit::record(&services.store, &who, "suppression add", &a.to_string())
@@ -232,7 +238,7 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
             let a = parse_address(&address)?;
             match services
                 .store
-                .unsuppress(&a.to_string())
+                .remove_suppression(&a.to_string(), crate::domain::now_ms())
                 .await
                 .map_err(|e| e.to_string())?
             {
@@ -313,6 +319,62 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
                 .map_err(|e| e.to_string())?;
             Ok(Value::String(format!(
                 "operator {name} has a new password; every session of it has ended"
+            )))
+        }
+        Request::WebhooksList => to_value(
+            &crate::webhooks::status(&services.store, &services.config.webhooks, 10)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+        Request::WebhookReplay { event_id, who } => {
+            let now = crate::domain::now_ms();
+            let to =
+                crate::webhooks::replay(&services.store, &services.config.webhooks, &event_id, now)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("no event {event_id} in the store"))?;
+            if to.is_empty() {
+                return Err(format!(
+                    "no [[webhooks]] entry wants event {event_id}'s type"
+                ));
+            }
+            crate::audit::record(&services.store, &who, "webhook replay", &event_id)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Value::String(format!(
+                "event {event_id} queued again for {}",
+                to.iter()
+                    .map(|u| crate::webhooks::shown_url(u))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+        }
+        Request::WebhookEnable { url, who } => {
+            if !services.config.webhooks.iter().any(|w| w.url == url) {
+                return Err(format!(
+                    "{url} is not a [[webhooks]] url of this configuration"
+                ));
+            }
+            if !crate::webhooks::enable(&services.store, &url)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                return Ok(Value::String(format!(
+                    "{} was not disabled",
+                    crate::webhooks::shown_url(&url)
+                )));
+            }
+            crate::audit::record(
+                &services.store,
+                &who,
+                "webhook enable",
+                crate::webhooks::shown_url(&url),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            Ok(Value::String(format!(
+                "{} enabled: it gets the events from now on",
+                crate::webhooks::shown_url(&url)
             )))
         }
         Request::ApiKeyList => to_value(

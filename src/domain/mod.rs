@@ -9,11 +9,13 @@ pub mod duration;
 pub mod flow;
 pub mod ids;
 pub mod message;
+pub mod notify;
 
 pub use address::{Address, AddressError, Mailbox};
 pub use flow::{AccountRecord, CodeRecord, FlowKind, FlowNote, FlowRecord, FlowState};
 pub use ids::MessageId;
 pub use message::{Event, MessageRecord, MessageStatus, Step};
+pub use notify::{DeliveryState, EventData, EventRecord, EventType, WebhookDelivery};
 
 /// Milliseconds since the Unix epoch, from the system clock.
 pub fn now_ms() -> u64 {

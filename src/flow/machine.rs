@@ -215,6 +215,17 @@ pub fn supersede(flow: &mut FlowRecord, now: u64, by: &str) -> bool {
     true
 }
 
+/// Records that an open flow's link lifetime ended (until then the state only reads
+/// as expired, see [`effective_state`]). False when it is final or still running.
+pub fn expire(flow: &mut FlowRecord, now: u64) -> bool {
+    if !flow.state.is_open() || now < flow.expires_ms {
+        return false;
+    }
+    flow.state = FlowState::Expired;
+    note(flow, now, "expired", None);
+    true
+}
+
 /// Marks an open flow undeliverable. False when it was already final.
 pub fn mark_undeliverable(flow: &mut FlowRecord, now: u64, reason: &str) -> bool {
     if !flow.state.is_open() {

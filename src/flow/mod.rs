@@ -12,6 +12,10 @@
 //! `/reset` ([`Supersede::WhenUsed`]): a stranger can ask for one, so it takes over only
 //! when its button is pressed, and the person's open form keeps working meanwhile.
 //!
+//! Every change goes through [`change`], which writes the application's `flow.*` event
+//! when the state moves (before the caller's flush, so the event is durable with the
+//! change); [`expire_due`] makes lapsed flows `expired` so that they too are told.
+//!
 //! Secrets ([`secret`]) are never stored, logged, or put in an event: only digests.
 //! Passwords ([`password`]) are checked and hashed off the async threads.
 
@@ -26,8 +30,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    AccountRecord, Address, FlowKind, FlowNote, FlowRecord, FlowState, MessageStatus,
-    format_time_ms,
+    AccountRecord, Address, EventData, EventType, FlowKind, FlowNote, FlowRecord, FlowState,
+    MessageStatus, format_time_ms,
 };
 use crate::queue::{EnqueueError, FinishedListener, MessageFinished, Outgoing, enqueue};
 use crate::services::Services;
@@ -44,6 +48,11 @@ pub enum FlowError {
     Locale(String),
     #[error("there is no flow {0}")]
     NotFound(String),
+    #[error(
+        "{0} has no account, so there is no password to reset: start a setup flow \
+         (an invitation) instead"
+    )]
+    NoAccount(Address),
     #[error(transparent)]
     Enqueue(#[from] EnqueueError),
     #[error(transparent)]
@@ -117,9 +126,8 @@ async fn make_current(services: &Services, flow: &FlowRecord, now: u64) -> Resul
     }
     if let Some(old) = store.swap_current_flow(&address, &flow.id).await?
         && old != flow.id
-        && let Some((old_flow, true)) = store
-            .update_flow(&old, |f| machine::supersede(f, now, &flow.id))
-            .await?
+        && let Some((old_flow, true)) =
+            change(store, &old, now, |f| machine::supersede(f, now, &flow.id)).await?
     {
         // Its link no longer works: a link mail still waiting to go would only
         // confuse the person, so it is cancelled (already sent mail stays sent).
@@ -154,6 +162,10 @@ pub async fn start_with(
         .unwrap_or_else(|| services.config.flows.default_locale.clone());
     if !crate::compose::templates::LOCALES.contains(&locale.as_str()) {
         return Err(FlowError::Locale(locale));
+    }
+    // As the public `/reset` page never mails an address without an account.
+    if req.kind == FlowKind::Reset && account.is_none() {
+        return Err(FlowError::NoAccount(req.address));
     }
     if req.only_if_new {
         if account.is_some() {
@@ -215,9 +227,10 @@ pub async fn start_with(
     )
     .await?;
     let message_id = done.message_id.to_string();
-    store
-        .update_flow(&flow.id, |f| f.message_ids.push(message_id.clone()))
-        .await?;
+    change(store, &flow.id, now, |f| {
+        f.message_ids.push(message_id.clone())
+    })
+    .await?;
     // A flow in progress elsewhere is left alone until this link is used; with none,
     // this one is current at once.
     let in_progress = previous
@@ -233,6 +246,85 @@ pub async fn start_with(
         message_id,
         expires_ms: flow.expires_ms,
     })
+}
+
+/// The application's event when a flow moves from `before` to `after`. `opened` is told
+/// once, at the first press of the button (a person, not a link scanner: scanners fetch
+/// links but do not press buttons), not at each new code.
+fn transition_event(before: FlowState, after: FlowState) -> Option<EventType> {
+    if before == after {
+        return None;
+    }
+    match after {
+        FlowState::Mailed => Some(EventType::FlowMailed),
+        FlowState::Opened if matches!(before, FlowState::Issued | FlowState::Mailed) => {
+            Some(EventType::FlowOpened)
+        }
+        FlowState::Completed => Some(EventType::FlowCompleted),
+        FlowState::Undeliverable => Some(EventType::FlowUndeliverable),
+        FlowState::Expired => Some(EventType::FlowExpired),
+        FlowState::Locked => Some(EventType::FlowLocked),
+        FlowState::Superseded => Some(EventType::FlowSuperseded),
+        _ => None,
+    }
+}
+
+/// Applies `change` to a flow atomically (see `Store::update_flow`) and records the
+/// event its state change calls for. Not durable until the caller flushes.
+pub async fn change<T: Send>(
+    store: &Store,
+    id: &str,
+    now: u64,
+    mut change: impl FnMut(&mut FlowRecord) -> T + Send,
+) -> Result<Option<(FlowRecord, T)>, StoreError> {
+    let Some((flow, (before, out))) = store
+        .update_flow(id, |f| {
+            let before = f.state;
+            (before, change(f))
+        })
+        .await?
+    else {
+        return Ok(None);
+    };
+    if let Some(kind) = transition_event(before, flow.state) {
+        let data = EventData {
+            reason: match flow.state {
+                FlowState::Undeliverable => flow.undeliverable_reason.clone(),
+                FlowState::Locked => Some("too many wrong codes".into()),
+                FlowState::Expired => Some("the link's lifetime ended".into()),
+                _ => None,
+            },
+            superseded_by: flow.superseded_by.clone(),
+            ..EventData::of_flow(&flow)
+        };
+        store.record_event(kind, data, now).await?;
+    }
+    Ok(Some((flow, out)))
+}
+
+/// Makes every open flow whose link lifetime has ended `expired` (each with its
+/// `flow.expired` event), then flushes; returns how many. Run now and then by `serve`.
+pub async fn expire_due(store: &Store, now: u64) -> Result<usize, StoreError> {
+    let open = [
+        FlowState::Issued,
+        FlowState::Mailed,
+        FlowState::Opened,
+        FlowState::CodeSent,
+        FlowState::CodeVerified,
+    ];
+    let mut n = 0;
+    for flow in store.list_flows(None, &open, usize::MAX).await? {
+        if flow.expires_ms <= now
+            && let Some((_, true)) =
+                change(store, &flow.id, now, |f| machine::expire(f, now)).await?
+        {
+            n += 1;
+        }
+    }
+    if n > 0 {
+        store.flush().await?;
+    }
+    Ok(n)
 }
 
 /// The listener that makes flows follow their mail (registered with the queue's
@@ -256,23 +348,23 @@ async fn follow_message(store: &Store, finished: &MessageFinished) -> Option<Str
     }
     let now = finished.at_ms;
     let result = match (&finished.failure, record.status) {
-        (None, MessageStatus::Delivered) => store
-            .update_flow(flow_id, |f| {
-                machine::message_delivered(f, now, &record.template)
-            })
-            .await
-            .map(|_| None),
-        (Some(reason), _) => store
-            .update_flow(flow_id, |f| machine::mark_undeliverable(f, now, reason))
-            .await
-            .map(|changed| match changed {
-                Some((_, true)) => {
-                    tracing::warn!(flow_id, reason = %reason, "flow undeliverable");
-                    Some(format!("flow {flow_id} marked undeliverable"))
-                }
-                Some((_, false)) => Some(format!("flow {flow_id} was already closed: unchanged")),
-                None => None,
-            }),
+        (None, MessageStatus::Delivered) => change(store, flow_id, now, |f| {
+            machine::message_delivered(f, now, &record.template)
+        })
+        .await
+        .map(|_| None),
+        (Some(reason), _) => change(store, flow_id, now, |f| {
+            machine::mark_undeliverable(f, now, reason)
+        })
+        .await
+        .map(|changed| match changed {
+            Some((_, true)) => {
+                tracing::warn!(flow_id, reason = %reason, "flow undeliverable");
+                Some(format!("flow {flow_id} marked undeliverable"))
+            }
+            Some((_, false)) => Some(format!("flow {flow_id} was already closed: unchanged")),
+            None => None,
+        }),
         _ => Ok(None),
     };
     result.unwrap_or_else(|e| {
@@ -303,12 +395,10 @@ pub async fn note_visit(
     if machine::notes_full(flow, "link_visited") {
         return Ok(());
     }
-    services
-        .store
-        .update_flow(&flow.id, |f| {
-            machine::note(f, now, "link_visited", Some(method.to_string()))
-        })
-        .await?;
+    change(&services.store, &flow.id, now, |f| {
+        machine::note(f, now, "link_visited", Some(method.to_string()))
+    })
+    .await?;
     Ok(())
 }
 
@@ -357,11 +447,11 @@ pub async fn press_button(
             wait_s: until_ms.saturating_sub(now).div_ceil(1000),
         }));
     }
-    let (flow, result) = services
-        .store
-        .update_flow(flow_id, |f| machine::press_button(f, now, new.clone()))
-        .await?
-        .ok_or_else(|| FlowError::NotFound(flow_id.to_string()))?;
+    let (flow, result) = change(&services.store, flow_id, now, |f| {
+        machine::press_button(f, now, new.clone())
+    })
+    .await?
+    .ok_or_else(|| FlowError::NotFound(flow_id.to_string()))?;
     if let Err(refusal) = result {
         services.store.limit_refund(&cap).await?;
         return Ok(Button::Refused(refusal));
@@ -382,10 +472,10 @@ pub async fn press_button(
         },
     )
     .await?;
-    services
-        .store
-        .update_flow(flow_id, |f| f.message_ids.push(done.message_id.to_string()))
-        .await?;
+    change(&services.store, flow_id, now, |f| {
+        f.message_ids.push(done.message_id.to_string())
+    })
+    .await?;
     services.store.flush().await?;
     Ok(Button::Mailed { binding })
 }
@@ -400,13 +490,11 @@ pub async fn submit_code(
 ) -> Result<CodeOutcome, FlowError> {
     let typed_hash = secret::code_digest_hex(flow_id, &secret::normalise_code(typed));
     let binding_hash = binding.map(secret::digest_hex);
-    let (_, outcome) = services
-        .store
-        .update_flow(flow_id, |f| {
-            machine::submit_code(f, now, &typed_hash, binding_hash.as_deref())
-        })
-        .await?
-        .ok_or_else(|| FlowError::NotFound(flow_id.to_string()))?;
+    let (_, outcome) = change(&services.store, flow_id, now, |f| {
+        machine::submit_code(f, now, &typed_hash, binding_hash.as_deref())
+    })
+    .await?
+    .ok_or_else(|| FlowError::NotFound(flow_id.to_string()))?;
     services.store.flush().await?;
     Ok(outcome)
 }
@@ -465,10 +553,11 @@ pub async fn set_password(
     }
     let phc = hasher.hash(password).await?;
     let bh = binding.map(secret::digest_hex);
-    let (flow, completed) = store
-        .update_flow(flow_id, |f| machine::complete(f, now, bh.as_deref()))
-        .await?
-        .ok_or_else(|| FlowError::NotFound(flow_id.to_string()))?;
+    let (flow, completed) = change(store, flow_id, now, |f| {
+        machine::complete(f, now, bh.as_deref())
+    })
+    .await?
+    .ok_or_else(|| FlowError::NotFound(flow_id.to_string()))?;
     if !completed {
         return Ok(SetPassword::NotAllowed);
     }
@@ -499,9 +588,10 @@ pub async fn set_password(
     .await;
     match notice {
         Ok(done) => {
-            store
-                .update_flow(flow_id, |f| f.message_ids.push(done.message_id.to_string()))
-                .await?;
+            change(store, flow_id, now, |f| {
+                f.message_ids.push(done.message_id.to_string())
+            })
+            .await?;
             store.flush().await?;
         }
         // The password is set; a notice that cannot be queued must not undo that.
@@ -511,7 +601,7 @@ pub async fn set_password(
 }
 
 /// A new link for the address of a flow whose link no longer works (expired, used,
-/// superseded): a reset when the address has an account, else the same kind again.
+/// superseded): a reset when the address has an account, else an invitation.
 pub async fn renew(services: &Services, flow: &FlowRecord, now: u64) -> Result<Started, FlowError> {
     let has_account = services
         .store
@@ -521,7 +611,7 @@ pub async fn renew(services: &Services, flow: &FlowRecord, now: u64) -> Result<S
     let kind = if has_account {
         FlowKind::Reset
     } else {
-        flow.kind
+        FlowKind::Setup
     };
     start(
         services,
@@ -551,9 +641,10 @@ pub async fn request_link(
     let kind = if services.store.account(&text).await?.is_some() {
         FlowKind::Reset
     } else if let Some(id) = services.store.current_flow_id(&text).await?
-        && let Some(f) = services.store.flow(&id).await?
+        && services.store.flow(&id).await?.is_some()
     {
-        f.kind
+        // Invited, never finished (a reset needs an account): invited again.
+        FlowKind::Setup
     } else {
         return Ok(None);
     };
@@ -645,5 +736,59 @@ impl FlowView {
             message_ids: flow.message_ids.clone(),
             timeline: flow.notes.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opened_is_told_at_the_first_button_press_only() {
+        use FlowState::*;
+        assert_eq!(
+            transition_event(Mailed, Opened),
+            Some(EventType::FlowOpened)
+        );
+        assert_eq!(transition_event(CodeSent, Opened), None);
+        assert_eq!(transition_event(Opened, CodeSent), None);
+        assert_eq!(
+            transition_event(Issued, Mailed),
+            Some(EventType::FlowMailed)
+        );
+        assert_eq!(transition_event(Completed, Completed), None);
+    }
+
+    #[tokio::test]
+    async fn the_sweep_expires_lapsed_open_flows_once_and_tells_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), false).unwrap();
+        let address = Address::parse("a@example.jp").unwrap();
+        let lapsed = FlowRecord::issued(
+            "f1".into(),
+            FlowKind::Setup,
+            address.clone(),
+            "en".into(),
+            0,
+            100,
+        );
+        let running =
+            FlowRecord::issued("f2".into(), FlowKind::Setup, address, "en".into(), 0, 1_000);
+        store.insert_flow(&lapsed, &[1; 32]).await.unwrap();
+        store.insert_flow(&running, &[2; 32]).await.unwrap();
+        assert_eq!(expire_due(&store, 500).await.unwrap(), 1);
+        assert_eq!(expire_due(&store, 500).await.unwrap(), 0);
+        assert_eq!(
+            store.flow("f1").await.unwrap().unwrap().state,
+            FlowState::Expired
+        );
+        assert_eq!(
+            store.flow("f2").await.unwrap().unwrap().state,
+            FlowState::Issued
+        );
+        let events = store.events_after(0, 10).await.unwrap();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].kind, EventType::FlowExpired);
+        assert_eq!(events[0].data.flow_id.as_deref(), Some("f1"));
     }
 }

@@ -7,6 +7,10 @@
 //! when it no longer may be sent. Callers flush (the store's unit of durability) before
 //! they acknowledge.
 //!
+//! The application's message events (`message.delivered`, `.failed`, `.bounced`,
+//! `.expired`, and `.deferred` on a message's first deferral) are written here too, with
+//! the record they describe, so they are durable with the same flush.
+//!
 //! When a message reaches a final state, [`MessageFinished`] goes to the listeners
 //! registered with [`Lifecycle::subscribe`] (flows follow their mail this way, wired in
 //! `app` and `control`), so the queue does not call up into the modules that use it. The
@@ -20,7 +24,9 @@ use std::time::Duration;
 
 use crate::delivery::Outcome;
 use crate::domain::bounce::Suppression;
-use crate::domain::{Event, MessageId, MessageRecord, MessageStatus, Step, format_time_ms};
+use crate::domain::{
+    Event, EventData, EventType, MessageId, MessageRecord, MessageStatus, Step, format_time_ms,
+};
 use crate::queue::handoff::Handoff;
 use crate::queue::retry::{RetryDecision, next_attempt};
 use crate::store::{Claimed, Store, StoreError};
@@ -61,6 +67,32 @@ fn failure_text(record: &MessageRecord) -> Option<String> {
             Some("not sent: the address is on the suppression list".to_string())
         }
         _ => None,
+    }
+}
+
+/// The application's event for a message that reached `status`; none for a cancelled
+/// one (an operator's or a superseding flow's doing, told by its own event).
+fn final_event(status: MessageStatus) -> Option<EventType> {
+    match status {
+        MessageStatus::Delivered => Some(EventType::MessageDelivered),
+        MessageStatus::Failed | MessageStatus::Suppressed => Some(EventType::MessageFailed),
+        MessageStatus::Bounced => Some(EventType::MessageBounced),
+        MessageStatus::Expired => Some(EventType::MessageExpired),
+        _ => None,
+    }
+}
+
+/// An event's payload for a message at one timeline step: ids, address, the remote
+/// server's words; never the body.
+fn message_data(record: &MessageRecord, step: &Event, reason: Option<String>) -> EventData {
+    EventData {
+        reason,
+        smtp_code: step.smtp_code,
+        enhanced_status: step.enhanced_status.clone(),
+        reply: step.reply.clone(),
+        remote_host: step.remote_host.clone(),
+        attempt: step.attempt,
+        ..EventData::of_message(record)
     }
 }
 
@@ -321,6 +353,12 @@ impl Lifecycle {
                         tracing::info!(reply = report.reply.as_deref().unwrap_or(""), next = %format_time_ms(at), "deferred");
                         record.status = MessageStatus::Deferred;
                         self.store.reschedule(&mut record, Some(at)).await?;
+                        if record.attempts == 1 {
+                            let data = message_data(&record, &event, event.detail.clone());
+                            self.store
+                                .record_event(EventType::MessageDeferred, data, now)
+                                .await?;
+                        }
                         record.push_event(event);
                         self.store.put_message(&mut record).await
                     }
@@ -426,8 +464,12 @@ impl Lifecycle {
             self.store.reschedule(record, None).await?;
         }
         let at_ms = event.at_ms;
+        let data = message_data(record, &event, failure_text(record));
         record.push_event(event);
         self.store.put_message(record).await?;
+        if let Some(kind) = final_event(status) {
+            self.store.record_event(kind, data, at_ms).await?;
+        }
         // `mailgate_deliveries_total` counts final states as they happen: a delivered
         // message that bounces later adds to "bounced" and never takes from "delivered".
         self.store
@@ -510,5 +552,63 @@ mod tests {
             heard[1].1.as_deref(),
             Some("the receiving server refused the mail: 550 gone")
         );
+    }
+
+    #[tokio::test]
+    async fn a_final_message_is_told_as_an_event_and_a_cancelled_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), false).unwrap();
+        let life = Lifecycle::new(store.clone(), Arc::default(), vec![]);
+        let mut cancelled = MessageRecord::example("a@example.jp", 1);
+        life.enqueue(&mut cancelled, b"raw", &Event::new(Step::Queued, 1), false)
+            .await
+            .unwrap();
+        life.cancel(&cancelled.id, "by a test", 2).await.unwrap();
+        let mut bounced = MessageRecord::example("b@example.jp", 1);
+        life.enqueue(&mut bounced, b"raw", &Event::new(Step::Queued, 1), false)
+            .await
+            .unwrap();
+        let mut step = Event::new(Step::Bounced, 3);
+        step.smtp_code = Some(550);
+        step.remote_host = Some("mx.example.jp".into());
+        life.bounce(&mut bounced, Some("550 5.1.1 no such user".into()), step)
+            .await
+            .unwrap();
+        let events = store.events_after(0, 10).await.unwrap();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].kind, EventType::MessageBounced);
+        assert_eq!(events[0].data.message_id, Some(bounced.id.to_string()));
+        assert_eq!(events[0].data.smtp_code, Some(550));
+        assert_eq!(events[0].data.remote_host.as_deref(), Some("mx.example.jp"));
+    }
+
+    #[tokio::test]
+    async fn only_a_messages_first_deferral_is_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), false).unwrap();
+        let life = Lifecycle::new(
+            store.clone(),
+            Arc::default(),
+            vec![Duration::from_secs(60); 3],
+        );
+        let mut r = MessageRecord::example("a@example.jp", 1);
+        r.expires_ms = u64::MAX;
+        life.enqueue(&mut r, b"raw", &Event::new(Step::Queued, 1), false)
+            .await
+            .unwrap();
+        let busy = Outcome::Deferred(crate::delivery::AttemptReport {
+            smtp_code: Some(451),
+            reply: Some("451 4.7.1 try later".into()),
+            ..Default::default()
+        });
+        for now in [10, 20] {
+            let record = store.message(&r.id).await.unwrap().unwrap();
+            life.record_outcome(record, &busy, now).await.unwrap();
+        }
+        let events = store.events_after(0, 10).await.unwrap();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].kind, EventType::MessageDeferred);
+        assert_eq!(events[0].data.smtp_code, Some(451));
+        assert_eq!(events[0].data.attempt, Some(1));
     }
 }

@@ -4,7 +4,7 @@
 //! Callers hold a [`Store`] and ask it for what they mean ("claim the due messages",
 //! "take a slot of this limit", "change this flow"), never for a key or a table. The
 //! interface is cut per aggregate, one trait each ([`Messages`], [`Flows`],
-//! [`Bounces`], [`Operators`], [`Keys`], [`Limits`], [`Meta`]); [`Backend`] is all of
+//! [`Bounces`], [`Operators`], [`Keys`], [`Limits`], [`Meta`], [`Events`]); [`Backend`] is all of
 //! them plus the unit of durability, and an implementation lives in its own folder:
 //! [`sled`] (one box, the default) and, beside it, a shared database.
 //!
@@ -32,7 +32,10 @@ use serde::de::DeserializeOwned;
 use crate::domain::apikey::ApiKeyRecord;
 use crate::domain::audit::AuditEntry;
 use crate::domain::bounce::{BounceRecord, Suppression};
-use crate::domain::{AccountRecord, Event, FlowRecord, FlowState, MessageId, MessageRecord};
+use crate::domain::{
+    AccountRecord, Event, EventData, EventRecord, EventType, FlowRecord, FlowState, MessageId,
+    MessageRecord, WebhookDelivery,
+};
 
 pub use limits::{LimitKey, Rule, Take};
 
@@ -310,10 +313,75 @@ pub trait Meta {
     async fn check_health(&self) -> Result<(), StoreError>;
 }
 
+/// What the application is told: the event log and the webhook deliveries that carry
+/// it (see `domain::notify`).
+///
+/// The log's sequence numbers only grow, and an event is visible to
+/// [`Events::events_after`] only once every event with a lower number is: a reader
+/// that moves its cursor to the last number it saw misses nothing. (A backend that
+/// takes numbers from a database sequence must hold a lock across number and insert,
+/// or readers skip an event committed late.)
+#[async_trait]
+pub trait Events {
+    /// Appends `event`, giving it the next sequence number (written into it and
+    /// returned). Not durable until a flush, like the change it describes.
+    async fn append_event(&self, event: &mut EventRecord) -> Result<u64, StoreError>;
+    /// Up to `limit` events with a sequence number above `after`, in order.
+    async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError>;
+    /// The event with this id.
+    async fn event_by_id(&self, id: &str) -> Result<Option<EventRecord>, StoreError>;
+    /// The highest sequence number given so far (0 when there is none).
+    async fn last_event_seq(&self) -> Result<u64, StoreError>;
+    /// Writes a delivery, keyed by (endpoint, event seq), and files it under its next
+    /// try time while it is pending.
+    async fn put_delivery(&self, delivery: &WebhookDelivery) -> Result<(), StoreError>;
+    async fn delivery(
+        &self,
+        endpoint: &str,
+        event_seq: u64,
+    ) -> Result<Option<WebhookDelivery>, StoreError>;
+    /// Claims up to `limit` pending deliveries whose next try is at or before
+    /// `now_ms`, earliest first: each one's next try moves to `lease_until_ms` before it
+    /// is returned, atomically across every claimer (on this node or another), so no
+    /// two senders post it at once. The caller writes the outcome with
+    /// [`Events::put_delivery`].
+    async fn claim_deliveries(
+        &self,
+        now_ms: u64,
+        lease_until_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<WebhookDelivery>, StoreError>;
+    /// The newest `limit` deliveries to `endpoint`, newest first.
+    async fn recent_deliveries(
+        &self,
+        endpoint: &str,
+        limit: usize,
+    ) -> Result<Vec<WebhookDelivery>, StoreError>;
+    /// Up to `limit` flows, newest first, of `address` when given, whose stored state
+    /// is one of `states` when that is not empty (`GET /api/v1/flows`, and the sweep
+    /// that ends expired flows).
+    async fn list_flows(
+        &self,
+        address: Option<&str>,
+        states: &[FlowState],
+        limit: usize,
+    ) -> Result<Vec<FlowRecord>, StoreError>;
+}
+
 /// Every aggregate, and the unit of durability.
 #[async_trait]
 pub trait Backend:
-    Messages + Flows + Bounces + Operators + Keys + Limits + Meta + Send + Sync + std::fmt::Debug
+    Messages
+    + Flows
+    + Bounces
+    + Operators
+    + Keys
+    + Limits
+    + Meta
+    + Events
+    + Send
+    + Sync
+    + std::fmt::Debug
 {
     /// Where the store is, for messages (a folder, or a database with no password).
     fn location(&self) -> String;
@@ -434,6 +502,54 @@ impl Store {
             .into_iter()
             .map(|(id, v)| Ok((id, from_value("operators", v)?)))
             .collect()
+    }
+
+    /// Appends an event of `kind` about `data` at `now` with a fresh id; durable with
+    /// the caller's next flush, which is also the flush of the change it describes.
+    pub async fn record_event(
+        &self,
+        kind: EventType,
+        data: EventData,
+        now: u64,
+    ) -> Result<EventRecord, StoreError> {
+        let id = format!("evt_{}", crate::secrets::random_hex::<12>());
+        let mut event = EventRecord::new(id, kind, now, data);
+        self.backend.append_event(&mut event).await?;
+        Ok(event)
+    }
+
+    /// Puts an address on the suppression list and records `suppression.added`.
+    pub async fn add_suppression(&self, entry: &Suppression, now: u64) -> Result<(), StoreError> {
+        self.backend.suppress(entry).await?;
+        let data = EventData {
+            address: Some(entry.address.clone()),
+            reason: Some(entry.reason.clone()),
+            message_id: entry.message_id.clone(),
+            ..EventData::default()
+        };
+        self.record_event(EventType::SuppressionAdded, data, now)
+            .await
+            .map(drop)
+    }
+
+    /// Takes an address off the suppression list and records `suppression.removed`;
+    /// returns the entry if there was one.
+    pub async fn remove_suppression(
+        &self,
+        address: &str,
+        now: u64,
+    ) -> Result<Option<Suppression>, StoreError> {
+        let old = self.backend.unsuppress(address).await?;
+        if let Some(old) = &old {
+            let data = EventData {
+                address: Some(old.address.clone()),
+                reason: Some(old.reason.clone()),
+                ..EventData::default()
+            };
+            self.record_event(EventType::SuppressionRemoved, data, now)
+                .await?;
+        }
+        Ok(old)
     }
 
     /// Reads a typed setting.

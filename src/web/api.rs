@@ -1,6 +1,7 @@
 //! The application's JSON API under `/api/v1`, behind `Authorization: Bearer <key>`.
 
 use axum::Json;
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -90,6 +91,103 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The most a JSON request body may hold.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+/// The most a raw bounce report may hold (it carries the returned message).
+pub const BOUNCE_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "the request body is larger than {} KiB (a raw bounce may be {} MiB)",
+            BODY_LIMIT / 1024,
+            BOUNCE_BODY_LIMIT / 1024 / 1024
+        ),
+    )
+}
+
+/// A body that is not the JSON asked for: 400 (not JSON), 413 (too large), 415 (no
+/// `Content-Type: application/json`) or 422 (JSON of the wrong shape), as axum tells.
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> ApiError {
+        match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+            status => ApiError::new(status, e.body_text()),
+        }
+    }
+}
+
+/// A query string that does not parse: 400, naming the field.
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> ApiError {
+        ApiError::bad_request(e.body_text())
+    }
+}
+
+/// Gives every error answer under `/api/` the JSON shape, including those made before
+/// a handler runs: an unknown route (404), a wrong method (405, keeping `Allow`), a
+/// body over the limit (413). Answers already in JSON pass unchanged.
+pub async fn json_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let api = request.uri().path().starts_with("/api/");
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let mut response = next.run(request).await;
+    let status = response.status();
+    if !api || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    // The rest of an oversized body is not read, so the connection cannot carry another
+    // request: say so, or a client reusing it gets a broken answer to its next one.
+    let close = status == StatusCode::PAYLOAD_TOO_LARGE;
+    if close {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return response;
+    }
+    // A 405's `Allow` header is added by the router around this layer, and stays.
+    let error = match status {
+        StatusCode::NOT_FOUND => ApiError::new(
+            status,
+            format!("there is no {path} in the API; /api/v1/openapi.json lists every route"),
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+            status,
+            format!("{path} does not take {method}; the Allow header lists what it takes"),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+        s => ApiError::new(s, s.canonical_reason().unwrap_or("error").to_string()),
+    };
+    let mut out = error.into_response();
+    if close {
+        out.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    out
+}
+
+/// `GET /api/v1/openapi.json`: the API's description, kept in the repository as
+/// `openapi.json`. Public, as the routes it describes are.
+pub async fn openapi() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("../../openapi.json"),
+    )
+}
+
 impl From<EnqueueError> for ApiError {
     fn from(e: EnqueueError) -> ApiError {
         match e {
@@ -155,9 +253,9 @@ pub struct SendRequest {
 pub async fn post_message(
     State(services): State<Services>,
     _client: ApiClient,
-    body: Result<Json<SendRequest>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<SendRequest>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(req) = body?;
     let to = Address::parse(&req.to)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("to: {e}")))?;
     let locale = req
@@ -207,6 +305,44 @@ pub async fn get_message(
     }
 }
 
+/// The query of `GET /api/v1/events`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    #[serde(default)]
+    pub after: u64,
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// The most events one page holds.
+const EVENTS_LIMIT_MAX: usize = 1000;
+
+/// `GET /api/v1/events?after=SEQ&limit=N` → `{"events": [...], "next_after": SEQ}`:
+/// the events numbered above `after`, in order; ask again with `next_after` (the last
+/// number of the page, or `after` itself when the page is empty) to go on. Nothing is
+/// skipped between pages.
+pub async fn get_events(
+    State(services): State<Services>,
+    _client: ApiClient,
+    query: Result<Query<EventsQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(q) = query?;
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > EVENTS_LIMIT_MAX {
+        return Err(ApiError::bad_request(format!(
+            "limit: {limit} is not between 1 and {EVENTS_LIMIT_MAX}"
+        )));
+    }
+    let events = services
+        .store
+        .events_after(q.after, limit)
+        .await
+        .map_err(ApiError::internal)?;
+    let next_after = events.last().map(|e| e.seq).unwrap_or(q.after);
+    Ok(Json(json!({ "events": events, "next_after": next_after })))
+}
+
 #[derive(Debug, Deserialize)]
 pub struct LogQuery {
     pub address: String,
@@ -216,8 +352,9 @@ pub struct LogQuery {
 pub async fn get_log(
     State(services): State<Services>,
     _client: ApiClient,
-    Query(q): Query<LogQuery>,
+    query: Result<Query<LogQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let Query(q) = query?;
     use crate::timeline::LookupError;
     match crate::timeline::lookup(&services, &q.address).await {
         Ok(view) => Ok(Json(view)),
@@ -230,8 +367,12 @@ pub async fn get_log(
 pub async fn post_bounce(
     State(services): State<Services>,
     _client: ApiClient,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+        status => ApiError::new(status, e.body_text()),
+    })?;
     if body.is_empty() {
         return Err(ApiError::bad_request(
             "send the raw bounce message as the request body",
@@ -260,8 +401,9 @@ pub struct BouncesQuery {
 pub async fn get_bounces(
     State(services): State<Services>,
     _client: ApiClient,
-    Query(q): Query<BouncesQuery>,
+    query: Result<Query<BouncesQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let Query(q) = query?;
     let since = q.since.unwrap_or_else(|| "7d".into());
     let since_ms = crate::domain::duration::period_start(&since, crate::domain::now_ms())
         .map_err(|e| ApiError::bad_request(format!("since: {e}")))?;

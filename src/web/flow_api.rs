@@ -3,10 +3,11 @@
 //! `POST /api/v1/flows` `{"kind", "address", "name", "locale"}` → 202
 //! `{"flow_id", "message_id", "expires_at"}`; `GET /api/v1/flows/{id}` → the flow's
 //! state and timeline; `POST /api/v1/credentials/verify` `{"address", "password"}` →
-//! `{"valid": bool}`. All behind the same bearer keys as the rest of `/api/v1`.
+//! `{"valid": bool}`; `GET /api/v1/flows?address=&state=&limit=` → `{"flows": [...]}`,
+//! newest first. All behind the same bearer keys as the rest of `/api/v1`.
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::IntoResponse;
@@ -15,7 +16,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::domain::{Address, FlowKind, format_time_ms, now_ms};
+use crate::domain::{Address, FlowKind, FlowState, format_time_ms, now_ms};
 use crate::flow::{self, FlowError, FlowView, HashError, StartFlow, Started};
 use crate::web::api::{ApiClient, ApiError};
 use crate::web::pages::FlowWeb;
@@ -23,9 +24,12 @@ use crate::web::pages::FlowWeb;
 /// The flow API routes.
 pub fn router() -> Router<FlowWeb> {
     Router::new()
-        .route("/api/v1/flows", post(post_flow))
+        .route("/api/v1/flows", post(post_flow).get(list_flows))
         .route("/api/v1/flows/{id}", get(get_flow))
         .route("/api/v1/credentials/verify", post(verify_credentials))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::web::api::BODY_LIMIT,
+        ))
 }
 
 /// An authenticated application, checked as [`ApiClient`] is.
@@ -45,6 +49,7 @@ impl From<FlowError> for ApiError {
         match e {
             FlowError::Locale(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
             FlowError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
+            FlowError::NoAccount(_) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
             FlowError::Enqueue(q) => q.into(),
             FlowError::Hash(HashError::Busy) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
@@ -71,7 +76,7 @@ async fn post_flow(
     _client: FlowClient,
     body: Result<Json<FlowRequest>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(req) = body?;
     let address = Address::parse(&req.address)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("address: {e}")))?;
     // Checked before the flow is stored: its mail would be refused after.
@@ -129,6 +134,71 @@ async fn get_flow(
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no flow {id}")))
 }
 
+/// The query of `GET /api/v1/flows`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowsQuery {
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub state: Option<FlowState>,
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// The most flows one list answers.
+const FLOWS_LIMIT_MAX: usize = 1000;
+
+/// `GET /api/v1/flows`: flows by address and state (as `GET /api/v1/flows/{id}` shows
+/// it: a lapsed link reads `expired` even before the sweep writes it), newest first.
+async fn list_flows(
+    State(web): State<FlowWeb>,
+    _client: FlowClient,
+    query: Result<Query<FlowsQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(q) = query?;
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > FLOWS_LIMIT_MAX {
+        return Err(ApiError::bad_request(format!(
+            "limit: {limit} is not between 1 and {FLOWS_LIMIT_MAX}"
+        )));
+    }
+    let address = match &q.address {
+        Some(a) => Some(
+            Address::parse(a)
+                .map_err(|e| ApiError::bad_request(format!("address: {e}")))?
+                .to_string(),
+        ),
+        None => None,
+    };
+    // An open state's flows may read `expired`: ask for them all, then filter.
+    let stored: Vec<FlowState> = match q.state {
+        None => vec![],
+        Some(FlowState::Expired) => vec![
+            FlowState::Issued,
+            FlowState::Mailed,
+            FlowState::Opened,
+            FlowState::CodeSent,
+            FlowState::CodeVerified,
+            FlowState::Expired,
+        ],
+        Some(s) => vec![s],
+    };
+    let now = now_ms();
+    let flows: Vec<FlowView> = web
+        .services
+        .store
+        .list_flows(address.as_deref(), &stored, usize::MAX)
+        .await
+        .map_err(ApiError::internal)?
+        .iter()
+        .map(|f| FlowView::new(f, now))
+        .filter(|v| q.state.is_none_or(|s| v.state == s))
+        .take(limit)
+        .collect();
+    Ok(Json(json!({ "flows": flows })))
+}
+
 /// Body of `POST /api/v1/credentials/verify`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -142,7 +212,7 @@ async fn verify_credentials(
     _client: FlowClient,
     body: Result<Json<CredentialsRequest>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(req) = body?;
     // An address that does not parse is checked against the decoy like an unknown one.
     let address = Address::parse(&req.address)
         .unwrap_or_else(|_| Address::parse("nobody@invalid.invalid").expect("valid"));

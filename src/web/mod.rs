@@ -32,24 +32,34 @@ pub(crate) fn cookie_value(headers: &axum::http::HeaderMap, name: &str) -> Optio
 /// Builds the application's router.
 pub fn router(services: Services) -> Router {
     let public_url = services.config.server.public_url.clone();
-    Router::new()
-        .route("/healthz", get(healthz))
+    let api = Router::new()
         .route("/api/v1/messages", post(api::post_message))
         .route("/api/v1/messages/{id}", get(api::get_message))
         .route("/api/v1/log", get(api::get_log))
+        .route("/api/v1/events", get(api::get_events))
+        .route("/api/v1/openapi.json", get(api::openapi))
+        .layer(axum::extract::DefaultBodyLimit::max(api::BODY_LIMIT))
         .route(
             "/api/v1/bounces",
-            post(api::post_bounce).get(api::get_bounces),
-        )
+            post(api::post_bounce)
+                .get(api::get_bounces)
+                .layer(axum::extract::DefaultBodyLimit::max(api::BOUNCE_BODY_LIMIT)),
+        );
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(api)
         .route("/metrics", get(crate::metrics::handler))
-        .merge(console::routes(&services.config.flows.default_locale))
-        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
+        .merge(
+            console::routes(&services.config.flows.default_locale)
+                .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024)),
+        )
         .with_state(services.clone())
         .merge(
             pages::router()
                 .merge(flow_api::router())
                 .with_state(pages::FlowWeb::new(services)),
         )
+        .layer(axum::middleware::from_fn(api::json_errors))
         .layer(axum::middleware::from_fn_with_state(
             headers::Policy::for_public_url(&public_url),
             headers::add,

@@ -254,6 +254,7 @@ fn walk_console(lang: &str, server: &crate::support::Server, axe: &str, found: &
         ("console-10-operators", "/admin/operators"),
         ("console-11-account", "/account"),
         ("console-12-error", "/admin?since=bogus"),
+        ("console-13-webhooks", "/admin/webhooks"),
     ] {
         chrome.goto(&server.url(path));
         audit(&mut chrome, axe, lang, name, found);

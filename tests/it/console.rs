@@ -1106,6 +1106,51 @@ fn support_and_admin_work_in_a_real_browser() {
     b.screenshot("admin-queue.png");
 }
 
+#[test]
+fn the_admin_sees_a_disabled_webhook_endpoint_replays_an_event_and_enables_it() {
+    let r = crate::webhooks::Receiver::start("410");
+    let (inst, server) = console(&r.config(""));
+    inst.send_notice("hooked@example.jp");
+    let mut admin = Agent::login(&server, "ben", ADMIN_PASSWORD, "/admin");
+    assert!(
+        wait_for(30, || admin
+            .get("/admin/webhooks")
+            .body
+            .contains("Disabled")),
+        "{}",
+        admin.get("/admin/webhooks").body
+    );
+    let page = admin.get("/admin/webhooks");
+    assert!(page.body.contains("410"), "{}", page.body);
+    let at = page.body.find("name=\"event_id\" value=\"").unwrap();
+    let rest = &page.body[at + "name=\"event_id\" value=\"".len()..];
+    let event_id = rest[..rest.find('"').unwrap()].to_string();
+    assert!(event_id.starts_with("evt_"), "{event_id}");
+    let token = csrf(&page.body);
+    let replayed = admin.post(
+        "/admin/webhooks/replay",
+        &[("csrf", &token), ("event_id", &event_id)],
+    );
+    assert!(
+        replayed
+            .body
+            .contains(&format!("Event {event_id} queued again.")),
+        "{}",
+        replayed.body
+    );
+    let enabled = admin.post(
+        "/admin/webhooks/enable",
+        &[("csrf", &token), ("url", &r.url())],
+    );
+    assert!(enabled.body.contains("enabled"), "{}", enabled.body);
+    let audit = inst.run(&["webhooks", "list", "--json"]);
+    let list: Value = serde_json::from_slice(&audit.stdout).unwrap();
+    assert!(list[0]["disabled"].is_null(), "{list:#}");
+    // A support operator may not.
+    let mut support = Agent::login(&server, "aiko", SUPPORT_PASSWORD, "/support");
+    assert_eq!(support.get("/admin/webhooks").status, 403);
+}
+
 /// The words a page shows a person: the text between tags, without the `<code>` of
 /// commands (which stay as typed) and the attribute values.
 fn visible_text(body: &str) -> String {
@@ -1199,6 +1244,7 @@ fn every_console_page(agent: &mut Agent) -> Vec<(String, String)> {
         "/admin",
         "/admin/queue",
         "/admin/suppression",
+        "/admin/webhooks",
         "/admin/operators",
         "/account",
     ]

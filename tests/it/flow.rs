@@ -47,7 +47,11 @@ fn the_whole_journey_over_smtp_ends_with_a_password_the_application_accepts() {
             .contains(&format!("<a href=\"{link}\">{link}</a>")),
         "link text shows the link"
     );
-    assert!(s.flow(&flow_id)["state"] == "mailed" || s.flow(&flow_id)["state"] == "issued");
+    let seen = s.flow(&flow_id);
+    assert!(
+        seen["state"] == "mailed" || seen["state"] == "issued",
+        "{seen}"
+    );
 
     // The landing page: who writes, what happens, when the link expires, one button.
     let b = Browser::new(&s.server);
@@ -403,10 +407,25 @@ fn the_api_starts_a_flow_and_reports_it() {
         .send()
         .unwrap();
     assert_eq!(unauth.status(), 401);
+    // No account yet: a reset is refused, naming the address and what to do instead.
+    let refused = client
+        .post(s.server.url("/api/v1/flows"))
+        .bearer_auth(&s.key)
+        .json(&serde_json::json!({"kind": "reset", "address": "api@example.jp"}))
+        .send()
+        .unwrap();
+    assert_eq!(refused.status(), 409);
+    let why: serde_json::Value = refused.json().unwrap();
+    assert_eq!(why["error"]["code"], "conflict", "{why}");
+    let message = why["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("api@example.jp") && message.contains("setup flow"),
+        "{message}"
+    );
     let resp = client
         .post(s.server.url("/api/v1/flows"))
         .bearer_auth(&s.key)
-        .json(&serde_json::json!({"kind": "reset", "address": "api@example.jp", "name": "API", "locale": "en"}))
+        .json(&serde_json::json!({"kind": "setup", "address": "api@example.jp", "name": "API", "locale": "en"}))
         .send()
         .unwrap();
     assert_eq!(resp.status(), 202);
@@ -416,10 +435,10 @@ fn the_api_starts_a_flow_and_reports_it() {
         v["message_id"].as_str().is_some() && v["expires_at"].as_str().is_some(),
         "{v}"
     );
-    let mail = wait_for_mail(&s.outbox(), "api@example.jp", "reset your password", 1);
+    let mail = wait_for_mail(&s.outbox(), "api@example.jp", "set up your account", 1);
     assert!(mail.text.contains("Dear API,"));
     let flow = s.flow(id);
-    assert_eq!(flow["kind"], "reset");
+    assert_eq!(flow["kind"], "setup");
     assert_eq!(flow["address"], "api@example.jp");
     assert!(
         flow.get("link_hash").is_none(),
@@ -475,11 +494,11 @@ fn a_newer_link_cancels_the_older_links_mail_still_in_the_queue() {
     // No server runs, so the first invitation is still queued when the reset comes.
     let inst = crate::support::Instance::new("");
     assert!(inst.run(&["invite", "mika@example.jp"]).status.success());
-    assert!(inst.run(&["reset", "mika@example.jp"]).status.success());
+    assert!(inst.run(&["invite", "mika@example.jp"]).status.success());
     let log = inst.log_json("mika@example.jp");
     let messages = log["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 2, "{log}");
-    // Newest first: the reset mail waits; the invitation is cancelled, saying why.
+    // Newest first: the new invitation waits; the first is cancelled, saying why.
     assert_eq!(messages[0]["status"], "queued", "{log}");
     assert_eq!(messages[1]["status"], "cancelled", "{log}");
     let events = messages[1]["events"].as_array().unwrap();

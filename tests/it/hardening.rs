@@ -394,11 +394,20 @@ fn outgoing_mail_has_size_limits_and_reserved_variables_answered_naming_the_fiel
             422,
             "name",
         ),
-        // A 10 MB request queued a 21.8 MB message.
+        // A 10 MB request queued a 21.8 MB message: now over the API's 1 MiB body cap.
         (
             notice(
                 "Taro",
                 serde_json::json!({"subject": "s", "body": "x".repeat(10_000_000)}),
+            ),
+            413,
+            "1024 KiB",
+        ),
+        // Within the body cap, over the variable's own limit.
+        (
+            notice(
+                "Taro",
+                serde_json::json!({"subject": "s", "body": "x".repeat(60_000)}),
             ),
             422,
             "vars.body",

@@ -102,7 +102,7 @@ fn at_schedules_the_mail_for_later() {
 }
 
 #[test]
-fn invite_and_reset_work_with_the_server_down_too() {
+fn invite_works_with_the_server_down_and_reset_refuses_an_address_without_account() {
     let inst = crate::support::Instance::new("");
     let out = inst.run(&["invite", "offline@example.jp", "--locale", "en"]);
     assert!(
@@ -111,19 +111,20 @@ fn invite_and_reset_work_with_the_server_down_too() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("invited offline@example.jp"));
+    // No account yet: nothing to reset, and the command says what to do instead.
     let out = inst.run(&["reset", "offline@example.jp"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        said.contains("offline@example.jp has no account") && said.contains("setup flow"),
+        "{said}"
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("reset link mailed"));
-    // Once the server runs, the queued mail goes out; the invitation was superseded.
+    // Once the server runs, the queued invitation goes out.
     let _server = inst.serve();
     wait_for_mail(
         &inst.path().join("outbox"),
         "offline@example.jp",
-        "reset your password",
+        "set up your account",
         1,
     );
 }

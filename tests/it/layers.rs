@@ -24,6 +24,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("compose", 3),
     ("dns", 3),
     ("logging", 3),
+    ("webhooks", 3),
     ("checks", 4),
     ("queue", 4),
     ("services", 5),

@@ -2,6 +2,7 @@
 //! `mailgate` binary or talks to real peers, on free ports with temporary stores.
 
 mod a11y;
+mod api_contract;
 mod bounce_corpus;
 mod bounce_golden;
 mod bounces;
@@ -25,3 +26,4 @@ mod serve;
 mod signing;
 mod spam;
 mod support;
+mod webhooks;

@@ -20,6 +20,7 @@
 //! connection (`prepare_cached`).
 
 mod bounces;
+mod events;
 mod flows;
 mod limits;
 mod messages;
@@ -41,7 +42,10 @@ use tokio_postgres::error::SqlState;
 use super::StoreError;
 
 /// The migrations, in order: (version, SQL). A new one is appended, never edited.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_init.sql")),
+    (2, include_str!("migrations/0002_events.sql")),
+];
 
 /// The schema version this binary writes and understands.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;

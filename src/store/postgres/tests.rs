@@ -816,3 +816,129 @@ async fn retention_forgets_old_finished_messages_and_bounces_only() {
     assert_eq!(pg.prune_finished(5_000, 100).await.unwrap(), 0);
     assert_eq!(pg.prune_bounces(5_000).await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn events_appended_on_three_nodes_at_once_are_numbered_without_gaps() {
+    use crate::domain::{EventData, EventType};
+    let db = TestDb::new().await;
+    let nodes = [db.migrated().await, db.node().await, db.node().await];
+    let mut tasks = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let s = store(node);
+        tasks.push(tokio::spawn(async move {
+            for j in 0..20 {
+                s.record_event(
+                    EventType::FlowMailed,
+                    EventData::default(),
+                    (i * 100 + j) as u64,
+                )
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    // A reader pages along while they write: its cursor never passes a number that
+    // shows up later.
+    let reader = store(&nodes[0]);
+    let mut seen = Vec::new();
+    let mut after = 0;
+    while seen.len() < 60 {
+        for e in reader.events_after(after, 7).await.unwrap() {
+            assert_eq!(e.seq, after + 1, "a gap after {after}");
+            after = e.seq;
+            seen.push(e);
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(reader.last_event_seq().await.unwrap(), 60);
+    let one = &seen[17];
+    assert_eq!(
+        reader.event_by_id(&one.id).await.unwrap().as_ref(),
+        Some(one)
+    );
+}
+
+#[tokio::test]
+async fn a_due_delivery_is_claimed_by_one_node_only_until_its_lease_ends() {
+    use crate::domain::{DeliveryState, EventType, WebhookDelivery};
+    use crate::store::Events;
+    let db = TestDb::new().await;
+    let (a, b) = (db.migrated().await, db.node().await);
+    let d = |seq: u64, next: Option<u64>| WebhookDelivery {
+        endpoint: "https://app.example.jp/hooks".into(),
+        event_id: format!("evt_{seq}"),
+        event_seq: seq,
+        event_type: EventType::FlowCompleted,
+        state: if next.is_some() {
+            DeliveryState::Pending
+        } else {
+            DeliveryState::Delivered
+        },
+        attempts: 0,
+        next_try_ms: next,
+        created_ms: 1,
+        last_try_ms: None,
+        last_status: None,
+        last_error: None,
+    };
+    a.put_delivery(&d(1, Some(100))).await.unwrap();
+    a.put_delivery(&d(2, Some(100))).await.unwrap();
+    a.put_delivery(&d(3, None)).await.unwrap();
+    let (ca, cb) = tokio::join!(
+        a.claim_deliveries(100, 1_000, 10),
+        b.claim_deliveries(100, 1_000, 10)
+    );
+    let mut claimed: Vec<u64> = ca
+        .unwrap()
+        .into_iter()
+        .chain(cb.unwrap())
+        .map(|d| {
+            assert_eq!(d.next_try_ms, Some(1_000));
+            d.event_seq
+        })
+        .collect();
+    claimed.sort();
+    assert_eq!(claimed, [1, 2], "each once, the delivered one never");
+    assert!(b.claim_deliveries(999, 2_000, 10).await.unwrap().is_empty());
+    assert_eq!(b.claim_deliveries(1_000, 2_000, 10).await.unwrap().len(), 2);
+    let recent = a
+        .recent_deliveries("https://app.example.jp/hooks", 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        recent.iter().map(|d| d.event_seq).collect::<Vec<_>>(),
+        [3, 2]
+    );
+}
+
+#[tokio::test]
+async fn flows_are_listed_by_address_and_state_newest_first() {
+    use crate::store::Events;
+    let db = TestDb::new().await;
+    let pg = db.migrated().await;
+    let mut older = flow("f1");
+    older.created_ms = 1;
+    let mut newer = flow("f2");
+    newer.created_ms = 2;
+    newer.state = FlowState::Completed;
+    pg.insert_flow(&older, &[1; 32]).await.unwrap();
+    pg.insert_flow(&newer, &[2; 32]).await.unwrap();
+    let address = older.address.to_string();
+    let ids = |v: Vec<FlowRecord>| v.into_iter().map(|f| f.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(pg.list_flows(Some(&address), &[], 10).await.unwrap()),
+        ["f2", "f1"]
+    );
+    assert_eq!(
+        ids(pg.list_flows(None, &[FlowState::Issued], 10).await.unwrap()),
+        ["f1"]
+    );
+    assert!(
+        pg.list_flows(Some("nobody@example.jp"), &[], 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

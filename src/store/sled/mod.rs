@@ -24,6 +24,7 @@
 mod bounces;
 mod commit;
 mod export;
+mod events;
 mod flows;
 mod keys;
 mod limits;
@@ -72,11 +73,15 @@ pub enum TreeName {
     Meta,
     /// Rate-limit windows by scope and subject ([`limits`]).
     Limits,
+    /// Events by sequence number, and their ids ([`events`]).
+    Events,
+    /// Webhook deliveries by endpoint and event, and the pending ones by next try.
+    Deliveries,
 }
 
 impl TreeName {
     /// Every tree, opened at start so a damaged store fails early.
-    pub const ALL: [TreeName; 13] = [
+    pub const ALL: [TreeName; 15] = [
         TreeName::Messages,
         TreeName::Queue,
         TreeName::AddressIndex,
@@ -90,6 +95,8 @@ impl TreeName {
         TreeName::Audit,
         TreeName::Meta,
         TreeName::Limits,
+        TreeName::Events,
+        TreeName::Deliveries,
     ];
 
     /// The tree's name on disk.
@@ -108,6 +115,8 @@ impl TreeName {
             TreeName::Audit => "audit",
             TreeName::Meta => "meta",
             TreeName::Limits => "limits",
+            TreeName::Events => "events",
+            TreeName::Deliveries => "deliveries",
         }
     }
 }
@@ -122,6 +131,11 @@ struct Inner {
     data_file: Option<File>,
     /// Shared flushes (group commit).
     commit: Arc<commit::GroupCommit>,
+    /// Held from taking an event's number to inserting it, so no reader sees a number
+    /// before a lower one.
+    event_append: std::sync::Mutex<()>,
+    /// Held while deliveries are claimed, so two claimers never take the same one.
+    delivery_claim: tokio::sync::Mutex<()>,
     /// Where each open message's bytes are. The location is also written into the
     /// message's stored JSON (no sled write of its own: see the spool) and read back
     /// from there at open; the domain's record does not carry it.
@@ -181,6 +195,8 @@ impl Sled {
                 fsync,
                 data_file,
                 commit: Arc::default(),
+                event_append: std::sync::Mutex::new(()),
+                delivery_claim: tokio::sync::Mutex::new(()),
                 bodies: std::sync::Mutex::new(bodies.into_iter().collect()),
             }),
         })

@@ -326,7 +326,11 @@ pub async fn suppression_remove(
         };
         return suppression_page(&services, &user, Some(why.into())).await;
     }
-    let flash = match services.store.unsuppress(form.address.trim()).await? {
+    let flash = match services
+        .store
+        .remove_suppression(form.address.trim(), crate::domain::now_ms())
+        .await?
+    {
         Some(old) => {
             crate::audit::record(
                 &services.store,

@@ -1,5 +1,5 @@
 //! The operators' console: `/login`, `/support` (the delivery log, for support staff)
-//! and `/admin` (bounce report, queue, suppression list, operators, the invitation of
+//! and `/admin` (bounce report, queue, suppression list, webhooks, operators, the invitation of
 //! an unknown address), and `/account` (an operator's own sessions, language and
 //! zone). Plain server-rendered HTML
 //! from handlebars templates compiled into the binary, escaped everywhere because bounce
@@ -24,6 +24,7 @@ pub mod sentence;
 mod session;
 mod support;
 pub mod text;
+mod webhooks;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -82,6 +83,9 @@ pub fn routes(default_locale: &str) -> Router<Services> {
         .route("/admin/queue/cancel", post(admin::queue_cancel))
         .route("/admin/suppression", get(admin::suppression))
         .route("/admin/suppression/remove", post(admin::suppression_remove))
+        .route("/admin/webhooks", get(webhooks::list))
+        .route("/admin/webhooks/replay", post(webhooks::replay))
+        .route("/admin/webhooks/enable", post(webhooks::enable))
         .route("/account", get(accounts::own_sessions))
         .route(
             "/account/logout-everywhere",

@@ -33,7 +33,8 @@ const SOURCES: &[(&str, &str, &str)] = console_sources!(
     "suppression",
     "account",
     "operators",
-    "invite"
+    "invite",
+    "webhooks"
 );
 const LAYOUT: &str = include_str!("../../../templates/console/layout.hbs");
 

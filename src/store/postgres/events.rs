@@ -1,0 +1,195 @@
+//! The event log and webhook deliveries, in PostgreSQL.
+//!
+//! An event's number is taken and inserted in one transaction holding a transaction
+//! advisory lock, so appends commit one after the other in number order: a reader never
+//! sees a number while a lower one is still uncommitted, and a feed cursor skips none.
+//! Deliveries are claimed as messages are: `FOR UPDATE SKIP LOCKED` hands each due one
+//! to a single claimer, which moves its next try a lease ahead.
+
+use async_trait::async_trait;
+
+use crate::domain::{DeliveryState, EventRecord, FlowRecord, FlowState, WebhookDelivery};
+use crate::store::Events;
+
+use super::{Postgres, StoreError, decode, encode, ms, unms};
+
+/// The advisory lock held while an event is appended ("events" in ASCII).
+const APPEND_LOCK: i64 = 0x0000_6576_656e_7473;
+
+#[async_trait]
+impl Events for Postgres {
+    async fn append_event(&self, event: &mut EventRecord) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let failed = |what| self.query_error(what);
+        let tx = client
+            .transaction()
+            .await
+            .map_err(failed("appending an event"))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK])
+            .await
+            .map_err(failed("appending an event"))?;
+        // A statement of its own, after the lock: it sees every append committed before.
+        let next: i64 = tx
+            .query_one("SELECT coalesce(max(seq), 0) + 1 FROM events", &[])
+            .await
+            .map_err(failed("appending an event"))?
+            .get(0);
+        event.seq = unms(next);
+        let json = encode("events", event)?;
+        tx.execute(
+            "INSERT INTO events (seq, id, record) VALUES ($1, $2, $3)",
+            &[&next, &event.id, &json],
+        )
+        .await
+        .map_err(failed("appending an event"))?;
+        tx.commit().await.map_err(failed("appending an event"))?;
+        Ok(event.seq)
+    }
+
+    async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT record FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .await
+            .map_err(self.query_error("reading events"))?;
+        let rows = client
+            .query(&stmt, &[&ms(after), &(limit.min(i64::MAX as usize) as i64)])
+            .await
+            .map_err(self.query_error("reading events"))?;
+        rows.into_iter()
+            .map(|r| decode("events", r.get(0)))
+            .collect()
+    }
+
+    async fn event_by_id(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT record FROM events WHERE id = $1", &[&id])
+            .await
+            .map_err(self.query_error("reading an event"))?;
+        row.map(|r| decode("events", r.get(0))).transpose()
+    }
+
+    async fn last_event_seq(&self) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT coalesce(max(seq), 0) FROM events", &[])
+            .await
+            .map_err(self.query_error("reading events"))?;
+        Ok(unms(row.get(0)))
+    }
+
+    async fn put_delivery(&self, d: &WebhookDelivery) -> Result<(), StoreError> {
+        let json = encode("webhook_deliveries", d)?;
+        let next = match d.state {
+            DeliveryState::Pending => d.next_try_ms.map(ms),
+            _ => None,
+        };
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO webhook_deliveries (endpoint, event_seq, next_try_ms, record)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (endpoint, event_seq) DO UPDATE
+                 SET next_try_ms = EXCLUDED.next_try_ms, record = EXCLUDED.record",
+                &[&d.endpoint, &ms(d.event_seq), &next, &json],
+            )
+            .await
+            .map_err(self.query_error("writing a webhook delivery"))?;
+        Ok(())
+    }
+
+    async fn delivery(
+        &self,
+        endpoint: &str,
+        event_seq: u64,
+    ) -> Result<Option<WebhookDelivery>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT record FROM webhook_deliveries WHERE endpoint = $1 AND event_seq = $2",
+                &[&endpoint, &ms(event_seq)],
+            )
+            .await
+            .map_err(self.query_error("reading a webhook delivery"))?;
+        row.map(|r| decode("webhook_deliveries", r.get(0)))
+            .transpose()
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now_ms: u64,
+        lease_until_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<WebhookDelivery>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "WITH due AS (
+                     SELECT endpoint, event_seq FROM webhook_deliveries
+                     WHERE next_try_ms <= $1
+                     ORDER BY next_try_ms LIMIT $3 FOR UPDATE SKIP LOCKED
+                 )
+                 UPDATE webhook_deliveries d SET next_try_ms = $2,
+                     record = jsonb_set(d.record, '{next_try_ms}', to_jsonb($2::bigint))
+                 FROM due WHERE d.endpoint = due.endpoint AND d.event_seq = due.event_seq
+                 RETURNING d.record",
+                &[
+                    &ms(now_ms),
+                    &ms(lease_until_ms),
+                    &(limit.min(i64::MAX as usize) as i64),
+                ],
+            )
+            .await
+            .map_err(self.query_error("claiming webhook deliveries"))?;
+        let mut out: Vec<WebhookDelivery> = rows
+            .into_iter()
+            .map(|r| decode("webhook_deliveries", r.get(0)))
+            .collect::<Result<_, _>>()?;
+        out.sort_by_key(|d| d.event_seq);
+        Ok(out)
+    }
+
+    async fn recent_deliveries(
+        &self,
+        endpoint: &str,
+        limit: usize,
+    ) -> Result<Vec<WebhookDelivery>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT record FROM webhook_deliveries WHERE endpoint = $1
+                 ORDER BY event_seq DESC LIMIT $2",
+                &[&endpoint, &(limit.min(i64::MAX as usize) as i64)],
+            )
+            .await
+            .map_err(self.query_error("reading webhook deliveries"))?;
+        rows.into_iter()
+            .map(|r| decode("webhook_deliveries", r.get(0)))
+            .collect()
+    }
+
+    async fn list_flows(
+        &self,
+        address: Option<&str>,
+        states: &[FlowState],
+        limit: usize,
+    ) -> Result<Vec<FlowRecord>, StoreError> {
+        let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT record FROM flows
+                 WHERE ($1::text IS NULL OR record->>'address' = $1)
+                   AND (cardinality($2::text[]) = 0 OR state = ANY($2))
+                 ORDER BY (record->>'created_ms')::bigint DESC, id DESC
+                 LIMIT $3",
+                &[&address, &states, &(limit.min(i64::MAX as usize) as i64)],
+            )
+            .await
+            .map_err(self.query_error("listing flows"))?;
+        rows.into_iter()
+            .map(|r| decode("flows", r.get(0)))
+            .collect()
+    }
+}
