@@ -120,6 +120,15 @@ fn every_error_status_under_the_api_answers_the_json_shape() {
         422,
         "unprocessable",
     );
+    assert_error(
+        c.post(url("/api/v1/flows"))
+            .bearer_auth(&s.key)
+            .json(&serde_json::json!({"kind": "reset", "address": "nobody@example.jp"}))
+            .send()
+            .unwrap(),
+        409,
+        "conflict",
+    );
     // Outside /api/ the pages keep their own answers.
     let page = c.get(url("/nothing-here")).send().unwrap();
     assert_eq!(page.status(), 404);
@@ -247,6 +256,8 @@ fn schemathesis_finds_no_server_error_and_no_answer_outside_the_schema() {
             "1",
         ])
         .env("NO_COLOR", "1")
+        // It keeps a cache in its working folder: not in the repository.
+        .current_dir(s.inst.path())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
