@@ -207,6 +207,15 @@ pub trait Flows {
     ) -> Result<Option<String>, StoreError>;
     async fn current_flow_id(&self, address: &str) -> Result<Option<String>, StoreError>;
     async fn count_flows_in_state(&self, state: FlowState) -> Result<u64, StoreError>;
+    /// Up to `limit` flows, newest first, of `address` when given, whose stored state
+    /// is one of `states` when that is not empty (`GET /api/v1/flows`, and the sweep
+    /// that ends expired flows).
+    async fn list_flows(
+        &self,
+        address: Option<&str>,
+        states: &[FlowState],
+        limit: usize,
+    ) -> Result<Vec<FlowRecord>, StoreError>;
     async fn account(&self, address: &str) -> Result<Option<AccountRecord>, StoreError>;
     async fn put_account(&self, account: &AccountRecord) -> Result<(), StoreError>;
 }
@@ -357,15 +366,6 @@ pub trait Events {
         endpoint: &str,
         limit: usize,
     ) -> Result<Vec<WebhookDelivery>, StoreError>;
-    /// Up to `limit` flows, newest first, of `address` when given, whose stored state
-    /// is one of `states` when that is not empty (`GET /api/v1/flows`, and the sweep
-    /// that ends expired flows).
-    async fn list_flows(
-        &self,
-        address: Option<&str>,
-        states: &[FlowState],
-        limit: usize,
-    ) -> Result<Vec<FlowRecord>, StoreError>;
 }
 
 /// Every aggregate, and the unit of durability.

@@ -8,7 +8,7 @@
 
 use async_trait::async_trait;
 
-use crate::domain::{DeliveryState, EventRecord, FlowRecord, FlowState, WebhookDelivery};
+use crate::domain::{DeliveryState, EventRecord, WebhookDelivery};
 use crate::store::Events;
 
 use super::{Postgres, StoreError, decode, encode, ms, unms};
@@ -166,30 +166,6 @@ impl Events for Postgres {
             .map_err(self.query_error("reading webhook deliveries"))?;
         rows.into_iter()
             .map(|r| decode("webhook_deliveries", r.get(0)))
-            .collect()
-    }
-
-    async fn list_flows(
-        &self,
-        address: Option<&str>,
-        states: &[FlowState],
-        limit: usize,
-    ) -> Result<Vec<FlowRecord>, StoreError> {
-        let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT record FROM flows
-                 WHERE ($1::text IS NULL OR record->>'address' = $1)
-                   AND (cardinality($2::text[]) = 0 OR state = ANY($2))
-                 ORDER BY (record->>'created_ms')::bigint DESC, id DESC
-                 LIMIT $3",
-                &[&address, &states, &(limit.min(i64::MAX as usize) as i64)],
-            )
-            .await
-            .map_err(self.query_error("listing flows"))?;
-        rows.into_iter()
-            .map(|r| decode("flows", r.get(0)))
             .collect()
     }
 }

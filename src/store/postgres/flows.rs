@@ -237,4 +237,28 @@ impl Flows for Postgres {
             .map_err(self.query_error("writing an account"))?;
         Ok(())
     }
+
+    async fn list_flows(
+        &self,
+        address: Option<&str>,
+        states: &[FlowState],
+        limit: usize,
+    ) -> Result<Vec<FlowRecord>, StoreError> {
+        let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT record FROM flows
+                 WHERE ($1::text IS NULL OR record->>'address' = $1)
+                   AND (cardinality($2::text[]) = 0 OR state = ANY($2))
+                 ORDER BY (record->>'created_ms')::bigint DESC, id DESC
+                 LIMIT $3",
+                &[&address, &states, &(limit.min(i64::MAX as usize) as i64)],
+            )
+            .await
+            .map_err(self.query_error("listing flows"))?;
+        rows.into_iter()
+            .map(|r| decode("flows", r.get(0)))
+            .collect()
+    }
 }

@@ -915,7 +915,6 @@ async fn a_due_delivery_is_claimed_by_one_node_only_until_its_lease_ends() {
 
 #[tokio::test]
 async fn flows_are_listed_by_address_and_state_newest_first() {
-    use crate::store::Events;
     let db = TestDb::new().await;
     let pg = db.migrated().await;
     let mut older = flow("f1");

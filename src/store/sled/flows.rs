@@ -142,6 +142,29 @@ impl Flows for Sled {
             account,
         )
     }
+
+    /// A scan of every flow (fine at tens of thousands of flows, as the metrics' count).
+    async fn list_flows(
+        &self,
+        address: Option<&str>,
+        states: &[FlowState],
+        limit: usize,
+    ) -> Result<Vec<FlowRecord>, StoreError> {
+        let mut out: Vec<FlowRecord> = Vec::new();
+        for item in self.tree(TreeName::Flows).scan_prefix(b"f") {
+            let (_, v) = item.map_err(|e| self.write_error(e))?;
+            let flow: FlowRecord = decode(TreeName::Flows, &v)?;
+            if address.is_some_and(|a| flow.address.to_string() != a)
+                || (!states.is_empty() && !states.contains(&flow.state))
+            {
+                continue;
+            }
+            out.push(flow);
+        }
+        out.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then(b.id.cmp(&a.id)));
+        out.truncate(limit);
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

@@ -23,8 +23,8 @@
 
 mod bounces;
 mod commit;
-mod export;
 mod events;
+mod export;
 mod flows;
 mod keys;
 mod limits;
