@@ -82,13 +82,16 @@ pub async fn track(request: Request, next: Next) -> Response {
     response
 }
 
-/// Flows completed (the password set); `None` when the store cannot say.
+/// Flows completed (the password set), from the counter kept as flows complete;
+/// `None` when the store cannot say.
 pub async fn flow_completions(services: &Services) -> Option<u64> {
-    services
-        .store
-        .count_flows_in_state(crate::domain::FlowState::Completed)
-        .await
-        .ok()
+    let counters = services.store.counters("flows").await.ok()?;
+    Some(
+        counters
+            .into_iter()
+            .find(|(label, _)| label == "completed")
+            .map_or(0, |(_, n)| n),
+    )
 }
 
 /// The whole exposition text.

@@ -42,6 +42,7 @@ impl Services {
         let composer = Composer::new(ComposeSettings::from_config(&config))
             .map_err(|e| all_of("templates", &e))?;
         let verp = load_verp_key(&config, &store).await?;
+        count_completed_flows_once(&store).await?;
         let dkim_keys = signing_keys(&config, true)?;
         let signers = Arc::new(Signers::load(&dkim_keys).map_err(|e| all_of("DKIM", &e))?);
         let config = Arc::new(config);
@@ -98,6 +99,33 @@ async fn load_verp_key(config: &Config, store: &Store) -> anyhow::Result<VerpKey
     store.flush().await?;
     let secret = hex::decode(&stored).context("the stored VERP secret is not hex")?;
     Ok(VerpKey::new(secret))
+}
+
+/// Starts the completed-flows counter of a store made before flows were counted as
+/// they complete: the flows completed so far are counted once. Of nodes starting
+/// together on one database, the one whose mark is stored counts.
+async fn count_completed_flows_once(store: &Store) -> anyhow::Result<()> {
+    if store
+        .setting::<String>("flows_completed_counted")
+        .await?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let mine = crate::secrets::random_hex::<8>();
+    let stored: String = store
+        .setting_or_insert("flows_completed_counted", &mine)
+        .await?;
+    if stored == mine {
+        let n = store
+            .count_flows_in_state(crate::domain::FlowState::Completed)
+            .await?;
+        if n > 0 {
+            store.counter_add("flows", "completed", n).await?;
+        }
+        store.flush().await?;
+    }
+    Ok(())
 }
 
 /// Opens the configured backend: the sled store in `store.path`, or the PostgreSQL

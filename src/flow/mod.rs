@@ -286,6 +286,10 @@ pub async fn change<T: Send>(
     else {
         return Ok(None);
     };
+    if before != FlowState::Completed && flow.state == FlowState::Completed {
+        // Counted as it happens, so /metrics reads one counter, not every flow.
+        store.counter_add("flows", "completed", 1).await?;
+    }
     if let Some(kind) = transition_event(before, flow.state) {
         let data = EventData {
             reason: match flow.state {

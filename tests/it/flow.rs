@@ -104,6 +104,14 @@ fn the_whole_journey_over_smtp_ends_with_a_password_the_application_accepts() {
     // The notice, the flow's state, and the application's check.
     wait_for_mail(sink.dir.path(), to, "パスワードを設定しました", 1);
     assert_eq!(s.flow(&flow_id)["state"], "completed");
+    let metrics = reqwest::blocking::get(s.server.url("/metrics"))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("mailgate_flow_completions_total 1\n"),
+        "{metrics}"
+    );
     assert!(s.credentials_valid(to, PASSWORD));
     assert!(!s.credentials_valid(to, "plum kettle orbit seven lantern"));
     assert!(!s.credentials_valid("nobody@example.jp", PASSWORD));
