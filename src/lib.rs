@@ -11,15 +11,21 @@
 //! holds each module's layer and fails on an edge that goes up or sideways:
 //!
 //! ```text
-//! cli → app → (web, control, inbound) → intake → (flow, timeline, metrics) → services
-//!     → queue → (compose, dns, logging, checks, webhooks) → (config, operators, apikey, audit)
+//! cli → app → (web, control, inbound) → intake → (flow, timeline, metrics)
+//!     → (services, retention) → queue → (compose, dns, logging, checks, webhooks)
+//!     → (config, operators, apikey, audit)
 //!     → (store, dkim, bounce, delivery, verp, report) → (domain, secrets, shutdown)
 //! ```
 //!
 //! - [`domain`]: addresses, ids, durations, message/flow/bounce/audit records: plain values.
 //! - [`secrets`]: tokens, codes, digests, request ids, the constant-time compare.
-//! - [`store`]: the only module that names sled: its trees, key encoding, the spool of
-//!   message bytes, the group-committed flush, the persisted rate limiter.
+//! - [`store`]: what mailgate keeps, said as intents: one async trait per aggregate
+//!   (messages and their queue, flows, bounces, operators, keys, limits, meta, events)
+//!   and the unit of durability, with two implementations: [`store::sled`] (one box:
+//!   trees, key encoding, the spool of message bytes, the group-committed flush) and
+//!   [`store::postgres`] (any number of nodes on one database); [`store::copy`] moves a
+//!   sled store into PostgreSQL.
+//! - [`retention`]: forgets finished messages and old bounces after `store.retention`.
 //! - [`config`]: TOML + environment + flags → a validated [`config::Config`].
 //! - [`compose`]: templates and MIME; [`dkim`]: signing, keys, records; [`verp`]: return paths.
 //! - [`queue`]: enqueue, the handoff to the delivery worker, retry policy, the worker, and
