@@ -85,7 +85,7 @@ impl Sled {
 #[async_trait]
 impl Messages for Sled {
     /// Stores a new message, its bytes and its first event, and queues it at `due_ms`.
-    /// Not durable until [`Store::flush`].
+    /// Not durable until [`crate::store::Store::flush`].
     async fn insert_message(
         &self,
         record: &mut MessageRecord,

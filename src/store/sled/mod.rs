@@ -3,17 +3,17 @@
 //!
 //! One sled database holds one tree per kind of record (messages, queue, address index,
 //! flows, …). Values are JSON, so a record can be read by eye while debugging; keys are
-//! big-endian byte strings built in [`keys`], so a range scan yields records in the
+//! big-endian byte strings built in `keys`, so a range scan yields records in the
 //! order they are needed (due work first, an address's messages by time).
 //!
 //! Message bodies are the exception: they live in append-only segment files
 //! ([`spool`]); the message record says where.
 //!
-//! Durability: nothing may be acknowledged before [`Store::flush`] returns. sled's own
+//! Durability: nothing may be acknowledged before [`crate::store::Store::flush`] returns. sled's own
 //! `flush()` survives a killed process but uses `sync_file_range`, not fsync, so when
 //! `store.fsync` is on the database file is also `fdatasync`ed. A flush syncs the
 //! spool's segments before sled, so a durable record never points at bytes that are
-//! not. Flushes are shared by concurrent callers (group commit, [`commit`]): one caller
+//! not. Flushes are shared by concurrent callers (group commit, `commit`): one caller
 //! flushes for every request made before it began, the others wait for it and are all
 //! woken at once (a lock handed from waiter to waiter made each wait for every earlier
 //! one); the flushing caller first waits up to a millisecond for writers that announced
@@ -71,9 +71,9 @@ pub enum TreeName {
     Audit,
     /// Settings the program keeps for itself (secrets, schema version).
     Meta,
-    /// Rate-limit windows by scope and subject ([`limits`]).
+    /// Rate-limit windows by scope and subject (`limits`).
     Limits,
-    /// Events by sequence number, and their ids ([`events`]).
+    /// Events by sequence number, and their ids (`events`).
     Events,
     /// Webhook deliveries by endpoint and event, and the pending ones by next try.
     Deliveries,
@@ -308,7 +308,7 @@ impl Sled {
         }
     }
 
-    /// Writes a JSON record (not yet durable: call [`Store::flush`]).
+    /// Writes a JSON record (not yet durable: call [`crate::store::Store::flush`]).
     pub(crate) fn put_json<T: Serialize>(
         &self,
         t: TreeName,
