@@ -167,6 +167,16 @@ impl Handoff {
     }
 
     /// Whether the worker holds this message.
+    /// Every message the worker holds (their leases are renewed while they are held).
+    pub fn held_ids(&self) -> Vec<MessageId> {
+        self.held
+            .lock()
+            .expect("held lock")
+            .keys()
+            .copied()
+            .collect()
+    }
+
     pub fn is_held(&self, id: &MessageId) -> bool {
         self.held.lock().expect("held lock").contains_key(id)
     }

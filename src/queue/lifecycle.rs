@@ -205,6 +205,18 @@ impl Lifecycle {
         .map(drop)
     }
 
+    /// Renews the claims on every message the worker holds, a lease ahead of `now`, so
+    /// that on a shared store no other node takes one while it waits here.
+    pub async fn renew_claims(&self, now: u64) -> Result<(), StoreError> {
+        let held = self.handoff.held_ids();
+        self.store.extend_claims(&held, now + self.lease_ms).await
+    }
+
+    /// How long a claim lasts.
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
+
     /// Makes every message left `sending` by a stopped process due now, with a
     /// `recovered` event. A shared store recovers nothing at start: the messages
     /// another node holds are its own until their lease ends.

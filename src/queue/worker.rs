@@ -78,6 +78,9 @@ pub async fn run(queue: Queue, mut shutdown: Shutdown) -> anyhow::Result<()> {
         (d.max_connections * 64).max(256),
     );
     let mut next_reclaim = Instant::now() + RECLAIM_EVERY;
+    // Claims are renewed three times a lease, so a held message's never lapses.
+    let renew_every = (queue.lifecycle.lease() / 3).max(Duration::from_secs(1));
+    let mut next_renewal = Instant::now() + renew_every;
     // When to look at the queue next, and whether the last look stopped for want of
     // room (then a freed slot is worth another look).
     let mut look_at = Instant::now();
@@ -86,6 +89,12 @@ pub async fn run(queue: Queue, mut shutdown: Shutdown) -> anyhow::Result<()> {
         if Instant::now() >= next_reclaim {
             next_reclaim += RECLAIM_EVERY;
             reclaim_spool(&queue).await;
+        }
+        if Instant::now() >= next_renewal {
+            next_renewal = Instant::now() + renew_every;
+            if let Err(e) = queue.lifecycle.renew_claims(now_ms()).await {
+                tracing::warn!(error = %e, "cannot renew the claims on the messages in hand");
+            }
         }
         if Instant::now() >= look_at {
             match claim_batch(&inner, now_ms()).await {

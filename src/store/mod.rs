@@ -157,6 +157,10 @@ pub trait Messages {
         lease_until_ms: u64,
         limit: usize,
     ) -> Result<Vec<Claimed>, StoreError>;
+    /// Moves the claims on `ids` that end before `until_ms` to end then: the worker
+    /// still holds those messages (waiting behind a slow destination), and no other
+    /// node may take them meanwhile. Entries of messages that moved on are left alone.
+    async fn extend_claims(&self, ids: &[MessageId], until_ms: u64) -> Result<(), StoreError>;
     /// Drops one queue entry that no longer matches its message.
     async fn drop_entry(&self, due_ms: u64, id: &MessageId) -> Result<(), StoreError>;
     /// Every queue entry, earliest first (`queue list`, recovery).

@@ -182,6 +182,23 @@ impl Messages for Postgres {
     }
 
     /// Takes a message out of the queue if it is still due at `due`.
+    async fn extend_claims(&self, ids: &[MessageId], until_ms: u64) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&[u8]> = ids.iter().map(|id| id.as_bytes().as_slice()).collect();
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE messages SET due_ms = $2
+                 WHERE id = ANY($1) AND status = 'sending' AND due_ms < $2",
+                &[&ids, &ms(until_ms)],
+            )
+            .await
+            .map_err(self.query_error("renewing claims"))?;
+        Ok(())
+    }
+
     async fn drop_entry(&self, due: u64, id: &MessageId) -> Result<(), StoreError> {
         let client = self.client().await?;
         let sql = format!(
