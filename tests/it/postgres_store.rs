@@ -73,7 +73,13 @@ fn store_migrate_sets_up_an_empty_database_once() {
             "{stdout}{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(stdout.trim(), format!("{url}: schema version 1"));
+        assert_eq!(
+            stdout.trim(),
+            format!(
+                "{url}: schema version {}",
+                mailgate::store::postgres::SCHEMA_VERSION
+            )
+        );
     }
 }
 
