@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Runs one benchmark in release mode:
 #   bench/run.sh delivery [--messages N] [--signing ed25519|rsa|both|none] [--no-fsync] [--progress]
+#                         [--store sled|postgres|both] [--nodes N]
+#     (beside smtp-source → smtp-sink and a private Postfix relay, which needs root;
+#      --store postgres starts a throwaway PostgreSQL cluster unless MAILGATE_BENCH_PG_URL
+#      names a server; --nodes N adds N nodes on one PostgreSQL database)
 #   bench/run.sh pages [--seconds S] [--connections N]
 #   bench/run.sh bounces [--rounds N]
 # Each benchmark runs mailgate beside a reference in the same run and prints the ratio.
