@@ -53,6 +53,19 @@ impl Cluster {
         }
     }
 
+    /// Messages per status and due state in the database, for a failure's message.
+    fn statuses(&self) -> String {
+        let out = std::process::Command::new("psql")
+            .args(["-X", "-A", "-t", &self._db.url, "-c"])
+            .arg(
+                "SELECT status, due_ms IS NULL, (due_ms - extract(epoch from now())*1000)::bigint / 1000, count(*) \
+                 FROM messages GROUP BY 1, 2, 3 ORDER BY 4 DESC LIMIT 12",
+            )
+            .output();
+        out.map(|o| String::from_utf8_lossy(&o.stdout).replace('\n', "; "))
+            .unwrap_or_default()
+    }
+
     fn server(&self, i: usize) -> &Server {
         &self.nodes[i].1
     }
@@ -157,9 +170,10 @@ fn a_node_killed_mid_delivery_loses_nothing_the_others_deliver_its_claims() {
     assert!(ids.len() > 2_000, "only {} acknowledged", ids.len());
     assert!(
         wait_for(300, || arrivals(&sink, &ids).len() == ids.len()),
-        "{} of {} acknowledged messages arrived",
+        "{} of {} acknowledged messages arrived; in the database: {}",
         arrivals(&sink, &ids).len(),
-        ids.len()
+        ids.len(),
+        cluster.statuses()
     );
     let seen = arrivals(&sink, &ids);
     let duplicates: usize = seen.values().map(|n| n - 1).sum();
