@@ -420,3 +420,13 @@ fn gmail_address_not_found_without_a_diagnostic_is_userunknown() {
     assert_eq!(rc.reason.as_deref(), Some("userunknown"));
     assert!(rc.permanent);
 }
+
+#[test]
+fn a_receiver_without_tls_is_failedstarttls() {
+    let r = golden("gmail-no-tls.eml");
+    assert!(r.bounce);
+    let rc = only(&r);
+    assert_eq!(rc.address, "nanami@example.org");
+    assert_eq!(rc.reason.as_deref(), Some("failedstarttls"));
+    assert!(rc.permanent);
+}
