@@ -160,6 +160,7 @@ struct RawDelivery {
     connect_timeout: Option<String>,
     command_timeout: Option<String>,
     require_tls: Option<bool>,
+    mx_port: Option<u16>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -397,6 +398,9 @@ pub struct DeliveryConfig {
     pub command_timeout: Duration,
     /// Refuse to send in clear text where STARTTLS is not offered.
     pub require_tls: bool,
+    /// The SMTP port of MX hosts in `mx` mode: 25, as every receiver listens; another port
+    /// is for tests and odd setups (a local receiver that cannot bind 25).
+    pub mx_port: u16,
 }
 
 #[derive(Debug, Clone)]
@@ -1224,6 +1228,14 @@ fn validate(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Config
             connect_timeout: c.duration("connect_timeout", raw_delivery.connect_timeout, "30s"),
             command_timeout: c.duration("command_timeout", raw_delivery.command_timeout, "5m"),
             require_tls: raw_delivery.require_tls.unwrap_or(false),
+            mx_port: match raw_delivery.mx_port {
+                Some(0) => {
+                    c.problem("mx_port", "0 is not a port; leave the key out for 25");
+                    25
+                }
+                Some(p) => p,
+                None => 25,
+            },
         }
     };
 
@@ -1628,6 +1640,15 @@ mod tests {
         .unwrap_err();
         assert_eq!(keys(&e), ["sender.ip", "dns.nameservers"]);
         assert!(load("", &[], &[]).unwrap().dns.nameservers.is_empty());
+    }
+
+    #[test]
+    fn mx_port_is_25_unless_set_and_never_0() {
+        assert_eq!(load("", &[], &[]).unwrap().delivery.mx_port, 25);
+        let c = load("[delivery]\nmx_port = 2525\n", &[], &[]).unwrap();
+        assert_eq!(c.delivery.mx_port, 2525);
+        let e = load("[delivery]\nmx_port = 0\n", &[], &[]).unwrap_err();
+        assert_eq!(keys(&e), ["delivery.mx_port"]);
     }
 
     #[test]

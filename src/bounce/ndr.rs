@@ -91,12 +91,18 @@ fn recipients(mail: &Mail, report: &str) -> Vec<String> {
     let exclude = excluded(mail);
     let nd = &rules().ndr;
     let mut out: Vec<String> = Vec::new();
+    // The notice's own To is the sender; it is the failed recipient too only when someone
+    // wrote to themselves, so it is kept aside and used when no other address is found.
+    let mut to_self: Vec<String> = Vec::new();
     for line in report.lines() {
         if nd.sender_line.is_match(line) || nd.prose_line.is_match(line) {
             continue;
         }
         for a in text::addresses(line) {
             let lower = a.to_ascii_lowercase();
+            if to_self.is_empty() && exclude.contains(&lower) && is_only_to(mail, &lower) {
+                to_self.push(a.clone());
+            }
             if exclude.contains(&lower)
                 || nd.mailer_address.is_match(&lower)
                 || nd.list_address.is_match(&lower)
@@ -110,7 +116,22 @@ fn recipients(mail: &Mail, report: &str) -> Vec<String> {
     if out.is_empty() {
         out = fallback_recipients(mail);
     }
+    if out.is_empty() {
+        out = to_self;
+    }
     out
+}
+
+/// The address is excluded only as the notice's own To, not as a sender or list address.
+fn is_only_to(mail: &Mail, lower: &str) -> bool {
+    let named = |name: &str| {
+        mail.header_all(name).any(|v| {
+            text::addresses(v)
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(lower))
+        })
+    };
+    named("to") && !NOT_RECIPIENT_HEADERS.iter().any(|n| named(n))
 }
 
 /// Headers whose addresses are never the failed recipient, in the report and in the

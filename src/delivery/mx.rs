@@ -2,8 +2,13 @@
 //! when it has none (RFC 5321 §5.1: the implicit MX). A null MX (RFC 7505: a single MX
 //! of ".") means the domain accepts no mail: a permanent failure.
 
+use std::net::SocketAddr;
+
 use hickory_resolver::TokioResolver;
 use hickory_resolver::proto::rr::RData;
+
+use super::smtp::{Connection, SmtpSettings};
+use super::{AttemptReport, Outcome};
 
 /// The hosts to try for a domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +55,83 @@ pub async fn route(resolver: &TokioResolver, domain: &str) -> Result<Route, Rout
             domain: domain.to_string(),
             detail: e.to_string(),
         }),
+    }
+}
+
+/// Opens a connection to the first host of `domain`'s route that answers on `port`,
+/// most preferred first, every name resolved through `resolver` (so `dns.nameservers`
+/// governs the whole of MX delivery). A null MX or a domain that does not exist fails at
+/// once; a host that has no address, refuses the connection or refuses in its greeting
+/// gives way to the next; when none answers, the last host's outcome stands.
+pub async fn connect(
+    resolver: &TokioResolver,
+    domain: &str,
+    port: u16,
+    settings: &SmtpSettings,
+) -> Result<Connection, Outcome> {
+    let hosts = match route(resolver, domain).await {
+        Ok(Route::Hosts(h)) => h,
+        Ok(Route::NullMx) => {
+            return Err(Outcome::Failed(AttemptReport {
+                reply: Some(format!(
+                    "{domain} publishes a null MX: it accepts no mail (RFC 7505)"
+                )),
+                enhanced_status: Some("5.1.10".into()),
+                ..AttemptReport::default()
+            }));
+        }
+        Err(RouteError::NoSuchDomain(d)) => {
+            return Err(Outcome::Failed(AttemptReport {
+                reply: Some(format!("the domain {d} does not exist")),
+                enhanced_status: Some("5.1.2".into()),
+                ..AttemptReport::default()
+            }));
+        }
+        Err(e) => {
+            return Err(Outcome::Deferred(AttemptReport {
+                reply: Some(e.to_string()),
+                ..AttemptReport::default()
+            }));
+        }
+    };
+    let mut last = None;
+    for host in hosts {
+        let attempt = match addresses(resolver, &host, port).await {
+            Ok(addrs) => Connection::open_at(&host, addrs, settings).await,
+            Err(detail) => Err(Outcome::Deferred(AttemptReport {
+                remote_host: Some(host.clone()),
+                reply: Some(detail),
+                ..AttemptReport::default()
+            })),
+        };
+        match attempt {
+            Ok(c) => return Ok(c),
+            Err(outcome) => last = Some(outcome),
+        }
+    }
+    Err(last.unwrap_or_else(|| Outcome::Deferred(AttemptReport::default())))
+}
+
+/// The host's addresses from the resolver; an IP literal stands for itself.
+async fn addresses(
+    resolver: &TokioResolver,
+    host: &str,
+    port: u16,
+) -> Result<Vec<SocketAddr>, String> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let fqdn = format!("{}.", host.trim_end_matches('.'));
+    match resolver.lookup_ip(fqdn.as_str()).await {
+        Ok(l) => {
+            let addrs: Vec<SocketAddr> = l.iter().map(|ip| SocketAddr::new(ip, port)).collect();
+            if addrs.is_empty() {
+                Err(format!("{host} has no address"))
+            } else {
+                Ok(addrs)
+            }
+        }
+        Err(e) => Err(format!("cannot resolve {host}: {e}")),
     }
 }
 

@@ -95,6 +95,24 @@ impl Connection {
         port: u16,
         settings: &SmtpSettings,
     ) -> Result<Connection, Outcome> {
+        match tokio::net::lookup_host((host, port)).await {
+            Ok(a) => Connection::open_at(host, a.collect(), settings).await,
+            Err(e) => Err(Outcome::Deferred(AttemptReport {
+                remote_host: Some(host.to_string()),
+                reply: Some(format!("cannot resolve {host}: {e}")),
+                ..AttemptReport::default()
+            })),
+        }
+    }
+
+    /// Like [`Connection::open`], with the host's addresses already resolved (MX delivery
+    /// resolves them through the configured name servers); `host` names the server in
+    /// reports and TLS.
+    pub async fn open_at(
+        host: &str,
+        addrs: Vec<SocketAddr>,
+        settings: &SmtpSettings,
+    ) -> Result<Connection, Outcome> {
         let started = Instant::now();
         let mut report = AttemptReport {
             remote_host: Some(host.to_string()),
@@ -104,16 +122,6 @@ impl Connection {
             report.reply.get_or_insert(text);
             report.duration_ms = started.elapsed().as_millis() as u64;
             Outcome::from_class(class, report)
-        };
-        let addrs: Vec<SocketAddr> = match tokio::net::lookup_host((host, port)).await {
-            Ok(a) => a.collect(),
-            Err(e) => {
-                return Err(fail(
-                    report,
-                    Class::Temporary,
-                    format!("cannot resolve {host}: {e}"),
-                ));
-            }
         };
         let mut last_error = format!("{host} has no address");
         let mut stream = None;

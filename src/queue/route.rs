@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::{DeliveryMode, RelayTls};
-use crate::delivery::mx::{self, Route as MxRoute};
+use crate::delivery::Outcome;
+use crate::delivery::mx;
 use crate::delivery::smtp::{Connection, SmtpSettings, TlsPolicy};
-use crate::delivery::{AttemptReport, Outcome};
 use crate::domain::MessageRecord;
 
 /// Where messages go.
@@ -23,6 +23,7 @@ pub(crate) enum Route {
     },
     Mx {
         resolver: Arc<hickory_resolver::TokioResolver>,
+        port: u16,
         settings: SmtpSettings,
     },
 }
@@ -70,6 +71,7 @@ impl Route {
                 };
                 Route::Mx {
                     resolver: Arc::new(resolver),
+                    port: d.mx_port,
                     settings: base(tls, false),
                 }
             }
@@ -99,41 +101,10 @@ pub(crate) async fn open_connection(
             port,
             settings,
         } => Connection::open(host, *port, settings).await,
-        Route::Mx { resolver, settings } => {
-            let domain = record.to.domain();
-            let hosts = match mx::route(resolver, domain).await {
-                Ok(MxRoute::Hosts(h)) => h,
-                Ok(MxRoute::NullMx) => {
-                    return Err(Outcome::Failed(AttemptReport {
-                        reply: Some(format!(
-                            "{domain} publishes a null MX: it accepts no mail (RFC 7505)"
-                        )),
-                        enhanced_status: Some("5.1.10".into()),
-                        ..AttemptReport::default()
-                    }));
-                }
-                Err(mx::RouteError::NoSuchDomain(d)) => {
-                    return Err(Outcome::Failed(AttemptReport {
-                        reply: Some(format!("the domain {d} does not exist")),
-                        enhanced_status: Some("5.1.2".into()),
-                        ..AttemptReport::default()
-                    }));
-                }
-                Err(e) => {
-                    return Err(Outcome::Deferred(AttemptReport {
-                        reply: Some(e.to_string()),
-                        ..AttemptReport::default()
-                    }));
-                }
-            };
-            let mut last = None;
-            for host in hosts {
-                match Connection::open(&host, 25, settings).await {
-                    Ok(c) => return Ok(c),
-                    Err(outcome) => last = Some(outcome),
-                }
-            }
-            Err(last.unwrap_or_else(|| Outcome::Deferred(AttemptReport::default())))
-        }
+        Route::Mx {
+            resolver,
+            port,
+            settings,
+        } => mx::connect(resolver, record.to.domain(), *port, settings).await,
     }
 }

@@ -386,3 +386,47 @@ fn a_providers_own_suppression_list_is_reason_suppressed() {
     assert_eq!(rc.reason.as_deref(), Some("suppressed"));
     assert!(rc.permanent);
 }
+
+#[test]
+fn exim_retry_timeout_is_expired_and_temporary() {
+    // Exim says "permanent error" above, but what timed out is the host, not the address:
+    // a later message to it may well arrive.
+    let r = golden("exim-retry-timeout.eml");
+    assert!(r.bounce);
+    let rc = only(&r);
+    assert_eq!(rc.address, "saburo@example.net");
+    assert_eq!(rc.reason.as_deref(), Some("expired"));
+    assert!(!rc.permanent);
+}
+
+#[test]
+fn a_notice_to_someone_who_wrote_to_themselves_names_them() {
+    let r = golden("qmail-self-sent.eml");
+    assert!(r.bounce, "{r:?}");
+    let rc = only(&r);
+    assert_eq!(rc.address, "shiro@mail.example.jp");
+    assert_eq!(rc.reason.as_deref(), Some("mailboxfull"));
+    assert_eq!(rc.reply_code, Some(552));
+    assert!(rc.permanent);
+}
+
+#[test]
+fn gmail_address_not_found_without_a_diagnostic_is_userunknown() {
+    let r = golden("gmail-address-not-found.eml");
+    assert_eq!(r.kind, Some(ReportKind::Dsn));
+    let rc = only(&r);
+    assert_eq!(rc.address, "shiro.kuro@example.com");
+    assert_eq!(rc.status.as_deref(), Some("5.0.0"));
+    assert_eq!(rc.reason.as_deref(), Some("userunknown"));
+    assert!(rc.permanent);
+}
+
+#[test]
+fn a_receiver_without_tls_is_failedstarttls() {
+    let r = golden("gmail-no-tls.eml");
+    assert!(r.bounce);
+    let rc = only(&r);
+    assert_eq!(rc.address, "nanami@example.org");
+    assert_eq!(rc.reason.as_deref(), Some("failedstarttls"));
+    assert!(rc.permanent);
+}

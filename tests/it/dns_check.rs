@@ -1,7 +1,8 @@
 //! `mailgate dns --check` against a local DNS server (`tests/support/dns_server.py`, dnslib)
 //! serving the zone `mailgate dns --json` prints, altered one way per case: each broken
 //! zone must fail the check and name its record; the right zone, and an equivalent SPF,
-//! must pass.
+//! must pass. `mx` delivery runs end to end against the same server, to smtp-sinks on
+//! several loopback addresses that stand for MX hosts.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -9,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::support::{Instance, free_port, python, require_python_modules};
+use crate::support::{Instance, Sink, free_port, python, require_python_modules, wait_for};
 
 const IP: &str = "192.0.2.10";
 const PTR_NAME: &str = "10.2.0.192.in-addr.arpa";
@@ -362,4 +363,101 @@ fn mx_routes_come_from_the_configured_name_server() {
             Err(RouteError::NoSuchDomain(_))
         ));
     });
+}
+
+/// `mx` delivery end to end: every name (MX and host addresses) comes from the local DNS
+/// server, and the sinks listen on `delivery.mx_port` on loopback addresses that stand for
+/// the MX hosts. The more preferred host gets the mail; an absent (no listener) or
+/// refusing (5xx greeting) first host gives way to the next; a domain with only an A
+/// record gets its mail there (implicit MX); a null MX fails the message at once.
+#[test]
+fn mx_delivery_reaches_the_sink_through_the_local_name_server() {
+    let port = free_port();
+    let primary = Sink::start_at("127.0.0.1", port, &[]);
+    let backup = Sink::start_at("127.0.0.4", port, &[]);
+    let refusing = Sink::start_at(
+        "127.0.0.3",
+        port,
+        &["-f", "CONNECT", "-B", "554 5.3.2 not accepting mail"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let zone = vec![
+        json!(["pref.example.jp", "MX", "20 mx-b.example.jp"]),
+        json!(["pref.example.jp", "MX", "10 mx-a.example.jp"]),
+        json!(["absent.example.jp", "MX", "10 gone.example.jp"]),
+        json!(["absent.example.jp", "MX", "20 mx-a.example.jp"]),
+        json!(["refusing.example.jp", "MX", "10 mx-r.example.jp"]),
+        json!(["refusing.example.jp", "MX", "20 mx-a.example.jp"]),
+        json!(["mx-a.example.jp", "A", "127.0.0.1"]),
+        json!(["mx-b.example.jp", "A", "127.0.0.4"]),
+        json!(["mx-r.example.jp", "A", "127.0.0.3"]),
+        // Nothing listens there: the connection is refused.
+        json!(["gone.example.jp", "A", "127.0.0.2"]),
+        json!(["aonly.example.jp", "A", "127.0.0.1"]),
+        json!(["null.example.jp", "MX", "0 ."]),
+    ];
+    let server = DnsServer::start(dir.path(), &zone);
+    let inst = Instance::new(&format!(
+        "[dns]\nnameservers = [\"127.0.0.1:{}\"]\n\
+         [delivery]\nmode = \"mx\"\nmx_port = {port}\nretry_schedule = [\"1s\"]\n\
+         connect_timeout = \"2s\"\ncommand_timeout = \"10s\"\n[inbound]\nlisten = \"\"\n",
+        server.port
+    ));
+    let _server = inst.serve();
+    let to = [
+        "hanako@pref.example.jp",
+        "jiro@absent.example.jp",
+        "saburo@refusing.example.jp",
+        "shiro@aonly.example.jp",
+    ];
+    let ids: Vec<String> = to.iter().map(|t| inst.send_notice(t)).collect();
+    let null_id = inst.send_notice("goro@null.example.jp");
+    for (id, rcpt) in ids.iter().zip(to) {
+        inst.wait_delivered(id);
+        let ev = inst.log_json(id)["messages"][0]["events"].clone();
+        let delivered = ev
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["step"] == "delivered")
+            .cloned()
+            .unwrap_or_else(|| panic!("no delivered event for {rcpt}: {ev}"));
+        assert_eq!(delivered["remote_ip"], "127.0.0.1", "{rcpt}: {delivered}");
+    }
+    let captured: Vec<String> = primary
+        .messages()
+        .iter()
+        .map(|m| crate::support::parse_capture(m).rcpt_args)
+        .collect();
+    for rcpt in to {
+        assert!(
+            captured.iter().any(|r| r.contains(rcpt)),
+            "{rcpt} did not reach the primary sink: {captured:?}"
+        );
+    }
+    assert_eq!(backup.count(), 0, "the less preferred MX got mail");
+    assert_eq!(refusing.count(), 0, "the refusing MX kept mail");
+
+    // A null MX: failed on the first attempt, and the event says why.
+    assert!(
+        wait_for(30, || inst.log_json(&null_id)["messages"][0]["status"]
+            == "failed"),
+        "{}",
+        inst.log_json(&null_id)
+    );
+    let ev = inst.log_json(&null_id)["messages"][0]["events"].clone();
+    let events = ev.as_array().unwrap();
+    let failed = events.iter().find(|e| e["step"] == "failed").unwrap();
+    assert!(
+        failed["reply"]
+            .as_str()
+            .is_some_and(|r| r.contains("null MX") && r.contains("null.example.jp")),
+        "{failed}"
+    );
+    assert_eq!(failed["enhanced_status"], "5.1.10");
+    assert_eq!(
+        events.iter().filter(|e| e["attempt"].is_number()).count(),
+        1,
+        "retried: {ev}"
+    );
 }

@@ -374,16 +374,21 @@ pub fn require_python_modules(modules: &str, packages: &str, what: &str) {
 
 /// Waits (bounded) until something listens on `port` of 127.0.0.1.
 pub fn wait_listening(port: u16, what: &str) {
+    wait_listening_at("127.0.0.1", port, what);
+}
+
+/// Like [`wait_listening`], on another loopback address (`127.0.0.2`, …).
+pub fn wait_listening_at(ip: &str, port: u16, what: &str) {
     assert!(
-        wait_for(10, || std::net::TcpStream::connect(("127.0.0.1", port))
-            .is_ok()),
-        "{what} did not listen on port {port}"
+        wait_for(10, || std::net::TcpStream::connect((ip, port)).is_ok()),
+        "{what} did not listen on {ip}:{port}"
     );
 }
 
 /// Postfix's `smtp-sink` on a free port, capturing every message to a folder.
 pub struct Sink {
     pub child: Child,
+    pub ip: String,
     pub port: u16,
     pub dir: tempfile::TempDir,
 }
@@ -395,6 +400,11 @@ impl Sink {
     }
 
     pub fn start_on(port: u16, extra: &[&str]) -> Sink {
+        Sink::start_at("127.0.0.1", port, extra)
+    }
+
+    /// On another loopback address: several sinks share one port, as MX hosts share 25.
+    pub fn start_at(ip: &str, port: u16, extra: &[&str]) -> Sink {
         let dir = tempfile::tempdir().expect("sink folder");
         // smtp-sink drops root privileges to the -u user, who must write the dumps.
         std::fs::set_permissions(
@@ -402,11 +412,16 @@ impl Sink {
             std::os::unix::fs::PermissionsExt::from_mode(0o777),
         )
         .unwrap();
-        let child = Sink::spawn(dir.path(), port, extra);
-        Sink { child, port, dir }
+        let child = Sink::spawn(dir.path(), ip, port, extra);
+        Sink {
+            child,
+            ip: ip.to_string(),
+            port,
+            dir,
+        }
     }
 
-    fn spawn(dir: &Path, port: u16, extra: &[&str]) -> Child {
+    fn spawn(dir: &Path, ip: &str, port: u16, extra: &[&str]) -> Child {
         let mut cmd = Command::new(peer("smtp-sink"));
         if unsafe { libc::geteuid() } == 0 {
             cmd.args(["-u", "nobody"]);
@@ -414,12 +429,12 @@ impl Sink {
         let template = format!("{}/%H%M%S.", dir.display());
         cmd.args(["-d", &template])
             .args(extra)
-            .arg(format!("127.0.0.1:{port}"))
+            .arg(format!("{ip}:{port}"))
             .arg("256")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let child = cmd.spawn().expect("start smtp-sink");
-        wait_listening(port, "smtp-sink");
+        wait_listening_at(ip, port, "smtp-sink");
         child
     }
 
@@ -430,11 +445,14 @@ impl Sink {
         let _ = self.child.wait();
         let port = self.port;
         assert!(
-            wait_for(10, || std::net::TcpStream::connect(("127.0.0.1", port))
-                .is_err()),
+            wait_for(10, || std::net::TcpStream::connect((
+                self.ip.as_str(),
+                port
+            ))
+            .is_err()),
             "the old sink still listens"
         );
-        self.child = Sink::spawn(self.dir.path(), self.port, extra);
+        self.child = Sink::spawn(self.dir.path(), &self.ip, self.port, extra);
         self
     }
 
