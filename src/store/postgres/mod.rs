@@ -520,8 +520,22 @@ pub(crate) fn encode<T: serde::Serialize + ?Sized>(
     table: &'static str,
     v: &T,
 ) -> Result<serde_json::Value, StoreError> {
-    serde_json::to_value(v).map_err(|e| StoreError::Corrupt {
+    let mut value = serde_json::to_value(v).map_err(|e| StoreError::Corrupt {
         tree: table,
         detail: e.to_string(),
-    })
+    })?;
+    without_nul(&mut value);
+    Ok(value)
+}
+
+/// jsonb refuses U+0000 in a string, and some texts come from outside (a receiving
+/// server's reply, a bounce's words): a NUL there would make the record unwritable, so
+/// it is stored as U+FFFD, as a lossy decoder shows bad bytes.
+fn without_nul(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => *s = s.replace('\0', "\u{fffd}"),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(without_nul),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(without_nul),
+        _ => {}
+    }
 }

@@ -941,3 +941,20 @@ async fn flows_are_listed_by_address_and_state_newest_first() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn a_nul_from_a_remote_reply_does_not_make_a_record_unwritable() {
+    let db = TestDb::new().await;
+    let pg = db.migrated().await;
+    let mut r = message("a@example.jp", 1);
+    pg.insert_message(&mut r, b"raw", &Event::new(Step::Queued, 1))
+        .await
+        .unwrap();
+    r.last_reply = Some("550 no\0such user".into());
+    pg.put_message(&mut r).await.unwrap();
+    let stored = pg.message(&r.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.last_reply.as_deref(),
+        Some("550 no\u{fffd}such user")
+    );
+}
