@@ -181,6 +181,13 @@ pub enum StoreCommand {
     /// Bring the PostgreSQL schema up to this mailgate's version (store.backend =
     /// "postgres"; several nodes may run it at once) and print the version.
     Migrate,
+    /// What the store holds: messages by status, flows by state, bounces, the
+    /// suppression list, events, and its size on disk.
+    Stats {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Copy every record of this configuration's sled store (the server stopped), open
     /// messages with their bytes, into an empty PostgreSQL database; prints counts.
     Copy {
@@ -459,6 +466,13 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Queue(QueueCommand::List) => {
             return store_commands::run(&cli, Request::QueueList, store_commands::print_queue)
                 .await;
+        }
+        Command::Store(StoreCommand::Stats { json }) => {
+            let json = *json;
+            return store_commands::run(&cli, Request::StoreStats, move |v| {
+                store_commands::print_store_stats(v, json)
+            })
+            .await;
         }
         Command::Queue(QueueCommand::Status { json }) => {
             let json = *json;

@@ -139,3 +139,44 @@ pub fn print_log(v: Value, json: bool) {
         println!();
     }
 }
+
+/// Prints `store stats`: a line per kind, or the JSON.
+pub fn print_store_stats(v: Value, json: bool) {
+    if json {
+        println!("{v}");
+        return;
+    }
+    let Ok(s) = serde_json::from_value::<crate::store::Stats>(v) else {
+        eprintln!(
+            "mailgate: the server answered store stats in a form this mailgate does not know"
+        );
+        return;
+    };
+    let joined = |m: &std::collections::BTreeMap<String, u64>| {
+        if m.is_empty() {
+            "none".to_string()
+        } else {
+            m.iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    println!("store: {}", s.location);
+    println!(
+        "messages: {} ({})",
+        s.messages.values().sum::<u64>(),
+        joined(&s.messages)
+    );
+    println!(
+        "flows: {} ({})",
+        s.flows.values().sum::<u64>(),
+        joined(&s.flows)
+    );
+    println!("bounces kept: {}", s.bounces);
+    println!("suppressed addresses: {}", s.suppressed);
+    println!("events: {}", s.events);
+    if let Some(bytes) = s.size_bytes {
+        println!("on disk: {:.1} MiB", bytes as f64 / (1024.0 * 1024.0));
+    }
+}

@@ -41,6 +41,8 @@ pub enum Request {
     QueueList,
     /// What the queue is doing now (idle or not).
     QueueStatus,
+    /// What the store holds, kind by kind.
+    StoreStats,
     /// Try an open message now.
     QueueRetry { id: String },
     /// Cancel an open message.
@@ -153,6 +155,7 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
                 .await
                 .map_err(|e| e.to_string())?,
         ),
+        Request::StoreStats => to_value(&services.store.stats().await.map_err(|e| e.to_string())?),
         Request::QueueStatus => to_value(
             &services
                 .queue

@@ -394,6 +394,8 @@ pub trait Backend:
     /// True when other nodes share the store: work in flight elsewhere is not ours to
     /// recover at start; a lease ends it.
     fn shared(&self) -> bool;
+    /// The bytes the store takes on disk (its folder, or the database), if it can say.
+    async fn size_bytes(&self) -> Result<Option<u64>, StoreError>;
     /// Announces a write that will ask for a flush soon, so a flush starting meanwhile
     /// may wait a little for it.
     fn announce_write(&self) -> WriteIntent;
@@ -457,6 +459,45 @@ impl Store {
             .change_flow(id, &mut |f: &mut FlowRecord| out = Some(change(f)))
             .await?;
         Ok(record.and_then(|r| out.map(|o| (r, o))))
+    }
+
+    /// What the store holds, kind by kind (`mailgate store stats`). Counts messages and
+    /// flows record by record on sled: a command for an operator, not for a scrape.
+    pub async fn stats(&self) -> Result<Stats, StoreError> {
+        use crate::domain::FlowState as S;
+        let mut flows = std::collections::BTreeMap::new();
+        for state in [
+            S::Issued,
+            S::Mailed,
+            S::Opened,
+            S::CodeSent,
+            S::CodeVerified,
+            S::Completed,
+            S::Expired,
+            S::Undeliverable,
+            S::Locked,
+            S::Superseded,
+        ] {
+            let n = self.backend.count_flows_in_state(state).await?;
+            if n > 0 {
+                flows.insert(state.as_str().to_string(), n);
+            }
+        }
+        Ok(Stats {
+            location: self.backend.location(),
+            messages: self
+                .backend
+                .message_status_counts()
+                .await?
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            flows,
+            bounces: self.backend.bounce_reason_counts().await?.values().sum(),
+            suppressed: self.backend.suppressions().await?.len() as u64,
+            events: self.backend.last_event_seq().await?,
+            size_bytes: self.backend.size_bytes().await?,
+        })
     }
 
     /// Reads a typed operator record.
@@ -580,6 +621,24 @@ impl Store {
         let v = to_value("meta", value)?;
         self.backend.set_setting_value(name, v).await
     }
+}
+
+/// What a store holds (see [`Store::stats`]).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Stats {
+    pub location: String,
+    /// Messages by status.
+    pub messages: std::collections::BTreeMap<String, u64>,
+    /// Flows by state (states with none left out).
+    pub flows: std::collections::BTreeMap<String, u64>,
+    /// Bounce records kept.
+    pub bounces: u64,
+    /// Addresses on the suppression list.
+    pub suppressed: u64,
+    /// Events recorded (the last sequence number).
+    pub events: u64,
+    /// Bytes on disk, when the backend can say.
+    pub size_bytes: Option<u64>,
 }
 
 fn from_value<T: DeserializeOwned>(

@@ -68,3 +68,26 @@ fn a_second_server_on_the_same_store_is_refused_naming_the_store() {
         "{err}"
     );
 }
+
+#[test]
+fn store_stats_says_what_the_store_holds_with_or_without_a_server() {
+    let inst = Instance::new("");
+    inst.send_notice("stats@example.jp");
+    let out = inst.run(&["store", "stats"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("messages: 1 (queued 1)"), "{text}");
+    assert!(text.contains("flows: 0 (none)"), "{text}");
+    assert!(text.contains("on disk:"), "{text}");
+    // Through a running server's control socket, as JSON.
+    let _server = inst.serve();
+    inst.wait_queue_idle();
+    let out = inst.run(&["store", "stats", "--json"]);
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(stats["messages"]["delivered"], 1, "{stats}");
+    assert!(stats["size_bytes"].as_u64().unwrap_or(0) > 0, "{stats}");
+}

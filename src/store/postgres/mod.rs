@@ -131,6 +131,16 @@ impl crate::store::Backend for Postgres {
         true
     }
 
+    async fn size_bytes(&self) -> Result<Option<u64>, StoreError> {
+        let client = self.client().await?;
+        let n: i64 = client
+            .query_one("SELECT pg_database_size(current_database())", &[])
+            .await
+            .map_err(self.query_error("measuring the database"))?
+            .get(0);
+        Ok(Some(n.max(0) as u64))
+    }
+
     fn announce_write(&self) -> crate::store::WriteIntent {
         crate::store::WriteIntent::none()
     }
