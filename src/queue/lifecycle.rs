@@ -22,6 +22,8 @@ use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use crate::delivery::Outcome;
 use crate::domain::bounce::Suppression;
 use crate::domain::{
@@ -325,71 +327,77 @@ impl Lifecycle {
             detail: report.detail.clone(),
         };
         record.last_reply = report.reply.clone().or_else(|| report.detail.clone());
+        // The span goes with the future (`instrument`), not the thread: a guard held
+        // across the awaits below stayed entered while other outcomes ran on the same
+        // thread, nesting spans until the stack overflowed.
         let span = tracing::info_span!("outcome", msg_id = %id, attempt = record.attempts);
-        let _guard = span.enter();
-        match outcome {
-            Outcome::Delivered(_) => {
-                event.step = Some(Step::Delivered);
-                tracing::info!(
-                    host = report.remote_host.as_deref().unwrap_or(""),
-                    "delivered"
-                );
-                self.finish(&mut record, MessageStatus::Delivered, event)
-                    .await
-                    .map(drop)
-            }
-            Outcome::Failed(_) => {
-                event.step = Some(Step::Failed);
-                tracing::warn!(
-                    reply = report.reply.as_deref().unwrap_or(""),
-                    "failed permanently"
-                );
-                self.finish(&mut record, MessageStatus::Failed, event)
-                    .await
-                    .map(drop)
-            }
-            Outcome::Deferred(_) => {
-                match next_attempt(
-                    &self.retry_schedule,
-                    record.attempts,
-                    now,
-                    record.expires_ms,
-                ) {
-                    RetryDecision::RetryAt(at) => {
-                        event.step = Some(Step::Deferred);
-                        let why = event.detail.take();
-                        event.detail = Some(match why {
-                            Some(w) => format!("{w}; next try at {}", format_time_ms(at)),
-                            None => format!("next try at {}", format_time_ms(at)),
-                        });
-                        tracing::info!(reply = report.reply.as_deref().unwrap_or(""), next = %format_time_ms(at), "deferred");
-                        record.status = MessageStatus::Deferred;
-                        self.store.reschedule(&mut record, Some(at)).await?;
-                        if record.attempts == 1 {
-                            let data = message_data(&record, &event, event.detail.clone());
-                            self.store
-                                .record_event(EventType::MessageDeferred, data, now)
-                                .await?;
-                        }
-                        record.push_event(event);
-                        self.store.put_message(&mut record).await
-                    }
-                    RetryDecision::Expire => {
-                        event.step = Some(Step::Deferred);
-                        record.push_event(event);
-                        tracing::warn!("expired after its last try");
-                        self.finish(
-                            &mut record,
-                            MessageStatus::Expired,
-                            Event::new(Step::Expired, now)
-                                .with_detail("its lifetime ended before any server accepted it"),
-                        )
+        async {
+            match outcome {
+                Outcome::Delivered(_) => {
+                    event.step = Some(Step::Delivered);
+                    tracing::info!(
+                        host = report.remote_host.as_deref().unwrap_or(""),
+                        "delivered"
+                    );
+                    self.finish(&mut record, MessageStatus::Delivered, event)
                         .await
                         .map(drop)
+                }
+                Outcome::Failed(_) => {
+                    event.step = Some(Step::Failed);
+                    tracing::warn!(
+                        reply = report.reply.as_deref().unwrap_or(""),
+                        "failed permanently"
+                    );
+                    self.finish(&mut record, MessageStatus::Failed, event)
+                        .await
+                        .map(drop)
+                }
+                Outcome::Deferred(_) => {
+                    match next_attempt(
+                        &self.retry_schedule,
+                        record.attempts,
+                        now,
+                        record.expires_ms,
+                    ) {
+                        RetryDecision::RetryAt(at) => {
+                            event.step = Some(Step::Deferred);
+                            let why = event.detail.take();
+                            event.detail = Some(match why {
+                                Some(w) => format!("{w}; next try at {}", format_time_ms(at)),
+                                None => format!("next try at {}", format_time_ms(at)),
+                            });
+                            tracing::info!(reply = report.reply.as_deref().unwrap_or(""), next = %format_time_ms(at), "deferred");
+                            record.status = MessageStatus::Deferred;
+                            self.store.reschedule(&mut record, Some(at)).await?;
+                            if record.attempts == 1 {
+                                let data = message_data(&record, &event, event.detail.clone());
+                                self.store
+                                    .record_event(EventType::MessageDeferred, data, now)
+                                    .await?;
+                            }
+                            record.push_event(event);
+                            self.store.put_message(&mut record).await
+                        }
+                        RetryDecision::Expire => {
+                            event.step = Some(Step::Deferred);
+                            record.push_event(event);
+                            tracing::warn!("expired after its last try");
+                            self.finish(
+                                &mut record,
+                                MessageStatus::Expired,
+                                Event::new(Step::Expired, now)
+                                    .with_detail("its lifetime ended before any server accepted it"),
+                            )
+                            .await
+                            .map(drop)
+                        }
                     }
                 }
             }
         }
+        .instrument(span)
+        .await
     }
 
     /// The record of an open message, or why it is not one.

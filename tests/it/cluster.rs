@@ -66,6 +66,21 @@ impl Cluster {
             .unwrap_or_default()
     }
 
+    /// The last lines node `i` logged (warnings and errors first), for a failure.
+    fn warnings(&self, i: usize) -> String {
+        let log = self.server(i).log_text();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("panic"))
+            .collect();
+        let all: Vec<&str> = log.lines().collect();
+        format!(
+            "{}\n-- last lines:\n{}",
+            lines[lines.len().saturating_sub(20)..].join("\n"),
+            all[all.len().saturating_sub(8)..].join("\n")
+        )
+    }
+
     fn server(&self, i: usize) -> &Server {
         &self.nodes[i].1
     }
@@ -137,7 +152,13 @@ fn three_live_nodes_never_send_a_message_twice() {
         sink.count()
     );
     for i in 0..3 {
-        cluster.inst(i).wait_queue_idle();
+        let out = cluster.inst(i).run(&["queue", "status", "--json"]);
+        assert!(
+            out.status.success(),
+            "node {i}: queue status failed: {}\nits log: {}",
+            String::from_utf8_lossy(&out.stderr),
+            cluster.warnings(i)
+        );
     }
     let seen = arrivals(&sink, &ids);
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
@@ -170,10 +191,12 @@ fn a_node_killed_mid_delivery_loses_nothing_the_others_deliver_its_claims() {
     assert!(ids.len() > 2_000, "only {} acknowledged", ids.len());
     assert!(
         wait_for(300, || arrivals(&sink, &ids).len() == ids.len()),
-        "{} of {} acknowledged messages arrived; in the database: {}",
+        "{} of {} acknowledged messages arrived; in the database: {}\nnode 0 warned: {}\nnode 2 warned: {}",
         arrivals(&sink, &ids).len(),
         ids.len(),
-        cluster.statuses()
+        cluster.statuses(),
+        cluster.warnings(0),
+        cluster.warnings(2)
     );
     let seen = arrivals(&sink, &ids);
     let duplicates: usize = seen.values().map(|n| n - 1).sum();
