@@ -4,58 +4,14 @@
 //! exists), decides with the same fixed-window rule as the sled store and writes the
 //! window back, all in one transaction: however many requests arrive at once, on
 //! however many nodes, no more than `max` are let through per window.
-//!
-//! The window rule below repeats the sled store's private `Window::take` and `refund`
-//! (src/store/limits.rs), which this module may not change; when the store is split
-//! into backends, both should call one shared rule.
+//! The rule itself is `store::limits::Window`, shared with the sled backend.
 
 use async_trait::async_trait;
 
 use crate::store::Limits;
-use crate::store::limits::{LimitKey, Rule, Take};
+use crate::store::limits::{LimitKey, Rule, Take, Window};
 
 use super::{Postgres, StoreError, ms, unms};
-
-/// One key's window, as stored in its row.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Window {
-    start_ms: u64,
-    count: u32,
-    shut_until_ms: u64,
-}
-
-impl Window {
-    /// The window after a take at `now`, and whether it was allowed (the sled rule).
-    fn take(self, rule: Rule, now: u64) -> (Window, Take) {
-        if now < self.shut_until_ms {
-            return (
-                self,
-                Take::Refused {
-                    until_ms: self.shut_until_ms,
-                },
-            );
-        }
-        let mut w = if self.count == 0 || now.saturating_sub(self.start_ms) >= rule.window_ms {
-            Window {
-                start_ms: now,
-                count: 0,
-                shut_until_ms: 0,
-            }
-        } else {
-            self
-        };
-        if w.count >= rule.max {
-            let until_ms = w.start_ms + rule.window_ms;
-            return (w, Take::Refused { until_ms });
-        }
-        w.count += 1;
-        if w.count >= rule.max {
-            w.shut_until_ms = now + rule.lock_ms;
-        }
-        let remaining = rule.max - w.count;
-        (w, Take::Allowed { remaining })
-    }
-}
 
 #[async_trait]
 impl Limits for Postgres {
@@ -169,26 +125,5 @@ impl Limits for Postgres {
             .await
             .map_err(self.query_error("pruning rate limits"))?;
         Ok(gone as usize)
-    }
-}
-
-#[cfg(test)]
-mod rule_tests {
-    use super::*;
-
-    const RULE: Rule = Rule {
-        max: 3,
-        window_ms: 1000,
-        lock_ms: 5000,
-    };
-
-    #[test]
-    fn a_full_window_shuts_for_the_lock_and_then_opens() {
-        let mut w = Window::default();
-        for t in 0..3 {
-            w = w.take(RULE, 10 + t).0;
-        }
-        assert_eq!(w.take(RULE, 20).1, Take::Refused { until_ms: 5012 });
-        assert_eq!(w.take(RULE, 5012).1, Take::Allowed { remaining: 2 });
     }
 }
