@@ -369,15 +369,14 @@ impl Lifecycle {
                             });
                             tracing::info!(reply = report.reply.as_deref().unwrap_or(""), next = %format_time_ms(at), "deferred");
                             record.status = MessageStatus::Deferred;
-                            self.store.reschedule(&mut record, Some(at)).await?;
-                            if record.attempts == 1 {
+                            let told = (record.attempts == 1).then(|| {
                                 let data = message_data(&record, &event, event.detail.clone());
-                                self.store
-                                    .record_event(EventType::MessageDeferred, data, now)
-                                    .await?;
-                            }
+                                Store::new_event(EventType::MessageDeferred, data, now)
+                            });
                             record.push_event(event);
-                            self.store.put_message(&mut record).await
+                            self.store
+                                .write_message_change(&mut record, Some(at), told, None)
+                                .await
                         }
                         RetryDecision::Expire => {
                             event.step = Some(Step::Deferred);
@@ -480,20 +479,14 @@ impl Lifecycle {
         event: Event,
     ) -> Result<Vec<String>, StoreError> {
         record.status = status;
-        if record.due_ms.is_some() {
-            self.store.reschedule(record, None).await?;
-        }
         let at_ms = event.at_ms;
         let data = message_data(record, &event, failure_text(record));
+        let told = final_event(status).map(|kind| Store::new_event(kind, data, at_ms));
         record.push_event(event);
-        self.store.put_message(record).await?;
-        if let Some(kind) = final_event(status) {
-            self.store.record_event(kind, data, at_ms).await?;
-        }
         // `mailgate_deliveries_total` counts final states as they happen: a delivered
         // message that bounces later adds to "bounced" and never takes from "delivered".
         self.store
-            .counter_add("deliveries", status.as_str(), 1)
+            .write_message_change(record, None, told, Some(("deliveries", status.as_str())))
             .await?;
         let finished = Arc::new(MessageFinished {
             record: record.clone(),

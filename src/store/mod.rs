@@ -332,12 +332,14 @@ pub trait Meta {
 /// The log's sequence numbers only grow, and an event is visible to
 /// [`Events::events_after`] only once every event with a lower number is: a reader
 /// that moves its cursor to the last number it saw misses nothing. (A backend that
-/// takes numbers from a database sequence must hold a lock across number and insert,
-/// or readers skip an event committed late.)
+/// took numbers from a database sequence at insert would let readers skip an event
+/// committed late; the PostgreSQL one numbers committed events afterwards instead.)
 #[async_trait]
 pub trait Events {
-    /// Appends `event`, giving it the next sequence number (written into it and
-    /// returned). Not durable until a flush, like the change it describes.
+    /// Appends `event`. Its sequence number is given now (written into it and
+    /// returned) or, by a backend shared between nodes, once it is committed (0 is
+    /// returned); either way before a reader sees it. Not durable until a flush, like
+    /// the change it describes.
     async fn append_event(&self, event: &mut EventRecord) -> Result<u64, StoreError>;
     /// Up to `limit` events with a sequence number above `after`, in order.
     async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError>;
@@ -403,6 +405,32 @@ pub trait Backend:
     async fn flush(&self, intent: Option<WriteIntent>) -> Result<(), StoreError>;
     /// [`Backend::flush`] on the calling thread, for code that is not async.
     fn flush_blocking(&self) -> Result<(), StoreError>;
+
+    /// Writes a message's new state with what the change tells, as one unit: the
+    /// record with its queue entry moved to `due_ms` (out of the queue with `None`; a
+    /// final record drops its body), the application's event if any, and one count
+    /// under `counter` if any. Durable with the next flush, like the writes it stands
+    /// for. The default makes one call per part; a database writes them in one
+    /// statement, so a finished message costs one commit.
+    async fn write_message_change(
+        &self,
+        record: &mut MessageRecord,
+        due_ms: Option<u64>,
+        mut event: Option<EventRecord>,
+        counter: Option<(&str, &str)>,
+    ) -> Result<(), StoreError> {
+        if record.due_ms != due_ms {
+            self.reschedule(record, due_ms).await?;
+        }
+        self.put_message(record).await?;
+        if let Some(event) = event.as_mut() {
+            self.append_event(event).await?;
+        }
+        if let Some((kind, label)) = counter {
+            self.counter_add(kind, label, 1).await?;
+        }
+        Ok(())
+    }
 }
 
 /// A handle to the open store; cheap to clone. The aggregate traits' methods are
@@ -557,10 +585,16 @@ impl Store {
         data: EventData,
         now: u64,
     ) -> Result<EventRecord, StoreError> {
-        let id = format!("evt_{}", crate::secrets::random_hex::<12>());
-        let mut event = EventRecord::new(id, kind, now, data);
+        let mut event = Store::new_event(kind, data, now);
         self.backend.append_event(&mut event).await?;
         Ok(event)
+    }
+
+    /// An event of `kind` about `data` at `now` with a fresh id, not yet appended (see
+    /// [`Backend::write_message_change`]).
+    pub fn new_event(kind: EventType, data: EventData, now: u64) -> EventRecord {
+        let id = format!("evt_{}", crate::secrets::random_hex::<12>());
+        EventRecord::new(id, kind, now, data)
     }
 
     /// Puts an address on the suppression list and records `suppression.added`.

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use crate::store::Bounces;
 
-use super::{Postgres, StoreError, decode, encode, ms};
+use super::{Postgres, StoreError, count_sql, counter_shard, decode, encode, ms};
 
 #[async_trait]
 impl Bounces for Postgres {
@@ -16,12 +16,21 @@ impl Bounces for Postgres {
         let json = encode("bounces", record)?;
         let reason = record.reason.as_deref().unwrap_or("undefined");
         let client = self.client().await?;
+        let sql = format!(
+            "WITH bounce AS (INSERT INTO bounces (at_ms, record) VALUES ($1, $2)) {}",
+            count_sql(3, 4, 5, 6)
+        );
         client
             .execute(
-                "WITH bounce AS (INSERT INTO bounces (at_ms, record) VALUES ($1, $2))
-                 INSERT INTO counters (kind, label, value) VALUES ('bounces', $3, 1)
-                 ON CONFLICT (kind, label) DO UPDATE SET value = counters.value + 1",
-                &[&ms(record.at_ms), &json, &reason],
+                &sql,
+                &[
+                    &ms(record.at_ms),
+                    &json,
+                    &"bounces",
+                    &reason,
+                    &counter_shard(),
+                    &1i64,
+                ],
             )
             .await
             .map_err(self.query_error("storing a bounce"))?;

@@ -1,73 +1,105 @@
 //! The event log and webhook deliveries, in PostgreSQL.
 //!
-//! An event's number is taken and inserted in one transaction holding a transaction
-//! advisory lock, so appends commit one after the other in number order: a reader never
-//! sees a number while a lower one is still uncommitted, and a feed cursor skips none.
+//! An event is inserted without a number, by the statement that makes the change it
+//! describes, so writers never wait for one another. Numbers are given afterwards by
+//! [`Postgres::number_events`]: a short transaction under an advisory lock numbers the
+//! committed events in insertion order, above every number given before. A reader
+//! numbers what is pending before it reads and sees only numbered events, so numbers
+//! appear in order and a feed cursor never passes an event committed late.
 //! Deliveries are claimed as messages are: `FOR UPDATE SKIP LOCKED` hands each due one
 //! to a single claimer, which moves its next try a lease ahead.
 
 use async_trait::async_trait;
+use tokio_postgres::Row;
 
 use crate::domain::{DeliveryState, EventRecord, WebhookDelivery};
 use crate::store::Events;
 
 use super::{Postgres, StoreError, decode, encode, ms, unms};
 
-/// The advisory lock held while an event is appended ("events" in ASCII).
-const APPEND_LOCK: i64 = 0x0000_6576_656e_7473;
+/// The advisory lock held while events are numbered ("events" in ASCII).
+const NUMBER_LOCK: i64 = 0x0000_6576_656e_7473;
+
+/// At most this many events are numbered by one sequencer transaction.
+const NUMBER_BATCH: i64 = 10_000;
+
+/// The statement that inserts an unnumbered event, its id and record at `$id`, `$rec`.
+pub(super) fn insert_event_sql(id: usize, rec: usize) -> String {
+    format!("INSERT INTO events (id, record) VALUES (${id}, ${rec})")
+}
+
+/// An event row (`seq`, `record`): the record with the number the sequencer gave it.
+fn numbered(row: &Row) -> Result<EventRecord, StoreError> {
+    let mut event: EventRecord = decode("events", row.get(1))?;
+    event.seq = unms(row.get(0));
+    Ok(event)
+}
+
+impl Postgres {
+    /// Numbers the committed events that have no number yet, in insertion order. One
+    /// round trip: the lock and the update run as one implicit transaction, and the
+    /// update's snapshot is taken after the lock is held, so it sees every number
+    /// given before. Events committed meanwhile are numbered by the next call.
+    pub(super) async fn number_events(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .batch_execute(&format!(
+                "SELECT pg_advisory_xact_lock({NUMBER_LOCK});
+                 WITH base AS (SELECT coalesce(max(seq), 0) AS n FROM events),
+                      todo AS (
+                          SELECT pos, row_number() OVER (ORDER BY pos) AS k FROM events
+                          WHERE seq IS NULL ORDER BY pos LIMIT {NUMBER_BATCH}
+                      )
+                 UPDATE events e SET seq = base.n + todo.k
+                 FROM todo, base WHERE e.pos = todo.pos"
+            ))
+            .await
+            .map_err(self.query_error("numbering events"))
+    }
+}
 
 #[async_trait]
 impl Events for Postgres {
+    /// Inserts the event unnumbered (see the module's note); returns 0.
     async fn append_event(&self, event: &mut EventRecord) -> Result<u64, StoreError> {
-        let mut client = self.client().await?;
-        let failed = |what| self.query_error(what);
-        let tx = client
-            .transaction()
-            .await
-            .map_err(failed("appending an event"))?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK])
-            .await
-            .map_err(failed("appending an event"))?;
-        // A statement of its own, after the lock: it sees every append committed before.
-        let next: i64 = tx
-            .query_one("SELECT coalesce(max(seq), 0) + 1 FROM events", &[])
-            .await
-            .map_err(failed("appending an event"))?
-            .get(0);
-        event.seq = unms(next);
         let json = encode("events", event)?;
-        tx.execute(
-            "INSERT INTO events (seq, id, record) VALUES ($1, $2, $3)",
-            &[&next, &event.id, &json],
-        )
-        .await
-        .map_err(failed("appending an event"))?;
-        tx.commit().await.map_err(failed("appending an event"))?;
-        Ok(event.seq)
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&insert_event_sql(1, 2))
+            .await
+            .map_err(self.query_error("appending an event"))?;
+        client
+            .execute(&stmt, &[&event.id, &json])
+            .await
+            .map_err(self.query_error("appending an event"))?;
+        Ok(0)
     }
 
     async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
+        self.number_events().await?;
         let client = self.client().await?;
         let stmt = client
-            .prepare_cached("SELECT record FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .prepare_cached("SELECT seq, record FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
             .await
             .map_err(self.query_error("reading events"))?;
         let rows = client
             .query(&stmt, &[&ms(after), &(limit.min(i64::MAX as usize) as i64)])
             .await
             .map_err(self.query_error("reading events"))?;
-        rows.into_iter()
-            .map(|r| decode("events", r.get(0)))
-            .collect()
+        rows.iter().map(numbered).collect()
     }
 
     async fn event_by_id(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
+        self.number_events().await?;
         let client = self.client().await?;
         let row = client
-            .query_opt("SELECT record FROM events WHERE id = $1", &[&id])
+            .query_opt(
+                "SELECT seq, record FROM events WHERE id = $1 AND seq IS NOT NULL",
+                &[&id],
+            )
             .await
             .map_err(self.query_error("reading an event"))?;
-        row.map(|r| decode("events", r.get(0))).transpose()
+        row.as_ref().map(numbered).transpose()
     }
 
     async fn last_event_seq(&self) -> Result<u64, StoreError> {

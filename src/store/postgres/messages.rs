@@ -9,10 +9,12 @@
 
 use async_trait::async_trait;
 use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 
-use crate::domain::{Event, MessageId, MessageRecord};
+use crate::domain::{Event, EventRecord, MessageId, MessageRecord};
 
-use super::{Postgres, StoreError, decode, encode, ms, unms};
+use super::events::insert_event_sql;
+use super::{Postgres, StoreError, count_sql, counter_shard, decode, encode, ms, unms};
 
 use crate::store::{CASE_SCAN_LIMIT, Claimed, Messages};
 
@@ -30,6 +32,58 @@ fn message_id(row: &Row, col: usize) -> Result<MessageId, StoreError> {
 /// `record` with its `due_ms` set to the statement's due parameter (`$N`).
 fn with_due(param: usize) -> String {
     format!("jsonb_set(record, '{{due_ms}}', coalesce(to_jsonb(${param}::bigint), 'null'))")
+}
+
+impl Postgres {
+    /// Rewrites a message record (status and due time with it) together with what the
+    /// change tells, in one statement: its body goes when the record is final, `event`
+    /// is inserted unnumbered (see `events`), and `counter` counts one.
+    pub(super) async fn write_change(
+        &self,
+        record: &MessageRecord,
+        event: Option<&EventRecord>,
+        counter: Option<(&str, &str)>,
+    ) -> Result<(), StoreError> {
+        let json = encode(TABLE, record)?;
+        let id = record.id.as_bytes().as_slice();
+        let status = record.status.as_str();
+        let due = record.due_ms.map(ms);
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&id, &status, &due, &json];
+        let mut parts = Vec::new();
+        if !record.status.is_open() {
+            parts.push("body AS (DELETE FROM message_bodies WHERE id = $1)".to_string());
+        }
+        let event_json = event.map(|e| encode("events", e)).transpose()?;
+        if let (Some(event), Some(event_json)) = (event, &event_json) {
+            params.push(&event.id);
+            params.push(event_json);
+            let n = params.len();
+            parts.push(format!("event AS ({})", insert_event_sql(n - 1, n)));
+        }
+        let (shard, one) = (counter_shard(), 1i64);
+        let (kind, label) = counter.unwrap_or_default();
+        if counter.is_some() {
+            params.extend([&kind as &(dyn ToSql + Sync), &label, &shard, &one]);
+            let n = params.len();
+            parts.push(format!("count AS ({})", count_sql(n - 3, n - 2, n - 1, n)));
+        }
+        let update = "UPDATE messages SET status = $2, due_ms = $3, record = $4 WHERE id = $1";
+        let sql = if parts.is_empty() {
+            update.to_string()
+        } else {
+            format!("WITH {} {update}", parts.join(", "))
+        };
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&sql)
+            .await
+            .map_err(self.query_error("writing a message"))?;
+        client
+            .execute(&stmt, &params)
+            .await
+            .map_err(self.query_error("writing a message"))?;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -95,31 +149,7 @@ impl Messages for Postgres {
     /// its body in the same statement: the bytes may hold a link or a code, and nobody
     /// needs them any more.
     async fn put_message(&self, record: &mut MessageRecord) -> Result<(), StoreError> {
-        let json = encode(TABLE, record)?;
-        let sql = if record.status.is_open() {
-            "UPDATE messages SET status = $2, due_ms = $3, record = $4 WHERE id = $1"
-        } else {
-            "WITH body AS (DELETE FROM message_bodies WHERE id = $1)
-             UPDATE messages SET status = $2, due_ms = $3, record = $4 WHERE id = $1"
-        };
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(sql)
-            .await
-            .map_err(self.query_error("writing a message"))?;
-        client
-            .execute(
-                &stmt,
-                &[
-                    &record.id.as_bytes().as_slice(),
-                    &record.status.as_str(),
-                    &record.due_ms.map(ms),
-                    &json,
-                ],
-            )
-            .await
-            .map_err(self.query_error("writing a message"))?;
-        Ok(())
+        self.write_change(record, None, None).await
     }
 
     /// The signed bytes of an open message (`None` once it is final).

@@ -1,7 +1,8 @@
 //! API keys, settings, counters and the health probe, in PostgreSQL.
 //!
-//! A counter is one row per kind and label, added to with one `INSERT … ON CONFLICT
-//! DO UPDATE` (atomic however many nodes count at once).
+//! A counter is a few shard rows per kind and label, each added to with one `INSERT …
+//! ON CONFLICT DO UPDATE` (atomic however many nodes count at once), and read as their
+//! sum.
 
 use async_trait::async_trait;
 
@@ -9,7 +10,7 @@ use crate::domain::apikey::ApiKeyRecord;
 
 use crate::store::{Keys, Meta};
 
-use super::{Postgres, StoreError, decode, encode, ms, unms};
+use super::{Postgres, StoreError, count_sql, counter_shard, decode, encode, ms, unms};
 
 #[async_trait]
 impl Keys for Postgres {
@@ -72,14 +73,11 @@ impl Meta for Postgres {
     async fn counter_add(&self, kind: &str, label: &str, n: u64) -> Result<(), StoreError> {
         let client = self.client().await?;
         let stmt = client
-            .prepare_cached(
-                "INSERT INTO counters (kind, label, value) VALUES ($1, $2, $3)
-                 ON CONFLICT (kind, label) DO UPDATE SET value = counters.value + EXCLUDED.value",
-            )
+            .prepare_cached(&count_sql(1, 2, 3, 4))
             .await
             .map_err(self.query_error("counting"))?;
         client
-            .execute(&stmt, &[&kind, &label, &ms(n)])
+            .execute(&stmt, &[&kind, &label, &counter_shard(), &ms(n)])
             .await
             .map_err(self.query_error("counting"))?;
         Ok(())
@@ -91,7 +89,8 @@ impl Meta for Postgres {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
-                "SELECT label, value FROM counters WHERE kind = $1 ORDER BY label COLLATE \"C\"",
+                "SELECT label, sum(value)::bigint FROM counters WHERE kind = $1
+                 GROUP BY label ORDER BY label COLLATE \"C\"",
             )
             .await
             .map_err(self.query_error("reading counters"))?;

@@ -861,6 +861,75 @@ async fn events_appended_on_three_nodes_at_once_are_numbered_without_gaps() {
 }
 
 #[tokio::test]
+async fn an_event_committed_late_is_numbered_after_the_cursor_not_skipped() {
+    use crate::domain::{EventData, EventType};
+    let db = TestDb::new().await;
+    let pg = db.migrated().await;
+    let s = store(&pg);
+    // A writer whose transaction is still open when a later one commits.
+    let mut slow = pg.client().await.unwrap();
+    let slow = slow.transaction().await.unwrap();
+    let late = Store::new_event(EventType::FlowMailed, EventData::default(), 1);
+    slow.execute(
+        &super::events::insert_event_sql(1, 2),
+        &[&late.id, &super::encode("events", &late).unwrap()],
+    )
+    .await
+    .unwrap();
+    let first = s
+        .record_event(EventType::FlowOpened, EventData::default(), 2)
+        .await
+        .unwrap();
+    let seen = s.events_after(0, 10).await.unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!((seen[0].id.as_str(), seen[0].seq), (first.id.as_str(), 1));
+    slow.commit().await.unwrap();
+    let next = s.events_after(1, 10).await.unwrap();
+    assert_eq!(next.len(), 1, "the late event was skipped: {next:?}");
+    assert_eq!((next[0].id.as_str(), next[0].seq), (late.id.as_str(), 2));
+}
+
+#[tokio::test]
+async fn a_finished_message_its_event_and_its_count_are_written_together() {
+    use crate::domain::{EventData, EventType};
+    let db = TestDb::new().await;
+    let pg = db.migrated().await;
+    let s = store(&pg);
+    let mut r = message("a@example.jp", 100);
+    pg.insert_message(&mut r, b"body", &Event::new(Step::Queued, 100))
+        .await
+        .unwrap();
+    r.status = MessageStatus::Delivered;
+    r.push_event(Event::new(Step::Delivered, 120));
+    let told = Store::new_event(EventType::MessageDelivered, EventData::of_message(&r), 120);
+    s.write_message_change(
+        &mut r,
+        None,
+        Some(told.clone()),
+        Some(("deliveries", "delivered")),
+    )
+    .await
+    .unwrap();
+    let stored = pg.message(&r.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.due_ms),
+        (MessageStatus::Delivered, None)
+    );
+    assert_eq!(pg.body(&stored).await.unwrap(), None);
+    assert_eq!(pg.next_due().await.unwrap(), None);
+    let events = s.events_after(0, 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (events[0].id.as_str(), events[0].seq),
+        (told.id.as_str(), 1)
+    );
+    assert_eq!(
+        pg.counters("deliveries").await.unwrap(),
+        vec![("delivered".to_string(), 1)]
+    );
+}
+
+#[tokio::test]
 async fn a_due_delivery_is_claimed_by_one_node_only_until_its_lease_ends() {
     use crate::domain::{DeliveryState, EventType, WebhookDelivery};
     use crate::store::Events;
