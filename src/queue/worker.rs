@@ -4,7 +4,9 @@
 //! (the message becomes `sending` and its queue key moves an hour ahead, so it is not
 //! claimed twice) and hands each to its destination ([`route`](super::route)): the
 //! relay, the recipient's domain (MX), or the outbox. Each destination runs up to
-//! `max_connections_per_domain` connection tasks, all under `max_connections`; a task
+//! `max_connections_per_domain` connection tasks, all under `max_connections`, and each
+//! task first takes one of the destination's connection slots in the store, so on a
+//! shared store the cap counts every node's connections; a task
 //! keeps its SMTP connection for up to `messages_per_connection` messages and lingers
 //! briefly for more before it says QUIT. Outcomes go back to the lifecycle. On start,
 //! messages left `sending` by a killed process are made due again: delivery is at least
@@ -51,6 +53,8 @@ struct Inner {
     route: Route,
     destinations: Mutex<HashMap<String, Arc<Destination>>>,
     connections: Arc<Semaphore>,
+    /// This worker's name on the connection slots it holds in the store.
+    holder: String,
 }
 
 /// Runs the worker until shutdown. Returns once connection tasks have finished their
@@ -72,6 +76,7 @@ pub async fn run(queue: Queue, mut shutdown: Shutdown) -> anyhow::Result<()> {
         queue: queue.clone(),
         route,
         destinations: Mutex::new(HashMap::new()),
+        holder: format!("worker-{}", crate::secrets::random_hex::<8>()),
     });
     let mut jobs = handoff.attach(
         (d.max_connections * 512).max(4096),
@@ -94,6 +99,14 @@ pub async fn run(queue: Queue, mut shutdown: Shutdown) -> anyhow::Result<()> {
             next_renewal = Instant::now() + renew_every;
             if let Err(e) = queue.lifecycle.renew_claims(now_ms()).await {
                 tracing::warn!(error = %e, "cannot renew the claims on the messages in hand");
+            }
+            let slots_until = now_ms() + queue.lifecycle.lease().as_millis() as u64;
+            if let Err(e) = queue
+                .store
+                .renew_connection_slots(&inner.holder, slots_until)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot renew the connection slots in hand");
             }
         }
         if Instant::now() >= look_at {
@@ -236,7 +249,17 @@ fn dispatch(inner: &Arc<Inner>, name: String, job: Job) {
         let inner = inner.clone();
         tokio::spawn(async move {
             let permit = inner.connections.clone().acquire_owned().await;
-            connection_task(&inner, &dest).await;
+            if let Some(slot) = connection_slot(&inner, &dest).await {
+                connection_task(&inner, &dest).await;
+                let store = &inner.queue.store;
+                if let Err(e) = store
+                    .release_connection_slot(&dest.name, slot, &inner.holder)
+                    .await
+                {
+                    // It lapses at the end of its lease instead.
+                    tracing::warn!(error = %e, destination = %dest.name, "cannot give back a connection slot");
+                }
+            }
             drop(permit);
             dest.active.fetch_sub(1, Ordering::SeqCst);
             // Work may have arrived after this task decided to stop.
@@ -246,6 +269,42 @@ fn dispatch(inner: &Arc<Inner>, name: String, job: Job) {
                 dispatch(&inner, dest.name.clone(), job);
             }
         });
+    }
+}
+
+/// How long a connection waits before it looks again for a slot to its destination
+/// while other nodes hold them all (plus up to as much again, so waiting nodes spread).
+const SLOT_WAIT: Duration = Duration::from_millis(200);
+
+/// A slot under the cluster's cap on connections to `dest`
+/// (`delivery.max_connections_per_domain` counts every node's connections), waited
+/// for while the others hold them all; `None` when no message is left waiting for it.
+async fn connection_slot(inner: &Inner, dest: &Destination) -> Option<u32> {
+    let store = &inner.queue.store;
+    let cap = inner.queue.config.delivery.max_connections_per_domain;
+    let lease = inner.queue.lifecycle.lease().as_millis() as u64;
+    let mut told = false;
+    loop {
+        if dest.pending.lock().expect("pending").is_empty() {
+            return None;
+        }
+        let now = now_ms();
+        match store
+            .take_connection_slot(&dest.name, &inner.holder, cap, now + lease, now)
+            .await
+        {
+            Ok(Some(slot)) => return Some(slot),
+            Ok(None) if !told => {
+                told = true;
+                tracing::debug!(destination = %dest.name, cap, "every connection slot is held by other nodes; waiting");
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, destination = %dest.name, "cannot take a connection slot; trying again")
+            }
+        }
+        let jitter = rand::random::<u64>() % SLOT_WAIT.as_millis() as u64;
+        tokio::time::sleep(SLOT_WAIT + Duration::from_millis(jitter)).await;
     }
 }
 

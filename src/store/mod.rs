@@ -300,6 +300,38 @@ pub trait Limits {
     async fn limit_clear_prefix(&self, scope: &'static str, first: &str) -> Result<(), StoreError>;
     /// Forgets the windows that ended before `now`; returns how many went.
     async fn limit_prune(&self, longest_window_ms: u64, now: u64) -> Result<usize, StoreError>;
+
+    /// Takes one of the `cap` connection slots to `destination` for `holder` until
+    /// `until_ms`, atomically across every node; `None` while all are held (a slot
+    /// whose holder let it lapse past `now` is free again). A store only one node uses
+    /// grants every slot: that node's own count of connections is the cap.
+    async fn take_connection_slot(
+        &self,
+        _destination: &str,
+        _holder: &str,
+        _cap: usize,
+        _until_ms: u64,
+        _now: u64,
+    ) -> Result<Option<u32>, StoreError> {
+        Ok(Some(0))
+    }
+    /// Gives back a slot taken with [`Limits::take_connection_slot`].
+    async fn release_connection_slot(
+        &self,
+        _destination: &str,
+        _slot: u32,
+        _holder: &str,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Moves the end of every slot `holder` holds to `until_ms` (the holder lives on).
+    async fn renew_connection_slots(
+        &self,
+        _holder: &str,
+        _until_ms: u64,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Settings the program keeps for itself, counters that only grow, and health.

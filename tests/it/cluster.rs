@@ -167,6 +167,83 @@ fn three_live_nodes_never_send_a_message_twice() {
     assert_eq!(sink.count(), 2_000);
 }
 
+/// A TCP relay in front of a sink that counts the connections open through it at
+/// once: the receiving side of `delivery.max_connections_per_domain`.
+struct ConnectionCounter {
+    port: u16,
+    most: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ConnectionCounter {
+    fn start(to_port: u16) -> ConnectionCounter {
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = std::sync::Arc::new(AtomicUsize::new(0));
+        let most = std::sync::Arc::new(AtomicUsize::new(0));
+        let m = most.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", to_port)) else {
+                    continue;
+                };
+                let now = open.fetch_add(1, Ordering::SeqCst) + 1;
+                m.fetch_max(now, Ordering::SeqCst);
+                let open = open.clone();
+                std::thread::spawn(move || {
+                    let (mut c_in, mut s_out) =
+                        (client.try_clone().unwrap(), server.try_clone().unwrap());
+                    let upstream = std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut c_in, &mut s_out);
+                        let _ = s_out.shutdown(std::net::Shutdown::Write);
+                    });
+                    let (mut s_in, mut c_out) = (server, client);
+                    let _ = std::io::copy(&mut s_in, &mut c_out);
+                    let _ = c_out.shutdown(std::net::Shutdown::Both);
+                    let _ = upstream.join();
+                    open.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        ConnectionCounter { port, most }
+    }
+
+    /// The most connections that were open at once.
+    fn most(&self) -> usize {
+        self.most.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn the_cap_on_connections_to_a_domain_counts_every_nodes_connections() {
+    let sink = Sink::start(&[]);
+    let counter = ConnectionCounter::start(sink.port);
+    // Each node alone may open two; short connections make nodes open new ones often.
+    let cluster = Cluster::start(3, |_| {
+        relay_config(counter.port, "\"1s\"").replace(
+            "[inbound]",
+            "max_connections_per_domain = 2\nmessages_per_connection = 10\n[inbound]",
+        )
+    });
+    let ids = cluster.send_notices(600, &[0, 1, 2], "cap");
+    assert_eq!(ids.len(), 600, "every message is acknowledged");
+    // Counted from complete captures: the sink writes a capture while it receives it.
+    assert!(
+        wait_for(240, || arrivals(&sink, &ids).len() >= 600),
+        "{} of 600 arrived; {}",
+        arrivals(&sink, &ids).len(),
+        cluster.statuses()
+    );
+    println!("most connections open at once: {}", counter.most());
+    assert!(
+        counter.most() <= 2,
+        "{} connections were open at once for a cluster cap of 2",
+        counter.most()
+    );
+}
+
 #[test]
 fn a_node_killed_mid_delivery_loses_nothing_the_others_deliver_its_claims() {
     let sink = Sink::start(&[]);

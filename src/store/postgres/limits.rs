@@ -5,6 +5,10 @@
 //! window back, all in one transaction: however many requests arrive at once, on
 //! however many nodes, no more than `max` are let through per window.
 //! The rule itself is `store::limits::Window`, shared with the sled backend.
+//!
+//! Connection slots to a destination are rows too (`domain_slots`), one per slot
+//! number below the cap, each held by one node until its lease ends: the cap on
+//! connections to one domain holds across the cluster, and a dead node's slots lapse.
 
 use async_trait::async_trait;
 
@@ -125,5 +129,94 @@ impl Limits for Postgres {
             .await
             .map_err(self.query_error("pruning rate limits"))?;
         Ok(gone as usize)
+    }
+
+    /// Takes a free slot number below `cap` (one never taken, released, or lapsed), at
+    /// random among the free ones so that takers at once rarely want the same; two that
+    /// do meet on the row's primary key, and the loser tries again.
+    async fn take_connection_slot(
+        &self,
+        destination: &str,
+        holder: &str,
+        cap: usize,
+        until_ms: u64,
+        now: u64,
+    ) -> Result<Option<u32>, StoreError> {
+        let client = self.client().await?;
+        let failed = || self.query_error("taking a connection slot");
+        let stmt = client
+            .prepare_cached(
+                "WITH free AS (
+                     SELECT s FROM generate_series(0, $3::int - 1) s
+                     WHERE NOT EXISTS (
+                         SELECT 1 FROM domain_slots d
+                         WHERE d.domain = $1 AND d.slot = s AND d.until_ms > $5)
+                     ORDER BY random() LIMIT 1
+                 )
+                 INSERT INTO domain_slots (domain, node, slot, until_ms)
+                 SELECT $1, $2, s, $4 FROM free
+                 ON CONFLICT (domain, slot) DO UPDATE
+                     SET node = EXCLUDED.node, until_ms = EXCLUDED.until_ms
+                     WHERE domain_slots.until_ms <= $5
+                 RETURNING slot",
+            )
+            .await
+            .map_err(failed())?;
+        let cap = i32::try_from(cap).unwrap_or(i32::MAX);
+        for _ in 0..3 {
+            let row = client
+                .query_opt(
+                    &stmt,
+                    &[&destination, &holder, &cap, &ms(until_ms), &ms(now)],
+                )
+                .await
+                .map_err(failed())?;
+            if let Some(row) = row {
+                return Ok(Some(row.get::<_, i32>(0).max(0) as u32));
+            }
+            // Nothing free, or another taker won the one this one chose: look again
+            // only if some slot still looks free.
+            let free: bool = client
+                .query_one(
+                    "SELECT count(*) < $2 FROM domain_slots WHERE domain = $1 AND until_ms > $3",
+                    &[&destination, &(cap as i64), &ms(now)],
+                )
+                .await
+                .map_err(failed())?
+                .get(0);
+            if !free {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
+    async fn release_connection_slot(
+        &self,
+        destination: &str,
+        slot: u32,
+        holder: &str,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM domain_slots WHERE domain = $1 AND slot = $2 AND node = $3",
+                &[&destination, &(slot as i32), &holder],
+            )
+            .await
+            .map_err(self.query_error("giving back a connection slot"))?;
+        Ok(())
+    }
+
+    async fn renew_connection_slots(&self, holder: &str, until_ms: u64) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE domain_slots SET until_ms = $2 WHERE node = $1",
+                &[&holder, &ms(until_ms)],
+            )
+            .await
+            .map_err(self.query_error("renewing connection slots"))?;
+        Ok(())
     }
 }

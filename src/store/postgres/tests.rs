@@ -524,6 +524,73 @@ async fn parallel_takes_on_two_nodes_never_let_more_than_max_through() {
 }
 
 #[tokio::test]
+async fn connection_slots_hold_the_cap_across_nodes_and_lapse_with_their_holder() {
+    use crate::store::Limits;
+    let db = TestDb::new().await;
+    let nodes = [db.migrated().await, db.node().await, db.node().await];
+    // Twelve takers on three nodes at once, for a cap of three.
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let node = nodes[i % 3].clone();
+        tasks.push(tokio::spawn(async move {
+            node.take_connection_slot("example.jp", &format!("w{i}"), 3, 1_000, 0)
+                .await
+                .unwrap()
+                .map(|slot| (slot, format!("w{i}")))
+        }));
+    }
+    let mut held = Vec::new();
+    for t in tasks {
+        held.extend(t.await.unwrap());
+    }
+    held.sort();
+    assert_eq!(
+        held.iter().map(|(slot, _)| *slot).collect::<Vec<_>>(),
+        vec![0, 1, 2],
+        "{held:?}"
+    );
+    // Another destination has slots of its own.
+    assert!(
+        nodes[1]
+            .take_connection_slot("example.com", "x", 3, 1_000, 0)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // A slot given back is taken again.
+    let (slot, holder) = &held[0];
+    nodes[0]
+        .release_connection_slot("example.jp", *slot, holder)
+        .await
+        .unwrap();
+    assert_eq!(
+        nodes[2]
+            .take_connection_slot("example.jp", "late", 3, 1_000, 10)
+            .await
+            .unwrap(),
+        Some(*slot)
+    );
+    // A renewed holder keeps its slot past the old end; the others' lapse.
+    let (_, keeper) = &held[1];
+    nodes[0]
+        .renew_connection_slots(keeper, 5_000)
+        .await
+        .unwrap();
+    let mut after_lapse = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        after_lapse.extend(
+            node.take_connection_slot("example.jp", &format!("new{i}"), 3, 9_000, 2_000)
+                .await
+                .unwrap(),
+        );
+    }
+    after_lapse.sort();
+    let kept = held[1].0;
+    let expected: Vec<u32> = (0..3).filter(|s| *s != kept).collect();
+    assert_eq!(after_lapse, expected);
+}
+
+#[tokio::test]
 async fn counters_add_up_across_concurrent_callers() {
     let db = TestDb::new().await;
     let pg = db.migrated().await;
