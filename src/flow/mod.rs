@@ -36,7 +36,7 @@ use crate::domain::{
 use crate::queue::{EnqueueError, FinishedListener, MessageFinished, Outgoing, enqueue};
 use crate::services::Services;
 use crate::store::{LimitKey, Rule, Take};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Tells};
 
 pub use machine::{ButtonRefusal, CodeOutcome};
 pub use password::{HashError, Hasher, Problem, Verdict};
@@ -269,28 +269,29 @@ fn transition_event(before: FlowState, after: FlowState) -> Option<EventType> {
     }
 }
 
-/// Applies `change` to a flow atomically (see `Store::update_flow`) and records the
-/// event its state change calls for. Not durable until the caller flushes.
+/// Applies `change` to a flow atomically (see `Store::update_flow`), with the event its
+/// state change calls for written in the same unit. Not durable until the caller
+/// flushes.
 pub async fn change<T: Send>(
     store: &Store,
     id: &str,
     now: u64,
     mut change: impl FnMut(&mut FlowRecord) -> T + Send,
 ) -> Result<Option<(FlowRecord, T)>, StoreError> {
-    let Some((flow, (before, out))) = store
-        .update_flow(id, |f| {
+    store
+        .update_flow_telling(id, |f| {
             let before = f.state;
-            (before, change(f))
+            let out = change(f);
+            (out, tells(before, f, now))
         })
-        .await?
-    else {
-        return Ok(None);
-    };
-    if before != FlowState::Completed && flow.state == FlowState::Completed {
-        // Counted as it happens, so /metrics reads one counter, not every flow.
-        store.counter_add("flows", "completed", 1).await?;
-    }
-    if let Some(kind) = transition_event(before, flow.state) {
+        .await
+}
+
+/// What a flow's move from `before` to its present state tells: its event, and a count
+/// of completed flows (kept as they complete, so /metrics reads one counter, not every
+/// flow).
+fn tells(before: FlowState, flow: &FlowRecord, now: u64) -> Tells {
+    let event = transition_event(before, flow.state).map(|kind| {
         let data = EventData {
             reason: match flow.state {
                 FlowState::Undeliverable => flow.undeliverable_reason.clone(),
@@ -299,11 +300,15 @@ pub async fn change<T: Send>(
                 _ => None,
             },
             superseded_by: flow.superseded_by.clone(),
-            ..EventData::of_flow(&flow)
+            ..EventData::of_flow(flow)
         };
-        store.record_event(kind, data, now).await?;
+        Store::new_event(kind, data, now)
+    });
+    let completed = before != FlowState::Completed && flow.state == FlowState::Completed;
+    Tells {
+        event,
+        counter: completed.then_some(("flows", "completed")),
     }
-    Ok(Some((flow, out)))
 }
 
 /// Makes every open flow whose link lifetime has ended `expired` (each with its

@@ -31,7 +31,7 @@ use crate::domain::{
 };
 use crate::queue::handoff::Handoff;
 use crate::queue::retry::{RetryDecision, next_attempt};
-use crate::store::{Claimed, Store, StoreError};
+use crate::store::{Claimed, Store, StoreError, Tells};
 
 /// How long a claimed message stays out of the due range.
 pub(crate) const LEASE_MS: u64 = 3_600_000;
@@ -369,13 +369,17 @@ impl Lifecycle {
                             });
                             tracing::info!(reply = report.reply.as_deref().unwrap_or(""), next = %format_time_ms(at), "deferred");
                             record.status = MessageStatus::Deferred;
-                            let told = (record.attempts == 1).then(|| {
-                                let data = message_data(&record, &event, event.detail.clone());
-                                Store::new_event(EventType::MessageDeferred, data, now)
-                            });
+                            let tells = Tells {
+                                event: (record.attempts == 1).then(|| {
+                                    let data =
+                                        message_data(&record, &event, event.detail.clone());
+                                    Store::new_event(EventType::MessageDeferred, data, now)
+                                }),
+                                counter: None,
+                            };
                             record.push_event(event);
                             self.store
-                                .write_message_change(&mut record, Some(at), told, None)
+                                .write_message_change(&mut record, Some(at), tells)
                                 .await
                         }
                         RetryDecision::Expire => {
@@ -481,13 +485,14 @@ impl Lifecycle {
         record.status = status;
         let at_ms = event.at_ms;
         let data = message_data(record, &event, failure_text(record));
-        let told = final_event(status).map(|kind| Store::new_event(kind, data, at_ms));
-        record.push_event(event);
         // `mailgate_deliveries_total` counts final states as they happen: a delivered
         // message that bounces later adds to "bounced" and never takes from "delivered".
-        self.store
-            .write_message_change(record, None, told, Some(("deliveries", status.as_str())))
-            .await?;
+        let tells = Tells {
+            event: final_event(status).map(|kind| Store::new_event(kind, data, at_ms)),
+            counter: Some(("deliveries", status.as_str())),
+        };
+        record.push_event(event);
+        self.store.write_message_change(record, None, tells).await?;
         let finished = Arc::new(MessageFinished {
             record: record.clone(),
             at_ms,

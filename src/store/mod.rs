@@ -123,6 +123,16 @@ pub struct Claimed {
     pub record: Option<MessageRecord>,
 }
 
+/// What a change tells besides the record it changes: the application's event and one
+/// count under a counter. A backend writes them in the change's own unit (one
+/// statement or transaction on a database), so none is lost or told twice.
+#[derive(Debug, Default, Clone)]
+pub struct Tells {
+    pub event: Option<EventRecord>,
+    /// (kind, label) of the counter that counts one.
+    pub counter: Option<(&'static str, &'static str)>,
+}
+
 /// The most index keys one "did you mean" reads.
 pub const CASE_SCAN_LIMIT: usize = 50_000;
 
@@ -196,12 +206,13 @@ pub trait Flows {
     async fn flow(&self, id: &str) -> Result<Option<FlowRecord>, StoreError>;
     async fn flow_by_link_hash(&self, hash: &[u8; 32]) -> Result<Option<FlowRecord>, StoreError>;
     /// Applies `change` to the stored flow atomically: no concurrent change is lost,
-    /// on this node or another. `change` may run more than once. `None` when there is
-    /// no such flow. Callers use [`Store::update_flow`].
+    /// on this node or another. `change` may run more than once; what its last run
+    /// tells is written with the change. `None` when there is no such flow. Callers
+    /// use [`Store::update_flow`].
     async fn change_flow(
         &self,
         id: &str,
-        change: &mut (dyn for<'r> FnMut(&'r mut FlowRecord) + Send),
+        change: &mut (dyn for<'r> FnMut(&'r mut FlowRecord) -> Tells + Send),
     ) -> Result<Option<FlowRecord>, StoreError>;
     /// Makes `id` the current flow of `address`; returns the flow it replaces.
     async fn swap_current_flow(
@@ -448,17 +459,16 @@ pub trait Backend:
         &self,
         record: &mut MessageRecord,
         due_ms: Option<u64>,
-        mut event: Option<EventRecord>,
-        counter: Option<(&str, &str)>,
+        tells: Tells,
     ) -> Result<(), StoreError> {
         if record.due_ms != due_ms {
             self.reschedule(record, due_ms).await?;
         }
         self.put_message(record).await?;
-        if let Some(event) = event.as_mut() {
-            self.append_event(event).await?;
+        if let Some(mut event) = tells.event {
+            self.append_event(&mut event).await?;
         }
-        if let Some((kind, label)) = counter {
+        if let Some((kind, label)) = tells.counter {
             self.counter_add(kind, label, 1).await?;
         }
         Ok(())
@@ -513,10 +523,25 @@ impl Store {
         id: &str,
         mut change: impl FnMut(&mut FlowRecord) -> T + Send,
     ) -> Result<Option<(FlowRecord, T)>, StoreError> {
+        self.update_flow_telling(id, |f| (change(f), Tells::default()))
+            .await
+    }
+
+    /// [`Store::update_flow`] for a change that also tells something (an event, a
+    /// count), written with it.
+    pub async fn update_flow_telling<T: Send>(
+        &self,
+        id: &str,
+        mut change: impl FnMut(&mut FlowRecord) -> (T, Tells) + Send,
+    ) -> Result<Option<(FlowRecord, T)>, StoreError> {
         let mut out = None;
         let record = self
             .backend
-            .change_flow(id, &mut |f: &mut FlowRecord| out = Some(change(f)))
+            .change_flow(id, &mut |f: &mut FlowRecord| {
+                let (o, tells) = change(f);
+                out = Some(o);
+                tells
+            })
             .await?;
         Ok(record.and_then(|r| out.map(|o| (r, o))))
     }

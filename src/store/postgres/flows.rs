@@ -10,9 +10,10 @@ use crate::domain::{AccountRecord, FlowRecord, FlowState};
 
 use async_trait::async_trait;
 
-use crate::store::Flows;
+use crate::store::{Flows, Tells};
 
-use super::{Postgres, StoreError, decode, encode};
+use super::events::insert_event_sql;
+use super::{Postgres, StoreError, count_sql, counter_shard, decode, encode};
 
 const TABLE: &str = "flows";
 
@@ -96,7 +97,7 @@ impl Flows for Postgres {
     async fn change_flow(
         &self,
         id: &str,
-        change: &mut (dyn for<'r> FnMut(&'r mut FlowRecord) + Send),
+        change: &mut (dyn for<'r> FnMut(&'r mut FlowRecord) -> Tells + Send),
     ) -> Result<Option<FlowRecord>, StoreError> {
         let mut client = self.client().await?;
         let failed = |what| self.query_error(what);
@@ -117,7 +118,7 @@ impl Flows for Postgres {
         };
         let old: serde_json::Value = row.get(0);
         let mut record: FlowRecord = decode(TABLE, old.clone())?;
-        change(&mut record);
+        let tells = change(&mut record);
         let new = encode(TABLE, &record)?;
         if new == old {
             // Nothing changed: the transaction ends without a write (rolled back on drop).
@@ -130,6 +131,21 @@ impl Flows for Postgres {
         tx.execute(&update, &[&id, &record.state.as_str(), &new])
             .await
             .map_err(failed("updating a flow"))?;
+        // What the change tells commits with it.
+        if let Some(event) = &tells.event {
+            let json = encode("events", event)?;
+            tx.execute(&insert_event_sql(1, 2), &[&event.id, &json])
+                .await
+                .map_err(failed("updating a flow"))?;
+        }
+        if let Some((kind, label)) = tells.counter {
+            tx.execute(
+                &count_sql(1, 2, 3, 4),
+                &[&kind, &label, &counter_shard(), &1i64],
+            )
+            .await
+            .map_err(failed("updating a flow"))?;
+        }
         tx.commit().await.map_err(failed("updating a flow"))?;
         Ok(Some(record))
     }

@@ -11,12 +11,12 @@ use async_trait::async_trait;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use crate::domain::{Event, EventRecord, MessageId, MessageRecord};
+use crate::domain::{Event, MessageId, MessageRecord};
 
 use super::events::insert_event_sql;
 use super::{Postgres, StoreError, count_sql, counter_shard, decode, encode, ms, unms};
 
-use crate::store::{CASE_SCAN_LIMIT, Claimed, Messages};
+use crate::store::{CASE_SCAN_LIMIT, Claimed, Messages, Tells};
 
 const TABLE: &str = "messages";
 
@@ -41,9 +41,9 @@ impl Postgres {
     pub(super) async fn write_change(
         &self,
         record: &MessageRecord,
-        event: Option<&EventRecord>,
-        counter: Option<(&str, &str)>,
+        tells: &Tells,
     ) -> Result<(), StoreError> {
+        let (event, counter) = (tells.event.as_ref(), tells.counter);
         let json = encode(TABLE, record)?;
         let id = record.id.as_bytes().as_slice();
         let status = record.status.as_str();
@@ -149,7 +149,7 @@ impl Messages for Postgres {
     /// its body in the same statement: the bytes may hold a link or a code, and nobody
     /// needs them any more.
     async fn put_message(&self, record: &mut MessageRecord) -> Result<(), StoreError> {
-        self.write_change(record, None, None).await
+        self.write_change(record, &Tells::default()).await
     }
 
     /// The signed bytes of an open message (`None` once it is final).

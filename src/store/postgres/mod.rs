@@ -162,11 +162,10 @@ impl crate::store::Backend for Postgres {
         &self,
         record: &mut crate::domain::MessageRecord,
         due_ms: Option<u64>,
-        event: Option<crate::domain::EventRecord>,
-        counter: Option<(&str, &str)>,
+        tells: crate::store::Tells,
     ) -> Result<(), StoreError> {
         record.due_ms = due_ms;
-        self.write_change(record, event.as_ref(), counter).await
+        self.write_change(record, &tells).await
     }
 }
 

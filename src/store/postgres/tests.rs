@@ -969,14 +969,11 @@ async fn a_finished_message_its_event_and_its_count_are_written_together() {
     r.status = MessageStatus::Delivered;
     r.push_event(Event::new(Step::Delivered, 120));
     let told = Store::new_event(EventType::MessageDelivered, EventData::of_message(&r), 120);
-    s.write_message_change(
-        &mut r,
-        None,
-        Some(told.clone()),
-        Some(("deliveries", "delivered")),
-    )
-    .await
-    .unwrap();
+    let tells = crate::store::Tells {
+        event: Some(told.clone()),
+        counter: Some(("deliveries", "delivered")),
+    };
+    s.write_message_change(&mut r, None, tells).await.unwrap();
     let stored = pg.message(&r.id).await.unwrap().unwrap();
     assert_eq!(
         (stored.status, stored.due_ms),
@@ -994,6 +991,53 @@ async fn a_finished_message_its_event_and_its_count_are_written_together() {
         pg.counters("deliveries").await.unwrap(),
         vec![("delivered".to_string(), 1)]
     );
+}
+
+#[tokio::test]
+async fn a_change_whose_event_cannot_be_written_is_not_written_either() {
+    use crate::domain::{EventData, EventType};
+    use crate::store::Tells;
+    let db = TestDb::new().await;
+    let pg = db.migrated().await;
+    let s = store(&pg);
+    let taken = s
+        .record_event(EventType::FlowMailed, EventData::default(), 1)
+        .await
+        .unwrap();
+    // An event whose id is already in the log makes its insert fail.
+    let clash = || Tells {
+        event: Some(taken.clone()),
+        counter: Some(("flows", "completed")),
+    };
+    let f = flow("f1");
+    pg.insert_flow(&f, &[7; 32]).await.unwrap();
+    let changed = s
+        .update_flow_telling("f1", |f| {
+            f.state = FlowState::Completed;
+            ((), clash())
+        })
+        .await;
+    assert!(changed.is_err(), "{changed:?}");
+    assert_eq!(
+        pg.flow("f1").await.unwrap().unwrap().state,
+        FlowState::Issued
+    );
+    let mut m = message("a@example.jp", 100);
+    pg.insert_message(&mut m, b"body", &Event::new(Step::Queued, 100))
+        .await
+        .unwrap();
+    let mut delivered = m.clone();
+    delivered.status = MessageStatus::Delivered;
+    assert!(
+        s.write_message_change(&mut delivered, None, clash())
+            .await
+            .is_err()
+    );
+    let stored = pg.message(&m.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, MessageStatus::Queued);
+    assert_eq!(pg.body(&stored).await.unwrap().unwrap(), b"body");
+    assert_eq!(pg.counters("flows").await.unwrap(), vec![]);
+    assert_eq!(s.events_after(0, 10).await.unwrap().len(), 1);
 }
 
 #[tokio::test]

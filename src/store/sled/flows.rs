@@ -13,7 +13,7 @@
 use async_trait::async_trait;
 
 use crate::domain::{AccountRecord, FlowRecord, FlowState};
-use crate::store::{Flows, StoreError};
+use crate::store::{Events, Flows, Meta, StoreError, Tells};
 
 use super::{Sled, TreeName, decode};
 
@@ -80,7 +80,7 @@ impl Flows for Sled {
     async fn change_flow(
         &self,
         id: &str,
-        change: &mut (dyn for<'r> FnMut(&'r mut FlowRecord) + Send),
+        change: &mut (dyn for<'r> FnMut(&'r mut FlowRecord) -> Tells + Send),
     ) -> Result<Option<FlowRecord>, StoreError> {
         let tree = self.tree(TreeName::Flows);
         let key = flow_key(id);
@@ -89,7 +89,7 @@ impl Flows for Sled {
                 return Ok(None);
             };
             let mut record: FlowRecord = decode(TreeName::Flows, &old)?;
-            change(&mut record);
+            let tells = change(&mut record);
             let new = serde_json::to_vec(&record).map_err(|e| StoreError::Corrupt {
                 tree: TreeName::Flows.name(),
                 detail: e.to_string(),
@@ -97,13 +97,21 @@ impl Flows for Sled {
             if new.as_slice() == old.as_ref() {
                 return Ok(Some(record));
             }
-            match tree
+            if tree
                 .compare_and_swap(&key, Some(old), Some(new))
                 .map_err(|e| self.write_error(e))?
+                .is_err()
             {
-                Ok(()) => return Ok(Some(record)),
-                Err(_) => continue,
+                continue;
             }
+            // Durable with the change: both wait for the same flush.
+            if let Some(mut event) = tells.event {
+                self.append_event(&mut event).await?;
+            }
+            if let Some((kind, label)) = tells.counter {
+                self.counter_add(kind, label, 1).await?;
+            }
+            return Ok(Some(record));
         }
     }
 
