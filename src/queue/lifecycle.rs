@@ -11,6 +11,10 @@
 //! `.expired`, and `.deferred` on a message's first deferral) are written here too, with
 //! the record they describe, so they are durable with the same flush.
 //!
+//! The admin chart's daily tallies (delivered, first deferred, bounced, failed; overall
+//! and per receiving provider, see `domain::tally`) are counted here as well, where the
+//! outcome is decided, so the chart never scans messages.
+//!
 //! When a message reaches a final state, [`MessageFinished`] goes to the listeners
 //! registered with [`Lifecycle::subscribe`] (flows follow their mail this way, wired in
 //! `app` and `control`), so the queue does not call up into the modules that use it. The
@@ -26,6 +30,7 @@ use tracing::Instrument;
 
 use crate::delivery::Outcome;
 use crate::domain::bounce::Suppression;
+use crate::domain::tally::{self, DayOutcome};
 use crate::domain::{
     Event, EventData, EventType, MessageId, MessageRecord, MessageStatus, Step, format_time_ms,
 };
@@ -127,6 +132,16 @@ pub struct Lifecycle {
     listeners: Arc<RwLock<Vec<FinishedListener>>>,
     /// How long a claimed message stays with this node.
     lease_ms: u64,
+    /// How the daily tallies are kept.
+    days: DayTally,
+}
+
+/// How the daily tallies are kept: the zone their days are in, and whether an
+/// attempt's remote host is the recipient's own MX (so it may name the provider).
+#[derive(Debug, Clone, Copy)]
+struct DayTally {
+    zone: chrono_tz::Tz,
+    mx_is_receiver: bool,
 }
 
 impl std::fmt::Debug for Lifecycle {
@@ -143,6 +158,10 @@ impl Lifecycle {
             retry_schedule: Arc::new(retry_schedule),
             listeners: Arc::default(),
             lease_ms: LEASE_MS,
+            days: DayTally {
+                zone: chrono_tz::Asia::Tokyo,
+                mx_is_receiver: false,
+            },
         }
     }
 
@@ -150,6 +169,39 @@ impl Lifecycle {
     pub fn with_lease(mut self, lease: Duration) -> Lifecycle {
         self.lease_ms = lease.as_millis() as u64;
         self
+    }
+
+    /// The same lifecycle with daily tallies in `zone`; `mx_is_receiver` when mailgate
+    /// delivers to the recipients' MX hosts itself (not through a relay or the outbox).
+    pub fn with_days(mut self, zone: chrono_tz::Tz, mx_is_receiver: bool) -> Lifecycle {
+        self.days = DayTally {
+            zone,
+            mx_is_receiver,
+        };
+        self
+    }
+
+    /// Adds one to the day's tally of `outcome`, overall and for the record's provider.
+    async fn tally(
+        &self,
+        record: &MessageRecord,
+        outcome: DayOutcome,
+        at_ms: u64,
+        remote_host: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let day = tally::day_of(at_ms, self.days.zone);
+        let mx = remote_host.filter(|_| self.days.mx_is_receiver);
+        let provider = crate::domain::provider::provider_of(record.to.domain(), mx);
+        self.store
+            .counter_add(tally::DAY_KIND, &tally::day_label(&day, outcome), 1)
+            .await?;
+        self.store
+            .counter_add(
+                tally::DAY_PROVIDER_KIND,
+                &tally::provider_label(&day, provider, outcome),
+                1,
+            )
+            .await
     }
 
     /// Adds a listener for finished messages.
@@ -375,6 +427,13 @@ impl Lifecycle {
                                 self.store
                                     .record_event(EventType::MessageDeferred, data, now)
                                     .await?;
+                                self.tally(
+                                    &record,
+                                    DayOutcome::Deferred,
+                                    now,
+                                    event.remote_host.as_deref(),
+                                )
+                                .await?;
                             }
                             record.push_event(event);
                             self.store.put_message(&mut record).await
@@ -485,6 +544,7 @@ impl Lifecycle {
         }
         let at_ms = event.at_ms;
         let data = message_data(record, &event, failure_text(record));
+        let remote_host = event.remote_host.clone();
         record.push_event(event);
         self.store.put_message(record).await?;
         if let Some(kind) = final_event(status) {
@@ -495,6 +555,10 @@ impl Lifecycle {
         self.store
             .counter_add("deliveries", status.as_str(), 1)
             .await?;
+        if let Some(outcome) = DayOutcome::of_final(status) {
+            self.tally(record, outcome, at_ms, remote_host.as_deref())
+                .await?;
+        }
         let finished = Arc::new(MessageFinished {
             record: record.clone(),
             at_ms,

@@ -322,6 +322,18 @@ pub trait Meta {
     async fn counter_add(&self, kind: &str, label: &str, n: u64) -> Result<(), StoreError>;
     /// A kind's counters, by label.
     async fn counters(&self, kind: &str) -> Result<Vec<(String, u64)>, StoreError>;
+    /// The counters of `kind` whose labels sort (bytewise) at or after `from` and
+    /// before `to`, in label order: a window of a kind whose labels begin with a date
+    /// (the admin chart's days), read without the rest of the kind.
+    async fn counters_between(
+        &self,
+        kind: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<(String, u64)>, StoreError>;
+    /// Forgets the counters of `kind` whose labels sort (bytewise) before `before`
+    /// (days older than `store.retention`); returns how many went.
+    async fn forget_counters_before(&self, kind: &str, before: &str) -> Result<usize, StoreError>;
     /// Reads and writes a little, as a request would: fails when the store cannot.
     async fn check_health(&self) -> Result<(), StoreError>;
 }
