@@ -695,4 +695,71 @@ mod tests {
         assert_eq!(events[0].data.smtp_code, Some(451));
         assert_eq!(events[0].data.attempt, Some(1));
     }
+
+    #[tokio::test]
+    async fn outcomes_are_tallied_by_day_and_provider_and_an_mx_host_counts_only_when_it_is_the_receivers()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), false).unwrap();
+        let google = || crate::delivery::AttemptReport {
+            remote_host: Some("aspmx.l.google.com".into()),
+            ..Default::default()
+        };
+        // 1970-01-01 23:00 UTC is the 2nd in Tokyo.
+        let late = 23 * 3_600_000;
+        for (mx, to) in [
+            (true, "a@clinic.example.jp"),
+            (false, "b@clinic.example.jp"),
+        ] {
+            let life = Lifecycle::new(store.clone(), Arc::default(), vec![Duration::from_secs(60)])
+                .with_days(chrono_tz::Asia::Tokyo, mx);
+            let mut r = MessageRecord::example(to, 1);
+            r.expires_ms = u64::MAX;
+            life.enqueue(&mut r, b"raw", &Event::new(Step::Queued, 1), false)
+                .await
+                .unwrap();
+            let record = store.message(&r.id).await.unwrap().unwrap();
+            life.record_outcome(record, &Outcome::Deferred(google()), late)
+                .await
+                .unwrap();
+            let record = store.message(&r.id).await.unwrap().unwrap();
+            life.record_outcome(record, &Outcome::Delivered(google()), late + 1)
+                .await
+                .unwrap();
+        }
+        let mut refused = MessageRecord::example("c@docomo.ne.jp", 1);
+        let life = Lifecycle::new(store.clone(), Arc::default(), vec![]);
+        life.refuse_suppressed(
+            &mut refused,
+            b"raw",
+            &Event::new(Step::Queued, 1),
+            &Suppression {
+                address: "c@docomo.ne.jp".into(),
+                since_ms: 1,
+                reason: "userunknown".into(),
+                evidence: "550".into(),
+                message_id: None,
+            },
+            late,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            store.counters(tally::DAY_KIND).await.unwrap(),
+            vec![
+                ("1970-01-02 deferred".to_string(), 2),
+                ("1970-01-02 delivered".to_string(), 2)
+            ],
+            "a suppressed message was never offered to a receiver"
+        );
+        assert_eq!(
+            store.counters(tally::DAY_PROVIDER_KIND).await.unwrap(),
+            vec![
+                ("1970-01-02 gmail deferred".to_string(), 1),
+                ("1970-01-02 gmail delivered".to_string(), 1),
+                ("1970-01-02 other deferred".to_string(), 1),
+                ("1970-01-02 other delivered".to_string(), 1),
+            ]
+        );
+    }
 }

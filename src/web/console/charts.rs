@@ -168,7 +168,7 @@ pub fn days_chart(lang: Lang, days: &[(String, Counts)], zone: &str) -> Chart {
                 fill: COLOURS[k],
             });
         }
-        if (days.len() - 1 - i) % 7 == 0 {
+        if (days.len() - 1 - i).is_multiple_of(7) {
             texts.push(Text {
                 x: round(x + bar_w / 2.0),
                 y: H - 8.0,
@@ -182,9 +182,9 @@ pub fn days_chart(lang: Lang, days: &[(String, Counts)], zone: &str) -> Chart {
         days.last().map_or("", |d| d.0.as_str()),
     );
     let title = match lang {
-        Lang::Ja => format!("日別の配信結果（{first}〜{last}、{zone}）。数値は隣の表にあります"),
+        Lang::Ja => format!("日別の配信結果（{first}〜{last}、{zone}）。数値は次の表にあります"),
         Lang::En => format!(
-            "Outcomes per day, {first} to {last} ({zone}); the numbers are in the table beside it"
+            "Outcomes per day, {first} to {last} ({zone}); the numbers are in the table that follows"
         ),
     };
     Chart {
@@ -290,9 +290,9 @@ pub fn providers_chart(lang: Lang, shares: &[Share]) -> Chart {
         });
     }
     let title = match lang {
-        Lang::Ja => "受信側事業者ごとの割合。数値は隣の表にあります".to_string(),
+        Lang::Ja => "受信側の事業者ごとの割合。数値は次の表にあります".to_string(),
         Lang::En => {
-            "Share of the mail per receiving provider; the numbers are in the table beside it"
+            "Share of the mail per receiving provider; the numbers are in the table that follows"
                 .to_string()
         }
     };
