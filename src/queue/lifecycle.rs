@@ -544,8 +544,15 @@ impl Lifecycle {
         }
         let at_ms = event.at_ms;
         let data = message_data(record, &event, failure_text(record));
-        let remote_host = event.remote_host.clone();
         record.push_event(event);
+        // The host the mail was offered to is the last attempt's: a bounce's reporting
+        // MTA may be any server behind it, and the day it was delivered counted that host.
+        let offered_to = record
+            .timeline
+            .iter()
+            .rev()
+            .find(|e| e.attempt.is_some())
+            .and_then(|e| e.remote_host.clone());
         self.store.put_message(record).await?;
         if let Some(kind) = final_event(status) {
             self.store.record_event(kind, data, at_ms).await?;
@@ -556,7 +563,7 @@ impl Lifecycle {
             .counter_add("deliveries", status.as_str(), 1)
             .await?;
         if let Some(outcome) = DayOutcome::of_final(status) {
-            self.tally(record, outcome, at_ms, remote_host.as_deref())
+            self.tally(record, outcome, at_ms, offered_to.as_deref())
                 .await?;
         }
         let finished = Arc::new(MessageFinished {
@@ -707,6 +714,7 @@ mod tests {
         };
         // 1970-01-01 23:00 UTC is the 2nd in Tokyo.
         let late = 23 * 3_600_000;
+        let mut ids = Vec::new();
         for (mx, to) in [
             (true, "a@clinic.example.jp"),
             (false, "b@clinic.example.jp"),
@@ -726,9 +734,16 @@ mod tests {
             life.record_outcome(record, &Outcome::Delivered(google()), late + 1)
                 .await
                 .unwrap();
+            ids.push(r.id);
         }
+        // The bounce is reported by another server; the mail went to Google's.
+        let life = Lifecycle::new(store.clone(), Arc::default(), vec![])
+            .with_days(chrono_tz::Asia::Tokyo, true);
+        let mut delivered = store.message(&ids[0]).await.unwrap().unwrap();
+        let mut step = Event::new(Step::Bounced, late + 2);
+        step.remote_host = Some("relay.clinic.example.jp".into());
+        life.bounce(&mut delivered, None, step).await.unwrap();
         let mut refused = MessageRecord::example("c@docomo.ne.jp", 1);
-        let life = Lifecycle::new(store.clone(), Arc::default(), vec![]);
         life.refuse_suppressed(
             &mut refused,
             b"raw",
@@ -747,6 +762,7 @@ mod tests {
         assert_eq!(
             store.counters(tally::DAY_KIND).await.unwrap(),
             vec![
+                ("1970-01-02 bounced".to_string(), 1),
                 ("1970-01-02 deferred".to_string(), 2),
                 ("1970-01-02 delivered".to_string(), 2)
             ],
@@ -755,6 +771,7 @@ mod tests {
         assert_eq!(
             store.counters(tally::DAY_PROVIDER_KIND).await.unwrap(),
             vec![
+                ("1970-01-02 gmail bounced".to_string(), 1),
                 ("1970-01-02 gmail deferred".to_string(), 1),
                 ("1970-01-02 gmail delivered".to_string(), 1),
                 ("1970-01-02 other deferred".to_string(), 1),
