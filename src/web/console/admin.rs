@@ -156,7 +156,7 @@ async fn pictures(services: &Services, lang: Lang) -> Result<Value, ConsoleError
         "total": window.days.iter().flat_map(|(_, c)| c.iter()).sum::<u64>(),
         "days_chart": charts::days_chart(lang, &window.days, zone.name()),
         "days": window.days.iter().rev().map(|(day, c)| json!({
-            "day": day, "counts": cells(c), "total": c.iter().sum::<u64>(),
+            "day": day, "counts": cells(c),
         })).collect::<Vec<_>>(),
         "providers_chart": charts::providers_chart(lang, &shares),
         "providers": shares.iter().map(|s| json!({
