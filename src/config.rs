@@ -430,6 +430,18 @@ pub struct FlowsConfig {
     pub code_resend_interval: Duration,
 }
 
+impl FlowsConfig {
+    /// The zone of the people the service mails (that of `flows.default_locale`): the
+    /// admin chart's days are calendar days here.
+    pub fn home_zone(&self) -> chrono_tz::Tz {
+        if self.default_locale == "en" {
+            self.timezone_en
+        } else {
+            self.timezone_ja
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {

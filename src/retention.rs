@@ -2,6 +2,9 @@
 //! history: finished messages (with their timelines) and bounce records older than
 //! `store.retention`. Open messages are never touched, and the counters behind
 //! `/metrics` keep their counts; accounts, suppression and the audit log are kept.
+//! The admin chart's daily tallies go by whole days: a day is forgotten once every
+//! zone's version of it is older than the retention (the cutoff's UTC date, less one),
+//! so a tally outlives its messages by a day at most.
 //!
 //! It runs an hour apart on every node; on a shared store the deletes of two nodes
 //! simply find less to do.
@@ -21,6 +24,8 @@ const BATCH: usize = 10_000;
 pub struct Forgotten {
     pub messages: usize,
     pub bounces: usize,
+    /// Daily tallies (one per day, outcome and provider).
+    pub day_tallies: usize,
 }
 
 /// Forgets finished messages created, and bounces taken, before `now - keep`.
@@ -35,6 +40,13 @@ pub async fn forget_old(store: &Store, keep: Duration, now: u64) -> Result<Forgo
         }
     }
     forgotten.bounces = store.prune_bounces(before).await?;
+    let last_day = crate::domain::tally::day_of(before.saturating_sub(86_400_000), chrono_tz::UTC);
+    for kind in [
+        crate::domain::tally::DAY_KIND,
+        crate::domain::tally::DAY_PROVIDER_KIND,
+    ] {
+        forgotten.day_tallies += store.forget_counters_before(kind, &last_day).await?;
+    }
     store.flush().await?;
     Ok(forgotten)
 }
@@ -53,6 +65,7 @@ pub async fn run(store: Store, keep: Duration, mut shutdown: Shutdown) {
             Ok(f) => tracing::info!(
                 messages = f.messages,
                 bounces = f.bounces,
+                day_tallies = f.day_tallies,
                 "forgot finished messages and bounces older than store.retention"
             ),
             Err(e) => {
@@ -86,10 +99,23 @@ mod tests {
             store.reschedule(r, None).await.unwrap();
             store.put_message(r).await.unwrap();
         }
+        // The cutoff is 1970-01-06 00:00 UTC: days before the 5th go (a day of slack).
+        for label in ["1970-01-04 delivered", "1970-01-05 delivered"] {
+            store.counter_add("day", label, 1).await.unwrap();
+        }
+        store
+            .counter_add("day_provider", "1970-01-04 docomo delivered", 1)
+            .await
+            .unwrap();
         let f = forget_old(&store, Duration::from_millis(5 * day), 10 * day)
             .await
             .unwrap();
         assert_eq!(f.messages, 1);
+        assert_eq!(f.day_tallies, 2);
+        assert_eq!(
+            store.counters("day").await.unwrap(),
+            vec![("1970-01-05 delivered".to_string(), 1)]
+        );
         assert!(store.message(&old_done.id).await.unwrap().is_none());
         assert!(store.message(&old_open.id).await.unwrap().is_some());
         assert!(store.message(&new_done.id).await.unwrap().is_some());

@@ -10,6 +10,8 @@ pub mod flow;
 pub mod ids;
 pub mod message;
 pub mod notify;
+pub mod provider;
+pub mod tally;
 
 pub use address::{Address, AddressError, Mailbox};
 pub use flow::{AccountRecord, CodeRecord, FlowKind, FlowNote, FlowRecord, FlowState};

@@ -307,7 +307,10 @@ fn tells(before: FlowState, flow: &FlowRecord, now: u64) -> Tells {
     let completed = before != FlowState::Completed && flow.state == FlowState::Completed;
     Tells {
         event,
-        counter: completed.then_some(("flows", "completed")),
+        counts: completed
+            .then(|| ("flows", "completed".to_string()))
+            .into_iter()
+            .collect(),
     }
 }
 

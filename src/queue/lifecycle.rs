@@ -11,6 +11,10 @@
 //! `.expired`, and `.deferred` on a message's first deferral) are written here too, with
 //! the record they describe, so they are durable with the same flush.
 //!
+//! The admin chart's daily tallies (delivered, first deferred, bounced, failed; overall
+//! and per receiving provider, see `domain::tally`) are counted here as well, where the
+//! outcome is decided, so the chart never scans messages.
+//!
 //! When a message reaches a final state, [`MessageFinished`] goes to the listeners
 //! registered with [`Lifecycle::subscribe`] (flows follow their mail this way, wired in
 //! `app` and `control`), so the queue does not call up into the modules that use it. The
@@ -26,6 +30,7 @@ use tracing::Instrument;
 
 use crate::delivery::Outcome;
 use crate::domain::bounce::Suppression;
+use crate::domain::tally::{self, DayOutcome};
 use crate::domain::{
     Event, EventData, EventType, MessageId, MessageRecord, MessageStatus, Step, format_time_ms,
 };
@@ -127,6 +132,16 @@ pub struct Lifecycle {
     listeners: Arc<RwLock<Vec<FinishedListener>>>,
     /// How long a claimed message stays with this node.
     lease_ms: u64,
+    /// How the daily tallies are kept.
+    days: DayTally,
+}
+
+/// How the daily tallies are kept: the zone their days are in, and whether an
+/// attempt's remote host is the recipient's own MX (so it may name the provider).
+#[derive(Debug, Clone, Copy)]
+struct DayTally {
+    zone: chrono_tz::Tz,
+    mx_is_receiver: bool,
 }
 
 impl std::fmt::Debug for Lifecycle {
@@ -143,6 +158,10 @@ impl Lifecycle {
             retry_schedule: Arc::new(retry_schedule),
             listeners: Arc::default(),
             lease_ms: LEASE_MS,
+            days: DayTally {
+                zone: chrono_tz::Asia::Tokyo,
+                mx_is_receiver: false,
+            },
         }
     }
 
@@ -150,6 +169,37 @@ impl Lifecycle {
     pub fn with_lease(mut self, lease: Duration) -> Lifecycle {
         self.lease_ms = lease.as_millis() as u64;
         self
+    }
+
+    /// The same lifecycle with daily tallies in `zone`; `mx_is_receiver` when mailgate
+    /// delivers to the recipients' MX hosts itself (not through a relay or the outbox).
+    pub fn with_days(mut self, zone: chrono_tz::Tz, mx_is_receiver: bool) -> Lifecycle {
+        self.days = DayTally {
+            zone,
+            mx_is_receiver,
+        };
+        self
+    }
+
+    /// The day's tallies of `outcome` a message adds one to: overall and for the
+    /// record's provider.
+    fn tally(
+        &self,
+        record: &MessageRecord,
+        outcome: DayOutcome,
+        at_ms: u64,
+        remote_host: Option<&str>,
+    ) -> Vec<(&'static str, String)> {
+        let day = tally::day_of(at_ms, self.days.zone);
+        let mx = remote_host.filter(|_| self.days.mx_is_receiver);
+        let provider = crate::domain::provider::provider_of(record.to.domain(), mx);
+        vec![
+            (tally::DAY_KIND, tally::day_label(&day, outcome)),
+            (
+                tally::DAY_PROVIDER_KIND,
+                tally::provider_label(&day, provider, outcome),
+            ),
+        ]
     }
 
     /// Adds a listener for finished messages.
@@ -369,14 +419,18 @@ impl Lifecycle {
                             });
                             tracing::info!(reply = report.reply.as_deref().unwrap_or(""), next = %format_time_ms(at), "deferred");
                             record.status = MessageStatus::Deferred;
-                            let tells = Tells {
-                                event: (record.attempts == 1).then(|| {
-                                    let data =
-                                        message_data(&record, &event, event.detail.clone());
-                                    Store::new_event(EventType::MessageDeferred, data, now)
-                                }),
-                                counter: None,
-                            };
+                            let mut tells = Tells::default();
+                            if record.attempts == 1 {
+                                let data = message_data(&record, &event, event.detail.clone());
+                                tells.event =
+                                    Some(Store::new_event(EventType::MessageDeferred, data, now));
+                                tells.counts = self.tally(
+                                    &record,
+                                    DayOutcome::Deferred,
+                                    now,
+                                    event.remote_host.as_deref(),
+                                );
+                            }
                             record.push_event(event);
                             self.store
                                 .write_message_change(&mut record, Some(at), tells)
@@ -485,13 +539,25 @@ impl Lifecycle {
         record.status = status;
         let at_ms = event.at_ms;
         let data = message_data(record, &event, failure_text(record));
+        record.push_event(event);
+        // The host the mail was offered to is the last attempt's: a bounce's reporting
+        // MTA may be any server behind it, and the day it was delivered counted that host.
+        let offered_to = record
+            .timeline
+            .iter()
+            .rev()
+            .find(|e| e.attempt.is_some())
+            .and_then(|e| e.remote_host.clone());
         // `mailgate_deliveries_total` counts final states as they happen: a delivered
         // message that bounces later adds to "bounced" and never takes from "delivered".
+        let mut counts = vec![("deliveries", status.as_str().to_string())];
+        if let Some(outcome) = DayOutcome::of_final(status) {
+            counts.extend(self.tally(record, outcome, at_ms, offered_to.as_deref()));
+        }
         let tells = Tells {
             event: final_event(status).map(|kind| Store::new_event(kind, data, at_ms)),
-            counter: Some(("deliveries", status.as_str())),
+            counts,
         };
-        record.push_event(event);
         self.store.write_message_change(record, None, tells).await?;
         let finished = Arc::new(MessageFinished {
             record: record.clone(),
@@ -628,5 +694,82 @@ mod tests {
         assert_eq!(events[0].kind, EventType::MessageDeferred);
         assert_eq!(events[0].data.smtp_code, Some(451));
         assert_eq!(events[0].data.attempt, Some(1));
+    }
+
+    #[tokio::test]
+    async fn outcomes_are_tallied_by_day_and_provider_and_an_mx_host_counts_only_when_it_is_the_receivers()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), false).unwrap();
+        let google = || crate::delivery::AttemptReport {
+            remote_host: Some("aspmx.l.google.com".into()),
+            ..Default::default()
+        };
+        // 1970-01-01 23:00 UTC is the 2nd in Tokyo.
+        let late = 23 * 3_600_000;
+        let mut ids = Vec::new();
+        for (mx, to) in [
+            (true, "a@clinic.example.jp"),
+            (false, "b@clinic.example.jp"),
+        ] {
+            let life = Lifecycle::new(store.clone(), Arc::default(), vec![Duration::from_secs(60)])
+                .with_days(chrono_tz::Asia::Tokyo, mx);
+            let mut r = MessageRecord::example(to, 1);
+            r.expires_ms = u64::MAX;
+            life.enqueue(&mut r, b"raw", &Event::new(Step::Queued, 1), false)
+                .await
+                .unwrap();
+            let record = store.message(&r.id).await.unwrap().unwrap();
+            life.record_outcome(record, &Outcome::Deferred(google()), late)
+                .await
+                .unwrap();
+            let record = store.message(&r.id).await.unwrap().unwrap();
+            life.record_outcome(record, &Outcome::Delivered(google()), late + 1)
+                .await
+                .unwrap();
+            ids.push(r.id);
+        }
+        // The bounce is reported by another server; the mail went to Google's.
+        let life = Lifecycle::new(store.clone(), Arc::default(), vec![])
+            .with_days(chrono_tz::Asia::Tokyo, true);
+        let mut delivered = store.message(&ids[0]).await.unwrap().unwrap();
+        let mut step = Event::new(Step::Bounced, late + 2);
+        step.remote_host = Some("relay.clinic.example.jp".into());
+        life.bounce(&mut delivered, None, step).await.unwrap();
+        let mut refused = MessageRecord::example("c@docomo.ne.jp", 1);
+        life.refuse_suppressed(
+            &mut refused,
+            b"raw",
+            &Event::new(Step::Queued, 1),
+            &Suppression {
+                address: "c@docomo.ne.jp".into(),
+                since_ms: 1,
+                reason: "userunknown".into(),
+                evidence: "550".into(),
+                message_id: None,
+            },
+            late,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            store.counters(tally::DAY_KIND).await.unwrap(),
+            vec![
+                ("1970-01-02 bounced".to_string(), 1),
+                ("1970-01-02 deferred".to_string(), 2),
+                ("1970-01-02 delivered".to_string(), 2)
+            ],
+            "a suppressed message was never offered to a receiver"
+        );
+        assert_eq!(
+            store.counters(tally::DAY_PROVIDER_KIND).await.unwrap(),
+            vec![
+                ("1970-01-02 gmail bounced".to_string(), 1),
+                ("1970-01-02 gmail deferred".to_string(), 1),
+                ("1970-01-02 gmail delivered".to_string(), 1),
+                ("1970-01-02 other deferred".to_string(), 1),
+                ("1970-01-02 other delivered".to_string(), 1),
+            ]
+        );
     }
 }

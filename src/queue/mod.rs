@@ -74,6 +74,10 @@ impl Queue {
             handoff.clone(),
             config.delivery.retry_schedule.clone(),
         );
+        lifecycle = lifecycle.with_days(
+            config.flows.home_zone(),
+            config.delivery.mode == crate::config::DeliveryMode::Mx,
+        );
         if let crate::config::StoreBackend::Postgres(settings) = &config.store.backend {
             lifecycle = lifecycle.with_lease(settings.lease);
         }

@@ -102,6 +102,17 @@ pub async fn copy(
         to.counter_add("deliveries", label, *n).await?;
     }
     note("delivery counters", deliveries.len());
+    let mut tallies = 0;
+    for kind in [
+        crate::domain::tally::DAY_KIND,
+        crate::domain::tally::DAY_PROVIDER_KIND,
+    ] {
+        for (label, n) in source.counters(kind).await? {
+            to.counter_add(kind, &label, n).await?;
+            tallies += 1;
+        }
+    }
+    note("daily tallies", tallies);
 
     let mut operators = 0;
     for kind in [

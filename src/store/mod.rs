@@ -123,14 +123,14 @@ pub struct Claimed {
     pub record: Option<MessageRecord>,
 }
 
-/// What a change tells besides the record it changes: the application's event and one
-/// count under a counter. A backend writes them in the change's own unit (one
+/// What a change tells besides the record it changes: the application's event and
+/// counts. A backend writes them in the change's own unit (one
 /// statement or transaction on a database), so none is lost or told twice.
 #[derive(Debug, Default, Clone)]
 pub struct Tells {
     pub event: Option<EventRecord>,
-    /// (kind, label) of the counter that counts one.
-    pub counter: Option<(&'static str, &'static str)>,
+    /// (kind, label) of each counter that counts one (distinct).
+    pub counts: Vec<(&'static str, String)>,
 }
 
 /// The most index keys one "did you mean" reads.
@@ -365,6 +365,18 @@ pub trait Meta {
     async fn counter_add(&self, kind: &str, label: &str, n: u64) -> Result<(), StoreError>;
     /// A kind's counters, by label.
     async fn counters(&self, kind: &str) -> Result<Vec<(String, u64)>, StoreError>;
+    /// The counters of `kind` whose labels sort (bytewise) at or after `from` and
+    /// before `to`, in label order: a window of a kind whose labels begin with a date
+    /// (the admin chart's days), read without the rest of the kind.
+    async fn counters_between(
+        &self,
+        kind: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<(String, u64)>, StoreError>;
+    /// Forgets the counters of `kind` whose labels sort (bytewise) before `before`
+    /// (days older than `store.retention`); returns how many went.
+    async fn forget_counters_before(&self, kind: &str, before: &str) -> Result<usize, StoreError>;
     /// Reads and writes a little, as a request would: fails when the store cannot.
     async fn check_health(&self) -> Result<(), StoreError>;
 }
@@ -451,8 +463,7 @@ pub trait Backend:
 
     /// Writes a message's new state with what the change tells, as one unit: the
     /// record with its queue entry moved to `due_ms` (out of the queue with `None`; a
-    /// final record drops its body), the application's event if any, and one count
-    /// under `counter` if any. Durable with the next flush, like the writes it stands
+    /// final record drops its body), the application's event if any, and its counts. Durable with the next flush, like the writes it stands
     /// for. The default makes one call per part; a database writes them in one
     /// statement, so a finished message costs one commit.
     async fn write_message_change(
@@ -468,7 +479,7 @@ pub trait Backend:
         if let Some(mut event) = tells.event {
             self.append_event(&mut event).await?;
         }
-        if let Some((kind, label)) = tells.counter {
+        for (kind, label) in &tells.counts {
             self.counter_add(kind, label, 1).await?;
         }
         Ok(())

@@ -257,6 +257,17 @@ fn walk_console(lang: &str, server: &crate::support::Server, axe: &str, found: &
         ("console-13-webhooks", "/admin/webhooks"),
     ] {
         chrome.goto(&server.url(path));
+        if name == "console-07-report" {
+            // The report's pictures are audited with it: both charts and their tables.
+            assert_eq!(
+                chrome.eval(
+                    "['days-chart', 'days-table', 'providers-chart', 'providers-table']
+                       .every(id => document.getElementById(id) !== null)"
+                ),
+                true,
+                "{lang}: the report shows its charts"
+            );
+        }
         audit(&mut chrome, axe, lang, name, found);
     }
 }

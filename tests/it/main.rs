@@ -2,6 +2,7 @@
 //! `mailgate` binary or talks to real peers, on free ports with temporary stores.
 
 mod a11y;
+mod admin_charts;
 mod api_contract;
 mod bounce_corpus;
 mod bounce_golden;

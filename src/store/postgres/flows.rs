@@ -138,10 +138,10 @@ impl Flows for Postgres {
                 .await
                 .map_err(failed("updating a flow"))?;
         }
-        if let Some((kind, label)) = tells.counter {
+        for (kind, label) in &tells.counts {
             tx.execute(
                 &count_sql(1, 2, 3, 4),
-                &[&kind, &label, &counter_shard(), &1i64],
+                &[kind, label, &counter_shard(), &1i64],
             )
             .await
             .map_err(failed("updating a flow"))?;

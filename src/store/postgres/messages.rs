@@ -14,7 +14,7 @@ use tokio_postgres::types::ToSql;
 use crate::domain::{Event, MessageId, MessageRecord};
 
 use super::events::insert_event_sql;
-use super::{Postgres, StoreError, count_sql, counter_shard, decode, encode, ms, unms};
+use super::{Postgres, StoreError, count_each_sql, counter_shard, decode, encode, ms, unms};
 
 use crate::store::{CASE_SCAN_LIMIT, Claimed, Messages, Tells};
 
@@ -43,7 +43,7 @@ impl Postgres {
         record: &MessageRecord,
         tells: &Tells,
     ) -> Result<(), StoreError> {
-        let (event, counter) = (tells.event.as_ref(), tells.counter);
+        let event = tells.event.as_ref();
         let json = encode(TABLE, record)?;
         let id = record.id.as_bytes().as_slice();
         let status = record.status.as_str();
@@ -60,12 +60,13 @@ impl Postgres {
             let n = params.len();
             parts.push(format!("event AS ({})", insert_event_sql(n - 1, n)));
         }
-        let (shard, one) = (counter_shard(), 1i64);
-        let (kind, label) = counter.unwrap_or_default();
-        if counter.is_some() {
-            params.extend([&kind as &(dyn ToSql + Sync), &label, &shard, &one]);
+        let shard = counter_shard();
+        let kinds: Vec<&str> = tells.counts.iter().map(|(k, _)| *k).collect();
+        let labels: Vec<&str> = tells.counts.iter().map(|(_, l)| l.as_str()).collect();
+        if !kinds.is_empty() {
+            params.extend([&kinds as &(dyn ToSql + Sync), &labels, &shard]);
             let n = params.len();
-            parts.push(format!("count AS ({})", count_sql(n - 3, n - 2, n - 1, n)));
+            parts.push(format!("count AS ({})", count_each_sql(n - 2, n - 1, n)));
         }
         let update = "UPDATE messages SET status = $2, due_ms = $3, record = $4 WHERE id = $1";
         let sql = if parts.is_empty() {

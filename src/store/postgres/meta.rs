@@ -104,6 +104,45 @@ impl Meta for Postgres {
             .collect())
     }
 
+    /// The labels of `kind` in `from..to`, compared bytewise as sled compares them.
+    async fn counters_between(
+        &self,
+        kind: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT label, sum(value)::bigint FROM counters
+                 WHERE kind = $1 AND label COLLATE \"C\" >= $2 AND label COLLATE \"C\" < $3
+                 GROUP BY label ORDER BY label COLLATE \"C\"",
+            )
+            .await
+            .map_err(self.query_error("reading counters"))?;
+        let rows = client
+            .query(&stmt, &[&kind, &from, &to])
+            .await
+            .map_err(self.query_error("reading counters"))?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<_, String>(0), unms(r.get(1))))
+            .collect())
+    }
+
+    /// Deletes the labels of `kind` before `before` (bytewise).
+    async fn forget_counters_before(&self, kind: &str, before: &str) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "DELETE FROM counters WHERE kind = $1 AND label COLLATE \"C\" < $2",
+                &[&kind, &before],
+            )
+            .await
+            .map_err(self.query_error("forgetting old counters"))?;
+        Ok(n as usize)
+    }
+
     /// A setting the program keeps for itself, by name.
     async fn setting_value(&self, name: &str) -> Result<Option<serde_json::Value>, StoreError> {
         let client = self.client().await?;

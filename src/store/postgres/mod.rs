@@ -178,6 +178,16 @@ pub(crate) fn counter_shard() -> i16 {
     (rand::random::<u16>() % COUNTER_SHARDS) as i16
 }
 
+/// The statement that adds one to each counter of the arrays `$kinds` and `$labels`
+/// (distinct pairs) in shard `$shard` (parameter numbers).
+pub(crate) fn count_each_sql(kinds: usize, labels: usize, shard: usize) -> String {
+    format!(
+        "INSERT INTO counters (kind, label, shard, value)
+         SELECT k, l, ${shard}, 1 FROM unnest(${kinds}::text[], ${labels}::text[]) AS c (k, l)
+         ON CONFLICT (kind, label, shard) DO UPDATE SET value = counters.value + 1"
+    )
+}
+
 /// The statement that adds `$n` to the counter (`$kind`, `$label`) in shard `$shard`
 /// (parameter numbers).
 pub(crate) fn count_sql(kind: usize, label: usize, shard: usize, n: usize) -> String {

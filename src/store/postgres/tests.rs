@@ -613,6 +613,37 @@ async fn counters_add_up_across_concurrent_callers() {
 }
 
 #[tokio::test]
+async fn a_window_of_dated_counters_is_read_and_older_days_are_forgotten() {
+    let db = TestDb::new().await;
+    let pg = db.migrated().await;
+    for (kind, label) in [
+        ("day", "2026-11-30 delivered"),
+        ("day", "2026-12-01 delivered"),
+        ("day", "2026-12-02 bounced"),
+        ("day_provider", "2026-12-01 docomo delivered"),
+    ] {
+        pg.counter_add(kind, label, 1).await.unwrap();
+    }
+    assert_eq!(
+        pg.counters_between("day", "2026-12-01", "2026-12-02")
+            .await
+            .unwrap(),
+        vec![("2026-12-01 delivered".to_string(), 1)]
+    );
+    assert_eq!(
+        pg.forget_counters_before("day", "2026-12-02")
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        pg.counters("day").await.unwrap(),
+        vec![("2026-12-02 bounced".to_string(), 1)]
+    );
+    assert_eq!(pg.counters("day_provider").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn the_other_records_round_trip() {
     let db = TestDb::new().await;
     let pg = db.migrated().await;
@@ -971,7 +1002,7 @@ async fn a_finished_message_its_event_and_its_count_are_written_together() {
     let told = Store::new_event(EventType::MessageDelivered, EventData::of_message(&r), 120);
     let tells = crate::store::Tells {
         event: Some(told.clone()),
-        counter: Some(("deliveries", "delivered")),
+        counts: vec![("deliveries", "delivered".into())],
     };
     s.write_message_change(&mut r, None, tells).await.unwrap();
     let stored = pg.message(&r.id).await.unwrap().unwrap();
@@ -1007,7 +1038,7 @@ async fn a_change_whose_event_cannot_be_written_is_not_written_either() {
     // An event whose id is already in the log makes its insert fail.
     let clash = || Tells {
         event: Some(taken.clone()),
-        counter: Some(("flows", "completed")),
+        counts: vec![("flows", "completed".into())],
     };
     let f = flow("f1");
     pg.insert_flow(&f, &[7; 32]).await.unwrap();

@@ -108,7 +108,7 @@ impl Flows for Sled {
             if let Some(mut event) = tells.event {
                 self.append_event(&mut event).await?;
             }
-            if let Some((kind, label)) = tells.counter {
+            for (kind, label) in &tells.counts {
                 self.counter_add(kind, label, 1).await?;
             }
             return Ok(Some(record));

@@ -80,6 +80,48 @@ impl Meta for Sled {
             .collect()
     }
 
+    /// The labels of `kind` in `from..to`: one range of keys.
+    async fn counters_between(
+        &self,
+        kind: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let prefix = format!("counter\0{kind}\0");
+        let (start, end) = (format!("{prefix}{from}"), format!("{prefix}{to}"));
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        self.tree(TreeName::Meta)
+            .range(start.as_bytes()..end.as_bytes())
+            .map(|item| {
+                let (k, v) = item.map_err(|e| self.write_error(e))?;
+                let label = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                let n = <[u8; 8]>::try_from(&v[..])
+                    .map(u64::from_be_bytes)
+                    .unwrap_or(0);
+                Ok((label, n))
+            })
+            .collect()
+    }
+
+    /// Removes the keys of `kind` before `before`, one range (durable with the next
+    /// flush).
+    async fn forget_counters_before(&self, kind: &str, before: &str) -> Result<usize, StoreError> {
+        let prefix = format!("counter\0{kind}\0");
+        let end = format!("{prefix}{before}");
+        let tree = self.tree(TreeName::Meta);
+        let keys: Vec<_> = tree
+            .range(prefix.as_bytes()..end.as_bytes())
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.write_error(e))?;
+        for key in &keys {
+            tree.remove(key).map_err(|e| self.write_error(e))?;
+        }
+        Ok(keys.len())
+    }
+
     /// A setting the program keeps for itself, by name.
     async fn setting_value(&self, name: &str) -> Result<Option<serde_json::Value>, StoreError> {
         self.get_json(TreeName::Meta, name.as_bytes())
@@ -161,5 +203,38 @@ mod tests {
             store.counters("deliveries").await.unwrap(),
             vec![("bounced".to_string(), 1), ("delivered".to_string(), 3)]
         );
+    }
+
+    #[tokio::test]
+    async fn a_window_of_dated_labels_is_read_and_older_days_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), false).unwrap();
+        for (kind, label) in [
+            ("day", "2026-11-30 delivered"),
+            ("day", "2026-12-01 delivered"),
+            ("day", "2026-12-02 bounced"),
+            ("day_provider", "2026-12-01 docomo delivered"),
+        ] {
+            store.counter_add(kind, label, 1).await.unwrap();
+        }
+        assert_eq!(
+            store
+                .counters_between("day", "2026-12-01", "2026-12-02")
+                .await
+                .unwrap(),
+            vec![("2026-12-01 delivered".to_string(), 1)]
+        );
+        assert_eq!(
+            store
+                .forget_counters_before("day", "2026-12-02")
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            store.counters("day").await.unwrap(),
+            vec![("2026-12-02 bounced".to_string(), 1)]
+        );
+        assert_eq!(store.counters("day_provider").await.unwrap().len(), 1);
     }
 }

@@ -3,6 +3,8 @@
 //! replies as evidence; every bounce, and its CSV), the queue (retry, cancel) and the
 //! suppression list (remove, with a reason). The list and the CSV are built by the same
 //! functions as `mailgate bounces`, so they hold the same rows for the same period.
+//! Above the report, the last 30 days as pictures (see `charts`), read from the daily
+//! tallies: a month of counters, however much mail the store holds.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::sentence::{Lang, stamp};
 use super::session::ConsoleUser;
-use super::{ConsoleError, pages, text};
+use super::{ConsoleError, charts, pages, text};
 use crate::domain::bounce::BounceRecord;
 use crate::domain::now_ms;
 use crate::operators::Role;
@@ -99,7 +101,9 @@ pub async fn report(
     if !offered.iter().any(|(v, _)| *v == since) {
         periods.push(json!({"value": since, "label": since, "selected": true}));
     }
+    let pictures = pictures(&services, lang).await?;
     let data = json!({
+        "pictures": pictures,
         "since": since,
         "since_text": stamp(since_ms, tz),
         "periods": periods,
@@ -123,6 +127,43 @@ pub async fn report(
         "admin",
         &pages::for_user(&user, "admin", data),
     )))
+}
+
+/// How many days the pictures show.
+const CHART_DAYS: u32 = 30;
+
+/// The last [`CHART_DAYS`] days in the service's zone, as the two charts and the
+/// tables beside them.
+async fn pictures(services: &Services, lang: Lang) -> Result<Value, ConsoleError> {
+    use crate::domain::tally::{self, DayOutcome, Window};
+    let zone = services.config.flows.home_zone();
+    let days = tally::last_days(now_ms(), zone, CHART_DAYS);
+    let (Some(first), Some(last)) = (days.first(), days.last()) else {
+        return Ok(Value::Null);
+    };
+    let end = tally::next_day(last);
+    let store = &services.store;
+    let by_day = store.counters_between(tally::DAY_KIND, first, &end).await?;
+    let by_provider = store
+        .counters_between(tally::DAY_PROVIDER_KIND, first, &end)
+        .await?;
+    let window = Window::from_counters(&days, &by_day, &by_provider);
+    let shares = charts::shares(lang, &window);
+    let cells = |c: &tally::Counts| c.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    Ok(json!({
+        "zone": zone.name(),
+        "outcomes": DayOutcome::ALL.map(|o| charts::outcome_name(lang, o)),
+        "total": window.days.iter().flat_map(|(_, c)| c.iter()).sum::<u64>(),
+        "days_chart": charts::days_chart(lang, &window.days, zone.name()),
+        "days": window.days.iter().rev().map(|(day, c)| json!({
+            "day": day, "counts": cells(c),
+        })).collect::<Vec<_>>(),
+        "providers_chart": charts::providers_chart(lang, &shares),
+        "providers": shares.iter().map(|s| json!({
+            "id": s.id, "name": s.name, "counts": cells(&s.counts), "total": s.total,
+            "percent": s.percent,
+        })).collect::<Vec<_>>(),
+    }))
 }
 
 /// A bounce as a row of the page's table: the CSV's cells, with the time in the

@@ -16,6 +16,7 @@
 
 mod accounts;
 mod admin;
+mod charts;
 mod invite;
 mod login;
 mod pages;

@@ -37,6 +37,8 @@ const SOURCES: &[(&str, &str, &str)] = console_sources!(
     "webhooks"
 );
 const LAYOUT: &str = include_str!("../../../templates/console/layout.hbs");
+/// The partial that draws a chart of `charts` as inline SVG.
+const CHART: &str = include_str!("../../../templates/console/chart.hbs");
 
 fn registry() -> &'static Handlebars<'static> {
     static REGISTRY: OnceLock<Handlebars<'static>> = OnceLock::new();
@@ -46,6 +48,8 @@ fn registry() -> &'static Handlebars<'static> {
         h.register_helper("url", Box::new(url_helper));
         h.register_template_string("layout", LAYOUT)
             .unwrap_or_else(|e| panic!("console layout does not compile: {e}"));
+        h.register_template_string("chart", CHART)
+            .unwrap_or_else(|e| panic!("console chart partial does not compile: {e}"));
         for (lang, name, text) in SOURCES {
             h.register_template_string(&format!("{lang}/{name}"), *text)
                 .unwrap_or_else(|e| panic!("console template {lang}/{name} does not compile: {e}"));
