@@ -271,8 +271,9 @@ pub struct StoreConfig {
     pub fsync: bool,
     /// `store.backend`: sled (default) or PostgreSQL with its settings.
     pub backend: StoreBackend,
-    /// `store.retention`: how long finished messages and bounce records are kept
-    /// (default 180 days); accounts, suppression and the audit log are kept.
+    /// `store.retention`: how long finished messages, bounce records and events (with
+    /// their finished webhook deliveries) are kept (default 180 days); accounts,
+    /// suppression and the audit log are kept.
     pub retention: Duration,
 }
 

@@ -45,6 +45,7 @@ use super::StoreError;
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_events.sql")),
+    (3, include_str!("migrations/0003_prune_events.sql")),
 ];
 
 /// The schema version this binary writes and understands.
