@@ -89,6 +89,7 @@ struct RawServer {
     keepalive_timeout: Option<String>,
     body_timeout: Option<String>,
     max_connections: Option<u32>,
+    api_requests_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -261,6 +262,9 @@ pub struct ServerConfig {
     pub body_timeout: Duration,
     /// Open HTTP connections at most; past it new ones get a quick 503.
     pub max_connections: usize,
+    /// `server.api_requests_per_minute`: requests one API key may make per minute,
+    /// counted across every node; past it the API answers 429. 0 turns the limit off.
+    pub api_requests_per_minute: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -988,6 +992,7 @@ fn validate(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Config
             keepalive_timeout: c.duration("keepalive_timeout", raw_server.keepalive_timeout, "15s"),
             body_timeout: c.duration("body_timeout", raw_server.body_timeout, "30s"),
             max_connections: c.count("max_connections", raw_server.max_connections, 1024),
+            api_requests_per_minute: raw_server.api_requests_per_minute.unwrap_or(3000),
         }
     };
 
