@@ -1031,7 +1031,7 @@ fn server_section(raw_server: RawServer, problems: &mut Vec<ConfigProblem>) -> S
         keepalive_timeout: c.duration("keepalive_timeout", raw_server.keepalive_timeout, "15s"),
         body_timeout: c.duration("body_timeout", raw_server.body_timeout, "30s"),
         max_connections: c.count("max_connections", raw_server.max_connections, 1024),
-        api_requests_per_minute: raw_server.api_requests_per_minute.unwrap_or(3000),
+        api_requests_per_minute: raw_server.api_requests_per_minute.unwrap_or(6000),
     }
 }
 
