@@ -48,9 +48,6 @@ pub enum CommandError {
     Flow(#[from] crate::flow::FlowError),
     #[error(transparent)]
     Operator(#[from] crate::operators::OperatorError),
-    /// `operator` was asked for an action it does not know.
-    #[error("{0}")]
-    UnknownAction(String),
     #[error("an API key needs a name saying who uses it")]
     ApiKeyNeedsName,
     #[error("no live API key is called {name:?} (see mailgate apikey list)")]
@@ -426,7 +423,7 @@ async fn operator_change(
     action: &str,
     who: &str,
 ) -> Result<String, CommandError> {
-    let change: crate::operators::Change = action.parse().map_err(CommandError::UnknownAction)?;
+    let change: crate::operators::Change = action.parse()?;
     let text = crate::operators::apply(store, name, change).await?;
     crate::audit::record(store, who, &format!("operator {}", change.as_str()), name).await?;
     Ok(text)
