@@ -273,8 +273,10 @@ fn write_config(
             store_dir.display()
         ),
     };
+    // The per-key API limit stays on, so its store write is in every request's cost,
+    // but high enough never to refuse the load.
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"https://id.example.jp\"\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"https://id.example.jp\"\napi_requests_per_minute = 1000000\n\
          [store]\n{store}\
          [sender]\nfrom = \"Example Clinic <no-reply@example.jp>\"\nbounce_domain = \"bounces.example.jp\"\nhostname = \"mail.example.jp\"\n\
          [delivery]\nmode = \"relay\"\nrelay = \"127.0.0.1:{port}\"\nrelay_tls = \"none\"\nmax_connections = 32\nmax_connections_per_domain = 20\nmessages_per_connection = 1000\n\

@@ -89,6 +89,7 @@ struct RawServer {
     keepalive_timeout: Option<String>,
     body_timeout: Option<String>,
     max_connections: Option<u32>,
+    api_requests_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -261,6 +262,9 @@ pub struct ServerConfig {
     pub body_timeout: Duration,
     /// Open HTTP connections at most; past it new ones get a quick 503.
     pub max_connections: usize,
+    /// `server.api_requests_per_minute`: requests one API key may make per minute,
+    /// counted across every node; past it the API answers 429. 0 turns the limit off.
+    pub api_requests_per_minute: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -271,8 +275,9 @@ pub struct StoreConfig {
     pub fsync: bool,
     /// `store.backend`: sled (default) or PostgreSQL with its settings.
     pub backend: StoreBackend,
-    /// `store.retention`: how long finished messages and bounce records are kept
-    /// (default 180 days); accounts, suppression and the audit log are kept.
+    /// `store.retention`: how long finished messages, bounce records and events (with
+    /// their finished webhook deliveries) are kept (default 180 days); accounts,
+    /// suppression and the audit log are kept.
     pub retention: Duration,
 }
 
@@ -850,6 +855,9 @@ impl Checker<'_> {
     }
 }
 
+/// Reads every section first (so unknown keys and type errors come first, in section
+/// order), then checks each section's values with its own `*_section` function, which
+/// names each problem by its key path. No section's check reads another section.
 fn validate(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Config {
     const SECTIONS: &[&str] = &[
         "server",
@@ -917,6 +925,39 @@ fn validate(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Config
             Vec::new()
         }
     };
+    let webhooks = webhooks_section(raw_webhooks, problems);
+    let server = server_section(raw_server, problems);
+    let store = store_section(raw_store, problems);
+    let sender = sender_section(raw_sender, problems);
+    let dkim = dkim_section(raw_dkim, problems);
+    let delivery = delivery_section(raw_delivery, problems);
+    let inbound = inbound_section(raw_inbound, problems);
+    let flows = flows_section(raw_flows, problems);
+    let log = log_section(raw_log, problems);
+    let templates = templates_section(raw_templates, problems);
+    let dns = dns_section(raw_dns, problems);
+
+    Config {
+        source: None,
+        server,
+        store,
+        sender,
+        dkim,
+        webhooks,
+        delivery,
+        inbound,
+        flows,
+        log,
+        templates,
+        dns,
+    }
+}
+
+/// `[[webhooks]]`: each endpoint's URL (unique), secret file, event filter and retry waits.
+fn webhooks_section(
+    raw_webhooks: Vec<RawWebhook>,
+    problems: &mut Vec<ConfigProblem>,
+) -> Vec<WebhookConfig> {
     let mut webhooks: Vec<WebhookConfig> = Vec::new();
     for (i, w) in raw_webhooks.into_iter().enumerate() {
         let mut c = Checker {
@@ -983,107 +1024,115 @@ fn validate(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Config
             retry_schedule,
         });
     }
+    webhooks
+}
 
-    let server = {
-        let mut c = Checker {
-            prefix: "server".into(),
-            problems,
-        };
-        let listen = raw_server.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
-        ServerConfig {
-            listen: c
-                .socket("listen", &listen)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
-            public_url: c.url("public_url", raw_server.public_url, "http://localhost:8080"),
-            header_timeout: c.duration("header_timeout", raw_server.header_timeout, "10s"),
-            keepalive_timeout: c.duration("keepalive_timeout", raw_server.keepalive_timeout, "15s"),
-            body_timeout: c.duration("body_timeout", raw_server.body_timeout, "30s"),
-            max_connections: c.count("max_connections", raw_server.max_connections, 1024),
-        }
+/// `[server]`: the HTTP listener, its limits and the public URL of links.
+fn server_section(raw_server: RawServer, problems: &mut Vec<ConfigProblem>) -> ServerConfig {
+    let mut c = Checker {
+        prefix: "server".into(),
+        problems,
     };
+    let listen = raw_server.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+    ServerConfig {
+        listen: c
+            .socket("listen", &listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+        public_url: c.url("public_url", raw_server.public_url, "http://localhost:8080"),
+        header_timeout: c.duration("header_timeout", raw_server.header_timeout, "10s"),
+        keepalive_timeout: c.duration("keepalive_timeout", raw_server.keepalive_timeout, "15s"),
+        body_timeout: c.duration("body_timeout", raw_server.body_timeout, "30s"),
+        max_connections: c.count("max_connections", raw_server.max_connections, 1024),
+        api_requests_per_minute: raw_server.api_requests_per_minute.unwrap_or(60_000),
+    }
+}
 
-    let store = {
-        let mut c = Checker {
-            prefix: "store".into(),
-            problems,
-        };
-        let backend = store_backend(&mut c, &raw_store);
-        StoreConfig {
-            path: PathBuf::from(raw_store.path.unwrap_or_else(|| "data/store".into())),
-            fsync: raw_store.fsync.unwrap_or(true),
-            retention: c.duration("retention", raw_store.retention.clone(), "180d"),
-            backend,
-        }
+/// `[store]`: where records live, and for how long.
+fn store_section(raw_store: RawStore, problems: &mut Vec<ConfigProblem>) -> StoreConfig {
+    let mut c = Checker {
+        prefix: "store".into(),
+        problems,
     };
+    let backend = store_backend(&mut c, &raw_store);
+    StoreConfig {
+        path: PathBuf::from(raw_store.path.unwrap_or_else(|| "data/store".into())),
+        fsync: raw_store.fsync.unwrap_or(true),
+        retention: c.duration("retention", raw_store.retention.clone(), "180d"),
+        backend,
+    }
+}
 
-    let sender = {
-        let mut c = Checker {
-            prefix: "sender".into(),
-            problems,
-        };
-        let from_text = raw_sender
-            .from
-            .unwrap_or_else(|| "mailgate <no-reply@example.com>".into());
-        let from = match Mailbox::parse(&from_text) {
-            Ok(m) => {
-                if m.name.as_deref().is_some_and(|n| n.contains('@')) {
-                    c.problem(
-                        "from",
-                        "the display name looks like an address, which reads as phishing: use a name such as \"Example City Health Office\"",
-                    );
-                }
-                m
-            }
-            Err(e) => {
-                c.problem("from", e.to_string());
-                Mailbox {
-                    name: None,
-                    address: Address::parse("no-reply@example.com").expect("valid literal"),
-                }
-            }
-        };
-        let bounce_domain = c.host(
-            "bounce_domain",
-            raw_sender.bounce_domain,
-            "bounces.example.com",
-        );
-        let hostname = c.host("hostname", raw_sender.hostname, "mail.example.com");
-        let organization = raw_sender
-            .organization
-            .or_else(|| from.name.clone())
-            .unwrap_or_else(|| "mailgate".into());
-        let ip = raw_sender.ip.and_then(|v| match v.parse() {
-            Ok(ip) => Some(ip),
-            Err(_) => {
+/// `[sender]`: who mail is from and where its bounces go.
+fn sender_section(raw_sender: RawSender, problems: &mut Vec<ConfigProblem>) -> SenderConfig {
+    let mut c = Checker {
+        prefix: "sender".into(),
+        problems,
+    };
+    let from_text = raw_sender
+        .from
+        .unwrap_or_else(|| "mailgate <no-reply@example.com>".into());
+    let from = match Mailbox::parse(&from_text) {
+        Ok(m) => {
+            if m.name.as_deref().is_some_and(|n| n.contains('@')) {
                 c.problem(
-                    "ip",
-                    format!("{v:?} is not an IP address such as \"192.0.2.10\""),
+                    "from",
+                    "the display name looks like an address, which reads as phishing: use a name such as \"Example City Health Office\"",
                 );
-                None
             }
-        });
-        SenderConfig {
-            from,
-            bounce_domain,
-            hostname,
-            organization,
-            contact: raw_sender.contact.unwrap_or_default(),
-            verp_secret_file: raw_sender.verp_secret_file.map(PathBuf::from),
-            ip,
-            max_message_size: match raw_sender.max_message_size {
-                Some(n) if n < 16 * 1024 => {
-                    c.problem(
-                        "max_message_size",
-                        format!("{n} bytes cannot hold a message; give at least 16384"),
-                    );
-                    1024 * 1024
-                }
-                Some(n) => n,
-                None => 1024 * 1024,
-            },
+            m
+        }
+        Err(e) => {
+            c.problem("from", e.to_string());
+            Mailbox {
+                name: None,
+                address: Address::parse("no-reply@example.com").expect("valid literal"),
+            }
         }
     };
+    let bounce_domain = c.host(
+        "bounce_domain",
+        raw_sender.bounce_domain,
+        "bounces.example.com",
+    );
+    let hostname = c.host("hostname", raw_sender.hostname, "mail.example.com");
+    let organization = raw_sender
+        .organization
+        .or_else(|| from.name.clone())
+        .unwrap_or_else(|| "mailgate".into());
+    let ip = raw_sender.ip.and_then(|v| match v.parse() {
+        Ok(ip) => Some(ip),
+        Err(_) => {
+            c.problem(
+                "ip",
+                format!("{v:?} is not an IP address such as \"192.0.2.10\""),
+            );
+            None
+        }
+    });
+    SenderConfig {
+        from,
+        bounce_domain,
+        hostname,
+        organization,
+        contact: raw_sender.contact.unwrap_or_default(),
+        verp_secret_file: raw_sender.verp_secret_file.map(PathBuf::from),
+        ip,
+        max_message_size: match raw_sender.max_message_size {
+            Some(n) if n < 16 * 1024 => {
+                c.problem(
+                    "max_message_size",
+                    format!("{n} bytes cannot hold a message; give at least 16384"),
+                );
+                1024 * 1024
+            }
+            Some(n) => n,
+            None => 1024 * 1024,
+        },
+    }
+}
 
+/// `[[dkim]]`: each signing key's domain, selector, algorithm and file.
+fn dkim_section(raw_dkim: Vec<RawDkim>, problems: &mut Vec<ConfigProblem>) -> Vec<DkimKeyConfig> {
     let mut dkim = Vec::new();
     for (i, d) in raw_dkim.into_iter().enumerate() {
         let mut c = Checker {
@@ -1133,258 +1182,256 @@ fn validate(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Config
             key_file,
         });
     }
+    dkim
+}
 
-    let delivery = {
-        let mut c = Checker {
-            prefix: "delivery".into(),
-            problems,
-        };
-        let mode = match raw_delivery.mode.as_deref().unwrap_or("outbox") {
-            "outbox" => DeliveryMode::Outbox,
-            "relay" => DeliveryMode::Relay,
-            "mx" => DeliveryMode::Mx,
-            other => {
-                c.problem(
-                    "mode",
-                    format!("{other:?} is not one of \"outbox\", \"relay\", \"mx\""),
-                );
-                DeliveryMode::Outbox
-            }
-        };
-        let relay_tls = match raw_delivery.relay_tls.as_deref().unwrap_or("starttls") {
-            "none" => RelayTls::None,
-            "starttls" => RelayTls::Starttls,
-            "implicit" => RelayTls::Implicit,
-            other => {
-                c.problem(
-                    "relay_tls",
-                    format!("{other:?} is not one of \"none\", \"starttls\", \"implicit\""),
-                );
-                RelayTls::Starttls
-            }
-        };
-        let relay = match &raw_delivery.relay {
-            Some(r) => match parse_relay(r) {
-                Ok(relay) => Some(relay),
-                Err(e) => {
-                    c.problem("relay", e);
-                    None
-                }
-            },
-            None => {
-                if mode == DeliveryMode::Relay {
-                    c.problem(
-                        "relay",
-                        "missing: delivery.mode is \"relay\", so name the host:port",
-                    );
-                }
+/// `[delivery]`: how mail leaves (outbox, relay, MX), its retries and limits.
+fn delivery_section(
+    raw_delivery: RawDelivery,
+    problems: &mut Vec<ConfigProblem>,
+) -> DeliveryConfig {
+    let mut c = Checker {
+        prefix: "delivery".into(),
+        problems,
+    };
+    let mode = match raw_delivery.mode.as_deref().unwrap_or("outbox") {
+        "outbox" => DeliveryMode::Outbox,
+        "relay" => DeliveryMode::Relay,
+        "mx" => DeliveryMode::Mx,
+        other => {
+            c.problem(
+                "mode",
+                format!("{other:?} is not one of \"outbox\", \"relay\", \"mx\""),
+            );
+            DeliveryMode::Outbox
+        }
+    };
+    let relay_tls = match raw_delivery.relay_tls.as_deref().unwrap_or("starttls") {
+        "none" => RelayTls::None,
+        "starttls" => RelayTls::Starttls,
+        "implicit" => RelayTls::Implicit,
+        other => {
+            c.problem(
+                "relay_tls",
+                format!("{other:?} is not one of \"none\", \"starttls\", \"implicit\""),
+            );
+            RelayTls::Starttls
+        }
+    };
+    let relay = match &raw_delivery.relay {
+        Some(r) => match parse_relay(r) {
+            Ok(relay) => Some(relay),
+            Err(e) => {
+                c.problem("relay", e);
                 None
             }
-        };
-        let relay_password_file = raw_delivery.relay_password_file.map(PathBuf::from);
-        let mut relay_password = None;
-        if let Some(p) = &relay_password_file {
-            check_readable_file(&mut c, "relay_password_file", p);
-            if let Ok(text) = std::fs::read_to_string(p) {
-                relay_password = Some(text.trim_end().to_string());
-            }
-        }
-        let relay_login = match (&raw_delivery.relay_user, relay_password) {
-            (Some(user), Some(password)) => Some(RelayLogin {
-                user: user.clone(),
-                password: password.into(),
-            }),
-            _ => None,
-        };
-        let schedule_text = raw_delivery.retry_schedule.unwrap_or_else(|| {
-            ["1m", "2m", "5m", "10m", "20m", "40m", "1h"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect()
-        });
-        let mut retry_schedule = Vec::new();
-        for (i, s) in schedule_text.into_iter().enumerate() {
-            match parse_duration(&s) {
-                Ok(d) => retry_schedule.push(d),
-                Err(e) => c.problem(&format!("retry_schedule[{i}]"), e.to_string()),
-            }
-        }
-        if retry_schedule.is_empty() {
-            retry_schedule.push(Duration::from_secs(3600));
-        }
-        DeliveryConfig {
-            mode,
-            outbox_dir: PathBuf::from(
-                raw_delivery
-                    .outbox_dir
-                    .unwrap_or_else(|| "data/outbox".into()),
-            ),
-            relay,
-            relay_tls,
-            relay_user: raw_delivery.relay_user,
-            relay_password_file,
-            relay_login,
-            max_connections: c.count("max_connections", raw_delivery.max_connections, 32),
-            max_connections_per_domain: c.count(
-                "max_connections_per_domain",
-                raw_delivery.max_connections_per_domain,
-                4,
-            ),
-            messages_per_connection: c.count(
-                "messages_per_connection",
-                raw_delivery.messages_per_connection,
-                100,
-            ),
-            retry_schedule,
-            message_lifetime: c.duration("message_lifetime", raw_delivery.message_lifetime, "24h"),
-            connect_timeout: c.duration("connect_timeout", raw_delivery.connect_timeout, "30s"),
-            command_timeout: c.duration("command_timeout", raw_delivery.command_timeout, "5m"),
-            require_tls: raw_delivery.require_tls.unwrap_or(false),
-            mx_port: match raw_delivery.mx_port {
-                Some(0) => {
-                    c.problem("mx_port", "0 is not a port; leave the key out for 25");
-                    25
-                }
-                Some(p) => p,
-                None => 25,
-            },
-        }
-    };
-
-    let inbound = {
-        let mut c = Checker {
-            prefix: "inbound".into(),
-            problems,
-        };
-        let listen = match raw_inbound.listen.as_deref() {
-            None | Some("") => None,
-            Some(s) => c.socket("listen", s),
-        };
-        InboundConfig {
-            listen,
-            max_message_size: raw_inbound.max_message_size.unwrap_or(10 * 1024 * 1024),
-            max_connections: c.count("max_connections", raw_inbound.max_connections, 64),
-            max_connections_per_address: c.count(
-                "max_connections_per_address",
-                raw_inbound.max_connections_per_address,
-                4,
-            ),
-            timeout: c.duration("timeout", raw_inbound.timeout, "1m"),
-            session_timeout: c.duration("session_timeout", raw_inbound.session_timeout, "10m"),
-        }
-    };
-
-    let flows = {
-        let mut c = Checker {
-            prefix: "flows".into(),
-            problems,
-        };
-        let link_lifetime = c.duration("link_lifetime", raw_flows.link_lifetime, "24h");
-        if link_lifetime > Duration::from_secs(24 * 3600) {
-            c.problem(
-                "link_lifetime",
-                "at most 24h: a link that lives longer is a standing risk",
-            );
-        }
-        let default_locale = raw_flows.default_locale.unwrap_or_else(|| "ja".into());
-        if default_locale != "ja" && default_locale != "en" {
-            c.problem(
-                "default_locale",
-                format!("{default_locale:?} is not one of \"ja\", \"en\""),
-            );
-        }
-        FlowsConfig {
-            link_lifetime,
-            code_lifetime: c.duration("code_lifetime", raw_flows.code_lifetime, "10m"),
-            // Unset (empty): the done page says the page can be closed, with no link.
-            app_url: match raw_flows.app_url {
-                Some(u) if !u.is_empty() => c.url("app_url", Some(u), ""),
-                _ => String::new(),
-            },
-            timezone_ja: c.timezone("timezone_ja", raw_flows.timezone_ja, "Asia/Tokyo"),
-            timezone_en: c.timezone("timezone_en", raw_flows.timezone_en, "UTC"),
-            default_locale,
-            code_resend_interval: match raw_flows.code_resend_interval.as_deref() {
-                None => Duration::from_secs(60),
-                Some("0s") => Duration::ZERO,
-                Some(v) => c.duration("code_resend_interval", Some(v.to_string()), "1m"),
-            },
-        }
-    };
-
-    let log = {
-        let mut c = Checker {
-            prefix: "log".into(),
-            problems,
-        };
-        let format = match raw_log.format.as_deref().unwrap_or("text") {
-            "text" => LogFormat::Text,
-            "json" => LogFormat::Json,
-            other => {
+        },
+        None => {
+            if mode == DeliveryMode::Relay {
                 c.problem(
-                    "format",
-                    format!("{other:?} is not one of \"text\", \"json\""),
+                    "relay",
+                    "missing: delivery.mode is \"relay\", so name the host:port",
                 );
-                LogFormat::Text
             }
-        };
-        LogConfig {
-            format,
-            level: raw_log.level.unwrap_or_else(|| "info".into()),
+            None
         }
     };
-
-    let templates = {
-        let mut c = Checker {
-            prefix: "templates".into(),
-            problems,
-        };
-        let dir = raw_templates.dir.map(PathBuf::from);
-        if let Some(d) = &dir
-            && !d.is_dir()
-        {
-            c.problem("dir", format!("{} is not a folder", d.display()));
+    let relay_password_file = raw_delivery.relay_password_file.map(PathBuf::from);
+    let mut relay_password = None;
+    if let Some(p) = &relay_password_file {
+        check_readable_file(&mut c, "relay_password_file", p);
+        if let Ok(text) = std::fs::read_to_string(p) {
+            relay_password = Some(text.trim_end().to_string());
         }
-        TemplatesConfig { dir }
-    };
-
-    let dns = {
-        let mut c = Checker {
-            prefix: "dns".into(),
-            problems,
-        };
-        let nameservers = raw_dns
-            .nameservers
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|v| match parse_nameserver(v) {
-                Some(a) => Some(a),
-                None => {
-                    c.problem(
-                        "nameservers",
-                        format!("{v:?} is not an IP address, with an optional port, such as \"127.0.0.1:5353\" or \"192.0.2.53\""),
-                    );
-                    None
-                }
-            })
-            .collect();
-        DnsConfig { nameservers }
-    };
-
-    Config {
-        source: None,
-        server,
-        store,
-        sender,
-        dkim,
-        webhooks,
-        delivery,
-        inbound,
-        flows,
-        log,
-        templates,
-        dns,
     }
+    let relay_login = match (&raw_delivery.relay_user, relay_password) {
+        (Some(user), Some(password)) => Some(RelayLogin {
+            user: user.clone(),
+            password: password.into(),
+        }),
+        _ => None,
+    };
+    let schedule_text = raw_delivery.retry_schedule.unwrap_or_else(|| {
+        ["1m", "2m", "5m", "10m", "20m", "40m", "1h"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    });
+    let mut retry_schedule = Vec::new();
+    for (i, s) in schedule_text.into_iter().enumerate() {
+        match parse_duration(&s) {
+            Ok(d) => retry_schedule.push(d),
+            Err(e) => c.problem(&format!("retry_schedule[{i}]"), e.to_string()),
+        }
+    }
+    if retry_schedule.is_empty() {
+        retry_schedule.push(Duration::from_secs(3600));
+    }
+    DeliveryConfig {
+        mode,
+        outbox_dir: PathBuf::from(
+            raw_delivery
+                .outbox_dir
+                .unwrap_or_else(|| "data/outbox".into()),
+        ),
+        relay,
+        relay_tls,
+        relay_user: raw_delivery.relay_user,
+        relay_password_file,
+        relay_login,
+        max_connections: c.count("max_connections", raw_delivery.max_connections, 32),
+        max_connections_per_domain: c.count(
+            "max_connections_per_domain",
+            raw_delivery.max_connections_per_domain,
+            4,
+        ),
+        messages_per_connection: c.count(
+            "messages_per_connection",
+            raw_delivery.messages_per_connection,
+            100,
+        ),
+        retry_schedule,
+        message_lifetime: c.duration("message_lifetime", raw_delivery.message_lifetime, "24h"),
+        connect_timeout: c.duration("connect_timeout", raw_delivery.connect_timeout, "30s"),
+        command_timeout: c.duration("command_timeout", raw_delivery.command_timeout, "5m"),
+        require_tls: raw_delivery.require_tls.unwrap_or(false),
+        mx_port: match raw_delivery.mx_port {
+            Some(0) => {
+                c.problem("mx_port", "0 is not a port; leave the key out for 25");
+                25
+            }
+            Some(p) => p,
+            None => 25,
+        },
+    }
+}
+
+/// `[inbound]`: the bounce listener and its limits.
+fn inbound_section(raw_inbound: RawInbound, problems: &mut Vec<ConfigProblem>) -> InboundConfig {
+    let mut c = Checker {
+        prefix: "inbound".into(),
+        problems,
+    };
+    let listen = match raw_inbound.listen.as_deref() {
+        None | Some("") => None,
+        Some(s) => c.socket("listen", s),
+    };
+    InboundConfig {
+        listen,
+        max_message_size: raw_inbound.max_message_size.unwrap_or(10 * 1024 * 1024),
+        max_connections: c.count("max_connections", raw_inbound.max_connections, 64),
+        max_connections_per_address: c.count(
+            "max_connections_per_address",
+            raw_inbound.max_connections_per_address,
+            4,
+        ),
+        timeout: c.duration("timeout", raw_inbound.timeout, "1m"),
+        session_timeout: c.duration("session_timeout", raw_inbound.session_timeout, "10m"),
+    }
+}
+
+/// `[flows]`: link and code lifetimes, time zones and the default locale.
+fn flows_section(raw_flows: RawFlows, problems: &mut Vec<ConfigProblem>) -> FlowsConfig {
+    let mut c = Checker {
+        prefix: "flows".into(),
+        problems,
+    };
+    let link_lifetime = c.duration("link_lifetime", raw_flows.link_lifetime, "24h");
+    if link_lifetime > Duration::from_secs(24 * 3600) {
+        c.problem(
+            "link_lifetime",
+            "at most 24h: a link that lives longer is a standing risk",
+        );
+    }
+    let default_locale = raw_flows.default_locale.unwrap_or_else(|| "ja".into());
+    if default_locale != "ja" && default_locale != "en" {
+        c.problem(
+            "default_locale",
+            format!("{default_locale:?} is not one of \"ja\", \"en\""),
+        );
+    }
+    FlowsConfig {
+        link_lifetime,
+        code_lifetime: c.duration("code_lifetime", raw_flows.code_lifetime, "10m"),
+        // Unset (empty): the done page says the page can be closed, with no link.
+        app_url: match raw_flows.app_url {
+            Some(u) if !u.is_empty() => c.url("app_url", Some(u), ""),
+            _ => String::new(),
+        },
+        timezone_ja: c.timezone("timezone_ja", raw_flows.timezone_ja, "Asia/Tokyo"),
+        timezone_en: c.timezone("timezone_en", raw_flows.timezone_en, "UTC"),
+        default_locale,
+        code_resend_interval: match raw_flows.code_resend_interval.as_deref() {
+            None => Duration::from_secs(60),
+            Some("0s") => Duration::ZERO,
+            Some(v) => c.duration("code_resend_interval", Some(v.to_string()), "1m"),
+        },
+    }
+}
+
+/// `[log]`: format and level.
+fn log_section(raw_log: RawLog, problems: &mut Vec<ConfigProblem>) -> LogConfig {
+    let mut c = Checker {
+        prefix: "log".into(),
+        problems,
+    };
+    let format = match raw_log.format.as_deref().unwrap_or("text") {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            c.problem(
+                "format",
+                format!("{other:?} is not one of \"text\", \"json\""),
+            );
+            LogFormat::Text
+        }
+    };
+    LogConfig {
+        format,
+        level: raw_log.level.unwrap_or_else(|| "info".into()),
+    }
+}
+
+/// `[templates]`: a folder of templates that replace the built-in ones.
+fn templates_section(
+    raw_templates: RawTemplates,
+    problems: &mut Vec<ConfigProblem>,
+) -> TemplatesConfig {
+    let mut c = Checker {
+        prefix: "templates".into(),
+        problems,
+    };
+    let dir = raw_templates.dir.map(PathBuf::from);
+    if let Some(d) = &dir
+        && !d.is_dir()
+    {
+        c.problem("dir", format!("{} is not a folder", d.display()));
+    }
+    TemplatesConfig { dir }
+}
+
+/// `[dns]`: the name servers every lookup asks.
+fn dns_section(raw_dns: RawDns, problems: &mut Vec<ConfigProblem>) -> DnsConfig {
+    let mut c = Checker {
+        prefix: "dns".into(),
+        problems,
+    };
+    let nameservers = raw_dns
+        .nameservers
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| match parse_nameserver(v) {
+            Some(a) => Some(a),
+            None => {
+                c.problem(
+                    "nameservers",
+                    format!("{v:?} is not an IP address, with an optional port, such as \"127.0.0.1:5353\" or \"192.0.2.53\""),
+                );
+                None
+            }
+        })
+        .collect();
+    DnsConfig { nameservers }
 }
 
 /// A name server as `dns.nameservers` and `--nameserver` take it: `IP`, `IP:PORT` or

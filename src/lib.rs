@@ -25,7 +25,8 @@
 //!   trees, key encoding, the spool of message bytes, the group-committed flush) and
 //!   [`store::postgres`] (any number of nodes on one database); [`store::copy`] moves a
 //!   sled store into PostgreSQL.
-//! - [`retention`]: forgets finished messages and old bounces after `store.retention`.
+//! - [`retention`]: forgets finished messages, old bounces and old events (with their
+//!   webhook deliveries) after `store.retention`.
 //! - [`config`]: TOML + environment + flags → a validated [`config::Config`].
 //! - [`compose`]: templates and MIME; [`dkim`]: signing, keys, records; [`verp`]: return paths.
 //! - [`queue`]: enqueue, the handoff to the delivery worker, retry policy, the worker, and

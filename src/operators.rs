@@ -140,6 +140,8 @@ pub enum OperatorError {
     BadName(String),
     #[error("the role must be admin or support (got {0:?})")]
     BadRole(String),
+    #[error("unknown operator action {0:?}")]
+    BadAction(String),
     #[error("the password is too short: use at least {MIN_PASSWORD_LEN} characters")]
     ShortPassword,
     #[error("operator {0}")]
@@ -315,13 +317,13 @@ impl Change {
 }
 
 impl std::str::FromStr for Change {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Change, String> {
+    type Err = OperatorError;
+    fn from_str(s: &str) -> Result<Change, OperatorError> {
         match s {
             "disable" => Ok(Change::Disable),
             "enable" => Ok(Change::Enable),
             "remove" => Ok(Change::Remove),
-            other => Err(format!("unknown operator action {other:?}")),
+            other => Err(OperatorError::BadAction(other.to_string())),
         }
     }
 }

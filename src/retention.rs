@@ -1,10 +1,17 @@
 //! Forgetting what is no longer needed, so the store does not grow with its whole
-//! history: finished messages (with their timelines) and bounce records older than
-//! `store.retention`. Open messages are never touched, and the counters behind
-//! `/metrics` keep their counts; accounts, suppression and the audit log are kept.
-//! The admin chart's daily tallies go by whole days: a day is forgotten once every
-//! zone's version of it is older than the retention (the cutoff's UTC date, less one),
-//! so a tally outlives its messages by a day at most.
+//! history: finished messages (with their timelines), bounce records, events and the
+//! finished webhook deliveries that carried them, older than `store.retention`. Open
+//! messages are never touched, nor an event a delivery is still pending for, and the
+//! counters behind `/metrics` keep their counts; accounts, suppression and the audit
+//! log are kept. The admin chart's daily tallies go by whole days: a day is forgotten
+//! once every zone's version of it is older than the retention (the cutoff's UTC date,
+//! less one), so a tally outlives its messages by a day at most.
+//!
+//! Messages and events go in batches of at most `BATCH`, so one pass never holds a
+//! transaction over the whole history. Events go from the start of the log only (see
+//! [`crate::store::Events::prune_events`]): the feed's readers keep a gapless log, and
+//! one whose cursor fell behind the forgotten part is told so (410) instead of
+//! silently skipping.
 //!
 //! It runs an hour apart on every node; on a shared store the deletes of two nodes
 //! simply find less to do.
@@ -26,9 +33,12 @@ pub struct Forgotten {
     pub bounces: usize,
     /// Daily tallies (one per day, outcome and provider).
     pub day_tallies: usize,
+    /// Events, with the finished webhook deliveries of each.
+    pub events: usize,
 }
 
-/// Forgets finished messages created, and bounces taken, before `now - keep`.
+/// Forgets finished messages created, bounces taken, and events that happened before
+/// `now - keep`.
 pub async fn forget_old(store: &Store, keep: Duration, now: u64) -> Result<Forgotten, StoreError> {
     let before = now.saturating_sub(keep.as_millis() as u64);
     let mut forgotten = Forgotten::default();
@@ -46,6 +56,13 @@ pub async fn forget_old(store: &Store, keep: Duration, now: u64) -> Result<Forgo
         crate::domain::tally::DAY_PROVIDER_KIND,
     ] {
         forgotten.day_tallies += store.forget_counters_before(kind, &last_day).await?;
+    }
+    loop {
+        let n = store.prune_events(before, BATCH).await?;
+        forgotten.events += n;
+        if n < BATCH {
+            break;
+        }
     }
     store.flush().await?;
     Ok(forgotten)
@@ -66,7 +83,8 @@ pub async fn run(store: Store, keep: Duration, mut shutdown: Shutdown) {
                 messages = f.messages,
                 bounces = f.bounces,
                 day_tallies = f.day_tallies,
-                "forgot finished messages and bounces older than store.retention"
+                events = f.events,
+                "forgot finished messages, bounces and events older than store.retention"
             ),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot forget old records; trying again in an hour")
@@ -78,7 +96,33 @@ pub async fn run(store: Store, keep: Duration, mut shutdown: Shutdown) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Event, MessageRecord, MessageStatus, Step};
+    use crate::domain::{Event, EventData, EventType, MessageRecord, MessageStatus, Step};
+
+    const DAY: u64 = 86_400_000;
+
+    #[tokio::test]
+    async fn old_events_go_and_recent_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), false).unwrap();
+        for at in [DAY, 2 * DAY, 9 * DAY] {
+            store
+                .record_event(EventType::FlowMailed, EventData::default(), at)
+                .await
+                .unwrap();
+        }
+        let f = forget_old(&store, Duration::from_millis(5 * DAY), 10 * DAY)
+            .await
+            .unwrap();
+        assert_eq!(f.events, 2);
+        let kept: Vec<u64> = store
+            .events_after(0, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(kept, [3]);
+    }
 
     #[tokio::test]
     async fn old_finished_messages_go_and_open_or_recent_ones_stay() {

@@ -20,8 +20,67 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
 use crate::config::Config;
+use crate::domain::address::AddressError;
 use crate::services::Services;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
+
+/// Why a command did not run, in words for the operator who typed it: each variant
+/// says what was wrong and with what (the address, the file, the event, the URL); a
+/// store failure names where the store is. It crosses the control socket as its text,
+/// so a command reads the same with the server up or down.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// `send --to` is not an address.
+    #[error("--to: {0}")]
+    To(#[source] AddressError),
+    /// An address argument (invite, reset, suppression) is not an address.
+    #[error(transparent)]
+    Address(#[from] AddressError),
+    #[error(transparent)]
+    Enqueue(#[from] crate::queue::EnqueueError),
+    #[error(transparent)]
+    Queue(#[from] crate::queue::control::ControlError),
+    #[error(transparent)]
+    Lookup(#[from] crate::timeline::LookupError),
+    #[error(transparent)]
+    Flow(#[from] crate::flow::FlowError),
+    #[error(transparent)]
+    Operator(#[from] crate::operators::OperatorError),
+    #[error("an API key needs a name saying who uses it")]
+    ApiKeyNeedsName,
+    #[error("no live API key is called {name:?} (see mailgate apikey list)")]
+    NoApiKey { name: String },
+    /// A bounce file that is not a mail message.
+    #[error("{file}: {source}")]
+    NotMail {
+        file: String,
+        #[source]
+        source: crate::intake::NotMail,
+    },
+    /// A bounce file the store could not take.
+    #[error("{file}: {source}")]
+    BounceStore {
+        file: String,
+        #[source]
+        source: StoreError,
+    },
+    /// The bytes of a bounce were damaged on their way over the socket.
+    #[error("the message did not arrive intact: {0}")]
+    Base64(#[source] base64::DecodeError),
+    #[error("{address} is not on the suppression list")]
+    NotSuppressed { address: String },
+    #[error("no event {event_id} in the store")]
+    NoEvent { event_id: String },
+    #[error("no [[webhooks]] entry wants event {event_id}'s type")]
+    NoEndpointWants { event_id: String },
+    #[error("{url} is not a [[webhooks]] url of this configuration")]
+    NotAWebhook { url: String },
+    /// The answer could not be written as JSON (a bug, not the operator's doing).
+    #[error("cannot write the answer as JSON: {0}")]
+    Answer(#[source] serde_json::Error),
+}
 
 /// A command that needs the store.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,8 +179,8 @@ pub enum Response {
     Error(String),
 }
 
-/// Runs a request against open services. Errors are text meant for the operator.
-pub async fn execute(services: &Services, request: Request) -> Result<Value, String> {
+/// Runs a request against open services.
+pub async fn execute(services: &Services, request: Request) -> Result<Value, CommandError> {
     match request {
         Request::Status => Ok(serde_json::json!({
             "store": services.store.location(),
@@ -134,7 +193,7 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
             locale,
             vars,
         } => {
-            let to = crate::domain::Address::parse(&to).map_err(|e| format!("--to: {e}"))?;
+            let to = crate::domain::Address::parse(&to).map_err(CommandError::To)?;
             let out = crate::queue::Outgoing {
                 to,
                 to_name: name,
@@ -145,53 +204,40 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
                 flow_id: None,
                 not_before_ms: None,
             };
-            let done = crate::queue::enqueue(&services.queue, out)
-                .await
-                .map_err(|e| e.to_string())?;
+            let done = crate::queue::enqueue(&services.queue, out).await?;
             to_value(&done)
         }
-        Request::QueueList => to_value(
-            &crate::queue::control::list(&services.queue)
-                .await
-                .map_err(|e| e.to_string())?,
-        ),
-        Request::StoreStats => to_value(&services.store.stats().await.map_err(|e| e.to_string())?),
-        Request::QueueStatus => to_value(
-            &services
-                .queue
-                .activity(crate::domain::now_ms())
-                .await
-                .map_err(|e| e.to_string())?,
-        ),
+        Request::QueueList => to_value(&crate::queue::control::list(&services.queue).await?),
+        Request::StoreStats => to_value(&services.store.stats().await?),
+        Request::QueueStatus => to_value(&services.queue.activity(crate::domain::now_ms()).await?),
         Request::QueueRetry { id } => {
             crate::queue::control::retry(&services.queue, &id, "command line")
                 .await
                 .map(Value::String)
-                .map_err(|e| e.to_string())
+                .map_err(CommandError::from)
         }
         Request::QueueCancel { id } => {
             crate::queue::control::cancel(&services.queue, &id, "command line")
                 .await
                 .map(Value::String)
-                .map_err(|e| e.to_string())
+                .map_err(CommandError::from)
         }
-        Request::Log { query } => to_value(
-            &crate::timeline::lookup(services, &query)
-                .await
-                .map_err(|e| e.to_string())?,
-        ),
+        Request::Log { query } => to_value(&crate::timeline::lookup(services, &query).await?),
         Request::ApiKeyCreate { name } => {
             if name.trim().is_empty() {
-                return Err("an API key needs a name saying who uses it".into());
+                return Err(CommandError::ApiKeyNeedsName);
             }
             crate::apikey::create(&services.store, &name)
                 .await
                 .map(Value::String)
-                .map_err(|e| e.to_string())
+                .map_err(CommandError::from)
         }
         Request::BounceIngest { name, raw_base64 } => {
             let raw = decode_base64(&raw_base64)?;
-            crate::intake::refuse_junk(&raw).map_err(|e| format!("{name}: {e}"))?;
+            crate::intake::refuse_junk(&raw).map_err(|source| CommandError::NotMail {
+                file: name.clone(),
+                source,
+            })?;
             let result = crate::intake::take(
                 services,
                 &raw,
@@ -199,23 +245,11 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
                 &[],
             )
             .await
-            .map_err(|e| format!("{name}: {e}"))?;
+            .map_err(|source| CommandError::BounceStore { file: name, source })?;
             to_value(&result)
         }
-        Request::Bounces { since_ms } => to_value(
-            &services
-                .store
-                .bounces_since(since_ms)
-                .await
-                .map_err(|e| e.to_string())?,
-        ),
-        Request::SuppressionList => to_value(
-            &services
-                .store
-                .suppressions()
-                .await
-                .map_err(|e| e.to_string())?,
-        ),
+        Request::Bounces { since_ms } => to_value(&services.store.bounces_since(since_ms).await?),
+        Request::SuppressionList => to_value(&services.store.suppressions().await?),
         Request::SuppressionAdd { address, note, who } => {
             let a = parse_address(&address)?;
             let entry = crate::domain::bounce::Suppression {
@@ -228,11 +262,8 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
             services
                 .store
                 .add_suppression(&entry, entry.since_ms)
-                .await
-                .map_err(|e| e.to_string())?;
-            crate::audit::record(&services.store, &who, "suppression add", &a.to_string())
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
+            crate::audit::record(&services.store, &who, "suppression add", &a.to_string()).await?;
             Ok(Value::String(format!(
                 "{a} is suppressed: mail to it now fails at once"
             )))
@@ -242,8 +273,7 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
             match services
                 .store
                 .remove_suppression(&a.to_string(), crate::domain::now_ms())
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
             {
                 Some(old) => {
                     crate::audit::record(
@@ -252,14 +282,15 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
                         "suppression remove",
                         &format!("{a} (was: {})", old.reason),
                     )
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                     Ok(Value::String(format!(
                         "{a} removed from the suppression list (it was there for: {})",
                         old.reason
                     )))
                 }
-                None => Err(format!("{a} is not on the suppression list")),
+                None => Err(CommandError::NotSuppressed {
+                    address: a.to_string(),
+                }),
             }
         }
         Request::Invite {
@@ -299,11 +330,9 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
             password_hash,
             who,
         } => operator_add(services, &name, &role, &password_hash, &who).await,
-        Request::OperatorList => to_value(
-            &crate::operators::list(&services.store, crate::domain::now_ms())
-                .await
-                .map_err(|e| e.to_string())?,
-        ),
+        Request::OperatorList => {
+            to_value(&crate::operators::list(&services.store, crate::domain::now_ms()).await?)
+        }
         Request::OperatorChange { name, action, who } => {
             operator_change(&services.store, &name, &action, &who)
                 .await
@@ -314,36 +343,27 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
             password_hash,
             who,
         } => {
-            crate::operators::set_password(&services.store, &name, &password_hash)
-                .await
-                .map_err(|e| e.to_string())?;
-            crate::audit::record(&services.store, &who, "operator passwd", &name)
-                .await
-                .map_err(|e| e.to_string())?;
+            crate::operators::set_password(&services.store, &name, &password_hash).await?;
+            crate::audit::record(&services.store, &who, "operator passwd", &name).await?;
             Ok(Value::String(format!(
                 "operator {name} has a new password; every session of it has ended"
             )))
         }
         Request::WebhooksList => to_value(
-            &crate::webhooks::status(&services.store, &services.config.webhooks, 10)
-                .await
-                .map_err(|e| e.to_string())?,
+            &crate::webhooks::status(&services.store, &services.config.webhooks, 10).await?,
         ),
         Request::WebhookReplay { event_id, who } => {
             let now = crate::domain::now_ms();
             let to =
                 crate::webhooks::replay(&services.store, &services.config.webhooks, &event_id, now)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| format!("no event {event_id} in the store"))?;
+                    .await?
+                    .ok_or_else(|| CommandError::NoEvent {
+                        event_id: event_id.clone(),
+                    })?;
             if to.is_empty() {
-                return Err(format!(
-                    "no [[webhooks]] entry wants event {event_id}'s type"
-                ));
+                return Err(CommandError::NoEndpointWants { event_id });
             }
-            crate::audit::record(&services.store, &who, "webhook replay", &event_id)
-                .await
-                .map_err(|e| e.to_string())?;
+            crate::audit::record(&services.store, &who, "webhook replay", &event_id).await?;
             Ok(Value::String(format!(
                 "event {event_id} queued again for {}",
                 to.iter()
@@ -354,14 +374,9 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
         }
         Request::WebhookEnable { url, who } => {
             if !services.config.webhooks.iter().any(|w| w.url == url) {
-                return Err(format!(
-                    "{url} is not a [[webhooks]] url of this configuration"
-                ));
+                return Err(CommandError::NotAWebhook { url });
             }
-            if !crate::webhooks::enable(&services.store, &url)
-                .await
-                .map_err(|e| e.to_string())?
-            {
+            if !crate::webhooks::enable(&services.store, &url).await? {
                 return Ok(Value::String(format!(
                     "{} was not disabled",
                     crate::webhooks::shown_url(&url)
@@ -373,26 +388,17 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
                 "webhook enable",
                 crate::webhooks::shown_url(&url),
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
             Ok(Value::String(format!(
                 "{} enabled: it gets the events from now on",
                 crate::webhooks::shown_url(&url)
             )))
         }
-        Request::ApiKeyList => to_value(
-            &crate::apikey::list(&services.store)
-                .await
-                .map_err(|e| e.to_string())?,
-        ),
+        Request::ApiKeyList => to_value(&crate::apikey::list(&services.store).await?),
         Request::ApiKeyRevoke { name, who } => {
-            let n = crate::apikey::revoke(&services.store, &name, crate::domain::now_ms())
-                .await
-                .map_err(|e| e.to_string())?;
+            let n = crate::apikey::revoke(&services.store, &name, crate::domain::now_ms()).await?;
             if n == 0 {
-                return Err(format!(
-                    "no live API key is called {name:?} (see mailgate apikey list)"
-                ));
+                return Err(CommandError::NoApiKey { name });
             }
             crate::audit::record(
                 &services.store,
@@ -400,8 +406,7 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
                 "apikey revoke",
                 &format!("{name} ({n} key{})", if n == 1 { "" } else { "s" }),
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
             Ok(Value::String(format!(
                 "{n} API key{} called {name} revoked: {} refused from now on",
                 if n == 1 { "" } else { "s" },
@@ -417,14 +422,10 @@ async fn operator_change(
     name: &str,
     action: &str,
     who: &str,
-) -> Result<String, String> {
+) -> Result<String, CommandError> {
     let change: crate::operators::Change = action.parse()?;
-    let text = crate::operators::apply(store, name, change)
-        .await
-        .map_err(|e| e.to_string())?;
-    crate::audit::record(store, who, &format!("operator {}", change.as_str()), name)
-        .await
-        .map_err(|e| e.to_string())?;
+    let text = crate::operators::apply(store, name, change).await?;
+    crate::audit::record(store, who, &format!("operator {}", change.as_str()), name).await?;
     Ok(text)
 }
 
@@ -434,10 +435,8 @@ async fn operator_add(
     role: &str,
     password_hash: &str,
     who: &str,
-) -> Result<Value, String> {
-    let role: crate::operators::Role = role
-        .parse()
-        .map_err(|e: crate::operators::OperatorError| e.to_string())?;
+) -> Result<Value, CommandError> {
+    let role: crate::operators::Role = role.parse()?;
     let existed = crate::operators::add(
         &services.store,
         name,
@@ -445,8 +444,7 @@ async fn operator_add(
         password_hash,
         crate::domain::now_ms(),
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     let action = if existed {
         "operator update"
     } else {
@@ -458,8 +456,7 @@ async fn operator_add(
         action,
         &format!("{name} ({})", role.as_str()),
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     Ok(Value::String(if existed {
         format!(
             "operator {name} updated: role {}, new password",
@@ -471,26 +468,27 @@ async fn operator_add(
 }
 
 /// The raw bytes of a message sent over the socket as base64.
-fn decode_base64(raw_base64: &str) -> Result<Vec<u8>, String> {
+fn decode_base64(raw_base64: &str) -> Result<Vec<u8>, CommandError> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD
         .decode(raw_base64)
-        .map_err(|e| format!("the message did not arrive intact: {e}"))
+        .map_err(CommandError::Base64)
 }
 
-fn parse_address(address: &str) -> Result<crate::domain::Address, String> {
-    crate::domain::Address::parse(address).map_err(|e| e.to_string())
+fn parse_address(address: &str) -> Result<crate::domain::Address, CommandError> {
+    Ok(crate::domain::Address::parse(address)?)
 }
 
-async fn start_flow(services: &Services, request: crate::flow::StartFlow) -> Result<Value, String> {
-    let started = crate::flow::start(services, request, crate::domain::now_ms())
-        .await
-        .map_err(|e| e.to_string())?;
+async fn start_flow(
+    services: &Services,
+    request: crate::flow::StartFlow,
+) -> Result<Value, CommandError> {
+    let started = crate::flow::start(services, request, crate::domain::now_ms()).await?;
     to_value(&started)
 }
 
-fn to_value<T: Serialize>(v: &T) -> Result<Value, String> {
-    serde_json::to_value(v).map_err(|e| e.to_string())
+fn to_value<T: Serialize>(v: &T) -> Result<Value, CommandError> {
+    serde_json::to_value(v).map_err(CommandError::Answer)
 }
 
 /// How a command reaches the store.
@@ -524,7 +522,8 @@ impl Backend {
             Backend::Local(services) => {
                 let result = execute(services, request).await;
                 services.store.flush().await?;
-                result.map_err(anyhow::Error::msg)
+                // As text, as the socket carries it: the same words either way.
+                result.map_err(|e| anyhow::Error::msg(e.to_string()))
             }
             Backend::Remote(socket) => call_socket(socket, &request).await,
         }
@@ -552,5 +551,71 @@ async fn call_socket(socket: &Path, request: &Request) -> anyhow::Result<Value> 
     match serde_json::from_str::<Response>(&answer)? {
         Response::Ok(v) => Ok(v),
         Response::Error(e) => Err(anyhow::Error::msg(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigSources;
+
+    async fn services(dir: &Path) -> Services {
+        let text = format!(
+            "[store]\npath = \"{}\"\nfsync = false\n[delivery]\noutbox_dir = \"{}\"\n",
+            dir.join("store").display(),
+            dir.join("outbox").display()
+        );
+        let config = Config::from_toml_str(&text, &ConfigSources::default()).unwrap();
+        Services::open(config).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_refused_command_says_what_and_with_what() {
+        let dir = tempfile::tempdir().unwrap();
+        let services = services(dir.path()).await;
+        let err = execute(
+            &services,
+            Request::SuppressionRemove {
+                address: "a@example.jp".into(),
+                who: "test".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&err, CommandError::NotSuppressed { address } if address == "a@example.jp"),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "a@example.jp is not on the suppression list"
+        );
+        let err = execute(
+            &services,
+            Request::Send {
+                to: "no-at-sign".into(),
+                name: None,
+                template: "notice".into(),
+                locale: "en".into(),
+                vars: Value::Null,
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, CommandError::To(_)), "{err:?}");
+        assert_eq!(err.to_string(), "--to: the address \"no-at-sign\" has no @");
+        let err = execute(
+            &services,
+            Request::BounceIngest {
+                name: "empty.eml".into(),
+                raw_base64: String::new(),
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&err, CommandError::NotMail { file, .. } if file == "empty.eml"),
+            "{err:?}"
+        );
     }
 }

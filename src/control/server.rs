@@ -38,7 +38,7 @@ pub async fn serve_socket(services: Services, mut shutdown: Shutdown) -> std::io
                                     Ok(()) => Response::Ok(v),
                                     Err(e) => Response::Error(e.to_string()),
                                 },
-                                Err(e) => Response::Error(e),
+                                Err(e) => Response::Error(e.to_string()),
                             },
                             Err(e) => Response::Error(format!(
                                 "the server does not understand this request ({e}); \

@@ -184,6 +184,14 @@ impl EventRecord {
             data,
         }
     }
+
+    /// When it happened (ms since the epoch), read back from `timestamp`; `None` when
+    /// the stored text is not RFC 3339.
+    pub fn time_ms(&self) -> Option<u64> {
+        chrono::DateTime::parse_from_rfc3339(&self.timestamp)
+            .ok()
+            .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
+    }
 }
 
 /// Where a webhook delivery is.

@@ -11,6 +11,11 @@ use serde_json::{Value, json};
 use crate::config::Config;
 use crate::domain::{FlowKind, FlowRecord};
 
+/// The templates only flows send: their mail carries a link or a code that mailgate
+/// made and stored, so an API caller may not send them with its own (that would be its
+/// link under our DKIM signature). `POST /api/v1/messages` answers 403 for them.
+pub const FLOW_TEMPLATES: [&str; 4] = ["invite", "reset", "code", "password_changed"];
+
 /// The time zone a locale's mail and pages use.
 pub fn zone(config: &Config, locale: &str) -> chrono_tz::Tz {
     if locale == "ja" {

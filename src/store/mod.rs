@@ -389,6 +389,11 @@ pub trait Meta {
 /// that moves its cursor to the last number it saw misses nothing. (A backend that
 /// took numbers from a database sequence at insert would let readers skip an event
 /// committed late; the PostgreSQL one numbers committed events afterwards instead.)
+/// Numbers have no gaps but one: the oldest events, forgotten by
+/// [`Events::prune_events`] after `store.retention`. The log is only ever cut from its
+/// start, so what is kept runs without a gap from its first number to its last, and a
+/// reader whose cursor is below the first number kept minus one can tell that it
+/// missed events (the feed answers it 410).
 #[async_trait]
 pub trait Events {
     /// Appends `event`. Its sequence number is given now (written into it and
@@ -427,6 +432,12 @@ pub trait Events {
         endpoint: &str,
         limit: usize,
     ) -> Result<Vec<WebhookDelivery>, StoreError>;
+    /// Forgets up to `limit` of the oldest events, with the finished deliveries that
+    /// carried them (`store.retention`); returns how many events went. Only the start
+    /// of the log goes: the cut stops at the first event that happened at or after
+    /// `before_ms`, at the first one a delivery is still pending for (its sender needs
+    /// it), and before the last event, whose number the next append counts on.
+    async fn prune_events(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError>;
 }
 
 /// Every aggregate, and the unit of durability.
@@ -758,4 +769,116 @@ fn to_value<T: Serialize>(tree: &'static str, v: &T) -> Result<serde_json::Value
         tree,
         detail: e.to_string(),
     })
+}
+
+/// Checks of the store's intents that every backend must pass (each backend's tests
+/// call them on its own store).
+#[cfg(test)]
+pub(crate) mod conformance {
+    use super::*;
+    use crate::domain::{DeliveryState, EventType};
+
+    const DAY: u64 = 86_400_000;
+
+    fn delivery(
+        endpoint: &str,
+        event: &crate::domain::EventRecord,
+        pending: bool,
+    ) -> WebhookDelivery {
+        WebhookDelivery {
+            endpoint: endpoint.into(),
+            event_id: event.id.clone(),
+            event_seq: event.seq,
+            event_type: event.kind,
+            state: if pending {
+                DeliveryState::Pending
+            } else {
+                DeliveryState::Delivered
+            },
+            attempts: 1,
+            next_try_ms: pending.then_some(11 * DAY),
+            created_ms: 1,
+            last_try_ms: None,
+            last_status: None,
+            last_error: None,
+        }
+    }
+
+    /// Old events go from the start of the log with their finished deliveries, in
+    /// bounded batches; the cut stops at an event still being delivered, and the last
+    /// event always stays, so numbering goes on.
+    pub(crate) async fn old_events_go_from_the_start_of_the_log(store: &Store) {
+        let (a, b) = ("https://a.example/hook", "https://b.example/hook");
+        for at in [DAY, 2 * DAY, 3 * DAY, 4 * DAY, 9 * DAY] {
+            store
+                .record_event(EventType::FlowMailed, EventData::default(), at)
+                .await
+                .unwrap();
+        }
+        // As numbered (a shared store numbers events once they are committed).
+        let events = store.events_after(0, 10).await.unwrap();
+        assert_eq!(events.len(), 5);
+        let seq = |i: usize| events[i].seq;
+        store
+            .put_delivery(&delivery(a, &events[0], false))
+            .await
+            .unwrap();
+        store
+            .put_delivery(&delivery(b, &events[0], false))
+            .await
+            .unwrap();
+        store
+            .put_delivery(&delivery(a, &events[2], true))
+            .await
+            .unwrap();
+        store
+            .put_delivery(&delivery(b, &events[3], false))
+            .await
+            .unwrap();
+
+        // One batch of one: batches are bounded.
+        assert_eq!(store.prune_events(5 * DAY, 1).await.unwrap(), 1);
+        assert_eq!(
+            store.prune_events(5 * DAY, 1000).await.unwrap(),
+            1,
+            "the cut stops at the event still pending"
+        );
+        assert!(store.event_by_id(&events[0].id).await.unwrap().is_none());
+        assert!(store.delivery(a, seq(0)).await.unwrap().is_none());
+        assert!(store.delivery(b, seq(0)).await.unwrap().is_none());
+        assert!(store.event_by_id(&events[2].id).await.unwrap().is_some());
+        assert!(store.delivery(a, seq(2)).await.unwrap().is_some());
+        assert!(store.delivery(b, seq(3)).await.unwrap().is_some());
+
+        // Delivered at last: it goes, and the old events after it with their deliveries.
+        store
+            .put_delivery(&delivery(a, &events[2], false))
+            .await
+            .unwrap();
+        assert_eq!(store.prune_events(5 * DAY, 1000).await.unwrap(), 2);
+        assert!(store.delivery(a, seq(2)).await.unwrap().is_none());
+        assert!(store.delivery(b, seq(3)).await.unwrap().is_none());
+        let kept: Vec<u64> = store
+            .events_after(0, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(kept, [seq(4)], "the recent event stays");
+
+        // Long after: the last event stays, and the next one is numbered after it.
+        assert_eq!(
+            store.prune_events(100 * DAY, 1000).await.unwrap(),
+            0,
+            "the last event is kept"
+        );
+        store
+            .record_event(EventType::FlowOpened, EventData::default(), 100 * DAY)
+            .await
+            .unwrap();
+        let next = store.events_after(seq(4), 10).await.unwrap();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].seq, seq(4) + 1);
+    }
 }

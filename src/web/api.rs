@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use crate::domain::{Address, MessageId};
 use crate::queue::{EnqueueError, Outgoing, enqueue};
 use crate::services::Services;
+use crate::store::{LimitKey, Rule, Take};
 
 /// The one mapping from API errors to responses: a status and
 /// `{"error": {"code", "message", "request_id"}}`, the request id also in the
@@ -23,6 +24,8 @@ pub struct ApiError {
     pub message: String,
     /// What went wrong inside, for the log only.
     internal: Option<String>,
+    /// Seconds to wait before asking again (`Retry-After`), for a 429.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -31,6 +34,7 @@ impl ApiError {
             status,
             message: message.into(),
             internal: None,
+            retry_after: None,
         }
     }
     pub fn bad_request(message: impl Into<String>) -> ApiError {
@@ -44,6 +48,16 @@ impl ApiError {
                       Try again later."
                 .into(),
             internal: Some(e.to_string()),
+            retry_after: None,
+        }
+    }
+
+    /// 429 for a client whose limit is full until `until_ms`, with `Retry-After` in
+    /// whole seconds (at least 1).
+    pub fn rate_limited(message: impl Into<String>, until_ms: u64, now: u64) -> ApiError {
+        ApiError {
+            retry_after: Some(until_ms.saturating_sub(now).div_ceil(1000).max(1)),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, message)
         }
     }
 
@@ -56,6 +70,7 @@ impl ApiError {
             StatusCode::NOT_FOUND => "not_found",
             StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
             StatusCode::CONFLICT => "conflict",
+            StatusCode::GONE => "gone",
             StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
             StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
@@ -86,6 +101,11 @@ impl IntoResponse for ApiError {
         let mut response = (self.status, Json(body)).into_response();
         if let Ok(v) = request_id.parse() {
             response.headers_mut().insert("x-request-id", v);
+        }
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
         }
         response
     }
@@ -203,8 +223,49 @@ impl From<EnqueueError> for ApiError {
     }
 }
 
-/// An authenticated application: the name of its API key.
+/// An authenticated application: the name of its API key. Taking one also takes a
+/// slot of the key's request limit (`server.api_requests_per_minute`).
 pub struct ApiClient(pub String);
+
+/// The scope of the per-key request limit in the store's limiter.
+const API_KEY_LIMIT: &str = "api-key";
+
+/// The per-key request limit: a fixed window of a minute, open again as soon as the
+/// window ends.
+fn per_key_rule(per_minute: u32) -> Rule {
+    Rule {
+        max: per_minute,
+        window_ms: 60_000,
+        lock_ms: 0,
+    }
+}
+
+/// Takes a slot of `name`'s request limit: 429 when the key has made its requests for
+/// this minute, counted in the store so every node and every restart sees one count.
+async fn take_request_slot(services: &Services, name: &str) -> Result<(), ApiError> {
+    let per_minute = services.config.server.api_requests_per_minute;
+    if per_minute == 0 {
+        return Ok(());
+    }
+    let now = crate::domain::now_ms();
+    let key = LimitKey::new(API_KEY_LIMIT, &[name]);
+    match services
+        .store
+        .limit_take(&key, per_key_rule(per_minute), now)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        Take::Allowed { .. } => Ok(()),
+        Take::Refused { until_ms } => Err(ApiError::rate_limited(
+            format!(
+                "the API key {name:?} has made its {per_minute} requests for this minute \
+                 (server.api_requests_per_minute); try again after Retry-After seconds"
+            ),
+            until_ms,
+            now,
+        )),
+    }
+}
 
 impl FromRequestParts<Services> for ApiClient {
     type Rejection = ApiError;
@@ -229,7 +290,10 @@ impl FromRequestParts<Services> for ApiClient {
             .await
             .map_err(ApiError::internal)?
         {
-            Some(record) => Ok(ApiClient(record.name)),
+            Some(record) => {
+                take_request_slot(services, &record.name).await?;
+                Ok(ApiClient(record.name))
+            }
             None => Err(unauthorized()),
         }
     }
@@ -256,6 +320,16 @@ pub async fn post_message(
     body: Result<Json<SendRequest>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Json(req) = body?;
+    if crate::flow::mail::FLOW_TEMPLATES.contains(&req.template.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "the template {:?} is sent only by flows, with a link or code mailgate makes \
+                 itself: start one with POST /api/v1/flows",
+                req.template
+            ),
+        ));
+    }
     let to = Address::parse(&req.to)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("to: {e}")))?;
     let locale = req
@@ -322,6 +396,11 @@ const EVENTS_LIMIT_MAX: usize = 1000;
 /// the events numbered above `after`, in order; ask again with `next_after` (the last
 /// number of the page, or `after` itself when the page is empty) to go on. Nothing is
 /// skipped between pages.
+///
+/// Events older than `store.retention` are forgotten from the start of the log. A
+/// cursor that fell behind them gets 410 Gone, never a page that silently skips: the
+/// reader catches up from `GET /api/v1/flows` and goes on from the number the message
+/// gives. `after=0` means "from the oldest event kept" and never gets 410.
 pub async fn get_events(
     State(services): State<Services>,
     _client: ApiClient,
@@ -339,6 +418,24 @@ pub async fn get_events(
         .events_after(q.after, limit)
         .await
         .map_err(ApiError::internal)?;
+    // Numbers run without a gap but for the forgotten start (store::Events), so a
+    // first event past after + 1 means the reader missed the ones between.
+    if let Some(first) = events.first()
+        && q.after > 0
+        && first.seq > q.after + 1
+    {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            format!(
+                "events {} to {} were forgotten after store.retention, so this cursor cannot \
+                 go on without missing them: catch up from GET /api/v1/flows, then read on \
+                 with after={} (or after=0, the oldest event kept)",
+                q.after + 1,
+                first.seq - 1,
+                first.seq - 1
+            ),
+        ));
+    }
     let next_after = events.last().map(|e| e.seq).unwrap_or(q.after);
     Ok(Json(json!({ "events": events, "next_after": next_after })))
 }

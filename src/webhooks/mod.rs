@@ -337,6 +337,16 @@ impl Sender {
             let Some(last) = events.last().map(|ev| ev.seq) else {
                 continue;
             };
+            // Only when no sender ran for longer than store.retention: the events
+            // forgotten meanwhile cannot be sent.
+            if events[0].seq > cursor + 1 && cursor > 0 {
+                tracing::warn!(
+                    endpoint = shown_url(url),
+                    from = cursor + 1,
+                    to = events[0].seq - 1,
+                    "webhook: events past this endpoint's cursor were forgotten after store.retention; it goes on from the oldest kept"
+                );
+            }
             for event in events.iter().filter(|ev| e.config.wants(ev.kind)) {
                 // Already there when another sender on a shared store queued it first.
                 if self.store.delivery(url, event.seq).await?.is_none() {

@@ -1,11 +1,12 @@
-//! The API's contract: one JSON error shape for every error status under `/api/`, and
+//! The API's contract: one JSON error shape for every error status under `/api/` (403,
+//! 410 and 429 each have a test of their own, as they need a set-up), and
 //! the OpenAPI document (`openapi.json`) served as kept in the repository, valid per
 //! the PyPI `openapi-spec-validator`, and true of the running server.
 
 use serde_json::Value;
 
 use crate::journey::Setup;
-use crate::support::{python, require_python_modules};
+use crate::support::{Instance, Server, python, require_python_modules};
 
 /// Asserts `resp` is `status` with `{"error": {"code", "message", "request_id"}}`.
 fn assert_error(resp: reqwest::blocking::Response, status: u16, code: &str) -> String {
@@ -138,6 +139,148 @@ fn every_error_status_under_the_api_answers_the_json_shape() {
             .get("content-type")
             .is_some_and(|v| v.to_str().unwrap().starts_with("application/json"))
     );
+}
+
+/// `apikey create NAME` on a running instance; returns the key.
+fn create_key(inst: &Instance, name: &str) -> String {
+    let out = inst.run(&["apikey", "create", name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn a_template_only_flows_send_is_forbidden_to_the_api() {
+    let s = Setup::start("");
+    let c = reqwest::blocking::Client::new();
+    for template in ["invite", "reset", "code", "password_changed"] {
+        let m = assert_error(
+            c.post(s.server.url("/api/v1/messages"))
+                .bearer_auth(&s.key)
+                .json(&serde_json::json!({
+                    "to": "victim@example.jp", "template": template,
+                    "vars": {"link": "https://evil.example/steal", "code": "123456"}
+                }))
+                .send()
+                .unwrap(),
+            403,
+            "forbidden",
+        );
+        assert!(m.contains("POST /api/v1/flows"), "{m}");
+    }
+    let log: Value = c
+        .get(s.server.url("/api/v1/log?address=victim@example.jp"))
+        .bearer_auth(&s.key)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        log["messages"],
+        serde_json::json!([]),
+        "nothing was queued: {log}"
+    );
+    // A notice is still the caller's to send.
+    let sent = c
+        .post(s.server.url("/api/v1/messages"))
+        .bearer_auth(&s.key)
+        .json(&serde_json::json!({
+            "to": "victim@example.jp", "template": "notice",
+            "vars": {"subject": "Maintenance", "body": "Tonight at 22:00."}
+        }))
+        .send()
+        .unwrap();
+    assert_eq!(sent.status(), 202);
+}
+
+#[test]
+fn an_api_key_past_its_requests_per_minute_gets_429_with_retry_after() {
+    let inst = Instance::new("");
+    let server = Server::start(
+        &inst.config_path,
+        &[("MAILGATE__SERVER__API_REQUESTS_PER_MINUTE", "3")],
+    );
+    let (busy, other) = (create_key(&inst, "busy"), create_key(&inst, "other"));
+    let c = reqwest::blocking::Client::new();
+    let events = |key: &str| {
+        c.get(server.url("/api/v1/events"))
+            .bearer_auth(key)
+            .send()
+            .unwrap()
+    };
+    for i in 0..3 {
+        assert_eq!(
+            events(&busy).status(),
+            200,
+            "request {i} is within the limit"
+        );
+    }
+    let refused = events(&busy);
+    let retry_after: u64 = refused
+        .headers()
+        .get("retry-after")
+        .expect("a 429 says when to come back")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=60).contains(&retry_after),
+        "Retry-After: {retry_after}"
+    );
+    let m = assert_error(refused, 429, "rate_limited");
+    assert!(m.contains("api_requests_per_minute"), "{m}");
+    // The limit is per key: another application is not held up by this one.
+    assert_eq!(events(&other).status(), 200);
+}
+
+#[test]
+fn a_feed_cursor_behind_forgotten_events_gets_410_and_after_0_reads_on() {
+    use mailgate::domain::{EventData, EventType};
+    let inst = Instance::new("");
+    let day = 86_400_000;
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let config = mailgate::config::Config::load(&mailgate::config::ConfigSources {
+            path: Some(inst.config_path.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        let services = mailgate::services::Services::open(config).await.unwrap();
+        for at in [day, 2 * day, 3 * day] {
+            services
+                .store
+                .record_event(EventType::FlowMailed, EventData::default(), at)
+                .await
+                .unwrap();
+        }
+        let f = mailgate::retention::forget_old(
+            &services.store,
+            std::time::Duration::from_millis(5 * day),
+            100 * day,
+        )
+        .await
+        .unwrap();
+        assert_eq!(f.events, 2, "all but the last event go");
+    });
+    let server = inst.serve();
+    let key = create_key(&inst, "feed");
+    let c = reqwest::blocking::Client::new();
+    let page = |after: u64| {
+        c.get(server.url(&format!("/api/v1/events?after={after}")))
+            .bearer_auth(&key)
+            .send()
+            .unwrap()
+    };
+    let m = assert_error(page(1), 410, "gone");
+    assert!(m.contains("events 2 to 2") && m.contains("after=2"), "{m}");
+    for after in [0, 2] {
+        let body: Value = page(after).json().unwrap();
+        assert_eq!(body["events"][0]["seq"], 3, "after={after}: {body}");
+        assert_eq!(body["next_after"], 3, "{body}");
+    }
 }
 
 #[test]

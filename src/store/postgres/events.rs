@@ -200,4 +200,56 @@ impl Events for Postgres {
             .map(|r| decode("webhook_deliveries", r.get(0)))
             .collect()
     }
+
+    async fn prune_events(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
+        // The cut is made among numbered events: number the ones still waiting first.
+        self.number_events().await?;
+        let mut client = self.client().await?;
+        let failed = |what| self.query_error(what);
+        // The oldest events that may go: below the last one and below the first that a
+        // delivery is still pending for (both indexed, see migration 0004).
+        let rows = client
+            .query(
+                "SELECT seq, record->>'timestamp' FROM events
+                 WHERE seq < (SELECT max(seq) FROM events)
+                   AND seq < coalesce((SELECT min(event_seq) FROM webhook_deliveries
+                                       WHERE next_try_ms IS NOT NULL), 9223372036854775807)
+                 ORDER BY seq LIMIT $1",
+                &[&(limit.min(i64::MAX as usize) as i64)],
+            )
+            .await
+            .map_err(failed("choosing old events to forget"))?;
+        let mut cut = None;
+        let mut gone = 0;
+        for row in &rows {
+            let timestamp: Option<String> = row.get(1);
+            // Unreadable times count as old: their neighbours in the log bound them.
+            let time = timestamp
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.timestamp_millis());
+            if time.is_some_and(|t| t >= ms(before_ms)) {
+                break;
+            }
+            cut = Some(row.get::<_, i64>(0));
+            gone += 1;
+        }
+        let Some(cut) = cut else {
+            return Ok(0);
+        };
+        let tx = client
+            .transaction()
+            .await
+            .map_err(failed("forgetting old events"))?;
+        tx.execute(
+            "DELETE FROM webhook_deliveries WHERE event_seq <= $1 AND next_try_ms IS NULL",
+            &[&cut],
+        )
+        .await
+        .map_err(failed("forgetting old webhook deliveries"))?;
+        tx.execute("DELETE FROM events WHERE seq <= $1", &[&cut])
+            .await
+            .map_err(failed("forgetting old events"))?;
+        tx.commit().await.map_err(failed("forgetting old events"))?;
+        Ok(gone)
+    }
 }

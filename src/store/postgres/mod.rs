@@ -46,6 +46,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_events.sql")),
     (3, include_str!("migrations/0003_unserialized_appends.sql")),
+    (4, include_str!("migrations/0004_prune_events.sql")),
 ];
 
 /// The schema version this binary writes and understands.

@@ -916,6 +916,13 @@ async fn retention_forgets_old_finished_messages_and_bounces_only() {
 }
 
 #[tokio::test]
+async fn retention_forgets_old_events_from_the_start_of_the_log() {
+    let db = TestDb::new().await;
+    let pg = db.migrated().await;
+    crate::store::conformance::old_events_go_from_the_start_of_the_log(&store(&pg)).await;
+}
+
+#[tokio::test]
 async fn events_appended_on_three_nodes_at_once_are_numbered_without_gaps() {
     use crate::domain::{EventData, EventType};
     let db = TestDb::new().await;

@@ -7,7 +7,8 @@
 //! separate write. In `deliveries`, `d` + endpoint + 0 + seq → [`WebhookDelivery`] and,
 //! while it is pending, `t` + next try (ms, big-endian) + endpoint + 0 + seq → nothing,
 //! which [`Events::claim_deliveries`] scans in time order; an index entry whose record has
-//! moved on is stale and skipped.
+//! moved on is stale and skipped. [`Events::prune_events`] cuts the log from its first
+//! key, so the numbers kept run without a gap.
 
 use async_trait::async_trait;
 
@@ -195,6 +196,84 @@ impl Events for Sled {
             })
             .collect()
     }
+
+    async fn prune_events(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
+        let last = self.last_seq()?;
+        let pending = self.lowest_pending_seq()?;
+        let events = self.tree(TreeName::Events);
+        let mut cut = None;
+        let mut gone = 0;
+        for item in events.scan_prefix(b"s").take(limit) {
+            let (k, v) = item.map_err(|e| self.write_error(e))?;
+            let event: EventRecord = decode(TreeName::Events, &v)?;
+            // Unreadable times count as old: their neighbours in the log bound them.
+            let newer = event.time_ms().is_some_and(|t| t >= before_ms);
+            if event.seq >= last || pending.is_some_and(|p| event.seq >= p) || newer {
+                break;
+            }
+            events.remove(&k).map_err(|e| self.write_error(e))?;
+            events
+                .remove(id_key(&event.id))
+                .map_err(|e| self.write_error(e))?;
+            cut = Some(event.seq);
+            gone += 1;
+        }
+        if let Some(cut) = cut {
+            self.prune_finished_deliveries(cut)?;
+        }
+        Ok(gone)
+    }
+}
+
+impl Sled {
+    /// The lowest event number a delivery is still pending for.
+    fn lowest_pending_seq(&self) -> Result<Option<u64>, StoreError> {
+        let mut lowest: Option<u64> = None;
+        for item in self.tree(TreeName::Deliveries).scan_prefix(b"t").keys() {
+            let k = item.map_err(|e| self.write_error(e))?;
+            let Some((endpoint, seq)) = parse_due_key(&k) else {
+                continue;
+            };
+            if lowest.is_some_and(|l| l <= seq) {
+                continue;
+            }
+            let d: Option<WebhookDelivery> =
+                self.get_json(TreeName::Deliveries, &delivery_key(&endpoint, seq))?;
+            if d.is_some_and(|d| d.state == DeliveryState::Pending) {
+                lowest = Some(seq);
+            }
+        }
+        Ok(lowest)
+    }
+
+    /// Forgets every finished delivery, to any endpoint, of an event numbered `cut` or
+    /// below. Endpoints are found by skipping from one to the next, not by reading
+    /// every delivery.
+    fn prune_finished_deliveries(&self, cut: u64) -> Result<(), StoreError> {
+        let tree = self.tree(TreeName::Deliveries);
+        let mut from = b"d".to_vec();
+        while let Some((k, _)) = tree
+            .range(from.clone()..b"e".to_vec())
+            .next()
+            .transpose()
+            .map_err(|e| self.write_error(e))?
+        {
+            let Some(end) = k.iter().position(|b| *b == 0) else {
+                break;
+            };
+            let endpoint = String::from_utf8_lossy(&k[1..end]).into_owned();
+            for item in tree.range(delivery_key(&endpoint, 0)..=delivery_key(&endpoint, cut)) {
+                let (dk, v) = item.map_err(|e| self.write_error(e))?;
+                let d: WebhookDelivery = decode(TreeName::Deliveries, &v)?;
+                if d.state != DeliveryState::Pending {
+                    tree.remove(&dk).map_err(|e| self.write_error(e))?;
+                }
+            }
+            // The next endpoint: past every key of this one (its separator byte 0 + 1).
+            from = [&k[..end], &[1]].concat();
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -248,6 +327,13 @@ mod tests {
         assert_eq!(after.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
         assert_eq!(store.event_by_id(&e.id).await.unwrap(), Some(e));
         assert_eq!(store.last_event_seq().await.unwrap(), 4);
+    }
+
+    #[tokio::test]
+    async fn old_events_go_with_their_deliveries_and_numbering_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), false).unwrap();
+        crate::store::conformance::old_events_go_from_the_start_of_the_log(&store).await;
     }
 
     #[tokio::test]

@@ -283,8 +283,10 @@ pub async fn operator_change(
             said(user.lang, Said::NotSelf(&form.action), name)
         }
         "disable" | "enable" | "remove" => {
-            let change: operators::Change =
-                form.action.parse().map_err(ConsoleError::BadRequest)?;
+            let change: operators::Change = form
+                .action
+                .parse()
+                .map_err(|e: operators::OperatorError| ConsoleError::BadRequest(e.to_string()))?;
             match operators::apply(store, name, change).await {
                 Ok(text) => {
                     crate::audit::record(
