@@ -123,6 +123,16 @@ pub async fn lookup(services: &Services, query: &str) -> Result<LogView, LookupE
     })
 }
 
+/// A partial address to list matches for (`@example.jp`, `hanako@`, `hana`), unless
+/// the query is a message id (which [`lookup`] finds) or a whole address.
+pub fn address_pattern(query: &str) -> Option<crate::domain::AddressPattern> {
+    let q = normalise_query(query);
+    if MessageId::parse(&q).is_some() {
+        return None;
+    }
+    crate::domain::AddressPattern::parse(&q)
+}
+
 /// `hex@host` where hex is 32 digits: a Message-ID header, not an address.
 fn looks_like_header_id(q: &str) -> bool {
     q.split('@')

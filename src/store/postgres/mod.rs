@@ -26,6 +26,7 @@ mod limits;
 mod messages;
 mod meta;
 mod operators;
+mod search;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -45,6 +46,7 @@ use super::StoreError;
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_events.sql")),
+    (3, include_str!("migrations/0003_address_search.sql")),
 ];
 
 /// The schema version this binary writes and understands.

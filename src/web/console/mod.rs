@@ -18,6 +18,7 @@ mod accounts;
 mod admin;
 mod invite;
 mod login;
+mod message;
 mod pages;
 mod progress;
 pub mod sentence;
@@ -75,6 +76,8 @@ pub fn routes(default_locale: &str) -> Router<Services> {
         .route("/logout", post(login::logout))
         .route("/support", get(support::search))
         .route("/support/resend", post(support::resend))
+        .route("/support/message/{id}", get(message::view))
+        .route("/support/message/{id}/headers.txt", get(message::headers))
         .route("/admin/invite", get(invite::confirm).post(invite::send))
         .route("/admin", get(admin::report))
         .route("/admin/bounces.csv", get(admin::csv))

@@ -73,6 +73,8 @@ pub fn title(lang: Lang, key: &str) -> &'static str {
         "operators" => "Operators",
         "login" if ja => "コンソールにログイン",
         "login" => "Log in to the console",
+        "message" if ja => "メッセージのヘッダーと配信記録",
+        "message" => "Message headers and timeline",
         "invite" if ja => "招待メールの送信確認",
         "invite" => "Confirm an invitation",
         "forbidden" if ja => "この画面は使えません",
@@ -179,6 +181,8 @@ pub fn action(lang: Lang, a: &str) -> String {
     }
     match a {
         "search" => "検索",
+        "message view" => "メッセージの表示",
+        "message headers" => "ヘッダーのダウンロード",
         "resend" => "リンク再送",
         "invite" => "招待",
         "login" => "ログイン",
@@ -259,6 +263,58 @@ pub fn detail(lang: Lang, tz: Tz, detail: &str) -> String {
         text = text.replace(en, ja);
     }
     text
+}
+
+/// Why a search is neither an address nor a message id, in the operator's language.
+pub fn not_a_query(lang: Lang, query: &str, reason: &crate::domain::AddressError) -> String {
+    use crate::domain::AddressError as E;
+    if lang == Lang::En {
+        return format!(
+            "{query:?} is neither an address nor a message id: {reason}. A domain (@example.jp) or the start of an address (hanako@) lists the addresses that match."
+        );
+    }
+    let why = match reason {
+        E::Empty => "何も入力されていません",
+        E::NoAt(_) => "@がありません",
+        E::BadCharacter(_) => "空白、制御文字、または < > , ; が含まれています",
+        E::EmptyLocal(_) => "@の前が空か、長すぎます",
+        E::BadDomain(_) => "@の後ろがドメイン名になっていません",
+        E::TooLong(_) => "254文字を超えています",
+    };
+    format!(
+        "「{query}」はメールアドレスとしてもメッセージIDとしても読み取れません（{why}）。ドメイン（@example.jp）やアドレスの先頭（hanako@）を入れると、当てはまるアドレスの一覧が出ます。"
+    )
+}
+
+/// The sentence over the addresses a domain or prefix search found.
+pub fn matches(
+    lang: Lang,
+    pattern: &crate::domain::AddressPattern,
+    found: usize,
+    more: bool,
+) -> String {
+    use crate::domain::AddressPattern as P;
+    let ja = lang == Lang::Ja;
+    let what = match (pattern, ja) {
+        (P::Domain(d), true) => format!("@{d} のアドレス"),
+        (P::Domain(d), false) => format!("addresses at {d}"),
+        (P::Prefix(p), true) => format!("「{p}」で始まるアドレス"),
+        (P::Prefix(p), false) => format!("addresses beginning with {p:?}"),
+    };
+    match (found, more, ja) {
+        (0, _, true) => format!("{what}あてのメールはありません。"),
+        (0, _, false) => format!("No mail was sent to any {what}."),
+        (n, false, true) => {
+            format!("メールを送ったことのある{what}：{n}件。選ぶと配信ログが出ます。")
+        }
+        (n, false, false) => format!("{n} {what} had mail; choose one for its delivery log.",),
+        (n, true, true) => format!(
+            "メールを送ったことのある{what}のうち、先頭の{n}件です。続けて入力すると絞り込めます。"
+        ),
+        (n, true, false) => {
+            format!("The first {n} {what} that had mail; type more to narrow the list.",)
+        }
+    }
 }
 
 /// "(unknown)" in a report's key column.
