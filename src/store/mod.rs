@@ -231,6 +231,13 @@ pub trait Bounces {
     /// Stores a bounce and counts its reason.
     async fn insert_bounce(&self, record: &BounceRecord) -> Result<(), StoreError>;
     async fn bounces_since(&self, since_ms: u64) -> Result<Vec<BounceRecord>, StoreError>;
+    /// The newest `limit` bounces taken at or after `since_ms`, oldest first: a page's
+    /// bounded read, whatever the period holds.
+    async fn recent_bounces(
+        &self,
+        since_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<BounceRecord>, StoreError>;
     /// Forgets the bounce records taken before `before_ms` (the counters keep their
     /// counts); returns how many went.
     async fn prune_bounces(&self, before_ms: u64) -> Result<usize, StoreError>;

@@ -262,10 +262,11 @@ fn walk_console(lang: &str, server: &crate::support::Server, axe: &str, found: &
     }
     // The message view, reached from the delivery log's link.
     chrome.goto(&server.url("/support?q=hanako%40example.jp"));
-    let link = chrome.eval(
-        "document.querySelector('a[href^=\"/support/message/\"]').getAttribute('href')",
-    );
-    let link = link.as_str().expect("a message view link on the delivery log");
+    let link = chrome
+        .eval("document.querySelector('a[href^=\"/support/message/\"]').getAttribute('href')");
+    let link = link
+        .as_str()
+        .expect("a message view link on the delivery log");
     chrome.goto(&server.url(link));
     audit(&mut chrome, axe, lang, "console-15-message", found);
 }

@@ -413,7 +413,7 @@ pub(crate) fn url_encode(s: &str) -> String {
 }
 
 /// The cells of the page's bounce list.
-fn page_rows(body: &str) -> Vec<Vec<String>> {
+pub(crate) fn page_rows(body: &str) -> Vec<Vec<String>> {
     body.split("<tr class=\"bounce\">")
         .skip(1)
         .map(|row| {

@@ -1,9 +1,12 @@
 //! The support desk's forgiving search and the message view, in Japanese: a domain or
 //! the start of an address lists the matching addresses (from an index, on either
 //! store backend), and a message's headers and timeline show, and download, without
-//! its link token or its code.
+//! its link token or its code. The admin's lists filter by period, reason, kind and
+//! recipient domain.
 
-use crate::console::{Agent, SUPPORT_PASSWORD, console, url_encode, visible_text};
+use crate::console::{
+    ADMIN_PASSWORD, Agent, SUPPORT_PASSWORD, console, page_rows, url_encode, visible_text,
+};
 use crate::journey::{code_in, token_in, wait_for_code, wait_for_mail};
 
 /// Invites each address from the command line.
@@ -203,4 +206,151 @@ fn the_message_view_shows_headers_and_timeline_but_never_the_token_or_the_code()
     let wrong = aiko.get("/support/message/not-an-id");
     assert_eq!(wrong.status, 400);
     assert!(visible_text(&wrong.body).contains("メッセージIDとして読み取れません"));
+}
+
+#[test]
+fn the_bounce_report_and_its_csv_filter_by_reason_kind_and_recipient_domain() {
+    use crate::support::dsn;
+    let (inst, server) = console("");
+    for (i, (rcpt, action, status, reply)) in [
+        (
+            "hana@example.org",
+            "failed",
+            "5.1.1",
+            "550 5.1.1 <hana@example.org>: User unknown",
+        ),
+        (
+            "jiro@example.org",
+            "failed",
+            "5.7.1",
+            "550 5.7.1 Message rejected under policy",
+        ),
+        (
+            "saburo@example.net",
+            "delayed",
+            "4.2.2",
+            "452 4.2.2 Mailbox full",
+        ),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let file = inst.path().join(format!("dsn{i}.eml"));
+        std::fs::write(
+            &file,
+            dsn(
+                "x@example.net",
+                rcpt,
+                "unknown@mail.example.jp",
+                action,
+                status,
+                reply,
+            ),
+        )
+        .unwrap();
+        let out = inst.run(&["bounce", "ingest", file.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut ben = Agent::login_in(&server, "ja,en;q=0.5", "ben", ADMIN_PASSWORD, "/admin");
+    let addresses = |ben: &mut Agent, query: &str| -> Vec<String> {
+        let page = ben.get(&format!("/admin?since=7d{query}"));
+        assert_eq!(page.status, 200, "{query}: {}", page.body);
+        let mut a: Vec<String> = page_rows(&page.body)
+            .into_iter()
+            .map(|r| r[1].clone())
+            .collect();
+        a.sort();
+        a
+    };
+    assert_eq!(addresses(&mut ben, "").len(), 3);
+    assert_eq!(
+        addresses(&mut ben, "&domain=%EF%BC%A5xample.ORG"),
+        ["hana@example.org", "jiro@example.org"],
+        "a full-width, upper-case domain filters as typed"
+    );
+    assert_eq!(
+        addresses(&mut ben, "&reason=userunknown"),
+        ["hana@example.org"]
+    );
+    assert_eq!(
+        addresses(&mut ben, "&status=temporary"),
+        ["saburo@example.net"]
+    );
+    assert_eq!(
+        addresses(&mut ben, "&status=permanent&domain=example.org"),
+        ["hana@example.org", "jiro@example.org"]
+    );
+    // The page says the list is filtered, and its CSV link keeps the filters.
+    let page = ben.get("/admin?since=7d&reason=userunknown");
+    assert!(
+        visible_text(&page.body).contains("条件に合う不達だけを数え"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("/admin/bounces.csv?since=7d&amp;reason=userunknown")
+    );
+    let csv = ben
+        .get("/admin/bounces.csv?since=7d&reason=userunknown")
+        .body;
+    assert_eq!(csv.lines().count(), 2, "the header and one row: {csv}");
+    assert!(csv.contains("hana@example.org"));
+    // A kind that does not exist is refused in Japanese.
+    let bad = ben.get("/admin?since=7d&status=lost");
+    assert_eq!(bad.status, 400);
+    assert!(visible_text(&bad.body).contains("状態（status）「lost」は使えません"));
+}
+
+#[test]
+fn the_queue_filters_by_status_and_recipient_domain() {
+    use crate::support::{free_port, relay_config, wait_for};
+    // Nothing listens at the relay: the mail waits in the queue, deferred.
+    let (inst, server) = console(&relay_config(free_port(), "\"10m\""));
+    invite(&inst, &["hanako@example.jp", "taro@example.org"]);
+    let status = |a: &str| {
+        inst.log_json(a)["messages"][0]["status"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(wait_for(30, || {
+        status("hanako@example.jp") == "deferred" && status("taro@example.org") == "deferred"
+    }));
+    let mut ben = Agent::login_in(&server, "ja,en;q=0.5", "ben", ADMIN_PASSWORD, "/admin");
+    let rows = |ben: &mut Agent, query: &str| -> Vec<String> {
+        let page = ben.get(&format!("/admin/queue{query}"));
+        assert_eq!(page.status, 200, "{query}: {}", page.body);
+        let mut to: Vec<String> = page
+            .body
+            .split("<td data-label=\"宛先\">")
+            .skip(1)
+            .map(|c| {
+                visible_text(&c[..c.find("</td>").unwrap()])
+                    .trim()
+                    .to_string()
+            })
+            .collect();
+        to.sort();
+        to
+    };
+    assert_eq!(
+        rows(&mut ben, ""),
+        ["hanako@example.jp", "taro@example.org"]
+    );
+    assert_eq!(rows(&mut ben, "?domain=example.jp"), ["hanako@example.jp"]);
+    assert_eq!(
+        rows(&mut ben, "?status=deferred&domain=%40example.org"),
+        ["taro@example.org"]
+    );
+    let none = ben.get("/admin/queue?status=queued");
+    assert!(
+        visible_text(&none.body).contains("条件に合う送信待ちのメッセージはありません。"),
+        "{}",
+        none.body
+    );
 }

@@ -265,6 +265,22 @@ pub fn detail(lang: Lang, tz: Tz, detail: &str) -> String {
     text
 }
 
+/// The bounce report's status filter: value and label.
+pub fn bounce_statuses(lang: Lang) -> [(&'static str, &'static str); 3] {
+    match lang {
+        Lang::Ja => [
+            ("permanent", "恒久的（届かない）"),
+            ("temporary", "一時的"),
+            ("sender", "送信側の問題"),
+        ],
+        Lang::En => [
+            ("permanent", "permanent"),
+            ("temporary", "temporary"),
+            ("sender", "sender problem"),
+        ],
+    }
+}
+
 /// Why a search is neither an address nor a message id, in the operator's language.
 pub fn not_a_query(lang: Lang, query: &str, reason: &crate::domain::AddressError) -> String {
     use crate::domain::AddressError as E;
