@@ -246,11 +246,15 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
                 .map_err(|e| e.to_string())?
             {
                 Some(old) => {
-                    crate::audit::record(
+                    crate::audit::record_note(
                         &services.store,
                         &who,
                         "suppression remove",
-                        &format!("{a} (was: {})", old.reason),
+                        &a.to_string(),
+                        crate::audit::AuditNote::Unsuppressed {
+                            reason: None,
+                            was: old.reason.clone(),
+                        },
                     )
                     .await
                     .map_err(|e| e.to_string())?;
@@ -394,11 +398,12 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Str
                     "no live API key is called {name:?} (see mailgate apikey list)"
                 ));
             }
-            crate::audit::record(
+            crate::audit::record_note(
                 &services.store,
                 &who,
                 "apikey revoke",
-                &format!("{name} ({n} key{})", if n == 1 { "" } else { "s" }),
+                &name,
+                crate::audit::AuditNote::Keys { count: n },
             )
             .await
             .map_err(|e| e.to_string())?;
@@ -452,11 +457,14 @@ async fn operator_add(
     } else {
         "operator add"
     };
-    crate::audit::record(
+    crate::audit::record_note(
         &services.store,
         who,
         action,
-        &format!("{name} ({})", role.as_str()),
+        name,
+        crate::audit::AuditNote::Role {
+            role: role.as_str().to_string(),
+        },
     )
     .await
     .map_err(|e| e.to_string())?;

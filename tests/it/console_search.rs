@@ -5,7 +5,7 @@
 //! recipient domain.
 
 use crate::console::{
-    ADMIN_PASSWORD, Agent, SUPPORT_PASSWORD, console, page_rows, url_encode, visible_text,
+    ADMIN_PASSWORD, Agent, SUPPORT_PASSWORD, console, csrf, page_rows, url_encode, visible_text,
 };
 use crate::journey::{code_in, token_in, wait_for_code, wait_for_mail};
 
@@ -352,5 +352,47 @@ fn the_queue_filters_by_status_and_recipient_domain() {
         visible_text(&none.body).contains("条件に合う送信待ちのメッセージはありません。"),
         "{}",
         none.body
+    );
+}
+
+#[test]
+fn what_mailgate_wrote_in_the_audit_log_reads_in_japanese_on_a_japanese_page() {
+    let (inst, server) = console("");
+    let hanako = "hanako@example.jp";
+    invite(&inst, &[hanako]);
+    let out = inst.run(&["suppression", "add", hanako, "--note", "mailbox gone"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Support, in Japanese, presses a resend that cannot be sent.
+    let mut aiko = Agent::login_in(&server, "ja,en;q=0.5", "aiko", SUPPORT_PASSWORD, "/support");
+    let page = aiko.get("/support?q=hanako%40example.jp");
+    let suppressed = paragraph(&page.body, "suppressed");
+    assert!(
+        suppressed.contains("理由：") && suppressed.contains("が手動で追加"),
+        "{suppressed}"
+    );
+    let forced = aiko.post(
+        "/support/resend",
+        &[("csrf", &csrf(&page.body)), ("address", hanako)],
+    );
+    assert_eq!(forced.status, 200, "{}", forced.body);
+    let mut ben = Agent::login_in(&server, "ja,en;q=0.5", "ben", ADMIN_PASSWORD, "/admin");
+    let report = ben.get("/admin").body;
+    let audit = visible_text(&report[report.find("id=\"audit\"").unwrap()..]);
+    assert!(
+        audit.contains(
+            "hanako@example.jp（送っていません：このアドレスは送信停止リストに載っているため"
+        ),
+        "{audit}"
+    );
+    assert!(!audit.contains("not sent"), "{audit}");
+    // The same entry on an English page reads as it always did.
+    let english = ben.get("/admin?lang=en").body;
+    assert!(
+        english.contains("hanako@example.jp (not sent: the address is on the suppression list"),
+        "{english}"
     );
 }

@@ -671,6 +671,7 @@ async fn the_other_records_round_trip() {
             who: "aiko".into(),
             action: action.into(),
             target: String::new(),
+            note: None,
         })
         .await
         .unwrap();

@@ -188,7 +188,7 @@ pub async fn report(
         .store
         .audit_recent(50).await?
         .into_iter()
-        .map(|a| json!({"time": stamp(a.at_ms, tz), "who": text::who(lang, &a.who), "action": text::action(lang, &a.action), "target": a.target}))
+        .map(|a| json!({"time": stamp(a.at_ms, tz), "who": text::who(lang, &a.who), "action": text::action(lang, &a.action), "target": text::audit_target(lang, &a)}))
         .collect();
     let offered = text::periods(lang);
     let mut periods: Vec<Value> = offered
@@ -253,11 +253,15 @@ pub async fn csv(
 ) -> Result<Response, ConsoleError> {
     user.require(Role::Admin)?;
     let (since, _, filter, list, _) = period(&services, user.lang, &q).await?;
-    crate::audit::record(
+    crate::audit::record_note(
         &services.store,
         &user.who(),
         "bounces csv",
-        &format!("since {since}{}", filter.query()),
+        "",
+        crate::audit::AuditNote::Period {
+            since: since.clone(),
+            filters: filter.query(),
+        },
     )
     .await?;
     services.store.flush().await?;
@@ -414,7 +418,7 @@ async fn suppression_page(
         .suppressions().await?
         .into_iter()
         .map(|s| {
-            json!({"address": s.address, "since": stamp(s.since_ms, tz), "reason": s.reason, "evidence": s.evidence})
+            json!({"address": s.address, "since": stamp(s.since_ms, tz), "reason": text::reason(user.lang, &s.reason), "evidence": s.evidence})
         })
         .collect();
     Ok(pages::respond(pages::render(
@@ -466,11 +470,15 @@ pub async fn suppression_remove(
         .await?
     {
         Some(old) => {
-            crate::audit::record(
+            crate::audit::record_note(
                 &services.store,
                 &user.who(),
                 "suppression remove",
-                &format!("{} (reason: {reason}; was: {})", old.address, old.reason),
+                &old.address,
+                crate::audit::AuditNote::Unsuppressed {
+                    reason: Some(reason.to_string()),
+                    was: old.reason.clone(),
+                },
             )
             .await?;
             services.store.flush().await?;

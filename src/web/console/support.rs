@@ -106,8 +106,9 @@ async fn page(
                     let since = sentence::stamp(s.since_ms, tz);
                     if ja {
                         format!(
-                            "{since}から送信停止リストに載っています（{}：{}）。",
-                            s.reason, s.evidence
+                            "{since}から送信停止リストに載っています（理由：{}、根拠の原文：{}）。",
+                            text::reason(lang, &s.reason),
+                            s.evidence
                         )
                     } else {
                         format!(
@@ -295,17 +296,13 @@ pub async fn resend(
         (Err(e), Lang::Ja) => format!("新しいリンクは送っていません：{}。", e.text(lang)),
         (Err(e), Lang::En) => format!("No new link was sent: {e}."),
     };
-    let outcome = match &result {
-        Ok(_) => "sent".to_string(),
-        Err(e) => format!("not sent: {e}"),
+    let note = match &result {
+        Ok(flow) => crate::audit::AuditNote::Sent {
+            flow: Some(flow.clone()),
+        },
+        Err(e) => crate::audit::AuditNote::NotSent { why: e.refusal() },
     };
-    crate::audit::record(
-        &services.store,
-        &user.who(),
-        "resend",
-        &format!("{key} ({outcome})"),
-    )
-    .await?;
+    crate::audit::record_note(&services.store, &user.who(), "resend", &key, note).await?;
     services.store.flush().await?;
     page(&services, &user, &key, Some(flash)).await
 }
