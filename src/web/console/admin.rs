@@ -3,6 +3,11 @@
 //! replies as evidence; every bounce, and its CSV), the queue (retry, cancel) and the
 //! suppression list (remove, with a reason). The list and the CSV are built by the same
 //! functions as `mailgate bounces`, so they hold the same rows for the same period.
+//!
+//! The report and the queue filter ([`ListFilter`]: reason, kind or status, recipient
+//! domain) over a bounded read: the newest [`BOUNCES_READ`] bounces of the period, the
+//! [`QUEUE_READ`] entries due first. Filtering in memory over a bounded read keeps every
+//! page's cost fixed without an index per filter; the page says when the read was cut.
 
 use std::collections::BTreeMap;
 
@@ -181,7 +186,7 @@ pub async fn report(
         .iter()
         .filter(|b| b.permanent && b.flow_id.is_some())
         .map(|b| {
-            json!({"flow_id": b.flow_id, "address": b.address, "reason": b.reason, "diagnostic": b.diagnostic})
+            json!({"flow_id": b.flow_id, "address": b.address, "reason": b.reason.as_deref().map(|r| text::reason(lang, r)), "diagnostic": b.diagnostic})
         })
         .collect();
     let audit: Vec<Value> = services
@@ -215,13 +220,17 @@ pub async fn report(
         "periods": periods,
         "total": list.len(),
         "tz": tz.name(),
-        "by_reason": counts(list.iter().map(|b| unknown(&b.reason))),
+        "by_reason": counts(list.iter().map(|b| match &b.reason {
+            Some(r) => text::reason(lang, r),
+            None => unknown(&None),
+        })),
         "by_domain": counts(list.iter().map(|b| unknown(&b.recipient_domain))),
         "by_day": by_day,
         "sender_alert": !sender.is_empty(),
         "sender_count": sender.len(),
         "sender_evidence": sender.iter().map(|b| json!({
-            "time": stamp(b.at_ms, tz), "domain": b.recipient_domain, "reason": b.reason,
+            "time": stamp(b.at_ms, tz), "domain": b.recipient_domain,
+            "reason": b.reason.as_deref().map(|r| text::reason(lang, r)),
             "diagnostic": b.diagnostic,
         })).collect::<Vec<_>>(),
         "flows": flows,

@@ -126,8 +126,8 @@ pub enum ResendError {
 }
 
 impl ResendError {
-    /// The reason in the operator's language (the audit log keeps the English
-    /// [`Display`](std::fmt::Display) form).
+    /// The reason in the operator's language (the audit log keeps it as a code, see
+    /// [`ResendError::refusal`], and words it the same way).
     pub fn text(&self, lang: Lang) -> String {
         if lang == Lang::En {
             return self.to_string();
