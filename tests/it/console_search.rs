@@ -396,3 +396,71 @@ fn what_mailgate_wrote_in_the_audit_log_reads_in_japanese_on_a_japanese_page() {
         "{english}"
     );
 }
+
+#[test]
+fn a_japanese_desk_finds_an_address_by_its_domain_and_opens_a_message_in_a_real_browser() {
+    use crate::cdp::{Browser, output_dir};
+    use crate::support::wait_for;
+    let (inst, server) = console("");
+    invite(&inst, &["hanako@example.jp", "taro@example.jp"]);
+    let token = token_in(&wait_for_mail(
+        &inst.path().join("outbox"),
+        "hanako@example.jp",
+        "",
+        1,
+    ));
+    let mut b = Browser::start();
+    b.goto(&server.url("/login?lang=ja"));
+    b.fill("name", "aiko");
+    b.fill("password", SUPPORT_PASSWORD);
+    b.navigate_by("document.getElementById('login').submit()");
+    b.navigate_by("document.getElementById('lang-ja').click()");
+    // The domain, in full width as a Japanese input method types it.
+    b.fill("q", "＠ｅｘａｍｐｌｅ．ｊｐ");
+    b.navigate_by("document.getElementById('search').submit()");
+    assert_eq!(
+        b.eval("document.getElementById('matches-answer').innerText"),
+        "メールを送ったことのある@example.jp のアドレス：2件。選ぶと配信ログが出ます。"
+    );
+    b.screenshot("support-ja-domain.png");
+    b.navigate_by("document.querySelector('#matches a').click()");
+    assert_eq!(
+        b.eval("document.querySelector('main h2').innerText"),
+        "hanako@example.jp"
+    );
+    b.navigate_by("document.querySelector('a[href^=\"/support/message/\"]').click()");
+    let text = b.text();
+    for label in [
+        "メッセージのヘッダーと配信記録",
+        "配信記録",
+        "ヘッダー",
+        "DKIM-Signature",
+    ] {
+        assert!(text.contains(label), "{label} not in:\n{text}");
+    }
+    assert!(!text.contains(&token), "the page shows the link token");
+    b.screenshot("support-ja-message.png");
+    // The header download, as the browser saves it.
+    let downloads = tempfile::tempdir().unwrap();
+    b.download_to(downloads.path());
+    b.eval("document.getElementById('headers-download').click(); true");
+    let saved = || {
+        std::fs::read_dir(downloads.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "txt"))
+    };
+    assert!(
+        wait_for(20, || saved().is_some()),
+        "the headers were not downloaded"
+    );
+    let file = saved().unwrap();
+    let headers = std::fs::read_to_string(&file).unwrap();
+    assert!(headers.contains("DKIM-Signature:"), "{headers}");
+    assert!(
+        !headers.contains(&token),
+        "the download holds the link token"
+    );
+    std::fs::copy(&file, output_dir().join("message-headers.txt")).unwrap();
+}
