@@ -2,7 +2,7 @@
 //! a person's delivery log is written here (DESIGN.md: support and admin actions are
 //! audited).
 
-pub use crate::domain::audit::AuditEntry;
+pub use crate::domain::audit::{AuditEntry, AuditNote, Refusal};
 use crate::domain::now_ms;
 use crate::store::{Store, StoreError};
 
@@ -19,6 +19,26 @@ pub async fn record(
             who: who.to_string(),
             action: action.to_string(),
             target: target.to_string(),
+            note: None,
+        })
+        .await
+}
+
+/// Appends an entry about `target` with what came of it, as a code (see [`AuditNote`]).
+pub async fn record_note(
+    store: &Store,
+    who: &str,
+    action: &str,
+    target: &str,
+    note: AuditNote,
+) -> Result<(), StoreError> {
+    store
+        .audit_append(&AuditEntry {
+            at_ms: now_ms(),
+            who: who.to_string(),
+            action: action.to_string(),
+            target: target.to_string(),
+            note: Some(note),
         })
         .await
 }

@@ -93,7 +93,7 @@ pub fn normalise_query(query: &str) -> String {
 /// normalised first ([`normalise_query`]).
 pub async fn lookup(services: &Services, query: &str) -> Result<LogView, LookupError> {
     let normalised = normalise_query(query);
-    let q = normalised.as_str();
+    let q = without_header_name(&normalised);
     if let Some(id) = MessageId::parse(q)
         .filter(|_| !q.contains('@') || q.starts_with('<') || looks_like_header_id(q))
     {
@@ -123,9 +123,62 @@ pub async fn lookup(services: &Services, query: &str) -> Result<LogView, LookupE
     })
 }
 
+/// A partial address to list matches for (`@example.jp`, `hanako@`, `hana`), unless
+/// the query is a message id (which [`lookup`] finds) or a whole address.
+pub fn address_pattern(query: &str) -> Option<crate::domain::AddressPattern> {
+    let q = normalise_query(query);
+    if MessageId::parse(without_header_name(&q)).is_some() {
+        return None;
+    }
+    crate::domain::AddressPattern::parse(&q)
+}
+
+/// A Message-ID pasted with its header name (`Message-ID: <…>`) is the id alone.
+fn without_header_name(q: &str) -> &str {
+    match q.get(..11) {
+        Some(name) if name.eq_ignore_ascii_case("message-id:") => q[11..].trim(),
+        _ => q,
+    }
+}
+
 /// `hex@host` where hex is 32 digits: a Message-ID header, not an address.
 fn looks_like_header_id(q: &str) -> bool {
     q.split('@')
         .next()
         .is_some_and(|l| l.len() == 32 && l.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::AddressPattern;
+
+    #[test]
+    fn a_message_id_in_any_dress_is_not_an_address_pattern() {
+        let hex = "0123456789abcdef0123456789abcdef";
+        for q in [
+            hex.to_string(),
+            format!("<{hex}>"),
+            format!("{hex}@mail.example.jp"),
+            format!("<{hex}@mail.example.jp>"),
+            format!("Message-ID: <{hex}@mail.example.jp>"),
+            format!("message-id:{hex}@mail.example.jp"),
+        ] {
+            assert_eq!(address_pattern(&q), None, "{q}");
+            assert_eq!(
+                MessageId::parse(without_header_name(&normalise_query(&q))).map(|m| m.to_string()),
+                Some(hex.to_string()),
+                "{q}"
+            );
+        }
+        assert_eq!(
+            address_pattern("　＠ｅｘａｍｐｌｅ．ｊｐ "),
+            Some(AddressPattern::Domain("example.jp".into()))
+        );
+        assert_eq!(
+            address_pattern("hana"),
+            Some(AddressPattern::Prefix("hana".into()))
+        );
+        assert_eq!(address_pattern("hanako@example.jp"), None);
+    }
 }

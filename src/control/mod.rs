@@ -276,11 +276,15 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Com
                 .await?
             {
                 Some(old) => {
-                    crate::audit::record(
+                    crate::audit::record_note(
                         &services.store,
                         &who,
                         "suppression remove",
-                        &format!("{a} (was: {})", old.reason),
+                        &a.to_string(),
+                        crate::audit::AuditNote::Unsuppressed {
+                            reason: None,
+                            was: old.reason.clone(),
+                        },
                     )
                     .await?;
                     Ok(Value::String(format!(
@@ -400,11 +404,12 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Com
             if n == 0 {
                 return Err(CommandError::NoApiKey { name });
             }
-            crate::audit::record(
+            crate::audit::record_note(
                 &services.store,
                 &who,
                 "apikey revoke",
-                &format!("{name} ({n} key{})", if n == 1 { "" } else { "s" }),
+                &name,
+                crate::audit::AuditNote::Keys { count: n },
             )
             .await?;
             Ok(Value::String(format!(
@@ -450,11 +455,14 @@ async fn operator_add(
     } else {
         "operator add"
     };
-    crate::audit::record(
+    crate::audit::record_note(
         &services.store,
         who,
         action,
-        &format!("{name} ({})", role.as_str()),
+        name,
+        crate::audit::AuditNote::Role {
+            role: role.as_str().to_string(),
+        },
     )
     .await?;
     Ok(Value::String(if existed {

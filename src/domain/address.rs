@@ -74,6 +74,82 @@ impl Address {
     }
 }
 
+/// A partial address that lists the addresses matching it (support's forgiving search):
+/// every address at a domain (`@example.jp`), or every address that begins a certain
+/// way (`hanako@`, `hana`). Both are answered from an index, in byte order, so the
+/// store reads one index entry per address listed, not every message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddressPattern {
+    /// Addresses at exactly this domain (lower-case, without the `@`).
+    Domain(String),
+    /// Addresses that begin with this text, as written (local parts keep their case).
+    Prefix(String),
+}
+
+impl AddressPattern {
+    /// Reads a query already normalised (NFKC, trimmed) as a pattern: `@domain` is a
+    /// domain, a text with no `@` or ending in its only `@` is a prefix. A whole address,
+    /// a message id or anything with a space is not a pattern (`None`).
+    pub fn parse(query: &str) -> Option<AddressPattern> {
+        if query.is_empty()
+            || query
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace() || matches!(c, '<' | '>' | ',' | ';'))
+        {
+            return None;
+        }
+        if let Some(domain) = query.strip_prefix('@') {
+            return is_host_name(domain)
+                .then(|| AddressPattern::Domain(domain.to_ascii_lowercase()));
+        }
+        match query.split_once('@') {
+            None => Some(AddressPattern::Prefix(query.to_string())),
+            Some((_, "")) => Some(AddressPattern::Prefix(query.to_string())),
+            Some(_) => None,
+        }
+    }
+
+    /// What the addresses matching this pattern begin with, read backwards for a domain
+    /// (`@example.jp` is `pj.elpmaxe@`): the prefix to look up in an index of addresses,
+    /// or of addresses reversed (see [`reversed`]).
+    pub fn index_prefix(&self) -> String {
+        match self {
+            AddressPattern::Domain(d) => reversed(&format!("@{d}")),
+            AddressPattern::Prefix(p) => p.clone(),
+        }
+    }
+
+    /// True when the pattern is looked up among reversed addresses.
+    pub fn is_domain(&self) -> bool {
+        matches!(self, AddressPattern::Domain(_))
+    }
+
+    /// True when `address` matches (what an index lookup must agree with).
+    pub fn matches(&self, address: &str) -> bool {
+        match self {
+            AddressPattern::Domain(d) => address
+                .rsplit_once('@')
+                .is_some_and(|(_, domain)| domain == d),
+            AddressPattern::Prefix(p) => address.starts_with(p.as_str()),
+        }
+    }
+}
+
+impl fmt::Display for AddressPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AddressPattern::Domain(d) => write!(f, "@{d}"),
+            AddressPattern::Prefix(p) => f.write_str(p),
+        }
+    }
+}
+
+/// `text` with its characters in reverse order: the key of the reversed address index,
+/// where every address at one domain shares a prefix (`pj.elpmaxe@…`).
+pub fn reversed(text: &str) -> String {
+    text.chars().rev().collect()
+}
+
 /// True for a DNS host name: labels of letters, digits and hyphens (or non-ASCII, for
 /// internationalised names), none empty or longer than 63, at most 253 in all.
 pub fn is_host_name(s: &str) -> bool {
@@ -160,6 +236,41 @@ impl fmt::Display for Mailbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_domain_or_a_beginning_is_a_pattern_and_a_whole_address_is_not() {
+        assert_eq!(
+            AddressPattern::parse("@Example.JP"),
+            Some(AddressPattern::Domain("example.jp".into()))
+        );
+        assert_eq!(
+            AddressPattern::parse("hanako@"),
+            Some(AddressPattern::Prefix("hanako@".into()))
+        );
+        assert_eq!(
+            AddressPattern::parse("hana"),
+            Some(AddressPattern::Prefix("hana".into()))
+        );
+        assert_eq!(AddressPattern::parse("hanako@example.jp"), None);
+        assert_eq!(AddressPattern::parse("@"), None);
+        assert_eq!(AddressPattern::parse("@not a domain"), None);
+        assert_eq!(AddressPattern::parse("hana ko"), None);
+        assert_eq!(AddressPattern::parse(""), None);
+    }
+
+    #[test]
+    fn a_domain_pattern_is_a_prefix_of_its_addresses_reversed() {
+        let p = AddressPattern::parse("@example.jp").unwrap();
+        assert_eq!(p.index_prefix(), "pj.elpmaxe@");
+        assert!(reversed("hanako@example.jp").starts_with(&p.index_prefix()));
+        // A longer domain that ends the same way is not the domain.
+        assert!(!reversed("hanako@myexample.jp").starts_with(&p.index_prefix()));
+        assert!(!reversed("hanako@sub.example.jp").starts_with(&p.index_prefix()));
+        assert!(p.matches("hanako@example.jp"));
+        assert!(!p.matches("hanako@sub.example.jp"));
+        // Characters, not bytes, are reversed: the key stays text.
+        assert_eq!(reversed("山田@例え.jp"), "pj.え例@田山");
+    }
 
     #[test]
     fn domain_is_lower_cased_and_local_part_kept() {

@@ -87,6 +87,23 @@ pub struct MessageRecord {
     #[serde(default)]
     pub timeline: Vec<Event>,
     pub size: usize,
+    /// The header block as signed, without the body (the body holds the link or the
+    /// code): the console's message view shows it after the bytes are gone. `None` for
+    /// messages stored before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<String>,
+}
+
+/// The header block of a raw message: everything before the first empty line, as text.
+/// Never the body.
+pub fn header_block(raw: &[u8]) -> String {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 2)
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| i + 1))
+        .unwrap_or(raw.len());
+    String::from_utf8_lossy(&raw[..end]).into_owned()
 }
 
 impl MessageRecord {
@@ -114,6 +131,7 @@ impl MessageRecord {
             flow_id: None,
             timeline: Vec::new(),
             size: 1,
+            headers: None,
         }
     }
 }
@@ -196,5 +214,18 @@ impl Event {
     pub fn with_detail(mut self, detail: impl Into<String>) -> Event {
         self.detail = Some(detail.into());
         self
+    }
+}
+
+#[cfg(test)]
+mod header_tests {
+    use super::header_block;
+
+    #[test]
+    fn the_header_block_stops_at_the_first_empty_line() {
+        let raw = b"Subject: hi\r\nTo: a@b.jp\r\n\r\nhttps://x/v/SECRET\r\n\r\nmore";
+        assert_eq!(header_block(raw), "Subject: hi\r\nTo: a@b.jp\r\n");
+        assert_eq!(header_block(b"A: 1\n\nbody"), "A: 1\n");
+        assert_eq!(header_block(b"A: 1\r\n"), "A: 1\r\n");
     }
 }

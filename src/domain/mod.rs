@@ -13,10 +13,10 @@ pub mod notify;
 pub mod provider;
 pub mod tally;
 
-pub use address::{Address, AddressError, Mailbox};
+pub use address::{Address, AddressError, AddressPattern, Mailbox};
 pub use flow::{AccountRecord, CodeRecord, FlowKind, FlowNote, FlowRecord, FlowState};
 pub use ids::MessageId;
-pub use message::{Event, MessageRecord, MessageStatus, Step};
+pub use message::{Event, MessageRecord, MessageStatus, Step, header_block};
 pub use notify::{DeliveryState, EventData, EventRecord, EventType, WebhookDelivery};
 
 /// Milliseconds since the Unix epoch, from the system clock.

@@ -62,6 +62,29 @@ pub async fn list(queue: &Queue) -> Result<Vec<QueueRow>, StoreError> {
     Ok(rows)
 }
 
+/// The first `limit` queue entries, earliest due first, as rows (the console's bounded
+/// read); `true` when the queue holds more.
+pub async fn list_first(queue: &Queue, limit: usize) -> Result<(Vec<QueueRow>, bool), StoreError> {
+    let store = &queue.store;
+    let entries = store.queue_entries().await?;
+    let more = entries.len() > limit;
+    let mut rows = Vec::new();
+    for (due, id) in entries.into_iter().take(limit) {
+        if let Some(r) = store.message(&id).await? {
+            rows.push(QueueRow {
+                id: id.to_string(),
+                to: r.to.to_string(),
+                status: r.status.as_str().to_string(),
+                attempts: r.attempts,
+                next_try_ms: due,
+                expires_ms: r.expires_ms,
+                last_reply: r.last_reply,
+            });
+        }
+    }
+    Ok((rows, more))
+}
+
 fn parse_id(id: &str) -> Result<MessageId, ControlError> {
     MessageId::parse(id).ok_or_else(|| ControlError::NotAnId(id.to_string()))
 }

@@ -97,6 +97,7 @@ pub async fn enqueue(queue: &Queue, out: Outgoing) -> Result<Enqueued, EnqueueEr
         flow_id: out.flow_id,
         timeline: Vec::new(),
         size: signed.len(),
+        headers: Some(crate::domain::header_block(&signed)),
     };
     let mut first = Event::new(Step::Queued, now);
     if due > now {

@@ -4,7 +4,8 @@
 //! Callers hold a [`Store`] and ask it for what they mean ("claim the due messages",
 //! "take a slot of this limit", "change this flow"), never for a key or a table. The
 //! interface is cut per aggregate, one trait each ([`Messages`], [`Flows`],
-//! [`Bounces`], [`Operators`], [`Keys`], [`Limits`], [`Meta`], [`Events`]); [`Backend`] is all of
+//! [`Bounces`], [`Operators`], [`Keys`], [`Limits`], [`Meta`], [`Events`], [`Search`]);
+//! [`Backend`] is all of
 //! them plus the unit of durability, and an implementation lives in its own folder:
 //! [`sled`] (one box, the default) and, beside it, a shared database.
 //!
@@ -33,8 +34,8 @@ use crate::domain::apikey::ApiKeyRecord;
 use crate::domain::audit::AuditEntry;
 use crate::domain::bounce::{BounceRecord, Suppression};
 use crate::domain::{
-    AccountRecord, Event, EventData, EventRecord, EventType, FlowRecord, FlowState, MessageId,
-    MessageRecord, WebhookDelivery,
+    AccountRecord, AddressPattern, Event, EventData, EventRecord, EventType, FlowRecord, FlowState,
+    MessageId, MessageRecord, WebhookDelivery,
 };
 
 pub use limits::{LimitKey, Rule, Take};
@@ -241,6 +242,13 @@ pub trait Bounces {
     /// Stores a bounce and counts its reason.
     async fn insert_bounce(&self, record: &BounceRecord) -> Result<(), StoreError>;
     async fn bounces_since(&self, since_ms: u64) -> Result<Vec<BounceRecord>, StoreError>;
+    /// The newest `limit` bounces taken at or after `since_ms`, oldest first: a page's
+    /// bounded read, whatever the period holds.
+    async fn recent_bounces(
+        &self,
+        since_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<BounceRecord>, StoreError>;
     /// Forgets the bounce records taken before `before_ms` (the counters keep their
     /// counts); returns how many went.
     async fn prune_bounces(&self, before_ms: u64) -> Result<usize, StoreError>;
@@ -440,6 +448,20 @@ pub trait Events {
     async fn prune_events(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError>;
 }
 
+/// Support's forgiving search: the addresses that match a partial address.
+#[async_trait]
+pub trait Search {
+    /// Distinct addresses with mail that match `pattern`, in byte order, at most
+    /// `limit`. Answered from an index of addresses (a domain from one of reversed
+    /// addresses) that skips from one address to the next, so it reads about one index
+    /// entry per address listed however many messages each has.
+    async fn addresses_matching(
+        &self,
+        pattern: &AddressPattern,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
+}
+
 /// Every aggregate, and the unit of durability.
 #[async_trait]
 pub trait Backend:
@@ -451,6 +473,7 @@ pub trait Backend:
     + Limits
     + Meta
     + Events
+    + Search
     + Send
     + Sync
     + std::fmt::Debug

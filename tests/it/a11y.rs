@@ -255,6 +255,7 @@ fn walk_console(lang: &str, server: &crate::support::Server, axe: &str, found: &
         ("console-11-account", "/account"),
         ("console-12-error", "/admin?since=bogus"),
         ("console-13-webhooks", "/admin/webhooks"),
+        ("console-14-domain-search", "/support?q=%40example.jp"),
     ] {
         chrome.goto(&server.url(path));
         if name == "console-07-report" {
@@ -270,6 +271,15 @@ fn walk_console(lang: &str, server: &crate::support::Server, axe: &str, found: &
         }
         audit(&mut chrome, axe, lang, name, found);
     }
+    // The message view, reached from the delivery log's link.
+    chrome.goto(&server.url("/support?q=hanako%40example.jp"));
+    let link = chrome
+        .eval("document.querySelector('a[href^=\"/support/message/\"]').getAttribute('href')");
+    let link = link
+        .as_str()
+        .expect("a message view link on the delivery log");
+    chrome.goto(&server.url(link));
+    audit(&mut chrome, axe, lang, "console-15-message", found);
 }
 
 #[test]

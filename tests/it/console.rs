@@ -51,23 +51,23 @@ fn operator_with_password(inst: &Instance, args: &[&str], password: &str) -> std
 }
 
 /// A page as the server answered it.
-struct Page {
-    status: u16,
-    location: String,
-    body: String,
+pub(crate) struct Page {
+    pub(crate) status: u16,
+    pub(crate) location: String,
+    pub(crate) body: String,
 }
 
 /// A cookie-keeping HTTP client that does not follow redirects; it asks for
 /// `accept_language` (English unless a test says otherwise).
-struct Agent {
-    base: String,
-    client: Client,
+pub(crate) struct Agent {
+    pub(crate) base: String,
+    pub(crate) client: Client,
     cookies: HashMap<String, String>,
     accept_language: &'static str,
 }
 
 impl Agent {
-    fn new(server: &Server) -> Agent {
+    pub(crate) fn new(server: &Server) -> Agent {
         Agent::from_address(server, "127.0.0.1")
     }
 
@@ -85,7 +85,7 @@ impl Agent {
         }
     }
 
-    fn cookie_header(&self) -> String {
+    pub(crate) fn cookie_header(&self) -> String {
         self.cookies
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -115,7 +115,7 @@ impl Agent {
         }
     }
 
-    fn get(&mut self, path: &str) -> Page {
+    pub(crate) fn get(&mut self, path: &str) -> Page {
         let r = self
             .client
             .get(format!("{}{path}", self.base))
@@ -126,7 +126,7 @@ impl Agent {
         self.take(r)
     }
 
-    fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub(crate) fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let r = self
             .client
             .post(format!("{}{path}", self.base))
@@ -144,7 +144,7 @@ impl Agent {
     }
 
     /// Logs in from a browser that asks for `accept_language`.
-    fn login_in(
+    pub(crate) fn login_in(
         server: &Server,
         accept_language: &'static str,
         name: &str,
@@ -167,7 +167,7 @@ impl Agent {
 }
 
 /// The CSRF token in a page's first form.
-fn csrf(body: &str) -> String {
+pub(crate) fn csrf(body: &str) -> String {
     let at = body
         .find("name=\"csrf\" value=\"")
         .expect("a form with a CSRF token");
@@ -403,7 +403,7 @@ fn bounce_texts_with_script_and_addresses_with_quotes_render_as_text() {
     }
 }
 
-fn url_encode(s: &str) -> String {
+pub(crate) fn url_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => (b as char).to_string(),
@@ -413,7 +413,7 @@ fn url_encode(s: &str) -> String {
 }
 
 /// The cells of the page's bounce list.
-fn page_rows(body: &str) -> Vec<Vec<String>> {
+pub(crate) fn page_rows(body: &str) -> Vec<Vec<String>> {
     body.split("<tr class=\"bounce\">")
         .skip(1)
         .map(|row| {
@@ -1161,7 +1161,7 @@ fn the_admin_sees_a_disabled_webhook_endpoint_replays_an_event_and_enables_it() 
 
 /// The words a page shows a person: the text between tags, without the `<code>` of
 /// commands (which stay as typed) and the attribute values.
-fn visible_text(body: &str) -> String {
+pub(crate) fn visible_text(body: &str) -> String {
     let mut out = String::new();
     let mut rest = body;
     while let Some(at) = rest.find('<') {

@@ -11,6 +11,7 @@ mod browser;
 mod cdp;
 mod cluster;
 mod console;
+mod console_search;
 mod delivery;
 mod dkim_verify;
 mod dns_check;

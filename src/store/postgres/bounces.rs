@@ -52,6 +52,27 @@ impl Bounces for Postgres {
             .collect()
     }
 
+    async fn recent_bounces(
+        &self,
+        since_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<BounceRecord>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT record FROM (
+                     SELECT record, at_ms, seq FROM bounces WHERE at_ms >= $1
+                     ORDER BY at_ms DESC, seq DESC LIMIT $2
+                 ) newest ORDER BY at_ms, seq",
+                &[&ms(since_ms), &ms(limit as u64)],
+            )
+            .await
+            .map_err(self.query_error("reading recent bounces"))?;
+        rows.into_iter()
+            .map(|r| decode("bounces", r.get(0)))
+            .collect()
+    }
+
     /// The suppression entry of an address, if any.
     async fn prune_bounces(&self, before_ms: u64) -> Result<usize, StoreError> {
         let client = self.client().await?;

@@ -26,6 +26,7 @@ mod limits;
 mod messages;
 mod meta;
 mod operators;
+mod search;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -47,6 +48,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("migrations/0002_events.sql")),
     (3, include_str!("migrations/0003_unserialized_appends.sql")),
     (4, include_str!("migrations/0004_prune_events.sql")),
+    (5, include_str!("migrations/0005_address_search.sql")),
 ];
 
 /// The schema version this binary writes and understands.

@@ -769,6 +769,7 @@ async fn the_other_records_round_trip() {
             who: "aiko".into(),
             action: action.into(),
             target: String::new(),
+            note: None,
         })
         .await
         .unwrap();
@@ -1175,4 +1176,48 @@ async fn a_nul_from_a_remote_reply_does_not_make_a_record_unwritable() {
         stored.last_reply.as_deref(),
         Some("550 no\u{fffd}such user")
     );
+}
+
+#[tokio::test]
+async fn a_domain_and_a_prefix_list_each_address_once_from_the_indexes() {
+    use crate::domain::AddressPattern;
+    use crate::store::Search;
+    let db = TestDb::new().await;
+    let pg = db.migrated().await;
+    for (i, to) in [
+        "hanako@example.jp",
+        "hanako@example.jp",
+        "hanae@example.jp",
+        "hanako@sub.example.jp",
+        "hana_x@other.jp",
+        "taro@example.jp",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut r = message(to, 100 + i as u64);
+        pg.insert_message(&mut r, b"x", &Event::new(Step::Queued, 100))
+            .await
+            .unwrap();
+    }
+    let found = |q: &str, limit| {
+        let pg = pg.clone();
+        let p = AddressPattern::parse(q).unwrap();
+        async move { pg.addresses_matching(&p, limit).await.unwrap() }
+    };
+    assert_eq!(
+        found("@example.jp", 10).await,
+        ["hanae@example.jp", "hanako@example.jp", "taro@example.jp"]
+    );
+    assert_eq!(
+        found("hanako@", 10).await,
+        ["hanako@example.jp", "hanako@sub.example.jp"]
+    );
+    assert_eq!(
+        found("hana", 2).await,
+        ["hana_x@other.jp", "hanae@example.jp"]
+    );
+    // LIKE's wildcards in what was typed are plain characters.
+    assert_eq!(found("hana_", 10).await, ["hana_x@other.jp"]);
+    assert!(found("@nowhere.jp", 10).await.is_empty());
 }

@@ -45,6 +45,25 @@ impl Bounces for Sled {
             .collect()
     }
 
+    async fn recent_bounces(
+        &self,
+        since_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<BounceRecord>, StoreError> {
+        let mut out = self
+            .tree(TreeName::Bounces)
+            .range(keys::time_ordered(since_ms, &[])..)
+            .rev()
+            .take(limit)
+            .map(|item| {
+                let (_, v) = item.map_err(|e| self.write_error(e))?;
+                decode(TreeName::Bounces, &v)
+            })
+            .collect::<Result<Vec<BounceRecord>, StoreError>>()?;
+        out.reverse();
+        Ok(out)
+    }
+
     /// The suppression entry of an address, if any.
     async fn prune_bounces(&self, before_ms: u64) -> Result<usize, StoreError> {
         let tree = self.tree(TreeName::Bounces);

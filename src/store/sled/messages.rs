@@ -101,6 +101,7 @@ impl Messages for Sled {
                 &[],
             )
             .map_err(|e| self.write_error(e))?;
+        self.index_reversed(&record.to.to_string(), record.created_ms, id.as_bytes())?;
         if let Err(e) = self.write_record(record, Some(location)) {
             self.inner.spool.release(location);
             return Err(e);
@@ -308,6 +309,11 @@ impl Messages for Sled {
                     record.id.as_bytes(),
                 ))
                 .map_err(|e| self.write_error(e))?;
+            self.unindex_reversed(
+                &record.to.to_string(),
+                record.created_ms,
+                record.id.as_bytes(),
+            )?;
             self.tree(TreeName::Messages)
                 .remove(k)
                 .map_err(|e| self.write_error(e))?;

@@ -31,6 +31,7 @@ mod limits;
 mod messages;
 mod meta;
 mod operators;
+mod search;
 pub mod spool;
 
 use std::fs::File;
@@ -77,11 +78,14 @@ pub enum TreeName {
     Events,
     /// Webhook deliveries by endpoint and event, and the pending ones by next try.
     Deliveries,
+    /// Index: `(address reversed, time, message id)` → nothing; answers "mail for this
+    /// domain" (see `search`).
+    ReversedAddressIndex,
 }
 
 impl TreeName {
     /// Every tree, opened at start so a damaged store fails early.
-    pub const ALL: [TreeName; 15] = [
+    pub const ALL: [TreeName; 16] = [
         TreeName::Messages,
         TreeName::Queue,
         TreeName::AddressIndex,
@@ -97,6 +101,7 @@ impl TreeName {
         TreeName::Limits,
         TreeName::Events,
         TreeName::Deliveries,
+        TreeName::ReversedAddressIndex,
     ];
 
     /// The tree's name on disk.
@@ -117,6 +122,7 @@ impl TreeName {
             TreeName::Limits => "limits",
             TreeName::Events => "events",
             TreeName::Deliveries => "deliveries",
+            TreeName::ReversedAddressIndex => "address_reversed",
         }
     }
 }
@@ -186,7 +192,7 @@ impl Sled {
         } else {
             None
         };
-        Ok(Sled {
+        let sled = Sled {
             inner: Arc::new(Inner {
                 db,
                 trees,
@@ -199,7 +205,9 @@ impl Sled {
                 delivery_claim: tokio::sync::Mutex::new(()),
                 bodies: std::sync::Mutex::new(bodies.into_iter().collect()),
             }),
-        })
+        };
+        sled.ensure_reversed_index()?;
+        Ok(sled)
     }
 
     /// The folder the store lives in.
@@ -482,6 +490,8 @@ mod tests {
     async fn concurrent_flushes_all_complete() {
         let dir = tempfile::tempdir().unwrap();
         let store = Sled::open(&dir.path().join("s"), true).unwrap();
+        // What opening wrote there itself (the index flag).
+        let before = store.tree(TreeName::Meta).len();
         let mut tasks = Vec::new();
         for i in 0..50u32 {
             let s = store.clone();
@@ -493,7 +503,7 @@ mod tests {
         for t in tasks {
             t.await.unwrap();
         }
-        assert_eq!(store.tree(TreeName::Meta).len(), 50);
+        assert_eq!(store.tree(TreeName::Meta).len(), before + 50);
     }
 
     #[tokio::test]

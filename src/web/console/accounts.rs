@@ -313,11 +313,14 @@ pub async fn operator_change(
             operators::set_role(store, name, role)
                 .await
                 .map_err(op_error)?;
-            crate::audit::record(
+            crate::audit::record_note(
                 store,
                 &user.who(),
                 "operator role",
-                &format!("{name} ({})", role.as_str()),
+                name,
+                crate::audit::AuditNote::Role {
+                    role: role.as_str().to_string(),
+                },
             )
             .await?;
             said(user.lang, Said::Role(role.as_str()), name)

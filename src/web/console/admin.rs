@@ -5,6 +5,11 @@
 //! functions as `mailgate bounces`, so they hold the same rows for the same period.
 //! Above the report, the last 30 days as pictures (see `charts`), read from the daily
 //! tallies: a month of counters, however much mail the store holds.
+//!
+//! The report and the queue filter ([`ListFilter`]: reason, kind or status, recipient
+//! domain) over a bounded read: the newest [`BOUNCES_READ`] bounces of the period, the
+//! [`QUEUE_READ`] entries due first. Filtering in memory over a bounded read keeps every
+//! page's cost fixed without an index per filter; the page says when the read was cut.
 
 use std::collections::BTreeMap;
 
@@ -24,26 +29,125 @@ use crate::operators::Role;
 use crate::report::{bounce_row, bounces_csv_headed};
 use crate::services::Services;
 
-#[derive(Debug, Deserialize)]
+/// The most bounces a page or CSV reads: the newest of the period (the page says when
+/// the period held more).
+pub const BOUNCES_READ: usize = 10_000;
+/// The most queue entries the queue page reads, earliest due first.
+pub const QUEUE_READ: usize = 1_000;
+
+/// `/admin` and its CSV: a period, and filters on what the period holds.
+#[derive(Debug, Default, Deserialize)]
 pub struct PeriodQuery {
     #[serde(default)]
     since: Option<String>,
+    /// A reason name (`userunknown`, …).
+    #[serde(default)]
+    reason: Option<String>,
+    /// `permanent`, `temporary` or `sender` (a sender problem).
+    #[serde(default)]
+    status: Option<String>,
+    /// The recipient domain.
+    #[serde(default)]
+    domain: Option<String>,
 }
 
-/// The period asked for (default 7d) and the bounces in it.
+/// The filters of a list, normalised (NFKC, trimmed, domain lower-case); empty ones
+/// are `None`.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ListFilter {
+    pub reason: Option<String>,
+    pub status: Option<String>,
+    pub domain: Option<String>,
+}
+
+impl ListFilter {
+    fn new(reason: &Option<String>, status: &Option<String>, domain: &Option<String>) -> Self {
+        let clean = |v: &Option<String>| {
+            v.as_deref()
+                .map(crate::timeline::normalise_query)
+                .filter(|v| !v.is_empty())
+        };
+        ListFilter {
+            reason: clean(reason),
+            status: clean(status),
+            domain: clean(domain).map(|d| d.trim_start_matches('@').to_ascii_lowercase()),
+        }
+    }
+
+    /// True when a bounce passes every filter.
+    pub fn bounce(&self, b: &BounceRecord) -> bool {
+        let reason = b.reason.as_deref().unwrap_or("");
+        let status_ok = match self.status.as_deref() {
+            None => true,
+            Some("permanent") => b.permanent,
+            Some("temporary") => !b.permanent,
+            Some("sender") => b.sender_problem,
+            Some(_) => false,
+        };
+        self.reason.as_deref().is_none_or(|r| r == reason)
+            && status_ok
+            && self
+                .domain
+                .as_deref()
+                .is_none_or(|d| b.recipient_domain.as_deref() == Some(d))
+    }
+
+    /// True when a queue row passes (its status, its recipient's domain).
+    pub fn queued(&self, status: &str, to: &str) -> bool {
+        self.status.as_deref().is_none_or(|s| s == status)
+            && self
+                .domain
+                .as_deref()
+                .is_none_or(|d| to.rsplit_once('@').is_some_and(|(_, domain)| domain == d))
+    }
+
+    /// The filters as query parameters (`&reason=…`), for links that keep them.
+    fn query(&self) -> String {
+        let mut q = String::new();
+        for (k, v) in [
+            ("reason", &self.reason),
+            ("status", &self.status),
+            ("domain", &self.domain),
+        ] {
+            if let Some(v) = v {
+                q.push_str(&format!("&{k}={}", pages::query_encode(v)));
+            }
+        }
+        q
+    }
+}
+
+/// The period asked for (default 7d), the filters, and the newest [`BOUNCES_READ`]
+/// bounces in it that pass them; `true` when the period held more than was read.
 async fn period(
     services: &Services,
     lang: Lang,
     q: &PeriodQuery,
-) -> Result<(String, u64, Vec<BounceRecord>), ConsoleError> {
+) -> Result<(String, u64, ListFilter, Vec<BounceRecord>, bool), ConsoleError> {
     let since = q.since.clone().unwrap_or_else(|| "7d".into());
     let since_ms =
         crate::domain::duration::period_start(&since, now_ms()).map_err(|e| match lang {
             Lang::Ja => ConsoleError::BadRequest(format!("期間（since）を読み取れません：{e}")),
             Lang::En => ConsoleError::BadRequest(format!("since: {e}")),
         })?;
-    let list = services.store.bounces_since(since_ms).await?;
-    Ok((since, since_ms, list))
+    let filter = ListFilter::new(&q.reason, &q.status, &q.domain);
+    if let Some(s) = filter.status.as_deref()
+        && !matches!(s, "permanent" | "temporary" | "sender")
+    {
+        return Err(ConsoleError::BadRequest(match lang {
+            Lang::Ja => format!(
+                "状態（status）「{s}」は使えません。permanent（恒久的）、temporary（一時的）、sender（送信側の問題）のどれかです。"
+            ),
+            Lang::En => format!("status {s:?}: use permanent, temporary or sender"),
+        }));
+    }
+    let read = services
+        .store
+        .recent_bounces(since_ms, BOUNCES_READ)
+        .await?;
+    let more = read.len() >= BOUNCES_READ;
+    let list = read.into_iter().filter(|b| filter.bounce(b)).collect();
+    Ok((since, since_ms, filter, list, more))
 }
 
 fn counts(keys: impl Iterator<Item = String>) -> Vec<Value> {
@@ -66,7 +170,7 @@ pub async fn report(
 ) -> Result<Response, ConsoleError> {
     user.require(Role::Admin)?;
     let (lang, tz) = (user.lang, user.tz);
-    let (since, since_ms, list) = period(&services, lang, &q).await?;
+    let (since, since_ms, filter, list, more) = period(&services, lang, &q).await?;
     let unknown = |s: &Option<String>| s.clone().unwrap_or_else(|| text::unknown(lang).into());
     let by_day = {
         let mut days = counts(list.iter().map(|b| {
@@ -84,14 +188,14 @@ pub async fn report(
         .iter()
         .filter(|b| b.permanent && b.flow_id.is_some())
         .map(|b| {
-            json!({"flow_id": b.flow_id, "address": b.address, "reason": b.reason, "diagnostic": b.diagnostic})
+            json!({"flow_id": b.flow_id, "address": b.address, "reason": b.reason.as_deref().map(|r| text::reason(lang, r)), "diagnostic": b.diagnostic})
         })
         .collect();
     let audit: Vec<Value> = services
         .store
         .audit_recent(50).await?
         .into_iter()
-        .map(|a| json!({"time": stamp(a.at_ms, tz), "who": text::who(lang, &a.who), "action": text::action(lang, &a.action), "target": a.target}))
+        .map(|a| json!({"time": stamp(a.at_ms, tz), "who": text::who(lang, &a.who), "action": text::action(lang, &a.action), "target": text::audit_target(lang, &a)}))
         .collect();
     let offered = text::periods(lang);
     let mut periods: Vec<Value> = offered
@@ -102,20 +206,35 @@ pub async fn report(
         periods.push(json!({"value": since, "label": since, "selected": true}));
     }
     let pictures = pictures(&services, lang).await?;
+    let statuses: Vec<Value> = text::bounce_statuses(lang)
+        .iter()
+        .map(|(v, l)| json!({"value": v, "label": l, "selected": filter.status.as_deref() == Some(*v)}))
+        .collect();
     let data = json!({
         "pictures": pictures,
         "since": since,
+        "reason": filter.reason,
+        "domain": filter.domain,
+        "statuses": statuses,
+        "filtered": filter != ListFilter::default(),
+        "status": filter.status,
+        "more": more,
+        "read_limit": BOUNCES_READ,
         "since_text": stamp(since_ms, tz),
         "periods": periods,
         "total": list.len(),
         "tz": tz.name(),
-        "by_reason": counts(list.iter().map(|b| unknown(&b.reason))),
+        "by_reason": counts(list.iter().map(|b| match &b.reason {
+            Some(r) => text::reason(lang, r),
+            None => unknown(&None),
+        })),
         "by_domain": counts(list.iter().map(|b| unknown(&b.recipient_domain))),
         "by_day": by_day,
         "sender_alert": !sender.is_empty(),
         "sender_count": sender.len(),
         "sender_evidence": sender.iter().map(|b| json!({
-            "time": stamp(b.at_ms, tz), "domain": b.recipient_domain, "reason": b.reason,
+            "time": stamp(b.at_ms, tz), "domain": b.recipient_domain,
+            "reason": b.reason.as_deref().map(|r| text::reason(lang, r)),
             "diagnostic": b.diagnostic,
         })).collect::<Vec<_>>(),
         "flows": flows,
@@ -183,12 +302,16 @@ pub async fn csv(
     Query(q): Query<PeriodQuery>,
 ) -> Result<Response, ConsoleError> {
     user.require(Role::Admin)?;
-    let (since, _, list) = period(&services, user.lang, &q).await?;
-    crate::audit::record(
+    let (since, _, filter, list, _) = period(&services, user.lang, &q).await?;
+    crate::audit::record_note(
         &services.store,
         &user.who(),
         "bounces csv",
-        &format!("since {since}"),
+        "",
+        crate::audit::AuditNote::Period {
+            since: since.clone(),
+            filters: filter.query(),
+        },
     )
     .await?;
     services.store.flush().await?;
@@ -223,12 +346,14 @@ fn csv_text(lang: Lang, list: &[BounceRecord]) -> String {
 async fn queue_page(
     services: &Services,
     user: &ConsoleUser,
+    filter: &ListFilter,
     flash: Option<String>,
 ) -> Result<Response, ConsoleError> {
     let (lang, tz) = (user.lang, user.tz);
-    let rows: Vec<Value> = crate::queue::control::list(&services.queue)
-        .await?
+    let (read, more) = crate::queue::control::list_first(&services.queue, QUEUE_READ).await?;
+    let rows: Vec<Value> = read
         .into_iter()
+        .filter(|r| filter.queued(&r.status, &r.to))
         .map(|r| {
             json!({
                 "id": r.id, "to": r.to, "status_text": text::status(lang, &r.status),
@@ -238,19 +363,41 @@ async fn queue_page(
             })
         })
         .collect();
+    let statuses: Vec<Value> = ["queued", "deferred", "sending"]
+        .iter()
+        .map(|s| {
+            json!({"value": s, "label": text::status(lang, s),
+                   "selected": filter.status.as_deref() == Some(*s)})
+        })
+        .collect();
+    let data = json!({
+        "rows": rows, "flash": flash, "statuses": statuses, "domain": filter.domain,
+        "filtered": filter != &ListFilter::default(), "more": more, "read_limit": QUEUE_READ,
+    });
     Ok(pages::respond(pages::render(
         "queue",
-        &pages::for_user(user, "queue", json!({"rows": rows, "flash": flash})),
+        &pages::for_user(user, "queue", data),
     )))
 }
 
-/// `GET /admin/queue`.
+/// `/admin/queue`'s filters.
+#[derive(Debug, Default, Deserialize)]
+pub struct QueueQuery {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    domain: Option<String>,
+}
+
+/// `GET /admin/queue?status=deferred&domain=example.jp`.
 pub async fn queue(
     State(services): State<Services>,
     user: ConsoleUser,
+    Query(q): Query<QueueQuery>,
 ) -> Result<Response, ConsoleError> {
     user.require(Role::Admin)?;
-    queue_page(&services, &user, None).await
+    let filter = ListFilter::new(&None, &q.status, &q.domain);
+    queue_page(&services, &user, &filter, None).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -289,7 +436,7 @@ async fn queue_action(
         crate::audit::record(&services.store, &who, &format!("queue {action}"), &form.id).await?;
     }
     services.store.flush().await?;
-    queue_page(&services, &user, Some(flash)).await
+    queue_page(&services, &user, &ListFilter::default(), Some(flash)).await
 }
 
 /// `POST /admin/queue/retry`.
@@ -321,7 +468,7 @@ async fn suppression_page(
         .suppressions().await?
         .into_iter()
         .map(|s| {
-            json!({"address": s.address, "since": stamp(s.since_ms, tz), "reason": s.reason, "evidence": s.evidence})
+            json!({"address": s.address, "since": stamp(s.since_ms, tz), "reason": text::reason(user.lang, &s.reason), "evidence": s.evidence})
         })
         .collect();
     Ok(pages::respond(pages::render(
@@ -373,11 +520,15 @@ pub async fn suppression_remove(
         .await?
     {
         Some(old) => {
-            crate::audit::record(
+            crate::audit::record_note(
                 &services.store,
                 &user.who(),
                 "suppression remove",
-                &format!("{} (reason: {reason}; was: {})", old.address, old.reason),
+                &old.address,
+                crate::audit::AuditNote::Unsuppressed {
+                    reason: Some(reason.to_string()),
+                    was: old.reason.clone(),
+                },
             )
             .await?;
             services.store.flush().await?;

@@ -109,16 +109,21 @@ pub async fn send(
     if let Err(InviteRefusal::Refused(super::ResendError::Store(e))) = result {
         return Err(e.into());
     }
-    let outcome = match &result {
-        Ok(flow) => format!("sent, flow {flow}"),
-        Err(InviteRefusal::Known) => "not sent: the address is known".into(),
-        Err(InviteRefusal::Refused(e)) => format!("not sent: {e}"),
+    let note = match &result {
+        Ok(flow) => crate::audit::AuditNote::Sent {
+            flow: Some(flow.clone()),
+        },
+        Err(InviteRefusal::Known) => crate::audit::AuditNote::NotSent {
+            why: crate::audit::Refusal::Known,
+        },
+        Err(InviteRefusal::Refused(e)) => crate::audit::AuditNote::NotSent { why: e.refusal() },
     };
-    crate::audit::record(
+    crate::audit::record_note(
         &services.store,
         &user.who(),
         "invite",
-        &format!("{address} ({outcome})"),
+        &address.to_string(),
+        note,
     )
     .await?;
     services.store.flush().await?;

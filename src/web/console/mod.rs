@@ -19,6 +19,7 @@ mod admin;
 mod charts;
 mod invite;
 mod login;
+mod message;
 mod pages;
 mod progress;
 pub mod sentence;
@@ -76,6 +77,8 @@ pub fn routes(default_locale: &str) -> Router<Services> {
         .route("/logout", post(login::logout))
         .route("/support", get(support::search))
         .route("/support/resend", post(support::resend))
+        .route("/support/message/{id}", get(message::view))
+        .route("/support/message/{id}/headers.txt", get(message::headers))
         .route("/admin/invite", get(invite::confirm).post(invite::send))
         .route("/admin", get(admin::report))
         .route("/admin/bounces.csv", get(admin::csv))
@@ -124,8 +127,8 @@ pub enum ResendError {
 }
 
 impl ResendError {
-    /// The reason in the operator's language (the audit log keeps the English
-    /// [`Display`](std::fmt::Display) form).
+    /// The reason in the operator's language (the audit log keeps it as a code, see
+    /// [`ResendError::refusal`], and words it the same way).
     pub fn text(&self, lang: Lang) -> String {
         if lang == Lang::En {
             return self.to_string();
@@ -136,11 +139,36 @@ impl ResendError {
             }
             ResendError::Unknown => "このアドレスにはアカウントも過去のリンクもないため、再送するものがありません。綴りを確認してください。新しく招待する場合は管理者に依頼してください".into(),
             ResendError::Suppressed { since, reason } => format!(
-                "このアドレスは送信停止リストに載っているため（{since}から、理由：{reason}）、メールは送られません。アドレスが使えるようになったら、管理者がリストから外せます"
+                "このアドレスは送信停止リストに載っているため（{since}から、理由：{}）、メールは送られません。アドレスが使えるようになったら、管理者がリストから外せます",
+                text::reason(lang, reason)
             ),
             ResendError::Undeliverable(why) => format!("メールを送れませんでした：{why}"),
             ResendError::Invalid(why) => why.clone(),
             ResendError::Store(_) => "データベースに接続できません".into(),
+        }
+    }
+}
+
+impl ResendError {
+    /// The refusal as the audit log keeps it: a code with its facts.
+    pub fn refusal(&self) -> crate::audit::Refusal {
+        use crate::audit::Refusal as R;
+        match self {
+            ResendError::TooSoon { minutes } => R::TooSoon { minutes: *minutes },
+            ResendError::Unknown => R::Unknown,
+            ResendError::Suppressed { since, reason } => R::Suppressed {
+                since: since.clone(),
+                reason: reason.clone(),
+            },
+            ResendError::Undeliverable(detail) => R::Undeliverable {
+                detail: detail.clone(),
+            },
+            ResendError::Invalid(detail) => R::Invalid {
+                detail: detail.clone(),
+            },
+            ResendError::Store(e) => R::Invalid {
+                detail: e.to_string(),
+            },
         }
     }
 }

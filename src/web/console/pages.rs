@@ -34,7 +34,8 @@ const SOURCES: &[(&str, &str, &str)] = console_sources!(
     "account",
     "operators",
     "invite",
-    "webhooks"
+    "webhooks",
+    "message"
 );
 const LAYOUT: &str = include_str!("../../../templates/console/layout.hbs");
 /// The partial that draws a chart of `charts` as inline SVG.

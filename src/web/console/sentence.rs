@@ -264,7 +264,7 @@ pub fn lead(
         (None, Some(s), Lang::Ja) => format!(
             "メールの依頼はありません。このアドレスは{}から送信停止リストに載っています（{}）。アドレスを確認してください。",
             clock(s.since_ms, tz, lang, now_ms),
-            s.reason
+            super::text::reason(lang, &s.reason)
         ),
         (None, None, Lang::En) => "No mail was ever requested for this address. Check the spelling with the caller; then send a new link.".into(),
         (None, None, Lang::Ja) => "このアドレスへのメールは一度も依頼されていません。綴りを確認してから、新しいリンクを送ってください。".into(),

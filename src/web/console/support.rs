@@ -32,6 +32,10 @@ const RESEND_LIMIT: Rule = Rule {
 /// The flows whose progress the page shows, newest first.
 const FLOWS_SHOWN: usize = 5;
 
+/// The most addresses a domain or prefix search lists (one more is read to know that
+/// there are more).
+pub const MATCHES_SHOWN: usize = 50;
+
 #[derive(Debug, Deserialize)]
 pub struct SearchQuery {
     #[serde(default)]
@@ -67,17 +71,24 @@ async fn page(
         "query": query, "searched": false, "flash": flash, "error": null,
         "lead": null, "lead_status": null, "suppressed": null, "address": null,
         "no_resend": null, "did_you_mean": [], "invite": null, "flows": [],
-        "messages": [],
+        "messages": [], "listing": null, "matches": [],
     });
-    if !query.is_empty() {
+    if let Some(pattern) = crate::timeline::address_pattern(query) {
+        let mut found = services
+            .store
+            .addresses_matching(&pattern, MATCHES_SHOWN + 1)
+            .await?;
+        let more = found.len() > MATCHES_SHOWN;
+        found.truncate(MATCHES_SHOWN);
+        data["listing"] = json!(text::matches(lang, &pattern, found.len(), more));
+        data["query"] = json!(pattern.to_string());
+        data["matches"] = json!(found);
+    } else if !query.is_empty() {
         match crate::timeline::lookup(services, query).await {
             Err(crate::timeline::LookupError::Store(e)) => return Err(e.into()),
-            Err(crate::timeline::LookupError::NotAQuery { query, reason }) if ja => {
-                data["error"] = Value::String(format!(
-                    "「{query}」はメールアドレスとしてもメッセージIDとしても読み取れません（{reason}）。"
-                ))
+            Err(crate::timeline::LookupError::NotAQuery { query, reason }) => {
+                data["error"] = Value::String(text::not_a_query(lang, &query, &reason))
             }
-            Err(e) => data["error"] = Value::String(e.to_string()),
             Ok(view) => {
                 let address = Address::parse(&view.query).ok();
                 let suppression = match &address {
@@ -95,8 +106,9 @@ async fn page(
                     let since = sentence::stamp(s.since_ms, tz);
                     if ja {
                         format!(
-                            "{since}から送信停止リストに載っています（{}：{}）。",
-                            s.reason, s.evidence
+                            "{since}から送信停止リストに載っています（理由：{}、根拠の原文：{}）。",
+                            text::reason(lang, &s.reason),
+                            s.evidence
                         )
                     } else {
                         format!(
@@ -144,20 +156,7 @@ async fn page(
                             "next_try": m.next_try_ms.map(|t| sentence::stamp(t, tz)),
                             "message_id": m.message_id,
                             "message_id_header": m.message_id_header,
-                            "events": m.events.iter().map(|e| json!({
-                                "at": sentence::stamp(e.at_ms, tz),
-                                "step": text::status(lang, e.step.map(|s| s.as_str()).unwrap_or("?")),
-                                "attempt": e.attempt,
-                                "server": match (&e.remote_host, &e.remote_ip) {
-                                    (Some(h), Some(ip)) => format!("{h} [{ip}]"),
-                                    (Some(h), None) => h.clone(),
-                                    (None, Some(ip)) => format!("[{ip}]"),
-                                    (None, None) => String::new(),
-                                },
-                                "reply": reply_cell(e),
-                                "tls": e.tls,
-                                "detail": e.detail.as_deref().map(|d| text::detail(lang, tz, d)),
-                            })).collect::<Vec<_>>(),
+                            "events": timeline_rows(&m.events, lang, tz),
                         })
                     })
                     .collect();
@@ -172,7 +171,14 @@ async fn page(
                 if view.messages.is_empty()
                     && let Ok(a) = Address::parse(&view.query)
                 {
-                    let like = services.store.addresses_like(&a.to_string(), 10).await?;
+                    let mut like = services.store.addresses_like(&a.to_string(), 10).await?;
+                    // A domain typed short (`hanako@example.j`): addresses that begin so.
+                    let begins = crate::domain::AddressPattern::Prefix(a.to_string());
+                    for other in services.store.addresses_matching(&begins, 10).await? {
+                        if other != a.to_string() && !like.contains(&other) && like.len() < 10 {
+                            like.push(other);
+                        }
+                    }
                     data["did_you_mean"] = json!(like);
                 }
                 data["messages"] = json!(messages);
@@ -198,6 +204,33 @@ async fn page(
         "support",
         &pages::for_user(user, "support", data),
     )))
+}
+
+/// A message's timeline as the table's rows, in the operator's language and zone.
+pub(super) fn timeline_rows(
+    events: &[crate::domain::Event],
+    lang: Lang,
+    tz: chrono_tz::Tz,
+) -> Vec<Value> {
+    events
+        .iter()
+        .map(|e| {
+            json!({
+                "at": sentence::stamp(e.at_ms, tz),
+                "step": text::status(lang, e.step.map(|s| s.as_str()).unwrap_or("?")),
+                "attempt": e.attempt,
+                "server": match (&e.remote_host, &e.remote_ip) {
+                    (Some(h), Some(ip)) => format!("{h} [{ip}]"),
+                    (Some(h), None) => h.clone(),
+                    (None, Some(ip)) => format!("[{ip}]"),
+                    (None, None) => String::new(),
+                },
+                "reply": reply_cell(e),
+                "tls": e.tls,
+                "detail": e.detail.as_deref().map(|d| text::detail(lang, tz, d)),
+            })
+        })
+        .collect()
 }
 
 /// The reply column: code, enhanced status and text, without repeating the code.
@@ -263,17 +296,13 @@ pub async fn resend(
         (Err(e), Lang::Ja) => format!("新しいリンクは送っていません：{}。", e.text(lang)),
         (Err(e), Lang::En) => format!("No new link was sent: {e}."),
     };
-    let outcome = match &result {
-        Ok(_) => "sent".to_string(),
-        Err(e) => format!("not sent: {e}"),
+    let note = match &result {
+        Ok(flow) => crate::audit::AuditNote::Sent {
+            flow: Some(flow.clone()),
+        },
+        Err(e) => crate::audit::AuditNote::NotSent { why: e.refusal() },
     };
-    crate::audit::record(
-        &services.store,
-        &user.who(),
-        "resend",
-        &format!("{key} ({outcome})"),
-    )
-    .await?;
+    crate::audit::record_note(&services.store, &user.who(), "resend", &key, note).await?;
     services.store.flush().await?;
     page(&services, &user, &key, Some(flash)).await
 }

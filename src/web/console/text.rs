@@ -73,6 +73,8 @@ pub fn title(lang: Lang, key: &str) -> &'static str {
         "operators" => "Operators",
         "login" if ja => "コンソールにログイン",
         "login" => "Log in to the console",
+        "message" if ja => "メッセージのヘッダーと配信記録",
+        "message" => "Message headers and timeline",
         "invite" if ja => "招待メールの送信確認",
         "invite" => "Confirm an invitation",
         "forbidden" if ja => "この画面は使えません",
@@ -179,6 +181,8 @@ pub fn action(lang: Lang, a: &str) -> String {
     }
     match a {
         "search" => "検索",
+        "message view" => "メッセージの表示",
+        "message headers" => "ヘッダーのダウンロード",
         "resend" => "リンク再送",
         "invite" => "招待",
         "login" => "ログイン",
@@ -205,6 +209,124 @@ pub fn action(lang: Lang, a: &str) -> String {
         other => return other.to_string(),
     }
     .to_string()
+}
+
+/// An audit entry's target with what came of it, in the operator's language. A note
+/// is mailgate's own words, kept as a code; an operator's reason or a server's reply
+/// inside it stays as written, behind a label. An entry without a note is shown as
+/// stored.
+pub fn audit_target(lang: Lang, entry: &crate::audit::AuditEntry) -> String {
+    use crate::audit::AuditNote as N;
+    let target = &entry.target;
+    let Some(note) = &entry.note else {
+        return target.clone();
+    };
+    let ja = lang == Lang::Ja;
+    let said = match note {
+        N::Sent { flow: Some(f) } if ja => format!("送信待ちに入れました、手続き {f}"),
+        N::Sent { flow: Some(f) } => format!("sent, flow {f}"),
+        N::Sent { flow: None } if ja => "送信待ちに入れました".into(),
+        N::Sent { flow: None } => "sent".into(),
+        N::NotSent { why } if ja => format!("送っていません：{}", refusal(lang, why)),
+        N::NotSent { why } => format!("not sent: {}", refusal(lang, why)),
+        N::Unsuppressed { reason, was } if ja => match reason {
+            Some(r) => format!("解除の理由：{r}、登録時の理由：{was}"),
+            None => format!("登録時の理由：{was}"),
+        },
+        N::Unsuppressed { reason, was } => match reason {
+            Some(r) => format!("reason: {r}; was: {was}"),
+            None => format!("was: {was}"),
+        },
+        N::Period { since, filters } if ja => {
+            let period = periods(lang)
+                .iter()
+                .find(|(v, _)| v == since)
+                .map(|(_, l)| l.to_string())
+                .unwrap_or_else(|| since.clone());
+            return format!("期間：{period}{filters}");
+        }
+        N::Period { since, filters } => return format!("since {since}{filters}"),
+        N::Role { role: r } if ja => format!("権限：{}", role(lang, r)),
+        N::Role { role } => role.clone(),
+        N::Keys { count } if ja => format!("{count}件のキー"),
+        N::Keys { count: 1 } => "1 key".into(),
+        N::Keys { count } => format!("{count} keys"),
+    };
+    match (target.is_empty(), ja) {
+        (true, _) => said,
+        (false, true) => format!("{target}（{said}）"),
+        (false, false) => format!("{target} ({said})"),
+    }
+}
+
+/// Why nothing was sent, in the operator's language: the texts of the refusal the
+/// operator saw on the page. A recorded reply stays verbatim, labelled.
+pub fn refusal(lang: Lang, why: &crate::audit::Refusal) -> String {
+    use super::ResendError as E;
+    use crate::audit::Refusal as R;
+    let ja = lang == Lang::Ja;
+    let error = match why {
+        R::TooSoon { minutes } => E::TooSoon { minutes: *minutes },
+        R::Unknown => E::Unknown,
+        R::Known if ja => {
+            return "アカウントか過去の手続きがあるアドレスです（新しいリンクは配信ログから再送します）".into();
+        }
+        R::Known => return "the address is known".into(),
+        R::Suppressed { since, reason } => E::Suppressed {
+            since: since.clone(),
+            reason: reason.clone(),
+        },
+        R::Undeliverable { detail } if ja => {
+            return format!("メールを送れませんでした（記録された応答・エラーの原文：{detail}）");
+        }
+        R::Undeliverable { detail } => E::Undeliverable(detail.clone()),
+        R::Invalid { detail } if ja => {
+            return format!("手続きを始められませんでした（原文：{detail}）");
+        }
+        R::Invalid { detail } => E::Invalid(detail.clone()),
+    };
+    error.text(lang)
+}
+
+/// A bounce or suppression reason as a Japanese desk reads it: the reason's name in
+/// Japanese with the stored name beside it (`宛先不明（userunknown）`), so it can be
+/// matched with the report and the CSV. English pages show the stored name.
+pub fn reason(lang: Lang, code: &str) -> String {
+    if lang == Lang::En {
+        return code.to_string();
+    }
+    if let Some(by) = code.strip_prefix("added by ") {
+        return format!("{}が手動で追加", who(lang, by));
+    }
+    let ja = match code {
+        "userunknown" => "宛先不明",
+        "mailboxfull" => "メールボックスの容量超過",
+        "hostunknown" => "ドメインが存在しない",
+        "filtered" => "受信側のフィルターで拒否",
+        "blocked" => "送信元として拒否",
+        "spamdetected" => "迷惑メールと判定",
+        "expired" => "配送期限切れ",
+        "rejected" => "送信者を拒否",
+        "policyviolation" => "受信側のポリシー違反",
+        "securityerror" => "認証のエラー",
+        "suspend" => "利用停止中のアドレス",
+        "norelaying" => "中継を拒否",
+        "toomanyconn" => "接続が多すぎる",
+        "exceedlimit" | "mesgtoobig" => "メールが大きすぎる",
+        "networkerror" => "ネットワークのエラー",
+        "systemerror" => "受信側のシステムエラー",
+        "systemfull" => "受信側の容量不足",
+        "notaccept" => "メールを受け付けないドメイン",
+        "contenterror" => "内容のエラー",
+        "hasmoved" => "アドレスが移転済み",
+        "syntaxerror" => "やり取りの誤り",
+        "onhold" => "判定を保留",
+        "vacation" => "自動応答",
+        "feedback" | "complaint" => "迷惑メールとして報告",
+        "undefined" => "理由不明",
+        _ => return code.to_string(),
+    };
+    format!("{ja}（{code}）")
 }
 
 /// Who did it, as the log shows it: `operator aiko` becomes `担当者 aiko`.
@@ -261,6 +383,74 @@ pub fn detail(lang: Lang, tz: Tz, detail: &str) -> String {
     text
 }
 
+/// The bounce report's status filter: value and label.
+pub fn bounce_statuses(lang: Lang) -> [(&'static str, &'static str); 3] {
+    match lang {
+        Lang::Ja => [
+            ("permanent", "恒久的（届かない）"),
+            ("temporary", "一時的"),
+            ("sender", "送信側の問題"),
+        ],
+        Lang::En => [
+            ("permanent", "permanent"),
+            ("temporary", "temporary"),
+            ("sender", "sender problem"),
+        ],
+    }
+}
+
+/// Why a search is neither an address nor a message id, in the operator's language.
+pub fn not_a_query(lang: Lang, query: &str, reason: &crate::domain::AddressError) -> String {
+    use crate::domain::AddressError as E;
+    if lang == Lang::En {
+        return format!(
+            "{query:?} is neither an address nor a message id: {reason}. A domain (@example.jp) or the start of an address (hanako@) lists the addresses that match."
+        );
+    }
+    let why = match reason {
+        E::Empty => "何も入力されていません",
+        E::NoAt(_) => "@がありません",
+        E::BadCharacter(_) => "空白、制御文字、または < > , ; が含まれています",
+        E::EmptyLocal(_) => "@の前が空か、長すぎます",
+        E::BadDomain(_) => "@の後ろがドメイン名になっていません",
+        E::TooLong(_) => "254文字を超えています",
+    };
+    format!(
+        "「{query}」はメールアドレスとしてもメッセージIDとしても読み取れません（{why}）。ドメイン（@example.jp）やアドレスの先頭（hanako@）を入れると、当てはまるアドレスの一覧が出ます。"
+    )
+}
+
+/// The sentence over the addresses a domain or prefix search found.
+pub fn matches(
+    lang: Lang,
+    pattern: &crate::domain::AddressPattern,
+    found: usize,
+    more: bool,
+) -> String {
+    use crate::domain::AddressPattern as P;
+    let ja = lang == Lang::Ja;
+    let what = match (pattern, ja) {
+        (P::Domain(d), true) => format!("@{d} のアドレス"),
+        (P::Domain(d), false) => format!("addresses at {d}"),
+        (P::Prefix(p), true) => format!("「{p}」で始まるアドレス"),
+        (P::Prefix(p), false) => format!("addresses beginning with {p:?}"),
+    };
+    match (found, more, ja) {
+        (0, _, true) => format!("{what}あてのメールはありません。"),
+        (0, _, false) => format!("No mail was sent to any {what}."),
+        (n, false, true) => {
+            format!("メールを送ったことのある{what}：{n}件。選ぶと配信ログが出ます。")
+        }
+        (n, false, false) => format!("{n} {what} had mail; choose one for its delivery log.",),
+        (n, true, true) => format!(
+            "メールを送ったことのある{what}のうち、先頭の{n}件です。続けて入力すると絞り込めます。"
+        ),
+        (n, true, false) => {
+            format!("The first {n} {what} that had mail; type more to narrow the list.",)
+        }
+    }
+}
+
 /// "(unknown)" in a report's key column.
 pub fn unknown(lang: Lang) -> &'static str {
     match lang {
@@ -272,7 +462,98 @@ pub fn unknown(lang: Lang) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::{AuditEntry, AuditNote, Refusal};
     use axum::http::HeaderValue;
+
+    fn entry(target: &str, note: Option<AuditNote>) -> AuditEntry {
+        AuditEntry {
+            at_ms: 0,
+            who: "operator aiko".into(),
+            action: "resend".into(),
+            target: target.into(),
+            note,
+        }
+    }
+
+    #[test]
+    fn an_audit_note_reads_in_the_operators_language_and_old_entries_as_stored() {
+        let suppressed = entry(
+            "hanako@example.jp",
+            Some(AuditNote::NotSent {
+                why: Refusal::Suppressed {
+                    since: "2026-12-07 10:00".into(),
+                    reason: "userunknown".into(),
+                },
+            }),
+        );
+        let ja = audit_target(Lang::Ja, &suppressed);
+        assert!(
+            ja.starts_with("hanako@example.jp（送っていません：このアドレスは送信停止リストに載っているため（2026-12-07 10:00から、理由：宛先不明（userunknown））"),
+            "{ja}"
+        );
+        assert!(
+            !ja.contains("not sent") && !ja.contains("suppression"),
+            "{ja}"
+        );
+        // English reads as the entries written before codes did.
+        assert!(
+            audit_target(Lang::En, &suppressed).starts_with(
+                "hanako@example.jp (not sent: the address is on the suppression list (since 2026-12-07 10:00: userunknown)"
+            ),
+            "{}",
+            audit_target(Lang::En, &suppressed)
+        );
+        let sent = entry(
+            "a@b.jp",
+            Some(AuditNote::Sent {
+                flow: Some("f1".into()),
+            }),
+        );
+        assert_eq!(
+            audit_target(Lang::Ja, &sent),
+            "a@b.jp（送信待ちに入れました、手続き f1）"
+        );
+        assert_eq!(audit_target(Lang::En, &sent), "a@b.jp (sent, flow f1)");
+        // A recorded reply stays verbatim, behind a Japanese label.
+        let refused = entry(
+            "a@b.jp",
+            Some(AuditNote::NotSent {
+                why: Refusal::Undeliverable {
+                    detail: "550 5.1.2 no such domain".into(),
+                },
+            }),
+        );
+        assert_eq!(
+            audit_target(Lang::Ja, &refused),
+            "a@b.jp（送っていません：メールを送れませんでした（記録された応答・エラーの原文：550 5.1.2 no such domain））"
+        );
+        let csv = entry(
+            "",
+            Some(AuditNote::Period {
+                since: "7d".into(),
+                filters: "&reason=userunknown".into(),
+            }),
+        );
+        assert!(
+            audit_target(Lang::Ja, &csv).starts_with("期間："),
+            "{}",
+            audit_target(Lang::Ja, &csv)
+        );
+        assert_eq!(audit_target(Lang::En, &csv), "since 7d&reason=userunknown");
+        let old = entry("x@y.jp (not sent: whatever)", None);
+        assert_eq!(audit_target(Lang::Ja, &old), "x@y.jp (not sent: whatever)");
+    }
+
+    #[test]
+    fn a_reason_name_gets_its_japanese_words_and_keeps_its_name() {
+        assert_eq!(reason(Lang::Ja, "userunknown"), "宛先不明（userunknown）");
+        assert_eq!(reason(Lang::En, "userunknown"), "userunknown");
+        assert_eq!(
+            reason(Lang::Ja, "added by operator ben"),
+            "担当者 benが手動で追加"
+        );
+        assert_eq!(reason(Lang::Ja, "somethingnew"), "somethingnew");
+    }
 
     #[test]
     fn the_view_then_the_saved_choice_then_the_browser_then_the_default_decide() {
