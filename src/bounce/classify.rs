@@ -15,7 +15,8 @@ pub(crate) fn finish(r: &mut RecipientResult, kind: ReportKind, hint: &str) {
         r.reason = Some(reason_of(rules, r, hint));
     }
     r.permanent = match kind {
-        ReportKind::Arf | ReportKind::Autoreply => false,
+        ReportKind::Arf => false,
+        ReportKind::Autoreply if r.action != Action::Failed => false,
         _ => permanent(rules, r, hint),
     };
 }

@@ -6,21 +6,27 @@
 //! text part, or forget a blank line; both are tolerated.
 
 use super::message::Mail;
-use super::{Action, Found, RecipientResult, text};
+use super::{Action, Found, RecipientResult, status, text};
 
 type Group = Vec<(String, String)>;
 
 /// Recognise a DSN and extract its per-recipient fields.
 pub(crate) fn detect(mail: &Mail) -> Option<Found> {
-    let status_part = mail.parts.iter().find(|p| {
-        p.original.is_none()
-            && (p.ctype == "message/delivery-status" || p.ctype == "message/global-delivery-status")
-    });
-    let body = match status_part {
-        Some(p) => p.text.clone(),
-        None => embedded_fields(mail)?,
-    };
-    let groups = field_groups(&body);
+    // A report can carry several status parts (one per notice, when an MTA bundles them):
+    // each one's recipients count.
+    let mut groups: Vec<Group> = mail
+        .parts
+        .iter()
+        .filter(|p| {
+            p.original.is_none()
+                && (p.ctype == "message/delivery-status"
+                    || p.ctype == "message/global-delivery-status")
+        })
+        .flat_map(|p| field_groups(&p.text))
+        .collect();
+    if groups.is_empty() {
+        groups = field_groups(&embedded_fields(mail)?);
+    }
     let mut found = Found::default();
     for g in &groups {
         if let Some(v) = field(g, "original-envelope-id") {
@@ -28,10 +34,15 @@ pub(crate) fn detect(mail: &Mail) -> Option<Found> {
         }
     }
     let hint = human_text(mail);
-    for g in groups.iter().filter(|g| is_recipient_group(g)) {
+    let rcpt_groups: Vec<&Group> = groups.iter().filter(|g| is_recipient_group(g)).collect();
+    let alone = rcpt_groups.len() == 1;
+    for g in rcpt_groups {
         if let Some(mut r) = recipient(g) {
             if r.diagnostic.is_none() {
                 diagnostic_from_text(&mut r, &hint);
+            }
+            if alone {
+                status_from_text(&mut r, &hint);
             }
             found.recipients.push(r);
             found.hints.push(hint.clone());
@@ -140,8 +151,7 @@ fn recipient(g: &Group) -> Option<RecipientResult> {
     let diag = field(g, "diagnostic-code").map(|v| text::collapse(typed_value(v)));
     if let Some(d) = diag.filter(|d| !d.is_empty()) {
         r.reply_code = text::reply_code(&d);
-        let from_diag = text::status_code(&d);
-        r.status = better_status(r.status.take(), from_diag);
+        r.status = preferred(r.status.take(), status::in_message(&d), r.reply_code);
         r.status = inner_status(r.status.take(), &d);
         r.diagnostic = Some(d);
     }
@@ -170,23 +180,42 @@ fn diagnostic_from_text(r: &mut RecipientResult, human: &str) {
         return;
     }
     r.reply_code = text::reply_code(&d);
-    r.status = better_status(r.status.take(), text::status_code(&d));
+    r.status = preferred(r.status.take(), status::in_message(&d), r.reply_code);
     r.diagnostic = Some(d);
 }
 
-/// Prefer the code in the remote server's reply when the Status field only gives the class
-/// (`x.0.0`): the reply is the more specific of the two.
-fn better_status(field: Option<String>, diag: Option<String>) -> Option<String> {
+/// The only recipient of a report whose Status says no more than the class (`x.0.0`, with no
+/// code in the diagnostic) or "expired" (`4.4.7`, with no other code there): the human-readable part
+/// often quotes the reply that failed (Sendmail's `554 5.3.0 unknown mailer error`,
+/// Exchange's `441 4.4.1 Error encountered while communicating`). Its codes of the same
+/// class are taken, the last one named.
+fn status_from_text(r: &mut RecipientResult, human: &str) {
+    let Some(f) = r.status.as_deref() else {
+        return;
+    };
+    let diag = r.diagnostic.as_deref().unwrap_or_default();
+    let vague = if f == "4.4.7" {
+        text::status_codes(diag).all(|c| c == f)
+    } else {
+        f.get(1..5) == Some(".0.0") && text::status_code(diag).is_none()
+    };
+    if !vague {
+        return;
+    }
+    let class = f.as_bytes()[0];
+    let codes: Vec<String> = text::status_codes(human)
+        .filter(|c| c.as_bytes()[0] == class && c != f && c.get(1..5) != Some(".0.0"))
+        .collect();
+    if let Some(c) = codes.last() {
+        r.status = Some(c.clone());
+    }
+}
+
+/// The Status field against the code in the diagnostic, by [`status::prefer`].
+fn preferred(field: Option<String>, diag: Option<String>, reply: Option<u16>) -> Option<String> {
     match (field, diag) {
-        (Some(f), Some(d))
-            if f.ends_with(".0.0")
-                && !d.ends_with(".0.0")
-                && f.as_bytes().first() == d.as_bytes().first() =>
-        {
-            Some(d)
-        }
-        (None, d) => d,
-        (f, _) => f,
+        (Some(f), Some(d)) => Some(status::prefer(&f, &d, reply)),
+        (f, d) => f.or(d),
     }
 }
 

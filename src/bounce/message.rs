@@ -86,9 +86,12 @@ impl Mail {
     pub fn body_text(&self) -> String {
         let mut out = String::new();
         for p in self.parts.iter().filter(|p| p.original.is_none()) {
+            // A leaf `multipart/*` is one whose boundary was lost (a parameter on an
+            // unindented line): its raw text is all there is to read.
             if p.ctype.starts_with("text/")
                 || p.ctype.is_empty()
                 || p.ctype == "message/delivery-status"
+                || p.ctype.starts_with("multipart/")
             {
                 out.push_str(&p.text);
                 out.push('\n');

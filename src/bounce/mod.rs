@@ -23,7 +23,8 @@
 //! (RFC 3463 §3.1), else the SMTP reply code's first digit (RFC 5321 §4.2.1).
 //!
 //! Feedback reports, auto-replies and delivery notices (`action: delivered`) are reported with
-//! their kind and recipients but with `bounce: false`: they are not failures.
+//! their kind and recipients but with `bounce: false`: they are not failures. An auto-reply
+//! that says the mailbox is no longer in use is one (reason `suspend`).
 //!
 //! [`parse`] never panics: all input handling is fallible-by-construction, and a last-resort
 //! `catch_unwind` turns any unexpected panic in a dependency into an empty report.
@@ -37,6 +38,7 @@ mod ndr;
 mod reason;
 mod rules;
 mod ses;
+mod status;
 mod text;
 
 use serde::{Deserialize, Serialize};
@@ -180,7 +182,6 @@ fn parse_inner(raw: &[u8]) -> BounceReport {
         classify::finish(r, kind, hint);
     }
     let bounce = kind != ReportKind::Arf
-        && kind != ReportKind::Autoreply
         && found
             .recipients
             .iter()
@@ -292,6 +293,9 @@ fn detect(mail: &message::Mail) -> (Option<ReportKind>, Found) {
     if let Some(f) = dsn::detect(mail) {
         return (Some(ReportKind::Dsn), f);
     }
+    if let Some(f) = forwarded_dsn(mail) {
+        return (Some(ReportKind::Dsn), f);
+    }
     if let Some(f) = arf::detect(mail) {
         return (Some(ReportKind::Arf), f);
     }
@@ -305,6 +309,21 @@ fn detect(mail: &message::Mail) -> (Option<ReportKind>, Found) {
         return (Some(ReportKind::Ndr), f);
     }
     (None, Found::default())
+}
+
+/// A delivery report forwarded as an attachment (someone passed the bounce on): the
+/// notice around it only says that it failed, the attached report says who and why.
+fn forwarded_dsn(mail: &message::Mail) -> Option<Found> {
+    mail.parts.iter().find_map(|p| {
+        let headers = p.original.as_ref()?;
+        let is_report = headers.iter().any(|(n, v)| {
+            n == "content-type" && v.to_ascii_lowercase().contains("delivery-status")
+        });
+        if !is_report || p.ctype != "message/rfc822" {
+            return None;
+        }
+        dsn::detect(&message::Mail::parse(p.text.as_bytes()))
+    })
 }
 
 impl RecipientResult {

@@ -34,6 +34,7 @@ struct RawNdr {
     list_address: String,
     prose_line: String,
     quoted_to: String,
+    mailbox_gone: String,
     delayed: String,
 }
 
@@ -117,6 +118,7 @@ pub(crate) struct NdrRules {
     pub list_address: Regex,
     pub prose_line: Regex,
     pub quoted_to: Regex,
+    pub mailbox_gone: Regex,
     pub delayed: Regex,
 }
 
@@ -210,6 +212,7 @@ fn load() -> Result<Rules, String> {
         list_address: compile(&n.list_address)?,
         prose_line: compile(&n.prose_line)?,
         quoted_to: compile(&n.quoted_to)?,
+        mailbox_gone: compile(&n.mailbox_gone)?,
         delayed: compile(&n.delayed)?,
     };
     let reasons = raw
@@ -294,6 +297,7 @@ fn empty() -> Rules {
             list_address: none(),
             prose_line: none(),
             quoted_to: none(),
+            mailbox_gone: none(),
             delayed: none(),
         },
         permanent: none(),
