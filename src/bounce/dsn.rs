@@ -42,6 +42,9 @@ pub(crate) fn detect(mail: &Mail) -> Option<Found> {
                 diagnostic_from_text(&mut r, &hint);
             }
             if alone {
+                if r.diagnostic.is_none() {
+                    r.diagnostic = transcript(&hint);
+                }
                 status_from_text(&mut r, &hint);
             }
             found.recipients.push(r);
@@ -66,11 +69,14 @@ fn embedded_fields(mail: &Mail) -> Option<String> {
         })
 }
 
-/// The human-readable first part of a `multipart/report` (RFC 6522 §3), used as a hint.
+/// The human-readable first part of a `multipart/report` (RFC 6522 §3), used as a hint; a
+/// leaf `multipart/*` (its boundary never appears) is the whole body, read as text.
 fn human_text(mail: &Mail) -> String {
     mail.parts
         .iter()
-        .find(|p| p.original.is_none() && p.ctype.starts_with("text/"))
+        .find(|p| {
+            p.original.is_none() && (p.ctype.starts_with("text/") || p.ctype.starts_with("multipart/"))
+        })
         .map(|p| p.text.clone())
         .unwrap_or_default()
 }
@@ -148,7 +154,15 @@ fn recipient(g: &Group) -> Option<RecipientResult> {
     r.remote_mta = field(g, "remote-mta")
         .map(|v| typed_value(v).trim_matches(['[', ']']).to_string())
         .filter(|v| !v.is_empty());
-    let diag = field(g, "diagnostic-code").map(|v| text::collapse(typed_value(v)));
+    // The `X-Unix` type says a local program (a pipe, procmail) failed, and its text may be
+    // only an exit status (`X-Unix; 75`): the type stays, it is half of what is known.
+    let diag = field(g, "diagnostic-code").map(|v| {
+        let value = text::collapse(typed_value(v));
+        match v.split_once(';') {
+            Some((t, _)) if t.trim().eq_ignore_ascii_case("x-unix") => format!("X-Unix; {value}"),
+            _ => value,
+        }
+    });
     if let Some(d) = diag.filter(|d| !d.is_empty()) {
         r.reply_code = text::reply_code(&d);
         r.status = preferred(r.status.take(), status::in_message(&d), r.reply_code);
@@ -182,6 +196,26 @@ fn diagnostic_from_text(r: &mut RecipientResult, human: &str) {
     r.reply_code = text::reply_code(&d);
     r.status = preferred(r.status.take(), status::in_message(&d), r.reply_code);
     r.diagnostic = Some(d);
+}
+
+/// Sendmail's `----- Transcript of session follows -----` section of the human-readable
+/// part, on one line: for a report's only recipient without a Diagnostic-Code, what the
+/// remote server or the local mailer said (`mail.local: unknown user`, `Deferred:
+/// Connection refused by ...`).
+fn transcript(human: &str) -> Option<String> {
+    let lower = human.to_ascii_lowercase();
+    let at = lower.find("transcript of session follows")?;
+    let start = human[at..].find('\n').map(|i| at + i + 1)?;
+    let body: Vec<&str> = human[start..]
+        .lines()
+        .skip_while(|l| l.trim().is_empty())
+        .take_while(|l| {
+            let t = l.trim_start();
+            !t.is_empty() && !t.starts_with("--") && !t.to_ascii_lowercase().starts_with("reporting-mta:")
+        })
+        .collect();
+    let t = text::collapse(&body.join(" "));
+    (!t.is_empty()).then_some(t)
 }
 
 /// The only recipient of a report whose Status says no more than the class (`x.0.0`, with no

@@ -42,9 +42,16 @@ pub(crate) fn detect(mail: &Mail, strong: bool) -> Option<Found> {
     let delayed = rules().ndr.delayed.is_match(report);
     let mut found = Found::default();
     let blocks = blocks(report, &addrs);
+    let report_lower = report.to_ascii_lowercase();
     for (addr, block) in addrs.iter().zip(blocks) {
         let mut r = RecipientResult::new(addr.clone());
         fill(&mut r, &block, report);
+        // Found only in the returned original's headers, in a notice without a code: the
+        // notice says nothing about this recipient, and its boilerplate is no diagnostic
+        // (Sisimai's `undefined`, not `onhold`).
+        if !report_lower.contains(&addr.to_ascii_lowercase()) && !has_code(report) {
+            r.diagnostic = None;
+        }
         let own = own_reply(report, addr);
         if own.is_some() {
             r.reply_code = own;
