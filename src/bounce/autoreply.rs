@@ -32,7 +32,9 @@ pub(crate) fn detect(mail: &Mail) -> Option<Found> {
         r.action = Action::Failed;
         r.reason = Some("suspend".into());
         let line = body[..m.start()].rfind('\n').map_or(0, |i| i + 1);
-        let end = body[m.end()..].find('\n').map_or(body.len(), |i| m.end() + i);
+        let end = body[m.end()..]
+            .find('\n')
+            .map_or(body.len(), |i| m.end() + i);
         r.diagnostic = Some(text::collapse(&body[line..end]));
     } else {
         r.action = Action::Delivered;

@@ -75,7 +75,8 @@ fn human_text(mail: &Mail) -> String {
     mail.parts
         .iter()
         .find(|p| {
-            p.original.is_none() && (p.ctype.starts_with("text/") || p.ctype.starts_with("multipart/"))
+            p.original.is_none()
+                && (p.ctype.starts_with("text/") || p.ctype.starts_with("multipart/"))
         })
         .map(|p| p.text.clone())
         .unwrap_or_default()
@@ -211,7 +212,9 @@ fn transcript(human: &str) -> Option<String> {
         .skip_while(|l| l.trim().is_empty())
         .take_while(|l| {
             let t = l.trim_start();
-            !t.is_empty() && !t.starts_with("--") && !t.to_ascii_lowercase().starts_with("reporting-mta:")
+            !t.is_empty()
+                && !t.starts_with("--")
+                && !t.to_ascii_lowercase().starts_with("reporting-mta:")
         })
         .collect();
     let t = text::collapse(&body.join(" "));
@@ -307,6 +310,41 @@ mod tests {
             inner_status(Some("5.1.1".into()), "550 5.2.2 x").as_deref(),
             Some("5.1.1")
         );
+    }
+
+    #[test]
+    fn every_status_part_gives_its_recipients() {
+        let raw = b"From: MAILER-DAEMON@mx.example.jp\r\nTo: a@example.jp\r\nSubject: Delivery Status\r\n\
+Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n\
+--B\r\nContent-Type: text/plain\r\n\r\nTwo notices.\r\n\
+--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n\
+Final-Recipient: rfc822; one@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n\
+--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n\
+Final-Recipient: rfc822; two@example.org\r\nAction: delayed\r\nStatus: 4.4.1\r\n\r\n\
+--B--\r\n";
+        let r = crate::bounce::parse(raw);
+        let got: Vec<(&str, Option<&str>)> = r
+            .recipients
+            .iter()
+            .map(|r| (r.address.as_str(), r.status.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("one@example.org", Some("5.1.1")),
+                ("two@example.org", Some("4.4.1"))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_transcript_is_the_lines_after_its_marker() {
+        let human = "x\n   ----- Transcript of session follows -----\n\nmail.local: unknown user: k\n554 <k@e.x>... Service unavailable\n\nReporting-MTA: dns; m\n";
+        assert_eq!(
+            transcript(human).as_deref(),
+            Some("mail.local: unknown user: k 554 <k@e.x>... Service unavailable")
+        );
+        assert_eq!(transcript("no marker"), None);
     }
 
     #[test]
