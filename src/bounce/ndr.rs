@@ -58,7 +58,7 @@ pub(crate) fn detect(mail: &Mail, strong: bool) -> Option<Found> {
         }
         // A notice can say "deferred" about one host while this recipient's own line shows
         // a permanent refusal.
-        if delayed && !own.is_some_and(|c| c >= 500) {
+        if delayed && own.is_none_or(|c| c < 500) {
             r.action = Action::Delayed;
         }
         found.recipients.push(r);
