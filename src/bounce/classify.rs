@@ -30,16 +30,25 @@ fn reason_of(rules: &Rules, r: &RecipientResult, hint: &str) -> String {
         "" => reason::command(rules, hint),
         c => c,
     };
+    // Reason patterns are written for lower-case text (see `rules::alternation`).
+    let diag_lower = diag.to_lowercase();
     let ev = Evidence {
         status: r.status.as_deref(),
         reply_code: r.reply_code,
-        text: diag,
+        text: &diag_lower,
         command,
     };
     if let Some(name) = reason::decide(rules, &ev) {
         return name;
     }
-    if let Some(name) = reason::decide(rules, &Evidence { text: hint, ..ev }) {
+    let hint_lower = hint.to_lowercase();
+    if let Some(name) = reason::decide(
+        rules,
+        &Evidence {
+            text: &hint_lower,
+            ..ev
+        },
+    ) {
         return name;
     }
     if r.action == Action::Delayed {

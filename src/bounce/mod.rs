@@ -222,25 +222,27 @@ pub fn not_mail(raw: &[u8]) -> Option<String> {
             head.len()
         ));
     }
-    let text = String::from_utf8_lossy(&head[..head.len().min(4096)]);
-    let mut lines = text
-        .split(['\r', '\n'])
-        .skip_while(|l| l.trim().is_empty())
+    // Read as bytes: only the first line or two matter, and a lossy UTF-8 copy of the
+    // head showed up in the parse profile.
+    let head = &head[..head.len().min(4096)];
+    let mut lines = head
+        .split(|&b| b == b'\r' || b == b'\n')
+        .skip_while(|l| l.iter().all(u8::is_ascii_whitespace))
         .filter(|l| !l.is_empty());
-    let mut first = lines.next().unwrap_or_default();
-    if first.starts_with("From ") {
+    let mut first: &[u8] = lines.next().unwrap_or_default();
+    if first.starts_with(b"From ") {
         first = lines.next().unwrap_or_default();
     }
     // RFC 5322 §3.6.8 allows any printable name; real ones are letters, digits and dashes,
     // and the stricter test keeps JSON, CSV and prose from passing as a header.
-    let is_field = first.split_once(':').is_some_and(|(name, _)| {
-        !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    let is_field = first.iter().position(|&b| b == b':').is_some_and(|colon| {
+        colon > 0
+            && first[..colon]
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
     });
     if !is_field {
-        let shown: String = first.chars().take(40).collect();
+        let shown: String = String::from_utf8_lossy(first).chars().take(40).collect();
         return Some(format!(
             "not a mail message: it does not begin with a header field (`Name: value`); its first line is {shown:?}"
         ));

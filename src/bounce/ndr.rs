@@ -31,7 +31,7 @@ const DIAG_MAX: usize = 600;
 /// auto-reply check); otherwise accept any plausible notice.
 pub(crate) fn detect(mail: &Mail, strong: bool) -> Option<Found> {
     let body = mail.body_text();
-    let report = report_text(&body);
+    let report = report_text(body);
     if !is_notice(mail, report, strong) {
         return None;
     }

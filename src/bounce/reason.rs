@@ -19,7 +19,7 @@ pub(crate) struct Evidence<'a> {
     /// Enhanced status code, e.g. `5.1.1`.
     pub status: Option<&'a str>,
     pub reply_code: Option<u16>,
-    /// The diagnostic text (the recipient's own, else the report's).
+    /// The diagnostic text (the recipient's own, else the report's), in lower case.
     pub text: &'a str,
     /// The SMTP command the failure answered, `""` when unknown.
     pub command: &'a str,
