@@ -32,23 +32,12 @@ fn reason_of(rules: &Rules, r: &RecipientResult, hint: &str) -> String {
     };
     // Reason patterns are written for lower-case text (see `rules::alternation`).
     let diag_lower = diag.to_lowercase();
-    let ev = Evidence {
-        status: r.status.as_deref(),
-        reply_code: r.reply_code,
-        text: &diag_lower,
-        command,
-    };
-    if let Some(name) = reason::decide(rules, &ev) {
+    let (status, reply) = (r.status.as_deref(), r.reply_code);
+    if let Some(name) = reason::decide(rules, &Evidence::new(status, reply, &diag_lower, command)) {
         return name;
     }
     let hint_lower = hint.to_lowercase();
-    if let Some(name) = reason::decide(
-        rules,
-        &Evidence {
-            text: &hint_lower,
-            ..ev
-        },
-    ) {
+    if let Some(name) = reason::decide(rules, &Evidence::new(status, reply, &hint_lower, command)) {
         return name;
     }
     if r.action == Action::Delayed {

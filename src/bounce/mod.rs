@@ -211,11 +211,13 @@ pub fn not_mail(raw: &[u8]) -> Option<String> {
     }
     // Mail is text (RFC 5322 §2.1; 8BITMIME and SMTPUTF8 allow bytes above 127). A stray NUL
     // turns up in real reports, so only a share of control bytes marks binary data.
-    let head = &raw[..raw.len().min(64 * 1024)];
-    let controls = head
+    // The first 16 KiB tell binary from text as well as more would (the count was a
+    // visible share of the parse profile over 64 KiB).
+    let head = &raw[..raw.len().min(16 * 1024)];
+    let controls: usize = head
         .iter()
-        .filter(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\r' | b'\n' | 0x0c | 0x1b))
-        .count();
+        .map(|&b| usize::from(b < 0x20 && !matches!(b, b'\t' | b'\r' | b'\n' | 0x0c | 0x1b)))
+        .sum();
     if controls * 20 > head.len() {
         return Some(format!(
             "binary data, not a mail message ({controls} control bytes in the first {} bytes)",
