@@ -27,7 +27,7 @@ pub(crate) fn detect(mail: &Mail) -> Option<Found> {
     }
     let mut r = RecipientResult::new(mail.sender_address());
     let body = mail.body_text();
-    if let Some(m) = rules().ndr.mailbox_gone.find(&body) {
+    if let Some(m) = rules().ndr.mailbox_gone.find(body) {
         // "This inbox is no longer in use": the mailbox is gone, whoever answers for it.
         r.action = Action::Failed;
         r.reason = Some("suspend".into());
