@@ -2,7 +2,8 @@
 //!
 //! Recognised by `Auto-Submitted: auto-replied` (RFC 3834 §5.1) or the older vendor headers
 //! and subjects that mean the same. The replying mailbox (From) is the recipient, reason
-//! `vacation`, and the report is not a bounce. Runs after the strong NDR markers, because many
+//! `vacation`, and the report is not a bounce, unless the reply says the mailbox itself is no
+//! longer in use (`mailbox_gone` in `rules.toml`): then it failed, reason `suspend`. Runs after the strong NDR markers, because many
 //! MTAs (Exim among them) mark their failure notices `auto-replied` too.
 
 use std::sync::LazyLock;
@@ -10,7 +11,8 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::message::Mail;
-use super::{Action, Found, RecipientResult};
+use super::rules::rules;
+use super::{Action, Found, RecipientResult, text};
 
 static SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
@@ -24,9 +26,21 @@ pub(crate) fn detect(mail: &Mail) -> Option<Found> {
         return None;
     }
     let mut r = RecipientResult::new(mail.sender_address());
-    r.action = Action::Delivered;
-    r.reason = Some("vacation".into());
-    r.diagnostic = Some(mail.subject.trim().to_string()).filter(|s| !s.is_empty());
+    let body = mail.body_text();
+    if let Some(m) = rules().ndr.mailbox_gone.find(body) {
+        // "This inbox is no longer in use": the mailbox is gone, whoever answers for it.
+        r.action = Action::Failed;
+        r.reason = Some("suspend".into());
+        let line = body[..m.start()].rfind('\n').map_or(0, |i| i + 1);
+        let end = body[m.end()..]
+            .find('\n')
+            .map_or(body.len(), |i| m.end() + i);
+        r.diagnostic = Some(text::collapse(&body[line..end]));
+    } else {
+        r.action = Action::Delivered;
+        r.reason = Some("vacation".into());
+        r.diagnostic = Some(mail.subject.trim().to_string()).filter(|s| !s.is_empty());
+    }
     Some(Found {
         recipients: vec![r],
         hints: vec![String::new()],

@@ -15,7 +15,8 @@ pub(crate) fn finish(r: &mut RecipientResult, kind: ReportKind, hint: &str) {
         r.reason = Some(reason_of(rules, r, hint));
     }
     r.permanent = match kind {
-        ReportKind::Arf | ReportKind::Autoreply => false,
+        ReportKind::Arf => false,
+        ReportKind::Autoreply if r.action != Action::Failed => false,
         _ => permanent(rules, r, hint),
     };
 }
@@ -29,16 +30,14 @@ fn reason_of(rules: &Rules, r: &RecipientResult, hint: &str) -> String {
         "" => reason::command(rules, hint),
         c => c,
     };
-    let ev = Evidence {
-        status: r.status.as_deref(),
-        reply_code: r.reply_code,
-        text: diag,
-        command,
-    };
-    if let Some(name) = reason::decide(rules, &ev) {
+    // Reason patterns are written for lower-case text (see `rules::alternation`).
+    let diag_lower = diag.to_lowercase();
+    let (status, reply) = (r.status.as_deref(), r.reply_code);
+    if let Some(name) = reason::decide(rules, &Evidence::new(status, reply, &diag_lower, command)) {
         return name;
     }
-    if let Some(name) = reason::decide(rules, &Evidence { text: hint, ..ev }) {
+    let hint_lower = hint.to_lowercase();
+    if let Some(name) = reason::decide(rules, &Evidence::new(status, reply, &hint_lower, command)) {
         return name;
     }
     if r.action == Action::Delayed {

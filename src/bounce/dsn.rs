@@ -6,21 +6,27 @@
 //! text part, or forget a blank line; both are tolerated.
 
 use super::message::Mail;
-use super::{Action, Found, RecipientResult, text};
+use super::{Action, Found, RecipientResult, status, text};
 
 type Group = Vec<(String, String)>;
 
 /// Recognise a DSN and extract its per-recipient fields.
 pub(crate) fn detect(mail: &Mail) -> Option<Found> {
-    let status_part = mail.parts.iter().find(|p| {
-        p.original.is_none()
-            && (p.ctype == "message/delivery-status" || p.ctype == "message/global-delivery-status")
-    });
-    let body = match status_part {
-        Some(p) => p.text.clone(),
-        None => embedded_fields(mail)?,
-    };
-    let groups = field_groups(&body);
+    // A report can carry several status parts (one per notice, when an MTA bundles them):
+    // each one's recipients count.
+    let mut groups: Vec<Group> = mail
+        .parts
+        .iter()
+        .filter(|p| {
+            p.original.is_none()
+                && (p.ctype == "message/delivery-status"
+                    || p.ctype == "message/global-delivery-status")
+        })
+        .flat_map(|p| field_groups(&p.text))
+        .collect();
+    if groups.is_empty() {
+        groups = field_groups(&embedded_fields(mail)?);
+    }
     let mut found = Found::default();
     for g in &groups {
         if let Some(v) = field(g, "original-envelope-id") {
@@ -28,10 +34,18 @@ pub(crate) fn detect(mail: &Mail) -> Option<Found> {
         }
     }
     let hint = human_text(mail);
-    for g in groups.iter().filter(|g| is_recipient_group(g)) {
+    let rcpt_groups: Vec<&Group> = groups.iter().filter(|g| is_recipient_group(g)).collect();
+    let alone = rcpt_groups.len() == 1;
+    for g in rcpt_groups {
         if let Some(mut r) = recipient(g) {
             if r.diagnostic.is_none() {
                 diagnostic_from_text(&mut r, &hint);
+            }
+            if alone {
+                if r.diagnostic.is_none() {
+                    r.diagnostic = transcript(&hint);
+                }
+                status_from_text(&mut r, &hint);
             }
             found.recipients.push(r);
             found.hints.push(hint.clone());
@@ -55,11 +69,15 @@ fn embedded_fields(mail: &Mail) -> Option<String> {
         })
 }
 
-/// The human-readable first part of a `multipart/report` (RFC 6522 §3), used as a hint.
+/// The human-readable first part of a `multipart/report` (RFC 6522 §3), used as a hint; a
+/// leaf `multipart/*` (its boundary never appears) is the whole body, read as text.
 fn human_text(mail: &Mail) -> String {
     mail.parts
         .iter()
-        .find(|p| p.original.is_none() && p.ctype.starts_with("text/"))
+        .find(|p| {
+            p.original.is_none()
+                && (p.ctype.starts_with("text/") || p.ctype.starts_with("multipart/"))
+        })
         .map(|p| p.text.clone())
         .unwrap_or_default()
 }
@@ -137,11 +155,18 @@ fn recipient(g: &Group) -> Option<RecipientResult> {
     r.remote_mta = field(g, "remote-mta")
         .map(|v| typed_value(v).trim_matches(['[', ']']).to_string())
         .filter(|v| !v.is_empty());
-    let diag = field(g, "diagnostic-code").map(|v| text::collapse(typed_value(v)));
+    // The `X-Unix` type says a local program (a pipe, procmail) failed, and its text may be
+    // only an exit status (`X-Unix; 75`): the type stays, it is half of what is known.
+    let diag = field(g, "diagnostic-code").map(|v| {
+        let value = text::collapse(typed_value(v));
+        match v.split_once(';') {
+            Some((t, _)) if t.trim().eq_ignore_ascii_case("x-unix") => format!("X-Unix; {value}"),
+            _ => value,
+        }
+    });
     if let Some(d) = diag.filter(|d| !d.is_empty()) {
         r.reply_code = text::reply_code(&d);
-        let from_diag = text::status_code(&d);
-        r.status = better_status(r.status.take(), from_diag);
+        r.status = preferred(r.status.take(), status::in_message(&d), r.reply_code);
         r.status = inner_status(r.status.take(), &d);
         r.diagnostic = Some(d);
     }
@@ -170,23 +195,64 @@ fn diagnostic_from_text(r: &mut RecipientResult, human: &str) {
         return;
     }
     r.reply_code = text::reply_code(&d);
-    r.status = better_status(r.status.take(), text::status_code(&d));
+    r.status = preferred(r.status.take(), status::in_message(&d), r.reply_code);
     r.diagnostic = Some(d);
 }
 
-/// Prefer the code in the remote server's reply when the Status field only gives the class
-/// (`x.0.0`): the reply is the more specific of the two.
-fn better_status(field: Option<String>, diag: Option<String>) -> Option<String> {
+/// Sendmail's `----- Transcript of session follows -----` section of the human-readable
+/// part, on one line: for a report's only recipient without a Diagnostic-Code, what the
+/// remote server or the local mailer said (`mail.local: unknown user`, `Deferred:
+/// Connection refused by ...`).
+fn transcript(human: &str) -> Option<String> {
+    let lower = human.to_ascii_lowercase();
+    let at = lower.find("transcript of session follows")?;
+    let start = human[at..].find('\n').map(|i| at + i + 1)?;
+    let body: Vec<&str> = human[start..]
+        .lines()
+        .skip_while(|l| l.trim().is_empty())
+        .take_while(|l| {
+            let t = l.trim_start();
+            !t.is_empty()
+                && !t.starts_with("--")
+                && !t.to_ascii_lowercase().starts_with("reporting-mta:")
+        })
+        .collect();
+    let t = text::collapse(&body.join(" "));
+    (!t.is_empty()).then_some(t)
+}
+
+/// The only recipient of a report whose Status says no more than the class (`x.0.0`, with no
+/// code in the diagnostic) or "expired" (`4.4.7`, with no other code there): the human-readable part
+/// often quotes the reply that failed (Sendmail's `554 5.3.0 unknown mailer error`,
+/// Exchange's `441 4.4.1 Error encountered while communicating`). Its codes of the same
+/// class are taken, the last one named.
+fn status_from_text(r: &mut RecipientResult, human: &str) {
+    let Some(f) = r.status.as_deref() else {
+        return;
+    };
+    let diag = r.diagnostic.as_deref().unwrap_or_default();
+    let vague = if f == "4.4.7" {
+        text::status_codes(diag).all(|c| c == f)
+    } else {
+        f.get(1..5) == Some(".0.0") && text::status_code(diag).is_none()
+    };
+    if !vague {
+        return;
+    }
+    let class = f.as_bytes()[0];
+    let codes: Vec<String> = text::status_codes(human)
+        .filter(|c| c.as_bytes()[0] == class && c != f && c.get(1..5) != Some(".0.0"))
+        .collect();
+    if let Some(c) = codes.last() {
+        r.status = Some(c.clone());
+    }
+}
+
+/// The Status field against the code in the diagnostic, by [`status::prefer`].
+fn preferred(field: Option<String>, diag: Option<String>, reply: Option<u16>) -> Option<String> {
     match (field, diag) {
-        (Some(f), Some(d))
-            if f.ends_with(".0.0")
-                && !d.ends_with(".0.0")
-                && f.as_bytes().first() == d.as_bytes().first() =>
-        {
-            Some(d)
-        }
-        (None, d) => d,
-        (f, _) => f,
+        (Some(f), Some(d)) => Some(status::prefer(&f, &d, reply)),
+        (f, d) => f.or(d),
     }
 }
 
@@ -244,6 +310,41 @@ mod tests {
             inner_status(Some("5.1.1".into()), "550 5.2.2 x").as_deref(),
             Some("5.1.1")
         );
+    }
+
+    #[test]
+    fn every_status_part_gives_its_recipients() {
+        let raw = b"From: MAILER-DAEMON@mx.example.jp\r\nTo: a@example.jp\r\nSubject: Delivery Status\r\n\
+Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n\
+--B\r\nContent-Type: text/plain\r\n\r\nTwo notices.\r\n\
+--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n\
+Final-Recipient: rfc822; one@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n\
+--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n\
+Final-Recipient: rfc822; two@example.org\r\nAction: delayed\r\nStatus: 4.4.1\r\n\r\n\
+--B--\r\n";
+        let r = crate::bounce::parse(raw);
+        let got: Vec<(&str, Option<&str>)> = r
+            .recipients
+            .iter()
+            .map(|r| (r.address.as_str(), r.status.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("one@example.org", Some("5.1.1")),
+                ("two@example.org", Some("4.4.1"))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_transcript_is_the_lines_after_its_marker() {
+        let human = "x\n   ----- Transcript of session follows -----\n\nmail.local: unknown user: k\n554 <k@e.x>... Service unavailable\n\nReporting-MTA: dns; m\n";
+        assert_eq!(
+            transcript(human).as_deref(),
+            Some("mail.local: unknown user: k 554 <k@e.x>... Service unavailable")
+        );
+        assert_eq!(transcript("no marker"), None);
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub(crate) struct Mail {
     /// The `report-type` parameter of a `multipart/report` (RFC 6522 §3).
     pub report_type: Option<String>,
     pub parts: Vec<Part>,
+    /// `body_text`, once built.
+    body: std::sync::OnceLock<String>,
 }
 
 impl Mail {
@@ -82,13 +84,21 @@ impl Mail {
             .to_ascii_lowercase()
     }
 
-    /// Text of all readable parts, in order, excluding returned originals.
-    pub fn body_text(&self) -> String {
+    /// Text of all readable parts, in order, excluding returned originals. Several
+    /// detectors read it; it is built once, on first use.
+    pub fn body_text(&self) -> &str {
+        self.body.get_or_init(|| self.build_body_text())
+    }
+
+    fn build_body_text(&self) -> String {
         let mut out = String::new();
         for p in self.parts.iter().filter(|p| p.original.is_none()) {
+            // A leaf `multipart/*` is one whose boundary was lost (a parameter on an
+            // unindented line): its raw text is all there is to read.
             if p.ctype.starts_with("text/")
                 || p.ctype.is_empty()
                 || p.ctype == "message/delivery-status"
+                || p.ctype.starts_with("multipart/")
             {
                 out.push_str(&p.text);
                 out.push('\n');
@@ -111,7 +121,7 @@ impl Mail {
         {
             return Some(id);
         }
-        text::quoted_message_id(&self.body_text())
+        text::quoted_message_id(self.body_text())
     }
 
     /// Addresses the report itself was sent to (To, Delivered-To, X-Original-To).
@@ -179,6 +189,7 @@ fn from_message(msg: &Message<'_>) -> Mail {
         subject: msg.subject().unwrap_or_default().to_string(),
         report_type,
         parts,
+        ..Default::default()
     }
 }
 

@@ -31,7 +31,7 @@ const DIAG_MAX: usize = 600;
 /// auto-reply check); otherwise accept any plausible notice.
 pub(crate) fn detect(mail: &Mail, strong: bool) -> Option<Found> {
     let body = mail.body_text();
-    let report = report_text(&body);
+    let report = report_text(body);
     if !is_notice(mail, report, strong) {
         return None;
     }
@@ -42,12 +42,25 @@ pub(crate) fn detect(mail: &Mail, strong: bool) -> Option<Found> {
     let delayed = rules().ndr.delayed.is_match(report);
     let mut found = Found::default();
     let blocks = blocks(report, &addrs);
+    let report_lower = report.to_ascii_lowercase();
     for (addr, block) in addrs.iter().zip(blocks) {
         let mut r = RecipientResult::new(addr.clone());
-        if delayed {
+        fill(&mut r, &block, report);
+        // Found only in the returned original's headers, in a notice without a code: the
+        // notice says nothing about this recipient, and its boilerplate is no diagnostic
+        // (Sisimai's `undefined`, not `onhold`).
+        if !report_lower.contains(&addr.to_ascii_lowercase()) && !has_code(report) {
+            r.diagnostic = None;
+        }
+        let own = own_reply(report, addr);
+        if own.is_some() {
+            r.reply_code = own;
+        }
+        // A notice can say "deferred" about one host while this recipient's own line shows
+        // a permanent refusal.
+        if delayed && own.is_none_or(|c| c < 500) {
             r.action = Action::Delayed;
         }
-        fill(&mut r, &block, report);
         found.recipients.push(r);
         found.hints.push(report.to_string());
     }
@@ -95,7 +108,8 @@ fn recipients(mail: &Mail, report: &str) -> Vec<String> {
     // wrote to themselves, so it is kept aside and used when no other address is found.
     let mut to_self: Vec<String> = Vec::new();
     for line in report.lines() {
-        if nd.sender_line.is_match(line) || nd.prose_line.is_match(line) {
+        // A line without `@` names no address; the line regexes are the costly part.
+        if !line.contains('@') || nd.sender_line.is_match(line) || nd.prose_line.is_match(line) {
             continue;
         }
         for a in text::addresses(line) {
@@ -246,10 +260,12 @@ fn first_mention(report: &str, lower: &str, addr: &str) -> Option<usize> {
 fn fill(r: &mut RecipientResult, block: &str, report: &str) {
     let block = block.trim_start_matches(['>', ':', ')', ' ', '\t', '.', ',', '\'', '`']);
     let mut diag = text::collapse(block);
-    if !has_substance(&diag) {
+    // A block without a code, in a report that has one elsewhere (`Error message below:
+    // 550 ...` before the address), says less than the whole report.
+    if !has_code(&diag) && (has_code(report) || !has_substance(&diag)) {
         diag = text::collapse(report);
     }
-    r.status = text::status_code(&diag).or_else(|| text::status_code(report));
+    r.status = failure_status(&diag).or_else(|| failure_status(report));
     r.reply_code = text::reply_code(&diag);
     r.remote_mta = REMOTE_HOST
         .captures(&diag)
@@ -265,11 +281,39 @@ fn fill(r: &mut RecipientResult, block: &str, report: &str) {
     r.diagnostic = Some(diag).filter(|d| !d.is_empty());
 }
 
+/// The first status code of a failure: a transcript quotes the `2.x.x` replies that went
+/// well before the one that failed, and those never say why a message was returned.
+fn failure_status(s: &str) -> Option<String> {
+    text::status_codes(s)
+        .find(|c| !c.starts_with('2'))
+        .or_else(|| text::status_code(s))
+}
+
 /// A block says something when it has a code or a few words.
 fn has_substance(s: &str) -> bool {
-    text::reply_code(s).is_some()
-        || text::status_code(s).is_some()
-        || s.split_whitespace().filter(|w| w.len() > 2).count() >= 3
+    has_code(s) || s.split_whitespace().filter(|w| w.len() > 2).count() >= 3
+}
+
+/// The reply code in front of the recipient on its own line, as Sendmail writes a refused
+/// recipient (`554 <user@example.org>... Remote protocol error`).
+fn own_reply(report: &str, addr: &str) -> Option<u16> {
+    report.lines().find_map(|line| {
+        let (code, rest) = line.trim_start().split_at_checked(3)?;
+        let rest = rest.strip_prefix([' ', '-'])?.trim_start_matches('<');
+        let n: u16 = code.parse().ok()?;
+        ((400..600).contains(&n)
+            && rest.len() >= addr.len()
+            && rest.is_char_boundary(addr.len())
+            && rest[..addr.len()].eq_ignore_ascii_case(addr))
+        .then_some(n)
+    })
+}
+
+/// A failure's code: a 4xx/5xx reply or a status of class 4 or 5 (a `222` in "Size (in
+/// bytes): 222" is no reply).
+fn has_code(s: &str) -> bool {
+    text::reply_code(s).is_some_and(|c| c >= 400)
+        || text::status_codes(s).any(|c| !c.starts_with('2'))
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@
 //!    `unsettled`) decides; otherwise the text is matched against `fallback_order`, then the
 //!    unsettled status reason, then the status class and subject (`5.7.*`), then the command.
 
+use std::cell::RefCell;
+
 use super::rules::{ByStatus, ReasonRule, Rules};
 
 /// What the decision looks at for one recipient.
@@ -19,10 +21,41 @@ pub(crate) struct Evidence<'a> {
     /// Enhanced status code, e.g. `5.1.1`.
     pub status: Option<&'a str>,
     pub reply_code: Option<u16>,
-    /// The diagnostic text (the recipient's own, else the report's).
+    /// The diagnostic text (the recipient's own, else the report's), in lower case.
     pub text: &'a str,
     /// The SMTP command the failure answered, `""` when unknown.
     pub command: &'a str,
+    /// Which reasons' text matched already: the probes, their `yield_to` and `text_also`,
+    /// and the fallback ask about the same reasons again, and each ask is a regex search.
+    seen: RefCell<Vec<(*const ReasonRule, bool)>>,
+}
+
+impl<'a> Evidence<'a> {
+    pub(crate) fn new(
+        status: Option<&'a str>,
+        reply_code: Option<u16>,
+        text: &'a str,
+        command: &'a str,
+    ) -> Self {
+        Evidence {
+            status,
+            reply_code,
+            text,
+            command,
+            seen: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// `rule.matches(self.text)`, searched once per rule.
+    fn says(&self, rule: &ReasonRule) -> bool {
+        let key = rule as *const ReasonRule;
+        if let Some(&(_, hit)) = self.seen.borrow().iter().find(|(k, _)| *k == key) {
+            return hit;
+        }
+        let hit = rule.matches(self.text);
+        self.seen.borrow_mut().push((key, hit));
+        hit
+    }
 }
 
 /// The reason, or `None` when neither pass finds one.
@@ -99,15 +132,15 @@ fn probe(rules: &Rules, rule: &ReasonRule, ev: &Evidence, named: Option<&str>) -
     }
     if named == Some(rule.name.as_str()) && rule.by_status != ByStatus::Never {
         return match rule.by_status {
-            ByStatus::WithText => says(rules, rule, ev.text),
+            ByStatus::WithText => says(rules, rule, ev),
             _ => !rule
                 .status_veto
                 .iter()
                 .filter_map(|n| rules.reason(n))
-                .any(|v| v.matches(ev.text)),
+                .any(|v| ev.says(v)),
         };
     }
-    text_allowed(rule, ev.command, named_str) && says(rules, rule, ev.text)
+    text_allowed(rule, ev.command, named_str) && says(rules, rule, ev)
 }
 
 /// May the text alone select the reason, given the command and the status's reason?
@@ -122,13 +155,13 @@ fn text_allowed(rule: &ReasonRule, command: &str, named: &str) -> bool {
 }
 
 /// The text matches the rule, or one of the rules it borrows (`text_also`).
-fn says(rules: &Rules, rule: &ReasonRule, text: &str) -> bool {
-    rule.matches(text)
+fn says(rules: &Rules, rule: &ReasonRule, ev: &Evidence) -> bool {
+    ev.says(rule)
         || rule
             .text_also
             .iter()
             .filter_map(|n| rules.reason(n))
-            .any(|r| r.matches(text))
+            .any(|r| ev.says(r))
 }
 
 fn fallback(rules: &Rules, ev: &Evidence, named: Option<String>) -> Option<String> {
@@ -137,7 +170,7 @@ fn fallback(rules: &Rules, ev: &Evidence, named: Option<String>) -> Option<Strin
     {
         return named;
     }
-    if let Some(name) = by_text(rules, ev.text) {
+    if let Some(name) = by_text(rules, ev) {
         return Some(name);
     }
     named
@@ -147,21 +180,21 @@ fn fallback(rules: &Rules, ev: &Evidence, named: Option<String>) -> Option<Strin
                 .late_text
                 .iter()
                 .filter_map(|n| rules.reason(n))
-                .find(|r| r.matches(ev.text))
+                .find(|r| ev.says(r))
                 .map(|r| r.name.clone())
         })
         .or_else(|| rules.command_reason.get(ev.command).cloned())
 }
 
 /// The first reason of `fallback_order` whose text matches.
-pub(crate) fn by_text(rules: &Rules, text: &str) -> Option<String> {
-    if text.trim().is_empty() {
+fn by_text(rules: &Rules, ev: &Evidence) -> Option<String> {
+    if ev.text.trim().is_empty() {
         return None;
     }
     rules
         .fallback_order
         .iter()
         .filter_map(|n| rules.reason(n))
-        .find(|r| r.matches(text))
+        .find(|r| ev.says(r))
         .map(|r| r.name.clone())
 }

@@ -22,6 +22,9 @@ static QUOTED_ID: LazyLock<Regex> =
 
 /// RFC 5322 §2.2.3 unfolding: CRLF followed by white space becomes that white space.
 pub(crate) fn unfold(v: &str) -> String {
+    if !v.contains('\n') {
+        return v.trim().to_string();
+    }
     let mut out = String::with_capacity(v.len());
     for line in v.split('\n') {
         let line = line.trim_end_matches('\r');

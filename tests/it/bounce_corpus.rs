@@ -9,11 +9,14 @@ use std::time::Instant;
 
 use mailgate::bounce::{BounceReport, parse};
 
-// Reached: seen 99.4%, status 97.4%, reason 93.0%, permanent 97.6% .
-const FLOOR_SEEN: f64 = 0.99;
-const FLOOR_STATUS: f64 = 0.97;
-const FLOOR_REASON: f64 = 0.925;
-const FLOOR_PERMANENT: f64 = 0.975;
+// Reached: seen 99.8%, status 99.4%, reason 95.2%, permanent 98.4%. The permanent rows
+// still missed are mostly Sisimai's invented 5.0.9xx codes on notices that say they are
+// temporary (OpenSMTPD "only a temporary failure report", Gmail "warning message only"),
+// and second messages of two files that hold an mbox of two (parse reads one message).
+const FLOOR_SEEN: f64 = 0.995;
+const FLOOR_STATUS: f64 = 0.99;
+const FLOOR_REASON: f64 = 0.95;
+const FLOOR_PERMANENT: f64 = 0.98;
 
 #[derive(Debug)]
 struct Row {

@@ -430,3 +430,152 @@ fn a_receiver_without_tls_is_failedstarttls() {
     assert_eq!(rc.reason.as_deref(), Some("failedstarttls"));
     assert!(rc.permanent);
 }
+
+// Classes of the Sisimai corpus the parser once got wrong, each pinned on a real MTA's file.
+
+#[test]
+fn the_remote_replys_code_beats_the_status_field_when_more_specific() {
+    // Amazon SES writes its own 5.1.0 before the remote server's 5.7.1.
+    let r = load("bsd/lhost-amazonses-01.eml");
+    assert_eq!(r.recipients[0].status.as_deref(), Some("5.7.1"));
+    // Sendmail's Status: 5.1.1 beside a `550 5.7.1 IP address blacklisted` reply.
+    let r = load("bsd/lhost-sendmail-33.eml");
+    assert_eq!(r.recipients[0].status.as_deref(), Some("5.7.1"));
+    // Postfix's Status: 4.5.0 beside a `550 5.5.0` reply: the 550 says it is permanent.
+    let r = load("bsd/rhost-franceptt-10.eml");
+    let rc = &r.recipients[0];
+    assert_eq!(rc.status.as_deref(), Some("5.5.0"));
+    assert!(rc.permanent);
+}
+
+#[test]
+fn a_class_only_status_takes_the_code_the_human_text_quotes() {
+    // Sendmail: Status 5.0.0, Diagnostic-Code `X-Unix; 255`, text `554 5.3.0 unknown mailer error`.
+    let r = load("bsd/lhost-sendmail-18.eml");
+    let rc = &r.recipients[0];
+    assert_eq!(rc.status.as_deref(), Some("5.3.0"));
+    assert_eq!(rc.diagnostic.as_deref(), Some("X-Unix; 255"));
+    assert_eq!(rc.reason.as_deref(), Some("mailererror"));
+    // Exchange 2007: Status 4.4.7 (expired); its text quotes `441 4.4.1 Error encountered`.
+    let r = load("bsd/lhost-exchange2007-05.eml");
+    assert_eq!(r.recipients[0].status.as_deref(), Some("4.4.1"));
+}
+
+#[test]
+fn a_transcripts_success_replies_are_not_the_failures_status() {
+    let r = load("bsd/lhost-postfix-75.eml");
+    let rc = only(&r);
+    assert_eq!(rc.status.as_deref(), Some("4.3.0"));
+    assert_eq!(rc.reason.as_deref(), Some("systemerror"));
+    assert!(!rc.permanent);
+}
+
+#[test]
+fn a_bounce_forwarded_as_an_attachment_is_read() {
+    let r = load("bsd/lhost-x5-01.eml");
+    assert_eq!(r.kind, Some(ReportKind::Dsn));
+    let rc = only(&r);
+    assert_eq!(rc.address, "kijitora@neko.example.org");
+    assert_eq!(rc.status.as_deref(), Some("5.1.1"));
+    assert_eq!(rc.reason.as_deref(), Some("userunknown"));
+}
+
+#[test]
+fn a_part_whose_boundary_was_lost_is_read_as_text() {
+    // Verizon's MMS gateway folds `boundary=` onto an unindented line.
+    let r = load("bsd/lhost-verizon-02.eml");
+    assert!(r.bounce);
+    let rc = only(&r);
+    assert_eq!(rc.address, "may-be-straycat-nyaaaaaan@vtext.com");
+    assert_eq!(rc.reply_code, Some(550));
+    assert!(rc.permanent);
+    assert_eq!(rc.reason.as_deref(), Some("userunknown"));
+    // A multipart/report whose boundary never appears: Sendmail's transcript is the diagnostic.
+    let r = load("bsd/rfc3464-06.eml");
+    let rc = only(&r);
+    assert_eq!(
+        rc.diagnostic.as_deref(),
+        Some(
+            "mail.local: unknown user: kijitora 554 <kijitora@example.net>... Service unavailable"
+        )
+    );
+    assert_eq!(rc.reason.as_deref(), Some("userunknown"));
+}
+
+#[test]
+fn sendmails_transcript_says_why_an_expired_message_failed() {
+    let r = load("bsd/lhost-sendmail-11.eml");
+    assert_eq!(r.recipients[0].reason.as_deref(), Some("networkerror"));
+    let r = load("bsd/lhost-sendmail-21.eml");
+    assert_eq!(r.recipients[0].reason.as_deref(), Some("blocked"));
+}
+
+#[test]
+fn a_recipients_own_5xx_line_outweighs_a_deferral_of_another_host() {
+    let r = load("bsd/lhost-v5sendmail-06.eml");
+    let rc = only(&r);
+    assert_eq!(rc.address, "kijitora@example.edu");
+    assert_eq!(rc.action, Action::Failed);
+    assert_eq!(rc.reply_code, Some(554));
+    assert!(rc.permanent);
+}
+
+#[test]
+fn opensmtpds_temporary_failure_report_is_a_delay() {
+    let r = load("bsd/lhost-opensmtpd-04.eml");
+    let rc = only(&r);
+    assert_eq!(rc.action, Action::Delayed);
+    assert!(!rc.permanent);
+}
+
+#[test]
+fn provider_specific_texts_name_their_reason() {
+    // Yahoo's [TSS04] deferral: it refuses the sender for now.
+    let r = load("bsd/lhost-postfix-74.eml");
+    assert_eq!(r.recipients[0].reason.as_deref(), Some("rejected"));
+    // Gmail's "(state 18)": refused at DATA.
+    let r = load("bsd/lhost-gmail-03.eml");
+    assert_eq!(r.recipients[0].reason.as_deref(), Some("filtered"));
+    // Google Groups in Japanese, fml's non-member notice.
+    let r = load("bsd/lhost-googlegroups-01.eml");
+    assert_eq!(r.recipients[0].reason.as_deref(), Some("rejected"));
+    let r = load("bsd/lhost-fml-02.eml");
+    assert_eq!(r.recipients[0].reason.as_deref(), Some("rejected"));
+}
+
+#[test]
+fn a_recipient_the_notice_never_names_has_no_diagnostic() {
+    let r = load("bsd/lhost-postfix-64.eml");
+    let rc = only(&r);
+    assert_eq!(rc.diagnostic, None);
+    assert_eq!(rc.reason.as_deref(), Some("undefined"));
+}
+
+#[test]
+fn an_auto_reply_saying_the_mailbox_is_gone_is_a_failure() {
+    for (file, address) in [
+        (
+            "autoreply-inbox-no-longer-in-use.eml",
+            "helpdesk@example.com",
+        ),
+        (
+            "autoreply-address-retired-ja.eml",
+            "funakoshi@example.co.jp",
+        ),
+    ] {
+        let r = golden(file);
+        assert!(r.bounce, "{file}: {r:?}");
+        assert_eq!(r.kind, Some(ReportKind::Autoreply));
+        let rc = only(&r);
+        assert_eq!(rc.address, address);
+        assert_eq!(rc.action, Action::Failed);
+        assert_eq!(rc.reason.as_deref(), Some("suspend"));
+        assert!(rc.permanent);
+    }
+    // The corpus's own: Mimecast's "This email inbox ... is no longer in use".
+    assert!(load("bsd/rfc3834-06.eml").bounce);
+    // An out-of-office reply stays a vacation.
+    let r = golden("autoreply-vacation-mentions-old-address.eml");
+    assert!(!r.bounce);
+    assert_eq!(only(&r).reason.as_deref(), Some("vacation"));
+}
