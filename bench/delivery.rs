@@ -274,9 +274,11 @@ fn write_config(
         ),
     };
     // The per-key API limit stays on, so its store write is in every request's cost,
-    // but high enough never to refuse the load.
+    // but high enough never to refuse the load. MAILGATE_BENCH_API_LIMIT=0 turns it off,
+    // to measure what it costs.
+    let api_limit = std::env::var("MAILGATE_BENCH_API_LIMIT").unwrap_or_else(|_| "1000000".into());
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"https://id.example.jp\"\napi_requests_per_minute = 1000000\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"https://id.example.jp\"\napi_requests_per_minute = {api_limit}\n\
          [store]\n{store}\
          [sender]\nfrom = \"Example Clinic <no-reply@example.jp>\"\nbounce_domain = \"bounces.example.jp\"\nhostname = \"mail.example.jp\"\n\
          [delivery]\nmode = \"relay\"\nrelay = \"127.0.0.1:{port}\"\nrelay_tls = \"none\"\nmax_connections = 32\nmax_connections_per_domain = 20\nmessages_per_connection = 1000\n\
