@@ -504,7 +504,7 @@ pub enum Backend {
     /// Through a running server's socket.
     Remote(PathBuf),
     /// The store opened by this process.
-    Local(Services),
+    Local(Box<Services>),
 }
 
 impl Backend {
@@ -521,7 +521,7 @@ impl Backend {
             .queue
             .lifecycle
             .subscribe(crate::flow::follow_messages(services.store.clone()));
-        Ok(Backend::Local(services))
+        Ok(Backend::Local(Box::new(services)))
     }
 
     /// Runs one request.

@@ -31,6 +31,71 @@ pub enum Take {
 }
 
 /// A limit's kind and subject, e.g. ("login-name-client", "aiko\0192.0.2.1").
+/// What a take of several slots got: the answer, how many slots (0 when refused), and
+/// when the window they belong to ends (they may not be spent after it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    pub take: Take,
+    pub granted: u32,
+    pub window_end_ms: u64,
+}
+
+impl Grant {
+    fn refused(until_ms: u64) -> Grant {
+        Grant {
+            take: Take::Refused { until_ms },
+            granted: 0,
+            window_end_ms: until_ms,
+        }
+    }
+}
+
+/// Slots of high limits this node took ahead, spent one request at a time, so that a
+/// limit called on every request (an API key's) costs a store write per chunk, not per
+/// request. A chunk is a hundredth of the limit and is kept only until its window ends:
+/// nothing is ever let through beyond the rule; at worst the nodes' unspent chunks at a
+/// window's end go unused.
+#[derive(Debug, Default)]
+pub(crate) struct InHand {
+    slots: std::sync::Mutex<std::collections::HashMap<Vec<u8>, (u32, u64)>>,
+    /// Held while a chunk is taken from the store, so that a burst of requests waits
+    /// for one chunk instead of each taking its own (and being refused while the
+    /// others' sit unspent).
+    pub(crate) refill: tokio::sync::Mutex<()>,
+}
+
+impl InHand {
+    /// The chunk a take under `rule` asks for: one below a hundred slots a window.
+    pub(crate) fn chunk(rule: Rule) -> u32 {
+        (rule.max / 100).max(1)
+    }
+
+    /// Spends one slot of `key` in hand at `now`, if there is one.
+    pub(crate) fn spend(&self, key: &[u8], now: u64) -> Option<Take> {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let (left, until) = slots.get_mut(key)?;
+        if *left == 0 || now >= *until {
+            slots.remove(key);
+            return None;
+        }
+        *left -= 1;
+        Some(Take::Allowed { remaining: *left })
+    }
+
+    /// Keeps the slots of `grant` beyond the one being spent now.
+    pub(crate) fn keep(&self, key: Vec<u8>, grant: &Grant) {
+        if grant.granted <= 1 {
+            return;
+        }
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = slots.entry(key).or_insert((0, grant.window_end_ms));
+        if entry.1 != grant.window_end_ms {
+            *entry = (0, grant.window_end_ms);
+        }
+        entry.0 += grant.granted - 1;
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitKey {
     scope: &'static str,
@@ -78,14 +143,18 @@ impl Window {
 
     /// The window after a take at `now`, and whether the take was allowed. Pure, since
     /// the compare-and-swap loop may run it more than once.
+    #[cfg(test)]
     pub(crate) fn take(self, rule: Rule, now: u64) -> (Window, Take) {
+        let (w, grant) = self.take_up_to(rule, now, 1);
+        (w, grant.take)
+    }
+
+    /// Takes up to `n` slots at once (fewer when fewer are left): the same rule as
+    /// [`Window::take`], for a node that keeps a few slots of a high limit in hand.
+    pub(crate) fn take_up_to(self, rule: Rule, now: u64, n: u32) -> (Window, Grant) {
         if now < self.shut_until_ms {
-            return (
-                self,
-                Take::Refused {
-                    until_ms: self.shut_until_ms,
-                },
-            );
+            let until_ms = self.shut_until_ms;
+            return (self, Grant::refused(until_ms));
         }
         let mut w = if self.count == 0 || now.saturating_sub(self.start_ms) >= rule.window_ms {
             Window {
@@ -96,16 +165,22 @@ impl Window {
         } else {
             self
         };
+        let window_end_ms = w.start_ms + rule.window_ms;
         if w.count >= rule.max {
-            let until_ms = w.start_ms + rule.window_ms;
-            return (w, Take::Refused { until_ms });
+            return (w, Grant::refused(window_end_ms));
         }
-        w.count += 1;
+        let granted = n.max(1).min(rule.max - w.count);
+        w.count += granted;
         if w.count >= rule.max {
             w.shut_until_ms = now + rule.lock_ms;
         }
         let remaining = rule.max - w.count;
-        (w, Take::Allowed { remaining })
+        let grant = Grant {
+            take: Take::Allowed { remaining },
+            granted,
+            window_end_ms,
+        };
+        (w, grant)
     }
 
     /// The window after a take is given back (the work it guarded did not count).
@@ -145,6 +220,40 @@ mod tests {
         assert_eq!(w.take(RULE, 20).1, Take::Refused { until_ms: 5012 });
         assert_eq!(w.take(RULE, 5011).1, Take::Refused { until_ms: 5012 });
         assert_eq!(w.take(RULE, 5012).1, Take::Allowed { remaining: 2 });
+    }
+
+    #[test]
+    fn several_slots_are_taken_at_once_but_never_beyond_the_rule() {
+        let rule = Rule {
+            max: 10,
+            window_ms: 1000,
+            lock_ms: 0,
+        };
+        let (w, g) = Window::default().take_up_to(rule, 100, 4);
+        assert_eq!((g.granted, g.window_end_ms), (4, 1100));
+        let (w, g) = w.take_up_to(rule, 200, 8);
+        assert_eq!(g.granted, 6, "only what is left");
+        assert_eq!(g.take, Take::Allowed { remaining: 0 });
+        let (_, g) = w.take_up_to(rule, 300, 1);
+        assert_eq!(g.take, Take::Refused { until_ms: 1100 });
+        assert_eq!(g.granted, 0);
+    }
+
+    #[test]
+    fn slots_in_hand_are_spent_once_and_not_after_their_window() {
+        let hand = InHand::default();
+        let grant = Grant {
+            take: Take::Allowed { remaining: 7 },
+            granted: 3,
+            window_end_ms: 1000,
+        };
+        hand.keep(b"k".to_vec(), &grant);
+        assert_eq!(hand.spend(b"k", 10), Some(Take::Allowed { remaining: 1 }));
+        assert_eq!(hand.spend(b"k", 999), Some(Take::Allowed { remaining: 0 }));
+        assert_eq!(hand.spend(b"k", 999), None, "two kept, two spent");
+        hand.keep(b"k".to_vec(), &grant);
+        assert_eq!(hand.spend(b"k", 1000), None, "the window ended");
+        assert_eq!(hand.spend(b"other", 10), None);
     }
 
     #[test]

@@ -38,7 +38,7 @@ use crate::domain::{
     MessageId, MessageRecord, WebhookDelivery,
 };
 
-pub use limits::{LimitKey, Rule, Take};
+pub use limits::{Grant, LimitKey, Rule, Take};
 
 /// Failures of the store, each naming where the store is.
 #[derive(Debug, thiserror::Error)]
@@ -311,7 +311,18 @@ pub trait Keys {
 #[async_trait]
 pub trait Limits {
     /// Takes one slot of `key` under `rule` at `now`, atomically across every caller.
-    async fn limit_take(&self, key: &LimitKey, rule: Rule, now: u64) -> Result<Take, StoreError>;
+    async fn limit_take(&self, key: &LimitKey, rule: Rule, now: u64) -> Result<Take, StoreError> {
+        Ok(self.limit_take_up_to(key, rule, now, 1).await?.take)
+    }
+    /// Takes up to `n` slots of `key` at once (see [`limits::Grant`]), atomically across
+    /// every caller.
+    async fn limit_take_up_to(
+        &self,
+        key: &LimitKey,
+        rule: Rule,
+        now: u64,
+        n: u32,
+    ) -> Result<Grant, StoreError>;
     /// Gives back one slot (the work did not count); the key opens again if it had shut.
     async fn limit_refund(&self, key: &LimitKey) -> Result<(), StoreError>;
     async fn limit_clear(&self, key: &LimitKey) -> Result<(), StoreError>;
@@ -525,6 +536,8 @@ pub trait Backend:
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Arc<dyn Backend>,
+    /// Slots of high limits this node took ahead (see [`Store::limit_take_chunked`]).
+    in_hand: Arc<limits::InHand>,
 }
 
 impl std::ops::Deref for Store {
@@ -537,7 +550,10 @@ impl std::ops::Deref for Store {
 impl Store {
     /// A store over `backend`.
     pub fn new(backend: Arc<dyn Backend>) -> Store {
-        Store { backend }
+        Store {
+            backend,
+            in_hand: Arc::default(),
+        }
     }
 
     /// Opens (or creates) the embedded store in the folder `path`.
@@ -548,6 +564,33 @@ impl Store {
     /// The path of the control socket inside a store's folder.
     pub fn socket_path(store_path: &Path) -> PathBuf {
         store_path.join("control.sock")
+    }
+
+    /// Takes one slot of `key` under `rule`, for a limit called on every request: the
+    /// node takes a hundredth of the limit at a time from the store and spends it here
+    /// until its window ends, so most calls touch no store. Never lets more through
+    /// than [`Limits::limit_take`] would; a limit under a hundred a window is taken
+    /// one slot at a time, exactly as there.
+    pub async fn limit_take_chunked(
+        &self,
+        key: &LimitKey,
+        rule: Rule,
+        now: u64,
+    ) -> Result<Take, StoreError> {
+        let bytes = key.bytes();
+        if let Some(take) = self.in_hand.spend(&bytes, now) {
+            return Ok(take);
+        }
+        let _one_refill = self.in_hand.refill.lock().await;
+        if let Some(take) = self.in_hand.spend(&bytes, now) {
+            return Ok(take);
+        }
+        let grant = self
+            .backend
+            .limit_take_up_to(key, rule, now, limits::InHand::chunk(rule))
+            .await?;
+        self.in_hand.keep(bytes, &grant);
+        Ok(grant.take)
     }
 
     /// Makes every write made before this call durable. Concurrent callers share

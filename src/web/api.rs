@@ -251,7 +251,7 @@ async fn take_request_slot(services: &Services, name: &str) -> Result<(), ApiErr
     let key = LimitKey::new(API_KEY_LIMIT, &[name]);
     match services
         .store
-        .limit_take(&key, per_key_rule(per_minute), now)
+        .limit_take_chunked(&key, per_key_rule(per_minute), now)
         .await
         .map_err(ApiError::internal)?
     {

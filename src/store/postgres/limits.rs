@@ -12,14 +12,20 @@
 use async_trait::async_trait;
 
 use crate::store::Limits;
-use crate::store::limits::{LimitKey, Rule, Take, Window};
+use crate::store::limits::{Grant, LimitKey, Rule, Window};
 
 use super::{Postgres, StoreError, ms, unms};
 
 #[async_trait]
 impl Limits for Postgres {
-    /// Takes one slot of `key` under `rule` at `now`, atomically across nodes.
-    async fn limit_take(&self, key: &LimitKey, rule: Rule, now: u64) -> Result<Take, StoreError> {
+    /// Takes up to `n` slots of `key` under `rule` at `now`, atomically across nodes.
+    async fn limit_take_up_to(
+        &self,
+        key: &LimitKey,
+        rule: Rule,
+        now: u64,
+        n: u32,
+    ) -> Result<Grant, StoreError> {
         let bytes = key.bytes();
         let mut client = self.client().await?;
         let failed = |what| self.query_error(what);
@@ -52,7 +58,7 @@ impl Limits for Postgres {
             count: u32::try_from(row.get::<_, i32>(1)).unwrap_or(0),
             shut_until_ms: unms(row.get(2)),
         };
-        let (next, take) = old.take(rule, now);
+        let (next, grant) = old.take_up_to(rule, now, n);
         if next != old {
             let update = tx
                 .prepare_cached(
@@ -72,7 +78,7 @@ impl Limits for Postgres {
         tx.commit()
             .await
             .map_err(failed("taking a rate-limit slot"))?;
-        Ok(take)
+        Ok(grant)
     }
 
     /// Gives back one slot taken from `key`; the key opens again if it had shut. One

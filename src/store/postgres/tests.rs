@@ -591,6 +591,44 @@ async fn connection_slots_hold_the_cap_across_nodes_and_lapse_with_their_holder(
 }
 
 #[tokio::test]
+async fn slots_taken_in_chunks_on_three_nodes_never_pass_the_limit() {
+    let db = TestDb::new().await;
+    let nodes = [db.migrated().await, db.node().await, db.node().await];
+    let stores: Vec<Store> = nodes.iter().map(store).collect();
+    let rule = Rule {
+        max: 500,
+        window_ms: 60_000,
+        lock_ms: 0,
+    };
+    let key = LimitKey::new("api-key", &["app"]);
+    let mut tasks = Vec::new();
+    for i in 0..900 {
+        let (s, key) = (stores[i % 3].clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            matches!(
+                s.limit_take_chunked(&key, rule, 1_000).await.unwrap(),
+                Take::Allowed { .. }
+            )
+        }));
+    }
+    let mut allowed = 0;
+    for t in tasks {
+        allowed += usize::from(t.await.unwrap());
+    }
+    // Chunks of 5: never beyond the rule; at most the chunks still in hand unspent.
+    assert!(allowed <= 500, "{allowed} let through for a limit of 500");
+    assert!(allowed >= 400, "only {allowed} of 500 let through");
+    // The next window opens again.
+    assert!(matches!(
+        stores[0]
+            .limit_take_chunked(&key, rule, 61_000)
+            .await
+            .unwrap(),
+        Take::Allowed { .. }
+    ));
+}
+
+#[tokio::test]
 async fn counters_add_up_across_concurrent_callers() {
     let db = TestDb::new().await;
     let pg = db.migrated().await;

@@ -3,25 +3,31 @@
 
 use async_trait::async_trait;
 
-use crate::store::limits::{LimitKey, Rule, Take, Window};
+use crate::store::limits::{Grant, LimitKey, Rule, Window};
 use crate::store::{Limits, StoreError};
 
 use super::{Sled, TreeName};
 
 #[async_trait]
 impl Limits for Sled {
-    /// Takes one slot of `key` under `rule` at `now`, atomically (not yet durable: a
-    /// limit lost in a crash only gives back a few slots).
-    async fn limit_take(&self, key: &LimitKey, rule: Rule, now: u64) -> Result<Take, StoreError> {
-        let mut decided = Take::Refused { until_ms: 0 };
+    /// Takes up to `n` slots of `key` under `rule` at `now`, atomically (not yet
+    /// durable: a limit lost in a crash only gives back a few slots).
+    async fn limit_take_up_to(
+        &self,
+        key: &LimitKey,
+        rule: Rule,
+        now: u64,
+        n: u32,
+    ) -> Result<Grant, StoreError> {
+        let mut decided = None;
         self.tree(TreeName::Limits)
             .fetch_and_update(key.bytes(), |old| {
-                let (next, take) = Window::decode(old).take(rule, now);
-                decided = take;
+                let (next, grant) = Window::decode(old).take_up_to(rule, now, n);
+                decided = Some(grant);
                 Some(next.encode())
             })
             .map_err(|e| self.write_error(e))?;
-        Ok(decided)
+        Ok(decided.expect("fetch_and_update runs its closure"))
     }
 
     /// Gives back one slot taken from `key` (the work did not count against it); the
@@ -80,7 +86,7 @@ impl Limits for Sled {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::{Store, Take};
 
     const RULE: Rule = Rule {
         max: 3,
