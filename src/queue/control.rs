@@ -44,22 +44,7 @@ impl ControlError {
 
 /// The open messages, earliest due first.
 pub async fn list(queue: &Queue) -> Result<Vec<QueueRow>, StoreError> {
-    let store = &queue.store;
-    let mut rows = Vec::new();
-    for (due, id) in store.queue_entries().await? {
-        if let Some(r) = store.message(&id).await? {
-            rows.push(QueueRow {
-                id: id.to_string(),
-                to: r.to.to_string(),
-                status: r.status.as_str().to_string(),
-                attempts: r.attempts,
-                next_try_ms: due,
-                expires_ms: r.expires_ms,
-                last_reply: r.last_reply,
-            });
-        }
-    }
-    Ok(rows)
+    Ok(list_first(queue, usize::MAX).await?.0)
 }
 
 /// The first `limit` queue entries, earliest due first, as rows (the console's bounded
