@@ -191,19 +191,43 @@ impl ConnectionCounter {
                 };
                 let now = open.fetch_add(1, Ordering::SeqCst) + 1;
                 m.fetch_max(now, Ordering::SeqCst);
-                let open = open.clone();
+                // The connection ends for the count before mailgate can know it ended
+                // (and give its slot back): when the sink's reply to QUIT passes through
+                // here, before it is forwarded; else when mailgate closes its side.
+                let ended = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let end = {
+                    let (open, ended) = (open.clone(), ended.clone());
+                    move || {
+                        if !ended.swap(true, Ordering::SeqCst) {
+                            open.fetch_sub(1, Ordering::SeqCst);
+                        }
+                    }
+                };
+                let end_too = end.clone();
+                let (mut c_in, mut s_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
                 std::thread::spawn(move || {
-                    let (mut c_in, mut s_out) =
-                        (client.try_clone().unwrap(), server.try_clone().unwrap());
-                    let upstream = std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut c_in, &mut s_out);
-                        let _ = s_out.shutdown(std::net::Shutdown::Write);
-                    });
+                    let _ = std::io::copy(&mut c_in, &mut s_out);
+                    end_too();
+                    let _ = s_out.shutdown(std::net::Shutdown::Write);
+                });
+                std::thread::spawn(move || {
+                    use std::io::{Read, Write};
                     let (mut s_in, mut c_out) = (server, client);
-                    let _ = std::io::copy(&mut s_in, &mut c_out);
-                    let _ = c_out.shutdown(std::net::Shutdown::Both);
-                    let _ = upstream.join();
-                    open.fetch_sub(1, Ordering::SeqCst);
+                    let mut buf = [0u8; 16 * 1024];
+                    while let Ok(n) = s_in.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        let chunk = &buf[..n];
+                        if chunk.starts_with(b"221 ") || chunk.windows(5).any(|w| w == b"\n221 ") {
+                            end();
+                        }
+                        if c_out.write_all(chunk).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = c_out.shutdown(std::net::Shutdown::Write);
                 });
             }
         });
