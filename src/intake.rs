@@ -19,7 +19,7 @@ use crate::domain::bounce::{
 };
 use crate::domain::{Event, EventData, EventType, MessageId, MessageRecord, Step, now_ms};
 use crate::services::Services;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 
 /// Input that is not a mail message at all (empty, binary, no header block).
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +132,8 @@ pub async fn take(
                 .is_some_and(|reason| SENDER_REASONS.contains(&reason) && report.bounce),
             effects: Vec::new(),
         };
+        // The event this report calls for, written with its record.
+        let mut told = None;
         match (&mut message, r) {
             (Some(m), Some(r)) if report.bounce && same_recipient(m, r, report.recipients.len()) => {
                 record.effects = apply(services, m, r, &record, now).await?;
@@ -145,10 +147,7 @@ pub async fn take(
                     reason: record.reason.clone().or_else(|| Some("feedback".into())),
                     ..EventData::of_message(m)
                 };
-                services
-                    .store
-                    .record_event(EventType::MessageComplaint, data, now)
-                    .await?;
+                told = Some(Store::new_event(EventType::MessageComplaint, data, now));
                 record.effects.push("a complaint: recorded, and told as message.complaint".into());
             }
             (Some(_), _) if !report.bounce => record.effects.push("not a bounce (a complaint or an automatic reply): recorded only".into()),
@@ -158,7 +157,7 @@ pub async fn take(
                 .push("could not be tied to a message of ours (no valid VERP MAC, unknown Message-ID): recorded only".into()),
         }
         all_effects.extend(record.effects.iter().cloned());
-        services.store.insert_bounce(&record).await?;
+        services.store.insert_bounce(&record, told).await?;
     }
     services.store.flush().await?;
     tracing::info!(

@@ -87,14 +87,14 @@ pub async fn copy(
 
     let suppressions = source.suppressions().await?;
     for s in &suppressions {
-        to.suppress(s).await?;
+        to.suppress(s, None).await?;
     }
     note("suppressions", suppressions.len());
 
     // Each bounce counts itself in the target's bounce counters.
     let bounces = source.bounces_since(0).await?;
     for b in &bounces {
-        to.insert_bounce(b).await?;
+        to.insert_bounce(b, None).await?;
     }
     note("bounces", bounces.len());
     let deliveries = source.counters("deliveries").await?;

@@ -239,8 +239,13 @@ pub trait Flows {
 /// Bounce records and the suppression list.
 #[async_trait]
 pub trait Bounces {
-    /// Stores a bounce and counts its reason.
-    async fn insert_bounce(&self, record: &BounceRecord) -> Result<(), StoreError>;
+    /// Stores a bounce and counts its reason, with the event it calls for (a
+    /// complaint's) in the same unit.
+    async fn insert_bounce(
+        &self,
+        record: &BounceRecord,
+        told: Option<EventRecord>,
+    ) -> Result<(), StoreError>;
     async fn bounces_since(&self, since_ms: u64) -> Result<Vec<BounceRecord>, StoreError>;
     /// The newest `limit` bounces taken at or after `since_ms`, oldest first: a page's
     /// bounded read, whatever the period holds.
@@ -256,9 +261,19 @@ pub trait Bounces {
         &self,
     ) -> Result<std::collections::BTreeMap<String, u64>, StoreError>;
     async fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError>;
-    async fn suppress(&self, entry: &Suppression) -> Result<(), StoreError>;
-    /// Removes an entry; returns it if there was one.
-    async fn unsuppress(&self, address: &str) -> Result<Option<Suppression>, StoreError>;
+    /// Adds or replaces an entry, with `told` (its event) in the same unit.
+    async fn suppress(
+        &self,
+        entry: &Suppression,
+        told: Option<EventRecord>,
+    ) -> Result<(), StoreError>;
+    /// Removes an entry and returns it if there was one, with the event `told` makes
+    /// of it in the same unit.
+    async fn unsuppress(
+        &self,
+        address: &str,
+        told: &(dyn for<'s> Fn(&'s Suppression) -> EventRecord + Send + Sync),
+    ) -> Result<Option<Suppression>, StoreError>;
     async fn suppressions(&self) -> Result<Vec<Suppression>, StoreError>;
 }
 
@@ -742,18 +757,16 @@ impl Store {
         EventRecord::new(id, kind, now, data)
     }
 
-    /// Puts an address on the suppression list and records `suppression.added`.
+    /// Puts an address on the suppression list and records `suppression.added` with it.
     pub async fn add_suppression(&self, entry: &Suppression, now: u64) -> Result<(), StoreError> {
-        self.backend.suppress(entry).await?;
         let data = EventData {
             address: Some(entry.address.clone()),
             reason: Some(entry.reason.clone()),
             message_id: entry.message_id.clone(),
             ..EventData::default()
         };
-        self.record_event(EventType::SuppressionAdded, data, now)
-            .await
-            .map(drop)
+        let told = Store::new_event(EventType::SuppressionAdded, data, now);
+        self.backend.suppress(entry, Some(told)).await
     }
 
     /// Takes an address off the suppression list and records `suppression.removed`;
@@ -763,17 +776,15 @@ impl Store {
         address: &str,
         now: u64,
     ) -> Result<Option<Suppression>, StoreError> {
-        let old = self.backend.unsuppress(address).await?;
-        if let Some(old) = &old {
+        let told = move |old: &Suppression| {
             let data = EventData {
                 address: Some(old.address.clone()),
                 reason: Some(old.reason.clone()),
                 ..EventData::default()
             };
-            self.record_event(EventType::SuppressionRemoved, data, now)
-                .await?;
-        }
-        Ok(old)
+            Store::new_event(EventType::SuppressionRemoved, data, now)
+        };
+        self.backend.unsuppress(address, &told).await
     }
 
     /// Reads a typed setting.

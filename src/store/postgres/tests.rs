@@ -704,14 +704,26 @@ async fn the_other_records_round_trip() {
         sender_problem: false,
         effects: vec![],
     };
-    pg.insert_bounce(&bounce).await.unwrap();
-    pg.insert_bounce(&BounceRecord {
-        at_ms: 10,
-        reason: None,
-        ..bounce.clone()
-    })
+    pg.insert_bounce(&bounce, None).await.unwrap();
+    // A complaint's event is written with its record.
+    let told = Store::new_event(
+        crate::domain::EventType::MessageComplaint,
+        crate::domain::EventData::default(),
+        10,
+    );
+    pg.insert_bounce(
+        &BounceRecord {
+            at_ms: 10,
+            reason: None,
+            ..bounce.clone()
+        },
+        Some(told.clone()),
+    )
     .await
     .unwrap();
+    let events = store(&pg).events_after(0, 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].id, told.id);
     assert_eq!(pg.bounces_since(20).await.unwrap(), vec![bounce.clone()]);
     assert_eq!(pg.bounces_since(0).await.unwrap().len(), 2);
     assert_eq!(
@@ -732,14 +744,28 @@ async fn the_other_records_round_trip() {
         evidence: "550 no such user".into(),
         message_id: None,
     };
-    pg.suppress(&entry).await.unwrap();
+    pg.suppress(&entry, None).await.unwrap();
     assert_eq!(
         pg.suppression("b@example.jp").await.unwrap(),
         Some(entry.clone())
     );
     assert_eq!(pg.suppressions().await.unwrap(), vec![entry.clone()]);
-    assert_eq!(pg.unsuppress("b@example.jp").await.unwrap(), Some(entry));
-    assert_eq!(pg.unsuppress("b@example.jp").await.unwrap(), None);
+    // Removed with its event, in one transaction; nothing to remove tells nothing.
+    let s = store(&pg);
+    assert_eq!(
+        s.remove_suppression("b@example.jp", 5).await.unwrap(),
+        Some(entry)
+    );
+    assert_eq!(s.remove_suppression("b@example.jp", 6).await.unwrap(), None);
+    let told: Vec<_> = s
+        .events_after(0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == crate::domain::EventType::SuppressionRemoved)
+        .collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].data.address.as_deref(), Some("b@example.jp"));
 
     let key = ApiKeyRecord {
         name: "ci".into(),

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde::Deserialize;
 
+use crate::domain::EventRecord;
 use crate::domain::bounce::{BounceRecord, Suppression};
-use crate::store::{Bounces, Meta, StoreError};
+use crate::store::{Bounces, Events, Meta, StoreError};
 
 use super::{Sled, TreeName, decode, keys};
 
@@ -21,7 +22,14 @@ struct ReasonOnly {
 #[async_trait]
 impl Bounces for Sled {
     /// Appends a bounce record.
-    async fn insert_bounce(&self, record: &BounceRecord) -> Result<(), StoreError> {
+    async fn insert_bounce(
+        &self,
+        record: &BounceRecord,
+        told: Option<EventRecord>,
+    ) -> Result<(), StoreError> {
+        if let Some(mut event) = told {
+            self.append_event(&mut event).await?;
+        }
         let mut suffix = [0u8; 8];
         rand::rngs::OsRng.fill_bytes(&mut suffix);
         self.put_json(
@@ -80,21 +88,35 @@ impl Bounces for Sled {
         self.get_json(TreeName::Suppression, address.as_bytes())
     }
 
-    /// Adds or replaces a suppression entry.
-    async fn suppress(&self, entry: &Suppression) -> Result<(), StoreError> {
-        self.put_json(TreeName::Suppression, entry.address.as_bytes(), entry)
+    /// Adds or replaces a suppression entry; its event waits for the same flush.
+    async fn suppress(
+        &self,
+        entry: &Suppression,
+        told: Option<EventRecord>,
+    ) -> Result<(), StoreError> {
+        self.put_json(TreeName::Suppression, entry.address.as_bytes(), entry)?;
+        if let Some(mut event) = told {
+            self.append_event(&mut event).await?;
+        }
+        Ok(())
     }
 
     /// Removes an address from the list; returns the entry that was there.
-    async fn unsuppress(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
-        match self
+    async fn unsuppress(
+        &self,
+        address: &str,
+        told: &(dyn for<'s> Fn(&'s Suppression) -> EventRecord + Send + Sync),
+    ) -> Result<Option<Suppression>, StoreError> {
+        let Some(v) = self
             .tree(TreeName::Suppression)
             .remove(address.as_bytes())
             .map_err(|e| self.write_error(e))?
-        {
-            Some(v) => decode(TreeName::Suppression, &v).map(Some),
-            None => Ok(None),
-        }
+        else {
+            return Ok(None);
+        };
+        let old: Suppression = decode(TreeName::Suppression, &v)?;
+        self.append_event(&mut told(&old)).await?;
+        Ok(Some(old))
     }
 
     /// The whole suppression list, by address.

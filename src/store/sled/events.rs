@@ -317,7 +317,7 @@ mod tests {
             }
             store.flush().await.unwrap();
         }
-        let store = Store::open(&path, false).unwrap();
+        let store = crate::store::sled::reopen(&path);
         let e = store
             .record_event(EventType::FlowOpened, EventData::default(), 9)
             .await

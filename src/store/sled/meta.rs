@@ -198,7 +198,7 @@ mod tests {
                 .unwrap();
             store.flush_blocking().unwrap();
         }
-        let store = Store::open(&path, false).unwrap();
+        let store = crate::store::sled::reopen(&path);
         assert_eq!(
             store.counters("deliveries").await.unwrap(),
             vec![("bounced".to_string(), 1), ("delivered".to_string(), 3)]

@@ -447,6 +447,21 @@ fn classify_open_error(path: &Path, source: sled::Error) -> StoreError {
     }
 }
 
+/// Opens the store at `path` again once the last handle's background work has let go
+/// of its lock (a flush's blocking task may outlive the handle by a moment).
+#[cfg(test)]
+pub(crate) fn reopen(path: &Path) -> crate::store::Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match crate::store::Store::open(path, false) {
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            other => return other.expect("the store opens again"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
