@@ -1,5 +1,6 @@
 //! The API's contract: one JSON error shape for every error status under `/api/` (403,
-//! 410 and 429 each have a test of their own, as they need a set-up), and
+//! 410 and 429 each have a test of their own, as they need a set-up; 503, a database
+//! gone from under a node, is in `cluster`), and
 //! the OpenAPI document (`openapi.json`) served as kept in the repository, valid per
 //! the PyPI `openapi-spec-validator`, and true of the running server.
 

@@ -548,6 +548,7 @@ fn check_names_an_unreachable_database_and_healthz_fails_when_it_goes() {
 
     let db = TestDatabase::create();
     let inst = Instance::with_url("", Some(&db.url));
+    let key = inst.api_key();
     let out = inst.run(&["check"]);
     assert!(
         out.status.success(),
@@ -566,5 +567,24 @@ fn check_names_an_unreachable_database_and_healthz_fails_when_it_goes() {
         wait_for(10, || healthz() == 503),
         "healthz answered {}",
         healthz()
+    );
+    // The API answers 503 in its one error shape, with no database text in it.
+    let resp = reqwest::blocking::Client::new()
+        .post(server.url("/api/v1/messages"))
+        .bearer_auth(&key)
+        .json(
+            &serde_json::json!({"to": "a@example.jp", "template": "notice", "locale": "en",
+               "vars": {"subject": "Hours", "body": "We open at nine."}}),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    let body: Value = resp.json().expect("a JSON error body");
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    assert!(body["error"]["request_id"].is_string(), "{body}");
+    let text = body.to_string();
+    assert!(
+        !text.contains("postgres") && !text.contains("database"),
+        "internal text in the body: {text}"
     );
 }
