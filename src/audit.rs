@@ -13,15 +13,7 @@ pub async fn record(
     action: &str,
     target: &str,
 ) -> Result<(), StoreError> {
-    store
-        .audit_append(&AuditEntry {
-            at_ms: now_ms(),
-            who: who.to_string(),
-            action: action.to_string(),
-            target: target.to_string(),
-            note: None,
-        })
-        .await
+    append(store, who, action, target, None).await
 }
 
 /// Appends an entry about `target` with what came of it, as a code (see [`AuditNote`]).
@@ -32,13 +24,23 @@ pub async fn record_note(
     target: &str,
     note: AuditNote,
 ) -> Result<(), StoreError> {
+    append(store, who, action, target, Some(note)).await
+}
+
+async fn append(
+    store: &Store,
+    who: &str,
+    action: &str,
+    target: &str,
+    note: Option<AuditNote>,
+) -> Result<(), StoreError> {
     store
         .audit_append(&AuditEntry {
             at_ms: now_ms(),
             who: who.to_string(),
             action: action.to_string(),
             target: target.to_string(),
-            note: Some(note),
+            note,
         })
         .await
 }

@@ -13,6 +13,14 @@ use crate::store::{Keys, Meta, StoreError};
 
 use super::{Sled, TreeName};
 
+/// A counter key's label (what follows its kind's prefix) and its value.
+fn counter_row(label: &[u8], value: &[u8]) -> (String, u64) {
+    let n = <[u8; 8]>::try_from(value)
+        .map(u64::from_be_bytes)
+        .unwrap_or(0);
+    (String::from_utf8_lossy(label).into_owned(), n)
+}
+
 #[async_trait]
 impl Keys for Sled {
     /// Stores an API key's record under the key's digest (durable with the next flush).
@@ -71,11 +79,7 @@ impl Meta for Sled {
             .scan_prefix(prefix.as_bytes())
             .map(|item| {
                 let (k, v) = item.map_err(|e| self.write_error(e))?;
-                let label = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-                let n = <[u8; 8]>::try_from(&v[..])
-                    .map(u64::from_be_bytes)
-                    .unwrap_or(0);
-                Ok((label, n))
+                Ok(counter_row(&k[prefix.len()..], &v))
             })
             .collect()
     }
@@ -96,11 +100,7 @@ impl Meta for Sled {
             .range(start.as_bytes()..end.as_bytes())
             .map(|item| {
                 let (k, v) = item.map_err(|e| self.write_error(e))?;
-                let label = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-                let n = <[u8; 8]>::try_from(&v[..])
-                    .map(u64::from_be_bytes)
-                    .unwrap_or(0);
-                Ok((label, n))
+                Ok(counter_row(&k[prefix.len()..], &v))
             })
             .collect()
     }
