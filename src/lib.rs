@@ -11,13 +11,15 @@
 //! holds each module's layer and fails on an edge that goes up or sideways:
 //!
 //! ```text
-//! cli → app → (web, control, inbound) → intake → (flow, timeline, metrics)
-//!     → (services, retention) → queue → (compose, dns, logging, checks, webhooks)
+//! cli → app → (web, control, inbound) → services → intake → (flow, timeline, metrics)
+//!     → retention → queue → (compose, dns, logging, checks, webhooks)
 //!     → (config, operators, apikey, audit)
-//!     → (store, dkim, bounce, delivery, verp, report) → (domain, secrets, shutdown)
+//!     → (store, dkim, bounce, delivery, verp, report) → domain → (secrets, shutdown)
 //! ```
 //!
-//! - [`domain`]: addresses, ids, durations, message/flow/bounce/audit records: plain values.
+//! - [`domain`]: addresses, ids, durations, message/flow/bounce/audit records: plain values,
+//!   and the flow's state machine (`domain::transition`), whose named transitions are
+//!   the only way the store changes a flow.
 //! - [`secrets`]: tokens, codes, digests, request ids, the constant-time compare.
 //! - [`store`]: what mailgate keeps, said as intents: one async trait per aggregate
 //!   (messages and their queue, flows, bounces, operators, keys, limits, meta, events)
@@ -32,7 +34,9 @@
 //! - [`queue`]: enqueue, the handoff to the delivery worker, retry policy, the worker, and
 //!   [`queue::lifecycle`], the only code that changes a message's status; it tells
 //!   listeners (flows) when a message is finished. [`delivery`]: outbox, SMTP, MX.
-//! - [`services`]: the handles the entry points share (configuration, store, composer, queue).
+//! - [`services`]: the bag the entry points share (configuration, store, composer, and
+//!   the layer handles [`queue::Queue`], [`flow::Flows`] and [`intake::Intake`]); the
+//!   layers below take only their own handle, so a signature says what it touches.
 //! - [`flow`]: setup and reset flows: link, button, code, password; it follows its mail
 //!   through the queue's lifecycle listener, wired in [`app`] and [`control`].
 //! - [`timeline`]: the delivery log of an address or a message.

@@ -12,6 +12,7 @@ pub mod message;
 pub mod notify;
 pub mod provider;
 pub mod tally;
+pub mod transition;
 
 pub use address::{Address, AddressError, AddressPattern, Mailbox};
 pub use flow::{AccountRecord, CodeRecord, FlowKind, FlowNote, FlowRecord, FlowState};

@@ -3,8 +3,9 @@
 //!
 //! `issued → mailed → opened → code_sent → code_verified → completed`, or `expired`,
 //! `undeliverable`, `locked`, `superseded`. The rules live in [`machine`] as pure
-//! functions of a record and `now`; this module runs them against the store (atomically,
-//! through `Store::update_flow`) and sends the mail each step needs through the queue
+//! functions of a record and `now`, and a stored flow changes only by one of its named
+//! [`Transition`]s, which the store applies atomically (`Store::transition_flow`); this
+//! module decides which transition each step is and sends the mail each step needs through the queue
 //! (`enqueue`, with the flow's id, and a lifetime equal to what the mail carries: a link
 //! mail lives as long as its link, a code mail as long as its code).
 //!
@@ -12,16 +13,16 @@
 //! `/reset` ([`Supersede::WhenUsed`]): a stranger can ask for one, so it takes over only
 //! when its button is pressed, and the person's open form keeps working meanwhile.
 //!
-//! Every change goes through [`change`], which writes the application's `flow.*` event
-//! when the state moves (before the caller's flush, so the event is durable with the
-//! change); [`expire_due`] makes lapsed flows `expired` so that they too are told.
+//! The store writes the application's `flow.*` event that a transition calls for in
+//! the same unit as the change (before the caller's flush, so the event is durable with
+//! it); [`expire_due`] makes lapsed flows `expired` so that they too are told.
 //!
 //! Secrets ([`secret`]) are never stored, logged, or put in an event: only digests.
 //! Passwords ([`password`]) are checked and hashed off the async threads.
 
-pub mod machine;
 pub mod mail;
 pub mod password;
+pub use crate::domain::transition as machine;
 pub use crate::secrets as secret;
 
 use std::sync::Arc;
@@ -29,17 +30,27 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Config;
 use crate::domain::{
-    AccountRecord, Address, EventData, EventType, FlowKind, FlowNote, FlowRecord, FlowState,
-    MessageStatus, format_time_ms,
+    AccountRecord, Address, FlowKind, FlowNote, FlowRecord, FlowState, MessageStatus,
+    format_time_ms,
 };
+use crate::queue::Queue;
 use crate::queue::{EnqueueError, FinishedListener, MessageFinished, Outgoing, enqueue};
-use crate::services::Services;
 use crate::store::{LimitKey, Rule, Take};
-use crate::store::{Store, StoreError, Tells};
+use crate::store::{Store, StoreError};
 
-pub use machine::{ButtonRefusal, CodeOutcome};
+pub use machine::{ButtonRefusal, CodeOutcome, Outcome, Transition};
 pub use password::{HashError, Hasher, Problem, Verdict};
+
+/// What the flows touch, and only that: the store, the queue their mail goes through,
+/// and the configuration their links and mails are made from. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Flows {
+    pub store: Store,
+    pub queue: Queue,
+    pub config: Arc<Config>,
+}
 
 /// Why a flow operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -112,28 +123,35 @@ pub enum Supersede {
 
 /// Starts a flow: a new link, its mail queued, and any open flow of the address
 /// superseded. Returns once the flow and its mail are on disk.
-pub async fn start(services: &Services, req: StartFlow, now: u64) -> Result<Started, FlowError> {
-    start_with(services, req, Supersede::Now, now).await
+pub async fn start(flows: &Flows, req: StartFlow, now: u64) -> Result<Started, FlowError> {
+    start_with(flows, req, Supersede::Now, now).await
 }
 
 /// Makes `flow` the address's current flow, superseding the open one it replaces. Not
 /// durable until the caller flushes.
-async fn make_current(services: &Services, flow: &FlowRecord, now: u64) -> Result<(), FlowError> {
-    let store = &services.store;
+async fn make_current(flows: &Flows, flow: &FlowRecord, now: u64) -> Result<(), FlowError> {
+    let store = &flows.store;
     let address = flow.address.to_string();
     if store.current_flow_id(&address).await?.as_deref() == Some(flow.id.as_str()) {
         return Ok(());
     }
     if let Some(old) = store.swap_current_flow(&address, &flow.id).await?
         && old != flow.id
-        && let Some((old_flow, true)) =
-            change(store, &old, now, |f| machine::supersede(f, now, &flow.id)).await?
+        && let Some((old_flow, Outcome::Changed(true))) = change(
+            store,
+            &old,
+            now,
+            Transition::Supersede {
+                by: flow.id.clone(),
+            },
+        )
+        .await?
     {
         // Its link no longer works: a link mail still waiting to go would only
         // confuse the person, so it is cancelled (already sent mail stays sent).
         for id in &old_flow.message_ids {
             let why = format!("superseded by a newer link (flow {})", flow.id);
-            let _ = crate::queue::control::cancel_because(&services.queue, id, &why).await;
+            let _ = crate::queue::control::cancel_because(&flows.queue, id, &why).await;
         }
     }
     Ok(())
@@ -141,12 +159,12 @@ async fn make_current(services: &Services, flow: &FlowRecord, now: u64) -> Resul
 
 /// [`start`], choosing when the address's open flow is superseded.
 pub async fn start_with(
-    services: &Services,
+    flows: &Flows,
     req: StartFlow,
     supersede: Supersede,
     now: u64,
 ) -> Result<Started, FlowError> {
-    let store = &services.store;
+    let store = &flows.store;
     let address_text = req.address.to_string();
     let account = store.account(&address_text).await?;
     let previous = match store.current_flow_id(&address_text).await? {
@@ -159,7 +177,7 @@ pub async fn start_with(
         .clone()
         .or_else(|| account.as_ref().map(|a| a.locale.clone()))
         .or_else(|| previous.as_ref().map(|f| f.locale.clone()))
-        .unwrap_or_else(|| services.config.flows.default_locale.clone());
+        .unwrap_or_else(|| flows.config.flows.default_locale.clone());
     if !crate::compose::templates::LOCALES.contains(&locale.as_str()) {
         return Err(FlowError::Locale(locale));
     }
@@ -206,20 +224,20 @@ pub async fn start_with(
             req.address.clone(),
             locale,
             now,
-            send_at + services.config.flows.link_lifetime.as_millis() as u64,
+            send_at + flows.config.flows.link_lifetime.as_millis() as u64,
         )
     };
     let detail = (send_at > now).then(|| format!("mail scheduled for {}", format_time_ms(send_at)));
     machine::note(&mut flow, now, "issued", detail);
     store.insert_flow(&flow, &link_hash).await?;
     let done = enqueue(
-        &services.queue,
+        &flows.queue,
         Outgoing {
             to: flow.address.clone(),
             to_name: flow.name.clone(),
             template: flow.kind.link_template().into(),
             locale: flow.locale.clone(),
-            vars: mail::link_vars(&services.config, &flow, &token),
+            vars: mail::link_vars(&flows.config, &flow, &token),
             lifetime: Some(Duration::from_millis(flow.expires_ms - now)),
             flow_id: Some(flow.id.clone()),
             not_before_ms: (send_at > now).then_some(send_at),
@@ -227,9 +245,14 @@ pub async fn start_with(
     )
     .await?;
     let message_id = done.message_id.to_string();
-    change(store, &flow.id, now, |f| {
-        f.message_ids.push(message_id.clone())
-    })
+    change(
+        store,
+        &flow.id,
+        now,
+        Transition::AddMessage {
+            message_id: message_id.clone(),
+        },
+    )
     .await?;
     // A flow in progress elsewhere is left alone until this link is used; with none,
     // this one is current at once.
@@ -237,7 +260,7 @@ pub async fn start_with(
         .as_ref()
         .is_some_and(|p| machine::effective_state(p, now).is_open());
     if supersede == Supersede::Now || !in_progress {
-        make_current(services, &flow, now).await?;
+        make_current(flows, &flow, now).await?;
     }
     store.flush().await?;
     tracing::info!(flow_id = %flow.id, kind = flow.kind.as_str(), msg_id = %message_id, "flow started");
@@ -248,70 +271,16 @@ pub async fn start_with(
     })
 }
 
-/// The application's event when a flow moves from `before` to `after`. `opened` is told
-/// once, at the first press of the button (a person, not a link scanner: scanners fetch
-/// links but do not press buttons), not at each new code.
-fn transition_event(before: FlowState, after: FlowState) -> Option<EventType> {
-    if before == after {
-        return None;
-    }
-    match after {
-        FlowState::Mailed => Some(EventType::FlowMailed),
-        FlowState::Opened if matches!(before, FlowState::Issued | FlowState::Mailed) => {
-            Some(EventType::FlowOpened)
-        }
-        FlowState::Completed => Some(EventType::FlowCompleted),
-        FlowState::Undeliverable => Some(EventType::FlowUndeliverable),
-        FlowState::Expired => Some(EventType::FlowExpired),
-        FlowState::Locked => Some(EventType::FlowLocked),
-        FlowState::Superseded => Some(EventType::FlowSuperseded),
-        _ => None,
-    }
-}
-
-/// Applies `change` to a flow atomically (see `Store::update_flow`), with the event its
-/// state change calls for written in the same unit. Not durable until the caller
-/// flushes.
-pub async fn change<T: Send>(
+/// Applies a named transition to a flow atomically, with the event its state change
+/// calls for written in the same unit (`Store::transition_flow`). Not durable until the
+/// caller flushes.
+async fn change(
     store: &Store,
     id: &str,
     now: u64,
-    mut change: impl FnMut(&mut FlowRecord) -> T + Send,
-) -> Result<Option<(FlowRecord, T)>, StoreError> {
-    store
-        .update_flow_telling(id, |f| {
-            let before = f.state;
-            let out = change(f);
-            (out, tells(before, f, now))
-        })
-        .await
-}
-
-/// What a flow's move from `before` to its present state tells: its event, and a count
-/// of completed flows (kept as they complete, so /metrics reads one counter, not every
-/// flow).
-fn tells(before: FlowState, flow: &FlowRecord, now: u64) -> Tells {
-    let event = transition_event(before, flow.state).map(|kind| {
-        let data = EventData {
-            reason: match flow.state {
-                FlowState::Undeliverable => flow.undeliverable_reason.clone(),
-                FlowState::Locked => Some("too many wrong codes".into()),
-                FlowState::Expired => Some("the link's lifetime ended".into()),
-                _ => None,
-            },
-            superseded_by: flow.superseded_by.clone(),
-            ..EventData::of_flow(flow)
-        };
-        Store::new_event(kind, data, now)
-    });
-    let completed = before != FlowState::Completed && flow.state == FlowState::Completed;
-    Tells {
-        event,
-        counts: completed
-            .then(|| ("flows", "completed".to_string()))
-            .into_iter()
-            .collect(),
-    }
+    transition: Transition,
+) -> Result<Option<(FlowRecord, Outcome)>, StoreError> {
+    store.transition_flow(id, &transition, now).await
 }
 
 /// Makes every open flow whose link lifetime has ended `expired` (each with its
@@ -327,8 +296,8 @@ pub async fn expire_due(store: &Store, now: u64) -> Result<usize, StoreError> {
     let mut n = 0;
     for flow in store.list_flows(None, &open, usize::MAX).await? {
         if flow.expires_ms <= now
-            && let Some((_, true)) =
-                change(store, &flow.id, now, |f| machine::expire(f, now)).await?
+            && let Some((_, Outcome::Changed(true))) =
+                change(store, &flow.id, now, Transition::Expire).await?
         {
             n += 1;
         }
@@ -360,23 +329,27 @@ async fn follow_message(store: &Store, finished: &MessageFinished) -> Option<Str
     }
     let now = finished.at_ms;
     let result = match (&finished.failure, record.status) {
-        (None, MessageStatus::Delivered) => change(store, flow_id, now, |f| {
-            machine::message_delivered(f, now, &record.template)
-        })
-        .await
-        .map(|_| None),
-        (Some(reason), _) => change(store, flow_id, now, |f| {
-            machine::mark_undeliverable(f, now, reason)
-        })
-        .await
-        .map(|changed| match changed {
-            Some((_, true)) => {
-                tracing::warn!(flow_id, reason = %reason, "flow undeliverable");
-                Some(format!("flow {flow_id} marked undeliverable"))
-            }
-            Some((_, false)) => Some(format!("flow {flow_id} was already closed: unchanged")),
-            None => None,
-        }),
+        (None, MessageStatus::Delivered) => {
+            let delivered = Transition::MessageDelivered {
+                template: record.template.clone(),
+            };
+            change(store, flow_id, now, delivered).await.map(|_| None)
+        }
+        (Some(reason), _) => {
+            let undeliverable = Transition::MarkUndeliverable {
+                reason: reason.clone(),
+            };
+            change(store, flow_id, now, undeliverable)
+                .await
+                .map(|changed| match changed.map(|(_, o)| o.changed()) {
+                    Some(true) => {
+                        tracing::warn!(flow_id, reason = %reason, "flow undeliverable");
+                        Some(format!("flow {flow_id} marked undeliverable"))
+                    }
+                    Some(false) => Some(format!("flow {flow_id} was already closed: unchanged")),
+                    None => None,
+                })
+        }
         _ => Ok(None),
     };
     result.unwrap_or_else(|e| {
@@ -386,12 +359,12 @@ async fn follow_message(store: &Store, finished: &MessageFinished) -> Option<Str
 }
 
 /// The flow a link token belongs to; `None` for anything that is not a live token.
-pub async fn find(services: &Services, token: &str) -> Result<Option<FlowRecord>, FlowError> {
+pub async fn find(flows: &Flows, token: &str) -> Result<Option<FlowRecord>, FlowError> {
     if !secret::looks_like_token(token) {
         return Ok(None);
     }
     let digest = secret::digest(token);
-    let flow = services.store.flow_by_link_hash(&digest).await?;
+    let flow = flows.store.flow_by_link_hash(&digest).await?;
     Ok(flow.filter(|f| secret::same(&f.link_hash, &hex::encode(digest))))
 }
 
@@ -399,7 +372,7 @@ pub async fn find(services: &Services, token: &str) -> Result<Option<FlowRecord>
 /// Once the flow holds as many visit notes as it keeps, nothing is written at all, so a
 /// link fetched over and over costs a read, not a store write.
 pub async fn note_visit(
-    services: &Services,
+    flows: &Flows,
     flow: &FlowRecord,
     method: &str,
     now: u64,
@@ -407,10 +380,10 @@ pub async fn note_visit(
     if machine::notes_full(flow, "link_visited") {
         return Ok(());
     }
-    change(&services.store, &flow.id, now, |f| {
-        machine::note(f, now, "link_visited", Some(method.to_string()))
-    })
-    .await?;
+    let visit = Transition::NoteVisit {
+        method: method.to_string(),
+    };
+    change(&flows.store, &flow.id, now, visit).await?;
     Ok(())
 }
 
@@ -437,14 +410,14 @@ pub const CODES_PER_FLOW: Rule = Rule {
 /// use of a link requested anonymously makes it the address's current flow
 /// ([`Supersede::WhenUsed`]).
 pub async fn press_button(
-    services: &Services,
+    flows: &Flows,
     flow_id: &str,
     held: Option<&str>,
     now: u64,
 ) -> Result<Button, FlowError> {
     let code = secret::new_code();
     let binding = secret::new_binding();
-    let cfg = &services.config.flows;
+    let cfg = &flows.config.flows;
     let new = machine::NewCode {
         hash: secret::code_digest_hex(flow_id, &code),
         binding_hash: secret::digest_hex(&binding),
@@ -453,48 +426,48 @@ pub async fn press_button(
         resend_interval_ms: cfg.code_resend_interval.as_millis() as u64,
     };
     let cap = LimitKey::new("code-flow", &[flow_id]);
-    if let Take::Refused { until_ms } = services.store.limit_take(&cap, CODES_PER_FLOW, now).await?
-    {
+    if let Take::Refused { until_ms } = flows.store.limit_take(&cap, CODES_PER_FLOW, now).await? {
         return Ok(Button::Refused(ButtonRefusal::TooSoon {
             wait_s: until_ms.saturating_sub(now).div_ceil(1000),
         }));
     }
-    let (flow, result) = change(&services.store, flow_id, now, |f| {
-        machine::press_button(f, now, new.clone())
-    })
-    .await?
-    .ok_or_else(|| FlowError::NotFound(flow_id.to_string()))?;
+    let (flow, outcome) = change(&flows.store, flow_id, now, Transition::PressButton(new))
+        .await?
+        .ok_or_else(|| FlowError::NotFound(flow_id.to_string()))?;
+    let Outcome::Button(result) = outcome else {
+        unreachable!("the button answers with Outcome::Button, not {outcome:?}")
+    };
     if let Err(refusal) = result {
-        services.store.limit_refund(&cap).await?;
+        flows.store.limit_refund(&cap).await?;
         return Ok(Button::Refused(refusal));
     }
-    make_current(services, &flow, now).await?;
+    make_current(flows, &flow, now).await?;
     let expires_ms = flow.code.as_ref().map(|c| c.expires_ms).unwrap_or(now);
     let done = enqueue(
-        &services.queue,
+        &flows.queue,
         Outgoing {
             to: flow.address.clone(),
             to_name: flow.name.clone(),
             template: "code".into(),
             locale: flow.locale.clone(),
-            vars: mail::code_vars(&services.config, &flow, &code, now, expires_ms),
+            vars: mail::code_vars(&flows.config, &flow, &code, now, expires_ms),
             lifetime: Some(Duration::from_millis(expires_ms.saturating_sub(now))),
             flow_id: Some(flow.id.clone()),
             not_before_ms: None,
         },
     )
     .await?;
-    change(&services.store, flow_id, now, |f| {
-        f.message_ids.push(done.message_id.to_string())
-    })
-    .await?;
-    services.store.flush().await?;
+    let added = Transition::AddMessage {
+        message_id: done.message_id.to_string(),
+    };
+    change(&flows.store, flow_id, now, added).await?;
+    flows.store.flush().await?;
     Ok(Button::Mailed { binding })
 }
 
 /// Counts and decides one code try; durable before it returns.
 pub async fn submit_code(
-    services: &Services,
+    flows: &Flows,
     flow_id: &str,
     typed: &str,
     binding: Option<&str>,
@@ -502,12 +475,17 @@ pub async fn submit_code(
 ) -> Result<CodeOutcome, FlowError> {
     let typed_hash = secret::code_digest_hex(flow_id, &secret::normalise_code(typed));
     let binding_hash = binding.map(secret::digest_hex);
-    let (_, outcome) = change(&services.store, flow_id, now, |f| {
-        machine::submit_code(f, now, &typed_hash, binding_hash.as_deref())
-    })
-    .await?
-    .ok_or_else(|| FlowError::NotFound(flow_id.to_string()))?;
-    services.store.flush().await?;
+    let try_code = Transition::SubmitCode {
+        typed_hash,
+        binding_hash,
+    };
+    let (_, outcome) = change(&flows.store, flow_id, now, try_code)
+        .await?
+        .ok_or_else(|| FlowError::NotFound(flow_id.to_string()))?;
+    flows.store.flush().await?;
+    let Outcome::Code(outcome) = outcome else {
+        unreachable!("a code try answers with Outcome::Code, not {outcome:?}")
+    };
     Ok(outcome)
 }
 
@@ -537,7 +515,7 @@ pub enum SetPassword {
 /// Checks, hashes and stores the new password, completes the flow (using the link up)
 /// and mails a "your password was changed" notice.
 pub async fn set_password(
-    services: &Services,
+    flows: &Flows,
     hasher: &Hasher,
     flow_id: &str,
     password: String,
@@ -545,7 +523,7 @@ pub async fn set_password(
     binding: Option<&str>,
     now: u64,
 ) -> Result<SetPassword, FlowError> {
-    let store = &services.store;
+    let store = &flows.store;
     let flow = store
         .flow(flow_id)
         .await?
@@ -565,12 +543,15 @@ pub async fn set_password(
     }
     let phc = hasher.hash(password).await?;
     let bh = binding.map(secret::digest_hex);
-    let (flow, completed) = change(store, flow_id, now, |f| {
-        machine::complete(f, now, bh.as_deref())
-    })
+    let (flow, outcome) = change(
+        store,
+        flow_id,
+        now,
+        Transition::Complete { binding_hash: bh },
+    )
     .await?
     .ok_or_else(|| FlowError::NotFound(flow_id.to_string()))?;
-    if !completed {
+    if !outcome.changed() {
         return Ok(SetPassword::NotAllowed);
     }
     store
@@ -585,13 +566,13 @@ pub async fn set_password(
     store.flush().await?;
     tracing::info!(flow_id, "flow completed; password set");
     let notice = enqueue(
-        &services.queue,
+        &flows.queue,
         Outgoing {
             to: flow.address.clone(),
             to_name: flow.name.clone(),
             template: "password_changed".into(),
             locale: flow.locale.clone(),
-            vars: mail::changed_vars(&services.config, &flow, now),
+            vars: mail::changed_vars(&flows.config, &flow, now),
             lifetime: None,
             flow_id: Some(flow.id.clone()),
             not_before_ms: None,
@@ -600,10 +581,10 @@ pub async fn set_password(
     .await;
     match notice {
         Ok(done) => {
-            change(store, flow_id, now, |f| {
-                f.message_ids.push(done.message_id.to_string())
-            })
-            .await?;
+            let added = Transition::AddMessage {
+                message_id: done.message_id.to_string(),
+            };
+            change(store, flow_id, now, added).await?;
             store.flush().await?;
         }
         // The password is set; a notice that cannot be queued must not undo that.
@@ -614,8 +595,8 @@ pub async fn set_password(
 
 /// A new link for the address of a flow whose link no longer works (expired, used,
 /// superseded): a reset when the address has an account, else an invitation.
-pub async fn renew(services: &Services, flow: &FlowRecord, now: u64) -> Result<Started, FlowError> {
-    let has_account = services
+pub async fn renew(flows: &Flows, flow: &FlowRecord, now: u64) -> Result<Started, FlowError> {
+    let has_account = flows
         .store
         .account(&flow.address.to_string())
         .await?
@@ -626,7 +607,7 @@ pub async fn renew(services: &Services, flow: &FlowRecord, now: u64) -> Result<S
         FlowKind::Setup
     };
     start(
-        services,
+        flows,
         StartFlow {
             kind,
             address: flow.address.clone(),
@@ -645,15 +626,15 @@ pub async fn renew(services: &Services, flow: &FlowRecord, now: u64) -> Result<S
 /// account, a new invitation when it was invited but never finished, nothing otherwise.
 /// The caller answers the same whatever this finds.
 pub async fn request_link(
-    services: &Services,
+    flows: &Flows,
     address: Address,
     now: u64,
 ) -> Result<Option<Started>, FlowError> {
     let text = address.to_string();
-    let kind = if services.store.account(&text).await?.is_some() {
+    let kind = if flows.store.account(&text).await?.is_some() {
         FlowKind::Reset
-    } else if let Some(id) = services.store.current_flow_id(&text).await?
-        && services.store.flow(&id).await?.is_some()
+    } else if let Some(id) = flows.store.current_flow_id(&text).await?
+        && flows.store.flow(&id).await?.is_some()
     {
         // Invited, never finished (a reset needs an account): invited again.
         FlowKind::Setup
@@ -661,7 +642,7 @@ pub async fn request_link(
         return Ok(None);
     };
     start_with(
-        services,
+        flows,
         StartFlow {
             kind,
             address,
@@ -682,13 +663,13 @@ pub async fn request_link(
 /// work as known ones. A hash made before passwords were normalised is replaced by one
 /// of the normalised form once the password is seen to match it.
 pub async fn verify_credentials(
-    services: &Services,
+    flows: &Flows,
     hasher: &Hasher,
     address: &Address,
     password: String,
 ) -> Result<bool, FlowError> {
     let text = address.to_string();
-    let account = services.store.account(&text).await?;
+    let account = flows.store.account(&text).await?;
     let stored = account.as_ref().map(|a| a.password_hash.clone());
     let verdict = hasher.verify(password.clone(), stored.clone()).await?;
     if verdict == Verdict::Stale
@@ -696,21 +677,15 @@ pub async fn verify_credentials(
     {
         let phc = hasher.hash(password).await?;
         // Only if the hash is still the one checked: a password set meanwhile wins.
-        if services
-            .store
-            .account(&text)
-            .await?
-            .map(|a| a.password_hash)
-            == stored
-        {
-            services
+        if flows.store.account(&text).await?.map(|a| a.password_hash) == stored {
+            flows
                 .store
                 .put_account(&AccountRecord {
                     password_hash: phc,
                     ..account
                 })
                 .await?;
-            services.store.flush().await?;
+            flows.store.flush().await?;
         }
     }
     Ok(verdict.is_right())
@@ -754,6 +729,21 @@ impl FlowView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::EventType;
+
+    /// The event a flow's move from `before` to `after` tells.
+    fn transition_event(before: FlowState, after: FlowState) -> Option<EventType> {
+        let mut flow = FlowRecord::issued(
+            "f".into(),
+            FlowKind::Setup,
+            Address::parse("a@example.jp").unwrap(),
+            "en".into(),
+            0,
+            100,
+        );
+        flow.state = after;
+        machine::told(before, &flow).0.map(|(kind, _)| kind)
+    }
 
     #[test]
     fn opened_is_told_at_the_first_button_press_only() {

@@ -33,6 +33,7 @@ use serde::de::DeserializeOwned;
 use crate::domain::apikey::ApiKeyRecord;
 use crate::domain::audit::AuditEntry;
 use crate::domain::bounce::{BounceRecord, Suppression};
+use crate::domain::transition::{self, Transition};
 use crate::domain::{
     AccountRecord, AddressPattern, Event, EventData, EventRecord, EventType, FlowRecord, FlowState,
     MessageId, MessageRecord, WebhookDelivery,
@@ -208,8 +209,9 @@ pub trait Flows {
     async fn flow_by_link_hash(&self, hash: &[u8; 32]) -> Result<Option<FlowRecord>, StoreError>;
     /// Applies `change` to the stored flow atomically: no concurrent change is lost,
     /// on this node or another. `change` may run more than once; what its last run
-    /// tells is written with the change. `None` when there is no such flow. Callers
-    /// use [`Store::update_flow`].
+    /// tells is written with the change. `None` when there is no such flow. The
+    /// backend's primitive: above the store, a flow changes only by a named transition
+    /// ([`Store::transition_flow`]), which is what passes `change` here.
     async fn change_flow(
         &self,
         id: &str,
@@ -619,8 +621,38 @@ impl Store {
         self.backend.flush(Some(intent)).await
     }
 
-    /// Applies `change` to a flow atomically (see [`Flows::change_flow`]); returns the
-    /// record as written and what `change` returned the last time it ran.
+    /// Applies a named transition to a flow atomically (see [`Flows::change_flow`]),
+    /// with the event and count its state change tells written in the same unit.
+    /// Returns the record as written and the transition's outcome; `None` when there is
+    /// no such flow. Not durable until the caller flushes.
+    pub async fn transition_flow(
+        &self,
+        id: &str,
+        transition: &Transition,
+        now: u64,
+    ) -> Result<Option<(FlowRecord, transition::Outcome)>, StoreError> {
+        let mut out = None;
+        let record = self
+            .backend
+            .change_flow(id, &mut |f: &mut FlowRecord| {
+                let before = f.state;
+                out = Some(transition.apply(f, now));
+                let (event, completed) = transition::told(before, f);
+                Tells {
+                    event: event.map(|(kind, data)| Store::new_event(kind, data, now)),
+                    counts: completed
+                        .then(|| ("flows", "completed".to_string()))
+                        .into_iter()
+                        .collect(),
+                }
+            })
+            .await?;
+        Ok(record.and_then(|r| out.map(|o| (r, o))))
+    }
+
+    /// Applies any `change` to a flow atomically: the backends' own tests of the
+    /// compare-and-swap, which need changes no transition makes.
+    #[cfg(test)]
     pub async fn update_flow<T: Send>(
         &self,
         id: &str,
@@ -630,8 +662,8 @@ impl Store {
             .await
     }
 
-    /// [`Store::update_flow`] for a change that also tells something (an event, a
-    /// count), written with it.
+    /// [`Store::update_flow`] for a change that also tells something.
+    #[cfg(test)]
     pub async fn update_flow_telling<T: Send>(
         &self,
         id: &str,

@@ -1,6 +1,6 @@
 //! Flows, their link tokens, the current flow per address, and accounts, in PostgreSQL.
 //!
-//! Every change to a flow goes through [`Postgres::update_flow`]: a transaction that
+//! Every change to a flow goes through `change_flow`: a transaction that
 //! locks the flow's row (`SELECT … FOR UPDATE`), applies the change and writes it back.
 //! Callers on other connections or other nodes wait for the lock and then see the
 //! newer record, so "count a try" and "use the code up" stay atomic across nodes: of

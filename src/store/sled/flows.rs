@@ -4,7 +4,7 @@
 //! the id of the address's newest flow; in `tokens`, SHA-256(link token) → flow id; in
 //! `accounts`, the address → [`AccountRecord`].
 //!
-//! Every change to a flow goes through [`Store::update_flow`], a compare-and-swap loop:
+//! Every change to a flow goes through `change_flow`, a compare-and-swap loop:
 //! the closure sees the record as stored and its result is written only if nobody wrote
 //! in between, else it runs again on the newer record. That is what makes "count a try"
 //! and "use the code up" atomic: of fifty racing right answers exactly one sees the code

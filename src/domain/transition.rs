@@ -1,10 +1,12 @@
 //! The state machine of a flow, as pure functions of a record and `now`: no I/O, no
 //! clock, so every rule (lifetimes, tries, the daily cap, who may go on) is tested with
-//! values alone. The store applies them atomically (`Store::update_flow`).
+//! values alone. A stored flow changes only by a named [`Transition`], which the store
+//! applies atomically (`Store::transition_flow`) and which says what the change tells
+//! the application ([`told`]). It sits in `domain`, below the store, so that the store's
+//! flow intent can name the transitions rather than take a caller's closure.
 
-use crate::domain::{CodeRecord, FlowNote, FlowRecord, FlowState};
-
-use super::secret;
+use crate::domain::{CodeRecord, EventData, EventType, FlowNote, FlowRecord, FlowState};
+use crate::secrets as secret;
 
 /// Tries per code; the next try is refused even when right.
 pub const CODE_TRIES: u32 = 5;
@@ -251,6 +253,125 @@ pub fn message_delivered(flow: &mut FlowRecord, now: u64, template: &str) {
         }
         _ => {}
     }
+}
+
+/// A named change to a stored flow: the only ways a flow changes once it is stored.
+#[derive(Debug, Clone)]
+pub enum Transition {
+    /// One of the flow's mails was queued: its id joins the flow's messages.
+    AddMessage { message_id: String },
+    /// A receiving server accepted one of the flow's mails ([`message_delivered`]).
+    MessageDelivered { template: String },
+    /// One of the flow's mails will not arrive ([`mark_undeliverable`]).
+    MarkUndeliverable { reason: String },
+    /// A newer flow of the address took over ([`supersede`]).
+    Supersede { by: String },
+    /// The link's lifetime ended ([`expire`]).
+    Expire,
+    /// The link was fetched, by a person or a scanner (`method`: the HTTP method).
+    NoteVisit { method: String },
+    /// The button: a new code ([`press_button`]).
+    PressButton(NewCode),
+    /// A code typed ([`submit_code`]).
+    SubmitCode {
+        typed_hash: String,
+        binding_hash: Option<String>,
+    },
+    /// The password was set ([`complete`]).
+    Complete { binding_hash: Option<String> },
+}
+
+/// What a [`Transition`] did; each transition answers with its own kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Whether the flow changed (every transition but the button and a code try).
+    Changed(bool),
+    /// The button's answer.
+    Button(Result<(), ButtonRefusal>),
+    /// A code try's answer.
+    Code(CodeOutcome),
+}
+
+impl Outcome {
+    /// True when the transition changed the flow's state or data as asked.
+    pub fn changed(self) -> bool {
+        match self {
+            Outcome::Changed(changed) => changed,
+            Outcome::Button(result) => result.is_ok(),
+            Outcome::Code(outcome) => outcome == CodeOutcome::Verified,
+        }
+    }
+}
+
+impl Transition {
+    /// Applies the transition to `flow` as of `now`.
+    pub fn apply(&self, flow: &mut FlowRecord, now: u64) -> Outcome {
+        match self {
+            Transition::AddMessage { message_id } => {
+                flow.message_ids.push(message_id.clone());
+                Outcome::Changed(true)
+            }
+            Transition::MessageDelivered { template } => {
+                let before = flow.state;
+                message_delivered(flow, now, template);
+                Outcome::Changed(flow.state != before)
+            }
+            Transition::MarkUndeliverable { reason } => {
+                Outcome::Changed(mark_undeliverable(flow, now, reason))
+            }
+            Transition::Supersede { by } => Outcome::Changed(supersede(flow, now, by)),
+            Transition::Expire => Outcome::Changed(expire(flow, now)),
+            Transition::NoteVisit { method } => {
+                let full = notes_full(flow, "link_visited");
+                note(flow, now, "link_visited", Some(method.clone()));
+                Outcome::Changed(!full)
+            }
+            Transition::PressButton(new) => Outcome::Button(press_button(flow, now, new.clone())),
+            Transition::SubmitCode {
+                typed_hash,
+                binding_hash,
+            } => Outcome::Code(submit_code(flow, now, typed_hash, binding_hash.as_deref())),
+            Transition::Complete { binding_hash } => {
+                Outcome::Changed(complete(flow, now, binding_hash.as_deref()))
+            }
+        }
+    }
+}
+
+/// What a flow's move from `before` to its present state tells the application: the
+/// event (with the reason in mailgate's words) and whether the flow just completed (so
+/// a counter counts completions as they happen). `opened` is told once, at the first
+/// press of the button (a person, not a link scanner: scanners fetch links but do not
+/// press buttons), not at each new code.
+pub fn told(before: FlowState, flow: &FlowRecord) -> (Option<(EventType, EventData)>, bool) {
+    let kind = match flow.state {
+        after if after == before => None,
+        FlowState::Mailed => Some(EventType::FlowMailed),
+        FlowState::Opened if matches!(before, FlowState::Issued | FlowState::Mailed) => {
+            Some(EventType::FlowOpened)
+        }
+        FlowState::Completed => Some(EventType::FlowCompleted),
+        FlowState::Undeliverable => Some(EventType::FlowUndeliverable),
+        FlowState::Expired => Some(EventType::FlowExpired),
+        FlowState::Locked => Some(EventType::FlowLocked),
+        FlowState::Superseded => Some(EventType::FlowSuperseded),
+        _ => None,
+    };
+    let event = kind.map(|kind| {
+        let data = EventData {
+            reason: match flow.state {
+                FlowState::Undeliverable => flow.undeliverable_reason.clone(),
+                FlowState::Locked => Some("too many wrong codes".into()),
+                FlowState::Expired => Some("the link's lifetime ended".into()),
+                _ => None,
+            },
+            superseded_by: flow.superseded_by.clone(),
+            ..EventData::of_flow(flow)
+        };
+        (kind, data)
+    });
+    let completed = before != FlowState::Completed && flow.state == FlowState::Completed;
+    (event, completed)
 }
 
 #[cfg(test)]
