@@ -295,8 +295,13 @@ async fn dialogue(
                         .await?;
                     }
                     Some(raw) => {
-                        match crate::intake::take(services, &raw, BounceSource::Listener, &rcpts)
-                            .await
+                        match crate::intake::take(
+                            &services.intake,
+                            &raw,
+                            BounceSource::Listener,
+                            &rcpts,
+                        )
+                        .await
                         {
                             Ok(_) => reply(w, "250 2.0.0 Ok: bounce recorded").await?,
                             Err(e) => {

@@ -18,8 +18,22 @@ use crate::domain::bounce::{
     ADDRESS_REASONS, BounceRecord, BounceSource, SENDER_REASONS, Suppression,
 };
 use crate::domain::{Event, EventData, EventType, MessageId, MessageRecord, Step, now_ms};
-use crate::services::Services;
+use crate::queue::Lifecycle;
 use crate::store::{Store, StoreError};
+use crate::verp::VerpKey;
+
+/// What intake touches, and only that: the store, the queue's owner of message status,
+/// and the VERP key and names that tie a report to a message of ours. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Intake {
+    pub store: Store,
+    pub lifecycle: Lifecycle,
+    pub verp: VerpKey,
+    /// `sender.bounce_domain`: the domain of our VERP return paths.
+    pub bounce_domain: String,
+    /// `sender.hostname`: the host part of our Message-IDs.
+    pub hostname: String,
+}
 
 /// Input that is not a mail message at all (empty, binary, no header block).
 #[derive(Debug, thiserror::Error)]
@@ -50,12 +64,12 @@ pub struct IntakeResult {
 /// Finds the message a report is about. `verified` are ids whose VERP MAC the caller
 /// already checked (the listener's RCPT TO).
 async fn correlate(
-    services: &Services,
+    intake: &Intake,
     report: &BounceReport,
     verified: &[MessageId],
 ) -> Result<(Option<MessageRecord>, bool), StoreError> {
-    let store = &services.store;
-    let domain = &services.config.sender.bounce_domain;
+    let store = &intake.store;
+    let domain = &intake.bounce_domain;
     let authenticated = verified
         .iter()
         .copied()
@@ -63,14 +77,14 @@ async fn correlate(
             report
                 .envelope_to
                 .iter()
-                .filter_map(|a| services.verp.verify(a, domain)),
+                .filter_map(|a| intake.verp.verify(a, domain)),
         )
         .next();
     if let Some(id) = authenticated {
         return Ok((store.message(&id).await?, true));
     }
     // Unauthenticated: the returned Message-ID under our host name, or our ENVID.
-    let host = &services.config.sender.hostname;
+    let host = &intake.hostname;
     let by_header = report.original_message_id.as_deref().and_then(|m| {
         let m = m.trim_matches(['<', '>']);
         let (_, h) = m.rsplit_once('@')?;
@@ -92,14 +106,14 @@ async fn correlate(
 
 /// Takes one raw report through parsing, correlation, effects and recording.
 pub async fn take(
-    services: &Services,
+    intake: &Intake,
     raw: &[u8],
     source: BounceSource,
     verified: &[MessageId],
 ) -> Result<IntakeResult, StoreError> {
     let report = crate::bounce::parse(raw);
     let now = now_ms();
-    let (mut message, authenticated) = correlate(services, &report, verified).await?;
+    let (mut message, authenticated) = correlate(intake, &report, verified).await?;
     let kind = report.kind.map(|k| format!("{k:?}").to_lowercase());
     let mut all_effects = Vec::new();
     let recipients: Vec<Option<&RecipientResult>> = if report.recipients.is_empty() {
@@ -136,7 +150,7 @@ pub async fn take(
         let mut told = None;
         match (&mut message, r) {
             (Some(m), Some(r)) if report.bounce && same_recipient(m, r, report.recipients.len()) => {
-                record.effects = apply(services, m, r, &record, now).await?;
+                record.effects = apply(intake, m, r, &record, now).await?;
                 if record.address.is_none() {
                     record.address = Some(m.to.to_string());
                 }
@@ -157,9 +171,9 @@ pub async fn take(
                 .push("could not be tied to a message of ours (no valid VERP MAC, unknown Message-ID): recorded only".into()),
         }
         all_effects.extend(record.effects.iter().cloned());
-        services.store.insert_bounce(&record, told).await?;
+        intake.store.insert_bounce(&record, told).await?;
     }
-    services.store.flush().await?;
+    intake.store.flush().await?;
     tracing::info!(
         kind = kind.as_deref().unwrap_or("none"),
         authenticated,
@@ -187,13 +201,13 @@ fn same_recipient(m: &MessageRecord, r: &RecipientResult, count: usize) -> bool 
 
 /// The effects of one recipient's result on its message.
 async fn apply(
-    services: &Services,
+    intake: &Intake,
     m: &mut MessageRecord,
     r: &RecipientResult,
     record: &BounceRecord,
     now: u64,
 ) -> Result<Vec<String>, StoreError> {
-    let store = &services.store;
+    let store = &intake.store;
     let mut effects = Vec::new();
     let mut event = Event::new(Step::Bounced, now);
     event.enhanced_status = r.status.clone();
@@ -212,7 +226,7 @@ async fn apply(
             "{} reported a delay ({reason}); mail may still arrive",
             r.remote_mta.as_deref().unwrap_or("a remote server")
         ));
-        services.queue.lifecycle.note_delay(m, event).await?;
+        intake.lifecycle.note_delay(m, event).await?;
         effects.push("delay noted in the timeline".into());
         return Ok(effects);
     }
@@ -223,7 +237,7 @@ async fn apply(
     }
     event.detail = Some(format!("bounced permanently: {reason} ({auth})"));
     let reply = r.diagnostic.clone().or_else(|| Some(reason.clone()));
-    let changed = services.queue.lifecycle.bounce(m, reply, event).await?;
+    let changed = intake.lifecycle.bounce(m, reply, event).await?;
     effects.push(format!("message {} marked bounced", m.id));
     effects.extend(changed);
     if ADDRESS_REASONS.contains(&reason.as_str()) {

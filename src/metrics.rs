@@ -17,8 +17,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::services::Services;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 11] = [
@@ -84,8 +83,8 @@ pub async fn track(request: Request, next: Next) -> Response {
 
 /// Flows completed (the password set), from the counter kept as flows complete;
 /// `None` when the store cannot say.
-pub async fn flow_completions(services: &Services) -> Option<u64> {
-    let counters = services.store.counters("flows").await.ok()?;
+pub async fn flow_completions(store: &Store) -> Option<u64> {
+    let counters = store.counters("flows").await.ok()?;
     Some(
         counters
             .into_iter()
@@ -95,10 +94,10 @@ pub async fn flow_completions(services: &Services) -> Option<u64> {
 }
 
 /// The whole exposition text.
-pub async fn render(services: &Services) -> Result<String, StoreError> {
+pub async fn render(store: &Store) -> Result<String, StoreError> {
     let mut out = String::new();
     // Gauges from the queue's index: the cost follows the queue, not the history.
-    let statuses = services.store.open_status_counts().await?;
+    let statuses = store.open_status_counts().await?;
     let get = |s: &str| statuses.get(s).copied().unwrap_or(0);
 
     out.push_str("# HELP mailgate_queue_depth Messages waiting in the queue, by state.\n");
@@ -116,12 +115,8 @@ pub async fn render(services: &Services) -> Result<String, StoreError> {
     );
     out.push_str("# TYPE mailgate_deliveries_total counter\n");
     // Monotonic counters kept by the lifecycle as messages finish, not recounted here.
-    let finished: std::collections::BTreeMap<String, u64> = services
-        .store
-        .counters("deliveries")
-        .await?
-        .into_iter()
-        .collect();
+    let finished: std::collections::BTreeMap<String, u64> =
+        store.counters("deliveries").await?.into_iter().collect();
     for outcome in [
         "delivered",
         "failed",
@@ -139,7 +134,7 @@ pub async fn render(services: &Services) -> Result<String, StoreError> {
 
     out.push_str("# HELP mailgate_bounces_total Bounces recorded, by reason.\n");
     out.push_str("# TYPE mailgate_bounces_total counter\n");
-    for (reason, n) in services.store.counters("bounces").await? {
+    for (reason, n) in store.counters("bounces").await? {
         let _ = writeln!(
             out,
             "mailgate_bounces_total{{reason=\"{}\"}} {n}",
@@ -147,7 +142,7 @@ pub async fn render(services: &Services) -> Result<String, StoreError> {
         );
     }
 
-    if let Some(n) = flow_completions(services).await {
+    if let Some(n) = flow_completions(store).await {
         out.push_str("# HELP mailgate_flow_completions_total Setup and reset flows completed.\n");
         out.push_str("# TYPE mailgate_flow_completions_total counter\n");
         let _ = writeln!(out, "mailgate_flow_completions_total {n}");
@@ -191,8 +186,8 @@ fn label_value(s: &str) -> String {
 
 /// `GET /metrics`. The gauges come from the queue's index and the counters are kept
 /// as things happen, so a scrape reads little.
-pub async fn handler(State(services): State<Services>) -> Response {
-    let rendered = render(&services).await;
+pub async fn handler(State(store): State<Store>) -> Response {
+    let rendered = render(&store).await;
     match rendered {
         Ok(text) => (
             [(

@@ -1,7 +1,9 @@
-//! The handles every entry point shares: configuration, store, composer, VERP key and
-//! the queue. Built once by `app` (for `serve`) or by the command line
-//! (when no server runs), so the HTTP API, the control socket and a direct CLI call all
-//! run the same code against the same state.
+//! The handles every entry point shares: configuration, store, composer, VERP key, and
+//! the layer handles built from them (the queue, the flows, bounce intake), each of
+//! which holds only what its layer touches. Built once by `app` (for `serve`) or by the
+//! command line (when no server runs), so the HTTP API, the control socket and a direct
+//! CLI call all run the same code against the same state. Only the entry points (web,
+//! control, inbound, app, cli) hold the whole bag; the layers below take their handle.
 
 use std::sync::Arc;
 
@@ -11,6 +13,8 @@ use rand::RngCore;
 use crate::compose::{ComposeSettings, Composer};
 use crate::config::{Config, StoreBackend};
 use crate::dkim::{Algorithm, DkimKeyConfig, Signers};
+use crate::flow::Flows;
+use crate::intake::Intake;
 use crate::queue::Queue;
 use crate::store::Store;
 use crate::store::postgres::Postgres;
@@ -29,6 +33,17 @@ pub struct Services {
     pub dkim_keys: Arc<Vec<DkimKeyConfig>>,
     /// The outgoing queue: enqueue, the controls, and the owner of message status.
     pub queue: Queue,
+    /// Setup and reset flows.
+    pub flows: Flows,
+    /// Bounce intake, whichever door a report comes through.
+    pub intake: Intake,
+}
+
+/// The store alone, for handlers that read nothing else (`/metrics`).
+impl axum::extract::FromRef<Services> for Store {
+    fn from_ref(services: &Services) -> Store {
+        services.store.clone()
+    }
 }
 
 impl Services {
@@ -54,6 +69,18 @@ impl Services {
             signers.clone(),
             verp.clone(),
         );
+        let flows = Flows {
+            store: store.clone(),
+            queue: queue.clone(),
+            config: config.clone(),
+        };
+        let intake = Intake {
+            store: store.clone(),
+            lifecycle: queue.lifecycle.clone(),
+            verp: verp.clone(),
+            bounce_domain: config.sender.bounce_domain.clone(),
+            hostname: config.sender.hostname.clone(),
+        };
         Ok(Services {
             config,
             store,
@@ -62,6 +89,8 @@ impl Services {
             signers,
             dkim_keys: Arc::new(dkim_keys),
             queue,
+            flows,
+            intake,
         })
     }
 }

@@ -5,8 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Address, Event, MessageId, MessageRecord};
-use crate::services::Services;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 
 /// One message and its timeline.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,10 +57,10 @@ pub struct LogView {
 
 /// Reads one message's view.
 pub async fn message_view(
-    services: &Services,
+    store: &Store,
     id: &MessageId,
 ) -> Result<Option<MessageView>, StoreError> {
-    let Some(record) = services.store.message(id).await? else {
+    let Some(record) = store.message(id).await? else {
         return Ok(None);
     };
     Ok(Some(MessageView::new(record)))
@@ -91,13 +90,13 @@ pub fn normalise_query(query: &str) -> String {
 /// Looks up an address (every message to it, via the index) or a message id (the
 /// 32-hex id or the Message-ID header value, with or without `<>`). The query is
 /// normalised first ([`normalise_query`]).
-pub async fn lookup(services: &Services, query: &str) -> Result<LogView, LookupError> {
+pub async fn lookup(store: &Store, query: &str) -> Result<LogView, LookupError> {
     let normalised = normalise_query(query);
     let q = without_header_name(&normalised);
     if let Some(id) = MessageId::parse(q)
         .filter(|_| !q.contains('@') || q.starts_with('<') || looks_like_header_id(q))
     {
-        let messages = message_view(services, &id).await?.into_iter().collect();
+        let messages = message_view(store, &id).await?.into_iter().collect();
         return Ok(LogView {
             query: id.to_string(),
             messages,
@@ -107,13 +106,10 @@ pub async fn lookup(services: &Services, query: &str) -> Result<LogView, LookupE
         query: q.to_string(),
         reason,
     })?;
-    let ids = services
-        .store
-        .messages_for_address(&address.to_string())
-        .await?;
+    let ids = store.messages_for_address(&address.to_string()).await?;
     let mut messages = Vec::with_capacity(ids.len());
     for id in ids {
-        if let Some(v) = message_view(services, &id).await? {
+        if let Some(v) = message_view(store, &id).await? {
             messages.push(v);
         }
     }

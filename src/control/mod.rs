@@ -222,7 +222,9 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Com
                 .map(Value::String)
                 .map_err(CommandError::from)
         }
-        Request::Log { query } => to_value(&crate::timeline::lookup(services, &query).await?),
+        Request::Log { query } => {
+            to_value(&crate::timeline::lookup(&services.store, &query).await?)
+        }
         Request::ApiKeyCreate { name } => {
             if name.trim().is_empty() {
                 return Err(CommandError::ApiKeyNeedsName);
@@ -239,7 +241,7 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Com
                 source,
             })?;
             let result = crate::intake::take(
-                services,
+                &services.intake,
                 &raw,
                 crate::domain::bounce::BounceSource::Ingest,
                 &[],
@@ -491,7 +493,7 @@ async fn start_flow(
     services: &Services,
     request: crate::flow::StartFlow,
 ) -> Result<Value, CommandError> {
-    let started = crate::flow::start(services, request, crate::domain::now_ms()).await?;
+    let started = crate::flow::start(&services.flows, request, crate::domain::now_ms()).await?;
     to_value(&started)
 }
 

@@ -367,7 +367,7 @@ pub async fn get_message(
 ) -> Result<impl IntoResponse, ApiError> {
     let mid = MessageId::parse(&id)
         .ok_or_else(|| ApiError::bad_request(format!("{id:?} is not a message id")))?;
-    match crate::timeline::message_view(&services, &mid)
+    match crate::timeline::message_view(&services.store, &mid)
         .await
         .map_err(ApiError::internal)?
     {
@@ -453,7 +453,7 @@ pub async fn get_log(
 ) -> Result<impl IntoResponse, ApiError> {
     let Query(q) = query?;
     use crate::timeline::LookupError;
-    match crate::timeline::lookup(&services, &q.address).await {
+    match crate::timeline::lookup(&services.store, &q.address).await {
         Ok(view) => Ok(Json(view)),
         Err(e @ LookupError::NotAQuery { .. }) => Err(ApiError::bad_request(e.to_string())),
         Err(LookupError::Store(e)) => Err(ApiError::internal(e)),
@@ -478,7 +478,7 @@ pub async fn post_bounce(
     crate::intake::refuse_junk(&body)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     let result = crate::intake::take(
-        &services,
+        &services.intake,
         &body,
         crate::domain::bounce::BounceSource::Api,
         &[],

@@ -85,7 +85,7 @@ async fn post_flow(
             .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     }
     let started = flow::start(
-        &web.services,
+        &web.services.flows,
         StartFlow {
             kind: req.kind,
             address,
@@ -217,6 +217,6 @@ async fn verify_credentials(
     let address = Address::parse(&req.address)
         .unwrap_or_else(|_| Address::parse("nobody@invalid.invalid").expect("valid"));
     let valid =
-        flow::verify_credentials(&web.services, &web.hasher, &address, req.password).await?;
+        flow::verify_credentials(&web.services.flows, &web.hasher, &address, req.password).await?;
     Ok(Json(json!({ "valid": valid })))
 }

@@ -284,7 +284,7 @@ async fn start_link(
     operator: &str,
 ) -> Result<String, ResendError> {
     let started = crate::flow::start(
-        services,
+        &services.flows,
         crate::flow::StartFlow {
             kind,
             address: address.clone(),

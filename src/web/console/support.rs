@@ -84,7 +84,7 @@ async fn page(
         data["query"] = json!(pattern.to_string());
         data["matches"] = json!(found);
     } else if !query.is_empty() {
-        match crate::timeline::lookup(services, query).await {
+        match crate::timeline::lookup(&services.store, query).await {
             Err(crate::timeline::LookupError::Store(e)) => return Err(e.into()),
             Err(crate::timeline::LookupError::NotAQuery { query, reason }) => {
                 data["error"] = Value::String(text::not_a_query(lang, &query, &reason))

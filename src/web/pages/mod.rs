@@ -204,7 +204,7 @@ impl FlowWeb {
     /// Looks the token's flow up once, and builds the page context: the language this
     /// browser chose for this flow, else the flow's own.
     async fn token_ctx(&self, headers: &HeaderMap, q: &LangQuery, token: &str) -> (Ctx, Found) {
-        let found = flow::find(&self.services, token).await;
+        let found = flow::find(&self.services.flows, token).await;
         let fallback = match &found {
             Ok(Some(f)) => f.locale.clone(),
             _ => self.services.config.flows.default_locale.clone(),
@@ -487,7 +487,7 @@ async fn landing(
         Ok(f) => f,
         Err(page) => return page,
     };
-    if let Err(e) = flow::note_visit(&web.services, &flow, method.as_str(), now).await {
+    if let Err(e) = flow::note_visit(&web.services.flows, &flow, method.as_str(), now).await {
         tracing::warn!(flow_id = %flow.id, error = %e, "cannot note a link visit");
     }
     let state = machine::effective_state(&flow, now);
@@ -570,7 +570,7 @@ async fn button(
         Err(page) => return page,
     };
     let held = cookies::get(&headers, cookies::BIND);
-    match flow::press_button(&web.services, &flow.id, held.as_deref(), now).await {
+    match flow::press_button(&web.services.flows, &flow.id, held.as_deref(), now).await {
         Ok(Button::Mailed { binding }) => {
             let max_age = web.services.config.flows.link_lifetime.as_secs();
             let mut set = ctx.cookies.clone();
@@ -644,11 +644,18 @@ async fn code_submit(
         Err(page) => return page,
     };
     let binding = cookies::get(&headers, cookies::BIND);
-    let outcome =
-        match flow::submit_code(&web.services, &flow.id, &f.code, binding.as_deref(), now).await {
-            Ok(o) => o,
-            Err(e) => return web.internal(&ctx, &e),
-        };
+    let outcome = match flow::submit_code(
+        &web.services.flows,
+        &flow.id,
+        &f.code,
+        binding.as_deref(),
+        now,
+    )
+    .await
+    {
+        Ok(o) => o,
+        Err(e) => return web.internal(&ctx, &e),
+    };
     let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
     match outcome {
         CodeOutcome::Verified => see_other(format!("/v/{token}/password"), ctx.cookies),
@@ -733,7 +740,7 @@ async fn password_submit(
     };
     let binding = cookies::get(&headers, cookies::BIND);
     let result = flow::set_password(
-        &web.services,
+        &web.services.flows,
         &web.hasher,
         &flow.id,
         f.password,
@@ -798,7 +805,7 @@ async fn renew(
     if let Err(page) = web.take_limit(&ctx, &budget, RENEW_PER_ADDRESS, now).await {
         return page;
     }
-    match flow::renew(&web.services, &flow, now).await {
+    match flow::renew(&web.services.flows, &flow, now).await {
         Ok(_) => {
             let vars = json!({
                 "renewed": true,
@@ -884,7 +891,7 @@ async fn reset_in_background(services: &Services, address: Address, now: u64) {
         .await
     {
         Ok(Take::Allowed { .. }) => {
-            if let Err(e) = flow::request_link(services, address, now).await {
+            if let Err(e) = flow::request_link(&services.flows, address, now).await {
                 tracing::error!(error = %e, "cannot start a requested flow");
             }
         }
