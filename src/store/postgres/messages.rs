@@ -6,6 +6,10 @@
 //! hands each due message to one claimer, and moving its due time to the end of a lease
 //! keeps it away from the others until the lease runs out (a node that dies leaves its
 //! claims to expire; another takes them).
+//!
+//! A message's header block lives in `message_headers`, not in the record's jsonb: the
+//! record is rewritten at every step, the header block never, and only the message view
+//! reads it ([`Messages::message`] joins it back).
 
 use async_trait::async_trait;
 use tokio_postgres::Row;
@@ -29,6 +33,16 @@ fn message_id(row: &Row, col: usize) -> Result<MessageId, StoreError> {
     Ok(MessageId::from_bytes(b))
 }
 
+/// The record as the `record` column holds it: without its header block, which is
+/// written once to `message_headers`.
+fn encode_record(record: &MessageRecord) -> Result<serde_json::Value, StoreError> {
+    let mut json = encode(TABLE, record)?;
+    if let Some(fields) = json.as_object_mut() {
+        fields.remove("headers");
+    }
+    Ok(json)
+}
+
 /// `record` with its `due_ms` set to the statement's due parameter (`$N`).
 fn with_due(param: usize) -> String {
     format!("jsonb_set(record, '{{due_ms}}', coalesce(to_jsonb(${param}::bigint), 'null'))")
@@ -44,7 +58,7 @@ impl Postgres {
         tells: &Tells,
     ) -> Result<(), StoreError> {
         let event = tells.event.as_ref();
-        let json = encode(TABLE, record)?;
+        let json = encode_record(record)?;
         let id = record.id.as_bytes().as_slice();
         let status = record.status.as_str();
         let due = record.due_ms.map(ms);
@@ -98,13 +112,18 @@ impl Messages for Postgres {
         first: &Event,
     ) -> Result<(), StoreError> {
         record.timeline = vec![first.clone()];
-        let json = encode(TABLE, record)?;
+        let json = encode_record(record)?;
+        let headers = record.headers.as_deref().map(super::without_nul_text);
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
                 "WITH body AS (
                      INSERT INTO message_bodies (id, body) VALUES ($1, $7)
                      ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body
+                 ), headers AS (
+                     INSERT INTO message_headers (id, headers)
+                     SELECT $1, $8::text WHERE $8::text IS NOT NULL
+                     ON CONFLICT (id) DO UPDATE SET headers = EXCLUDED.headers
                  )
                  INSERT INTO messages (id, address, created_ms, status, due_ms, record)
                  VALUES ($1, $2, $3, $4, $5, $6)
@@ -125,6 +144,7 @@ impl Messages for Postgres {
                     &record.due_ms.map(ms),
                     &json,
                     &raw,
+                    &headers,
                 ],
             )
             .await
@@ -132,18 +152,26 @@ impl Messages for Postgres {
         Ok(())
     }
 
-    /// Reads a message record.
+    /// Reads a message record, with its header block.
     async fn message(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
         let client = self.client().await?;
         let stmt = client
-            .prepare_cached("SELECT record FROM messages WHERE id = $1")
+            .prepare_cached(
+                "SELECT m.record, h.headers FROM messages m
+                 LEFT JOIN message_headers h ON h.id = m.id WHERE m.id = $1",
+            )
             .await
             .map_err(self.query_error("reading a message"))?;
         let row = client
             .query_opt(&stmt, &[&id.as_bytes().as_slice()])
             .await
             .map_err(self.query_error("reading a message"))?;
-        row.map(|r| decode(TABLE, r.get(0))).transpose()
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut record: MessageRecord = decode(TABLE, row.get(0))?;
+        record.headers = row.get(1);
+        Ok(Some(record))
     }
 
     /// Rewrites a message record (its status and due time with it). A final record drops

@@ -49,6 +49,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (3, include_str!("migrations/0003_unserialized_appends.sql")),
     (4, include_str!("migrations/0004_prune_events.sql")),
     (5, include_str!("migrations/0005_address_search.sql")),
+    (6, include_str!("migrations/0006_message_headers.sql")),
 ];
 
 /// The schema version this binary writes and understands.
@@ -585,6 +586,11 @@ pub(crate) fn encode<T: serde::Serialize + ?Sized>(
 /// jsonb refuses U+0000 in a string, and some texts come from outside (a receiving
 /// server's reply, a bounce's words): a NUL there would make the record unwritable, so
 /// it is stored as U+FFFD, as a lossy decoder shows bad bytes.
+/// A text for a `text` column, which refuses U+0000 as jsonb does.
+fn without_nul_text(text: &str) -> String {
+    text.replace('\0', "\u{fffd}")
+}
+
 fn without_nul(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::String(s) if s.contains('\0') => *s = s.replace('\0', "\u{fffd}"),

@@ -268,6 +268,45 @@ async fn a_message_and_its_body_are_stored_and_a_final_record_drops_the_body() {
 }
 
 #[tokio::test]
+async fn the_header_block_is_kept_beside_the_hot_row_and_read_back_with_it() {
+    let db = TestDb::new().await;
+    let pg = db.migrated().await;
+    let mut m = message("a@example.jp", 100);
+    m.headers = Some("Subject: hi\r\nTo: a@example.jp\r\n".into());
+    pg.insert_message(&mut m, b"body", &Event::new(Step::Queued, 100))
+        .await
+        .unwrap();
+    // Every step rewrites the record; the header block is not in it.
+    let mut stored = pg.message(&m.id).await.unwrap().unwrap();
+    assert_eq!(stored.headers, m.headers);
+    stored.status = MessageStatus::Delivered;
+    stored.due_ms = None;
+    stored.push_event(Event::new(Step::Delivered, 120));
+    pg.put_message(&mut stored).await.unwrap();
+    let client = pg.client().await.unwrap();
+    let in_record: Option<String> = client
+        .query_one(
+            "SELECT record->>'headers' FROM messages WHERE id = $1",
+            &[&m.id.as_bytes().as_slice()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(in_record, None, "the hot row carries no header block");
+    let again = pg.message(&m.id).await.unwrap().unwrap();
+    assert_eq!(again.headers, m.headers);
+    assert_eq!(again.status, MessageStatus::Delivered);
+    // Forgetting the message forgets its headers with it.
+    assert_eq!(pg.prune_finished(1_000_000, 10).await.unwrap(), 1);
+    let left: i64 = client
+        .query_one("SELECT count(*) FROM message_headers", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+}
+
+#[tokio::test]
 async fn open_messages_are_counted_from_the_queue_index_not_the_history() {
     let db = TestDb::new().await;
     let pg = db.migrated().await;
