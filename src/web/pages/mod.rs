@@ -1,27 +1,33 @@
 //! The pages a person reaches from a mailed link, and the public "send me a new link"
-//! page.
+//! page, one file per step: [`link`] (landing, button, done, renew), [`code`],
+//! [`password`] and [`reset`].
 //!
 //! `GET /v/{token}` (landing) → `POST /v/{token}` (the button: a code is mailed and bound
 //! to this browser) → `/v/{token}/code` → `/v/{token}/password` → `/v/{token}/done`;
 //! `POST /v/{token}/renew` mails a new link when this one no longer works;
 //! `GET|POST /reset` asks for one by address.
 //!
+//! This module holds what every step shares. A link's handlers take a [`LinkRequest`],
+//! extracted once per request (the token, the token's flow read once, the page's
+//! language and CSRF value), and return [`PageResult`]: a step that cannot go on
+//! returns with `?` the page to show instead ([`PageError`]: a link that no longer
+//! works, a refused form, a limit, a store that cannot answer, which is a 503 page and
+//! logged, never its text on the page).
+//!
 //! A GET changes nothing but a "link visited" note (mail scanners fetch every link).
 //! Every POST carries a CSRF token. Each page view has one language (the switch is kept
 //! for that link in that browser; `/reset` starts from `Accept-Language`) and shows
-//! times in that language's zone. Limits use the store's atomic limiter: `/reset`
-//! counts the client before it answers and leaves every per-address step to one
-//! background worker, so known and unknown addresses answer alike; a link's holder
-//! renews from a budget of its own. Every page sends the security headers of
-//! `render`. Redirects go to fixed paths on this server; links in mail come from
-//! `server.public_url`. Nothing here logs a token, a code or a password.
+//! times in that language's zone. Limits use the store's atomic limiter. Every page
+//! sends the security headers of `render`. Redirects go to fixed paths on this server;
+//! links in mail come from `server.public_url`. Nothing here logs a token, a code or a
+//! password.
 
-// Helpers return the page to show instead as their `Err`; it is sent at once, so its
-// size does not matter.
-#![allow(clippy::result_large_err)]
-
+mod code;
 mod cookies;
+mod link;
+mod password;
 mod render;
+mod reset;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,7 +35,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, FromRequestParts, Path, Query, State};
+use axum::extract::{Form, FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -37,30 +43,17 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::domain::{Address, FlowKind, FlowRecord, FlowState, now_ms};
-use crate::flow::{self, Button, CodeOutcome, FlowError, HashError, Hasher, SetPassword, machine};
+use crate::domain::{Address, FlowKind, FlowRecord, FlowState};
+use crate::flow::{self, FlowError, HashError, Hasher, machine};
 use crate::services::Services;
 use crate::store::{LimitKey, Rule, Take};
 
 pub use render::{CSP, STYLESHEET};
 use render::{Html, PageName, Pages, SeeOther, title};
+pub use reset::{RESET_PER_ADDRESS, RESET_PER_CLIENT};
 
 const HOUR_MS: u64 = 3_600_000;
 
-/// `/reset` requests per client address (answered 429 past it: it says nothing about
-/// any mail address).
-pub const RESET_PER_CLIENT: Rule = Rule {
-    max: 30,
-    window_ms: HOUR_MS,
-    lock_ms: HOUR_MS,
-};
-/// `/reset` links mailed per address: past it, requests are answered as always and
-/// mail nobody (the answer must not depend on the address).
-pub const RESET_PER_ADDRESS: Rule = Rule {
-    max: 3,
-    window_ms: HOUR_MS,
-    lock_ms: HOUR_MS,
-};
 /// New links asked for from a link that no longer works, per address: the link
 /// holder's own budget, which anonymous `/reset` requests do not spend.
 pub const RENEW_PER_ADDRESS: Rule = Rule {
@@ -68,9 +61,6 @@ pub const RENEW_PER_ADDRESS: Rule = Rule {
     window_ms: HOUR_MS,
     lock_ms: HOUR_MS,
 };
-/// `/reset` requests waiting for the worker; past it they are dropped (and logged).
-const RESET_BACKLOG: usize = 1024;
-
 /// The state of the flow pages and the flow API: services, the password hasher (one
 /// per process: its semaphore bounds argon2's memory), the pages, and the queue of
 /// `/reset` requests.
@@ -96,27 +86,6 @@ impl FlowWeb {
         }
     }
 
-    /// Hands a `/reset` request to the one worker that does every per-address step
-    /// (the address's limit, the lookup, the mail), started on first use. The page
-    /// answers without waiting, so its timing is the same for known and unknown
-    /// addresses; one worker, taking requests in turn, also keeps a burst of them from
-    /// taking the server's cores.
-    fn queue_reset(&self, address: Address, now: u64) {
-        let tx = self.resets.get_or_init(|| {
-            let (tx, mut rx) = tokio::sync::mpsc::channel::<(Address, u64)>(RESET_BACKLOG);
-            let services = self.services.clone();
-            tokio::spawn(async move {
-                while let Some((address, now)) = rx.recv().await {
-                    reset_in_background(&services, address, now).await;
-                }
-            });
-            tx
-        });
-        if tx.try_send((address, now)).is_err() {
-            tracing::warn!("too many password-reset requests waiting; one was dropped");
-        }
-    }
-
     fn secure(&self) -> bool {
         self.services
             .config
@@ -130,15 +99,21 @@ impl FlowWeb {
 pub fn router() -> Router<FlowWeb> {
     Router::new()
         .route("/static/mailgate.css", get(stylesheet))
-        .route("/v/{token}", get(landing).post(button))
-        .route("/v/{token}/code", get(code_form).post(code_submit))
+        .route("/v/{token}", get(link::landing).post(link::button))
+        .route(
+            "/v/{token}/code",
+            get(code::code_form).post(code::code_submit),
+        )
         .route(
             "/v/{token}/password",
-            get(password_form).post(password_submit),
+            get(password::password_form).post(password::password_submit),
         )
-        .route("/v/{token}/done", get(done))
-        .route("/v/{token}/renew", get(renew_switch).post(renew))
-        .route("/reset", get(reset_form).post(reset_submit))
+        .route("/v/{token}/done", get(link::done))
+        .route(
+            "/v/{token}/renew",
+            get(link::renew_switch).post(link::renew),
+        )
+        .route("/reset", get(reset::reset_form).post(reset::reset_submit))
 }
 
 /// The client's IP address, when the server was started with connect info.
@@ -288,25 +263,27 @@ impl FlowWeb {
         key: &LimitKey,
         rule: Rule,
         now: u64,
-    ) -> Result<(), Response> {
+    ) -> Result<(), PageError> {
         match self.services.store.limit_take(key, rule, now).await {
             Ok(Take::Allowed { .. }) => Ok(()),
             Ok(Take::Refused { .. }) => Err(self
                 .message(ctx, StatusCode::TOO_MANY_REQUESTS, "rate_limited")
-                .into_response()),
+                .into()),
             Err(e) => Err(self.internal(ctx, &FlowError::Store(e))),
         }
     }
 
-    fn internal(&self, ctx: &Ctx, e: &FlowError) -> Response {
+    /// The page for a failure that is not the person's: 503, "busy" when the password
+    /// hasher is full, else a generic page; the error itself goes to the log only.
+    fn internal(&self, ctx: &Ctx, e: &FlowError) -> PageError {
         if let FlowError::Hash(HashError::Busy) = e {
             let mut html = self.message(ctx, StatusCode::SERVICE_UNAVAILABLE, "busy");
             html.retry_after = Some(30);
-            return html.into_response();
+            return html.into();
         }
         tracing::error!(error = %e, "flow page failed");
         self.message(ctx, StatusCode::SERVICE_UNAVAILABLE, "internal")
-            .into_response()
+            .into()
     }
 
     /// A moment in the page's language and that language's zone (never the flow's:
@@ -424,34 +401,83 @@ fn see_other(path: String, cookies: Vec<String>) -> Response {
     SeeOther { path, cookies }.into_response()
 }
 
-/// Looks a token up; `Err` is the page to show instead.
-/// A token's flow, looked up once per request (the flow record is the costly read).
-type Found = Result<Option<FlowRecord>, flow::FlowError>;
+/// What a page handler answers: the page asked for, or the page to show instead.
+type PageResult = Result<Response, PageError>;
 
-fn lookup(web: &FlowWeb, ctx: &Ctx, token: &str, found: Found) -> Result<FlowRecord, Response> {
-    match found {
-        Ok(Some(f)) => Ok(f),
-        Ok(None) => Err(web
-            .problem(ctx, token, None, FlowState::Expired)
-            .into_response()),
-        Err(e) => Err(web.internal(ctx, &e)),
+/// The page to show instead of the one asked for: a link that no longer works, a
+/// refused form, a limit reached, or a failure that is not the person's (a 503 page;
+/// the error goes to the log, never to the page). Boxed: it travels through every `?`.
+struct PageError(Box<Response>);
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        *self.0
     }
 }
 
-/// Looks a token up and requires the flow to be open; `Err` is the page to show.
-fn lookup_open(
-    web: &FlowWeb,
-    ctx: &Ctx,
-    token: &str,
-    found: Found,
-    now: u64,
-) -> Result<FlowRecord, Response> {
-    let f = lookup(web, ctx, token, found)?;
-    let state = machine::effective_state(&f, now);
-    if state.is_open() {
-        Ok(f)
-    } else {
-        Err(web.problem(ctx, token, Some(&f), state).into_response())
+impl From<Html> for PageError {
+    fn from(page: Html) -> PageError {
+        PageError(Box::new(page.into_response()))
+    }
+}
+
+/// A token's flow, looked up once per request (the flow record is the costly read).
+type Found = Result<Option<FlowRecord>, FlowError>;
+
+/// One request for a link's page: the token, the page's context, and the token's flow,
+/// read once before the handler runs. A language switch comes with a GET (the switch's
+/// links); a form's POST keeps the language the page had.
+struct LinkRequest {
+    token: String,
+    ctx: Ctx,
+    found: Option<Found>,
+}
+
+impl FromRequestParts<FlowWeb> for LinkRequest {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, web: &FlowWeb) -> Result<Self, Response> {
+        let Path(token) = Path::<String>::from_request_parts(parts, web)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let q = if parts.method == Method::GET || parts.method == Method::HEAD {
+            Query::<LangQuery>::try_from_uri(&parts.uri)
+                .map(|Query(q)| q)
+                .unwrap_or_default()
+        } else {
+            LangQuery::default()
+        };
+        let (ctx, found) = web.token_ctx(&parts.headers, &q, &token).await;
+        Ok(LinkRequest {
+            token,
+            ctx,
+            found: Some(found),
+        })
+    }
+}
+
+impl LinkRequest {
+    /// The token's flow; `Err` is the page to show instead (an unknown link, or a
+    /// store that cannot answer).
+    fn flow(&mut self, web: &FlowWeb) -> Result<FlowRecord, PageError> {
+        match self.found.take().unwrap_or(Ok(None)) {
+            Ok(Some(f)) => Ok(f),
+            Ok(None) => Err(web
+                .problem(&self.ctx, &self.token, None, FlowState::Expired)
+                .into()),
+            Err(e) => Err(web.internal(&self.ctx, &e)),
+        }
+    }
+
+    /// The token's flow, which must still be open; `Err` is the page to show instead.
+    fn open_flow(&mut self, web: &FlowWeb, now: u64) -> Result<FlowRecord, PageError> {
+        let f = self.flow(web)?;
+        let state = machine::effective_state(&f, now);
+        if state.is_open() {
+            Ok(f)
+        } else {
+            Err(web.problem(&self.ctx, &self.token, Some(&f), state).into())
+        }
     }
 }
 
@@ -471,33 +497,6 @@ async fn stylesheet() -> Response {
         HeaderValue::from_static("nosniff"),
     );
     resp
-}
-
-/// `GET /v/{token}` (and HEAD): the landing page. Changes nothing but a visit note.
-async fn landing(
-    State(web): State<FlowWeb>,
-    method: Method,
-    Path(token): Path<String>,
-    Query(q): Query<LangQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let now = now_ms();
-    let (ctx, found) = web.token_ctx(&headers, &q, &token).await;
-    let flow = match lookup(&web, &ctx, &token, found) {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
-    if let Err(e) = flow::note_visit(&web.services.flows, &flow, method.as_str(), now).await {
-        tracing::warn!(flow_id = %flow.id, error = %e, "cannot note a link visit");
-    }
-    let state = machine::effective_state(&flow, now);
-    if !state.is_open() {
-        return web
-            .problem(&ctx, &token, Some(&flow), state)
-            .into_response();
-    }
-    web.landing_page(&ctx, &token, &flow, json!({}), StatusCode::OK)
-        .into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -539,377 +538,16 @@ fn form<T>(
     headers: &HeaderMap,
     form: Result<Form<T>, FormRejection>,
     csrf: impl Fn(&T) -> &str,
-) -> Result<T, Response> {
+) -> Result<T, PageError> {
     let Ok(Form(f)) = form else {
         return Err(web
             .message(ctx, StatusCode::BAD_REQUEST, "bad_request")
-            .into_response());
+            .into());
     };
     if !cookies::csrf_ok(headers, csrf(&f)) {
         return Err(web
             .message(ctx, StatusCode::FORBIDDEN, "csrf_failed")
-            .into_response());
+            .into());
     }
     Ok(f)
-}
-
-/// `POST /v/{token}`: the button. Mails a code bound to this browser; 303 to the form.
-async fn button(
-    State(web): State<FlowWeb>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-    body: Result<Form<CsrfForm>, FormRejection>,
-) -> Response {
-    let now = now_ms();
-    let (ctx, found) = web.token_ctx(&headers, &LangQuery::default(), &token).await;
-    if let Err(page) = form(&web, &ctx, &headers, body, |f| &f.csrf) {
-        return page;
-    }
-    let flow = match lookup_open(&web, &ctx, &token, found, now) {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
-    let held = cookies::get(&headers, cookies::BIND);
-    match flow::press_button(&web.services.flows, &flow.id, held.as_deref(), now).await {
-        Ok(Button::Mailed { binding }) => {
-            let max_age = web.services.config.flows.link_lifetime.as_secs();
-            let mut set = ctx.cookies.clone();
-            set.push(cookies::set(cookies::BIND, &binding, web.secure(), max_age));
-            see_other(format!("/v/{token}/code"), set)
-        }
-        Ok(Button::Refused(flow::ButtonRefusal::TooSoon { wait_s })) => web
-            .landing_page(
-                &ctx,
-                &token,
-                &flow,
-                json!({"too_soon": true, "wait_s": wait_s}),
-                StatusCode::TOO_MANY_REQUESTS,
-            )
-            .into_response(),
-        Ok(Button::Refused(flow::ButtonRefusal::Closed(state))) => web
-            .problem(&ctx, &token, Some(&flow), state)
-            .into_response(),
-        Err(e) => web.internal(&ctx, &e),
-    }
-}
-
-/// `GET /v/{token}/code`: the code form, in the browser that asked for the code.
-async fn code_form(
-    State(web): State<FlowWeb>,
-    Path(token): Path<String>,
-    Query(q): Query<LangQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let now = now_ms();
-    let (ctx, found) = web.token_ctx(&headers, &q, &token).await;
-    let flow = match lookup_open(&web, &ctx, &token, found, now) {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
-    let binding = cookies::get(&headers, cookies::BIND);
-    if flow::may_set_password(&flow, binding.as_deref(), now) {
-        return see_other(format!("/v/{token}/password"), ctx.cookies);
-    }
-    if !flow::holds_code(&flow, binding.as_deref()) {
-        let wrong_browser = flow.code.is_some();
-        return web
-            .landing_page(
-                &ctx,
-                &token,
-                &flow,
-                json!({"wrong_browser": wrong_browser}),
-                StatusCode::OK,
-            )
-            .into_response();
-    }
-    web.code_page(&ctx, &token, &flow, json!({}), StatusCode::OK)
-        .into_response()
-}
-
-/// `POST /v/{token}/code`: one try of the code.
-async fn code_submit(
-    State(web): State<FlowWeb>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-    body: Result<Form<CodeForm>, FormRejection>,
-) -> Response {
-    let now = now_ms();
-    let (ctx, found) = web.token_ctx(&headers, &LangQuery::default(), &token).await;
-    let f = match form(&web, &ctx, &headers, body, |f| &f.csrf) {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
-    let flow = match lookup(&web, &ctx, &token, found) {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
-    let binding = cookies::get(&headers, cookies::BIND);
-    let outcome = match flow::submit_code(
-        &web.services.flows,
-        &flow.id,
-        &f.code,
-        binding.as_deref(),
-        now,
-    )
-    .await
-    {
-        Ok(o) => o,
-        Err(e) => return web.internal(&ctx, &e),
-    };
-    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
-    match outcome {
-        CodeOutcome::Verified => see_other(format!("/v/{token}/password"), ctx.cookies),
-        CodeOutcome::Wrong { tries_left } => web
-            .code_page(
-                &ctx,
-                &token,
-                &flow,
-                json!({"wrong": true, "tries_left": tries_left}),
-                unprocessable,
-            )
-            .into_response(),
-        CodeOutcome::TriesUsedUp => web
-            .code_page(&ctx, &token, &flow, json!({"used_up": true}), unprocessable)
-            .into_response(),
-        CodeOutcome::CodeExpired => web
-            .code_page(&ctx, &token, &flow, json!({"expired": true}), unprocessable)
-            .into_response(),
-        CodeOutcome::CodeUsed => web
-            .code_page(
-                &ctx,
-                &token,
-                &flow,
-                json!({"already_used": true}),
-                StatusCode::CONFLICT,
-            )
-            .into_response(),
-        CodeOutcome::NoCode | CodeOutcome::WrongBrowser => web
-            .landing_page(
-                &ctx,
-                &token,
-                &flow,
-                json!({"wrong_browser": true}),
-                StatusCode::FORBIDDEN,
-            )
-            .into_response(),
-        CodeOutcome::Locked => web
-            .problem(&ctx, &token, Some(&flow), FlowState::Locked)
-            .into_response(),
-        CodeOutcome::Closed(state) => web
-            .problem(&ctx, &token, Some(&flow), state)
-            .into_response(),
-    }
-}
-
-/// `GET /v/{token}/password`: the password form with its rules.
-async fn password_form(
-    State(web): State<FlowWeb>,
-    Path(token): Path<String>,
-    Query(q): Query<LangQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let now = now_ms();
-    let (ctx, found) = web.token_ctx(&headers, &q, &token).await;
-    let flow = match lookup_open(&web, &ctx, &token, found, now) {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
-    let binding = cookies::get(&headers, cookies::BIND);
-    if !flow::may_set_password(&flow, binding.as_deref(), now) {
-        return see_other(format!("/v/{token}"), ctx.cookies);
-    }
-    web.password_page(&ctx, &token, &flow, &[]).into_response()
-}
-
-/// `POST /v/{token}/password`: checks, hashes and stores the password.
-async fn password_submit(
-    State(web): State<FlowWeb>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-    body: Result<Form<PasswordForm>, FormRejection>,
-) -> Response {
-    let now = now_ms();
-    let (ctx, found) = web.token_ctx(&headers, &LangQuery::default(), &token).await;
-    let f = match form(&web, &ctx, &headers, body, |f| &f.csrf) {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
-    let flow = match lookup_open(&web, &ctx, &token, found, now) {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
-    let binding = cookies::get(&headers, cookies::BIND);
-    let result = flow::set_password(
-        &web.services.flows,
-        &web.hasher,
-        &flow.id,
-        f.password,
-        f.password2,
-        binding.as_deref(),
-        now,
-    )
-    .await;
-    match result {
-        Ok(SetPassword::Done) => see_other(format!("/v/{token}/done"), ctx.cookies),
-        Ok(SetPassword::Refused(problems)) => web
-            .password_page(&ctx, &token, &flow, &problems)
-            .into_response(),
-        Ok(SetPassword::NotAllowed) => see_other(format!("/v/{token}"), ctx.cookies),
-        Err(e) => web.internal(&ctx, &e),
-    }
-}
-
-/// `GET /v/{token}/done`: the done page, linking to the application.
-async fn done(
-    State(web): State<FlowWeb>,
-    Path(token): Path<String>,
-    Query(q): Query<LangQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let (ctx, found) = web.token_ctx(&headers, &q, &token).await;
-    let flow = match lookup(&web, &ctx, &token, found) {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
-    if flow.state != FlowState::Completed {
-        return see_other(format!("/v/{token}"), ctx.cookies);
-    }
-    let vars = json!({
-        "app_url": web.services.config.flows.app_url,
-        "setup": flow.kind == FlowKind::Setup,
-    });
-    web.page(&ctx, StatusCode::OK, PageName::Done, "done", vars)
-        .into_response()
-}
-
-/// `POST /v/{token}/renew`: a new link by mail, for a link that no longer works.
-async fn renew(
-    State(web): State<FlowWeb>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-    body: Result<Form<CsrfForm>, FormRejection>,
-) -> Response {
-    let now = now_ms();
-    let (ctx, found) = web.token_ctx(&headers, &LangQuery::default(), &token).await;
-    if let Err(page) = form(&web, &ctx, &headers, body, |f| &f.csrf) {
-        return page;
-    }
-    let flow = match lookup(&web, &ctx, &token, found) {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
-    if machine::effective_state(&flow, now).is_open() {
-        return see_other(format!("/v/{token}"), ctx.cookies);
-    }
-    let budget = LimitKey::new("renew-address", &[&flow.address.to_string().to_lowercase()]);
-    if let Err(page) = web.take_limit(&ctx, &budget, RENEW_PER_ADDRESS, now).await {
-        return page;
-    }
-    match flow::renew(&web.services.flows, &flow, now).await {
-        Ok(_) => {
-            let vars = json!({
-                "renewed": true,
-                "address": flow.address.to_string(),
-                "lifetime": flow::mail::span(&ctx.lang, web.services.config.flows.link_lifetime),
-            });
-            web.page(&ctx, StatusCode::OK, PageName::Sent, "sent", vars)
-                .into_response()
-        }
-        Err(e) => web.internal(&ctx, &e),
-    }
-}
-
-/// `GET /v/{token}/renew`: only reached by the language switch on the page a renewal
-/// answered; the link's page in the language chosen (the switch is kept for the link).
-async fn renew_switch(Path(token): Path<String>, Query(q): Query<LangQuery>) -> Response {
-    let lang = q.lang.filter(|l| matches!(l.as_str(), "ja" | "en"));
-    let path = match lang {
-        Some(l) => format!("/v/{token}?lang={l}"),
-        None => format!("/v/{token}"),
-    };
-    see_other(path, Vec::new())
-}
-
-/// `GET /reset`: the form asking for an address.
-async fn reset_form(
-    State(web): State<FlowWeb>,
-    Query(q): Query<LangQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let ctx = web.reset_ctx(&headers, &q);
-    web.page(&ctx, StatusCode::OK, PageName::Reset, "request", json!({}))
-        .into_response()
-}
-
-/// `POST /reset`: answers the same, at once, whether or not the address is known; the
-/// lookup and any mail happen after the answer, so its timing tells nothing either.
-async fn reset_submit(
-    State(web): State<FlowWeb>,
-    ClientIp(ip): ClientIp,
-    headers: HeaderMap,
-    body: Result<Form<ResetForm>, FormRejection>,
-) -> Response {
-    let now = now_ms();
-    let ctx = web.reset_ctx(&headers, &LangQuery::default());
-    let f = match form(&web, &ctx, &headers, body, |f| &f.csrf) {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
-    let Ok(address) = Address::parse(&f.address) else {
-        return web
-            .page(
-                &ctx,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                PageName::Reset,
-                "request",
-                json!({"bad_address": true}),
-            )
-            .into_response();
-    };
-    let client = LimitKey::new("reset-client", &[&ip]);
-    if let Err(page) = web.take_limit(&ctx, &client, RESET_PER_CLIENT, now).await {
-        return page;
-    }
-    web.queue_reset(address, now);
-    let vars = json!({
-        "reset": true,
-        "lifetime": flow::mail::span(&ctx.lang, web.services.config.flows.link_lifetime),
-    });
-    web.page(&ctx, StatusCode::OK, PageName::Sent, "sent", vars)
-        .into_response()
-}
-
-/// The per-address part of `POST /reset`, after the answer: the address's limit, then a
-/// new link if the address is known. Forgets expired limit windows once an hour, so
-/// strangers' addresses do not grow the store.
-async fn reset_in_background(services: &Services, address: Address, now: u64) {
-    static PRUNED_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let key = LimitKey::new("reset-address", &[&address.to_string().to_lowercase()]);
-    match services
-        .store
-        .limit_take(&key, RESET_PER_ADDRESS, now)
-        .await
-    {
-        Ok(Take::Allowed { .. }) => {
-            if let Err(e) = flow::request_link(&services.flows, address, now).await {
-                tracing::error!(error = %e, "cannot start a requested flow");
-            }
-        }
-        Ok(Take::Refused { .. }) => {}
-        Err(e) => tracing::error!(error = %e, "cannot count a password-reset request"),
-    }
-    let last = PRUNED_MS.load(std::sync::atomic::Ordering::Relaxed);
-    if now.saturating_sub(last) >= HOUR_MS
-        && PRUNED_MS
-            .compare_exchange(
-                last,
-                now,
-                std::sync::atomic::Ordering::Relaxed,
-                std::sync::atomic::Ordering::Relaxed,
-            )
-            .is_ok()
-        && let Err(e) = services.store.limit_prune(HOUR_MS, now).await
-    {
-        tracing::warn!(error = %e, "cannot forget old rate-limit windows");
-    }
 }
