@@ -107,115 +107,58 @@ impl Connection {
 
     /// Like [`Connection::open`], with the host's addresses already resolved (MX delivery
     /// resolves them through the configured name servers); `host` names the server in
-    /// reports and TLS.
+    /// reports and TLS. The steps: connect, implicit TLS when asked, greeting and EHLO,
+    /// STARTTLS as the policy says, authentication.
     pub async fn open_at(
         host: &str,
         addrs: Vec<SocketAddr>,
         settings: &SmtpSettings,
     ) -> Result<Connection, Outcome> {
-        let started = Instant::now();
-        let mut report = AttemptReport {
-            remote_host: Some(host.to_string()),
-            ..AttemptReport::default()
+        let mut opening = Opening {
+            host,
+            settings,
+            started: Instant::now(),
+            report: AttemptReport {
+                remote_host: Some(host.to_string()),
+                ..AttemptReport::default()
+            },
         };
-        let fail = |mut report: AttemptReport, class: Class, text: String| {
-            report.reply.get_or_insert(text);
-            report.duration_ms = started.elapsed().as_millis() as u64;
-            Outcome::from_class(class, report)
-        };
-        let mut last_error = format!("{host} has no address");
-        let mut stream = None;
-        for addr in addrs {
-            match tokio::time::timeout(settings.connect_timeout, TcpStream::connect(addr)).await {
-                Ok(Ok(s)) => {
-                    report.remote_ip = Some(addr.ip().to_string());
-                    stream = Some(s);
-                    break;
-                }
-                Ok(Err(e)) => last_error = format!("connect to {addr}: {e}"),
-                Err(_) => {
-                    last_error = format!(
-                        "connect to {addr}: timed out after {:?}",
-                        settings.connect_timeout
-                    )
-                }
-            }
-        }
-        let Some(stream) = stream else {
-            return Err(fail(report, Class::Temporary, last_error));
-        };
-        let _ = stream.set_nodelay(true);
-        let ip = report.remote_ip.clone().unwrap_or_default();
+        let (stream, addr) = connect_first(host, &addrs, settings.connect_timeout)
+            .await
+            .map_err(|text| opening.fail(Class::Temporary, text))?;
+        opening.report.remote_ip = Some(addr.ip().to_string());
         let plain = SmtpClient {
             stream,
             timeout: settings.command_timeout,
         };
-
-        let tls_connector = || tls_connector(settings.verify_certificates);
         let mut client = if settings.tls == TlsPolicy::Implicit {
-            let connector =
-                tls_connector().map_err(|e| fail(report.clone(), Class::Temporary, e))?;
-            match plain.into_tls(&connector, host).await {
-                Ok(c) => Client::Tls(Box::new(c)),
-                Err(e) => {
-                    return Err(fail(
-                        report,
-                        classify_error(&e),
-                        format!("TLS with {host}: {e}"),
-                    ));
-                }
-            }
+            Client::Tls(Box::new(opening.tls(plain, false).await?))
         } else {
             Client::Plain(plain)
         };
-
-        if let Err((class, r, text)) = greet(&mut client).await {
-            apply_reply(&mut report, r.as_ref());
-            return Err(fail(report, class, text));
-        }
-        let mut caps = match ehlo(&mut client, &settings.ehlo_name).await {
-            Ok(c) => c,
-            Err((class, r, text)) => {
-                apply_reply(&mut report, r.as_ref());
-                return Err(fail(report, class, text));
-            }
-        };
-        if let Client::Plain(_) = client {
-            let offered = caps & EXT_START_TLS != 0;
-            match (settings.tls, offered) {
+        greet(&mut client)
+            .await
+            .map_err(|failure| opening.refused(failure))?;
+        let mut caps = ehlo(&mut client, &settings.ehlo_name)
+            .await
+            .map_err(|failure| opening.refused(failure))?;
+        if let Client::Plain(plain) = client {
+            client = match (settings.tls, caps & EXT_START_TLS != 0) {
                 (TlsPolicy::Opportunistic | TlsPolicy::Required, true) => {
-                    let connector =
-                        tls_connector().map_err(|e| fail(report.clone(), Class::Temporary, e))?;
-                    let Client::Plain(p) = client else {
-                        unreachable!("matched above")
-                    };
-                    client = match p.start_tls(&connector, host).await {
-                        Ok(c) => Client::Tls(Box::new(c)),
-                        Err(e) => {
-                            return Err(fail(
-                                report,
-                                classify_error(&e),
-                                format!("STARTTLS with {host}: {e}"),
-                            ));
-                        }
-                    };
-                    caps = match ehlo(&mut client, &settings.ehlo_name).await {
-                        Ok(c) => c,
-                        Err((class, r, text)) => {
-                            apply_reply(&mut report, r.as_ref());
-                            return Err(fail(report, class, text));
-                        }
-                    };
+                    let mut tls = Client::Tls(Box::new(opening.tls(plain, true).await?));
+                    caps = ehlo(&mut tls, &settings.ehlo_name)
+                        .await
+                        .map_err(|failure| opening.refused(failure))?;
+                    tls
                 }
                 (TlsPolicy::Required, false) => {
-                    return Err(fail(
-                        report,
+                    return Err(opening.fail(
                         Class::Temporary,
                         format!("{host} does not offer STARTTLS and TLS is required"),
                     ));
                 }
-                _ => {}
-            }
+                _ => Client::Plain(plain),
+            };
         }
         let tls = match &client {
             Client::Tls(c) => c
@@ -227,30 +170,16 @@ impl Connection {
             Client::Plain(_) => None,
         };
         if let Some((user, pass)) = &settings.credentials {
-            use secrecy::ExposeSecret;
-            let creds = mail_send::Credentials::new(user.as_str(), pass.expose_secret());
-            let result = match &mut client {
-                Client::Plain(c) => c
-                    .authenticate(&creds, &ehlo_response(caps))
-                    .await
-                    .map(|_| ()),
-                Client::Tls(c) => c
-                    .authenticate(&creds, &ehlo_response(caps))
-                    .await
-                    .map(|_| ()),
-            };
-            if let Err(e) = result {
-                return Err(fail(
-                    report,
-                    classify_error(&e),
-                    format!("authentication at {host}: {e}"),
-                ));
-            }
+            authenticate(&mut client, caps, user, pass)
+                .await
+                .map_err(|e| {
+                    opening.fail(classify_error(&e), format!("authentication at {host}: {e}"))
+                })?;
         }
         Ok(Connection {
             client,
             host: host.to_string(),
-            ip,
+            ip: addr.ip().to_string(),
             tls,
             caps,
             sent: 0,
@@ -368,6 +297,84 @@ impl Connection {
 }
 
 type ConnFailure = (Class, Option<Response<String>>, String);
+
+/// A connection being opened: what the report of its failure says so far.
+struct Opening<'a> {
+    host: &'a str,
+    settings: &'a SmtpSettings,
+    started: Instant,
+    report: AttemptReport,
+}
+
+impl Opening<'_> {
+    /// The outcome for a failure to open, with the time it took.
+    fn fail(&self, class: Class, text: String) -> Outcome {
+        let mut report = self.report.clone();
+        report.reply.get_or_insert(text);
+        report.duration_ms = self.started.elapsed().as_millis() as u64;
+        Outcome::from_class(class, report)
+    }
+
+    /// The outcome for a refused exchange (greeting, EHLO), with the server's reply.
+    fn refused(&mut self, (class, reply, text): ConnFailure) -> Outcome {
+        apply_reply(&mut self.report, reply.as_ref());
+        self.fail(class, text)
+    }
+
+    /// TLS over `plain`: after STARTTLS, or at once (implicit TLS).
+    async fn tls(
+        &self,
+        plain: SmtpClient<TcpStream>,
+        starttls: bool,
+    ) -> Result<SmtpClient<TlsStream<TcpStream>>, Outcome> {
+        let connector = tls_connector(self.settings.verify_certificates)
+            .map_err(|e| self.fail(Class::Temporary, e))?;
+        let host = self.host;
+        let (upgraded, what) = if starttls {
+            (plain.start_tls(&connector, host).await, "STARTTLS")
+        } else {
+            (plain.into_tls(&connector, host).await, "TLS")
+        };
+        upgraded.map_err(|e| self.fail(classify_error(&e), format!("{what} with {host}: {e}")))
+    }
+}
+
+/// The first of `addrs` that accepts a connection within `timeout`; else what went
+/// wrong with the last one tried.
+async fn connect_first(
+    host: &str,
+    addrs: &[SocketAddr],
+    timeout: Duration,
+) -> Result<(TcpStream, SocketAddr), String> {
+    let mut last_error = format!("{host} has no address");
+    for &addr in addrs {
+        match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                return Ok((stream, addr));
+            }
+            Ok(Err(e)) => last_error = format!("connect to {addr}: {e}"),
+            Err(_) => last_error = format!("connect to {addr}: timed out after {timeout:?}"),
+        }
+    }
+    Err(last_error)
+}
+
+/// AUTH with the relay's credentials, by a mechanism the server offered.
+async fn authenticate(
+    client: &mut Client,
+    caps: u32,
+    user: &str,
+    pass: &secrecy::SecretString,
+) -> Result<(), mail_send::Error> {
+    use secrecy::ExposeSecret;
+    let creds = mail_send::Credentials::new(user, pass.expose_secret());
+    let offered = ehlo_response(caps);
+    match client {
+        Client::Plain(c) => c.authenticate(&creds, &offered).await.map(|_| ()),
+        Client::Tls(c) => c.authenticate(&creds, &offered).await.map(|_| ()),
+    }
+}
 
 async fn greet(client: &mut Client) -> Result<(), ConnFailure> {
     let r = match client {
