@@ -10,6 +10,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Err(panic) = mailgate::bounce::try_parse(data) {
-        panic!("the bounce parser panicked: {panic}");
+        panic!("{panic}");
     }
 });

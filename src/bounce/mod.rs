@@ -153,14 +153,22 @@ pub fn parse(raw: &[u8]) -> BounceReport {
     try_parse(raw).unwrap_or_default()
 }
 
+/// The parser's last-resort guard caught a panic (a bug, never the input's fault); its
+/// message.
+#[derive(Debug, thiserror::Error)]
+#[error("the bounce parser panicked: {0}")]
+pub struct ParserPanicked(pub String);
+
 /// Like [`parse`], but says when the last-resort guard caught a panic, so tests and the
 /// fuzz target can count them without a process-wide panic hook.
-pub fn try_parse(raw: &[u8]) -> Result<BounceReport, String> {
+pub fn try_parse(raw: &[u8]) -> Result<BounceReport, ParserPanicked> {
     std::panic::catch_unwind(|| parse_inner(raw)).map_err(|p| {
-        p.downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic".into())
+        ParserPanicked(
+            p.downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into()),
+        )
     })
 }
 

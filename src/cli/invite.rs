@@ -202,28 +202,42 @@ pub fn parse_csv(text: &str, shown: &str) -> Result<(Vec<Row>, Vec<BadRow>), Csv
     Ok((good, bad))
 }
 
+/// Why `--at` was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AtError {
+    #[error("--at {text:?}: write it as \"2026-05-01 09:00\" (in {zone}) or as RFC 3339")]
+    Unreadable { text: String, zone: String },
+    #[error("--at {text:?} does not exist in {zone}")]
+    NoSuchTime { text: String, zone: String },
+    #[error("--at {text:?} is in the past")]
+    InThePast { text: String },
+}
+
 /// Parses `--at`: RFC 3339 (`2026-05-01T09:00:00+09:00`), or `YYYY-MM-DD HH:MM` in the
 /// zone of `flows.default_locale` (Asia/Tokyo for ja).
-pub fn parse_at(config: &Config, text: &str, now: u64) -> Result<u64, String> {
+pub fn parse_at(config: &Config, text: &str, now: u64) -> Result<u64, AtError> {
+    let tz = crate::flow::mail::zone(config, &config.flows.default_locale);
     let ms = if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text.trim()) {
         t.timestamp_millis()
     } else {
         let naive = chrono::NaiveDateTime::parse_from_str(text.trim(), "%Y-%m-%d %H:%M")
             .or_else(|_| chrono::NaiveDateTime::parse_from_str(text.trim(), "%Y-%m-%dT%H:%M"))
-            .map_err(|_| {
-                format!(
-                    "--at {text:?}: write it as \"2026-05-01 09:00\" (in {}) or as RFC 3339",
-                    crate::flow::mail::zone(config, &config.flows.default_locale).name()
-                )
+            .map_err(|_| AtError::Unreadable {
+                text: text.to_string(),
+                zone: tz.name().to_string(),
             })?;
-        let tz = crate::flow::mail::zone(config, &config.flows.default_locale);
         tz.from_local_datetime(&naive)
             .earliest()
-            .ok_or_else(|| format!("--at {text:?} does not exist in {}", tz.name()))?
+            .ok_or_else(|| AtError::NoSuchTime {
+                text: text.to_string(),
+                zone: tz.name().to_string(),
+            })?
             .timestamp_millis()
     };
     if ms < now as i64 - 60_000 {
-        return Err(format!("--at {text:?} is in the past"));
+        return Err(AtError::InThePast {
+            text: text.to_string(),
+        });
     }
     Ok(ms.max(0) as u64)
 }
