@@ -289,13 +289,20 @@ fn write_config(
     p
 }
 
+/// The mailgate measured: this build, or `MAILGATE_BENCH_BINARY` (another build, such as
+/// the one before a change, run in the same period as this one for a before/after).
+fn mailgate_binary() -> String {
+    std::env::var("MAILGATE_BENCH_BINARY")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_mailgate").to_string())
+}
+
 /// Makes the DKIM keys of the signing mode in `dir`; returns their `[[dkim]]` tables.
 fn dkim_keys(dir: &Path, signing: &str) -> String {
     let mut text = String::new();
-    let bin = env!("CARGO_BIN_EXE_mailgate");
+    let bin = mailgate_binary();
     for (alg, sel) in [("ed25519", "bench-ed"), ("rsa", "bench-rsa")] {
         if signing == alg || signing == "both" {
-            let out = Command::new(bin)
+            let out = Command::new(&bin)
                 .args([
                     "dkim",
                     "keygen",
@@ -363,8 +370,8 @@ struct Measured {
 
 /// One node: its child and the address its HTTP server listens on.
 fn serve(config: &Path, log_name: &str) -> (Child, String) {
-    let bin = env!("CARGO_BIN_EXE_mailgate");
-    let mut server = Command::new(bin)
+    let bin = mailgate_binary();
+    let mut server = Command::new(&bin)
         .arg("--config")
         .arg(config)
         .arg("serve")
@@ -414,8 +421,8 @@ fn mailgate(
     let configs: Vec<PathBuf> = (0..nodes)
         .map(|n| write_config(dir.path(), n, port, a, backend, &dkim))
         .collect();
-    let bin = env!("CARGO_BIN_EXE_mailgate");
-    let key_out = Command::new(bin)
+    let bin = mailgate_binary();
+    let key_out = Command::new(&bin)
         .arg("--config")
         .arg(&configs[0])
         .args(["apikey", "create", "bench"])
@@ -621,6 +628,9 @@ fn main() {
             String::new()
         }
     );
+    if let Ok(other) = std::env::var("MAILGATE_BENCH_BINARY") {
+        println!("  mailgate measured: {other} (MAILGATE_BENCH_BINARY)");
+    }
     let _ = std::io::stdout().flush();
     let reference_rate = reference(&a);
     println!(
