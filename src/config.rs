@@ -90,6 +90,7 @@ struct RawServer {
     body_timeout: Option<String>,
     max_connections: Option<u32>,
     api_requests_per_minute: Option<u32>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -265,6 +266,10 @@ pub struct ServerConfig {
     /// `server.api_requests_per_minute`: requests one API key may make per minute,
     /// counted across every node; past it the API answers 429. 0 turns the limit off.
     pub api_requests_per_minute: u32,
+    /// `server.trusted_proxies`: the load balancers (addresses or networks) whose
+    /// `X-Forwarded-For` names the client; empty (the default) believes no header, so
+    /// the per-client limits count the connection's own address.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Debug, Clone)]
@@ -830,6 +835,23 @@ impl Checker<'_> {
         s.trim_end_matches('/').to_string()
     }
 
+    /// An IP network (`10.0.0.0/8`) or one address (`192.0.2.7`, a network of one).
+    fn network(&mut self, key: &str, text: &str) -> Option<ipnet::IpNet> {
+        let text = text.trim();
+        let parsed = text.parse::<ipnet::IpNet>().ok().or_else(|| {
+            text.parse::<std::net::IpAddr>()
+                .ok()
+                .map(ipnet::IpNet::from)
+        });
+        if parsed.is_none() {
+            self.problem(
+                key,
+                format!("{text:?} is not an IP address or network (such as \"10.0.0.0/8\")"),
+            );
+        }
+        parsed
+    }
+
     fn count(&mut self, key: &str, v: Option<u32>, default: u32) -> usize {
         match v.unwrap_or(default) {
             0 => {
@@ -1044,6 +1066,12 @@ fn server_section(raw_server: RawServer, problems: &mut Vec<ConfigProblem>) -> S
         body_timeout: c.duration("body_timeout", raw_server.body_timeout, "30s"),
         max_connections: c.count("max_connections", raw_server.max_connections, 1024),
         api_requests_per_minute: raw_server.api_requests_per_minute.unwrap_or(60_000),
+        trusted_proxies: raw_server
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|text| c.network("trusted_proxies", text))
+            .collect(),
     }
 }
 

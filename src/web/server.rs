@@ -13,10 +13,16 @@
 //! - at most `server.max_connections` are open; past that a new connection gets a
 //!   503 written straight to the socket and is closed.
 //!
+//! Each request carries its client's address ([`ClientAddr`]) for the per-client
+//! limits: the connection's peer, unless the peer is one of `server.trusted_proxies`
+//! (a load balancer in front of several nodes); then the nearest address in
+//! `X-Forwarded-For` that is not a trusted proxy, read from the right, since a client
+//! can write anything to the left of what the balancer appends.
+//!
 //! Shutdown: stop accepting, ask every connection to finish its request and close,
 //! then wait (bounded) for all of them.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -45,13 +51,15 @@ const DRAIN: Duration = Duration::from_secs(30);
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\
 Content-Length: 33\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many connections, try again\r\n";
 
-/// The limits, taken from `[server]`.
-#[derive(Clone, Copy, Debug)]
+/// The limits, taken from `[server]`, and the proxies whose forwarded address is
+/// believed.
+#[derive(Clone, Debug)]
 pub struct Limits {
     pub header_timeout: Duration,
     pub keepalive_timeout: Duration,
     pub body_timeout: Duration,
     pub max_connections: usize,
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 impl Limits {
@@ -61,8 +69,42 @@ impl Limits {
             keepalive_timeout: c.keepalive_timeout,
             body_timeout: c.body_timeout,
             max_connections: c.max_connections,
+            trusted_proxies: c.trusted_proxies.clone().into(),
         }
     }
+}
+
+/// The client a request came from, as the per-client limits count it (see the module
+/// documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientAddr(pub IpAddr);
+
+/// The client of a request whose connection came from `peer`: `peer` itself unless it
+/// is a trusted proxy, else the nearest untrusted address of `forwarded_for` (the
+/// `X-Forwarded-For` values in order), read from the right. An entry that is not an
+/// address ends the walk at the last address believed.
+pub fn client_address<'a>(
+    peer: IpAddr,
+    forwarded_for: impl DoubleEndedIterator<Item = &'a str>,
+    trusted: &[ipnet::IpNet],
+) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let mut client = peer;
+    if !is_trusted(&client) {
+        return client;
+    }
+    for entry in forwarded_for.rev() {
+        match entry.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !is_trusted(&ip) {
+                    return ip;
+                }
+            }
+            Err(_) => return client,
+        }
+    }
+    client
 }
 
 /// Serves `router` on `listener` until `shutdown`, within `limits`.
@@ -87,7 +129,7 @@ pub async fn run(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (router, stop) = (router.clone(), stop_rx.clone());
+        let (router, stop, limits) = (router.clone(), stop_rx.clone(), limits.clone());
         tokio::spawn(async move {
             connection(stream, peer, router, limits, stop).await;
             drop(slot);
@@ -135,8 +177,18 @@ async fn connection(
     });
     let service = {
         let in_flight = in_flight.clone();
+        let trusted = limits.trusted_proxies.clone();
         hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            let forwarded = request
+                .headers()
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .collect::<Vec<_>>();
+            let client = client_address(peer.ip(), forwarded.into_iter(), &trusted);
             request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(ClientAddr(client));
             let guard = InFlight::enter(&in_flight);
             let router = router.clone();
             async move {
@@ -369,6 +421,49 @@ pub fn fitting_cap(wanted: usize, open_files: u64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_is_the_peer_unless_the_peer_is_a_trusted_proxy() {
+        let ip = |t: &str| t.parse::<IpAddr>().unwrap();
+        let balancers: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        // No trusted proxies: the header is anyone's to write, and is ignored.
+        assert_eq!(
+            client_address(ip("10.0.0.5"), ["203.0.113.9"].into_iter(), &[]),
+            ip("10.0.0.5")
+        );
+        // A stranger's header is ignored too.
+        assert_eq!(
+            client_address(ip("198.51.100.7"), ["203.0.113.9"].into_iter(), &balancers),
+            ip("198.51.100.7")
+        );
+        // Behind the balancer: the address it appended, not what the client wrote.
+        assert_eq!(
+            client_address(
+                ip("10.0.0.5"),
+                ["1.2.3.4", " 203.0.113.9"].into_iter(),
+                &balancers
+            ),
+            ip("203.0.113.9")
+        );
+        // Two balancers in a row are both passed.
+        assert_eq!(
+            client_address(
+                ip("10.0.0.5"),
+                ["203.0.113.9", "10.1.1.1"].into_iter(),
+                &balancers
+            ),
+            ip("203.0.113.9")
+        );
+        // Junk ends the walk at the last address believed.
+        assert_eq!(
+            client_address(ip("10.0.0.5"), ["junk"].into_iter(), &balancers),
+            ip("10.0.0.5")
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.5"), [].into_iter(), &balancers),
+            ip("10.0.0.5")
+        );
+    }
     use std::convert::Infallible;
 
     #[test]

@@ -211,10 +211,19 @@ impl Browser {
 
     /// Posts a form with this browser's CSRF value added.
     pub fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        self.post_with(path, fields, &[])
+    }
+
+    /// [`Browser::post`] with extra request headers (what a proxy in front adds).
+    pub fn post_with(&self, path: &str, fields: &[(&str, &str)], headers: &[(&str, &str)]) -> Page {
         let csrf = self.cookie("mg_csrf").unwrap_or_default();
         let mut form: Vec<(&str, &str)> = vec![("csrf", &csrf)];
         form.extend_from_slice(fields);
-        self.send(self.client.post(format!("{}{path}", self.base)).form(&form))
+        let mut request = self.client.post(format!("{}{path}", self.base)).form(&form);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request)
     }
 }
 

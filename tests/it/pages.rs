@@ -3,6 +3,7 @@
 //! stranger's `/reset` must not end or slow the person's journey).
 
 use crate::journey::*;
+use crate::support::{Instance, Server};
 
 /// Invites `to`, presses the button and enters the code in a new browser: the password
 /// form is open in it. Returns the browser and the link's token.
@@ -525,4 +526,50 @@ fn the_language_switch_on_a_renewal_answer_leads_to_the_link_in_that_language() 
     assert_eq!(switched.status, 303, "{}", switched.body);
     let page = b.get(&switched.location());
     all_english("used link after the switch", &page.body);
+}
+
+/// `/reset` from one client, `times` times, with `forwarded_for` as its
+/// `X-Forwarded-For`; the statuses.
+fn resets_from(b: &Browser, forwarded_for: &str, times: usize) -> Vec<u16> {
+    (0..times)
+        .map(|_| {
+            b.post_with(
+                "/reset",
+                &[("address", "nobody@example.jp")],
+                &[("x-forwarded-for", forwarded_for)],
+            )
+            .status
+        })
+        .collect()
+}
+
+#[test]
+fn behind_a_trusted_balancer_the_per_client_limit_counts_each_forwarded_client() {
+    let inst = Instance::new("");
+    let server = Server::start(
+        &inst.config_path,
+        &[("MAILGATE__SERVER__TRUSTED_PROXIES", "[\"127.0.0.0/8\"]")],
+    );
+    let b = Browser::new(&server);
+    assert_eq!(b.get("/reset").status, 200);
+    // One client behind the balancer uses up its own 30 an hour...
+    assert!(resets_from(&b, "203.0.113.5", 30).iter().all(|s| *s == 200));
+    assert_eq!(resets_from(&b, "203.0.113.5", 1), [429]);
+    // ...and writing another address to the left of what the balancer appends does
+    // not get it out.
+    assert_eq!(resets_from(&b, "198.51.100.1, 203.0.113.5", 1), [429]);
+    // Another client behind the same balancer is not held back by it.
+    assert_eq!(resets_from(&b, "203.0.113.6", 1), [200]);
+}
+
+#[test]
+fn without_trusted_proxies_a_forwarded_for_header_changes_nothing() {
+    let s = Setup::start("");
+    let b = Browser::new(&s.server);
+    assert_eq!(b.get("/reset").status, 200);
+    // Thirty requests, each claiming another client, all count against the one peer.
+    for i in 0..30 {
+        assert_eq!(resets_from(&b, &format!("203.0.113.{i}"), 1), [200]);
+    }
+    assert_eq!(resets_from(&b, "203.0.113.200", 1), [429]);
 }

@@ -116,19 +116,27 @@ pub fn router() -> Router<FlowWeb> {
         .route("/reset", get(reset::reset_form).post(reset::reset_submit))
 }
 
-/// The client's IP address, when the server was started with connect info.
+/// The client's IP address as the per-client limits count it: the address the server
+/// worked out (the forwarded client behind a trusted proxy, see `web::server`), else
+/// the connection's peer.
 pub struct ClientIp(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let client = parts
+            .extensions
+            .get::<crate::web::server::ClientAddr>()
+            .map(|c| c.0)
+            .or_else(|| {
+                parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0.ip())
+            });
         Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string())
-                .unwrap_or_else(|| "unknown".into()),
+            client.map_or_else(|| "unknown".into(), |ip| ip.to_string()),
         ))
     }
 }
