@@ -86,7 +86,10 @@ pub async fn retry(queue: &Queue, id: &str, who: &str) -> Result<String, Control
 
 /// Cancels an open message on an operator's request.
 pub async fn cancel(queue: &Queue, id: &str, who: &str) -> Result<String, ControlError> {
-    cancel_because(queue, id, &format!("by {who}")).await
+    let by = crate::domain::Detail::By {
+        who: who.to_string(),
+    };
+    cancel_because(queue, id, &by.to_string()).await
 }
 
 /// Cancels an open message; `why` goes into its timeline.

@@ -464,3 +464,89 @@ fn a_japanese_desk_finds_an_address_by_its_domain_and_opens_a_message_in_a_real_
     );
     std::fs::copy(&file, output_dir().join("message-headers.txt")).unwrap();
 }
+
+/// The text of every element that opens with `marker` (up to its closing `close`).
+fn cells(body: &str, marker: &str, close: &str) -> Vec<String> {
+    body.match_indices(marker)
+        .map(|(at, _)| {
+            let rest = &body[at + marker.len()..];
+            visible_text(&rest[..rest.find(close).unwrap()])
+                .trim()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn mailgates_own_timeline_details_read_in_japanese_on_a_japanese_page() {
+    let (inst, server) = console("");
+    let run = |args: &[&str]| {
+        let out = inst.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // A suppressed address: its mail is not sent, and its flow cannot be delivered.
+    let evidence = "550 5.1.1 mailbox unavailable";
+    run(&[
+        "suppression",
+        "add",
+        "blocked@example.jp",
+        "--note",
+        evidence,
+    ]);
+    run(&["invite", "blocked@example.jp", "--locale", "ja"]);
+    // A message scheduled for later, then cancelled from the command line.
+    run(&[
+        "invite",
+        "later@example.jp",
+        "--locale",
+        "ja",
+        "--at",
+        "2030-01-01 09:00",
+    ]);
+    let later = inst.log_json("later@example.jp")["messages"][0]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    run(&["queue", "cancel", &later]);
+
+    let mut aiko = Agent::login_in(&server, "ja,en;q=0.5", "aiko", SUPPORT_PASSWORD, "/support");
+    let blocked = aiko.get("/support?q=blocked%40example.jp").body;
+    let later_page = aiko.get("/support?q=later%40example.jp").body;
+    let details: Vec<String> = [&blocked, &later_page]
+        .iter()
+        .flat_map(|b| cells(b, "data-label=\"詳細\">", "</td>"))
+        .filter(|d| !d.is_empty())
+        .collect();
+    let rows: Vec<String> = cells(&blocked, "<li class=\"bad\">", "</li>");
+    let all = details.iter().chain(&rows).cloned().collect::<Vec<_>>();
+    // Mailgate's own words, in Japanese.
+    for want in [
+        "送信していません：blocked@example.jpは",
+        "から送信停止リストに載っています（理由：コマンドライン（",
+        "）が手動で追加、根拠の原文：550 5.1.1 mailbox unavailable）",
+        "2030-01-01 09:00:00 JSTに送る予定です",
+        "コマンドラインによる操作",
+        "届きませんでした（送信していません：アドレスが送信停止リストに載っています）",
+    ] {
+        assert!(all.iter().any(|d| d.contains(want)), "{want:?} in {all:#?}");
+    }
+    // And nothing English left but what others wrote (the address, the evidence).
+    let english = regex::Regex::new("[A-Za-z]{3,}").unwrap();
+    let user = std::env::var("USER").unwrap_or_default();
+    for d in &all {
+        let rest = d
+            .replace(evidence, "")
+            .replace(&format!("（{user}）"), "")
+            .replace("blocked@example.jp", "")
+            .replace("JST", "");
+        assert!(!english.is_match(&rest), "English in {d:?}");
+    }
+    // The English page says the same in English, its time as every other time there.
+    let en = aiko.get("/support?q=later%40example.jp&lang=en").body;
+    assert!(en.contains("scheduled for 2030-01-01 "), "{en}");
+    assert!(!en.contains("2030-01-01T00:00:00Z"), "{en}");
+}

@@ -91,10 +91,10 @@ fn last_step<'a>(m: &'a MessageView, steps: &[Step]) -> Option<&'a Event> {
 /// The bounce reason written by intake into the event's detail
 /// ("bounced permanently: userunknown (…)"), else guessed from the enhanced status.
 fn bounce_reason(e: &Event) -> String {
-    if let Some(d) = &e.detail
-        && let Some(rest) = d.strip_prefix("bounced permanently: ")
+    if let Some(crate::domain::Detail::Bounced { reason, .. }) =
+        e.detail.as_deref().and_then(crate::domain::Detail::parse)
     {
-        return rest.split(' ').next().unwrap_or("").to_string();
+        return reason;
     }
     match e.enhanced_status.as_deref() {
         Some("5.1.1") | Some("5.1.10") => "userunknown".into(),
@@ -155,7 +155,10 @@ pub fn for_message(m: &MessageView, lang: Lang, tz: Tz, now_ms: u64) -> String {
             });
             let reply = e
                 .and_then(reply_text)
-                .or_else(|| e.and_then(|e| e.detail.clone()).map(|d| shorten(&d, 60)))
+                .or_else(|| {
+                    e.and_then(|e| e.detail.as_deref())
+                        .map(|d| shorten(&super::text::detail(lang, tz, d), 60))
+                })
                 .unwrap_or_default();
             let next = m.next_try_ms.map(at).unwrap_or_default();
             let until = at(m.expires_ms);
