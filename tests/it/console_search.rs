@@ -355,6 +355,111 @@ fn the_queue_filters_by_status_and_recipient_domain() {
     );
 }
 
+/// The recipients listed on a queue page, in page order.
+fn queue_rows(body: &str) -> Vec<String> {
+    cells(body, "<td data-label=\"宛先\">", "</td>")
+}
+
+/// The `href` of the link with `id`, unescaped, if the page has one.
+fn link(body: &str, id: &str) -> Option<String> {
+    let at = body.find(&format!("id=\"{id}\""))?;
+    let start = body[..at].rfind("<a href=\"")? + "<a href=\"".len();
+    let end = start + body[start..].find('"')?;
+    // As a browser reads the attribute (handlebars writes `=` as `&#x3D;`).
+    Some(
+        body[start..end]
+            .replace("&#x3D;", "=")
+            .replace("&amp;", "&"),
+    )
+}
+
+#[test]
+fn the_queue_page_shows_the_first_page_and_a_link_to_the_next() {
+    let (inst, server) = console("");
+    // 60 messages due at the same later time (so they stay queued, and the pages
+    // must order ties by id), 5 of them to another domain.
+    let mut csv = String::from("address\n");
+    let mut everyone = Vec::new();
+    for i in 0..60 {
+        let domain = if i % 12 == 0 {
+            "other.jp"
+        } else {
+            "example.jp"
+        };
+        let a = format!("staff{i:02}@{domain}");
+        csv.push_str(&a);
+        csv.push('\n');
+        everyone.push(a);
+    }
+    let path = inst.path().join("staff.csv");
+    std::fs::write(&path, csv).unwrap();
+    let out = inst.run(&[
+        "invite",
+        "--csv",
+        path.to_str().unwrap(),
+        "--at",
+        "2030-01-01 09:00",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut ben = Agent::login_in(&server, "ja,en;q=0.5", "ben", ADMIN_PASSWORD, "/admin");
+
+    let first = ben.get("/admin/queue");
+    assert_eq!(first.status, 200, "{}", first.body);
+    let page1 = queue_rows(&first.body);
+    assert_eq!(page1.len(), 50, "{page1:?}");
+    assert!(link(&first.body, "first-page").is_none());
+    let next = link(&first.body, "next-page").expect("a link to the next page");
+    assert!(visible_text(&first.body).contains("次のページへ"));
+
+    let second = ben.get(&next);
+    assert_eq!(second.status, 200, "{next}: {}", second.body);
+    let page2 = queue_rows(&second.body);
+    assert_eq!(page2.len(), 10, "{page2:?}");
+    assert!(link(&second.body, "next-page").is_none(), "the last page");
+    assert_eq!(
+        link(&second.body, "first-page").as_deref(),
+        Some("/admin/queue?")
+    );
+    // Together the pages list every message once.
+    let mut seen: Vec<String> = page1.into_iter().chain(page2).collect();
+    seen.sort();
+    assert_eq!(seen, everyone);
+
+    // A filter keeps to its rows, and its links keep the filter.
+    let other = ben.get("/admin/queue?domain=other.jp");
+    let mut at_other = queue_rows(&other.body);
+    at_other.sort();
+    assert_eq!(
+        at_other,
+        [
+            "staff00@other.jp",
+            "staff12@other.jp",
+            "staff24@other.jp",
+            "staff36@other.jp",
+            "staff48@other.jp"
+        ]
+    );
+    assert!(link(&other.body, "next-page").is_none());
+    let mut example = ben.get("/admin/queue?domain=example.jp");
+    let mut pages = 1;
+    while let Some(next) = link(&example.body, "next-page") {
+        assert!(next.contains("&domain=example.jp"), "{next}");
+        example = ben.get(&next);
+        pages += 1;
+    }
+    assert_eq!(pages, 2);
+    assert_eq!(queue_rows(&example.body).len(), 5);
+
+    // A position that cannot be read is named, in Japanese.
+    let bad = ben.get("/admin/queue?after=nonsense");
+    assert_eq!(bad.status, 400);
+    assert!(visible_text(&bad.body).contains("ページの位置「nonsense」が読み取れません"));
+}
+
 #[test]
 fn what_mailgate_wrote_in_the_audit_log_reads_in_japanese_on_a_japanese_page() {
     let (inst, server) = console("");
