@@ -54,6 +54,28 @@ pub enum Detail {
     NeverAccepted,
     /// A flow's mail was not sent: the address is suppressed.
     AddressSuppressed,
+    // What went wrong before any server answered: written as the attempt's reply (no
+    // SMTP code), the system's own error text (`error`) kept as it is.
+    /// A TCP connection failed.
+    ConnectFailed { addr: String, error: String },
+    /// A TCP connection got no answer in time (`after` as written, e.g. `30s`).
+    ConnectTimedOut { addr: String, after: String },
+    /// The host resolved to no address.
+    NoAddress { host: String },
+    /// The host's name could not be resolved.
+    CannotResolve { host: String, error: String },
+    /// The recipient's domain does not exist.
+    NoSuchDomain { domain: String },
+    /// The MX lookup failed (for now).
+    DnsFailed { domain: String, error: String },
+    /// The domain publishes a null MX (RFC 7505).
+    NullMx { domain: String },
+    /// TLS (implicit) with the host failed.
+    TlsFailed { host: String, error: String },
+    /// STARTTLS with the host failed.
+    StartTlsFailed { host: String, error: String },
+    /// TLS is required and the host does not offer STARTTLS.
+    NoStartTls { host: String },
 }
 
 const SCHEDULED: &str = "scheduled for ";
@@ -74,6 +96,18 @@ const BYTES_UNREADABLE: &str = "cannot read the message's bytes: ";
 const REFUSED: &str = "the receiving server refused the mail: ";
 const NEVER_ACCEPTED: &str = "no receiving server accepted the mail before it expired";
 const ADDRESS_SUPPRESSED: &str = "not sent: the address is on the suppression list";
+const CONNECT: &str = "connect to ";
+const TIMED_OUT: &str = "timed out after ";
+const NO_ADDRESS: &str = " has no address";
+const CANNOT_RESOLVE: &str = "cannot resolve ";
+const THE_DOMAIN: &str = "the domain ";
+const DOES_NOT_EXIST: &str = " does not exist";
+const DNS_LOOKUP: &str = "DNS lookup for ";
+const FAILED: &str = " failed: ";
+const NULL_MX: &str = " publishes a null MX: it accepts no mail (RFC 7505)";
+const TLS_WITH: &str = "TLS with ";
+const STARTTLS_WITH: &str = "STARTTLS with ";
+const NO_STARTTLS: &str = " does not offer STARTTLS and TLS is required";
 
 impl fmt::Display for Detail {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -120,6 +154,20 @@ impl fmt::Display for Detail {
             Detail::Refused { reply } => write!(f, "{REFUSED}{reply}"),
             Detail::NeverAccepted => f.write_str(NEVER_ACCEPTED),
             Detail::AddressSuppressed => f.write_str(ADDRESS_SUPPRESSED),
+            Detail::ConnectFailed { addr, error } => write!(f, "{CONNECT}{addr}: {error}"),
+            Detail::ConnectTimedOut { addr, after } => {
+                write!(f, "{CONNECT}{addr}: {TIMED_OUT}{after}")
+            }
+            Detail::NoAddress { host } => write!(f, "{host}{NO_ADDRESS}"),
+            Detail::CannotResolve { host, error } => {
+                write!(f, "{CANNOT_RESOLVE}{host}: {error}")
+            }
+            Detail::NoSuchDomain { domain } => write!(f, "{THE_DOMAIN}{domain}{DOES_NOT_EXIST}"),
+            Detail::DnsFailed { domain, error } => write!(f, "{DNS_LOOKUP}{domain}{FAILED}{error}"),
+            Detail::NullMx { domain } => write!(f, "{domain}{NULL_MX}"),
+            Detail::TlsFailed { host, error } => write!(f, "{TLS_WITH}{host}: {error}"),
+            Detail::StartTlsFailed { host, error } => write!(f, "{STARTTLS_WITH}{host}: {error}"),
+            Detail::NoStartTls { host } => write!(f, "{host}{NO_STARTTLS}"),
         }
     }
 }
@@ -204,6 +252,71 @@ impl Detail {
                 evidence: evidence.to_string(),
             });
         }
+        // Host and domain names hold no spaces: a server's reply that happens to end
+        // the same way is not taken for these.
+        let name =
+            |n: &str| (!n.is_empty() && !n.contains(char::is_whitespace)).then(|| n.to_string());
+        if let Some((addr, rest)) = text.strip_prefix(CONNECT).and_then(|r| r.split_once(": ")) {
+            let addr = name(addr)?;
+            return Some(match rest.strip_prefix(TIMED_OUT) {
+                Some(after) => Detail::ConnectTimedOut {
+                    addr,
+                    after: after.to_string(),
+                },
+                None => Detail::ConnectFailed {
+                    addr,
+                    error: rest.to_string(),
+                },
+            });
+        }
+        if let Some(host) = text.strip_suffix(NO_ADDRESS) {
+            return name(host).map(|host| Detail::NoAddress { host });
+        }
+        if let Some((host, error)) = text
+            .strip_prefix(CANNOT_RESOLVE)
+            .and_then(|r| r.split_once(": "))
+        {
+            return Some(Detail::CannotResolve {
+                host: name(host)?,
+                error: error.to_string(),
+            });
+        }
+        if let Some(domain) = text.strip_prefix(THE_DOMAIN).and_then(|r| {
+            r.strip_suffix(DOES_NOT_EXIST)
+                .or_else(|| r.strip_suffix(" does not exist (NXDOMAIN)"))
+        }) {
+            return name(domain).map(|domain| Detail::NoSuchDomain { domain });
+        }
+        if let Some((domain, error)) = text
+            .strip_prefix(DNS_LOOKUP)
+            .and_then(|r| r.split_once(FAILED))
+        {
+            return Some(Detail::DnsFailed {
+                domain: name(domain)?,
+                error: error.to_string(),
+            });
+        }
+        if let Some(domain) = text.strip_suffix(NULL_MX) {
+            return name(domain).map(|domain| Detail::NullMx { domain });
+        }
+        if let Some((host, error)) = text
+            .strip_prefix(STARTTLS_WITH)
+            .and_then(|r| r.split_once(": "))
+        {
+            return Some(Detail::StartTlsFailed {
+                host: name(host)?,
+                error: error.to_string(),
+            });
+        }
+        if let Some((host, error)) = text.strip_prefix(TLS_WITH).and_then(|r| r.split_once(": ")) {
+            return Some(Detail::TlsFailed {
+                host: name(host)?,
+                error: error.to_string(),
+            });
+        }
+        if let Some(host) = text.strip_suffix(NO_STARTTLS) {
+            return name(host).map(|host| Detail::NoStartTls { host });
+        }
         if let Some(rest) = text.strip_suffix(DELAY_END)
             && let Some((mta, reason)) = rest.split_once(DELAY_MID)
         {
@@ -267,6 +380,42 @@ pub(crate) fn examples() -> Vec<Detail> {
         },
         Detail::NeverAccepted,
         Detail::AddressSuppressed,
+        Detail::ConnectFailed {
+            addr: "192.0.2.1:25".into(),
+            error: "Connection refused (os error 111)".into(),
+        },
+        Detail::ConnectTimedOut {
+            addr: "[2001:db8::1]:25".into(),
+            after: "30s".into(),
+        },
+        Detail::NoAddress {
+            host: "mx.example.jp".into(),
+        },
+        Detail::CannotResolve {
+            host: "relay.example.jp".into(),
+            error: "failed to lookup address information".into(),
+        },
+        Detail::NoSuchDomain {
+            domain: "example.invalid".into(),
+        },
+        Detail::DnsFailed {
+            domain: "example.jp".into(),
+            error: "request timed out".into(),
+        },
+        Detail::NullMx {
+            domain: "example.jp".into(),
+        },
+        Detail::TlsFailed {
+            host: "mx.example.jp".into(),
+            error: "invalid peer certificate: UnknownIssuer".into(),
+        },
+        Detail::StartTlsFailed {
+            host: "mx.example.jp".into(),
+            error: "received fatal alert: HandshakeFailure".into(),
+        },
+        Detail::NoStartTls {
+            host: "mx.example.jp".into(),
+        },
     ]
 }
 
@@ -300,5 +449,13 @@ mod tests {
             "next try at 2026-11-30T00:53:20Z"
         );
         assert_eq!(Detail::parse("/var/mailgate/outbox/1.eml"), None);
+        // A server's reply that ends like one of ours is still the server's.
+        assert_eq!(Detail::parse("550 5.1.1 this user has no address"), None);
+        assert_eq!(
+            Detail::parse("the domain example.jp does not exist (NXDOMAIN)"),
+            Some(Detail::NoSuchDomain {
+                domain: "example.jp".into()
+            })
+        );
     }
 }

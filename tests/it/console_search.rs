@@ -655,3 +655,45 @@ fn mailgates_own_timeline_details_read_in_japanese_on_a_japanese_page() {
     assert!(en.contains("scheduled for 2030-01-01 "), "{en}");
     assert!(!en.contains("2030-01-01T00:00:00Z"), "{en}");
 }
+
+#[test]
+fn a_connection_no_server_answered_reads_in_japanese_and_is_not_quoted_as_a_reply() {
+    use crate::support::{free_port, relay_config, wait_for};
+    // Nothing listens at the relay: each try is refused before any server speaks.
+    let (inst, server) = console(&relay_config(free_port(), "\"10m\""));
+    invite(&inst, &["hanako@example.jp"]);
+    assert!(wait_for(30, || {
+        inst.log_json("hanako@example.jp")["messages"][0]["status"] == "deferred"
+    }));
+    let mut ben = Agent::login_in(&server, "ja,en;q=0.5", "ben", ADMIN_PASSWORD, "/admin");
+    let log = ben.get("/support?q=hanako%40example.jp").body;
+    let replies: Vec<String> = cells(&log, "data-label=\"相手サーバーの応答（原文）\">", "</td>")
+        .into_iter()
+        .filter(|r| !r.is_empty())
+        .collect();
+    assert!(
+        replies
+            .iter()
+            .any(|r| r.starts_with("127.0.0.1:") && r.contains("に接続できませんでした（")),
+        "{replies:?}"
+    );
+    let details = cells(&log, "data-label=\"詳細\">", "</td>");
+    assert!(
+        details.iter().any(|d| d.starts_with("次の再送は")),
+        "{details:?}"
+    );
+    let lead = visible_text(&log);
+    assert!(lead.contains("に送れませんでした（127.0.0.1:"), "{lead}");
+    assert!(!lead.contains("と応答しました"), "{lead}");
+    // The queue's last reply says the same.
+    let queue = ben.get("/admin/queue").body;
+    let last = cells(&queue, "data-label=\"最後の応答（原文）\">", "</td>");
+    assert!(
+        last.iter().any(|r| r.contains("に接続できませんでした（")),
+        "{last:?}"
+    );
+    for text in replies.iter().chain(&details).chain(&last) {
+        assert!(!text.contains("connect to"), "{text}");
+        assert!(!text.contains("next try"), "{text}");
+    }
+}

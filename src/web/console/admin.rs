@@ -372,7 +372,7 @@ async fn queue_page(
                 "id": r.id, "to": r.to, "status_text": text::status(lang, &r.status),
                 "status": r.status, "attempts": r.attempts,
                 "next_try": stamp(r.next_try_ms, tz), "expires": stamp(r.expires_ms, tz),
-                "last_reply": r.last_reply,
+                "last_reply": r.last_reply.as_deref().map(|l| text::reply(lang, tz, l)),
             })
         })
         .collect();

@@ -217,7 +217,7 @@ pub(super) fn timeline_rows(
                     (None, Some(ip)) => format!("[{ip}]"),
                     (None, None) => String::new(),
                 },
-                "reply": reply_cell(e),
+                "reply": reply_cell(e, lang, tz),
                 "tls": e.tls,
                 "detail": e.detail.as_deref().map(|d| text::detail(lang, tz, d)),
             })
@@ -226,11 +226,13 @@ pub(super) fn timeline_rows(
 }
 
 /// The reply column: code, enhanced status and text, without repeating the code.
-fn reply_cell(e: &crate::domain::Event) -> String {
+/// Mailgate's own words there (no server answered) are in the operator's language.
+fn reply_cell(e: &crate::domain::Event, lang: Lang, tz: chrono_tz::Tz) -> String {
     let reply = e.reply.clone().unwrap_or_default();
     match e.smtp_code {
         Some(c) if !reply.starts_with(&c.to_string()) => format!("{c} {reply}").trim().to_string(),
-        _ => reply,
+        Some(_) => reply,
+        None => text::reply(lang, tz, &reply),
     }
 }
 

@@ -363,6 +363,17 @@ pub fn detail(lang: Lang, tz: Tz, detail: &str) -> String {
     }
 }
 
+/// A reply column: what a server answered stays verbatim; what mailgate wrote there
+/// because no server answered (a refused connection, a failed DNS lookup, TLS) is
+/// said in the operator's language. A server's reply always starts with its code, so
+/// it is never read as mailgate's words.
+pub fn reply(lang: Lang, tz: Tz, reply: &str) -> String {
+    match Detail::parse(reply) {
+        Some(d) if !reply.starts_with(|c: char| c.is_ascii_digit()) => say(lang, tz, &d),
+        _ => reply.to_string(),
+    }
+}
+
 /// `text` with each RFC 3339 UTC time in it as a time in `tz`.
 fn local_times(tz: Tz, text: &str) -> String {
     use std::sync::OnceLock;
@@ -437,6 +448,32 @@ pub fn say(lang: Lang, tz: Tz, d: &Detail) -> String {
         Detail::AddressSuppressed => {
             "送信していません：アドレスが送信停止リストに載っています".into()
         }
+        Detail::ConnectFailed { addr, error } => {
+            format!("{addr}に接続できませんでした（{error}）")
+        }
+        Detail::ConnectTimedOut { addr, after } => {
+            format!("{addr}に接続できませんでした（{after}待っても応答がありません）")
+        }
+        Detail::NoAddress { host } => format!("{host}のIPアドレスが見つかりません"),
+        Detail::CannotResolve { host, error } => {
+            format!("{host}のIPアドレスを調べられませんでした（{error}）")
+        }
+        Detail::NoSuchDomain { domain } => format!("ドメイン{domain}は存在しません"),
+        Detail::DnsFailed { domain, error } => {
+            format!("{domain}のメールサーバーをDNSで調べられませんでした（{error}）")
+        }
+        Detail::NullMx { domain } => {
+            format!("{domain}はメールを受け取らないと公開しています（null MX、RFC 7505）")
+        }
+        Detail::TlsFailed { host, error } => {
+            format!("{host}との暗号化（TLS）に失敗しました（{error}）")
+        }
+        Detail::StartTlsFailed { host, error } => {
+            format!("{host}との暗号化（STARTTLS）に失敗しました（{error}）")
+        }
+        Detail::NoStartTls { host } => format!(
+            "{host}が暗号化（STARTTLS）に対応していないため送っていません（設定で暗号化を必須にしています）"
+        ),
     }
 }
 
@@ -669,11 +706,31 @@ mod tests {
                 Detail::Bounced { reason, .. } => vec![reason.clone()],
                 Detail::BytesUnreadable { error } => vec![error.clone()],
                 Detail::Refused { reply } => vec![reply.clone()],
+                Detail::ConnectFailed { addr, error } => vec![addr.clone(), error.clone()],
+                Detail::ConnectTimedOut { addr, after } => vec![addr.clone(), after.clone()],
+                Detail::NoAddress { host } | Detail::NoStartTls { host } => vec![host.clone()],
+                Detail::NoSuchDomain { domain } | Detail::NullMx { domain } => {
+                    vec![domain.clone()]
+                }
+                Detail::CannotResolve { host, error }
+                | Detail::TlsFailed { host, error }
+                | Detail::StartTlsFailed { host, error } => vec![host.clone(), error.clone()],
+                Detail::DnsFailed { domain, error } => vec![domain.clone(), error.clone()],
                 _ => vec![],
             };
             // The longest first: evidence may quote the address.
             verbatim.sort_by_key(|v| std::cmp::Reverse(v.len()));
-            let mut rest = ja.replace("JST", "").replace("Message-ID", "");
+            let mut rest = [
+                "JST",
+                "Message-ID",
+                "STARTTLS",
+                "TLS",
+                "DNS",
+                "null MX",
+                "RFC",
+            ]
+            .iter()
+            .fold(ja.clone(), |t, term| t.replace(term, ""));
             for v in verbatim.iter().filter(|v| !v.is_empty()) {
                 assert!(rest.contains(v.as_str()), "{v:?} is missing from {ja:?}");
                 rest = rest.replace(v.as_str(), "");
