@@ -268,4 +268,23 @@ mod tests {
         );
         assert_eq!(address_pattern("hanako@example.jp"), None);
     }
+
+    #[test]
+    fn an_answer_from_a_server_without_the_search_fields_still_reads() {
+        // `mailgate log` through the socket of a server from before the forgiving search.
+        let old: LogView =
+            serde_json::from_str(r#"{"query": "hanako@example.jp", "messages": []}"#).unwrap();
+        assert_eq!(old.pattern, None);
+        assert!(old.matches.is_empty() && old.did_you_mean.is_empty() && !old.more_matches);
+        // And a listing says which pattern it answered.
+        let listing: LogView = serde_json::from_value(serde_json::json!({
+            "query": "@example.jp", "messages": [], "pattern": "domain",
+            "matches": ["hanako@example.jp"], "more_matches": false, "did_you_mean": [],
+        }))
+        .unwrap();
+        assert_eq!(
+            listing.address_pattern(),
+            Some(AddressPattern::Domain("example.jp".into()))
+        );
+    }
 }
