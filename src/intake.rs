@@ -215,17 +215,15 @@ async fn apply(
     event.reply = r.diagnostic.clone();
     event.remote_host = r.remote_mta.clone();
     let reason = r.reason.clone().unwrap_or_else(|| "undefined".into());
-    let auth = if record.authenticated {
-        "VERP-authenticated"
-    } else {
-        "tied by Message-ID"
-    };
     if r.action == Action::Delayed || (r.action == Action::Failed && !r.permanent) {
         event.step = Some(Step::DelayReported);
-        event.detail = Some(format!(
-            "{} reported a delay ({reason}); mail may still arrive",
-            r.remote_mta.as_deref().unwrap_or("a remote server")
-        ));
+        event.detail = Some(
+            crate::domain::Detail::DelayReported {
+                mta: r.remote_mta.clone(),
+                reason: reason.clone(),
+            }
+            .to_string(),
+        );
         intake.lifecycle.note_delay(m, event).await?;
         effects.push("delay noted in the timeline".into());
         return Ok(effects);
@@ -235,7 +233,13 @@ async fn apply(
             format!("a {:?} notice: nothing to change", r.action).to_lowercase(),
         ]);
     }
-    event.detail = Some(format!("bounced permanently: {reason} ({auth})"));
+    event.detail = Some(
+        crate::domain::Detail::Bounced {
+            reason: reason.clone(),
+            authenticated: record.authenticated,
+        }
+        .to_string(),
+    );
     let reply = r.diagnostic.clone().or_else(|| Some(reason.clone()));
     let changed = intake.lifecycle.bounce(m, reply, event).await?;
     effects.push(format!("message {} marked bounced", m.id));

@@ -62,9 +62,11 @@ pub enum Command {
         #[arg(long = "var", value_name = "NAME=VALUE")]
         vars: Vec<String>,
     },
-    /// The delivery timeline of an address or a message, newest message first.
+    /// The delivery timeline of an address or a message, newest message first; a
+    /// domain or the start of an address lists the addresses that had mail.
     Log {
-        /// An address, a message id, or a Message-ID header value.
+        /// An address, a message id, a Message-ID header value, a domain (@example.jp)
+        /// or the start of an address (hanako@, hana).
         query: String,
         /// Print JSON instead of text.
         #[arg(long)]

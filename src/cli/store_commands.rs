@@ -86,7 +86,8 @@ pub fn print_queue_status(v: Value, json: bool) {
     }
 }
 
-/// Prints `mailgate log` as a readable timeline.
+/// Prints `mailgate log` as a readable timeline, or the addresses a domain or prefix
+/// matched, or the "did you mean" addresses when an address had no mail.
 pub fn print_log(v: Value, json: bool) {
     if json {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
@@ -96,8 +97,31 @@ pub fn print_log(v: Value, json: bool) {
         println!("(unreadable answer)");
         return;
     };
+    if let Some(kind) = view.pattern {
+        let what = match kind {
+            crate::timeline::PatternKind::Domain => format!("at {}", &view.query[1..]),
+            crate::timeline::PatternKind::Prefix => format!("beginning with {:?}", view.query),
+        };
+        match (view.matches.len(), view.more_matches) {
+            (0, _) => println!("no mail was sent to any address {what}"),
+            (n, false) => println!("{n} address(es) {what} had mail:"),
+            (n, true) => {
+                println!("the first {n} addresses {what} that had mail (type more to narrow):")
+            }
+        }
+        for a in &view.matches {
+            println!("  {a}");
+        }
+        return;
+    }
     if view.messages.is_empty() {
         println!("no mail was ever requested for {}", view.query);
+        if !view.did_you_mean.is_empty() {
+            println!("did you mean:");
+            for a in &view.did_you_mean {
+                println!("  {a}");
+            }
+        }
         return;
     }
     for m in view.messages {

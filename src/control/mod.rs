@@ -223,7 +223,7 @@ pub async fn execute(services: &Services, request: Request) -> Result<Value, Com
                 .map_err(CommandError::from)
         }
         Request::Log { query } => {
-            to_value(&crate::timeline::lookup(&services.store, &query).await?)
+            to_value(&crate::timeline::search(&services.store, &query).await?)
         }
         Request::ApiKeyCreate { name } => {
             if name.trim().is_empty() {

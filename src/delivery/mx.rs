@@ -9,6 +9,7 @@ use hickory_resolver::proto::rr::RData;
 
 use super::smtp::{Connection, SmtpSettings};
 use super::{AttemptReport, Outcome};
+use crate::domain::Detail;
 
 /// The hosts to try for a domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,16 +74,19 @@ pub async fn connect(
         Ok(Route::Hosts(h)) => h,
         Ok(Route::NullMx) => {
             return Err(Outcome::Failed(AttemptReport {
-                reply: Some(format!(
-                    "{domain} publishes a null MX: it accepts no mail (RFC 7505)"
-                )),
+                reply: Some(
+                    Detail::NullMx {
+                        domain: domain.to_string(),
+                    }
+                    .to_string(),
+                ),
                 enhanced_status: Some("5.1.10".into()),
                 ..AttemptReport::default()
             }));
         }
         Err(RouteError::NoSuchDomain(d)) => {
             return Err(Outcome::Failed(AttemptReport {
-                reply: Some(format!("the domain {d} does not exist")),
+                reply: Some(Detail::NoSuchDomain { domain: d }.to_string()),
                 enhanced_status: Some("5.1.2".into()),
                 ..AttemptReport::default()
             }));
@@ -126,12 +130,19 @@ async fn addresses(
         Ok(l) => {
             let addrs: Vec<SocketAddr> = l.iter().map(|ip| SocketAddr::new(ip, port)).collect();
             if addrs.is_empty() {
-                Err(format!("{host} has no address"))
+                Err(Detail::NoAddress {
+                    host: host.to_string(),
+                }
+                .to_string())
             } else {
                 Ok(addrs)
             }
         }
-        Err(e) => Err(format!("cannot resolve {host}: {e}")),
+        Err(e) => Err(Detail::CannotResolve {
+            host: host.to_string(),
+            error: e.to_string(),
+        }
+        .to_string()),
     }
 }
 

@@ -27,6 +27,7 @@ use tokio_rustls::client::TlsStream;
 
 use super::classify::{Class, classify_error, classify_reply, enhanced_status};
 use super::{AttemptReport, Envelope, Outcome};
+use crate::domain::Detail;
 
 /// How to treat TLS on a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +100,13 @@ impl Connection {
             Ok(a) => Connection::open_at(host, a.collect(), settings).await,
             Err(e) => Err(Outcome::Deferred(AttemptReport {
                 remote_host: Some(host.to_string()),
-                reply: Some(format!("cannot resolve {host}: {e}")),
+                reply: Some(
+                    Detail::CannotResolve {
+                        host: host.to_string(),
+                        error: e.to_string(),
+                    }
+                    .to_string(),
+                ),
                 ..AttemptReport::default()
             })),
         }
@@ -154,7 +161,10 @@ impl Connection {
                 (TlsPolicy::Required, false) => {
                     return Err(opening.fail(
                         Class::Temporary,
-                        format!("{host} does not offer STARTTLS and TLS is required"),
+                        Detail::NoStartTls {
+                            host: host.to_string(),
+                        }
+                        .to_string(),
                     ));
                 }
                 _ => Client::Plain(plain),
@@ -330,12 +340,20 @@ impl Opening<'_> {
         let connector = tls_connector(self.settings.verify_certificates)
             .map_err(|e| self.fail(Class::Temporary, e))?;
         let host = self.host;
-        let (upgraded, what) = if starttls {
-            (plain.start_tls(&connector, host).await, "STARTTLS")
+        let upgraded = if starttls {
+            plain.start_tls(&connector, host).await
         } else {
-            (plain.into_tls(&connector, host).await, "TLS")
+            plain.into_tls(&connector, host).await
         };
-        upgraded.map_err(|e| self.fail(classify_error(&e), format!("{what} with {host}: {e}")))
+        upgraded.map_err(|e| {
+            let (host, error) = (host.to_string(), e.to_string());
+            let detail = if starttls {
+                Detail::StartTlsFailed { host, error }
+            } else {
+                Detail::TlsFailed { host, error }
+            };
+            self.fail(classify_error(&e), detail.to_string())
+        })
     }
 }
 
@@ -346,15 +364,30 @@ async fn connect_first(
     addrs: &[SocketAddr],
     timeout: Duration,
 ) -> Result<(TcpStream, SocketAddr), String> {
-    let mut last_error = format!("{host} has no address");
+    let mut last_error = Detail::NoAddress {
+        host: host.to_string(),
+    }
+    .to_string();
     for &addr in addrs {
         match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
                 return Ok((stream, addr));
             }
-            Ok(Err(e)) => last_error = format!("connect to {addr}: {e}"),
-            Err(_) => last_error = format!("connect to {addr}: timed out after {timeout:?}"),
+            Ok(Err(e)) => {
+                last_error = Detail::ConnectFailed {
+                    addr: addr.to_string(),
+                    error: e.to_string(),
+                }
+                .to_string()
+            }
+            Err(_) => {
+                last_error = Detail::ConnectTimedOut {
+                    addr: addr.to_string(),
+                    after: format!("{timeout:?}"),
+                }
+                .to_string()
+            }
         }
     }
     Err(last_error)

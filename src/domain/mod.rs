@@ -5,6 +5,7 @@ pub mod address;
 pub mod apikey;
 pub mod audit;
 pub mod bounce;
+pub mod detail;
 pub mod duration;
 pub mod flow;
 pub mod ids;
@@ -15,6 +16,7 @@ pub mod tally;
 pub mod transition;
 
 pub use address::{Address, AddressError, AddressPattern, Mailbox};
+pub use detail::Detail;
 pub use flow::{AccountRecord, CodeRecord, FlowKind, FlowNote, FlowRecord, FlowState};
 pub use ids::MessageId;
 pub use message::{Event, MessageRecord, MessageStatus, Step, header_block};

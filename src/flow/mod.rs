@@ -150,7 +150,10 @@ async fn make_current(flows: &Flows, flow: &FlowRecord, now: u64) -> Result<(), 
         // Its link no longer works: a link mail still waiting to go would only
         // confuse the person, so it is cancelled (already sent mail stays sent).
         for id in &old_flow.message_ids {
-            let why = format!("superseded by a newer link (flow {})", flow.id);
+            let why = crate::domain::Detail::Superseded {
+                flow: flow.id.clone(),
+            }
+            .to_string();
             let _ = crate::queue::control::cancel_because(&flows.queue, id, &why).await;
         }
     }

@@ -101,10 +101,7 @@ pub async fn enqueue(queue: &Queue, out: Outgoing) -> Result<Enqueued, EnqueueEr
     };
     let mut first = Event::new(Step::Queued, now);
     if due > now {
-        first.detail = Some(format!(
-            "scheduled for {}",
-            crate::domain::format_time_ms(due)
-        ));
+        first.detail = Some(crate::domain::Detail::ScheduledFor { at_ms: due }.to_string());
     }
     let suppressed = queue.store.suppression(&record.to.to_string()).await?;
     // Due now and the worker has room: written already claimed, handed over once durable.

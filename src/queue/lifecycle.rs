@@ -32,7 +32,8 @@ use crate::delivery::Outcome;
 use crate::domain::bounce::Suppression;
 use crate::domain::tally::{self, DayOutcome};
 use crate::domain::{
-    Event, EventData, EventType, MessageId, MessageRecord, MessageStatus, Step, format_time_ms,
+    Detail, Event, EventData, EventType, MessageId, MessageRecord, MessageStatus, Step,
+    format_time_ms,
 };
 use crate::queue::handoff::Handoff;
 use crate::queue::retry::{RetryDecision, next_attempt};
@@ -62,19 +63,15 @@ pub type FinishedListener = Arc<
 /// Why a message will not arrive, the same words for every path that fails it.
 fn failure_text(record: &MessageRecord) -> Option<String> {
     let reply = || record.last_reply.as_deref().unwrap_or("no reason given");
-    match record.status {
-        MessageStatus::Failed | MessageStatus::Bounced => Some(format!(
-            "the receiving server refused the mail: {}",
-            reply()
-        )),
-        MessageStatus::Expired => {
-            Some("no receiving server accepted the mail before it expired".to_string())
-        }
-        MessageStatus::Suppressed => {
-            Some("not sent: the address is on the suppression list".to_string())
-        }
-        _ => None,
-    }
+    let detail = match record.status {
+        MessageStatus::Failed | MessageStatus::Bounced => Detail::Refused {
+            reply: reply().to_string(),
+        },
+        MessageStatus::Expired => Detail::NeverAccepted,
+        MessageStatus::Suppressed => Detail::AddressSuppressed,
+        _ => return None,
+    };
+    Some(detail.to_string())
 }
 
 /// The application's event for a message that reached `status`; none for a cancelled
@@ -241,13 +238,13 @@ impl Lifecycle {
     ) -> Result<(), StoreError> {
         record.due_ms = None;
         self.store.insert_message(record, raw, first).await?;
-        let detail = format!(
-            "not sent: {} is on the suppression list since {} ({}: {})",
-            record.to,
-            format_time_ms(entry.since_ms),
-            entry.reason,
-            entry.evidence
-        );
+        let detail = Detail::Suppressed {
+            address: record.to.to_string(),
+            since_ms: entry.since_ms,
+            reason: entry.reason.clone(),
+            evidence: entry.evidence.clone(),
+        }
+        .to_string();
         self.finish(
             record,
             MessageStatus::Suppressed,
@@ -297,8 +294,7 @@ impl Lifecycle {
             };
             store.reschedule(&mut record, Some(now)).await?;
             record.push_event(
-                Event::new(Step::Recovered, now)
-                    .with_detail("in flight when the last run stopped; trying again"),
+                Event::new(Step::Recovered, now).with_detail(Detail::Recovered.to_string()),
             );
             store.put_message(&mut record).await?;
             n += 1;
@@ -340,8 +336,7 @@ impl Lifecycle {
                 self.finish(
                     &mut record,
                     MessageStatus::Expired,
-                    Event::new(Step::Expired, now)
-                        .with_detail("its lifetime ended before any server accepted it"),
+                    Event::new(Step::Expired, now).with_detail(Detail::LifetimeEnded.to_string()),
                 )
                 .await?;
                 continue;
@@ -413,10 +408,7 @@ impl Lifecycle {
                         RetryDecision::RetryAt(at) => {
                             event.step = Some(Step::Deferred);
                             let why = event.detail.take();
-                            event.detail = Some(match why {
-                                Some(w) => format!("{w}; next try at {}", format_time_ms(at)),
-                                None => format!("next try at {}", format_time_ms(at)),
-                            });
+                            event.detail = Some(Detail::NextTry { why, at_ms: at }.to_string());
                             tracing::info!(reply = report.reply.as_deref().unwrap_or(""), next = %format_time_ms(at), "deferred");
                             record.status = MessageStatus::Deferred;
                             let mut tells = Tells::default();
@@ -444,7 +436,7 @@ impl Lifecycle {
                                 &mut record,
                                 MessageStatus::Expired,
                                 Event::new(Step::Expired, now)
-                                    .with_detail("its lifetime ended before any server accepted it"),
+                                    .with_detail(Detail::LifetimeEnded.to_string()),
                             )
                             .await
                             .map(drop)
@@ -482,7 +474,14 @@ impl Lifecycle {
             return Err(NotOpen::Sending(*id).into());
         }
         self.store.reschedule(&mut r, Some(now)).await?;
-        r.push_event(Event::new(Step::RetryRequested, now).with_detail(format!("by {who}")));
+        r.push_event(
+            Event::new(Step::RetryRequested, now).with_detail(
+                Detail::By {
+                    who: who.to_string(),
+                }
+                .to_string(),
+            ),
+        );
         self.store.put_message(&mut r).await?;
         Ok(())
     }

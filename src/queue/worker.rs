@@ -24,7 +24,7 @@ use super::Queue;
 use super::route::{Route, open_connection};
 use crate::delivery::smtp::Connection;
 use crate::delivery::{AttemptReport, Envelope, Outcome};
-use crate::domain::{MessageId, MessageRecord, now_ms};
+use crate::domain::{Detail, MessageId, MessageRecord, now_ms};
 use crate::queue::handoff::Job;
 use crate::shutdown::Shutdown;
 use crate::store::StoreError;
@@ -473,13 +473,20 @@ async fn bytes_of(queue: &Queue, record: &MessageRecord) -> Result<Vec<u8>, Box<
     let outcome = match queue.store.body(record).await {
         Ok(Some(b)) => return Ok(b),
         // An open record without bytes: nothing can ever be sent for it.
-        Ok(None) => Outcome::Failed(report("the message's bytes are not in the store".into())),
+        Ok(None) => Outcome::Failed(report(Detail::BytesMissing.to_string())),
         // Damaged bytes (a power loss before they were acknowledged, or a bad disk)
         // will not heal: the message fails, saying why. A read error may.
-        Err(e) if e.is_damage() => {
-            Outcome::Failed(report(format!("cannot read the message's bytes: {e}")))
+        Err(e) => {
+            let unreadable = Detail::BytesUnreadable {
+                error: e.to_string(),
+            }
+            .to_string();
+            if e.is_damage() {
+                Outcome::Failed(report(unreadable))
+            } else {
+                Outcome::Deferred(report(unreadable))
+            }
         }
-        Err(e) => Outcome::Deferred(report(format!("cannot read the message's bytes: {e}"))),
     };
     Err(Box::new(outcome))
 }

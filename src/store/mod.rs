@@ -177,6 +177,14 @@ pub trait Messages {
     async fn drop_entry(&self, due_ms: u64, id: &MessageId) -> Result<(), StoreError>;
     /// Every queue entry, earliest first (`queue list`, recovery).
     async fn queue_entries(&self) -> Result<Vec<(u64, MessageId)>, StoreError>;
+    /// At most `limit` queue entries after `after` (a (due, id) entry; `None` starts at
+    /// the earliest), earliest first: one page of the queue, read from the queue's
+    /// order without touching the entries before it or past the page.
+    async fn queue_entries_after(
+        &self,
+        after: Option<(u64, MessageId)>,
+        limit: usize,
+    ) -> Result<Vec<(u64, MessageId)>, StoreError>;
     /// The earliest due time in the queue.
     async fn next_due(&self) -> Result<Option<u64>, StoreError>;
     /// Addresses that equal `address` ignoring case, other than itself (support's "did

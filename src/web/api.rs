@@ -445,7 +445,9 @@ pub struct LogQuery {
     pub address: String,
 }
 
-/// `GET /api/v1/log?address=` → every message to the address with its timeline.
+/// `GET /api/v1/log?address=` → every message to the address (or the one message)
+/// with its timeline; a domain or an address prefix lists the matching addresses; an
+/// address without mail offers "did you mean" addresses ([`crate::timeline::search`]).
 pub async fn get_log(
     State(services): State<Services>,
     _client: ApiClient,
@@ -453,7 +455,7 @@ pub async fn get_log(
 ) -> Result<impl IntoResponse, ApiError> {
     let Query(q) = query?;
     use crate::timeline::LookupError;
-    match crate::timeline::lookup(&services.store, &q.address).await {
+    match crate::timeline::search(&services.store, &q.address).await {
         Ok(view) => Ok(Json(view)),
         Err(e @ LookupError::NotAQuery { .. }) => Err(ApiError::bad_request(e.to_string())),
         Err(LookupError::Store(e)) => Err(ApiError::internal(e)),

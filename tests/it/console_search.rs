@@ -355,6 +355,111 @@ fn the_queue_filters_by_status_and_recipient_domain() {
     );
 }
 
+/// The recipients listed on a queue page, in page order.
+fn queue_rows(body: &str) -> Vec<String> {
+    cells(body, "<td data-label=\"宛先\">", "</td>")
+}
+
+/// The `href` of the link with `id`, unescaped, if the page has one.
+fn link(body: &str, id: &str) -> Option<String> {
+    let at = body.find(&format!("id=\"{id}\""))?;
+    let start = body[..at].rfind("<a href=\"")? + "<a href=\"".len();
+    let end = start + body[start..].find('"')?;
+    // As a browser reads the attribute (handlebars writes `=` as `&#x3D;`).
+    Some(
+        body[start..end]
+            .replace("&#x3D;", "=")
+            .replace("&amp;", "&"),
+    )
+}
+
+#[test]
+fn the_queue_page_shows_the_first_page_and_a_link_to_the_next() {
+    let (inst, server) = console("");
+    // 60 messages due at the same later time (so they stay queued, and the pages
+    // must order ties by id), 5 of them to another domain.
+    let mut csv = String::from("address\n");
+    let mut everyone = Vec::new();
+    for i in 0..60 {
+        let domain = if i % 12 == 0 {
+            "other.jp"
+        } else {
+            "example.jp"
+        };
+        let a = format!("staff{i:02}@{domain}");
+        csv.push_str(&a);
+        csv.push('\n');
+        everyone.push(a);
+    }
+    let path = inst.path().join("staff.csv");
+    std::fs::write(&path, csv).unwrap();
+    let out = inst.run(&[
+        "invite",
+        "--csv",
+        path.to_str().unwrap(),
+        "--at",
+        "2030-01-01 09:00",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut ben = Agent::login_in(&server, "ja,en;q=0.5", "ben", ADMIN_PASSWORD, "/admin");
+
+    let first = ben.get("/admin/queue");
+    assert_eq!(first.status, 200, "{}", first.body);
+    let page1 = queue_rows(&first.body);
+    assert_eq!(page1.len(), 50, "{page1:?}");
+    assert!(link(&first.body, "first-page").is_none());
+    let next = link(&first.body, "next-page").expect("a link to the next page");
+    assert!(visible_text(&first.body).contains("次のページへ"));
+
+    let second = ben.get(&next);
+    assert_eq!(second.status, 200, "{next}: {}", second.body);
+    let page2 = queue_rows(&second.body);
+    assert_eq!(page2.len(), 10, "{page2:?}");
+    assert!(link(&second.body, "next-page").is_none(), "the last page");
+    assert_eq!(
+        link(&second.body, "first-page").as_deref(),
+        Some("/admin/queue?")
+    );
+    // Together the pages list every message once.
+    let mut seen: Vec<String> = page1.into_iter().chain(page2).collect();
+    seen.sort();
+    assert_eq!(seen, everyone);
+
+    // A filter keeps to its rows, and its links keep the filter.
+    let other = ben.get("/admin/queue?domain=other.jp");
+    let mut at_other = queue_rows(&other.body);
+    at_other.sort();
+    assert_eq!(
+        at_other,
+        [
+            "staff00@other.jp",
+            "staff12@other.jp",
+            "staff24@other.jp",
+            "staff36@other.jp",
+            "staff48@other.jp"
+        ]
+    );
+    assert!(link(&other.body, "next-page").is_none());
+    let mut example = ben.get("/admin/queue?domain=example.jp");
+    let mut pages = 1;
+    while let Some(next) = link(&example.body, "next-page") {
+        assert!(next.contains("&domain=example.jp"), "{next}");
+        example = ben.get(&next);
+        pages += 1;
+    }
+    assert_eq!(pages, 2);
+    assert_eq!(queue_rows(&example.body).len(), 5);
+
+    // A position that cannot be read is named, in Japanese.
+    let bad = ben.get("/admin/queue?after=nonsense");
+    assert_eq!(bad.status, 400);
+    assert!(visible_text(&bad.body).contains("ページの位置「nonsense」が読み取れません"));
+}
+
 #[test]
 fn what_mailgate_wrote_in_the_audit_log_reads_in_japanese_on_a_japanese_page() {
     let (inst, server) = console("");
@@ -463,4 +568,132 @@ fn a_japanese_desk_finds_an_address_by_its_domain_and_opens_a_message_in_a_real_
         "the download holds the link token"
     );
     std::fs::copy(&file, output_dir().join("message-headers.txt")).unwrap();
+}
+
+/// The text of every element that opens with `marker` (up to its closing `close`).
+fn cells(body: &str, marker: &str, close: &str) -> Vec<String> {
+    body.match_indices(marker)
+        .map(|(at, _)| {
+            let rest = &body[at + marker.len()..];
+            visible_text(&rest[..rest.find(close).unwrap()])
+                .trim()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn mailgates_own_timeline_details_read_in_japanese_on_a_japanese_page() {
+    let (inst, server) = console("");
+    let run = |args: &[&str]| {
+        let out = inst.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // A suppressed address: its mail is not sent, and its flow cannot be delivered.
+    let evidence = "550 5.1.1 mailbox unavailable";
+    run(&[
+        "suppression",
+        "add",
+        "blocked@example.jp",
+        "--note",
+        evidence,
+    ]);
+    run(&["invite", "blocked@example.jp", "--locale", "ja"]);
+    // A message scheduled for later, then cancelled from the command line.
+    run(&[
+        "invite",
+        "later@example.jp",
+        "--locale",
+        "ja",
+        "--at",
+        "2030-01-01 09:00",
+    ]);
+    let later = inst.log_json("later@example.jp")["messages"][0]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    run(&["queue", "cancel", &later]);
+
+    let mut aiko = Agent::login_in(&server, "ja,en;q=0.5", "aiko", SUPPORT_PASSWORD, "/support");
+    let blocked = aiko.get("/support?q=blocked%40example.jp").body;
+    let later_page = aiko.get("/support?q=later%40example.jp").body;
+    let details: Vec<String> = [&blocked, &later_page]
+        .iter()
+        .flat_map(|b| cells(b, "data-label=\"詳細\">", "</td>"))
+        .filter(|d| !d.is_empty())
+        .collect();
+    let rows: Vec<String> = cells(&blocked, "<li class=\"bad\">", "</li>");
+    let all = details.iter().chain(&rows).cloned().collect::<Vec<_>>();
+    // Mailgate's own words, in Japanese.
+    for want in [
+        "送信していません：blocked@example.jpは",
+        "から送信停止リストに載っています（理由：コマンドライン（",
+        "）が手動で追加、根拠の原文：550 5.1.1 mailbox unavailable）",
+        "2030-01-01 09:00:00 JSTに送る予定です",
+        "コマンドラインによる操作",
+        "届きませんでした（送信していません：アドレスが送信停止リストに載っています）",
+    ] {
+        assert!(all.iter().any(|d| d.contains(want)), "{want:?} in {all:#?}");
+    }
+    // And nothing English left but what others wrote (the address, the evidence).
+    let english = regex::Regex::new("[A-Za-z]{3,}").unwrap();
+    let user = std::env::var("USER").unwrap_or_default();
+    for d in &all {
+        let rest = d
+            .replace(evidence, "")
+            .replace(&format!("（{user}）"), "")
+            .replace("blocked@example.jp", "")
+            .replace("JST", "");
+        assert!(!english.is_match(&rest), "English in {d:?}");
+    }
+    // The English page says the same in English, its time as every other time there.
+    let en = aiko.get("/support?q=later%40example.jp&lang=en").body;
+    assert!(en.contains("scheduled for 2030-01-01 "), "{en}");
+    assert!(!en.contains("2030-01-01T00:00:00Z"), "{en}");
+}
+
+#[test]
+fn a_connection_no_server_answered_reads_in_japanese_and_is_not_quoted_as_a_reply() {
+    use crate::support::{free_port, relay_config, wait_for};
+    // Nothing listens at the relay: each try is refused before any server speaks.
+    let (inst, server) = console(&relay_config(free_port(), "\"10m\""));
+    invite(&inst, &["hanako@example.jp"]);
+    assert!(wait_for(30, || {
+        inst.log_json("hanako@example.jp")["messages"][0]["status"] == "deferred"
+    }));
+    let mut ben = Agent::login_in(&server, "ja,en;q=0.5", "ben", ADMIN_PASSWORD, "/admin");
+    let log = ben.get("/support?q=hanako%40example.jp").body;
+    let replies: Vec<String> = cells(&log, "data-label=\"相手サーバーの応答（原文）\">", "</td>")
+        .into_iter()
+        .filter(|r| !r.is_empty())
+        .collect();
+    assert!(
+        replies
+            .iter()
+            .any(|r| r.starts_with("127.0.0.1:") && r.contains("に接続できませんでした（")),
+        "{replies:?}"
+    );
+    let details = cells(&log, "data-label=\"詳細\">", "</td>");
+    assert!(
+        details.iter().any(|d| d.starts_with("次の再送は")),
+        "{details:?}"
+    );
+    let lead = visible_text(&log);
+    assert!(lead.contains("に送れませんでした（127.0.0.1:"), "{lead}");
+    assert!(!lead.contains("と応答しました"), "{lead}");
+    // The queue's last reply says the same.
+    let queue = ben.get("/admin/queue").body;
+    let last = cells(&queue, "data-label=\"最後の応答（原文）\">", "</td>");
+    assert!(
+        last.iter().any(|r| r.contains("に接続できませんでした（")),
+        "{last:?}"
+    );
+    for text in replies.iter().chain(&details).chain(&last) {
+        assert!(!text.contains("connect to"), "{text}");
+        assert!(!text.contains("next try"), "{text}");
+    }
 }

@@ -21,6 +21,7 @@ mod invite_csv;
 mod journey;
 mod layers;
 mod lint;
+mod log_search;
 mod newcomer;
 mod pages;
 mod postgres_store;

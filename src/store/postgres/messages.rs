@@ -346,6 +346,49 @@ impl Messages for Postgres {
             .collect()
     }
 
+    async fn queue_entries_after(
+        &self,
+        after: Option<(u64, MessageId)>,
+        limit: usize,
+    ) -> Result<Vec<(u64, MessageId)>, StoreError> {
+        let client = self.client().await?;
+        // A range of the due-time index from the cursor's time (its ties past its id),
+        // in (due, id) order, a page at most.
+        let rows = match after {
+            Some((due, id)) => {
+                let stmt = client
+                    .prepare_cached(
+                        "SELECT due_ms, id FROM messages
+                         WHERE due_ms IS NOT NULL AND due_ms >= $1
+                           AND (due_ms > $1 OR id > $2)
+                         ORDER BY due_ms, id LIMIT $3",
+                    )
+                    .await
+                    .map_err(self.query_error("reading a page of the queue"))?;
+                client
+                    .query(
+                        &stmt,
+                        &[&ms(due), &id.as_bytes().as_slice(), &ms(limit as u64)],
+                    )
+                    .await
+            }
+            None => {
+                let stmt = client
+                    .prepare_cached(
+                        "SELECT due_ms, id FROM messages WHERE due_ms IS NOT NULL
+                         ORDER BY due_ms, id LIMIT $1",
+                    )
+                    .await
+                    .map_err(self.query_error("reading a page of the queue"))?;
+                client.query(&stmt, &[&ms(limit as u64)]).await
+            }
+        }
+        .map_err(self.query_error("reading a page of the queue"))?;
+        rows.iter()
+            .map(|r| Ok((unms(r.get(0)), message_id(r, 1)?)))
+            .collect()
+    }
+
     /// The earliest due time in the queue.
     async fn next_due(&self) -> Result<Option<u64>, StoreError> {
         let client = self.client().await?;

@@ -224,6 +224,32 @@ impl Messages for Sled {
         Ok(out)
     }
 
+    async fn queue_entries_after(
+        &self,
+        after: Option<(u64, MessageId)>,
+        limit: usize,
+    ) -> Result<Vec<(u64, MessageId)>, StoreError> {
+        use std::ops::Bound;
+        let from = match after {
+            Some((due, id)) => Bound::Excluded(keys::queue(due, &id)),
+            None => Bound::Unbounded,
+        };
+        let mut out = Vec::new();
+        for item in self
+            .tree(TreeName::Queue)
+            .range::<Vec<u8>, _>((from, Bound::Unbounded))
+        {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, _) = item.map_err(|e| self.write_error(e))?;
+            if let Some(entry) = keys::parse_queue(&k) {
+                out.push(entry);
+            }
+        }
+        Ok(out)
+    }
+
     /// The earliest due time in the queue.
     async fn next_due(&self) -> Result<Option<u64>, StoreError> {
         Ok(self

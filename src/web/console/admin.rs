@@ -26,14 +26,18 @@ use super::{ConsoleError, charts, pages, text};
 use crate::domain::bounce::BounceRecord;
 use crate::domain::now_ms;
 use crate::operators::Role;
+use crate::queue::control::QueueCursor;
 use crate::report::{bounce_row, bounces_csv_headed};
 use crate::services::Services;
 
 /// The most bounces a page or CSV reads: the newest of the period (the page says when
 /// the period held more).
 pub const BOUNCES_READ: usize = 10_000;
-/// The most queue entries the queue page reads, earliest due first.
-pub const QUEUE_READ: usize = 1_000;
+/// The rows one queue page shows, earliest due first.
+pub const QUEUE_PAGE: usize = 50;
+/// The most queue entries one queue page reads looking for rows that pass its filters;
+/// a filter that matches little ends the page there, with a link that goes on.
+pub const QUEUE_SCAN: usize = 1_000;
 
 /// `/admin` and its CSV: a period, and filters on what the period holds.
 #[derive(Debug, Default, Deserialize)]
@@ -347,19 +351,28 @@ async fn queue_page(
     services: &Services,
     user: &ConsoleUser,
     filter: &ListFilter,
+    after: Option<QueueCursor>,
     flash: Option<String>,
 ) -> Result<Response, ConsoleError> {
     let (lang, tz) = (user.lang, user.tz);
-    let (read, more) = crate::queue::control::list_first(&services.queue, QUEUE_READ).await?;
-    let rows: Vec<Value> = read
+    let page = crate::queue::control::page(&services.queue, after, QUEUE_PAGE, QUEUE_SCAN, |r| {
+        filter.queued(&r.status, &r.to)
+    })
+    .await?;
+    let filters = filter.query();
+    let next = page
+        .next
+        .map(|c| format!("/admin/queue?after={c}{filters}"));
+    let first = after.map(|_| format!("/admin/queue?{}", filters.trim_start_matches('&')));
+    let rows: Vec<Value> = page
+        .rows
         .into_iter()
-        .filter(|r| filter.queued(&r.status, &r.to))
         .map(|r| {
             json!({
                 "id": r.id, "to": r.to, "status_text": text::status(lang, &r.status),
                 "status": r.status, "attempts": r.attempts,
                 "next_try": stamp(r.next_try_ms, tz), "expires": stamp(r.expires_ms, tz),
-                "last_reply": r.last_reply,
+                "last_reply": r.last_reply.as_deref().map(|l| text::reply(lang, tz, l)),
             })
         })
         .collect();
@@ -372,7 +385,8 @@ async fn queue_page(
         .collect();
     let data = json!({
         "rows": rows, "flash": flash, "statuses": statuses, "domain": filter.domain,
-        "filtered": filter != &ListFilter::default(), "more": more, "read_limit": QUEUE_READ,
+        "filtered": filter != &ListFilter::default(), "next": next, "first": first,
+        "page_size": QUEUE_PAGE,
     });
     Ok(pages::respond(pages::render(
         "queue",
@@ -387,9 +401,13 @@ pub struct QueueQuery {
     status: Option<String>,
     #[serde(default)]
     domain: Option<String>,
+    /// Where the page starts: after this entry (`DUE-ID`, from the previous page's
+    /// link).
+    #[serde(default)]
+    after: Option<String>,
 }
 
-/// `GET /admin/queue?status=deferred&domain=example.jp`.
+/// `GET /admin/queue?status=deferred&domain=example.jp[&after=DUE-ID]`: one page.
 pub async fn queue(
     State(services): State<Services>,
     user: ConsoleUser,
@@ -397,7 +415,20 @@ pub async fn queue(
 ) -> Result<Response, ConsoleError> {
     user.require(Role::Admin)?;
     let filter = ListFilter::new(&None, &q.status, &q.domain);
-    queue_page(&services, &user, &filter, None).await
+    let after = match q.after.as_deref().filter(|a| !a.is_empty()) {
+        None => None,
+        Some(a) => Some(QueueCursor::parse(a).ok_or_else(|| {
+            ConsoleError::BadRequest(match user.lang {
+                Lang::Ja => format!(
+                    "ページの位置「{a}」が読み取れません。送信待ちの最初のページから開き直してください。"
+                ),
+                Lang::En => format!(
+                    "the page position {a:?} cannot be read; open the queue from its first page"
+                ),
+            })
+        })?),
+    };
+    queue_page(&services, &user, &filter, after, None).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -436,7 +467,7 @@ async fn queue_action(
         crate::audit::record(&services.store, &who, &format!("queue {action}"), &form.id).await?;
     }
     services.store.flush().await?;
-    queue_page(&services, &user, &ListFilter::default(), Some(flash)).await
+    queue_page(&services, &user, &ListFilter::default(), None, Some(flash)).await
 }
 
 /// `POST /admin/queue/retry`.

@@ -51,6 +51,12 @@ pub fn of(flow: &FlowRecord, lang: Lang, tz: Tz, now: u64) -> Progress {
     let first = |what: &str| notes(flow, what).next().map(|n| n.at_ms);
     let last = |what: &str| notes(flow, what).last().map(|n| n.at_ms);
     let state = effective_state(flow, now);
+    // Why it could not be delivered, as mailgate wrote it, said in the operator's
+    // language (the server's reply inside it stays as it was).
+    let why = flow
+        .undeliverable_reason
+        .as_deref()
+        .map(|r| super::text::detail(lang, tz, r));
     let mut rows = Vec::new();
     let mut row = |mark: &'static str, ja_label: &str, en_label: &str, detail: String| {
         rows.push(Row {
@@ -76,7 +82,7 @@ pub fn of(flow: &FlowRecord, lang: Lang, tz: Tz, now: u64) -> Progress {
             "bad",
             "リンクのメール",
             "Link mail",
-            match (ja, flow.undeliverable_reason.as_deref()) {
+            match (ja, why.as_deref()) {
                 (true, r) => format!("届きませんでした（{}）", r.unwrap_or("理由不明")),
                 (false, r) => format!("could not be delivered ({})", r.unwrap_or("no reason")),
             },
@@ -291,7 +297,7 @@ pub fn of(flow: &FlowRecord, lang: Lang, tz: Tz, now: u64) -> Progress {
             "bad",
             "配信不能",
             "Undeliverable",
-            flow.undeliverable_reason.clone().unwrap_or_default(),
+            why.clone().unwrap_or_default(),
         ),
         _ => row(
             "todo",

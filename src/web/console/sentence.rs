@@ -60,11 +60,13 @@ pub fn stamp(ms: u64, tz: Tz) -> String {
 }
 
 /// The reply of an event as "250 2.0.0 queued as 4F2A…", shortened for a sentence.
-fn reply_text(e: &Event) -> Option<String> {
+fn reply_text(e: &Event, lang: Lang, tz: Tz) -> Option<String> {
     let reply = e.reply.as_deref().map(str::trim).filter(|r| !r.is_empty());
     let text = match (e.smtp_code, reply) {
         (Some(code), Some(r)) if !r.starts_with(&code.to_string()) => format!("{code} {r}"),
-        (_, Some(r)) => r.to_string(),
+        (Some(_), Some(r)) => r.to_string(),
+        // No server answered: mailgate's own words, in the operator's language.
+        (None, Some(r)) => super::text::reply(lang, tz, r),
         (Some(code), None) => code.to_string(),
         (None, None) => return None,
     };
@@ -91,10 +93,10 @@ fn last_step<'a>(m: &'a MessageView, steps: &[Step]) -> Option<&'a Event> {
 /// The bounce reason written by intake into the event's detail
 /// ("bounced permanently: userunknown (…)"), else guessed from the enhanced status.
 fn bounce_reason(e: &Event) -> String {
-    if let Some(d) = &e.detail
-        && let Some(rest) = d.strip_prefix("bounced permanently: ")
+    if let Some(crate::domain::Detail::Bounced { reason, .. }) =
+        e.detail.as_deref().and_then(crate::domain::Detail::parse)
     {
-        return rest.split(' ').next().unwrap_or("").to_string();
+        return reason;
     }
     match e.enhanced_status.as_deref() {
         Some("5.1.1") | Some("5.1.10") => "userunknown".into(),
@@ -113,7 +115,7 @@ pub fn for_message(m: &MessageView, lang: Lang, tz: Tz, now_ms: u64) -> String {
             let e = last_step(m, &[Step::Delivered]);
             let when = at(e.map(|e| e.at_ms).unwrap_or(m.created_ms));
             let host = e.and_then(|e| e.remote_host.clone());
-            let reply = e.and_then(reply_text);
+            let reply = e.and_then(|e| reply_text(e, lang, tz));
             match (ja, host) {
                 (false, Some(h)) => format!(
                     "Accepted by {h} at {when}{}. If it is not in the inbox, check the junk folder.",
@@ -154,25 +156,36 @@ pub fn for_message(m: &MessageView, lang: Lang, tz: Tz, now_ms: u64) -> String {
                 }
             });
             let reply = e
-                .and_then(reply_text)
-                .or_else(|| e.and_then(|e| e.detail.clone()).map(|d| shorten(&d, 60)))
+                .and_then(|e| reply_text(e, lang, tz))
+                .or_else(|| {
+                    e.and_then(|e| e.detail.as_deref())
+                        .map(|d| shorten(&super::text::detail(lang, tz, d), 60))
+                })
                 .unwrap_or_default();
             let next = m.next_try_ms.map(at).unwrap_or_default();
             let until = at(m.expires_ms);
-            if ja {
-                format!(
+            // No SMTP code: no server answered (a refused connection, DNS, TLS), and
+            // the words are mailgate's, not a reply to quote.
+            let answered = e.is_some_and(|e| e.smtp_code.is_some());
+            match (ja, answered) {
+                (true, true) => format!(
                     "遅延中：{when}に{who}が「{reply}」と応答しました。次の再送は{next}、{until}まで再送を続けます。"
-                )
-            } else {
-                format!(
+                ),
+                (true, false) => format!(
+                    "遅延中：{when}に送れませんでした（{reply}）。次の再送は{next}、{until}まで再送を続けます。"
+                ),
+                (false, true) => format!(
                     "Delayed: at {when} {who} answered \"{reply}\". The next try is at {next}; it keeps trying until {until}."
-                )
+                ),
+                (false, false) => format!(
+                    "Delayed: at {when} it could not be sent ({reply}). The next try is at {next}; it keeps trying until {until}."
+                ),
             }
         }
         "bounced" | "failed" => {
             let e = last_step(m, &[Step::Bounced, Step::Failed]);
             let reason = e.map(bounce_reason).unwrap_or_else(|| "undefined".into());
-            let reply = e.and_then(reply_text).unwrap_or_default();
+            let reply = e.and_then(|e| reply_text(e, lang, tz)).unwrap_or_default();
             bounced(&reason, &reply, lang)
         }
         "expired" => {

@@ -32,10 +32,6 @@ const RESEND_LIMIT: Rule = Rule {
 /// The flows whose progress the page shows, newest first.
 const FLOWS_SHOWN: usize = 5;
 
-/// The most addresses a domain or prefix search lists (one more is read to know that
-/// there are more).
-pub const MATCHES_SHOWN: usize = 50;
-
 #[derive(Debug, Deserialize)]
 pub struct SearchQuery {
     #[serde(default)]
@@ -73,21 +69,28 @@ async fn page(
         "no_resend": null, "did_you_mean": [], "invite": null, "flows": [],
         "messages": [], "listing": null, "matches": [],
     });
-    if let Some(pattern) = crate::timeline::address_pattern(query) {
-        let mut found = services
-            .store
-            .addresses_matching(&pattern, MATCHES_SHOWN + 1)
-            .await?;
-        let more = found.len() > MATCHES_SHOWN;
-        found.truncate(MATCHES_SHOWN);
-        data["listing"] = json!(text::matches(lang, &pattern, found.len(), more));
-        data["query"] = json!(pattern.to_string());
-        data["matches"] = json!(found);
-    } else if !query.is_empty() {
-        match crate::timeline::lookup(&services.store, query).await {
+    let found = if query.is_empty() {
+        None
+    } else {
+        Some(crate::timeline::search(&services.store, query).await)
+    };
+    if let Some(found) = found {
+        match found {
             Err(crate::timeline::LookupError::Store(e)) => return Err(e.into()),
             Err(crate::timeline::LookupError::NotAQuery { query, reason }) => {
                 data["error"] = Value::String(text::not_a_query(lang, &query, &reason))
+            }
+            Ok(view) if view.pattern.is_some() => {
+                if let Some(pattern) = view.address_pattern() {
+                    data["listing"] = json!(text::matches(
+                        lang,
+                        &pattern,
+                        view.matches.len(),
+                        view.more_matches
+                    ));
+                }
+                data["query"] = json!(view.query);
+                data["matches"] = json!(view.matches);
             }
             Ok(view) => {
                 let address = Address::parse(&view.query).ok();
@@ -167,20 +170,9 @@ async fn page(
                 data["suppressed"] = json!(suppressed);
                 data["address"] = json!(resend_to);
                 data["no_resend"] = json!(no_resend);
-                // Nothing for the exact address: offer those that differ only in case.
-                if view.messages.is_empty()
-                    && let Ok(a) = Address::parse(&view.query)
-                {
-                    let mut like = services.store.addresses_like(&a.to_string(), 10).await?;
-                    // A domain typed short (`hanako@example.j`): addresses that begin so.
-                    let begins = crate::domain::AddressPattern::Prefix(a.to_string());
-                    for other in services.store.addresses_matching(&begins, 10).await? {
-                        if other != a.to_string() && !like.contains(&other) && like.len() < 10 {
-                            like.push(other);
-                        }
-                    }
-                    data["did_you_mean"] = json!(like);
-                }
+                // Nothing for the exact address: those that differ only in case or
+                // begin with it.
+                data["did_you_mean"] = json!(view.did_you_mean);
                 data["messages"] = json!(messages);
                 // Each flow's progress, newest first, from the flows the messages
                 // belong to.
@@ -225,7 +217,7 @@ pub(super) fn timeline_rows(
                     (None, Some(ip)) => format!("[{ip}]"),
                     (None, None) => String::new(),
                 },
-                "reply": reply_cell(e),
+                "reply": reply_cell(e, lang, tz),
                 "tls": e.tls,
                 "detail": e.detail.as_deref().map(|d| text::detail(lang, tz, d)),
             })
@@ -234,11 +226,13 @@ pub(super) fn timeline_rows(
 }
 
 /// The reply column: code, enhanced status and text, without repeating the code.
-fn reply_cell(e: &crate::domain::Event) -> String {
+/// Mailgate's own words there (no server answered) are in the operator's language.
+fn reply_cell(e: &crate::domain::Event, lang: Lang, tz: chrono_tz::Tz) -> String {
     let reply = e.reply.clone().unwrap_or_default();
     match e.smtp_code {
         Some(c) if !reply.starts_with(&c.to_string()) => format!("{c} {reply}").trim().to_string(),
-        _ => reply,
+        Some(_) => reply,
+        None => text::reply(lang, tz, &reply),
     }
 }
 

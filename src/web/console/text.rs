@@ -16,6 +16,7 @@ use chrono_tz::Tz;
 
 use super::sentence::Lang;
 use crate::config::Config;
+use crate::domain::Detail;
 
 /// The language of one console page view.
 pub fn choose_lang(
@@ -335,52 +336,145 @@ pub fn who(lang: Lang, w: &str) -> String {
         (Lang::Ja, Some(name)) => format!("担当者 {name}"),
         (Lang::Ja, None) if w == "login form" => "ログイン画面".into(),
         (Lang::Ja, None) if w.starts_with("command line") => {
-            w.replacen("command line", "コマンドライン", 1)
+            // `command line (USER)`, the user unknown when the shell had no $USER.
+            match w["command line".len()..]
+                .trim()
+                .strip_prefix('(')
+                .and_then(|r| r.strip_suffix(')'))
+            {
+                Some("unknown user") => "コマンドライン（ユーザー名不明）".into(),
+                Some(user) => format!("コマンドライン（{user}）"),
+                None => "コマンドライン".into(),
+            }
         }
         _ => w.to_string(),
     }
 }
 
-/// A timeline event's detail as the page shows it. The queue writes it in English
-/// with UTC times (`next try at 2026-12-07T19:02:58Z`); the page shows those times in
-/// the operator's zone like every other time, and the known phrases in Japanese.
+/// A timeline event's detail (or a flow's "why undeliverable") as the page shows it.
+/// What mailgate itself wrote ([`Detail`], stored as English with UTC times) is said in
+/// the operator's language with times in the operator's zone; what a receiving server
+/// said stays verbatim inside it, as evidence. Text mailgate did not word (an outbox
+/// file's path) is shown as it is, its UTC times in the operator's zone.
 pub fn detail(lang: Lang, tz: Tz, detail: &str) -> String {
+    match Detail::parse(detail) {
+        Some(d) => say(lang, tz, &d),
+        None => local_times(tz, detail),
+    }
+}
+
+/// A reply column: what a server answered stays verbatim; what mailgate wrote there
+/// because no server answered (a refused connection, a failed DNS lookup, TLS) is
+/// said in the operator's language. A server's reply always starts with its code, so
+/// it is never read as mailgate's words.
+pub fn reply(lang: Lang, tz: Tz, reply: &str) -> String {
+    match Detail::parse(reply) {
+        Some(d) if !reply.starts_with(|c: char| c.is_ascii_digit()) => say(lang, tz, &d),
+        _ => reply.to_string(),
+    }
+}
+
+/// `text` with each RFC 3339 UTC time in it as a time in `tz`.
+fn local_times(tz: Tz, text: &str) -> String {
     use std::sync::OnceLock;
     static TIME: OnceLock<regex::Regex> = OnceLock::new();
     let time = TIME.get_or_init(|| {
         regex::Regex::new(r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z\b")
             .expect("the time pattern compiles")
     });
-    let local = time.replace_all(detail, |c: &regex::Captures| {
+    time.replace_all(text, |c: &regex::Captures| {
         chrono::DateTime::parse_from_rfc3339(&c[0])
             .map(|t| super::sentence::stamp(t.timestamp_millis() as u64, tz))
             .unwrap_or_else(|_| c[0].to_string())
-    });
+    })
+    .into_owned()
+}
+
+/// What mailgate said, in `lang`: the English as written (times local), or natural
+/// Japanese worded from its parts.
+pub fn say(lang: Lang, tz: Tz, d: &Detail) -> String {
     if lang == Lang::En {
-        return local.into_owned();
+        return local_times(tz, &d.to_string());
     }
-    const PHRASES: [(&str, &str); 6] = [
-        (
-            "its lifetime ended before any server accepted it",
-            "受け取るサーバーがないまま期限が切れました",
+    let at = |ms: u64| super::sentence::stamp(ms, tz);
+    match d {
+        Detail::ScheduledFor { at_ms } => format!("{}に送る予定です", at(*at_ms)),
+        Detail::NextTry { why: None, at_ms } => format!("次の再送は{}です", at(*at_ms)),
+        Detail::NextTry {
+            why: Some(why),
+            at_ms,
+        } => format!("{}。次の再送は{}です", detail(lang, tz, why), at(*at_ms)),
+        Detail::Recovered => "前回の停止時に送信中だったため、もう一度送ります".into(),
+        Detail::LifetimeEnded => "受け取るサーバーがないまま期限が切れました".into(),
+        Detail::By { who: w } => format!("{}による操作", who(lang, w)),
+        Detail::Superseded { flow } => {
+            format!("新しいリンク（手続き {flow}）を送ったため、送信を取りやめました")
+        }
+        Detail::Suppressed {
+            address,
+            since_ms,
+            reason: why,
+            evidence,
+        } => format!(
+            "送信していません：{address}は{}から送信停止リストに載っています（理由：{}、根拠の原文：{evidence}）",
+            at(*since_ms),
+            reason(lang, why)
         ),
-        (
-            "in flight when the last run stopped; trying again",
-            "前回の停止時に送信中だったため、もう一度送ります",
+        Detail::DelayReported { mta, reason: why } => format!(
+            "{}から遅延の知らせがありました（{}）。このあと届く可能性があります",
+            mta.as_deref().unwrap_or("受信側のサーバー"),
+            reason(lang, why)
         ),
-        ("next try at ", "次の再送："),
-        ("scheduled for ", "送信予定："),
-        ("not sent: ", "送信していません："),
-        (
-            " is on the suppression list since ",
-            "は次の日時から送信停止リストに載っています：",
+        Detail::Bounced {
+            reason: why,
+            authenticated,
+        } => format!(
+            "届かなかったという知らせが戻りました：{}（{}）",
+            reason(lang, why),
+            if *authenticated {
+                "返送先アドレスの署名で照合済み"
+            } else {
+                "Message-IDで照合"
+            }
         ),
-    ];
-    let mut text = local.into_owned();
-    for (en, ja) in PHRASES {
-        text = text.replace(en, ja);
+        Detail::BytesMissing => "送るメールの本体が保存されていません".into(),
+        Detail::BytesUnreadable { error } => {
+            format!("送るメールの本体を読み取れません（{error}）")
+        }
+        Detail::Refused { reply } => {
+            format!("受信側のサーバーが受け取りを拒否しました（応答の原文：{reply}）")
+        }
+        Detail::NeverAccepted => "期限までに受け取ったサーバーがありませんでした".into(),
+        Detail::AddressSuppressed => {
+            "送信していません：アドレスが送信停止リストに載っています".into()
+        }
+        Detail::ConnectFailed { addr, error } => {
+            format!("{addr}に接続できませんでした（{error}）")
+        }
+        Detail::ConnectTimedOut { addr, after } => {
+            format!("{addr}に接続できませんでした（{after}待っても応答がありません）")
+        }
+        Detail::NoAddress { host } => format!("{host}のIPアドレスが見つかりません"),
+        Detail::CannotResolve { host, error } => {
+            format!("{host}のIPアドレスを調べられませんでした（{error}）")
+        }
+        Detail::NoSuchDomain { domain } => format!("ドメイン{domain}は存在しません"),
+        Detail::DnsFailed { domain, error } => {
+            format!("{domain}のメールサーバーをDNSで調べられませんでした（{error}）")
+        }
+        Detail::NullMx { domain } => {
+            format!("{domain}はメールを受け取らないと公開しています（null MX、RFC 7505）")
+        }
+        Detail::TlsFailed { host, error } => {
+            format!("{host}との暗号化（TLS）に失敗しました（{error}）")
+        }
+        Detail::StartTlsFailed { host, error } => {
+            format!("{host}との暗号化（STARTTLS）に失敗しました（{error}）")
+        }
+        Detail::NoStartTls { host } => format!(
+            "{host}が暗号化（STARTTLS）に対応していないため送っていません（設定で暗号化を必須にしています）"
+        ),
     }
-    text
 }
 
 /// The bounce report's status filter: value and label.
@@ -581,8 +675,68 @@ mod tests {
         );
         assert_eq!(
             detail(Lang::Ja, tokyo, "next try at 2026-12-07T19:02:58Z"),
-            "次の再送：2026-12-08 04:02:58 JST"
+            "次の再送は2026-12-08 04:02:58 JSTです"
         );
+    }
+
+    #[test]
+    fn mailgates_own_details_read_as_japanese_with_the_servers_words_kept() {
+        let tokyo = chrono_tz::Asia::Tokyo;
+        let english = regex::Regex::new("[A-Za-z]{3,}").unwrap();
+        for d in crate::domain::detail::examples() {
+            let ja = detail(Lang::Ja, tokyo, &d.to_string());
+            // What a server, the store or a person said stays as it was: take it out,
+            // and no English may be left.
+            let mut verbatim: Vec<String> = match &d {
+                Detail::NextTry { why: Some(w), .. } => match Detail::parse(w) {
+                    Some(Detail::BytesUnreadable { error }) => vec![error],
+                    _ => vec![w.clone()],
+                },
+                Detail::By { who } => vec![who.replace("operator ", "")],
+                Detail::Superseded { flow } => vec![flow.clone()],
+                Detail::Suppressed {
+                    address,
+                    reason,
+                    evidence,
+                    ..
+                } => vec![address.clone(), reason.clone(), evidence.clone()],
+                Detail::DelayReported { mta, reason } => {
+                    vec![mta.clone().unwrap_or_default(), reason.clone()]
+                }
+                Detail::Bounced { reason, .. } => vec![reason.clone()],
+                Detail::BytesUnreadable { error } => vec![error.clone()],
+                Detail::Refused { reply } => vec![reply.clone()],
+                Detail::ConnectFailed { addr, error } => vec![addr.clone(), error.clone()],
+                Detail::ConnectTimedOut { addr, after } => vec![addr.clone(), after.clone()],
+                Detail::NoAddress { host } | Detail::NoStartTls { host } => vec![host.clone()],
+                Detail::NoSuchDomain { domain } | Detail::NullMx { domain } => {
+                    vec![domain.clone()]
+                }
+                Detail::CannotResolve { host, error }
+                | Detail::TlsFailed { host, error }
+                | Detail::StartTlsFailed { host, error } => vec![host.clone(), error.clone()],
+                Detail::DnsFailed { domain, error } => vec![domain.clone(), error.clone()],
+                _ => vec![],
+            };
+            // The longest first: evidence may quote the address.
+            verbatim.sort_by_key(|v| std::cmp::Reverse(v.len()));
+            let mut rest = [
+                "JST",
+                "Message-ID",
+                "STARTTLS",
+                "TLS",
+                "DNS",
+                "null MX",
+                "RFC",
+            ]
+            .iter()
+            .fold(ja.clone(), |t, term| t.replace(term, ""));
+            for v in verbatim.iter().filter(|v| !v.is_empty()) {
+                assert!(rest.contains(v.as_str()), "{v:?} is missing from {ja:?}");
+                rest = rest.replace(v.as_str(), "");
+            }
+            assert!(!english.is_match(&rest), "English left in {ja:?} (for {d})");
+        }
     }
 
     #[test]
