@@ -648,3 +648,133 @@ fn a_full_disk_stops_intake_until_space_returns_and_sigterm_still_exits_0() {
         );
     }
 }
+
+/// sled itself (not only the spool) fails a write on a full disk: it refuses every
+/// later write until it is opened again. mailgate reopens it in-process once space
+/// returns, without a restart, and loses nothing it acknowledged.
+#[test]
+fn sled_failing_a_write_on_a_full_disk_is_reopened_without_a_restart_and_loses_nothing() {
+    let disk = SmallDisk::mount(48);
+    // Nothing listens on the relay's port yet: every message is deferred and tried
+    // again each second, so the worker writes to sled while the disk is full.
+    let port = crate::support::free_port();
+    let inst = Instance::on_sled(&crate::support::relay_config(port, "\"1s\""));
+    let text = std::fs::read_to_string(&inst.config_path).unwrap().replace(
+        &format!("path = \"{}\"", inst.path().join("store").display()),
+        &format!("path = \"{}\"", disk.path().join("store").display()),
+    );
+    std::fs::write(&inst.config_path, text).unwrap();
+    let key = inst.api_key();
+    let mut server = inst.serve();
+    let client = Client::new();
+    let send = |i: usize| -> (u16, Option<String>) {
+        let r = client
+            .post(server.url("/api/v1/messages"))
+            .bearer_auth(&key)
+            .json(
+                &serde_json::json!({"to": format!("p{i}@example.jp"), "template": "notice",
+                   "locale": "en", "vars": {"subject": "s", "body": "x".repeat(2_000)}}),
+            )
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        let json: serde_json::Value = r.json().unwrap_or_default();
+        (status, json["message_id"].as_str().map(str::to_string))
+    };
+    let healthz = || {
+        client
+            .get(server.url("/healthz"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let mut acknowledged = Vec::new();
+    for i in 0..20 {
+        let (status, id) = send(i);
+        assert_eq!(status, 202);
+        acknowledged.push(id.unwrap());
+    }
+    let filler = disk.fill();
+    // sled's own write fails (the worker's deferrals, /healthz's flush), not only the
+    // spool's; intake answers 503 meanwhile.
+    // (A failure "at" the store's folder itself is sled's; the spool's and the health
+    // probe's name their files.)
+    let sled_error = format!("failed at {}: ", disk.path().join("store").display());
+    let sled_failed = crate::support::wait_for(60, || {
+        let _ = healthz();
+        server.log_text().contains(&sled_error)
+    });
+    assert!(
+        sled_failed,
+        "sled never failed a write: {}",
+        server.log_text()
+    );
+    let mut refused = 0;
+    for i in 20..40 {
+        match send(i) {
+            (202, Some(id)) => acknowledged.push(id),
+            (503, _) => refused += 1,
+            other => panic!("on a full disk: {other:?}"),
+        }
+    }
+    let health_full = healthz();
+    std::fs::remove_file(&filler).unwrap();
+    let start = Instant::now();
+    let mut resumed_after = None;
+    crate::support::wait_for(60, || {
+        if healthz() != 200 {
+            return false;
+        }
+        match send(1000) {
+            (202, Some(id)) => {
+                acknowledged.push(id);
+                resumed_after = Some(start.elapsed());
+                true
+            }
+            _ => false,
+        }
+    });
+    println!(
+        "sled failed on a full disk: {refused} of 20 enqueues refused with 503, /healthz \
+         {health_full}; space freed: intake resumed after {resumed_after:?} without a \
+         restart; {} messages acknowledged in all",
+        acknowledged.len()
+    );
+    assert_eq!(health_full, 503, "/healthz while writes fail");
+    assert!(
+        resumed_after.is_some(),
+        "intake did not resume once space returned: {}",
+        server.log_text()
+    );
+    assert!(
+        server.log_text().contains("the store was reopened"),
+        "{}",
+        server.log_text()
+    );
+    // Every message acknowledged, before the disk filled or after, is delivered.
+    let sink = crate::support::Sink::start_on(port, &[]);
+    let status_of = |id: &str| {
+        inst.log_json(id)["messages"][0]["status"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    for id in &acknowledged {
+        let delivered = crate::support::wait_for(60, || status_of(id) == "delivered");
+        assert!(
+            delivered,
+            "acknowledged message {id} is {}: {}",
+            status_of(id),
+            server.log_text()
+        );
+    }
+    assert!(sink.count() >= acknowledged.len());
+    for line in server.log_text().lines() {
+        if line.contains("the store was reopened") {
+            println!("{line}");
+        }
+    }
+    let status = server.signal_and_wait(libc::SIGTERM);
+    assert_eq!(status.code(), Some(0), "{}", server.log_text());
+}
