@@ -52,6 +52,21 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// Between two recovery attempts.
 const RETRY: Duration = Duration::from_secs(1);
 
+/// Why a recovery attempt did not reopen the store (it is tried again).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum NotReopened {
+    #[error("the disk does not take writes yet: cannot write {path}: {source}")]
+    Probe {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("calls on the store did not end within {}s, so it was left open", DRAIN.as_secs())]
+    InUse,
+    #[error("the store is closed and cannot open yet: {0}")]
+    Open(#[source] StoreError),
+}
+
 /// The open generation, and its number (counted from 1; raised at each reopen).
 struct Slot {
     number: u64,
@@ -212,7 +227,7 @@ impl RecoveringSled {
     /// Reopens the store now if the disk takes writes (for tests: the recovery thread
     /// does this by itself after a failure).
     #[cfg(test)]
-    pub(crate) fn reopen_now(&self) -> Result<(), String> {
+    pub(crate) fn reopen_now(&self) -> Result<(), NotReopened> {
         self.shared.reopen()
     }
 
@@ -252,7 +267,7 @@ impl Shared {
                     match shared.recover_once() {
                         Ok(()) => break,
                         Err(why) => {
-                            tracing::warn!(path = %shared.path.display(), "the store cannot take writes yet: {why}; trying again in 1s")
+                            tracing::warn!(path = %shared.path.display(), error = %why, "the store is not reopened yet; trying again in 1s")
                         }
                     }
                 }
@@ -266,7 +281,7 @@ impl Shared {
 
     /// One recovery attempt: done when the open generation flushes; else, when the disk
     /// takes a probe write, the store is reopened.
-    fn recover_once(&self) -> Result<(), String> {
+    fn recover_once(&self) -> Result<(), NotReopened> {
         let open = self
             .slot
             .read()
@@ -282,7 +297,7 @@ impl Shared {
         self.reopen()
     }
 
-    fn reopen(&self) -> Result<(), String> {
+    fn reopen(&self) -> Result<(), NotReopened> {
         self.probe()?;
         let old = self
             .slot
@@ -306,10 +321,7 @@ impl Shared {
                     Err(held) => {
                         old.inner = held;
                         self.slot.write().unwrap_or_else(|p| p.into_inner()).open = Some(old);
-                        return Err(format!(
-                            "calls on the store did not end within {}s; not reopened",
-                            DRAIN.as_secs()
-                        ));
+                        return Err(NotReopened::InUse);
                     }
                 }
             }
@@ -338,16 +350,19 @@ impl Shared {
                 Err(StoreError::Locked { .. }) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(20))
                 }
-                Err(e) => return Err(format!("the store is closed and cannot open: {e}")),
+                Err(e) => return Err(NotReopened::Open(e)),
             }
         }
     }
 
     /// Writes 64 KiB in the store's folder and removes it: the disk takes writes.
-    fn probe(&self) -> Result<(), String> {
+    fn probe(&self) -> Result<(), NotReopened> {
         let probe = self.path.join("recovery.probe");
-        let written = std::fs::write(&probe, vec![0u8; 64 * 1024])
-            .map_err(|e| format!("cannot write {}: {e}", probe.display()));
+        let written =
+            std::fs::write(&probe, vec![0u8; 64 * 1024]).map_err(|source| NotReopened::Probe {
+                path: probe.clone(),
+                source,
+            });
         let _ = std::fs::remove_file(&probe);
         written
     }
