@@ -19,7 +19,9 @@
 //! one); the flushing caller first waits up to a millisecond for writers that announced
 //! themselves, so that under load one flush covers more of them. The flush
 //! runs on a blocking thread because `flush_async` from many tasks deadlocked (sled
-//! #1308).
+//! #1308). Once sled has failed a write it refuses all later ones until it is opened
+//! again; [`RecoveringSled`] (`recovery`) does that in-process, and is what
+//! [`crate::store::Store::open`] returns.
 
 mod bounces;
 mod commit;

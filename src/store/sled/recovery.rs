@@ -22,8 +22,10 @@
 //! announced in an older generation; any other flush fails when its task wrote to an
 //! older generation after that generation's last successful flush (tasks are told
 //! apart by tokio's task id; a write and its flush in two different tasks must use an
-//! announcement). Work recorded without acknowledgement (delivery outcomes, claims) is
-//! done again, at least once, as after a restart.
+//! announcement; a task whose unflushed write was lost and that never flushed it may so
+//! see one failed flush later). Work recorded without acknowledgement (delivery
+//! outcomes, claims) is done again, at least once, as after a restart: the worker
+//! learns of a reopen through [`Backend::reopened_at`].
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -121,7 +123,7 @@ enum Access {
 /// An announcement made in generation `number`.
 struct Announced {
     number: u64,
-    _inner: WriteIntent,
+    intent: WriteIntent,
 }
 
 impl RecoveringSled {
@@ -505,13 +507,13 @@ impl Backend for RecoveringSled {
         };
         WriteIntent::holding(Announced {
             number: slot.number,
-            _inner: inner,
+            intent: inner,
         })
     }
 
     async fn flush(&self, intent: Option<WriteIntent>) -> Result<(), StoreError> {
         let (announced, intent) = match intent.map(|i| i.0.downcast::<Announced>()) {
-            Some(Ok(a)) => (Some(a.number), Some(a._inner)),
+            Some(Ok(a)) => (Some(a.number), Some(a.intent)),
             Some(Err(other)) => (None, Some(WriteIntent(other))),
             None => (None, None),
         };
