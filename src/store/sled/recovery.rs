@@ -264,13 +264,15 @@ impl Shared {
         let spawned = std::thread::Builder::new()
             .name("store-recovery".into())
             .spawn(move || {
-                loop {
+                // Said on the first failed attempt and then once a minute, not each second.
+                for attempt in 0u64.. {
                     std::thread::sleep(RETRY);
                     match shared.recover_once() {
                         Ok(()) => break,
-                        Err(why) => {
-                            tracing::warn!(path = %shared.path.display(), error = %why, "the store is not reopened yet; trying again in 1s")
+                        Err(why) if attempt % 60 == 0 => {
+                            tracing::warn!(path = %shared.path.display(), error = %why, attempts = attempt + 1, "the store is not reopened yet; trying again each second")
                         }
+                        Err(_) => {}
                     }
                 }
                 shared.recovering.store(false, Ordering::SeqCst);
