@@ -24,7 +24,7 @@ pub enum Detail {
     ScheduledFor { at_ms: u64 },
     /// A try failed for now; `why` is mailgate's own words when it has any.
     NextTry { why: Option<String>, at_ms: u64 },
-    /// Found in flight after a restart.
+    /// Found in flight after a restart or a reopen of the store.
     Recovered,
     /// The message's lifetime ended with no server having accepted it.
     LifetimeEnded,
@@ -80,7 +80,10 @@ pub enum Detail {
 
 const SCHEDULED: &str = "scheduled for ";
 const NEXT_TRY: &str = "next try at ";
-const RECOVERED: &str = "in flight when the last run stopped; trying again";
+const RECOVERED: &str =
+    "in flight when the last run stopped or the store was reopened; trying again";
+/// The same, as written before a store could be reopened without a restart.
+const RECOVERED_BEFORE: &str = "in flight when the last run stopped; trying again";
 const LIFETIME: &str = "its lifetime ended before any server accepted it";
 const SUPERSEDED: &str = "superseded by a newer link (flow ";
 const SUPPRESSED: &str = "not sent: ";
@@ -185,6 +188,7 @@ impl Detail {
     pub fn parse(text: &str) -> Option<Detail> {
         let fixed = [
             (RECOVERED, Detail::Recovered),
+            (RECOVERED_BEFORE, Detail::Recovered),
             (LIFETIME, Detail::LifetimeEnded),
             (BYTES_MISSING, Detail::BytesMissing),
             (NEVER_ACCEPTED, Detail::NeverAccepted),
@@ -422,6 +426,14 @@ pub(crate) fn examples() -> Vec<Detail> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recovery_written_before_store_reopens_still_reads() {
+        assert_eq!(
+            Detail::parse("in flight when the last run stopped; trying again"),
+            Some(Detail::Recovered)
+        );
+    }
 
     #[test]
     fn every_detail_reads_back_as_written() {

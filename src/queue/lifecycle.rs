@@ -270,21 +270,65 @@ impl Lifecycle {
     /// `recovered` event. A shared store recovers nothing at start: the messages
     /// another node holds are its own until their lease ends.
     pub async fn recover(&self, now: u64) -> Result<usize, StoreError> {
+        self.recover_where(now, |_| true).await
+    }
+
+    /// [`Lifecycle::recover`] for the messages created before `before_ms` that the
+    /// worker does not hold: after the store was reopened in-process (the sled backend
+    /// after a write error), its records are what the last flush left, as after a
+    /// restart, while messages enqueued since are not touched.
+    ///
+    /// Besides `sending` records, a queue entry is recovered when it is the message's
+    /// only one and its record names another due time: a claim moves the entry before
+    /// it rewrites the record, and a restart (or a reopen) between the two keeps the
+    /// moved entry with the old record, which a claim would then drop as stale and so
+    /// leave the message with no entry at all.
+    pub async fn recover_created_before(
+        &self,
+        now: u64,
+        before_ms: u64,
+    ) -> Result<usize, StoreError> {
+        self.recover_where(now, |record| {
+            record.created_ms < before_ms && !self.handoff.is_held(&record.id)
+        })
+        .await
+    }
+
+    /// Recovers the open messages left in flight (see [`Lifecycle::recover`]) that
+    /// `wanted` picks.
+    async fn recover_where(
+        &self,
+        now: u64,
+        wanted: impl Fn(&MessageRecord) -> bool,
+    ) -> Result<usize, StoreError> {
         let store = &self.store;
         if store.shared() {
             return Ok(0);
         }
-        let mut n = 0;
-        for (due, id) in store.queue_entries().await? {
+        let entries = store.queue_entries().await?;
+        let present: std::collections::HashSet<(u64, MessageId)> =
+            entries.iter().copied().collect();
+        let mut done = std::collections::HashSet::new();
+        for (due, id) in entries {
+            if done.contains(&id) {
+                continue;
+            }
             let Some(mut record) = store.message(&id).await? else {
                 continue;
             };
-            if record.status != MessageStatus::Sending {
+            if !record.status.is_open() || !wanted(&record) {
+                continue;
+            }
+            let orphaned = record.due_ms != Some(due)
+                && !record
+                    .due_ms
+                    .is_some_and(|own| present.contains(&(own, id)));
+            if record.status != MessageStatus::Sending && !orphaned {
                 continue;
             }
             if record.due_ms != Some(due) {
-                // A lease renewed while the worker held the message: the record still
-                // names the first lease's entry.
+                // A lease renewed while the worker held the message, or a claim whose
+                // record rewrite was lost: the record names another entry.
                 store.drop_entry(due, &id).await?;
             }
             record.status = if record.attempts == 0 {
@@ -297,9 +341,9 @@ impl Lifecycle {
                 Event::new(Step::Recovered, now).with_detail(Detail::Recovered.to_string()),
             );
             store.put_message(&mut record).await?;
-            n += 1;
+            done.insert(id);
         }
-        Ok(n)
+        Ok(done.len())
     }
 
     /// Claims up to `limit` due messages for the worker: each becomes `sending` a lease
@@ -594,6 +638,43 @@ mod tests {
         );
         r.status = MessageStatus::Delivered;
         assert_eq!(failure_text(&r), None);
+    }
+
+    #[tokio::test]
+    async fn a_claim_whose_record_rewrite_was_lost_is_recovered_not_dropped_as_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), false).unwrap();
+        let life = Lifecycle::new(store.clone(), Arc::default(), vec![]);
+        let mut old = MessageRecord::example("a@example.jp", 10);
+        old.expires_ms = 1_000_000;
+        life.enqueue(&mut old, b"raw", &Event::new(Step::Queued, 10), false)
+            .await
+            .unwrap();
+        // The claim moved the entry a lease ahead; the record (still `queued`, due at
+        // 10) was never rewritten: what a reopen or a restart between the two leaves.
+        let claimed = store.claim_due(20, 20 + LEASE_MS, 10).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        // A message created after the reopen is not touched, though it looks the same.
+        let mut new = MessageRecord::example("b@example.jp", 500);
+        new.expires_ms = 1_000_000;
+        life.enqueue(&mut new, b"raw", &Event::new(Step::Queued, 500), true)
+            .await
+            .unwrap();
+        assert_eq!(life.recover_created_before(600, 400).await.unwrap(), 1);
+        let recovered = store.message(&old.id).await.unwrap().unwrap();
+        assert_eq!(recovered.status, MessageStatus::Queued);
+        assert_eq!(recovered.due_ms, Some(600));
+        assert_eq!(store.queue_entries().await.unwrap().len(), 2);
+        let due: Vec<MessageId> = life
+            .claim_due(700, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(due, vec![old.id]);
+        let untouched = store.message(&new.id).await.unwrap().unwrap();
+        assert_eq!(untouched.status, MessageStatus::Sending);
     }
 
     #[tokio::test]

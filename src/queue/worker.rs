@@ -90,7 +90,33 @@ pub async fn run(queue: Queue, mut shutdown: Shutdown) -> anyhow::Result<()> {
     // room (then a freed slot is worth another look).
     let mut look_at = Instant::now();
     let mut starved = false;
+    let mut reopen_seen = queue.store.reopened_at();
     loop {
+        if let Some(at) = queue.store.reopened_at()
+            && reopen_seen != Some(at)
+        {
+            // What the worker claimed or recorded before the reopen and was not flushed
+            // is gone: messages it does not hold go back to the queue, as at start. The
+            // first flush of this task after the reopen says its own writes were lost
+            // (once); the recovery's writes are flushed by the next.
+            let _ = queue.store.flush().await;
+            match queue.lifecycle.recover_created_before(now_ms(), at).await {
+                Ok(recovered) => {
+                    reopen_seen = Some(at);
+                    tracing::info!(
+                        recovered,
+                        "the store was reopened: messages in flight that the worker no longer holds are due again"
+                    );
+                    if let Err(e) = queue.store.flush().await {
+                        tracing::warn!(error = %e, "cannot flush the recovered messages; they are recovered again at the next start");
+                    }
+                    look_at = Instant::now();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot recover the messages in flight after the store was reopened; trying again")
+                }
+            }
+        }
         if Instant::now() >= next_reclaim {
             next_reclaim += RECLAIM_EVERY;
             reclaim_spool(&queue).await;

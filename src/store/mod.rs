@@ -55,6 +55,11 @@ pub enum StoreError {
         #[source]
         source: ::sled::Error,
     },
+    #[error(
+        "the store at {path} is being reopened after a write failure; it takes requests \
+         again in a moment"
+    )]
+    Reopening { path: PathBuf },
     #[error("cannot prepare the store folder {path}: {source}")]
     Folder {
         path: PathBuf,
@@ -421,7 +426,8 @@ pub trait Meta {
     /// Forgets the counters of `kind` whose labels sort (bytewise) before `before`
     /// (days older than `store.retention`); returns how many went.
     async fn forget_counters_before(&self, kind: &str, before: &str) -> Result<usize, StoreError>;
-    /// Reads and writes a little, as a request would: fails when the store cannot.
+    /// Reads and writes a little and makes it durable, as a request would: fails when
+    /// the store cannot. Needs no flush after it.
     async fn check_health(&self) -> Result<(), StoreError>;
 }
 
@@ -530,6 +536,12 @@ pub trait Backend:
     async fn flush(&self, intent: Option<WriteIntent>) -> Result<(), StoreError>;
     /// [`Backend::flush`] on the calling thread, for code that is not async.
     fn flush_blocking(&self) -> Result<(), StoreError>;
+    /// When (ms) the store was last reopened in-process after a write failure, if ever
+    /// (the sled backend): what was not flushed before then is gone, so the worker
+    /// recovers the messages it does not hold, as at start.
+    fn reopened_at(&self) -> Option<u64> {
+        None
+    }
 
     /// Writes a message's new state with what the change tells, as one unit: the
     /// record with its queue entry moved to `due_ms` (out of the queue with `None`; a
@@ -583,7 +595,9 @@ impl Store {
 
     /// Opens (or creates) the embedded store in the folder `path`.
     pub fn open(path: &Path, fsync: bool) -> Result<Store, StoreError> {
-        Ok(Store::new(Arc::new(sled::Sled::open(path, fsync)?)))
+        Ok(Store::new(Arc::new(sled::RecoveringSled::open(
+            path, fsync,
+        )?)))
     }
 
     /// The path of the control socket inside a store's folder.

@@ -648,3 +648,190 @@ fn a_full_disk_stops_intake_until_space_returns_and_sigterm_still_exits_0() {
         );
     }
 }
+
+/// Posts one notice to `url` (the API's messages endpoint); its status and id.
+fn post_notice(client: &Client, url: &str, key: &str, to: &str) -> (u16, Option<String>) {
+    let r = client
+        .post(url)
+        .bearer_auth(key)
+        .json(
+            &serde_json::json!({"to": to, "template": "notice", "locale": "en",
+               "vars": {"subject": "s", "body": "x".repeat(2_000)}}),
+        )
+        .send()
+        .unwrap();
+    let status = r.status().as_u16();
+    let json: serde_json::Value = r.json().unwrap_or_default();
+    (status, json["message_id"].as_str().map(str::to_string))
+}
+
+/// sled itself (not only the spool) fails a write on a full disk: it refuses every
+/// later write until it is opened again. mailgate reopens it in-process once space
+/// returns, without a restart, and loses nothing it acknowledged, though enqueues
+/// keep coming all along.
+#[test]
+fn sled_failing_a_write_on_a_full_disk_is_reopened_without_a_restart_and_loses_nothing() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let disk = SmallDisk::mount(48);
+    // Nothing listens on the relay's port yet: every message is deferred and tried
+    // again each second, so the worker writes to sled while the disk is full.
+    let port = crate::support::free_port();
+    let inst = Instance::on_sled(&crate::support::relay_config(port, "\"1s\""));
+    let text = std::fs::read_to_string(&inst.config_path).unwrap().replace(
+        &format!("path = \"{}\"", inst.path().join("store").display()),
+        &format!("path = \"{}\"", disk.path().join("store").display()),
+    );
+    std::fs::write(&inst.config_path, text).unwrap();
+    let key = inst.api_key();
+    let mut server = inst.serve();
+    let client = Client::new();
+    let messages_url = server.url("/api/v1/messages");
+    let send = |i: usize| post_notice(&client, &messages_url, &key, &format!("p{i}@example.jp"));
+    let healthz = || {
+        client
+            .get(server.url("/healthz"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let mut acknowledged = Vec::new();
+    for i in 0..20 {
+        let (status, id) = send(i);
+        assert_eq!(status, 202);
+        acknowledged.push(id.unwrap());
+    }
+    // Four clients enqueue all along: before the disk fills, while it is full, while
+    // the store reopens and after. Each keeps what was acknowledged to it.
+    let stop = AtomicBool::new(false);
+    let (ids, statuses, sled_failed, health_full, resumed_after) = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..4)
+            .map(|c| {
+                let (stop, url, key) = (&stop, &messages_url, &key);
+                scope.spawn(move || {
+                    let client = Client::new();
+                    let mut ids = Vec::new();
+                    let mut statuses = std::collections::BTreeMap::new();
+                    let mut i = 0;
+                    while !stop.load(Ordering::SeqCst) {
+                        i += 1;
+                        let (status, id) =
+                            post_notice(&client, url, key, &format!("c{c}-{i}@example.jp"));
+                        *statuses.entry(status).or_insert(0) += 1;
+                        if status == 202 {
+                            ids.push(id.expect("a 202 names its message"));
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    (ids, statuses)
+                })
+            })
+            .collect();
+        let filler = disk.fill();
+        // sled's own write fails (the worker's deferrals, /healthz's flush), not only
+        // the spool's; a failure "at" the store's folder itself is sled's (the spool's
+        // and the health probe's name their files).
+        let sled_error = format!("failed at {}: ", disk.path().join("store").display());
+        let sled_failed = crate::support::wait_for(60, || {
+            let _ = healthz();
+            server.log_text().contains(&sled_error)
+        });
+        let health_full = healthz();
+        std::fs::remove_file(&filler).unwrap();
+        let start = Instant::now();
+        let mut resumed_after = None;
+        crate::support::wait_for(60, || {
+            if healthz() != 200 {
+                return false;
+            }
+            match send(1000) {
+                (202, Some(id)) => {
+                    acknowledged.push(id);
+                    resumed_after = Some(start.elapsed());
+                    true
+                }
+                _ => false,
+            }
+        });
+        // The clients go on a little on the reopened store.
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, Ordering::SeqCst);
+        let mut ids = Vec::new();
+        let mut statuses = std::collections::BTreeMap::new();
+        for c in clients {
+            let (i, s) = c.join().unwrap();
+            ids.extend(i);
+            for (k, v) in s {
+                *statuses.entry(k).or_insert(0) += v;
+            }
+        }
+        (ids, statuses, sled_failed, health_full, resumed_after)
+    });
+    println!(
+        "sled failed on a full disk: /healthz {health_full}; space freed: intake resumed \
+         after {resumed_after:?} without a restart; concurrent enqueues by status: \
+         {statuses:?}; {} messages acknowledged in all",
+        acknowledged.len() + ids.len()
+    );
+    assert!(
+        sled_failed,
+        "sled never failed a write: {}",
+        server.log_text()
+    );
+    assert_eq!(health_full, 503, "/healthz while writes fail");
+    assert!(
+        resumed_after.is_some(),
+        "intake did not resume once space returned: {}",
+        server.log_text()
+    );
+    assert!(
+        statuses.keys().all(|s| *s == 202 || *s == 503),
+        "{statuses:?}"
+    );
+    assert!(statuses.get(&503).is_some_and(|n| *n > 0), "{statuses:?}");
+    assert!(
+        server.log_text().contains("the store was reopened"),
+        "{}",
+        server.log_text()
+    );
+    acknowledged.extend(ids);
+    // Every message acknowledged, before the disk filled, while it was full or after,
+    // is delivered.
+    let sink = crate::support::Sink::start_on(port, &[]);
+    let status_of = |id: &str| -> String {
+        let r = client
+            .get(server.url(&format!("/api/v1/messages/{id}")))
+            .bearer_auth(&key)
+            .send()
+            .unwrap();
+        let json: serde_json::Value = r.json().unwrap_or_default();
+        json["status"].as_str().unwrap_or("gone").to_string()
+    };
+    for id in &acknowledged {
+        let delivered = crate::support::wait_for(60, || status_of(id) == "delivered");
+        assert!(
+            delivered,
+            "acknowledged message {id} is {}: {}",
+            status_of(id),
+            server.log_text()
+        );
+    }
+    let captured: Vec<String> = sink
+        .messages()
+        .iter()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .collect();
+    for id in &acknowledged {
+        assert!(
+            captured.iter().any(|m| m.contains(id.as_str())),
+            "acknowledged message {id} never reached the relay"
+        );
+    }
+    for line in server.log_text().lines() {
+        if line.contains("the store was reopened") {
+            println!("{line}");
+        }
+    }
+    let status = server.signal_and_wait(libc::SIGTERM);
+    assert_eq!(status.code(), Some(0), "{}", server.log_text());
+}

@@ -158,9 +158,9 @@ impl Meta for Sled {
         self.put_json(TreeName::Meta, name.as_bytes(), &value)
     }
 
-    /// Proves the store answers and takes writes (blocking): reads a record, then writes
-    /// 4 KiB beside the spool, where intake's bytes go, so a full disk fails here as it
-    /// fails intake. The caller flushes after it.
+    /// Proves the store answers and takes writes: reads a record, writes 4 KiB beside
+    /// the spool, where intake's bytes go, so a full disk fails here as it fails intake,
+    /// and flushes (sled refuses that once it has latched a write error).
     async fn check_health(&self) -> Result<(), StoreError> {
         self.get_json::<serde_json::Value>(TreeName::Meta, b"health")?;
         let probe = self.inner.path.join("healthz.probe");
@@ -169,7 +169,8 @@ impl Meta for Sled {
             source,
         });
         let _ = std::fs::remove_file(&probe);
-        written
+        written?;
+        self.flush_shared(None).await
     }
 }
 

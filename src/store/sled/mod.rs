@@ -19,7 +19,9 @@
 //! one); the flushing caller first waits up to a millisecond for writers that announced
 //! themselves, so that under load one flush covers more of them. The flush
 //! runs on a blocking thread because `flush_async` from many tasks deadlocked (sled
-//! #1308).
+//! #1308). Once sled has failed a write it refuses all later ones until it is opened
+//! again; [`RecoveringSled`] (`recovery`) does that in-process, and is what
+//! [`crate::store::Store::open`] returns.
 
 mod bounces;
 mod commit;
@@ -31,8 +33,11 @@ mod limits;
 mod messages;
 mod meta;
 mod operators;
+mod recovery;
 mod search;
 pub mod spool;
+
+pub use recovery::RecoveringSled;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -349,21 +354,7 @@ impl Backend for Sled {
     }
 
     async fn size_bytes(&self) -> Result<Option<u64>, StoreError> {
-        fn walk(dir: &Path) -> u64 {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                return 0;
-            };
-            entries
-                .flatten()
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => walk(&e.path()),
-                    // Blocks in use: punched holes in spool segments take none.
-                    Ok(m) => std::os::unix::fs::MetadataExt::blocks(&m) * 512,
-                    Err(_) => 0,
-                })
-                .sum()
-        }
-        Ok(Some(walk(&self.inner.path)))
+        Ok(Some(folder_bytes(&self.inner.path)))
     }
 
     fn announce_write(&self) -> WriteIntent {
@@ -377,6 +368,22 @@ impl Backend for Sled {
     fn flush_blocking(&self) -> Result<(), StoreError> {
         self.flush_now()
     }
+}
+
+/// The bytes the files under `dir` take on disk.
+fn folder_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => folder_bytes(&e.path()),
+            // Blocks in use: punched holes in spool segments take none.
+            Ok(m) => std::os::unix::fs::MetadataExt::blocks(&m) * 512,
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(t: TreeName, v: &[u8]) -> Result<T, StoreError> {

@@ -404,7 +404,7 @@ pub fn say(lang: Lang, tz: Tz, d: &Detail) -> String {
             why: Some(why),
             at_ms,
         } => format!("{}。次の再送は{}です", detail(lang, tz, why), at(*at_ms)),
-        Detail::Recovered => "前回の停止時に送信中だったため、もう一度送ります".into(),
+        Detail::Recovered => "送信の途中で処理が止まったため、もう一度送ります".into(),
         Detail::LifetimeEnded => "受け取るサーバーがないまま期限が切れました".into(),
         Detail::By { who: w } => format!("{}による操作", who(lang, w)),
         Detail::Superseded { flow } => {
