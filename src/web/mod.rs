@@ -9,25 +9,13 @@ use axum::routing::{get, post};
 
 pub mod api;
 pub mod console;
+pub mod cookie;
 pub mod flow_api;
 pub mod headers;
 pub mod pages;
 pub mod server;
 
 use crate::services::Services;
-
-/// The value of cookie `name` in a request, as sent. Pages and console both read their
-/// cookies through this.
-pub(crate) fn cookie_value(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(axum::http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
-}
 
 /// Builds the application's router.
 pub fn router(services: Services) -> Router {

@@ -8,7 +8,7 @@ use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 
-use crate::web::cookie_value;
+use crate::web::cookie;
 
 use super::ConsoleError;
 use super::sentence::Lang;
@@ -70,12 +70,13 @@ pub use crate::secrets::same;
 
 /// A `Set-Cookie` value; an empty value with `max_age` 0 deletes the cookie.
 pub fn set_cookie(services: &Services, name: &str, value: &str, max_age_s: u64) -> String {
-    let secure = if services.config.server.public_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
+    let scope = cookie::Scope {
+        path: "/",
+        same_site: cookie::SameSite::Strict,
+        max_age_s: Some(max_age_s),
+        secure: services.config.server.public_url.starts_with("https://"),
     };
-    format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}{secure}")
+    cookie::set(name, value, scope)
 }
 
 impl FromRequestParts<Services> for ConsoleUser {
@@ -85,7 +86,7 @@ impl FromRequestParts<Services> for ConsoleUser {
         parts: &mut Parts,
         services: &Services,
     ) -> Result<Self, ConsoleError> {
-        let token = cookie_value(&parts.headers, SESSION_COOKIE).ok_or(ConsoleError::LoggedOut)?;
+        let token = cookie::value(&parts.headers, SESSION_COOKIE).ok_or(ConsoleError::LoggedOut)?;
         let (session, operator) = crate::operators::session(&services.store, &token, now_ms())
             .await?
             .ok_or(ConsoleError::LoggedOut)?;
@@ -147,7 +148,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Cookies {
 
 impl Cookies {
     pub fn get(&self, name: &str) -> Option<String> {
-        cookie_value(&self.0, name)
+        cookie::value(&self.0, name)
     }
 }
 

@@ -10,6 +10,7 @@
 //!
 //! All are `HttpOnly`, and `Secure` when `server.public_url` is https.
 
+use crate::web::cookie::{self, SameSite, Scope};
 use axum::http::HeaderMap;
 
 use crate::flow::secret;
@@ -20,29 +21,30 @@ pub const LANG: &str = "mg_lang";
 
 /// A cookie's value from the request, if sent.
 pub fn get(headers: &HeaderMap, name: &str) -> Option<String> {
-    crate::web::cookie_value(headers, name).filter(|v| !v.is_empty() && v.len() <= 128)
+    cookie::value(headers, name).filter(|v| !v.is_empty() && v.len() <= 128)
 }
 
 /// A `Set-Cookie` value for a secret: `SameSite=Strict`, on every path.
 pub fn set(name: &str, value: &str, secure: bool, max_age_s: u64) -> String {
-    let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}");
-    if secure {
-        c.push_str("; Secure");
-    }
-    c
+    let scope = Scope {
+        path: "/",
+        same_site: SameSite::Strict,
+        max_age_s: Some(max_age_s),
+        secure,
+    };
+    cookie::set(name, value, scope)
 }
 
 /// The `Set-Cookie` value of a language switch, on `path` only; without `max_age_s`
 /// it ends with the browser session.
 pub fn set_lang(value: &str, path: &str, secure: bool, max_age_s: Option<u64>) -> String {
-    let mut c = format!("{LANG}={value}; Path={path}; HttpOnly; SameSite=Lax");
-    if let Some(s) = max_age_s {
-        c.push_str(&format!("; Max-Age={s}"));
-    }
-    if secure {
-        c.push_str("; Secure");
-    }
-    c
+    let scope = Scope {
+        path,
+        same_site: SameSite::Lax,
+        max_age_s,
+        secure,
+    };
+    cookie::set(LANG, value, scope)
 }
 
 /// The CSRF value for a page with a form: the browser's, or a new one to set.
