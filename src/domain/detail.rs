@@ -1,5 +1,5 @@
-//! mailgate's own words in a message's timeline (`Event::detail`) and in a flow's
-//! "why it could not be delivered": what mailgate itself says, as opposed to what a
+//! mailgate's own words in a message's timeline (`Event::detail`), in a flow's
+//! "why it could not be delivered", and in a webhook delivery's last error: what mailgate itself says, as opposed to what a
 //! receiving server said (a reply, a suppression's evidence), which is a field of its
 //! own here and is always shown verbatim.
 //!
@@ -76,6 +76,27 @@ pub enum Detail {
     StartTlsFailed { host: String, error: String },
     /// TLS is required and the host does not offer STARTTLS.
     NoStartTls { host: String },
+    // A webhook delivery's last error and an endpoint's reason for being disabled.
+    /// The endpoint answered a status that is not success (`status` as HTTP writes
+    /// it, `500 Internal Server Error`); a redirect is not followed.
+    HookAnswered { status: String, redirect: bool },
+    /// The endpoint did not answer in time.
+    HookNoAnswer { seconds: u64 },
+    /// The configured URL does not parse (`error` is the parser's words).
+    HookNotAUrl { error: String },
+    /// The URL names a link-local or cloud metadata address, which is refused unless
+    /// the entry allows it.
+    HookForbiddenAddress { ip: String },
+    /// The delivery's endpoint was removed from the configuration.
+    HookNotConfigured,
+    /// The delivery's endpoint is disabled; `why` is its own detail.
+    HookDisabled { why: String },
+    /// The event the delivery carried was forgotten (retention).
+    HookEventGone,
+    /// The endpoint answered 410 Gone, which disables it.
+    HookGone,
+    /// Why an endpoint is disabled: it answered 410 Gone then.
+    HookGoneAt { at_ms: u64 },
 }
 
 const SCHEDULED: &str = "scheduled for ";
@@ -111,6 +132,17 @@ const NULL_MX: &str = " publishes a null MX: it accepts no mail (RFC 7505)";
 const TLS_WITH: &str = "TLS with ";
 const STARTTLS_WITH: &str = "STARTTLS with ";
 const NO_STARTTLS: &str = " does not offer STARTTLS and TLS is required";
+const ANSWERED: &str = "answered ";
+const REDIRECT_NOT_FOLLOWED: &str = " (redirects are not followed)";
+const NO_ANSWER_WITHIN: &str = "no answer within ";
+const NOT_A_URL: &str = "not a URL: ";
+const FORBIDDEN_ADDRESS: &str = " is a link-local or metadata address; set allow_link_local = true \
+     on this [[webhooks]] entry if that is meant";
+const HOOK_NOT_CONFIGURED: &str = "the endpoint is no longer configured";
+const HOOK_DISABLED: &str = "the endpoint is disabled: ";
+const HOOK_EVENT_GONE: &str = "the event is no longer in the store";
+const HOOK_GONE: &str = "answered 410 Gone: the endpoint is disabled";
+const HOOK_GONE_AT: &str = "answered 410 Gone at ";
 
 impl fmt::Display for Detail {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -171,6 +203,19 @@ impl fmt::Display for Detail {
             Detail::TlsFailed { host, error } => write!(f, "{TLS_WITH}{host}: {error}"),
             Detail::StartTlsFailed { host, error } => write!(f, "{STARTTLS_WITH}{host}: {error}"),
             Detail::NoStartTls { host } => write!(f, "{host}{NO_STARTTLS}"),
+            Detail::HookAnswered { status, redirect } => write!(
+                f,
+                "{ANSWERED}{status}{}",
+                if *redirect { REDIRECT_NOT_FOLLOWED } else { "" }
+            ),
+            Detail::HookNoAnswer { seconds } => write!(f, "{NO_ANSWER_WITHIN}{seconds} s"),
+            Detail::HookNotAUrl { error } => write!(f, "{NOT_A_URL}{error}"),
+            Detail::HookForbiddenAddress { ip } => write!(f, "{ip}{FORBIDDEN_ADDRESS}"),
+            Detail::HookNotConfigured => f.write_str(HOOK_NOT_CONFIGURED),
+            Detail::HookDisabled { why } => write!(f, "{HOOK_DISABLED}{why}"),
+            Detail::HookEventGone => f.write_str(HOOK_EVENT_GONE),
+            Detail::HookGone => f.write_str(HOOK_GONE),
+            Detail::HookGoneAt { at_ms } => write!(f, "{HOOK_GONE_AT}{}", format_time_ms(*at_ms)),
         }
     }
 }
@@ -193,9 +238,51 @@ impl Detail {
             (BYTES_MISSING, Detail::BytesMissing),
             (NEVER_ACCEPTED, Detail::NeverAccepted),
             (ADDRESS_SUPPRESSED, Detail::AddressSuppressed),
+            (HOOK_NOT_CONFIGURED, Detail::HookNotConfigured),
+            (HOOK_EVENT_GONE, Detail::HookEventGone),
+            (HOOK_GONE, Detail::HookGone),
         ];
         if let Some((_, d)) = fixed.into_iter().find(|(t, _)| *t == text) {
             return Some(d);
+        }
+        if let Some(at) = text.strip_prefix(HOOK_GONE_AT) {
+            return time(at).map(|at_ms| Detail::HookGoneAt { at_ms });
+        }
+        if let Some(why) = text.strip_prefix(HOOK_DISABLED) {
+            return Some(Detail::HookDisabled {
+                why: why.to_string(),
+            });
+        }
+        // An HTTP status as written: three digits, then its reason phrase.
+        if let Some(rest) = text.strip_prefix(ANSWERED)
+            && rest.len() >= 3
+            && rest.as_bytes()[..3].iter().all(u8::is_ascii_digit)
+        {
+            let (status, redirect) = match rest.strip_suffix(REDIRECT_NOT_FOLLOWED) {
+                Some(status) => (status, true),
+                None => (rest, false),
+            };
+            return Some(Detail::HookAnswered {
+                status: status.to_string(),
+                redirect,
+            });
+        }
+        if let Some(seconds) = text
+            .strip_prefix(NO_ANSWER_WITHIN)
+            .and_then(|r| r.strip_suffix(" s"))
+            .and_then(|n| n.parse().ok())
+        {
+            return Some(Detail::HookNoAnswer { seconds });
+        }
+        if let Some(error) = text.strip_prefix(NOT_A_URL) {
+            return Some(Detail::HookNotAUrl {
+                error: error.to_string(),
+            });
+        }
+        if let Some(ip) = text.strip_suffix(FORBIDDEN_ADDRESS)
+            && ip.parse::<std::net::IpAddr>().is_ok()
+        {
+            return Some(Detail::HookForbiddenAddress { ip: ip.to_string() });
         }
         if let Some(at) = text.strip_prefix(SCHEDULED) {
             return time(at).map(|at_ms| Detail::ScheduledFor { at_ms });
@@ -339,6 +426,28 @@ impl Detail {
 pub(crate) fn examples() -> Vec<Detail> {
     let at_ms = 1_796_000_000_000;
     vec![
+        Detail::HookAnswered {
+            status: "500 Internal Server Error".into(),
+            redirect: false,
+        },
+        Detail::HookAnswered {
+            status: "302 Found".into(),
+            redirect: true,
+        },
+        Detail::HookNoAnswer { seconds: 10 },
+        Detail::HookNotAUrl {
+            error: "empty host".into(),
+        },
+        Detail::HookForbiddenAddress {
+            ip: "169.254.169.254".into(),
+        },
+        Detail::HookNotConfigured,
+        Detail::HookDisabled {
+            why: "answered 410 Gone at 2026-12-01T00:00:00Z".into(),
+        },
+        Detail::HookEventGone,
+        Detail::HookGone,
+        Detail::HookGoneAt { at_ms },
         Detail::ScheduledFor { at_ms },
         Detail::NextTry { why: None, at_ms },
         Detail::NextTry {

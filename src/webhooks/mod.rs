@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::config::WebhookConfig;
-use crate::domain::{DeliveryState, EventRecord, WebhookDelivery, format_time_ms, now_ms};
+use crate::domain::{DeliveryState, Detail, EventRecord, WebhookDelivery, format_time_ms, now_ms};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
 
@@ -125,7 +125,10 @@ impl Endpoint {
             Err(e) => {
                 return Answer::Failed {
                     status: None,
-                    error: format!("not a URL: {e}"),
+                    error: Detail::HookNotAUrl {
+                        error: e.to_string(),
+                    }
+                    .to_string(),
                 };
             }
         };
@@ -140,10 +143,7 @@ impl Endpoint {
         {
             return Answer::Failed {
                 status: None,
-                error: format!(
-                    "{ip} is a link-local or metadata address; set allow_link_local = true \
-                     on this [[webhooks]] entry if that is meant"
-                ),
+                error: Detail::HookForbiddenAddress { ip: ip.to_string() }.to_string(),
             };
         }
         let signature = self.secret.sign(id, timestamp, &body);
@@ -162,16 +162,19 @@ impl Endpoint {
             Ok(r) if r.status() == reqwest::StatusCode::GONE => Answer::Gone,
             Ok(r) => Answer::Failed {
                 status: Some(r.status().as_u16()),
-                error: if r.status().is_redirection() {
-                    format!("answered {} (redirects are not followed)", r.status())
-                } else {
-                    format!("answered {}", r.status())
-                },
+                error: Detail::HookAnswered {
+                    status: r.status().to_string(),
+                    redirect: r.status().is_redirection(),
+                }
+                .to_string(),
             },
             Err(e) => Answer::Failed {
                 status: None,
                 error: if e.is_timeout() {
-                    format!("no answer within {} s", TIMEOUT.as_secs())
+                    Detail::HookNoAnswer {
+                        seconds: TIMEOUT.as_secs(),
+                    }
+                    .to_string()
                 } else {
                     error_chain(&e)
                 },
@@ -377,10 +380,10 @@ impl Sender {
             .await?
         {
             let why_not = match self.endpoint(&d.endpoint) {
-                None => Some("the endpoint is no longer configured".to_string()),
+                None => Some(Detail::HookNotConfigured.to_string()),
                 Some(_) => disabled(&self.store, &d.endpoint)
                     .await?
-                    .map(|x| format!("the endpoint is disabled: {}", x.why)),
+                    .map(|x| Detail::HookDisabled { why: x.why }.to_string()),
             };
             match (why_not, self.endpoint(&d.endpoint)) {
                 (None, Some(e)) => out.push((e.clone(), d)),
@@ -400,7 +403,7 @@ impl Sender {
         let Some(event) = self.store.event_by_id(&d.event_id).await? else {
             d.state = DeliveryState::Failed;
             d.next_try_ms = None;
-            d.last_error = Some("the event is no longer in the store".into());
+            d.last_error = Some(Detail::HookEventGone.to_string());
             self.store.put_delivery(&d).await?;
             return self.store.flush().await;
         };
@@ -424,8 +427,8 @@ impl Sender {
                 d.state = DeliveryState::Failed;
                 d.next_try_ms = None;
                 d.last_status = Some(410);
-                d.last_error = Some("answered 410 Gone: the endpoint is disabled".into());
-                let why = format!("answered 410 Gone at {}", format_time_ms(now));
+                d.last_error = Some(Detail::HookGone.to_string());
+                let why = Detail::HookGoneAt { at_ms: now }.to_string();
                 self.store
                     .set_setting(
                         &disabled_setting(&endpoint.config.url),

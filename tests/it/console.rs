@@ -1120,7 +1120,15 @@ fn the_admin_sees_a_disabled_webhook_endpoint_replays_an_event_and_enables_it() 
         "{}",
         admin.get("/admin/webhooks").body
     );
-    let page = admin.get("/admin/webhooks");
+    // In Japanese, mailgate's own words about the deliveries and the endpoint read in
+    // Japanese; the endpoint's answer (410 Gone) stays as it was.
+    let ja = visible_text(&admin.get("/admin/webhooks?lang=ja").body);
+    assert!(ja.contains("410 Gone を返しました"), "{ja}");
+    assert!(ja.contains("失敗"), "{ja}");
+    for english in ["answered", "the endpoint is disabled", "failed"] {
+        assert!(!ja.contains(english), "{english:?} in {ja}");
+    }
+    let page = admin.get("/admin/webhooks?lang=en");
     assert!(page.body.contains("410"), "{}", page.body);
     let at = page.body.find("name=\"event_id\" value=\"").unwrap();
     let rest = &page.body[at + "name=\"event_id\" value=\"".len()..];

@@ -474,6 +474,43 @@ pub fn say(lang: Lang, tz: Tz, d: &Detail) -> String {
         Detail::NoStartTls { host } => format!(
             "{host}が暗号化（STARTTLS）に対応していないため送っていません（設定で暗号化を必須にしています）"
         ),
+        Detail::HookAnswered {
+            status,
+            redirect: false,
+        } => format!("送信先が {status} を返しました"),
+        Detail::HookAnswered {
+            status,
+            redirect: true,
+        } => format!("送信先が {status} を返しました（転送先へはたどりません）"),
+        Detail::HookNoAnswer { seconds } => {
+            format!("{seconds}秒待っても送信先から応答がありませんでした")
+        }
+        Detail::HookNotAUrl { error } => {
+            format!("送信先のURLを読み取れません（{error}）")
+        }
+        Detail::HookForbiddenAddress { ip } => format!(
+            "{ip}はリンクローカルまたはメタデータ用のアドレスのため送っていません。意図した送信先であれば、この [[webhooks]] の設定に allow_link_local = true を加えてください"
+        ),
+        Detail::HookNotConfigured => "この送信先は設定から外されています".into(),
+        Detail::HookDisabled { why } => {
+            format!("送信先を停止しています（{}）", detail(lang, tz, why))
+        }
+        Detail::HookEventGone => "イベントは保存期間を過ぎて残っていません".into(),
+        Detail::HookGone => "送信先が 410 Gone を返したため、送信先を停止しました".into(),
+        Detail::HookGoneAt { at_ms } => {
+            format!("{}に送信先が 410 Gone を返しました", at(*at_ms))
+        }
+    }
+}
+
+/// A webhook delivery's state, as the console names it.
+pub fn delivery_state(lang: Lang, state: crate::domain::DeliveryState) -> &'static str {
+    use crate::domain::DeliveryState as S;
+    match (lang, state) {
+        (Lang::Ja, S::Pending) => "送信待ち",
+        (Lang::Ja, S::Delivered) => "送信済み",
+        (Lang::Ja, S::Failed) => "失敗",
+        (Lang::En, s) => s.as_str(),
     }
 }
 
@@ -716,6 +753,10 @@ mod tests {
                 | Detail::TlsFailed { host, error }
                 | Detail::StartTlsFailed { host, error } => vec![host.clone(), error.clone()],
                 Detail::DnsFailed { domain, error } => vec![domain.clone(), error.clone()],
+                // An HTTP status is the endpoint's answer, kept as written.
+                Detail::HookAnswered { status, .. } => vec![status.clone()],
+                Detail::HookNotAUrl { error } => vec![error.clone()],
+                Detail::HookForbiddenAddress { ip } => vec![ip.clone()],
                 _ => vec![],
             };
             // The longest first: evidence may quote the address.
@@ -728,6 +769,10 @@ mod tests {
                 "DNS",
                 "null MX",
                 "RFC",
+                "410 Gone",
+                "URL",
+                "[[webhooks]]",
+                "allow_link_local = true",
             ]
             .iter()
             .fold(ja.clone(), |t, term| t.replace(term, ""));

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::sentence::{Lang, stamp};
 use super::session::ConsoleUser;
+use super::text;
 use super::{ConsoleError, pages};
 use crate::domain::now_ms;
 use crate::operators::Role;
@@ -39,11 +40,11 @@ async fn page(
                     json!({
                         "event_id": d.event_id,
                         "event_type": d.event_type.as_str(),
-                        "state": d.state.as_str(),
+                        "state": text::delivery_state(user.lang, d.state),
                         "attempts": d.attempts,
                         "answer": d.last_status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
                         "next_try": d.next_try_ms.map(|t| stamp(t, tz)).unwrap_or_else(|| "-".into()),
-                        "error": d.last_error.clone().unwrap_or_default(),
+                        "error": d.last_error.as_deref().map(|e| text::detail(user.lang, tz, e)).unwrap_or_default(),
                     })
                 })
                 .collect();
@@ -55,7 +56,7 @@ async fn page(
                     (true, false) => "all events".to_string(),
                     (false, _) => e.events.join(", "),
                 },
-                "disabled": e.disabled.map(|d| d.why).unwrap_or_default(),
+                "disabled": e.disabled.map(|d| text::detail(user.lang, tz, &d.why)).unwrap_or_default(),
                 "rows": rows,
             })
         })
