@@ -319,6 +319,17 @@ fn has_code(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
 
+    /// `Mail` keeps only the original's headers it lists; every one read here must be there.
+    #[test]
+    fn the_original_keeps_every_header_read_here() {
+        for name in super::NOT_RECIPIENT_HEADERS {
+            assert!(
+                crate::bounce::message::ORIGINAL_HEADERS.contains(&name),
+                "{name} is read from the original but not kept by message::ORIGINAL_HEADERS"
+            );
+        }
+    }
+
     #[test]
     fn qmail_notice() {
         let raw = b"From: MAILER-DAEMON@mx.example.jp\r\nTo: nekochan@example.jp\r\nSubject: failure notice\r\n\r\n\

@@ -74,22 +74,24 @@ pub(crate) fn decide(rules: &Rules, ev: &Evidence) -> Option<String> {
 }
 
 /// The first reason of `final_order` whose `final_patterns` match: what an MTA module of
-/// Sisimai decides from its own message table.
+/// Sisimai decides from its own message table. One pass of `final_set` over the text.
 pub(crate) fn final_text(rules: &Rules, text: &str) -> Option<String> {
-    rules
-        .final_order
-        .iter()
-        .filter_map(|n| rules.reason(n))
-        .find(|r| r.final_pattern.as_ref().is_some_and(|p| p.is_match(text)))
-        .map(|r| r.name.clone())
+    let hit = rules.final_set.matches(text).iter().next()?;
+    rules.final_order.get(hit).cloned()
 }
 
-/// The SMTP command the text shows the failure answered: the one mentioned last.
+/// The SMTP command the text shows the failure answered: the one mentioned last. One pass
+/// of `command_set` says which commands are named at all; only those are searched again
+/// for where they are named last.
 pub(crate) fn command<'a>(rules: &'a Rules, text: &str) -> &'a str {
-    rules
-        .commands
+    let named = rules.command_set.matches(text);
+    if !named.matched_any() {
+        return "";
+    }
+    named
         .iter()
-        .filter_map(|c| {
+        .filter_map(|i| {
+            let c = rules.commands.get(i)?;
             c.pattern
                 .find_iter(text)
                 .last()
