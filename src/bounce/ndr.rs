@@ -266,7 +266,7 @@ fn fill(r: &mut RecipientResult, block: &str, report: &str) {
         diag = text::collapse(report);
     }
     r.status = failure_status(&diag).or_else(|| failure_status(report));
-    r.reply_code = text::reply_code(&diag);
+    r.reply_code = text::failure_reply_code(&diag);
     r.remote_mta = REMOTE_HOST
         .captures(&diag)
         .and_then(|c| c.get(1))
@@ -309,11 +309,9 @@ fn own_reply(report: &str, addr: &str) -> Option<u16> {
     })
 }
 
-/// A failure's code: a 4xx/5xx reply or a status of class 4 or 5 (a `222` in "Size (in
-/// bytes): 222" is no reply).
+/// A failure's code: a 4xx/5xx reply or a status of class 4 or 5.
 fn has_code(s: &str) -> bool {
-    text::reply_code(s).is_some_and(|c| c >= 400)
-        || text::status_codes(s).any(|c| !c.starts_with('2'))
+    text::failure_reply_code(s).is_some() || text::status_codes(s).any(|c| !c.starts_with('2'))
 }
 
 #[cfg(test)]
@@ -350,5 +348,23 @@ This is a permanent error; I've given up. Sorry it didn't work out.\r\n\r\n\
         assert!(rc.permanent);
         assert_eq!(rc.reason.as_deref(), Some("userunknown"));
         assert_eq!(r.original_message_id.as_deref(), Some("orig@example.jp"));
+    }
+
+    /// A notice without any code, whose message details end in a size: `222` is no SMTP
+    /// reply, and a reply of class 2 would make the failure look temporary.
+    #[test]
+    fn a_size_is_no_reply_code() {
+        let raw = b"From: MAILER-DAEMON@mx.example.jp\r\nTo: nekochan@example.jp\r\n\
+Subject: Undeliverable mail\r\n\r\n\
+Error: Invalid user address\r\n\r\n\
+Message details:\r\n  Subject: Test\r\n\
+  RCPT TO: kijitora@example.ne.jp\r\n\
+  Size (in bytes): 222\r\n  Number of lines: 2\r\n";
+        let r = crate::bounce::parse(raw);
+        assert!(r.bounce);
+        let rc = &r.recipients[0];
+        assert_eq!(rc.address, "kijitora@example.ne.jp");
+        assert_eq!(rc.reply_code, None, "{rc:?}");
+        assert!(rc.permanent, "{rc:?}");
     }
 }
