@@ -350,6 +350,24 @@ This is a permanent error; I've given up. Sorry it didn't work out.\r\n\r\n\
         assert_eq!(r.original_message_id.as_deref(), Some("orig@example.jp"));
     }
 
+    /// A mailing list manager's loop alert (fml) refuses the message sent to the list: the
+    /// list's address is the failed recipient, its admin address (the notice's From and To)
+    /// is not, nor is anything in the original quoted after "Original mail as follows".
+    #[test]
+    fn a_list_loop_alert_fails_the_list_address() {
+        let raw = b"From: tora-admin@lists.example.jp\r\nTo: tora-admin@lists.example.jp\r\n\
+Subject: Loop Alert: Duplicated Message-ID (tora ML)\r\nX-MLServer: fml [fml 4.0.3]\r\n\r\n\
+Duplicated Message-ID in <tora@lists.example.jp>.\r\n\r\n\r\n\
+Original mail as follows:\r\n\r\n\
+   From: <mike@example.org>\r\n   To: <other@example.net>\r\n   Subject: hi\r\n";
+        let r = crate::bounce::parse(raw);
+        assert!(r.bounce, "{r:?}");
+        let got: Vec<&str> = r.recipients.iter().map(|r| r.address.as_str()).collect();
+        assert_eq!(got, ["tora@lists.example.jp"]);
+        assert_eq!(r.recipients[0].reason.as_deref(), Some("systemerror"));
+        assert!(r.recipients[0].permanent);
+    }
+
     /// A notice without any code, whose message details end in a size: `222` is no SMTP
     /// reply, and a reply of class 2 would make the failure look temporary.
     #[test]
