@@ -26,6 +26,8 @@
 //! their kind and recipients but with `bounce: false`: they are not failures. An auto-reply
 //! that says the mailbox is no longer in use is one (reason `suspend`).
 //!
+//! [`parse`] reads one message; [`mbox::messages`] splits a file that holds several.
+//!
 //! [`parse`] never panics: all input handling is fallible-by-construction, and a last-resort
 //! `catch_unwind` turns any unexpected panic in a dependency into an empty report.
 
@@ -33,6 +35,7 @@ mod arf;
 mod autoreply;
 mod classify;
 mod dsn;
+pub mod mbox;
 mod message;
 mod ndr;
 mod reason;
