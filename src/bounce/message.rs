@@ -206,8 +206,12 @@ fn ctype_of(part: &mail_parser::MessagePart<'_>) -> (String, Option<String>) {
 
 fn from_message(msg: &Message<'_>) -> Mail {
     let (_, report_type) = msg.parts.first().map(ctype_of).unwrap_or_default();
+    let shadowed = shadowed_html(msg);
     let mut parts = Vec::new();
-    for part in &msg.parts {
+    for (i, part) in msg.parts.iter().enumerate() {
+        if shadowed.contains(&i) {
+            continue;
+        }
         let (pt, _) = ctype_of(part);
         let p = match &part.body {
             PartType::Multipart(_) => continue,
@@ -243,6 +247,36 @@ fn from_message(msg: &Message<'_>) -> Mail {
         parts,
         ..Default::default()
     }
+}
+
+/// HTML parts that a `text/plain` part of the same `multipart/alternative` already says in
+/// plain text (RFC 2046 §5.1.4): turning them into text too was a tenth of the parse
+/// profile, for the same words read twice.
+fn shadowed_html(msg: &Message<'_>) -> Vec<usize> {
+    let mut out = Vec::new();
+    for part in &msg.parts {
+        let PartType::Multipart(children) = &part.body else {
+            continue;
+        };
+        if ctype_of(part).0 != "multipart/alternative" {
+            continue;
+        }
+        let child = |id: &u32| msg.parts.get(*id as usize).map(|p| (*id as usize, p));
+        let has_plain = children.iter().filter_map(child).any(|(_, p)| {
+            matches!(&p.body, PartType::Text(t) if !t.trim().is_empty())
+                && ctype_of(p).0 == "text/plain"
+        });
+        if has_plain {
+            out.extend(
+                children
+                    .iter()
+                    .filter_map(child)
+                    .filter(|(_, p)| matches!(p.body, PartType::Html(_)))
+                    .map(|(i, _)| i),
+            );
+        }
+    }
+    out
 }
 
 /// A text part; `text/rfc822-headers` (RFC 6522 §4) is also read as the original's headers.

@@ -74,24 +74,30 @@ pub(crate) fn decide(rules: &Rules, ev: &Evidence) -> Option<String> {
 }
 
 /// The first reason of `final_order` whose `final_patterns` match: what an MTA module of
-/// Sisimai decides from its own message table. One pass of `final_set` over the text.
+/// Sisimai decides from its own message table. Most texts match none: one pass of
+/// `final_any` says so before the reasons are asked one by one.
 pub(crate) fn final_text(rules: &Rules, text: &str) -> Option<String> {
-    let hit = rules.final_set.matches(text).iter().next()?;
-    rules.final_order.get(hit).cloned()
+    if !rules.final_any.is_match(text) {
+        return None;
+    }
+    rules
+        .final_order
+        .iter()
+        .filter_map(|n| rules.reason(n))
+        .find(|r| r.final_pattern.as_ref().is_some_and(|p| p.is_match(text)))
+        .map(|r| r.name.clone())
 }
 
-/// The SMTP command the text shows the failure answered: the one mentioned last. One pass
-/// of `command_set` says which commands are named at all; only those are searched again
-/// for where they are named last.
+/// The SMTP command the text shows the failure answered: the one mentioned last. Most
+/// texts name none: one pass of `command_any` says so before each command is searched.
 pub(crate) fn command<'a>(rules: &'a Rules, text: &str) -> &'a str {
-    let named = rules.command_set.matches(text);
-    if !named.matched_any() {
+    if !rules.command_any.is_match(text) {
         return "";
     }
-    named
+    rules
+        .commands
         .iter()
-        .filter_map(|i| {
-            let c = rules.commands.get(i)?;
+        .filter_map(|c| {
             c.pattern
                 .find_iter(text)
                 .last()
