@@ -74,12 +74,11 @@ pub(crate) fn decide(rules: &Rules, ev: &Evidence) -> Option<String> {
 }
 
 /// The first reason of `final_order` whose `final_patterns` match: what an MTA module of
-/// Sisimai decides from its own message table. Most texts match none: one pass of
-/// `final_any` says so before the reasons are asked one by one.
+/// Sisimai decides from its own message table. Searched one reason at a time: each
+/// reason's patterns get a literal prefilter, and the two ways tried to make it one pass
+/// (a `RegexSet`, one alternation of them all) measured slower under callgrind over the
+/// bounce bench: neither gets the per-reason literal prefilters.
 pub(crate) fn final_text(rules: &Rules, text: &str) -> Option<String> {
-    if !rules.final_any.is_match(text) {
-        return None;
-    }
     rules
         .final_order
         .iter()
@@ -88,12 +87,8 @@ pub(crate) fn final_text(rules: &Rules, text: &str) -> Option<String> {
         .map(|r| r.name.clone())
 }
 
-/// The SMTP command the text shows the failure answered: the one mentioned last. Most
-/// texts name none: one pass of `command_any` says so before each command is searched.
+/// The SMTP command the text shows the failure answered: the one mentioned last.
 pub(crate) fn command<'a>(rules: &'a Rules, text: &str) -> &'a str {
-    if !rules.command_any.is_match(text) {
-        return "";
-    }
     rules
         .commands
         .iter()

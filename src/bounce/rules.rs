@@ -168,9 +168,6 @@ pub(crate) struct Rules {
     /// code.
     pub permanent: Regex,
     pub temporary: Regex,
-    /// Any `final_patterns` of the reasons of `final_order`, as one alternation: most texts
-    /// match none, and one pass says so (see [`any_of`]).
-    pub final_any: Regex,
     /// Reasons whose `final_patterns` decide before anything else, in order.
     pub final_order: Vec<String>,
     /// Reasons probed first, in order, with status, command and text.
@@ -189,9 +186,6 @@ pub(crate) struct Rules {
     pub reasons: Vec<ReasonRule>,
     /// Which SMTP command a failure answered.
     pub commands: Vec<CommandRule>,
-    /// Any command's pattern, as one alternation: most texts name no command, and one pass
-    /// says so.
-    pub command_any: Regex,
 }
 
 impl Rules {
@@ -239,18 +233,10 @@ fn load() -> Result<Rules, String> {
         })
         .collect::<Result<Vec<_>, String>>()?;
     let c = raw.classify;
-    let command_any = any_of(commands.iter().map(|c| Some(&c.pattern)))?;
-    let final_any = any_of(
-        reasons
-            .iter()
-            .filter(|r| c.final_order.contains(&r.name))
-            .map(|r| r.final_pattern.as_ref()),
-    )?;
     Ok(Rules {
         ndr,
         permanent: compile(&c.permanent)?,
         temporary: compile(&c.temporary)?,
-        final_any,
         final_order: c.final_order,
         probe_order: c.probe_order,
         fallback_order: c.fallback_order,
@@ -260,26 +246,8 @@ fn load() -> Result<Rules, String> {
         status: raw.status,
         reasons,
         commands,
-        command_any,
     })
 }
-
-/// One alternation of several patterns, to ask whether any matches in one pass before
-/// asking which. Profiling showed the final patterns searched one reason at a time (21
-/// passes over each text, almost all finding nothing) among the costliest steps of
-/// classification. A `RegexSet` was tried first and cost fifteen times more: a set reports
-/// every pattern that matches, so it scans the whole text without the literal prefilter
-/// that a plain alternation of literal-led patterns gets.
-fn any_of<'a>(patterns: impl Iterator<Item = Option<&'a Regex>>) -> Result<Regex, String> {
-    let alts: Vec<&str> = patterns.flatten().map(Regex::as_str).collect();
-    if alts.is_empty() {
-        return Ok(Regex::new(NEVER).expect("constant regex"));
-    }
-    compile(&format!("(?:{})", alts.join(")|(?:")))
-}
-
-/// A pattern that matches nothing: `[^\s\S]` is a valid, empty character class.
-const NEVER: &str = r"[^\s\S]";
 
 /// One alternation of literal phrases and regex patterns, matched against text already in
 /// lower case (`classify` lowers it once per recipient). Profiling showed why: with `(?i)`
@@ -341,7 +309,6 @@ fn empty() -> Rules {
         },
         permanent: none(),
         temporary: none(),
-        final_any: Regex::new(NEVER).expect("constant regex"),
         final_order: Vec::new(),
         probe_order: Vec::new(),
         fallback_order: Vec::new(),
@@ -351,7 +318,6 @@ fn empty() -> Rules {
         status: HashMap::new(),
         reasons: Vec::new(),
         commands: Vec::new(),
-        command_any: Regex::new(NEVER).expect("constant regex"),
     }
 }
 
