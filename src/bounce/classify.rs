@@ -4,40 +4,71 @@
 //! command it answered, its status and reply codes; when that finds nothing, the surrounding
 //! report text is matched; last the action (`delayed` means the message expired in the queue).
 
+use std::cell::OnceCell;
+
 use super::reason::{self, Evidence};
 use super::rules::{Rules, rules};
 use super::{Action, RecipientResult, ReportKind};
 
-/// Set `reason` (unless a detector already did) and `permanent`.
-pub(crate) fn finish(r: &mut RecipientResult, kind: ReportKind, hint: &str) {
-    let rules = rules();
-    if r.reason.is_none() {
-        r.reason = Some(reason_of(rules, r, hint));
-    }
-    r.permanent = match kind {
-        ReportKind::Arf => false,
-        ReportKind::Autoreply if r.action != Action::Failed => false,
-        _ => permanent(rules, r, hint),
-    };
+/// The surrounding report text a recipient's classification falls back on, lowered once
+/// when first needed: the recipients of one report share it, and lowering the whole report
+/// once per recipient showed in the parse profile.
+pub(crate) struct Hint<'a> {
+    pub text: &'a str,
+    lower: OnceCell<String>,
 }
 
-fn reason_of(rules: &Rules, r: &RecipientResult, hint: &str) -> String {
+impl<'a> Hint<'a> {
+    pub(crate) fn new(text: &'a str) -> Self {
+        Hint {
+            text,
+            lower: OnceCell::new(),
+        }
+    }
+
+    fn lower(&self) -> &str {
+        self.lower.get_or_init(|| self.text.to_lowercase())
+    }
+}
+
+/// Set `reason` (unless a detector already did) and `permanent`.
+pub(crate) fn finish(r: &mut RecipientResult, kind: ReportKind, hint: &Hint) {
+    let rules = rules();
+    let diag_lower = OnceCell::new();
+    let diag_lower = || -> &str {
+        diag_lower.get_or_init(|| r.diagnostic.as_deref().unwrap_or_default().to_lowercase())
+    };
+    let reason = match r.reason.is_none() {
+        true => Some(reason_of(rules, r, diag_lower(), hint)),
+        false => None,
+    };
+    let permanent = match kind {
+        ReportKind::Arf => false,
+        ReportKind::Autoreply if r.action != Action::Failed => false,
+        _ => permanent(rules, r, diag_lower, hint),
+    };
+    if reason.is_some() {
+        r.reason = reason;
+    }
+    r.permanent = permanent;
+}
+
+fn reason_of(rules: &Rules, r: &RecipientResult, diag_lower: &str, hint: &Hint) -> String {
     if r.action == Action::Delivered || r.status.as_deref().is_some_and(|s| s.starts_with('2')) {
         return "delivered".into();
     }
     let diag = r.diagnostic.as_deref().unwrap_or_default();
     let command = match reason::command(rules, diag) {
-        "" => reason::command(rules, hint),
+        "" => reason::command(rules, hint.text),
         c => c,
     };
     // Reason patterns are written for lower-case text (see `rules::alternation`).
-    let diag_lower = diag.to_lowercase();
     let (status, reply) = (r.status.as_deref(), r.reply_code);
-    if let Some(name) = reason::decide(rules, &Evidence::new(status, reply, &diag_lower, command)) {
+    if let Some(name) = reason::decide(rules, &Evidence::new(status, reply, diag_lower, command)) {
         return name;
     }
-    let hint_lower = hint.to_lowercase();
-    if let Some(name) = reason::decide(rules, &Evidence::new(status, reply, &hint_lower, command)) {
+    if let Some(name) = reason::decide(rules, &Evidence::new(status, reply, hint.lower(), command))
+    {
         return name;
     }
     if r.action == Action::Delayed {
@@ -52,7 +83,13 @@ fn reason_of(rules: &Rules, r: &RecipientResult, hint: &str) -> String {
 
 /// RFC 3463 §3.1: class 5 is permanent, 4 transient; else the reply code's first digit
 /// (RFC 5321 §4.2.1); else what the text says; else a failure is taken as permanent.
-fn permanent(rules: &Rules, r: &RecipientResult, hint: &str) -> bool {
+/// The text patterns are written for lower-case text, like the reasons'.
+fn permanent<'d>(
+    rules: &Rules,
+    r: &RecipientResult,
+    diag_lower: impl FnOnce() -> &'d str,
+    hint: &Hint,
+) -> bool {
     if let Some(s) = &r.status {
         return s.starts_with('5');
     }
@@ -63,8 +100,7 @@ fn permanent(rules: &Rules, r: &RecipientResult, hint: &str) -> bool {
         Action::Failed => {}
         _ => return false,
     }
-    let text = r.diagnostic.as_deref().unwrap_or_default();
-    for t in [text, hint] {
+    for t in [diag_lower(), hint.lower()] {
         if rules.temporary.is_match(t) {
             return false;
         }
@@ -89,14 +125,14 @@ mod tests {
     #[test]
     fn text_then_status() {
         let mut r = rcpt(Some("5.1.1"), Some("550 5.1.1 <a@b.c>... User Unknown"));
-        finish(&mut r, ReportKind::Dsn, "");
+        finish(&mut r, ReportKind::Dsn, &Hint::new(""));
         assert_eq!(r.reason.as_deref(), Some("userunknown"));
         assert!(r.permanent);
         let mut r = rcpt(Some("5.2.2"), Some("quota"));
-        finish(&mut r, ReportKind::Dsn, "");
+        finish(&mut r, ReportKind::Dsn, &Hint::new(""));
         assert_eq!(r.reason.as_deref(), Some("mailboxfull"));
         let mut r = rcpt(Some("4.4.7"), None);
-        finish(&mut r, ReportKind::Dsn, "");
+        finish(&mut r, ReportKind::Dsn, &Hint::new(""));
         assert!(!r.permanent);
     }
 
@@ -106,20 +142,24 @@ mod tests {
             Some("5.0.0"),
             Some("550 user unknown (in reply to RCPT TO command)"),
         );
-        finish(&mut r, ReportKind::Dsn, "");
+        finish(&mut r, ReportKind::Dsn, &Hint::new(""));
         assert_eq!(r.reason.as_deref(), Some("userunknown"));
         let mut r = rcpt(
             Some("5.0.0"),
             Some("550 user unknown (in reply to end of DATA command)"),
         );
-        finish(&mut r, ReportKind::Dsn, "");
+        finish(&mut r, ReportKind::Dsn, &Hint::new(""));
         assert_eq!(r.reason.as_deref(), Some("filtered"));
     }
 
     #[test]
     fn no_code_uses_text_for_permanence() {
         let mut r = rcpt(None, Some("mailbox is full"));
-        finish(&mut r, ReportKind::Ndr, "This is a temporary error");
+        finish(
+            &mut r,
+            ReportKind::Ndr,
+            &Hint::new("This is a temporary error"),
+        );
         assert_eq!(r.reason.as_deref(), Some("mailboxfull"));
         assert!(!r.permanent);
     }

@@ -165,7 +165,7 @@ fn recipient(g: &Group) -> Option<RecipientResult> {
         }
     });
     if let Some(d) = diag.filter(|d| !d.is_empty()) {
-        r.reply_code = text::reply_code(&d);
+        r.reply_code = reply_of(r.action, &d);
         r.status = preferred(r.status.take(), status::in_message(&d), r.reply_code);
         r.status = inner_status(r.status.take(), &d);
         r.diagnostic = Some(d);
@@ -191,12 +191,22 @@ fn diagnostic_from_text(r: &mut RecipientResult, human: &str) {
         .and_then(|p| line.get(p + addr.len()..))
         .unwrap_or_default();
     let d = text::collapse(rest.trim_start_matches(['>', ':', ' ']));
-    if text::reply_code(&d).is_none() && text::status_code(&d).is_none() {
+    let reply = reply_of(r.action, &d);
+    if reply.is_none() && text::status_code(&d).is_none() {
         return;
     }
-    r.reply_code = text::reply_code(&d);
+    r.reply_code = reply;
     r.status = preferred(r.status.take(), status::in_message(&d), r.reply_code);
     r.diagnostic = Some(d);
+}
+
+/// The reply code in a recipient's diagnostic: a failure's (class 4 or 5) for a recipient
+/// that failed or was delayed, any for one delivered or relayed (`250 2.1.5 Ok`).
+fn reply_of(action: Action, diag: &str) -> Option<u16> {
+    match action {
+        Action::Failed | Action::Delayed => text::failure_reply_code(diag),
+        _ => text::reply_code(diag),
+    }
 }
 
 /// Sendmail's `----- Transcript of session follows -----` section of the human-readable

@@ -266,7 +266,7 @@ fn fill(r: &mut RecipientResult, block: &str, report: &str) {
         diag = text::collapse(report);
     }
     r.status = failure_status(&diag).or_else(|| failure_status(report));
-    r.reply_code = text::reply_code(&diag);
+    r.reply_code = text::failure_reply_code(&diag);
     r.remote_mta = REMOTE_HOST
         .captures(&diag)
         .and_then(|c| c.get(1))
@@ -309,15 +309,24 @@ fn own_reply(report: &str, addr: &str) -> Option<u16> {
     })
 }
 
-/// A failure's code: a 4xx/5xx reply or a status of class 4 or 5 (a `222` in "Size (in
-/// bytes): 222" is no reply).
+/// A failure's code: a 4xx/5xx reply or a status of class 4 or 5.
 fn has_code(s: &str) -> bool {
-    text::reply_code(s).is_some_and(|c| c >= 400)
-        || text::status_codes(s).any(|c| !c.starts_with('2'))
+    text::failure_reply_code(s).is_some() || text::status_codes(s).any(|c| !c.starts_with('2'))
 }
 
 #[cfg(test)]
 mod tests {
+
+    /// `Mail` keeps only the original's headers it lists; every one read here must be there.
+    #[test]
+    fn the_original_keeps_every_header_read_here() {
+        for name in super::NOT_RECIPIENT_HEADERS {
+            assert!(
+                crate::bounce::message::ORIGINAL_HEADERS.contains(&name),
+                "{name} is read from the original but not kept by message::ORIGINAL_HEADERS"
+            );
+        }
+    }
 
     #[test]
     fn qmail_notice() {
@@ -339,5 +348,41 @@ This is a permanent error; I've given up. Sorry it didn't work out.\r\n\r\n\
         assert!(rc.permanent);
         assert_eq!(rc.reason.as_deref(), Some("userunknown"));
         assert_eq!(r.original_message_id.as_deref(), Some("orig@example.jp"));
+    }
+
+    /// A mailing list manager's loop alert (fml) refuses the message sent to the list: the
+    /// list's address is the failed recipient, its admin address (the notice's From and To)
+    /// is not, nor is anything in the original quoted after "Original mail as follows".
+    #[test]
+    fn a_list_loop_alert_fails_the_list_address() {
+        let raw = b"From: tora-admin@lists.example.jp\r\nTo: tora-admin@lists.example.jp\r\n\
+Subject: Loop Alert: Duplicated Message-ID (tora ML)\r\nX-MLServer: fml [fml 4.0.3]\r\n\r\n\
+Duplicated Message-ID in <tora@lists.example.jp>.\r\n\r\n\r\n\
+Original mail as follows:\r\n\r\n\
+   From: <mike@example.org>\r\n   To: <other@example.net>\r\n   Subject: hi\r\n";
+        let r = crate::bounce::parse(raw);
+        assert!(r.bounce, "{r:?}");
+        let got: Vec<&str> = r.recipients.iter().map(|r| r.address.as_str()).collect();
+        assert_eq!(got, ["tora@lists.example.jp"]);
+        assert_eq!(r.recipients[0].reason.as_deref(), Some("systemerror"));
+        assert!(r.recipients[0].permanent);
+    }
+
+    /// A notice without any code, whose message details end in a size: `222` is no SMTP
+    /// reply, and a reply of class 2 would make the failure look temporary.
+    #[test]
+    fn a_size_is_no_reply_code() {
+        let raw = b"From: MAILER-DAEMON@mx.example.jp\r\nTo: nekochan@example.jp\r\n\
+Subject: Undeliverable mail\r\n\r\n\
+Error: Invalid user address\r\n\r\n\
+Message details:\r\n  Subject: Test\r\n\
+  RCPT TO: kijitora@example.ne.jp\r\n\
+  Size (in bytes): 222\r\n  Number of lines: 2\r\n";
+        let r = crate::bounce::parse(raw);
+        assert!(r.bounce);
+        let rc = &r.recipients[0];
+        assert_eq!(rc.address, "kijitora@example.ne.jp");
+        assert_eq!(rc.reply_code, None, "{rc:?}");
+        assert!(rc.permanent, "{rc:?}");
     }
 }

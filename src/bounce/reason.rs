@@ -74,7 +74,10 @@ pub(crate) fn decide(rules: &Rules, ev: &Evidence) -> Option<String> {
 }
 
 /// The first reason of `final_order` whose `final_patterns` match: what an MTA module of
-/// Sisimai decides from its own message table.
+/// Sisimai decides from its own message table. Searched one reason at a time: each
+/// reason's patterns get a literal prefilter, and the two ways tried to make it one pass
+/// (a `RegexSet`, one alternation of them all) measured slower under callgrind over the
+/// bounce bench: neither gets the per-reason literal prefilters.
 pub(crate) fn final_text(rules: &Rules, text: &str) -> Option<String> {
     rules
         .final_order

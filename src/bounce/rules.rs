@@ -164,7 +164,8 @@ pub(crate) struct CommandRule {
 #[derive(Debug)]
 pub(crate) struct Rules {
     pub ndr: NdrRules,
-    /// Text that says the failure is permanent / temporary, when there is no code.
+    /// Text (in lower case) that says the failure is permanent / temporary, when there is no
+    /// code.
     pub permanent: Regex,
     pub temporary: Regex,
     /// Reasons whose `final_patterns` decide before anything else, in order.
@@ -358,6 +359,10 @@ mod tests {
                 let bare = escape.replace_all(p, "");
                 assert_eq!(bare, bare.to_lowercase(), "{}: {p}", r.name);
             }
+        }
+        for p in [&raw.classify.permanent, &raw.classify.temporary] {
+            let bare = escape.replace_all(p, "");
+            assert_eq!(bare, bare.to_lowercase(), "[classify]: {p}");
         }
     }
 

@@ -80,7 +80,7 @@ fn bounce(v: &Value, found: &mut Found) {
         r.status = str_at(rcpt, "status").and_then(text::status_code);
         if let Some(d) = str_at(rcpt, "diagnosticCode") {
             let d = d.split_once(';').map_or(d, |(_, rest)| rest).trim();
-            r.reply_code = text::reply_code(d);
+            r.reply_code = text::failure_reply_code(d);
             r.status = r.status.or_else(|| text::status_code(d));
             r.diagnostic = Some(text::collapse(d));
         }

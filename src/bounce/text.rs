@@ -124,12 +124,25 @@ pub(crate) fn status_codes(s: &str) -> impl Iterator<Item = String> + '_ {
     })
 }
 
-/// The first SMTP reply code (RFC 5321 §4.2) in `s`.
+/// The first SMTP reply code (RFC 5321 §4.2) in `s`, of any class: for a report of a
+/// success (`250 2.1.5 Ok` of a delivered recipient). A failure's reply is
+/// [`failure_reply_code`].
 pub(crate) fn reply_code(s: &str) -> Option<u16> {
+    reply_codes(s).next()
+}
+
+/// The first reply code of a failure (class 4 or 5) in `s`. The pattern also takes any
+/// number of the right shape after a space (`Size (in bytes): 222`, `Number of lines: 250`),
+/// and a transcript quotes the `2xx` replies to the steps that went well before the one
+/// that failed: in the text of a failure, neither is its reply.
+pub(crate) fn failure_reply_code(s: &str) -> Option<u16> {
+    reply_codes(s).find(|&c| c >= 400)
+}
+
+fn reply_codes(s: &str) -> impl Iterator<Item = u16> + '_ {
     REPLY
-        .captures(s)
-        .and_then(|c| c.get(1))
-        .and_then(|m| m.as_str().parse().ok())
+        .captures_iter(s)
+        .filter_map(|c| c.get(1)?.as_str().parse().ok())
 }
 
 #[cfg(test)]
@@ -155,6 +168,17 @@ mod tests {
         assert_eq!(reply_code("550-5.1.1 The email"), Some(550));
         assert_eq!(reply_code("id 1550 x"), None);
         assert_eq!(reply_code("no code"), None);
+    }
+
+    #[test]
+    fn a_failure_reply_is_of_class_4_or_5() {
+        assert_eq!(reply_code("250 2.1.5 Ok"), Some(250));
+        assert_eq!(failure_reply_code("250 2.1.5 Ok"), None);
+        assert_eq!(failure_reply_code("Size (in bytes): 222"), None);
+        assert_eq!(
+            failure_reply_code("<<< 250 ok <<< 550 5.1.1 unknown user"),
+            Some(550)
+        );
     }
 
     #[test]
