@@ -21,15 +21,11 @@ static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
         .default_header_ignore()
 });
 
-/// The headers of a returned original that a detector reads: its Message-ID, its To, the
-/// addresses that are never the failed recipient (`ndr`), Microsoft's JMRP recipient and
-/// the Content-Type of a forwarded report. The rest (Received, DKIM and vendor headers,
-/// often most of the block) is not unfolded or copied.
-pub(crate) const ORIGINAL_HEADERS: [&str; 17] = [
-    "message-id",
-    "to",
-    "content-type",
-    "x-hmxmroriginalrecipient",
+/// Headers whose addresses are never the failed recipient, in the report and in the
+/// returned original: the sender (that is us), a mailing list's own addresses (RFC 2369) and
+/// whoever asked for a read receipt (RFC 8098 §2.1). `ndr` skips them when it looks for
+/// the recipient.
+pub(crate) const NOT_RECIPIENT_HEADERS: [&str; 13] = [
     "from",
     "reply-to",
     "return-path",
@@ -44,6 +40,25 @@ pub(crate) const ORIGINAL_HEADERS: [&str; 17] = [
     "disposition-notification-to",
     "return-receipt-to",
 ];
+
+/// The other headers of a returned original that a detector reads: its Message-ID, its
+/// To, Microsoft's JMRP recipient and the Content-Type of a forwarded report.
+const ORIGINAL_OWN_HEADERS: [&str; 4] = [
+    "message-id",
+    "to",
+    "content-type",
+    "x-hmxmroriginalrecipient",
+];
+
+/// Whether a returned original's header is kept: those read above and the
+/// [`NOT_RECIPIENT_HEADERS`]. The rest (Received, DKIM and vendor headers, often most of
+/// the block) is not unfolded or copied.
+pub(crate) fn kept_in_original(name: &str) -> bool {
+    ORIGINAL_OWN_HEADERS
+        .iter()
+        .chain(&NOT_RECIPIENT_HEADERS)
+        .any(|k| name.eq_ignore_ascii_case(k))
+}
 
 use super::text;
 
@@ -175,10 +190,10 @@ fn headers_of(msg: &Message<'_>) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The headers of a returned original that are read ([`ORIGINAL_HEADERS`]).
+/// The headers of a returned original that are read ([`kept_in_original`]).
 fn original_headers_of(msg: &Message<'_>) -> Vec<(String, String)> {
     msg.headers_raw()
-        .filter(|(n, _)| ORIGINAL_HEADERS.iter().any(|k| n.eq_ignore_ascii_case(k)))
+        .filter(|(n, _)| kept_in_original(n))
         .map(|(n, v)| (n.to_ascii_lowercase(), text::unfold(v)))
         .collect()
 }

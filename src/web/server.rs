@@ -184,9 +184,8 @@ async fn connection(
                 .get_all("x-forwarded-for")
                 .iter()
                 .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .collect::<Vec<_>>();
-            let client = client_address(peer.ip(), forwarded.into_iter(), &trusted);
+                .flat_map(|v| v.split(','));
+            let client = client_address(peer.ip(), forwarded, &trusted);
             request.extensions_mut().insert(ConnectInfo(peer));
             request.extensions_mut().insert(ClientAddr(client));
             let guard = InFlight::enter(&in_flight);

@@ -563,29 +563,13 @@ fn a_full_disk_stops_intake_until_space_returns_and_sigterm_still_exits_0() {
     let key = inst.api_key();
     let mut server = inst.serve();
     let client = Client::new();
-    let body = "x".repeat(30_000);
-    let send = |i: usize| -> (u16, Option<String>) {
-        let r = client
-            .post(server.url("/api/v1/messages"))
-            .bearer_auth(&key)
-            .json(
-                &serde_json::json!({"to": format!("p{i}@example.jp"), "template": "notice",
-                   "locale": "en", "vars": {"subject": "s", "body": body}}),
-            )
-            .send()
-            .unwrap();
-        let status = r.status().as_u16();
-        let json: serde_json::Value = r.json().unwrap_or_default();
-        (status, json["message_id"].as_str().map(str::to_string))
+    let messages_url = server.url("/api/v1/messages");
+    let send = |i: usize| {
+        let to = format!("p{i}@example.jp");
+        post_notice(&client, &messages_url, &key, &to, 30_000)
     };
-    let healthz = || {
-        client
-            .get(server.url("/healthz"))
-            .send()
-            .unwrap()
-            .status()
-            .as_u16()
-    };
+    let healthz_url = server.url("/healthz");
+    let healthz = || status_of(&client, &healthz_url);
     let mut acknowledged = Vec::new();
     for i in 0..10 {
         let (status, id) = send(i);
@@ -650,19 +634,30 @@ fn a_full_disk_stops_intake_until_space_returns_and_sigterm_still_exits_0() {
 }
 
 /// Posts one notice to `url` (the API's messages endpoint); its status and id.
-fn post_notice(client: &Client, url: &str, key: &str, to: &str) -> (u16, Option<String>) {
+fn post_notice(
+    client: &Client,
+    url: &str,
+    key: &str,
+    to: &str,
+    body_len: usize,
+) -> (u16, Option<String>) {
     let r = client
         .post(url)
         .bearer_auth(key)
         .json(
             &serde_json::json!({"to": to, "template": "notice", "locale": "en",
-               "vars": {"subject": "s", "body": "x".repeat(2_000)}}),
+               "vars": {"subject": "s", "body": "x".repeat(body_len)}}),
         )
         .send()
         .unwrap();
     let status = r.status().as_u16();
     let json: serde_json::Value = r.json().unwrap_or_default();
     (status, json["message_id"].as_str().map(str::to_string))
+}
+
+/// The status `GET url` answers.
+fn status_of(client: &Client, url: &str) -> u16 {
+    client.get(url).send().unwrap().status().as_u16()
 }
 
 /// sled itself (not only the spool) fails a write on a full disk: it refuses every
@@ -686,15 +681,17 @@ fn sled_failing_a_write_on_a_full_disk_is_reopened_without_a_restart_and_loses_n
     let mut server = inst.serve();
     let client = Client::new();
     let messages_url = server.url("/api/v1/messages");
-    let send = |i: usize| post_notice(&client, &messages_url, &key, &format!("p{i}@example.jp"));
-    let healthz = || {
-        client
-            .get(server.url("/healthz"))
-            .send()
-            .unwrap()
-            .status()
-            .as_u16()
+    let send = |i: usize| {
+        post_notice(
+            &client,
+            &messages_url,
+            &key,
+            &format!("p{i}@example.jp"),
+            2_000,
+        )
     };
+    let healthz_url = server.url("/healthz");
+    let healthz = || status_of(&client, &healthz_url);
     let mut acknowledged = Vec::new();
     for i in 0..20 {
         let (status, id) = send(i);
@@ -716,7 +713,7 @@ fn sled_failing_a_write_on_a_full_disk_is_reopened_without_a_restart_and_loses_n
                     while !stop.load(Ordering::SeqCst) {
                         i += 1;
                         let (status, id) =
-                            post_notice(&client, url, key, &format!("c{c}-{i}@example.jp"));
+                            post_notice(&client, url, key, &format!("c{c}-{i}@example.jp"), 2_000);
                         *statuses.entry(status).or_insert(0) += 1;
                         if status == 202 {
                             ids.push(id.expect("a 202 names its message"));
