@@ -495,6 +495,25 @@ fn a_refused_code_mail_makes_the_flow_undeliverable_and_the_page_says_what_to_do
         "{}",
         page.body
     );
+    // mailgate's own words in the page's language, the server's reply verbatim.
+    assert!(
+        page.body
+            .contains("The receiving mail server refused our mail")
+            && page.body.contains("The receiving server said: 5"),
+        "{}",
+        page.body
+    );
+    let ja = b.get(&format!("/v/{token}/code?lang=ja"));
+    assert_eq!(ja.status, 410);
+    assert!(
+        ja.body.contains("メールの受け取りを断りました")
+            && ja
+                .body
+                .contains("受信側サーバーの返答（そのまま表示しています）: <span lang=\"en\">5"),
+        "{}",
+        ja.body
+    );
+    assert!(!ja.body.contains("refused the mail"), "{}", ja.body);
 }
 
 #[test]

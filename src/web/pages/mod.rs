@@ -43,7 +43,7 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::domain::{Address, FlowKind, FlowRecord, FlowState};
+use crate::domain::{Address, Detail, FlowKind, FlowRecord, FlowState};
 use crate::flow::{self, FlowError, HashError, Hasher, machine};
 use crate::services::Services;
 use crate::store::{LimitKey, Rule, Take};
@@ -181,6 +181,47 @@ struct Ctx {
     lang: String,
     csrf: String,
     cookies: Vec<String>,
+}
+
+/// Why a flow's mail did not arrive, in the page's language, and the receiving server's
+/// own words (verbatim, in whatever language it wrote) when there are any. The flow keeps
+/// mailgate's English wording ([`Detail`]); the person reads it in theirs.
+fn undeliverable_words(lang: &str, reason: &str) -> (&'static str, Option<String>) {
+    let ja = lang == "ja";
+    match Detail::parse(reason) {
+        Some(Detail::Refused { reply }) => (
+            if ja {
+                "受信側のメールサーバーが、このアドレスあてのメールの受け取りを断りました。"
+            } else {
+                "The receiving mail server refused our mail to this address."
+            },
+            Some(reply),
+        ),
+        Some(Detail::NeverAccepted) => (
+            if ja {
+                "お届けの期限までに、メールを受け取れるサーバーが見つかりませんでした。"
+            } else {
+                "No receiving mail server accepted our mail before it expired."
+            },
+            None,
+        ),
+        Some(Detail::AddressSuppressed) => (
+            if ja {
+                "以前このアドレスあてのメールが届かなかったため、送信を止めています。"
+            } else {
+                "Earlier mail to this address could not be delivered, so we stopped sending to it."
+            },
+            None,
+        ),
+        _ => (
+            if ja {
+                "メールの送信に失敗しました。"
+            } else {
+                "Sending our mail failed."
+            },
+            Some(reason.to_string()),
+        ),
+    }
 }
 
 impl FlowWeb {
@@ -326,8 +367,12 @@ impl FlowWeb {
             // A code the person may be about to type ended with the link: the page
             // says so beside its one button.
             "had_code": flow.code.as_ref().is_some_and(|c| !c.used),
-            "reason": flow.undeliverable_reason.clone().unwrap_or_default(),
         });
+        if let Some(reason) = &flow.undeliverable_reason {
+            let (why, reply) = undeliverable_words(&ctx.lang, reason);
+            vars["reason"] = Value::from(why);
+            vars["reply"] = reply.map(Value::from).unwrap_or(Value::Null);
+        }
         vars[key] = Value::Bool(true);
         self.page(ctx, StatusCode::GONE, PageName::Problem, key, vars)
     }
