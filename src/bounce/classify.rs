@@ -64,10 +64,10 @@ fn reason_of(rules: &Rules, r: &RecipientResult, diag_lower: &str, hint: &Hint) 
     };
     // Reason patterns are written for lower-case text (see `rules::alternation`).
     let (status, reply) = (r.status.as_deref(), r.reply_code);
-    if let Some(name) = reason::decide(rules, &Evidence::new(status, reply, diag_lower, command)) {
+    if let Some(name) = reason::decide(rules, &Evidence::new(rules, status, reply, diag_lower, command)) {
         return name;
     }
-    if let Some(name) = reason::decide(rules, &Evidence::new(status, reply, hint.lower(), command))
+    if let Some(name) = reason::decide(rules, &Evidence::new(rules, status, reply, hint.lower(), command))
     {
         return name;
     }

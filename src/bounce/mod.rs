@@ -38,6 +38,7 @@ mod dsn;
 pub mod mbox;
 mod message;
 mod ndr;
+mod prefilter;
 mod reason;
 mod rules;
 mod ses;

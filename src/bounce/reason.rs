@@ -14,6 +14,7 @@
 
 use std::cell::RefCell;
 
+use super::prefilter::Candidates;
 use super::rules::{ByStatus, ReasonRule, Rules};
 
 /// What the decision looks at for one recipient.
@@ -25,6 +26,8 @@ pub(crate) struct Evidence<'a> {
     pub text: &'a str,
     /// The SMTP command the failure answered, `""` when unknown.
     pub command: &'a str,
+    /// Which reason regexes may match in `text` at all ([`Rules::scan`]).
+    cands: Candidates,
     /// Which reasons' text matched already: the probes, their `yield_to` and `text_also`,
     /// and the fallback ask about the same reasons again, and each ask is a regex search.
     seen: RefCell<Vec<(*const ReasonRule, bool)>>,
@@ -32,6 +35,7 @@ pub(crate) struct Evidence<'a> {
 
 impl<'a> Evidence<'a> {
     pub(crate) fn new(
+        rules: &Rules,
         status: Option<&'a str>,
         reply_code: Option<u16>,
         text: &'a str,
@@ -42,6 +46,7 @@ impl<'a> Evidence<'a> {
             reply_code,
             text,
             command,
+            cands: rules.scan(text),
             seen: RefCell::new(Vec::new()),
         }
     }
@@ -52,7 +57,7 @@ impl<'a> Evidence<'a> {
         if let Some(&(_, hit)) = self.seen.borrow().iter().find(|(k, _)| *k == key) {
             return hit;
         }
-        let hit = rule.matches(self.text);
+        let hit = rule.matches(self.text, &self.cands);
         self.seen.borrow_mut().push((key, hit));
         hit
     }
@@ -60,7 +65,7 @@ impl<'a> Evidence<'a> {
 
 /// The reason, or `None` when neither pass finds one.
 pub(crate) fn decide(rules: &Rules, ev: &Evidence) -> Option<String> {
-    if let Some(name) = final_text(rules, ev.text) {
+    if let Some(name) = final_text(rules, ev) {
         return Some(name);
     }
     let named = ev.status.and_then(|s| status_name(rules, s));
@@ -78,12 +83,16 @@ pub(crate) fn decide(rules: &Rules, ev: &Evidence) -> Option<String> {
 /// reason's patterns get a literal prefilter, and the two ways tried to make it one pass
 /// (a `RegexSet`, one alternation of them all) measured slower under callgrind over the
 /// bounce bench: neither gets the per-reason literal prefilters.
-pub(crate) fn final_text(rules: &Rules, text: &str) -> Option<String> {
+fn final_text(rules: &Rules, ev: &Evidence) -> Option<String> {
     rules
         .final_order
         .iter()
         .filter_map(|n| rules.reason(n))
-        .find(|r| r.final_pattern.as_ref().is_some_and(|p| p.is_match(text)))
+        .find(|r| {
+            r.final_pattern
+                .as_ref()
+                .is_some_and(|p| p.is_match(ev.text, &ev.cands))
+        })
         .map(|r| r.name.clone())
 }
 

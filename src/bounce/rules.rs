@@ -10,6 +10,8 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::Deserialize;
 
+use super::prefilter::{self, Candidates, Prefilter, Slot};
+
 const RULES_TOML: &str = include_str!("rules.toml");
 
 #[derive(Debug, Deserialize)]
@@ -128,11 +130,11 @@ pub(crate) struct NdrRules {
 pub(crate) struct ReasonRule {
     pub name: String,
     /// Any of the reason's phrases or patterns, case-insensitive.
-    pub pattern: Regex,
+    pub pattern: Gated,
     /// Text that vetoes `pattern`.
-    pub unless: Option<Regex>,
+    pub unless: Option<Gated>,
     /// Text an MTA writes only for this reason: it decides before any probe.
-    pub final_pattern: Option<Regex>,
+    pub final_pattern: Option<Gated>,
     pub probe: bool,
     pub by_status: ByStatus,
     pub status_veto: Vec<String>,
@@ -148,9 +150,24 @@ pub(crate) struct ReasonRule {
 
 impl ReasonRule {
     /// Does the text (in lower case) name this reason (its own patterns, without
-    /// `text_also`)?
-    pub fn matches(&self, text: &str) -> bool {
-        self.pattern.is_match(text) && !self.unless.as_ref().is_some_and(|u| u.is_match(text))
+    /// `text_also`)? `cands` is [`Rules::scan`] of the same text.
+    pub fn matches(&self, text: &str, cands: &Candidates) -> bool {
+        self.pattern.is_match(text, cands)
+            && !self.unless.as_ref().is_some_and(|u| u.is_match(text, cands))
+    }
+}
+
+/// A reason regex registered with the rules' [`Prefilter`]: run only when the scan of the
+/// text says it may match.
+#[derive(Debug)]
+pub(crate) struct Gated {
+    pub regex: Regex,
+    slot: Slot,
+}
+
+impl Gated {
+    pub fn is_match(&self, text: &str, cands: &Candidates) -> bool {
+        cands.may(self.slot) && self.regex.is_match(text)
     }
 }
 
@@ -186,9 +203,17 @@ pub(crate) struct Rules {
     pub reasons: Vec<ReasonRule>,
     /// Which SMTP command a failure answered.
     pub commands: Vec<CommandRule>,
+    /// The prefix literals of every reason regex (`pattern`, `unless`, `final_pattern`).
+    gate: Prefilter,
 }
 
 impl Rules {
+    /// Which reason regexes may match in `text` (lower case): one pass, shared by every
+    /// question asked about the text.
+    pub fn scan(&self, text: &str) -> Candidates {
+        self.gate.scan(text)
+    }
+
     /// The rule of one reason.
     pub fn reason(&self, name: &str) -> Option<&ReasonRule> {
         self.reasons.iter().find(|r| r.name == name)
@@ -217,10 +242,11 @@ fn load() -> Result<Rules, String> {
         mailbox_gone: compile(&n.mailbox_gone)?,
         delayed: compile(&n.delayed)?,
     };
+    let mut gate = prefilter::Builder::default();
     let reasons = raw
         .reason
         .into_iter()
-        .map(reason_rule)
+        .map(|r| reason_rule(r, &mut gate))
         .collect::<Result<Vec<_>, _>>()?;
     let commands = raw
         .command
@@ -246,6 +272,7 @@ fn load() -> Result<Rules, String> {
         status: raw.status,
         reasons,
         commands,
+        gate: gate.build(),
     })
 }
 
@@ -255,7 +282,11 @@ fn load() -> Result<Rules, String> {
 /// phrase has too many case variants) and scans each text with its lazy DFA, once per
 /// reason; in lower case the phrases are plain literals, found by Aho-Corasick. Phrases
 /// are lowered here; patterns are written in lower case (a unit test checks).
-fn alternation(phrases: &[String], patterns: &[String]) -> Result<Option<Regex>, String> {
+fn alternation(
+    phrases: &[String],
+    patterns: &[String],
+    gate: &mut prefilter::Builder,
+) -> Result<Option<Gated>, String> {
     let alts: Vec<String> = phrases
         .iter()
         .map(|p| regex::escape(&p.to_lowercase()))
@@ -264,15 +295,26 @@ fn alternation(phrases: &[String], patterns: &[String]) -> Result<Option<Regex>,
     if alts.is_empty() {
         return Ok(None);
     }
-    compile(&format!("(?:{})", alts.join(")|(?:"))).map(Some)
+    let pattern = format!("(?:{})", alts.join(")|(?:"));
+    Ok(Some(Gated {
+        regex: compile(&pattern)?,
+        slot: gate.add(&pattern),
+    }))
 }
 
-fn reason_rule(r: RawReason) -> Result<ReasonRule, String> {
-    let never = || Regex::new(r"[^\s\S]").expect("constant regex");
+fn reason_rule(r: RawReason, gate: &mut prefilter::Builder) -> Result<ReasonRule, String> {
+    let pattern = match alternation(&r.phrases, &r.patterns, gate)? {
+        Some(p) => p,
+        // Matches nothing: `[^\s\S]` is a valid, empty character class.
+        None => Gated {
+            regex: compile(r"[^\s\S]")?,
+            slot: gate.add(r"[^\s\S]"),
+        },
+    };
     Ok(ReasonRule {
-        pattern: alternation(&r.phrases, &r.patterns)?.unwrap_or_else(never),
-        unless: alternation(&r.unless, &[])?,
-        final_pattern: alternation(&[], &r.final_patterns)?,
+        pattern,
+        unless: alternation(&r.unless, &[], gate)?,
+        final_pattern: alternation(&[], &r.final_patterns, gate)?,
         name: r.name,
         probe: r.probe,
         by_status: r.by_status,
@@ -318,6 +360,7 @@ fn empty() -> Rules {
         status: HashMap::new(),
         reasons: Vec::new(),
         commands: Vec::new(),
+        gate: prefilter::Builder::default().build(),
     }
 }
 
@@ -368,7 +411,9 @@ mod tests {
 
     #[test]
     fn phrases_match_lowered_text() {
-        let r = super::rules().reason("mailboxfull").expect("mailboxfull");
-        assert!(r.matches(&"552 User's Space Has Been Used Up".to_lowercase()));
+        let rules = super::rules();
+        let r = rules.reason("mailboxfull").expect("mailboxfull");
+        let text = "552 User's Space Has Been Used Up".to_lowercase();
+        assert!(r.matches(&text, &rules.scan(&text)));
     }
 }
