@@ -6,9 +6,10 @@
 //! rejecting. Here the prefix literals of every regex (what `regex` itself uses as its
 //! prefilter, extracted the same way with `regex-syntax`) go into one Aho-Corasick
 //! automaton; one overlapping scan of the text marks the regexes whose literals occur, and
-//! only those are run. A regex with no finite set of prefix literals (one that can start
-//! with a class, or match the empty string) is always run. The answer is the regex's own:
-//! a regex is skipped only when none of the literals every match must start with occurs.
+//! only those are run. Where the prefix literals say little (a regex that can start with
+//! a class), the suffix literals serve the same way; a regex with neither (or one that
+//! matches the empty string) is always run. The answer is the regex's own: a regex is
+//! skipped only when none of the literals every match must start (or end) with occurs.
 
 use aho_corasick::AhoCorasick;
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
@@ -32,15 +33,28 @@ impl Builder {
     pub(crate) fn add(&mut self, pattern: &str) -> Slot {
         let slot = self.slots;
         self.slots += 1;
-        let literals = regex_syntax::Parser::new().parse(pattern).ok().and_then(|hir| {
-            let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
-            let lits: Vec<Vec<u8>> = seq
-                .literals()?
-                .iter()
-                .map(|l| l.as_bytes().to_vec())
-                .collect();
-            (!lits.is_empty() && lits.iter().all(|l| !l.is_empty())).then_some(lits)
-        });
+        let literals = regex_syntax::Parser::new()
+            .parse(pattern)
+            .ok()
+            .and_then(|hir| {
+                // Every match starts with one of the prefix literals and ends with one of
+                // the suffix literals: either set tells a text the regex cannot match. The
+                // one whose shortest literal is longer is rarer in text.
+                [ExtractKind::Prefix, ExtractKind::Suffix]
+                    .into_iter()
+                    .filter_map(|kind| {
+                        let seq = Extractor::new().kind(kind).extract(&hir);
+                        let lits: Vec<Vec<u8>> = seq
+                            .literals()?
+                            .iter()
+                            .map(|l| l.as_bytes().to_vec())
+                            .collect();
+                        let shortest = lits.iter().map(Vec::len).min()?;
+                        (shortest > 0).then_some((shortest, lits))
+                    })
+                    .reduce(|a, b| if b.0 > a.0 { b } else { a })
+                    .map(|(_, lits)| lits)
+            });
         match literals {
             Some(lits) => {
                 for lit in lits {
@@ -85,6 +99,12 @@ pub(crate) struct Prefilter {
 }
 
 impl Prefilter {
+    /// How many registered regexes are always run (no literal to gate them).
+    #[cfg(test)]
+    pub(crate) fn ungated(&self) -> usize {
+        self.always.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
     /// The regexes that may match somewhere in `text`.
     pub(crate) fn scan(&self, text: &str) -> Candidates {
         let mut bits = self.always.clone();
@@ -122,13 +142,26 @@ mod tests {
         let full = b.add("(?:mailbox (is )?full)|(?:quota)");
         let user = b.add("user unknown");
         let class = b.add(r"\d+ retries");
+        let nothing = b.add(r"\d+");
         let pf = b.build();
         let c = pf.scan("550 your mailbox full, sorry");
         assert!(c.may(full));
         assert!(!c.may(user));
-        assert!(c.may(class), "a pattern starting with a class is always run");
-        let c = pf.scan("over quota");
-        assert!(c.may(full));
+        assert!(!c.may(class), "gated by its suffix");
+        assert!(c.may(nothing), "no literal at all: always run");
+        let c = pf.scan("over quota after 5 retries");
+        assert!(c.may(full) && c.may(class));
+    }
+
+    /// Case-insensitive groups give their case variants.
+    #[test]
+    fn case_insensitive_literals() {
+        let mut b = Builder::default();
+        let data = b.add(r"(?i:after (end of )?data)|(?-u:\b)DATA(?-u:\b)");
+        let pf = b.build();
+        assert!(pf.scan("354 After End Of Data").may(data));
+        assert!(pf.scan("x DATA y").may(data));
+        assert!(!pf.scan("550 user unknown").may(data));
     }
 
     /// Overlapping literals are all seen: a leftmost search would report `mailbox full`

@@ -34,19 +34,20 @@ pub(crate) struct Evidence<'a> {
 }
 
 impl<'a> Evidence<'a> {
+    /// `cands` is [`Rules::scan`] of `text`.
     pub(crate) fn new(
-        rules: &Rules,
         status: Option<&'a str>,
         reply_code: Option<u16>,
         text: &'a str,
         command: &'a str,
+        cands: Candidates,
     ) -> Self {
         Evidence {
             status,
             reply_code,
             text,
             command,
-            cands: rules.scan(text),
+            cands,
             seen: RefCell::new(Vec::new()),
         }
     }
@@ -98,11 +99,14 @@ fn final_text(rules: &Rules, ev: &Evidence) -> Option<String> {
 
 /// The SMTP command the text shows the failure answered: the one mentioned last.
 pub(crate) fn command<'a>(rules: &'a Rules, text: &str) -> &'a str {
+    let cands = rules.scan_commands(text);
     rules
         .commands
         .iter()
+        .filter(|c| c.pattern.may_match(&cands))
         .filter_map(|c| {
             c.pattern
+                .regex
                 .find_iter(text)
                 .last()
                 .map(|m| (m.start(), &c.name))

@@ -153,7 +153,10 @@ impl ReasonRule {
     /// `text_also`)? `cands` is [`Rules::scan`] of the same text.
     pub fn matches(&self, text: &str, cands: &Candidates) -> bool {
         self.pattern.is_match(text, cands)
-            && !self.unless.as_ref().is_some_and(|u| u.is_match(text, cands))
+            && !self
+                .unless
+                .as_ref()
+                .is_some_and(|u| u.is_match(text, cands))
     }
 }
 
@@ -167,7 +170,12 @@ pub(crate) struct Gated {
 
 impl Gated {
     pub fn is_match(&self, text: &str, cands: &Candidates) -> bool {
-        cands.may(self.slot) && self.regex.is_match(text)
+        self.may_match(cands) && self.regex.is_match(text)
+    }
+
+    /// Whether the scan leaves the regex a chance; `false` means it cannot match.
+    pub fn may_match(&self, cands: &Candidates) -> bool {
+        cands.may(self.slot)
     }
 }
 
@@ -175,7 +183,7 @@ impl Gated {
 #[derive(Debug)]
 pub(crate) struct CommandRule {
     pub name: String,
-    pub pattern: Regex,
+    pub pattern: Gated,
 }
 
 #[derive(Debug)]
@@ -203,8 +211,10 @@ pub(crate) struct Rules {
     pub reasons: Vec<ReasonRule>,
     /// Which SMTP command a failure answered.
     pub commands: Vec<CommandRule>,
-    /// The prefix literals of every reason regex (`pattern`, `unless`, `final_pattern`).
+    /// The literals of every reason regex (`pattern`, `unless`, `final_pattern`).
     gate: Prefilter,
+    /// The literals of every command's pattern.
+    command_gate: Prefilter,
 }
 
 impl Rules {
@@ -212,6 +222,11 @@ impl Rules {
     /// question asked about the text.
     pub fn scan(&self, text: &str) -> Candidates {
         self.gate.scan(text)
+    }
+
+    /// Which [`CommandRule`]s may match in `text` (as written, any case).
+    pub fn scan_commands(&self, text: &str) -> Candidates {
+        self.command_gate.scan(text)
     }
 
     /// The rule of one reason.
@@ -248,13 +263,17 @@ fn load() -> Result<Rules, String> {
         .into_iter()
         .map(|r| reason_rule(r, &mut gate))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut command_gate = prefilter::Builder::default();
     let commands = raw
         .command
         .into_iter()
         .map(|c| {
             Ok(CommandRule {
                 name: c.name,
-                pattern: compile(&c.pattern)?,
+                pattern: Gated {
+                    regex: compile(&c.pattern)?,
+                    slot: command_gate.add(&c.pattern),
+                },
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -273,6 +292,7 @@ fn load() -> Result<Rules, String> {
         reasons,
         commands,
         gate: gate.build(),
+        command_gate: command_gate.build(),
     })
 }
 
@@ -361,6 +381,7 @@ fn empty() -> Rules {
         reasons: Vec::new(),
         commands: Vec::new(),
         gate: prefilter::Builder::default().build(),
+        command_gate: prefilter::Builder::default().build(),
     }
 }
 
@@ -407,6 +428,31 @@ mod tests {
             let bare = escape.replace_all(p, "");
             assert_eq!(bare, bare.to_lowercase(), "[classify]: {p}");
         }
+    }
+
+    /// The reason regexes are gated by their literals (`bounce::prefilter`): a rule that
+    /// has none is run on every text, the cost the gate is there to save.
+    #[test]
+    fn nearly_every_reason_regex_is_gated() {
+        let r = super::rules();
+        let gated = r.reasons.len()
+            + r.reasons.iter().filter(|x| x.unless.is_some()).count()
+            + r.reasons
+                .iter()
+                .filter(|x| x.final_pattern.is_some())
+                .count();
+        eprintln!(
+            "ungated: {} of {gated} reason regexes, {} of {} commands",
+            r.gate.ungated(),
+            r.command_gate.ungated(),
+            r.commands.len()
+        );
+        assert!(
+            r.gate.ungated() <= 2,
+            "{} reason regexes ungated",
+            r.gate.ungated()
+        );
+        assert_eq!(r.command_gate.ungated(), 0);
     }
 
     #[test]
