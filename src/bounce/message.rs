@@ -50,6 +50,29 @@ const ORIGINAL_OWN_HEADERS: [&str; 4] = [
     "x-hmxmroriginalrecipient",
 ];
 
+/// The report's own headers that a detector reads besides the [`NOT_RECIPIENT_HEADERS`]:
+/// where the report was sent (VERP), Exim's failed recipients and the auto-reply marks.
+const REPORT_OWN_HEADERS: [&str; 8] = [
+    "to",
+    "delivered-to",
+    "x-original-to",
+    "x-failed-recipients",
+    "auto-submitted",
+    "x-autoreply",
+    "x-autorespond",
+    "precedence",
+];
+
+/// Whether a report's top-level header is kept: those read above and the
+/// [`NOT_RECIPIENT_HEADERS`]. Unfolding and copying every header (Received, DKIM and
+/// vendor headers, most of the block) was a twentieth of the parse profile.
+pub(crate) fn kept_in_report(name: &str) -> bool {
+    REPORT_OWN_HEADERS
+        .iter()
+        .chain(&NOT_RECIPIENT_HEADERS)
+        .any(|k| name.eq_ignore_ascii_case(k))
+}
+
 /// Whether a returned original's header is kept: those read above and the
 /// [`NOT_RECIPIENT_HEADERS`]. The rest (Received, DKIM and vendor headers, often most of
 /// the block) is not unfolded or copied.
@@ -78,7 +101,8 @@ pub(crate) struct Part {
 /// A parsed message, reduced to what bounce detection needs.
 #[derive(Debug, Default)]
 pub(crate) struct Mail {
-    /// Top-level headers: lower-case name, unfolded raw value.
+    /// Top-level headers that are read ([`kept_in_report`]): lower-case name, unfolded raw
+    /// value.
     pub headers: Vec<(String, String)>,
     /// Decoded Subject.
     pub subject: String,
@@ -104,16 +128,18 @@ impl Mail {
         }
     }
 
-    /// First value of a top-level header (name in lower case).
+    /// First value of a top-level header (name in lower case, one [`kept_in_report`]).
     pub fn header(&self, name: &str) -> Option<&str> {
+        debug_assert!(kept_in_report(name), "{name} is not kept by kept_in_report");
         self.headers
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
 
-    /// All values of a top-level header.
+    /// All values of a top-level header (one [`kept_in_report`]).
     pub fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        debug_assert!(kept_in_report(name), "{name} is not kept by kept_in_report");
         self.headers
             .iter()
             .filter(move |(n, _)| n == name)
@@ -184,8 +210,10 @@ impl Mail {
     }
 }
 
+/// The report's headers that are read ([`kept_in_report`]).
 fn headers_of(msg: &Message<'_>) -> Vec<(String, String)> {
     msg.headers_raw()
+        .filter(|(n, _)| kept_in_report(n))
         .map(|(n, v)| (n.to_ascii_lowercase(), text::unfold(v)))
         .collect()
 }
