@@ -233,29 +233,48 @@ fn is_report(headers: &[(String, String)]) -> bool {
         .any(|(n, v)| n == "content-type" && v.to_ascii_lowercase().contains("delivery-status"))
 }
 
-fn ctype_of(part: &mail_parser::MessagePart<'_>) -> (String, Option<String>) {
+/// Lower-case `type/subtype` of a part, `text/plain` when it declares none.
+fn ctype_of(part: &mail_parser::MessagePart<'_>) -> String {
     match part.content_type() {
         Some(ct) => {
-            let full = match ct.subtype() {
-                Some(st) => format!("{}/{}", ct.ctype(), st),
-                None => ct.ctype().to_string(),
-            };
-            let report = ct.attribute("report-type").map(|s| s.to_ascii_lowercase());
-            (full.to_ascii_lowercase(), report)
+            let mut full = String::with_capacity(32);
+            full.push_str(ct.ctype());
+            if let Some(st) = ct.subtype() {
+                full.push('/');
+                full.push_str(st);
+            }
+            full.make_ascii_lowercase();
+            full
         }
-        None => ("text/plain".into(), None),
+        None => "text/plain".into(),
     }
 }
 
+/// The part's Content-Type is `want` (lower case), without building the name.
+fn ctype_is(part: &mail_parser::MessagePart<'_>, want: &str) -> bool {
+    let Some(ct) = part.content_type() else {
+        return want == "text/plain";
+    };
+    let (t, st) = want.split_once('/').unwrap_or((want, ""));
+    ct.ctype().eq_ignore_ascii_case(t) && ct.subtype().unwrap_or_default().eq_ignore_ascii_case(st)
+}
+
+/// The `report-type` parameter of a `multipart/report` (RFC 6522 §3), lower case.
+fn report_type_of(part: &mail_parser::MessagePart<'_>) -> Option<String> {
+    part.content_type()?
+        .attribute("report-type")
+        .map(|s| s.to_ascii_lowercase())
+}
+
 fn from_message(msg: &Message<'_>) -> Mail {
-    let (_, report_type) = msg.parts.first().map(ctype_of).unwrap_or_default();
+    let report_type = msg.parts.first().and_then(report_type_of);
     let shadowed = shadowed_html(msg);
     let mut parts = Vec::new();
     for (i, part) in msg.parts.iter().enumerate() {
         if shadowed.contains(&i) {
             continue;
         }
-        let (pt, _) = ctype_of(part);
+        let pt = ctype_of(part);
         let p = match &part.body {
             PartType::Multipart(_) => continue,
             PartType::Message(inner) => {
@@ -301,13 +320,13 @@ fn shadowed_html(msg: &Message<'_>) -> Vec<usize> {
         let PartType::Multipart(children) = &part.body else {
             continue;
         };
-        if ctype_of(part).0 != "multipart/alternative" {
+        if !ctype_is(part, "multipart/alternative") {
             continue;
         }
         let child = |id: &u32| msg.parts.get(*id as usize).map(|p| (*id as usize, p));
         let has_plain = children.iter().filter_map(child).any(|(_, p)| {
             matches!(&p.body, PartType::Text(t) if !t.trim().is_empty())
-                && ctype_of(p).0 == "text/plain"
+                && ctype_is(p, "text/plain")
         });
         if has_plain {
             out.extend(

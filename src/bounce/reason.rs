@@ -99,14 +99,11 @@ fn final_text(rules: &Rules, ev: &Evidence) -> Option<String> {
 
 /// The SMTP command the text shows the failure answered: the one mentioned last.
 pub(crate) fn command<'a>(rules: &'a Rules, text: &str) -> &'a str {
-    let cands = rules.scan_commands(text);
     rules
         .commands
         .iter()
-        .filter(|c| c.pattern.may_match(&cands))
         .filter_map(|c| {
             c.pattern
-                .regex
                 .find_iter(text)
                 .last()
                 .map(|m| (m.start(), &c.name))

@@ -96,10 +96,11 @@ pub(crate) fn message_id(v: &str) -> Option<String> {
 pub(crate) fn quoted_message_id(body: &str) -> Option<String> {
     // Most bodies have none: a literal search says so faster than the line regex, which
     // has no literal to start from (`^\s*`) and showed in the parse profile.
-    if !MESSAGE_ID_WORD.is_match(body) {
-        return None;
-    }
-    QUOTED_ID.captures(body).map(|c| c[1].to_string())
+    // The regex then starts at the line of the first `message-i`: a match needs the word,
+    // after only white space on its line, so none starts earlier.
+    let first = MESSAGE_ID_WORD.find(body)?.start();
+    let line = body[..first].rfind('\n').map_or(0, |i| i + 1);
+    QUOTED_ID.captures_at(body, line).map(|c| c[1].to_string())
 }
 
 /// The first enhanced status code (RFC 3463 §2) that is not part of a longer dotted number
