@@ -71,9 +71,7 @@ pub(crate) fn decide(rules: &Rules, ev: &Evidence) -> Option<String> {
     }
     let named = ev.status.and_then(|s| status_name(rules, s));
     rules
-        .probe_order
-        .iter()
-        .filter_map(|n| rules.reason(n))
+        .each(&rules.probe_order)
         .find(|rule| rule.probe && probe(rules, rule, ev, named.as_deref()))
         .map(|rule| rule.name.clone())
         .or_else(|| fallback(rules, ev, named))
@@ -86,9 +84,7 @@ pub(crate) fn decide(rules: &Rules, ev: &Evidence) -> Option<String> {
 /// bounce bench: neither gets the per-reason literal prefilters.
 fn final_text(rules: &Rules, ev: &Evidence) -> Option<String> {
     rules
-        .final_order
-        .iter()
-        .filter_map(|n| rules.reason(n))
+        .each(&rules.final_order)
         .find(|r| {
             r.final_pattern
                 .as_ref()
@@ -99,10 +95,13 @@ fn final_text(rules: &Rules, ev: &Evidence) -> Option<String> {
 
 /// The SMTP command the text shows the failure answered: the one mentioned last.
 pub(crate) fn command<'a>(rules: &'a Rules, text: &str) -> &'a str {
+    let named = rules.command_set.matches(text);
     rules
         .commands
         .iter()
-        .filter_map(|c| {
+        .enumerate()
+        .filter(|(i, _)| named.matched(*i))
+        .filter_map(|(_, c)| {
             c.pattern
                 .find_iter(text)
                 .last()
@@ -132,10 +131,8 @@ fn probe(rules: &Rules, rule: &ReasonRule, ev: &Evidence, named: Option<&str>) -
     if rule.needs_status && ev.status.is_none() {
         return false;
     }
-    if rule
-        .yield_to
-        .iter()
-        .filter_map(|n| rules.reason(n))
+    if rules
+        .each(&rule.yield_to)
         .any(|other| probe(rules, other, ev, named))
     {
         return false;
@@ -146,11 +143,7 @@ fn probe(rules: &Rules, rule: &ReasonRule, ev: &Evidence, named: Option<&str>) -
     if named == Some(rule.name.as_str()) && rule.by_status != ByStatus::Never {
         return match rule.by_status {
             ByStatus::WithText => says(rules, rule, ev),
-            _ => !rule
-                .status_veto
-                .iter()
-                .filter_map(|n| rules.reason(n))
-                .any(|v| ev.says(v)),
+            _ => !rules.each(&rule.status_veto).any(|v| ev.says(v)),
         };
     }
     text_allowed(rule, ev.command, named_str) && says(rules, rule, ev)
@@ -169,12 +162,7 @@ fn text_allowed(rule: &ReasonRule, command: &str, named: &str) -> bool {
 
 /// The text matches the rule, or one of the rules it borrows (`text_also`).
 fn says(rules: &Rules, rule: &ReasonRule, ev: &Evidence) -> bool {
-    ev.says(rule)
-        || rule
-            .text_also
-            .iter()
-            .filter_map(|n| rules.reason(n))
-            .any(|r| ev.says(r))
+    ev.says(rule) || rules.each(&rule.text_also).any(|r| ev.says(r))
 }
 
 fn fallback(rules: &Rules, ev: &Evidence, named: Option<String>) -> Option<String> {
@@ -190,9 +178,7 @@ fn fallback(rules: &Rules, ev: &Evidence, named: Option<String>) -> Option<Strin
         .or_else(|| ev.status.and_then(|s| subject_name(rules, s)))
         .or_else(|| {
             rules
-                .late_text
-                .iter()
-                .filter_map(|n| rules.reason(n))
+                .each(&rules.late_text)
                 .find(|r| ev.says(r))
                 .map(|r| r.name.clone())
         })
@@ -205,9 +191,7 @@ fn by_text(rules: &Rules, ev: &Evidence) -> Option<String> {
         return None;
     }
     rules
-        .fallback_order
-        .iter()
-        .filter_map(|n| rules.reason(n))
+        .each(&rules.fallback_order)
         .find(|r| ev.says(r))
         .map(|r| r.name.clone())
 }
