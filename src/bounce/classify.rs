@@ -6,6 +6,7 @@
 
 use std::cell::OnceCell;
 
+use super::prefilter::Candidates;
 use super::reason::{self, Evidence};
 use super::rules::{Rules, rules};
 use super::{Action, RecipientResult, ReportKind};
@@ -16,6 +17,10 @@ use super::{Action, RecipientResult, ReportKind};
 pub(crate) struct Hint<'a> {
     pub text: &'a str,
     lower: OnceCell<String>,
+    /// The SMTP command the text shows a failure answered, and which reason regexes may
+    /// match in it, found once for the same reason.
+    command: OnceCell<&'static str>,
+    cands: OnceCell<Candidates>,
 }
 
 impl<'a> Hint<'a> {
@@ -23,11 +28,22 @@ impl<'a> Hint<'a> {
         Hint {
             text,
             lower: OnceCell::new(),
+            command: OnceCell::new(),
+            cands: OnceCell::new(),
         }
+    }
+
+    fn cands(&self, rules: &Rules) -> Candidates {
+        self.cands.get_or_init(|| rules.scan(self.lower())).clone()
     }
 
     fn lower(&self) -> &str {
         self.lower.get_or_init(|| self.text.to_lowercase())
+    }
+
+    fn command(&self, rules: &'static Rules) -> &'static str {
+        self.command
+            .get_or_init(|| reason::command(rules, self.text))
     }
 }
 
@@ -53,22 +69,25 @@ pub(crate) fn finish(r: &mut RecipientResult, kind: ReportKind, hint: &Hint) {
     r.permanent = permanent;
 }
 
-fn reason_of(rules: &Rules, r: &RecipientResult, diag_lower: &str, hint: &Hint) -> String {
+fn reason_of(rules: &'static Rules, r: &RecipientResult, diag_lower: &str, hint: &Hint) -> String {
     if r.action == Action::Delivered || r.status.as_deref().is_some_and(|s| s.starts_with('2')) {
         return "delivered".into();
     }
     let diag = r.diagnostic.as_deref().unwrap_or_default();
     let command = match reason::command(rules, diag) {
-        "" => reason::command(rules, hint.text),
+        "" => hint.command(rules),
         c => c,
     };
     // Reason patterns are written for lower-case text (see `rules::alternation`).
     let (status, reply) = (r.status.as_deref(), r.reply_code);
-    if let Some(name) = reason::decide(rules, &Evidence::new(status, reply, diag_lower, command)) {
+    if let Some(name) = reason::decide(
+        rules,
+        &Evidence::new(status, reply, diag_lower, command, rules.scan(diag_lower)),
+    ) {
         return name;
     }
-    if let Some(name) = reason::decide(rules, &Evidence::new(status, reply, hint.lower(), command))
-    {
+    let ev = Evidence::new(status, reply, hint.lower(), command, hint.cands(rules));
+    if let Some(name) = reason::decide(rules, &ev) {
         return name;
     }
     if r.action == Action::Delayed {

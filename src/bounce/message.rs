@@ -50,6 +50,29 @@ const ORIGINAL_OWN_HEADERS: [&str; 4] = [
     "x-hmxmroriginalrecipient",
 ];
 
+/// The report's own headers that a detector reads besides the [`NOT_RECIPIENT_HEADERS`]:
+/// where the report was sent (VERP), Exim's failed recipients and the auto-reply marks.
+const REPORT_OWN_HEADERS: [&str; 8] = [
+    "to",
+    "delivered-to",
+    "x-original-to",
+    "x-failed-recipients",
+    "auto-submitted",
+    "x-autoreply",
+    "x-autorespond",
+    "precedence",
+];
+
+/// Whether a report's top-level header is kept: those read above and the
+/// [`NOT_RECIPIENT_HEADERS`]. Unfolding and copying every header (Received, DKIM and
+/// vendor headers, most of the block) was a twentieth of the parse profile.
+pub(crate) fn kept_in_report(name: &str) -> bool {
+    REPORT_OWN_HEADERS
+        .iter()
+        .chain(&NOT_RECIPIENT_HEADERS)
+        .any(|k| name.eq_ignore_ascii_case(k))
+}
+
 /// Whether a returned original's header is kept: those read above and the
 /// [`NOT_RECIPIENT_HEADERS`]. The rest (Received, DKIM and vendor headers, often most of
 /// the block) is not unfolded or copied.
@@ -78,7 +101,8 @@ pub(crate) struct Part {
 /// A parsed message, reduced to what bounce detection needs.
 #[derive(Debug, Default)]
 pub(crate) struct Mail {
-    /// Top-level headers: lower-case name, unfolded raw value.
+    /// Top-level headers that are read ([`kept_in_report`]): lower-case name, unfolded raw
+    /// value.
     pub headers: Vec<(String, String)>,
     /// Decoded Subject.
     pub subject: String,
@@ -104,16 +128,18 @@ impl Mail {
         }
     }
 
-    /// First value of a top-level header (name in lower case).
+    /// First value of a top-level header (name in lower case, one [`kept_in_report`]).
     pub fn header(&self, name: &str) -> Option<&str> {
+        debug_assert!(kept_in_report(name), "{name} is not kept by kept_in_report");
         self.headers
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
 
-    /// All values of a top-level header.
+    /// All values of a top-level header (one [`kept_in_report`]).
     pub fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        debug_assert!(kept_in_report(name), "{name} is not kept by kept_in_report");
         self.headers
             .iter()
             .filter(move |(n, _)| n == name)
@@ -184,8 +210,10 @@ impl Mail {
     }
 }
 
+/// The report's headers that are read ([`kept_in_report`]).
 fn headers_of(msg: &Message<'_>) -> Vec<(String, String)> {
     msg.headers_raw()
+        .filter(|(n, _)| kept_in_report(n))
         .map(|(n, v)| (n.to_ascii_lowercase(), text::unfold(v)))
         .collect()
 }
@@ -205,29 +233,48 @@ fn is_report(headers: &[(String, String)]) -> bool {
         .any(|(n, v)| n == "content-type" && v.to_ascii_lowercase().contains("delivery-status"))
 }
 
-fn ctype_of(part: &mail_parser::MessagePart<'_>) -> (String, Option<String>) {
+/// Lower-case `type/subtype` of a part, `text/plain` when it declares none.
+fn ctype_of(part: &mail_parser::MessagePart<'_>) -> String {
     match part.content_type() {
         Some(ct) => {
-            let full = match ct.subtype() {
-                Some(st) => format!("{}/{}", ct.ctype(), st),
-                None => ct.ctype().to_string(),
-            };
-            let report = ct.attribute("report-type").map(|s| s.to_ascii_lowercase());
-            (full.to_ascii_lowercase(), report)
+            let mut full = String::with_capacity(32);
+            full.push_str(ct.ctype());
+            if let Some(st) = ct.subtype() {
+                full.push('/');
+                full.push_str(st);
+            }
+            full.make_ascii_lowercase();
+            full
         }
-        None => ("text/plain".into(), None),
+        None => "text/plain".into(),
     }
 }
 
+/// The part's Content-Type is `want` (lower case), without building the name.
+fn ctype_is(part: &mail_parser::MessagePart<'_>, want: &str) -> bool {
+    let Some(ct) = part.content_type() else {
+        return want == "text/plain";
+    };
+    let (t, st) = want.split_once('/').unwrap_or((want, ""));
+    ct.ctype().eq_ignore_ascii_case(t) && ct.subtype().unwrap_or_default().eq_ignore_ascii_case(st)
+}
+
+/// The `report-type` parameter of a `multipart/report` (RFC 6522 §3), lower case.
+fn report_type_of(part: &mail_parser::MessagePart<'_>) -> Option<String> {
+    part.content_type()?
+        .attribute("report-type")
+        .map(|s| s.to_ascii_lowercase())
+}
+
 fn from_message(msg: &Message<'_>) -> Mail {
-    let (_, report_type) = msg.parts.first().map(ctype_of).unwrap_or_default();
+    let report_type = msg.parts.first().and_then(report_type_of);
     let shadowed = shadowed_html(msg);
     let mut parts = Vec::new();
     for (i, part) in msg.parts.iter().enumerate() {
         if shadowed.contains(&i) {
             continue;
         }
-        let (pt, _) = ctype_of(part);
+        let pt = ctype_of(part);
         let p = match &part.body {
             PartType::Multipart(_) => continue,
             PartType::Message(inner) => {
@@ -273,13 +320,13 @@ fn shadowed_html(msg: &Message<'_>) -> Vec<usize> {
         let PartType::Multipart(children) = &part.body else {
             continue;
         };
-        if ctype_of(part).0 != "multipart/alternative" {
+        if !ctype_is(part, "multipart/alternative") {
             continue;
         }
         let child = |id: &u32| msg.parts.get(*id as usize).map(|p| (*id as usize, p));
         let has_plain = children.iter().filter_map(child).any(|(_, p)| {
             matches!(&p.body, PartType::Text(t) if !t.trim().is_empty())
-                && ctype_of(p).0 == "text/plain"
+                && ctype_is(p, "text/plain")
         });
         if has_plain {
             out.extend(

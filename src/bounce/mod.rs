@@ -38,6 +38,7 @@ mod dsn;
 pub mod mbox;
 mod message;
 mod ndr;
+mod prefilter;
 mod reason;
 mod rules;
 mod ses;
@@ -285,20 +286,19 @@ fn normalise_line_ends(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     if !raw.contains(&b'\r') {
         return std::borrow::Cow::Borrowed(raw);
     }
+    // Copied a run at a time between the CRs (memchr finds them), not byte by byte: the
+    // byte loop showed in the parse profile.
     let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        match raw[i] {
-            b'\r' => {
-                out.push(b'\n');
-                if raw.get(i + 1) == Some(&b'\n') {
-                    i += 1;
-                }
-            }
-            b => out.push(b),
+    let mut rest = raw;
+    while let Some(i) = memchr::memchr(b'\r', rest) {
+        out.extend_from_slice(&rest[..i]);
+        out.push(b'\n');
+        rest = &rest[i + 1..];
+        if let Some(tail) = rest.strip_prefix(b"\n") {
+            rest = tail;
         }
-        i += 1;
     }
+    out.extend_from_slice(rest);
     std::borrow::Cow::Owned(out)
 }
 

@@ -19,7 +19,7 @@ use super::{Action, Found, RecipientResult, text};
 
 static REMOTE_HOST: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)(?:\bhost|\bserver|\bby|remote host|\bmx)\s+\[?([a-z0-9][a-z0-9.-]*\.[a-z0-9-]{2,})\]?\s*(?:\[|\(|said|:)",
+        r"(?i)(?:(?-u:\b)host|(?-u:\b)server|(?-u:\b)by|remote host|(?-u:\b)mx)\s+\[?([a-z0-9][a-z0-9.-]*\.[a-z0-9-]{2,})\]?\s*(?:\[|\(|said|:)",
     )
     .expect("constant regex")
 });

@@ -14,6 +14,7 @@
 
 use std::cell::RefCell;
 
+use super::prefilter::Candidates;
 use super::rules::{ByStatus, ReasonRule, Rules};
 
 /// What the decision looks at for one recipient.
@@ -25,23 +26,28 @@ pub(crate) struct Evidence<'a> {
     pub text: &'a str,
     /// The SMTP command the failure answered, `""` when unknown.
     pub command: &'a str,
+    /// Which reason regexes may match in `text` at all ([`Rules::scan`]).
+    cands: Candidates,
     /// Which reasons' text matched already: the probes, their `yield_to` and `text_also`,
     /// and the fallback ask about the same reasons again, and each ask is a regex search.
     seen: RefCell<Vec<(*const ReasonRule, bool)>>,
 }
 
 impl<'a> Evidence<'a> {
+    /// `cands` is [`Rules::scan`] of `text`.
     pub(crate) fn new(
         status: Option<&'a str>,
         reply_code: Option<u16>,
         text: &'a str,
         command: &'a str,
+        cands: Candidates,
     ) -> Self {
         Evidence {
             status,
             reply_code,
             text,
             command,
+            cands,
             seen: RefCell::new(Vec::new()),
         }
     }
@@ -52,7 +58,7 @@ impl<'a> Evidence<'a> {
         if let Some(&(_, hit)) = self.seen.borrow().iter().find(|(k, _)| *k == key) {
             return hit;
         }
-        let hit = rule.matches(self.text);
+        let hit = rule.matches(self.text, &self.cands);
         self.seen.borrow_mut().push((key, hit));
         hit
     }
@@ -60,14 +66,12 @@ impl<'a> Evidence<'a> {
 
 /// The reason, or `None` when neither pass finds one.
 pub(crate) fn decide(rules: &Rules, ev: &Evidence) -> Option<String> {
-    if let Some(name) = final_text(rules, ev.text) {
+    if let Some(name) = final_text(rules, ev) {
         return Some(name);
     }
     let named = ev.status.and_then(|s| status_name(rules, s));
     rules
-        .probe_order
-        .iter()
-        .filter_map(|n| rules.reason(n))
+        .each(&rules.probe_order)
         .find(|rule| rule.probe && probe(rules, rule, ev, named.as_deref()))
         .map(|rule| rule.name.clone())
         .or_else(|| fallback(rules, ev, named))
@@ -78,21 +82,26 @@ pub(crate) fn decide(rules: &Rules, ev: &Evidence) -> Option<String> {
 /// reason's patterns get a literal prefilter, and the two ways tried to make it one pass
 /// (a `RegexSet`, one alternation of them all) measured slower under callgrind over the
 /// bounce bench: neither gets the per-reason literal prefilters.
-pub(crate) fn final_text(rules: &Rules, text: &str) -> Option<String> {
+fn final_text(rules: &Rules, ev: &Evidence) -> Option<String> {
     rules
-        .final_order
-        .iter()
-        .filter_map(|n| rules.reason(n))
-        .find(|r| r.final_pattern.as_ref().is_some_and(|p| p.is_match(text)))
+        .each(&rules.final_order)
+        .find(|r| {
+            r.final_pattern
+                .as_ref()
+                .is_some_and(|p| p.is_match(ev.text, &ev.cands))
+        })
         .map(|r| r.name.clone())
 }
 
 /// The SMTP command the text shows the failure answered: the one mentioned last.
 pub(crate) fn command<'a>(rules: &'a Rules, text: &str) -> &'a str {
+    let named = rules.command_set.matches(text);
     rules
         .commands
         .iter()
-        .filter_map(|c| {
+        .enumerate()
+        .filter(|(i, _)| named.matched(*i))
+        .filter_map(|(_, c)| {
             c.pattern
                 .find_iter(text)
                 .last()
@@ -122,10 +131,8 @@ fn probe(rules: &Rules, rule: &ReasonRule, ev: &Evidence, named: Option<&str>) -
     if rule.needs_status && ev.status.is_none() {
         return false;
     }
-    if rule
-        .yield_to
-        .iter()
-        .filter_map(|n| rules.reason(n))
+    if rules
+        .each(&rule.yield_to)
         .any(|other| probe(rules, other, ev, named))
     {
         return false;
@@ -136,11 +143,7 @@ fn probe(rules: &Rules, rule: &ReasonRule, ev: &Evidence, named: Option<&str>) -
     if named == Some(rule.name.as_str()) && rule.by_status != ByStatus::Never {
         return match rule.by_status {
             ByStatus::WithText => says(rules, rule, ev),
-            _ => !rule
-                .status_veto
-                .iter()
-                .filter_map(|n| rules.reason(n))
-                .any(|v| ev.says(v)),
+            _ => !rules.each(&rule.status_veto).any(|v| ev.says(v)),
         };
     }
     text_allowed(rule, ev.command, named_str) && says(rules, rule, ev)
@@ -159,12 +162,7 @@ fn text_allowed(rule: &ReasonRule, command: &str, named: &str) -> bool {
 
 /// The text matches the rule, or one of the rules it borrows (`text_also`).
 fn says(rules: &Rules, rule: &ReasonRule, ev: &Evidence) -> bool {
-    ev.says(rule)
-        || rule
-            .text_also
-            .iter()
-            .filter_map(|n| rules.reason(n))
-            .any(|r| ev.says(r))
+    ev.says(rule) || rules.each(&rule.text_also).any(|r| ev.says(r))
 }
 
 fn fallback(rules: &Rules, ev: &Evidence, named: Option<String>) -> Option<String> {
@@ -180,9 +178,7 @@ fn fallback(rules: &Rules, ev: &Evidence, named: Option<String>) -> Option<Strin
         .or_else(|| ev.status.and_then(|s| subject_name(rules, s)))
         .or_else(|| {
             rules
-                .late_text
-                .iter()
-                .filter_map(|n| rules.reason(n))
+                .each(&rules.late_text)
                 .find(|r| ev.says(r))
                 .map(|r| r.name.clone())
         })
@@ -195,9 +191,7 @@ fn by_text(rules: &Rules, ev: &Evidence) -> Option<String> {
         return None;
     }
     rules
-        .fallback_order
-        .iter()
-        .filter_map(|n| rules.reason(n))
+        .each(&rules.fallback_order)
         .find(|r| ev.says(r))
         .map(|r| r.name.clone())
 }

@@ -16,7 +16,13 @@ static ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 static STATUS: LazyLock<Regex> = LazyLock::new(|| re(r"[245]\.\d{1,3}\.\d{1,3}"));
-static REPLY: LazyLock<Regex> = LazyLock::new(|| re(r"(?:^|[^\w.#-])([245][0-5]\d)(?:[ \-]|$)"));
+static REPLY: LazyLock<Regex> = LazyLock::new(|| re(r"(?:^|[^\w.#-])[245][0-5]\d(?:[ \-]|$)"));
+static MESSAGE_ID_WORD: LazyLock<aho_corasick::AhoCorasick> = LazyLock::new(|| {
+    aho_corasick::AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(["message-i"])
+        .expect("constant pattern")
+});
 static QUOTED_ID: LazyLock<Regex> =
     LazyLock::new(|| re(r"(?mi)^\s*Message-I[Dd]\s*:\s*<?([^\s<>]+@[^\s<>]+?)>?\s*$"));
 
@@ -88,7 +94,13 @@ pub(crate) fn message_id(v: &str) -> Option<String> {
 
 /// A `Message-ID:` line quoted in a body.
 pub(crate) fn quoted_message_id(body: &str) -> Option<String> {
-    QUOTED_ID.captures(body).map(|c| c[1].to_string())
+    // Most bodies have none: a literal search says so faster than the line regex, which
+    // has no literal to start from (`^\s*`) and showed in the parse profile.
+    // The regex then starts at the line of the first `message-i`: a match needs the word,
+    // after only white space on its line, so none starts earlier.
+    let first = MESSAGE_ID_WORD.find(body)?.start();
+    let line = body[..first].rfind('\n').map_or(0, |i| i + 1);
+    QUOTED_ID.captures_at(body, line).map(|c| c[1].to_string())
 }
 
 /// The first enhanced status code (RFC 3463 §2) that is not part of a longer dotted number
@@ -139,10 +151,15 @@ pub(crate) fn failure_reply_code(s: &str) -> Option<u16> {
     reply_codes(s).find(|&c| c >= 400)
 }
 
+/// Found with `find_iter`, not `captures_iter`: the same matches, without the slower
+/// engine that reports groups (it showed in the parse profile). The code is the first digit
+/// of the match on: the character before it, when there is one, is no word character.
 fn reply_codes(s: &str) -> impl Iterator<Item = u16> + '_ {
-    REPLY
-        .captures_iter(s)
-        .filter_map(|c| c.get(1)?.as_str().parse().ok())
+    REPLY.find_iter(s).filter_map(|m| {
+        let m = m.as_str();
+        let at = m.bytes().position(|b| b.is_ascii_digit())?;
+        m.get(at..at + 3)?.parse().ok()
+    })
 }
 
 #[cfg(test)]

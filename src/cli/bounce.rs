@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Parses each file and prints one line per file (JSON with `--json`).
+/// Parses each file (each message of an mbox file) and prints what it says: a line per
+/// recipient, or one JSON object per message with `--json`.
 pub fn parse(files: &[PathBuf], json: bool) -> ExitCode {
     let mut failed = false;
     for f in files {
@@ -15,47 +16,60 @@ pub fn parse(files: &[PathBuf], json: bool) -> ExitCode {
                 continue;
             }
         };
-        let report = crate::bounce::parse(&raw);
-        let name = f.display().to_string();
-        if json {
-            println!("{}", report.to_json_line(&name));
-            continue;
-        }
-        if let Some(why) = &report.not_mail {
-            println!("{name}: not a bounce ({why})");
-            continue;
-        }
-        if report.recipients.is_empty() {
-            println!("{name}: not a bounce");
-            continue;
-        }
-        let kind = report
-            .kind
-            .map(|k| format!("{k:?}").to_lowercase())
-            .unwrap_or_else(|| "?".into());
-        for r in &report.recipients {
-            println!(
-                "{name}: {kind} {} {:?} status={} reason={} {}{}",
-                r.address,
-                r.action,
-                r.status.as_deref().unwrap_or("-"),
-                r.reason.as_deref().unwrap_or("-"),
-                if r.permanent {
-                    "permanent"
-                } else {
-                    "temporary"
-                },
-                r.diagnostic
-                    .as_deref()
-                    .map(|d| format!(" \"{d}\""))
-                    .unwrap_or_default()
-            );
+        // A mailbox file (mbox, several messages each opened by a `From ` line) gives one
+        // result per message, named `FILE#N`; a single message keeps the file's name.
+        let messages = crate::bounce::mbox::messages(&raw);
+        let several = messages.len() > 1;
+        for (i, message) in messages.into_iter().enumerate() {
+            let name = match several {
+                true => format!("{}#{}", f.display(), i + 1),
+                false => f.display().to_string(),
+            };
+            show(&name, &crate::bounce::parse(message), json);
         }
     }
     if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// One parsed message, as `bounce parse` prints it: a JSON line, or a line per recipient.
+fn show(name: &str, report: &crate::bounce::BounceReport, json: bool) {
+    if json {
+        println!("{}", report.to_json_line(name));
+        return;
+    }
+    if let Some(why) = &report.not_mail {
+        println!("{name}: not a bounce ({why})");
+        return;
+    }
+    if report.recipients.is_empty() {
+        println!("{name}: not a bounce");
+        return;
+    }
+    let kind = report
+        .kind
+        .map(|k| format!("{k:?}").to_lowercase())
+        .unwrap_or_else(|| "?".into());
+    for r in &report.recipients {
+        println!(
+            "{name}: {kind} {} {:?} status={} reason={} {}{}",
+            r.address,
+            r.action,
+            r.status.as_deref().unwrap_or("-"),
+            r.reason.as_deref().unwrap_or("-"),
+            if r.permanent {
+                "permanent"
+            } else {
+                "temporary"
+            },
+            r.diagnostic
+                .as_deref()
+                .map(|d| format!(" \"{d}\""))
+                .unwrap_or_default()
+        );
     }
 }
 

@@ -232,10 +232,10 @@ pub enum ApikeyCommand {
 pub enum BounceCommand {
     /// Parse bounce messages and print what they say; needs no config or store.
     Parse {
-        /// Message files.
+        /// Message files; an mbox file's messages are parsed one by one (`FILE#1`, `FILE#2`).
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
-        /// One JSON object per file, one per line.
+        /// One JSON object per message, one per line.
         #[arg(long)]
         json: bool,
     },

@@ -16,9 +16,9 @@ use mailgate::bounce::{BounceReport, parse};
 // transcript instead: a parser that reads those as Sisimai does would suppress addresses
 // whose mail is still queued.
 const FLOOR_SEEN: f64 = 0.998;
-const FLOOR_STATUS: f64 = 0.995;
-const FLOOR_REASON: f64 = 0.955;
-const FLOOR_PERMANENT: f64 = 0.988;
+const FLOOR_STATUS: f64 = 0.997;
+const FLOOR_REASON: f64 = 0.956;
+const FLOOR_PERMANENT: f64 = 0.989;
 
 #[derive(Debug)]
 struct Row {

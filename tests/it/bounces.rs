@@ -395,3 +395,64 @@ fn the_api_answers_422_to_junk_and_records_nothing() {
         .unwrap();
     assert_eq!(list, serde_json::json!([]), "junk was recorded");
 }
+
+/// `bounce parse` on an mbox file: each message gets its own result (`FILE#1`, `FILE#2`),
+/// and a plain message file keeps its name. The corpus file holds two Cox bounces, each
+/// failing one recipient and sent to its own bounce address.
+#[test]
+fn bounce_parse_reads_every_message_of_an_mbox_file() {
+    let inst = Instance::new("");
+    let corpus =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/sisimai/maildir/bsd");
+    let mbox = corpus.join("rhost-cox-01.eml");
+    let single = corpus.join("lhost-postfix-01.eml");
+    let out = inst.run(&[
+        "bounce",
+        "parse",
+        "--json",
+        mbox.to_str().unwrap(),
+        single.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let files: Vec<String> = lines
+        .iter()
+        .map(|v| {
+            v["file"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "rhost-cox-01.eml#1",
+            "rhost-cox-01.eml#2",
+            "lhost-postfix-01.eml"
+        ]
+    );
+    for v in &lines[..2] {
+        assert_eq!(v["bounce"], true, "{v}");
+        assert_eq!(v["recipients"].as_array().unwrap().len(), 1, "{v}");
+    }
+    // Told apart by where each report was sent.
+    assert_eq!(
+        lines[0]["envelope_to"],
+        serde_json::json!(["bounce@mailer.cnt1.example.com"])
+    );
+    assert_eq!(
+        lines[1]["envelope_to"],
+        serde_json::json!(["bounce@mailer.example.com"])
+    );
+}
