@@ -13,12 +13,11 @@
 
 use async_trait::async_trait;
 use tokio_postgres::Row;
-use tokio_postgres::types::ToSql;
 
 use crate::domain::{Event, MessageId, MessageRecord};
 
-use super::events::insert_event_sql;
-use super::{Postgres, StoreError, count_each_sql, counter_shard, decode, encode, ms, unms};
+use super::batch::Batcher;
+use super::{Postgres, StoreError, counter_shard, decode, encode, ms, unms};
 
 use crate::store::{CASE_SCAN_LIMIT, Claimed, Messages, Tells};
 
@@ -48,55 +47,131 @@ fn with_due(param: usize) -> String {
     format!("jsonb_set(record, '{{due_ms}}', coalesce(to_jsonb(${param}::bigint), 'null'))")
 }
 
+/// One message change as the batched statement takes it: the record (status and due
+/// time with it), whether its body goes, its event and its counts.
+pub(super) struct Change {
+    id: [u8; 16],
+    status: &'static str,
+    due: Option<i64>,
+    record: serde_json::Value,
+    drop_body: bool,
+    event: Option<(String, serde_json::Value)>,
+    counts: Vec<(&'static str, String)>,
+}
+
+impl Change {
+    pub(super) fn new(record: &MessageRecord, tells: Tells) -> Result<Change, StoreError> {
+        let event = tells
+            .event
+            .map(|e| Ok::<_, StoreError>((e.id.clone(), encode("events", &e)?)))
+            .transpose()?;
+        Ok(Change {
+            id: *record.id.as_bytes(),
+            status: record.status.as_str(),
+            due: record.due_ms.map(ms),
+            record: encode_record(record)?,
+            drop_body: !record.status.is_open(),
+            event,
+            counts: tells.counts,
+        })
+    }
+}
+
+/// Message changes are written in batches of up to this many: a batch is one
+/// statement, so its rows are locked for one commit rather than one each.
+const CHANGE_BATCH: usize = 256;
+
+/// The batcher of message changes: as many batches in flight as a quarter of the pool,
+/// at least two, so one gathers while another commits and the pool keeps room for reads.
+pub(super) fn change_batcher(pool_size: usize) -> std::sync::Arc<Batcher<Change>> {
+    std::sync::Arc::new(Batcher::new(
+        CHANGE_BATCH,
+        (pool_size / 4).max(2),
+        |pg, jobs| Box::pin(pg.write_changes(jobs)),
+    ))
+}
+
+/// Rewrites records (status and due time with them) with what each change tells, in
+/// one statement: the bodies of final records go, the events are inserted unnumbered
+/// (see `events`), and the counts are summed per counter, so a batch adds to each
+/// counter row once (one row lock for the batch, not one per message).
+const WRITE_CHANGES: &str = "WITH u AS (
+         SELECT * FROM unnest($1::bytea[], $2::text[], $3::bigint[], $4::jsonb[])
+             AS u (id, status, due_ms, record)
+     ), updated AS (
+         UPDATE messages m SET status = u.status, due_ms = u.due_ms, record = u.record
+         FROM u WHERE m.id = u.id
+     ), body AS (
+         DELETE FROM message_bodies WHERE id = ANY($5::bytea[])
+     ), event AS (
+         INSERT INTO events (id, record)
+         SELECT id, record FROM unnest($6::text[], $7::jsonb[]) AS e (id, record)
+     )
+     INSERT INTO counters (kind, label, shard, value)
+     SELECT k, l, $8, n FROM unnest($9::text[], $10::text[], $11::bigint[]) AS c (k, l, n)
+     ON CONFLICT (kind, label, shard) DO UPDATE SET value = counters.value + EXCLUDED.value";
+
 impl Postgres {
-    /// Rewrites a message record (status and due time with it) together with what the
-    /// change tells, in one statement: its body goes when the record is final, `event`
-    /// is inserted unnumbered (see `events`), and `counter` counts one.
-    pub(super) async fn write_change(
-        &self,
-        record: &MessageRecord,
-        tells: &Tells,
-    ) -> Result<(), StoreError> {
-        let event = tells.event.as_ref();
-        let json = encode_record(record)?;
-        let id = record.id.as_bytes().as_slice();
-        let status = record.status.as_str();
-        let due = record.due_ms.map(ms);
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&id, &status, &due, &json];
-        let mut parts = Vec::new();
-        if !record.status.is_open() {
-            parts.push("body AS (DELETE FROM message_bodies WHERE id = $1)".to_string());
+    /// Writes message changes (see [`WRITE_CHANGES`]), in one statement per run of
+    /// distinct messages: two changes of one message in one statement would leave which
+    /// one wins to the planner, so a second change of a message starts the next
+    /// statement, in the order the changes came.
+    pub(super) async fn write_changes(&self, jobs: &[Change]) -> Result<(), StoreError> {
+        let mut from = 0;
+        while from < jobs.len() {
+            let mut seen = std::collections::HashSet::new();
+            let mut to = from;
+            while to < jobs.len() && seen.insert(jobs[to].id) {
+                to += 1;
+            }
+            self.write_distinct_changes(&jobs[from..to]).await?;
+            from = to;
         }
-        let event_json = event.map(|e| encode("events", e)).transpose()?;
-        if let (Some(event), Some(event_json)) = (event, &event_json) {
-            params.push(&event.id);
-            params.push(event_json);
-            let n = params.len();
-            parts.push(format!("event AS ({})", insert_event_sql(n - 1, n)));
+        Ok(())
+    }
+
+    async fn write_distinct_changes(&self, jobs: &[Change]) -> Result<(), StoreError> {
+        let ids: Vec<&[u8]> = jobs.iter().map(|j| j.id.as_slice()).collect();
+        let statuses: Vec<&str> = jobs.iter().map(|j| j.status).collect();
+        let dues: Vec<Option<i64>> = jobs.iter().map(|j| j.due).collect();
+        let records: Vec<&serde_json::Value> = jobs.iter().map(|j| &j.record).collect();
+        let finals: Vec<&[u8]> = jobs
+            .iter()
+            .filter(|j| j.drop_body)
+            .map(|j| j.id.as_slice())
+            .collect();
+        let (event_ids, events): (Vec<&str>, Vec<&serde_json::Value>) = jobs
+            .iter()
+            .filter_map(|j| j.event.as_ref().map(|(id, e)| (id.as_str(), e)))
+            .unzip();
+        let mut sums: std::collections::BTreeMap<(&str, &str), i64> = Default::default();
+        for (kind, label) in jobs.iter().flat_map(|j| j.counts.iter()) {
+            *sums.entry((kind, label.as_str())).or_default() += 1;
         }
+        let kinds: Vec<&str> = sums.keys().map(|(k, _)| *k).collect();
+        let labels: Vec<&str> = sums.keys().map(|(_, l)| *l).collect();
+        let counts: Vec<i64> = sums.values().copied().collect();
         let shard = counter_shard();
-        let kinds: Vec<&str> = tells.counts.iter().map(|(k, _)| *k).collect();
-        let labels: Vec<&str> = tells.counts.iter().map(|(_, l)| l.as_str()).collect();
-        if !kinds.is_empty() {
-            params.extend([&kinds as &(dyn ToSql + Sync), &labels, &shard]);
-            let n = params.len();
-            parts.push(format!("count AS ({})", count_each_sql(n - 2, n - 1, n)));
-        }
-        let update = "UPDATE messages SET status = $2, due_ms = $3, record = $4 WHERE id = $1";
-        let sql = if parts.is_empty() {
-            update.to_string()
+        let what = if jobs.len() == 1 {
+            "writing a message"
         } else {
-            format!("WITH {} {update}", parts.join(", "))
+            "writing a batch of messages"
         };
         let client = self.client().await?;
         let stmt = client
-            .prepare_cached(&sql)
+            .prepare_cached(WRITE_CHANGES)
             .await
-            .map_err(self.query_error("writing a message"))?;
+            .map_err(self.query_error(what))?;
         client
-            .execute(&stmt, &params)
+            .execute(
+                &stmt,
+                &[
+                    &ids, &statuses, &dues, &records, &finals, &event_ids, &events, &shard, &kinds,
+                    &labels, &counts,
+                ],
+            )
             .await
-            .map_err(self.query_error("writing a message"))?;
+            .map_err(self.query_error(what))?;
         Ok(())
     }
 }
@@ -178,7 +253,8 @@ impl Messages for Postgres {
     /// its body in the same statement: the bytes may hold a link or a code, and nobody
     /// needs them any more.
     async fn put_message(&self, record: &mut MessageRecord) -> Result<(), StoreError> {
-        self.write_change(record, &Tells::default()).await
+        let change = Change::new(record, Tells::default())?;
+        self.inner.changes.clone().submit(self, change).await
     }
 
     /// The signed bytes of an open message (`None` once it is final).

@@ -19,6 +19,7 @@
 //! Connections come from a `deadpool-postgres` pool; statements are prepared once per
 //! connection (`prepare_cached`).
 
+mod batch;
 mod bounces;
 mod events;
 mod flows;
@@ -102,6 +103,8 @@ struct Inner {
     lease: Duration,
     /// Held while the store is open: the node's own folder lock (see `services`).
     held: std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
+    /// Message changes gathered into shared commits (see `batch`).
+    changes: Arc<batch::Batcher<messages::Change>>,
 }
 
 /// A handle to the PostgreSQL store; cheap to clone (the pool is shared).
@@ -169,7 +172,8 @@ impl crate::store::Backend for Postgres {
         tells: crate::store::Tells,
     ) -> Result<(), StoreError> {
         record.due_ms = due_ms;
-        self.write_change(record, &tells).await
+        let change = messages::Change::new(record, tells)?;
+        self.inner.changes.clone().submit(self, change).await
     }
 }
 
@@ -180,16 +184,6 @@ const COUNTER_SHARDS: u16 = 16;
 /// The shard a count goes to: any, as long as writers spread over them.
 pub(crate) fn counter_shard() -> i16 {
     (rand::random::<u16>() % COUNTER_SHARDS) as i16
-}
-
-/// The statement that adds one to each counter of the arrays `$kinds` and `$labels`
-/// (distinct pairs) in shard `$shard` (parameter numbers).
-pub(crate) fn count_each_sql(kinds: usize, labels: usize, shard: usize) -> String {
-    format!(
-        "INSERT INTO counters (kind, label, shard, value)
-         SELECT k, l, ${shard}, 1 FROM unnest(${kinds}::text[], ${labels}::text[]) AS c (k, l)
-         ON CONFLICT (kind, label, shard) DO UPDATE SET value = counters.value + 1"
-    )
 }
 
 /// The statement that adds `$n` to the counter (`$kind`, `$label`) in shard `$shard`
@@ -276,6 +270,7 @@ impl Postgres {
                 url,
                 lease: settings.lease,
                 held: std::sync::OnceLock::new(),
+                changes: messages::change_batcher(settings.pool_size),
             }),
         };
         let client = pg.client().await?;
