@@ -111,6 +111,86 @@ const WRITE_CHANGES: &str = "WITH u AS (
      SELECT k, l, $8, n FROM unnest($9::text[], $10::text[], $11::bigint[]) AS c (k, l, n)
      ON CONFLICT (kind, label, shard) DO UPDATE SET value = counters.value + EXCLUDED.value";
 
+/// A new message as the batched insert takes it (see [`Messages::insert_message`]).
+pub(super) struct NewMessage {
+    id: [u8; 16],
+    address: String,
+    created_ms: i64,
+    status: &'static str,
+    due: Option<i64>,
+    record: serde_json::Value,
+    body: Vec<u8>,
+    headers: Option<String>,
+}
+
+/// New messages are stored in batches of up to this many (the API's concurrent
+/// enqueues, one commit for all of them).
+const INSERT_BATCH: usize = 128;
+
+/// The batcher of new messages, shaped as [`change_batcher`].
+pub(super) fn insert_batcher(pool_size: usize) -> std::sync::Arc<Batcher<NewMessage>> {
+    std::sync::Arc::new(Batcher::new(
+        INSERT_BATCH,
+        (pool_size / 4).max(2),
+        |pg, jobs| Box::pin(pg.insert_messages(jobs)),
+    ))
+}
+
+/// Stores new messages, their bytes and header blocks, in one statement. The same id
+/// twice in one statement would fail it (a row changed twice); the batcher then stores
+/// them one by one.
+const INSERT_MESSAGES: &str = "WITH u AS (
+         SELECT * FROM unnest($1::bytea[], $2::text[], $3::bigint[], $4::text[], $5::bigint[],
+                              $6::jsonb[], $7::bytea[], $8::text[])
+             AS u (id, address, created_ms, status, due_ms, record, body, headers)
+     ), body AS (
+         INSERT INTO message_bodies (id, body) SELECT id, body FROM u
+         ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body
+     ), headers AS (
+         INSERT INTO message_headers (id, headers)
+         SELECT id, headers FROM u WHERE headers IS NOT NULL
+         ON CONFLICT (id) DO UPDATE SET headers = EXCLUDED.headers
+     )
+     INSERT INTO messages (id, address, created_ms, status, due_ms, record)
+     SELECT id, address, created_ms, status, due_ms, record FROM u
+     ON CONFLICT (id) DO UPDATE SET address = EXCLUDED.address,
+         created_ms = EXCLUDED.created_ms, status = EXCLUDED.status,
+         due_ms = EXCLUDED.due_ms, record = EXCLUDED.record";
+
+impl Postgres {
+    /// Stores new messages (see [`INSERT_MESSAGES`]): one round trip and one commit.
+    pub(super) async fn insert_messages(&self, jobs: &[NewMessage]) -> Result<(), StoreError> {
+        let ids: Vec<&[u8]> = jobs.iter().map(|j| j.id.as_slice()).collect();
+        let addresses: Vec<&str> = jobs.iter().map(|j| j.address.as_str()).collect();
+        let created: Vec<i64> = jobs.iter().map(|j| j.created_ms).collect();
+        let statuses: Vec<&str> = jobs.iter().map(|j| j.status).collect();
+        let dues: Vec<Option<i64>> = jobs.iter().map(|j| j.due).collect();
+        let records: Vec<&serde_json::Value> = jobs.iter().map(|j| &j.record).collect();
+        let bodies: Vec<&[u8]> = jobs.iter().map(|j| j.body.as_slice()).collect();
+        let headers: Vec<Option<&str>> = jobs.iter().map(|j| j.headers.as_deref()).collect();
+        let what = if jobs.len() == 1 {
+            "storing a message"
+        } else {
+            "storing a batch of messages"
+        };
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(INSERT_MESSAGES)
+            .await
+            .map_err(self.query_error(what))?;
+        client
+            .execute(
+                &stmt,
+                &[
+                    &ids, &addresses, &created, &statuses, &dues, &records, &bodies, &headers,
+                ],
+            )
+            .await
+            .map_err(self.query_error(what))?;
+        Ok(())
+    }
+}
+
 impl Postgres {
     /// Writes message changes (see [`WRITE_CHANGES`]), in one statement per run of
     /// distinct messages: two changes of one message in one statement would leave which
@@ -179,7 +259,8 @@ impl Postgres {
 #[async_trait]
 impl Messages for Postgres {
     /// Stores a new message, its bytes and its first event, queued at its `due_ms`, in
-    /// one statement (so one round trip and one commit): durable when this returns.
+    /// one statement, with the other messages stored at the same time (see `batch`):
+    /// durable when this returns.
     async fn insert_message(
         &self,
         record: &mut MessageRecord,
@@ -187,44 +268,17 @@ impl Messages for Postgres {
         first: &Event,
     ) -> Result<(), StoreError> {
         record.timeline = vec![first.clone()];
-        let json = encode_record(record)?;
-        let headers = record.headers.as_deref().map(super::without_nul_text);
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(
-                "WITH body AS (
-                     INSERT INTO message_bodies (id, body) VALUES ($1, $7)
-                     ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body
-                 ), headers AS (
-                     INSERT INTO message_headers (id, headers)
-                     SELECT $1, $8::text WHERE $8::text IS NOT NULL
-                     ON CONFLICT (id) DO UPDATE SET headers = EXCLUDED.headers
-                 )
-                 INSERT INTO messages (id, address, created_ms, status, due_ms, record)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (id) DO UPDATE SET address = EXCLUDED.address,
-                     created_ms = EXCLUDED.created_ms, status = EXCLUDED.status,
-                     due_ms = EXCLUDED.due_ms, record = EXCLUDED.record",
-            )
-            .await
-            .map_err(self.query_error("storing a message"))?;
-        client
-            .execute(
-                &stmt,
-                &[
-                    &record.id.as_bytes().as_slice(),
-                    &record.to.to_string(),
-                    &ms(record.created_ms),
-                    &record.status.as_str(),
-                    &record.due_ms.map(ms),
-                    &json,
-                    &raw,
-                    &headers,
-                ],
-            )
-            .await
-            .map_err(self.query_error("storing a message"))?;
-        Ok(())
+        let new = NewMessage {
+            id: *record.id.as_bytes(),
+            address: record.to.to_string(),
+            created_ms: ms(record.created_ms),
+            status: record.status.as_str(),
+            due: record.due_ms.map(ms),
+            record: encode_record(record)?,
+            body: raw.to_vec(),
+            headers: record.headers.as_deref().map(super::without_nul_text),
+        };
+        self.inner.inserts.clone().submit(self, new).await
     }
 
     /// Reads a message record, with its header block.
@@ -271,20 +325,28 @@ impl Messages for Postgres {
         Ok(row.map(|r| r.get(0)))
     }
 
+    /// Forgets finished messages created before `before_ms` (at most `limit`), their
+    /// header blocks with them (no foreign key does it: see migration 0007).
     async fn prune_finished(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
         let client = self.client().await?;
-        let n = client
-            .execute(
-                "DELETE FROM messages WHERE id IN (
-                     SELECT id FROM messages
-                     WHERE due_ms IS NULL AND created_ms < $1
-                       AND status NOT IN ('queued', 'deferred', 'sending')
-                     LIMIT $2)",
+        let row = client
+            .query_one(
+                "WITH gone AS (
+                     DELETE FROM messages WHERE id IN (
+                         SELECT id FROM messages
+                         WHERE due_ms IS NULL AND created_ms < $1
+                           AND status NOT IN ('queued', 'deferred', 'sending')
+                         LIMIT $2)
+                     RETURNING id
+                 ), headers AS (
+                     DELETE FROM message_headers WHERE id IN (SELECT id FROM gone)
+                 )
+                 SELECT count(*) FROM gone",
                 &[&ms(before_ms), &ms(limit as u64)],
             )
             .await
             .map_err(self.query_error("forgetting finished messages"))?;
-        Ok(n as usize)
+        Ok(unms(row.get(0)) as usize)
     }
 
     /// Nothing to reclaim: bodies are rows, and PostgreSQL's vacuum frees their space.

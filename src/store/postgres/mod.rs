@@ -51,6 +51,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (4, include_str!("migrations/0004_prune_events.sql")),
     (5, include_str!("migrations/0005_address_search.sql")),
     (6, include_str!("migrations/0006_message_headers.sql")),
+    (
+        7,
+        include_str!("migrations/0007_headers_without_key_check.sql"),
+    ),
 ];
 
 /// The schema version this binary writes and understands.
@@ -105,6 +109,8 @@ struct Inner {
     held: std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
     /// Message changes gathered into shared commits (see `batch`).
     changes: Arc<batch::Batcher<messages::Change>>,
+    /// New messages gathered into shared commits.
+    inserts: Arc<batch::Batcher<messages::NewMessage>>,
 }
 
 /// A handle to the PostgreSQL store; cheap to clone (the pool is shared).
@@ -271,6 +277,7 @@ impl Postgres {
                 lease: settings.lease,
                 held: std::sync::OnceLock::new(),
                 changes: messages::change_batcher(settings.pool_size),
+                inserts: messages::insert_batcher(settings.pool_size),
             }),
         };
         let client = pg.client().await?;
