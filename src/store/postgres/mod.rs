@@ -55,6 +55,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
         7,
         include_str!("migrations/0007_headers_without_key_check.sql"),
     ),
+    (8, include_str!("migrations/0008_message_bytes_lz4.sql")),
 ];
 
 /// The schema version this binary writes and understands.
