@@ -7,9 +7,10 @@
 //! ordered on; every write keeps those columns and the JSON in step (a message's
 //! `due_ms` column is always its record's `due_ms`).
 //!
-//! Durability: each write is its own committed statement or transaction, with
+//! Durability: each write is a committed statement or transaction, with
 //! `synchronous_commit` left on, so a write that returned is acknowledged: `flush` has
-//! nothing left to do. Message bodies live in their own table (the hot queue table
+//! nothing left to do. Enqueues and message changes that arrive together share one
+//! statement and one commit (`batch`); each still returns only after that commit. Message bodies live in their own table (the hot queue table
 //! stays narrow); there is no spool.
 //!
 //! Migrations are SQL files embedded in the binary, applied in order under a
