@@ -13,12 +13,11 @@
 
 use async_trait::async_trait;
 use tokio_postgres::Row;
-use tokio_postgres::types::ToSql;
 
 use crate::domain::{Event, MessageId, MessageRecord};
 
-use super::events::insert_event_sql;
-use super::{Postgres, StoreError, count_each_sql, counter_shard, decode, encode, ms, unms};
+use super::batch::Batcher;
+use super::{Postgres, StoreError, counter_shard, decode, encode, ms, unms};
 
 use crate::store::{CASE_SCAN_LIMIT, Claimed, Messages, Tells};
 
@@ -48,55 +47,211 @@ fn with_due(param: usize) -> String {
     format!("jsonb_set(record, '{{due_ms}}', coalesce(to_jsonb(${param}::bigint), 'null'))")
 }
 
+/// One message change as the batched statement takes it: the record (status and due
+/// time with it), whether its body goes, its event and its counts.
+pub(super) struct Change {
+    id: [u8; 16],
+    status: &'static str,
+    due: Option<i64>,
+    record: serde_json::Value,
+    drop_body: bool,
+    event: Option<(String, serde_json::Value)>,
+    counts: Vec<(&'static str, String)>,
+}
+
+impl Change {
+    pub(super) fn new(record: &MessageRecord, tells: Tells) -> Result<Change, StoreError> {
+        let event = tells
+            .event
+            .map(|e| Ok::<_, StoreError>((e.id.clone(), encode("events", &e)?)))
+            .transpose()?;
+        Ok(Change {
+            id: *record.id.as_bytes(),
+            status: record.status.as_str(),
+            due: record.due_ms.map(ms),
+            record: encode_record(record)?,
+            drop_body: !record.status.is_open(),
+            event,
+            counts: tells.counts,
+        })
+    }
+}
+
+/// Message changes are written in batches of up to this many: a batch is one
+/// statement, so its rows are locked for one commit rather than one each.
+const CHANGE_BATCH: usize = 256;
+
+/// The batcher of message changes: as many batches in flight as a quarter of the pool,
+/// at least two, so one gathers while another commits and the pool keeps room for reads.
+pub(super) fn change_batcher(pool_size: usize) -> std::sync::Arc<Batcher<Change>> {
+    std::sync::Arc::new(Batcher::new(
+        CHANGE_BATCH,
+        (pool_size / 4).max(2),
+        |pg, jobs| Box::pin(pg.write_changes(jobs)),
+    ))
+}
+
+/// Rewrites records (status and due time with them) with what each change tells, in
+/// one statement: the bodies of final records go, the events are inserted unnumbered
+/// (see `events`), and the counts are summed per counter, so a batch adds to each
+/// counter row once (one row lock for the batch, not one per message).
+const WRITE_CHANGES: &str = "WITH u AS (
+         SELECT * FROM unnest($1::bytea[], $2::text[], $3::bigint[], $4::jsonb[])
+             AS u (id, status, due_ms, record)
+     ), updated AS (
+         UPDATE messages m SET status = u.status, due_ms = u.due_ms, record = u.record
+         FROM u WHERE m.id = u.id
+     ), body AS (
+         DELETE FROM message_bodies WHERE id = ANY($5::bytea[])
+     ), event AS (
+         INSERT INTO events (id, record)
+         SELECT id, record FROM unnest($6::text[], $7::jsonb[]) AS e (id, record)
+     )
+     INSERT INTO counters (kind, label, shard, value)
+     SELECT k, l, $8, n FROM unnest($9::text[], $10::text[], $11::bigint[]) AS c (k, l, n)
+     ON CONFLICT (kind, label, shard) DO UPDATE SET value = counters.value + EXCLUDED.value";
+
+/// A new message as the batched insert takes it (see [`Messages::insert_message`]).
+pub(super) struct NewMessage {
+    id: [u8; 16],
+    address: String,
+    created_ms: i64,
+    status: &'static str,
+    due: Option<i64>,
+    record: serde_json::Value,
+    body: Vec<u8>,
+    headers: Option<String>,
+}
+
+/// New messages are stored in batches of up to this many (the API's concurrent
+/// enqueues, one commit for all of them).
+const INSERT_BATCH: usize = 128;
+
+/// The batcher of new messages, shaped as [`change_batcher`].
+pub(super) fn insert_batcher(pool_size: usize) -> std::sync::Arc<Batcher<NewMessage>> {
+    std::sync::Arc::new(Batcher::new(
+        INSERT_BATCH,
+        (pool_size / 4).max(2),
+        |pg, jobs| Box::pin(pg.insert_messages(jobs)),
+    ))
+}
+
+/// Stores new messages, their bytes and header blocks, in one statement. The same id
+/// twice in one statement would fail it (a row changed twice); the batcher then stores
+/// them one by one.
+const INSERT_MESSAGES: &str = "WITH u AS (
+         SELECT * FROM unnest($1::bytea[], $2::text[], $3::bigint[], $4::text[], $5::bigint[],
+                              $6::jsonb[], $7::bytea[], $8::text[])
+             AS u (id, address, created_ms, status, due_ms, record, body, headers)
+     ), body AS (
+         INSERT INTO message_bodies (id, body) SELECT id, body FROM u
+         ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body
+     ), headers AS (
+         INSERT INTO message_headers (id, headers)
+         SELECT id, headers FROM u WHERE headers IS NOT NULL
+         ON CONFLICT (id) DO UPDATE SET headers = EXCLUDED.headers
+     )
+     INSERT INTO messages (id, address, created_ms, status, due_ms, record)
+     SELECT id, address, created_ms, status, due_ms, record FROM u
+     ON CONFLICT (id) DO UPDATE SET address = EXCLUDED.address,
+         created_ms = EXCLUDED.created_ms, status = EXCLUDED.status,
+         due_ms = EXCLUDED.due_ms, record = EXCLUDED.record";
+
 impl Postgres {
-    /// Rewrites a message record (status and due time with it) together with what the
-    /// change tells, in one statement: its body goes when the record is final, `event`
-    /// is inserted unnumbered (see `events`), and `counter` counts one.
-    pub(super) async fn write_change(
-        &self,
-        record: &MessageRecord,
-        tells: &Tells,
-    ) -> Result<(), StoreError> {
-        let event = tells.event.as_ref();
-        let json = encode_record(record)?;
-        let id = record.id.as_bytes().as_slice();
-        let status = record.status.as_str();
-        let due = record.due_ms.map(ms);
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&id, &status, &due, &json];
-        let mut parts = Vec::new();
-        if !record.status.is_open() {
-            parts.push("body AS (DELETE FROM message_bodies WHERE id = $1)".to_string());
-        }
-        let event_json = event.map(|e| encode("events", e)).transpose()?;
-        if let (Some(event), Some(event_json)) = (event, &event_json) {
-            params.push(&event.id);
-            params.push(event_json);
-            let n = params.len();
-            parts.push(format!("event AS ({})", insert_event_sql(n - 1, n)));
-        }
-        let shard = counter_shard();
-        let kinds: Vec<&str> = tells.counts.iter().map(|(k, _)| *k).collect();
-        let labels: Vec<&str> = tells.counts.iter().map(|(_, l)| l.as_str()).collect();
-        if !kinds.is_empty() {
-            params.extend([&kinds as &(dyn ToSql + Sync), &labels, &shard]);
-            let n = params.len();
-            parts.push(format!("count AS ({})", count_each_sql(n - 2, n - 1, n)));
-        }
-        let update = "UPDATE messages SET status = $2, due_ms = $3, record = $4 WHERE id = $1";
-        let sql = if parts.is_empty() {
-            update.to_string()
+    /// Stores new messages (see [`INSERT_MESSAGES`]): one round trip and one commit.
+    pub(super) async fn insert_messages(&self, jobs: &[NewMessage]) -> Result<(), StoreError> {
+        let ids: Vec<&[u8]> = jobs.iter().map(|j| j.id.as_slice()).collect();
+        let addresses: Vec<&str> = jobs.iter().map(|j| j.address.as_str()).collect();
+        let created: Vec<i64> = jobs.iter().map(|j| j.created_ms).collect();
+        let statuses: Vec<&str> = jobs.iter().map(|j| j.status).collect();
+        let dues: Vec<Option<i64>> = jobs.iter().map(|j| j.due).collect();
+        let records: Vec<&serde_json::Value> = jobs.iter().map(|j| &j.record).collect();
+        let bodies: Vec<&[u8]> = jobs.iter().map(|j| j.body.as_slice()).collect();
+        let headers: Vec<Option<&str>> = jobs.iter().map(|j| j.headers.as_deref()).collect();
+        let what = if jobs.len() == 1 {
+            "storing a message"
         } else {
-            format!("WITH {} {update}", parts.join(", "))
+            "storing a batch of messages"
         };
         let client = self.client().await?;
         let stmt = client
-            .prepare_cached(&sql)
+            .prepare_cached(INSERT_MESSAGES)
             .await
-            .map_err(self.query_error("writing a message"))?;
+            .map_err(self.query_error(what))?;
         client
-            .execute(&stmt, &params)
+            .execute(
+                &stmt,
+                &[
+                    &ids, &addresses, &created, &statuses, &dues, &records, &bodies, &headers,
+                ],
+            )
             .await
-            .map_err(self.query_error("writing a message"))?;
+            .map_err(self.query_error(what))?;
+        Ok(())
+    }
+}
+
+impl Postgres {
+    /// Writes message changes (see [`WRITE_CHANGES`]), in one statement per run of
+    /// distinct messages: two changes of one message in one statement would leave which
+    /// one wins to the planner, so a second change of a message starts the next
+    /// statement, in the order the changes came.
+    pub(super) async fn write_changes(&self, jobs: &[Change]) -> Result<(), StoreError> {
+        let mut from = 0;
+        while from < jobs.len() {
+            let mut seen = std::collections::HashSet::new();
+            let mut to = from;
+            while to < jobs.len() && seen.insert(jobs[to].id) {
+                to += 1;
+            }
+            self.write_distinct_changes(&jobs[from..to]).await?;
+            from = to;
+        }
+        Ok(())
+    }
+
+    async fn write_distinct_changes(&self, jobs: &[Change]) -> Result<(), StoreError> {
+        let ids: Vec<&[u8]> = jobs.iter().map(|j| j.id.as_slice()).collect();
+        let statuses: Vec<&str> = jobs.iter().map(|j| j.status).collect();
+        let dues: Vec<Option<i64>> = jobs.iter().map(|j| j.due).collect();
+        let records: Vec<&serde_json::Value> = jobs.iter().map(|j| &j.record).collect();
+        let finals: Vec<&[u8]> = jobs
+            .iter()
+            .filter(|j| j.drop_body)
+            .map(|j| j.id.as_slice())
+            .collect();
+        let (event_ids, events): (Vec<&str>, Vec<&serde_json::Value>) = jobs
+            .iter()
+            .filter_map(|j| j.event.as_ref().map(|(id, e)| (id.as_str(), e)))
+            .unzip();
+        let mut sums: std::collections::BTreeMap<(&str, &str), i64> = Default::default();
+        for (kind, label) in jobs.iter().flat_map(|j| j.counts.iter()) {
+            *sums.entry((kind, label.as_str())).or_default() += 1;
+        }
+        let kinds: Vec<&str> = sums.keys().map(|(k, _)| *k).collect();
+        let labels: Vec<&str> = sums.keys().map(|(_, l)| *l).collect();
+        let counts: Vec<i64> = sums.values().copied().collect();
+        let shard = counter_shard();
+        let what = if jobs.len() == 1 {
+            "writing a message"
+        } else {
+            "writing a batch of messages"
+        };
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(WRITE_CHANGES)
+            .await
+            .map_err(self.query_error(what))?;
+        client
+            .execute(
+                &stmt,
+                &[
+                    &ids, &statuses, &dues, &records, &finals, &event_ids, &events, &shard, &kinds,
+                    &labels, &counts,
+                ],
+            )
+            .await
+            .map_err(self.query_error(what))?;
         Ok(())
     }
 }
@@ -104,7 +259,8 @@ impl Postgres {
 #[async_trait]
 impl Messages for Postgres {
     /// Stores a new message, its bytes and its first event, queued at its `due_ms`, in
-    /// one statement (so one round trip and one commit): durable when this returns.
+    /// one statement, with the other messages stored at the same time (see `batch`):
+    /// durable when this returns.
     async fn insert_message(
         &self,
         record: &mut MessageRecord,
@@ -112,44 +268,17 @@ impl Messages for Postgres {
         first: &Event,
     ) -> Result<(), StoreError> {
         record.timeline = vec![first.clone()];
-        let json = encode_record(record)?;
-        let headers = record.headers.as_deref().map(super::without_nul_text);
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(
-                "WITH body AS (
-                     INSERT INTO message_bodies (id, body) VALUES ($1, $7)
-                     ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body
-                 ), headers AS (
-                     INSERT INTO message_headers (id, headers)
-                     SELECT $1, $8::text WHERE $8::text IS NOT NULL
-                     ON CONFLICT (id) DO UPDATE SET headers = EXCLUDED.headers
-                 )
-                 INSERT INTO messages (id, address, created_ms, status, due_ms, record)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (id) DO UPDATE SET address = EXCLUDED.address,
-                     created_ms = EXCLUDED.created_ms, status = EXCLUDED.status,
-                     due_ms = EXCLUDED.due_ms, record = EXCLUDED.record",
-            )
-            .await
-            .map_err(self.query_error("storing a message"))?;
-        client
-            .execute(
-                &stmt,
-                &[
-                    &record.id.as_bytes().as_slice(),
-                    &record.to.to_string(),
-                    &ms(record.created_ms),
-                    &record.status.as_str(),
-                    &record.due_ms.map(ms),
-                    &json,
-                    &raw,
-                    &headers,
-                ],
-            )
-            .await
-            .map_err(self.query_error("storing a message"))?;
-        Ok(())
+        let new = NewMessage {
+            id: *record.id.as_bytes(),
+            address: record.to.to_string(),
+            created_ms: ms(record.created_ms),
+            status: record.status.as_str(),
+            due: record.due_ms.map(ms),
+            record: encode_record(record)?,
+            body: raw.to_vec(),
+            headers: record.headers.as_deref().map(super::without_nul_text),
+        };
+        self.inner.inserts.clone().submit(self, new).await
     }
 
     /// Reads a message record, with its header block.
@@ -178,7 +307,8 @@ impl Messages for Postgres {
     /// its body in the same statement: the bytes may hold a link or a code, and nobody
     /// needs them any more.
     async fn put_message(&self, record: &mut MessageRecord) -> Result<(), StoreError> {
-        self.write_change(record, &Tells::default()).await
+        let change = Change::new(record, Tells::default())?;
+        self.inner.changes.clone().submit(self, change).await
     }
 
     /// The signed bytes of an open message (`None` once it is final).
@@ -195,20 +325,28 @@ impl Messages for Postgres {
         Ok(row.map(|r| r.get(0)))
     }
 
+    /// Forgets finished messages created before `before_ms` (at most `limit`), their
+    /// header blocks with them (no foreign key does it: see migration 0007).
     async fn prune_finished(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
         let client = self.client().await?;
-        let n = client
-            .execute(
-                "DELETE FROM messages WHERE id IN (
-                     SELECT id FROM messages
-                     WHERE due_ms IS NULL AND created_ms < $1
-                       AND status NOT IN ('queued', 'deferred', 'sending')
-                     LIMIT $2)",
+        let row = client
+            .query_one(
+                "WITH gone AS (
+                     DELETE FROM messages WHERE id IN (
+                         SELECT id FROM messages
+                         WHERE due_ms IS NULL AND created_ms < $1
+                           AND status NOT IN ('queued', 'deferred', 'sending')
+                         LIMIT $2)
+                     RETURNING id
+                 ), headers AS (
+                     DELETE FROM message_headers WHERE id IN (SELECT id FROM gone)
+                 )
+                 SELECT count(*) FROM gone",
                 &[&ms(before_ms), &ms(limit as u64)],
             )
             .await
             .map_err(self.query_error("forgetting finished messages"))?;
-        Ok(n as usize)
+        Ok(unms(row.get(0)) as usize)
     }
 
     /// Nothing to reclaim: bodies are rows, and PostgreSQL's vacuum frees their space.

@@ -7,9 +7,10 @@
 //! ordered on; every write keeps those columns and the JSON in step (a message's
 //! `due_ms` column is always its record's `due_ms`).
 //!
-//! Durability: each write is its own committed statement or transaction, with
+//! Durability: each write is a committed statement or transaction, with
 //! `synchronous_commit` left on, so a write that returned is acknowledged: `flush` has
-//! nothing left to do. Message bodies live in their own table (the hot queue table
+//! nothing left to do. Enqueues and message changes that arrive together share one
+//! statement and one commit (`batch`); each still returns only after that commit. Message bodies live in their own table (the hot queue table
 //! stays narrow); there is no spool.
 //!
 //! Migrations are SQL files embedded in the binary, applied in order under a
@@ -19,6 +20,7 @@
 //! Connections come from a `deadpool-postgres` pool; statements are prepared once per
 //! connection (`prepare_cached`).
 
+mod batch;
 mod bounces;
 mod events;
 mod flows;
@@ -50,6 +52,11 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (4, include_str!("migrations/0004_prune_events.sql")),
     (5, include_str!("migrations/0005_address_search.sql")),
     (6, include_str!("migrations/0006_message_headers.sql")),
+    (
+        7,
+        include_str!("migrations/0007_headers_without_key_check.sql"),
+    ),
+    (8, include_str!("migrations/0008_message_bytes_lz4.sql")),
 ];
 
 /// The schema version this binary writes and understands.
@@ -102,6 +109,10 @@ struct Inner {
     lease: Duration,
     /// Held while the store is open: the node's own folder lock (see `services`).
     held: std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
+    /// Message changes gathered into shared commits (see `batch`).
+    changes: Arc<batch::Batcher<messages::Change>>,
+    /// New messages gathered into shared commits.
+    inserts: Arc<batch::Batcher<messages::NewMessage>>,
 }
 
 /// A handle to the PostgreSQL store; cheap to clone (the pool is shared).
@@ -169,7 +180,8 @@ impl crate::store::Backend for Postgres {
         tells: crate::store::Tells,
     ) -> Result<(), StoreError> {
         record.due_ms = due_ms;
-        self.write_change(record, &tells).await
+        let change = messages::Change::new(record, tells)?;
+        self.inner.changes.clone().submit(self, change).await
     }
 }
 
@@ -180,16 +192,6 @@ const COUNTER_SHARDS: u16 = 16;
 /// The shard a count goes to: any, as long as writers spread over them.
 pub(crate) fn counter_shard() -> i16 {
     (rand::random::<u16>() % COUNTER_SHARDS) as i16
-}
-
-/// The statement that adds one to each counter of the arrays `$kinds` and `$labels`
-/// (distinct pairs) in shard `$shard` (parameter numbers).
-pub(crate) fn count_each_sql(kinds: usize, labels: usize, shard: usize) -> String {
-    format!(
-        "INSERT INTO counters (kind, label, shard, value)
-         SELECT k, l, ${shard}, 1 FROM unnest(${kinds}::text[], ${labels}::text[]) AS c (k, l)
-         ON CONFLICT (kind, label, shard) DO UPDATE SET value = counters.value + 1"
-    )
 }
 
 /// The statement that adds `$n` to the counter (`$kind`, `$label`) in shard `$shard`
@@ -276,6 +278,8 @@ impl Postgres {
                 url,
                 lease: settings.lease,
                 held: std::sync::OnceLock::new(),
+                changes: messages::change_batcher(settings.pool_size),
+                inserts: messages::insert_batcher(settings.pool_size),
             }),
         };
         let client = pg.client().await?;

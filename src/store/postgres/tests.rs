@@ -1324,3 +1324,101 @@ async fn a_domain_and_a_prefix_list_each_address_once_from_the_indexes() {
     assert_eq!(found("hana_", 10).await, ["hana_x@other.jp"]);
     assert!(found("@nowhere.jp", 10).await.is_empty());
 }
+
+#[tokio::test]
+async fn concurrent_writes_share_commits_and_each_gets_its_own_answer() {
+    use crate::domain::{EventData, EventType};
+    use crate::store::Tells;
+    let db = TestDb::new().await;
+    let pg = db.migrated().await;
+    let s = store(&pg);
+    let taken = s
+        .record_event(EventType::FlowMailed, EventData::default(), 1)
+        .await
+        .unwrap();
+    // 200 enqueues at once: every one stored with its bytes and header block.
+    let inserts = (0..200).map(|i| {
+        let pg = pg.clone();
+        tokio::spawn(async move {
+            let mut r = message(&format!("u{i}@example.jp"), 100 + i);
+            r.headers = Some(format!("Subject: {i}\r\n"));
+            pg.insert_message(
+                &mut r,
+                format!("body {i}").as_bytes(),
+                &Event::new(Step::Queued, 100),
+            )
+            .await
+            .unwrap();
+            r
+        })
+    });
+    let mut records = Vec::new();
+    for t in inserts {
+        records.push(t.await.unwrap());
+    }
+    for r in &records {
+        let stored = pg.message(&r.id).await.unwrap().unwrap();
+        assert_eq!(stored.headers, r.headers);
+        let i = &r.to.to_string()[1..r.to.to_string().find('@').unwrap()];
+        assert_eq!(
+            pg.body(&stored).await.unwrap().unwrap(),
+            format!("body {i}").as_bytes()
+        );
+    }
+    // All delivered at once, one of them telling an event that cannot be written: it
+    // fails alone, and the counts of the others add up.
+    let bad = records[7].id;
+    let finishes = records.into_iter().map(|mut r| {
+        let (s, taken) = (s.clone(), taken.clone());
+        tokio::spawn(async move {
+            r.status = MessageStatus::Delivered;
+            let event = if r.id == bad {
+                taken
+            } else {
+                Store::new_event(EventType::MessageDelivered, EventData::of_message(&r), 120)
+            };
+            let tells = Tells {
+                event: Some(event),
+                counts: vec![("deliveries", "delivered".into())],
+            };
+            (r.id, s.write_message_change(&mut r, None, tells).await)
+        })
+    });
+    for t in finishes {
+        let (id, result) = t.await.unwrap();
+        assert_eq!(result.is_err(), id == bad, "{id}: {result:?}");
+    }
+    assert_eq!(
+        pg.counters("deliveries").await.unwrap(),
+        vec![("delivered".to_string(), 199)]
+    );
+    assert_eq!(s.events_after(0, 500).await.unwrap().len(), 200);
+    assert_eq!(
+        pg.message(&bad).await.unwrap().unwrap().status,
+        MessageStatus::Queued
+    );
+    assert_eq!(pg.count_rows("message_bodies").await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn two_changes_of_one_message_in_one_batch_keep_their_order() {
+    let db = TestDb::new().await;
+    let pg = db.migrated().await;
+    let mut r = message("a@example.jp", 100);
+    pg.insert_message(&mut r, b"body", &Event::new(Step::Queued, 100))
+        .await
+        .unwrap();
+    let mut first = r.clone();
+    first.status = MessageStatus::Sending;
+    let mut second = r.clone();
+    second.status = MessageStatus::Delivered;
+    let changes = [
+        messages::Change::new(&first, Default::default()).unwrap(),
+        messages::Change::new(&second, Default::default()).unwrap(),
+    ];
+    pg.write_changes(&changes).await.unwrap();
+    assert_eq!(
+        pg.message(&r.id).await.unwrap().unwrap().status,
+        MessageStatus::Delivered
+    );
+}
