@@ -247,11 +247,41 @@ pub fn message_delivered(flow: &mut FlowRecord, now: u64, template: &str) {
             flow.state = FlowState::Mailed;
             note(flow, now, "mailed", None);
         }
+        // The link was used before the delivery was recorded (a fast reader, or a
+        // scanner that presses buttons): the flow has moved on, and that its mail
+        // arrived is still news for the application, once.
+        ("invite" | "reset", FlowState::Opened | FlowState::CodeSent | FlowState::Completed)
+            if !was_mailed(flow) =>
+        {
+            note(flow, now, "mailed", None)
+        }
         ("code", FlowState::Opened) => {
             flow.state = FlowState::CodeSent;
             note(flow, now, "code_sent", None);
         }
         _ => {}
+    }
+}
+
+/// Whether a delivery of the flow's link mail was recorded.
+pub fn was_mailed(flow: &FlowRecord) -> bool {
+    flow.notes.iter().any(|n| n.what == "mailed")
+}
+
+/// What [`told`] compares a changed flow with: its state, and whether its link mail was
+/// known to be delivered, before the change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Before {
+    pub state: FlowState,
+    pub mailed: bool,
+}
+
+impl Before {
+    pub fn of(flow: &FlowRecord) -> Before {
+        Before {
+            state: flow.state,
+            mailed: was_mailed(flow),
+        }
     }
 }
 
@@ -312,9 +342,9 @@ impl Transition {
                 Outcome::Changed(true)
             }
             Transition::MessageDelivered { template } => {
-                let before = flow.state;
+                let before = Before::of(flow);
                 message_delivered(flow, now, template);
-                Outcome::Changed(flow.state != before)
+                Outcome::Changed(Before::of(flow) != before)
             }
             Transition::MarkUndeliverable { reason } => {
                 Outcome::Changed(mark_undeliverable(flow, now, reason))
@@ -342,12 +372,16 @@ impl Transition {
 /// event (with the reason in mailgate's words) and whether the flow just completed (so
 /// a counter counts completions as they happen). `opened` is told once, at the first
 /// press of the button (a person, not a link scanner: scanners fetch links but do not
-/// press buttons), not at each new code.
-pub fn told(before: FlowState, flow: &FlowRecord) -> (Option<(EventType, EventData)>, bool) {
+/// press buttons), not at each new code. `mailed` is told once too, late when the link
+/// was used before its delivery was recorded.
+pub fn told(before: Before, flow: &FlowRecord) -> (Option<(EventType, EventData)>, bool) {
+    let before_state = before.state;
     let kind = match flow.state {
-        after if after == before => None,
+        after if after == before_state => {
+            (!before.mailed && was_mailed(flow)).then_some(EventType::FlowMailed)
+        }
         FlowState::Mailed => Some(EventType::FlowMailed),
-        FlowState::Opened if matches!(before, FlowState::Issued | FlowState::Mailed) => {
+        FlowState::Opened if matches!(before_state, FlowState::Issued | FlowState::Mailed) => {
             Some(EventType::FlowOpened)
         }
         FlowState::Completed => Some(EventType::FlowCompleted),
@@ -370,7 +404,7 @@ pub fn told(before: FlowState, flow: &FlowRecord) -> (Option<(EventType, EventDa
         };
         (kind, data)
     });
-    let completed = before != FlowState::Completed && flow.state == FlowState::Completed;
+    let completed = before_state != FlowState::Completed && flow.state == FlowState::Completed;
     (event, completed)
 }
 
@@ -425,6 +459,28 @@ mod tests {
         assert!(complete(&mut f, MIN + 4, Some(&"b".repeat(64))));
         assert_eq!(f.state, FlowState::Completed);
         assert!(!complete(&mut f, MIN + 5, Some(&"b".repeat(64))));
+    }
+
+    #[test]
+    fn a_link_used_before_its_delivery_was_recorded_still_tells_mailed_once() {
+        let mut f = flow();
+        let pressed = Transition::PressButton(code("123456"));
+        let before = Before::of(&f);
+        pressed.apply(&mut f, MIN);
+        assert_eq!(told(before, &f).0.unwrap().0, EventType::FlowOpened);
+        // The invitation's delivery is recorded only now: the state stays, the
+        // application still hears that the mail arrived.
+        let delivered = Transition::MessageDelivered {
+            template: "invite".into(),
+        };
+        let before = Before::of(&f);
+        assert_eq!(delivered.apply(&mut f, MIN + 1), Outcome::Changed(true));
+        assert_eq!(f.state, FlowState::Opened);
+        assert_eq!(told(before, &f).0.unwrap().0, EventType::FlowMailed);
+        // A second delivery (a resent invitation) tells nothing more.
+        let before = Before::of(&f);
+        assert_eq!(delivered.apply(&mut f, MIN + 2), Outcome::Changed(false));
+        assert_eq!(told(before, &f).0, None);
     }
 
     #[test]

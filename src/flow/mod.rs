@@ -744,6 +744,10 @@ mod tests {
             0,
             100,
         );
+        let before = machine::Before {
+            state: before,
+            mailed: false,
+        };
         flow.state = after;
         machine::told(before, &flow).0.map(|(kind, _)| kind)
     }

@@ -657,7 +657,7 @@ impl Store {
         let record = self
             .backend
             .change_flow(id, &mut |f: &mut FlowRecord| {
-                let before = f.state;
+                let before = transition::Before::of(f);
                 out = Some(transition.apply(f, now));
                 let (event, completed) = transition::told(before, f);
                 Tells {
