@@ -545,9 +545,10 @@ pub trait Backend:
 
     /// Writes a message's new state with what the change tells, as one unit: the
     /// record with its queue entry moved to `due_ms` (out of the queue with `None`; a
-    /// final record drops its body), the application's event if any, and its counts. Durable with the next flush, like the writes it stands
-    /// for. The default makes one call per part; a database writes them in one
-    /// statement, so a finished message costs one commit.
+    /// final record drops its body), the application's event if any, and its counts.
+    /// Durable with the next flush, like the writes it stands for. The default makes one
+    /// call per part; a database writes them in one statement, so a finished message
+    /// costs one commit.
     async fn write_message_change(
         &self,
         record: &mut MessageRecord,

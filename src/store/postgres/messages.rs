@@ -12,6 +12,7 @@
 //! reads it ([`Messages::message`] joins it back).
 
 use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use crate::domain::{Event, MessageId, MessageRecord};
@@ -195,8 +196,11 @@ impl Postgres {
     /// Writes message changes (see [`WRITE_CHANGES`]), in one statement per run of
     /// distinct messages: two changes of one message in one statement would leave which
     /// one wins to the planner, so a second change of a message starts the next
-    /// statement, in the order the changes came.
+    /// statement, in the order the changes came. Several statements share one
+    /// transaction, so a batch stays all or nothing (the batcher writes a failed batch
+    /// again change by change, and a part already committed would fail on its event).
     pub(super) async fn write_changes(&self, jobs: &[Change]) -> Result<(), StoreError> {
+        let mut runs = Vec::new();
         let mut from = 0;
         while from < jobs.len() {
             let mut seen = std::collections::HashSet::new();
@@ -204,13 +208,26 @@ impl Postgres {
             while to < jobs.len() && seen.insert(jobs[to].id) {
                 to += 1;
             }
-            self.write_distinct_changes(&jobs[from..to]).await?;
+            runs.push(&jobs[from..to]);
             from = to;
         }
-        Ok(())
+        let mut client = self.client().await?;
+        if let [run] = runs.as_slice() {
+            return self.write_distinct_changes(&client, run).await;
+        }
+        let what = "writing a batch of messages";
+        let tx = client.transaction().await.map_err(self.query_error(what))?;
+        for run in runs {
+            self.write_distinct_changes(&tx, run).await?;
+        }
+        tx.commit().await.map_err(self.query_error(what))
     }
 
-    async fn write_distinct_changes(&self, jobs: &[Change]) -> Result<(), StoreError> {
+    async fn write_distinct_changes(
+        &self,
+        client: &impl GenericClient,
+        jobs: &[Change],
+    ) -> Result<(), StoreError> {
         let ids: Vec<&[u8]> = jobs.iter().map(|j| j.id.as_slice()).collect();
         let statuses: Vec<&str> = jobs.iter().map(|j| j.status).collect();
         let dues: Vec<Option<i64>> = jobs.iter().map(|j| j.due).collect();
@@ -237,7 +254,6 @@ impl Postgres {
         } else {
             "writing a batch of messages"
         };
-        let client = self.client().await?;
         let stmt = client
             .prepare_cached(WRITE_CHANGES)
             .await
